@@ -1,0 +1,151 @@
+//! The core's settings, with their defaults. The process environment is read here and only here.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const PUBLIC_REGISTRY: &str = "https://registry.npmjs.org/";
+pub const DEFAULT_PACKAGE: &str = "kanban";
+pub const DEFAULT_TAG: &str = "latest";
+
+/// Everything one staging run needs. Built by the binding (or a test) from user options.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub user_data: PathBuf,
+    pub current_version: String,
+    pub native_deps_source: PathBuf,
+    /// Registry base URL, always ending in `/`.
+    pub registry: String,
+    pub package_name: String,
+    pub dist_tag: String,
+    pub net: NetConfig,
+    pub limits: Limits,
+}
+
+/// How we talk to the registry.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// TCP + TLS handshake budget per connection attempt.
+    pub connect_timeout: Duration,
+    /// Longest wait for the next byte of a response before the attempt counts as stalled.
+    pub idle_timeout: Duration,
+    /// Budget for the whole call, retries and lock wait included.
+    pub total_timeout: Duration,
+    /// Attempts after the first for transient failures.
+    pub retries: u32,
+    /// Explicit proxy URL for every request; overrides the environment's proxies.
+    pub proxy: Option<String>,
+    /// Proxies from `HTTPS_PROXY` / `HTTP_PROXY`, used when `proxy` is not given.
+    pub env_proxy: EnvProxy,
+    /// Extra PEM certificates to trust beside the operating system's store.
+    pub ca: Vec<String>,
+    /// Bearer token sent to the registry's host only.
+    pub auth_token: Option<String>,
+    pub user_agent: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EnvProxy {
+    pub https: Option<String>,
+    pub http: Option<String>,
+    pub no_proxy: Option<String>,
+}
+
+/// Caps on what a tarball may unpack to.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Total bytes of file contents; `None` derives it from `dist.unpackedSize`.
+    pub max_unpacked_bytes: Option<u64>,
+    /// Number of tar entries; `None` derives it from `dist.fileCount`.
+    pub max_entries: Option<u64>,
+}
+
+/// Hard ceilings whatever the registry claims: the runtime is ~60 MB in ~20 files today.
+pub const HARD_MAX_UNPACKED_BYTES: u64 = 1024 * 1024 * 1024;
+pub const HARD_MAX_ENTRIES: u64 = 100_000;
+/// Without a registry hint: generous for a CLI package, far below a zip bomb's payload.
+pub const DEFAULT_MAX_UNPACKED_BYTES: u64 = 512 * 1024 * 1024;
+pub const DEFAULT_MAX_ENTRIES: u64 = 20_000;
+/// Deepest path we accept; real packages stay under 20, and deep trees exhaust Windows' MAX_PATH.
+pub const MAX_PATH_DEPTH: usize = 32;
+/// Longest entry path in bytes; leaves room under Windows' 260-char MAX_PATH for userData.
+pub const MAX_PATH_BYTES: usize = 200;
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            // A registry that cannot finish a handshake in 10 s is unreachable, not slow.
+            connect_timeout: Duration::from_secs(10),
+            // 30 s without a single byte is a stall even on poor Wi-Fi.
+            idle_timeout: Duration::from_secs(30),
+            // A background update may be slow, but never hold the app for more than 10 minutes.
+            total_timeout: Duration::from_secs(600),
+            // Three retries ride out a registry blip without hammering it.
+            retries: 3,
+            proxy: None,
+            env_proxy: EnvProxy::default(),
+            ca: Vec::new(),
+            auth_token: None,
+            user_agent: format!(
+                "kanban-runtime-stager/{} ({}; {})",
+                env!("CARGO_PKG_VERSION"),
+                std::env::consts::OS,
+                std::env::consts::ARCH
+            ),
+        }
+    }
+}
+
+/// Defaults taken from the environment: the registry and the proxies. The only place the core
+/// looks at environment variables.
+#[derive(Debug, Clone, Default)]
+pub struct EnvDefaults {
+    pub registry: Option<String>,
+    pub proxy: EnvProxy,
+}
+
+impl EnvDefaults {
+    pub fn from_process() -> Self {
+        let var = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
+        };
+        EnvDefaults {
+            registry: var(&["npm_config_registry", "NPM_CONFIG_REGISTRY"]),
+            proxy: EnvProxy {
+                https: var(&["HTTPS_PROXY", "https_proxy", "npm_config_https_proxy"]),
+                http: var(&["HTTP_PROXY", "http_proxy", "npm_config_proxy"]),
+                no_proxy: var(&["NO_PROXY", "no_proxy", "npm_config_noproxy"]),
+            },
+        }
+    }
+}
+
+/// Normalises a registry URL to end with exactly one `/`, so package paths join cleanly.
+pub fn normalize_registry(url: &str) -> Result<String, String> {
+    let trimmed = url.trim();
+    let parsed = reqwest::Url::parse(trimmed).map_err(|e| format!("`{trimmed}`: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("`{trimmed}` is not an http(s) URL"));
+    }
+    Ok(format!("{}/", trimmed.trim_end_matches('/')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_gets_one_trailing_slash() {
+        assert_eq!(
+            normalize_registry("http://127.0.0.1:4873").unwrap(),
+            "http://127.0.0.1:4873/"
+        );
+        assert_eq!(
+            normalize_registry("https://npm.example.com/repo//").unwrap(),
+            "https://npm.example.com/repo/"
+        );
+        assert!(normalize_registry("ftp://x").is_err());
+        assert!(normalize_registry("not a url").is_err());
+    }
+}

@@ -1,0 +1,495 @@
+//! Safe extraction of a gzipped npm tarball into a fresh folder.
+//!
+//! Entries are walked one by one (never `Archive::unpack`): only regular files and directories
+//! are written, every path is sanitised and its top folder stripped, sizes and counts are capped,
+//! and every read or write error is fatal.
+
+use crate::config::{MAX_PATH_BYTES, MAX_PATH_DEPTH};
+use crate::error::{Result, StageError};
+use crate::fsutil;
+use flate2::read::GzDecoder;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use tar::EntryType;
+
+/// Caps for one tarball.
+#[derive(Debug, Clone, Copy)]
+pub struct ExtractLimits {
+    pub max_bytes: u64,
+    pub max_entries: u64,
+}
+
+/// What an extraction wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Extracted {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// Large buffers: the runtime's files are megabytes each, and fewer syscalls is most of the speed.
+const COPY_BUF: usize = 256 * 1024;
+
+/// Marks the inflated stream growing past its cap, so the error can be told apart from I/O.
+#[derive(Debug)]
+struct LimitExceeded(u64);
+impl std::fmt::Display for LimitExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "inflated stream exceeds {} bytes", self.0)
+    }
+}
+impl std::error::Error for LimitExceeded {}
+
+/// Counts inflated bytes and fails once they pass the cap: a gzip bomb is stopped while it
+/// inflates, whatever its tar headers claim.
+struct CappedReader<R> {
+    inner: R,
+    read: u64,
+    cap: u64,
+}
+
+impl<R: Read> Read for CappedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read > self.cap {
+            return Err(io::Error::other(LimitExceeded(self.cap)));
+        }
+        Ok(n)
+    }
+}
+
+/// Unpacks the gzipped tar read from `src` into `dest` (which must not exist yet), then reads the
+/// rest of `src` to its end so that a caller hashing the raw stream sees every byte.
+///
+/// `bins` are package-relative paths that get the executable bit. `cancel` is polled between
+/// chunks so an abort or timeout stops the write promptly.
+pub fn extract_tgz<R: Read>(
+    src: R,
+    dest: &Path,
+    limits: ExtractLimits,
+    bins: &[String],
+    url: &str,
+    cancel: &AtomicBool,
+) -> Result<(Extracted, R)> {
+    fs::create_dir(dest).map_err(|e| StageError::io("creating", dest, e))?;
+    // Headers, padding and PAX records cost at most a few KiB per entry on top of file bodies.
+    let cap = limits.max_bytes + limits.max_entries.saturating_mul(4096) + (1 << 20);
+    let gz = GzDecoder::new(src);
+    let mut archive = tar::Archive::new(CappedReader {
+        inner: gz,
+        read: 0,
+        cap,
+    });
+    let archive_err = |e: io::Error| archive_error(url, e);
+    let mut stats = Extracted::default();
+    let mut entries_seen = 0u64;
+    let mut buf = vec![0u8; COPY_BUF];
+
+    for entry in archive.entries().map_err(archive_err)? {
+        let mut entry = entry.map_err(archive_err)?;
+        if cancel.load(Ordering::Relaxed) {
+            return Err(StageError::Aborted);
+        }
+        entries_seen += 1;
+        if entries_seen > limits.max_entries {
+            return Err(StageError::TooLarge {
+                url: url.into(),
+                reason: format!("more than {} entries", limits.max_entries),
+            });
+        }
+        let raw_path = entry.path_bytes().into_owned();
+        let shown = String::from_utf8_lossy(&raw_path).into_owned();
+        let unsafe_entry = |reason: &str| StageError::UnsafeEntry {
+            url: url.into(),
+            entry: shown.clone(),
+            reason: reason.into(),
+        };
+        let kind = entry.header().entry_type();
+        match kind {
+            EntryType::Regular | EntryType::Continuous | EntryType::Directory => {}
+            // A global PAX header carries defaults, not a file; tar reports it as an entry.
+            EntryType::XGlobalHeader => continue,
+            EntryType::Symlink => return Err(unsafe_entry("symbolic links are not allowed")),
+            EntryType::Link => return Err(unsafe_entry("hard links are not allowed")),
+            other => {
+                return Err(unsafe_entry(&format!(
+                    "entry type {other:?} is not a regular file or directory"
+                )))
+            }
+        }
+        let rel = match sanitize(&raw_path) {
+            Ok(Some(rel)) => rel,
+            Ok(None) => continue, // the top folder itself
+            Err(PathProblem::Unsafe(reason)) => return Err(unsafe_entry(&reason)),
+            Err(PathProblem::TooLarge(reason)) => {
+                return Err(StageError::TooLarge {
+                    url: url.into(),
+                    reason: format!("entry `{shown}`: {reason}"),
+                })
+            }
+        };
+        // No link can exist below `dest`: it was created empty above and only regular files and
+        // directories are ever written, so joining a sanitised relative path stays inside it.
+        let target = dest.join(&rel);
+
+        if kind == EntryType::Directory {
+            fsutil::create_dir_all(&target)?;
+            continue;
+        }
+
+        let size = entry.size();
+        if stats.bytes + size > limits.max_bytes {
+            return Err(StageError::TooLarge {
+                url: url.into(),
+                reason: format!("unpacked size exceeds {} bytes", limits.max_bytes),
+            });
+        }
+        if let Some(parent) = target.parent() {
+            fsutil::create_dir_all(parent)?;
+        }
+        let rel_str = rel.to_string_lossy().replace('\\', "/");
+        let executable = entry.header().mode().map(|m| m & 0o111 != 0).unwrap_or(false)
+            || bins.iter().any(|b| *b == rel_str);
+        let mut file = open_for_write(&target, executable)?;
+        let mut written = 0u64;
+        loop {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(StageError::Aborted);
+            }
+            let n = entry.read(&mut buf).map_err(archive_err)?;
+            if n == 0 {
+                break;
+            }
+            file.write_all(&buf[..n])
+                .map_err(|e| StageError::io("writing", &target, e))?;
+            written += n as u64;
+        }
+        if written != size {
+            return Err(StageError::BadArchive {
+                url: url.into(),
+                reason: format!("entry `{shown}` declares {size} bytes but holds {written}"),
+            });
+        }
+        // Flushed before the folder is renamed into place: a power cut must not leave a
+        // named version with empty files.
+        file.sync_all()
+            .map_err(|e| StageError::io("flushing", &target, e))?;
+        stats.files += 1;
+        stats.bytes += written;
+    }
+
+    // Read the inflated stream to its end: the gzip trailer's CRC and length are only checked
+    // there, and a truncated stream must fail here rather than stage a runtime.
+    let mut capped = archive.into_inner();
+    io::copy(&mut capped, &mut io::sink()).map_err(archive_err)?;
+    let mut raw = capped.inner.into_inner();
+    // Anything after the gzip member is hashed too, so integrity covers the whole body.
+    io::copy(&mut raw, &mut io::sink()).map_err(archive_err)?;
+    Ok((stats, raw))
+}
+
+fn open_for_write(target: &Path, executable: bool) -> Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Never the tarball's own mode bits: setuid, setgid and sticky are dropped by construction.
+        opts.mode(if executable { 0o755 } else { 0o644 });
+    }
+    let file = opts
+        .open(target)
+        .map_err(|e| StageError::io("creating", target, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The mode passed to open is masked by the umask and ignored for an existing file; set it
+        // explicitly so the runtime's bin is executable whatever the app's umask.
+        let mode = if executable { 0o755 } else { 0o644 };
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(|e| StageError::io("setting mode of", target, e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = executable;
+    Ok(file)
+}
+
+fn archive_error(url: &str, e: io::Error) -> StageError {
+    if let Some(limit) = e.get_ref().and_then(|i| i.downcast_ref::<LimitExceeded>()) {
+        return StageError::TooLarge {
+            url: url.into(),
+            reason: limit.to_string(),
+        };
+    }
+    let reason = match e.kind() {
+        io::ErrorKind::UnexpectedEof => "the stream ends early (truncated)".to_string(),
+        _ => e.to_string(),
+    };
+    StageError::BadArchive {
+        url: url.into(),
+        reason,
+    }
+}
+
+enum PathProblem {
+    Unsafe(String),
+    TooLarge(String),
+}
+
+/// Turns a raw tar path into a safe relative path with the top folder stripped, `None` for the
+/// top folder itself. Everything that could leave the folder, alias another name on some OS, or
+/// be misread by Windows is refused rather than rewritten.
+fn sanitize(raw: &[u8]) -> std::result::Result<Option<PathBuf>, PathProblem> {
+    let unsafe_ = |s: &str| Err(PathProblem::Unsafe(s.into()));
+    let Ok(path) = std::str::from_utf8(raw) else {
+        return unsafe_("path is not UTF-8");
+    };
+    if path.contains('\0') {
+        return unsafe_("path contains a NUL byte");
+    }
+    if path.contains('\\') {
+        return unsafe_("path uses a backslash separator");
+    }
+    if path.starts_with('/') {
+        return unsafe_("path is absolute");
+    }
+    if path.len() > MAX_PATH_BYTES + 256 {
+        return Err(PathProblem::TooLarge(format!(
+            "path is longer than {MAX_PATH_BYTES} bytes"
+        )));
+    }
+    let mut parts = Vec::new();
+    for comp in path.split('/') {
+        match comp {
+            "" | "." => continue,
+            ".." => return unsafe_("path has a `..` component"),
+            c => {
+                // A colon is a drive prefix (`C:`) or an NTFS alternate data stream on Windows.
+                if c.contains(':') {
+                    return unsafe_("path has a drive prefix or a colon");
+                }
+                if is_windows_reserved(c) {
+                    return unsafe_("path has a name Windows reserves");
+                }
+                parts.push(c);
+            }
+        }
+    }
+    // npm strips the first component whatever its name (`package/` by convention).
+    if parts.len() <= 1 {
+        return Ok(None);
+    }
+    let rest = &parts[1..];
+    if rest.len() > MAX_PATH_DEPTH {
+        return Err(PathProblem::TooLarge(format!(
+            "path is deeper than {MAX_PATH_DEPTH} folders"
+        )));
+    }
+    let joined = rest.join("/");
+    if joined.len() > MAX_PATH_BYTES {
+        return Err(PathProblem::TooLarge(format!(
+            "path is longer than {MAX_PATH_BYTES} bytes"
+        )));
+    }
+    Ok(Some(rest.iter().collect()))
+}
+
+/// Device names Windows resolves in every folder (`nul.js` is still NUL), and names ending in a
+/// dot or space, which Windows silently trims into another name.
+fn is_windows_reserved(name: &str) -> bool {
+    if name.ends_with('.') || name.ends_with(' ') {
+        return true;
+    }
+    let stem = name.split('.').next().unwrap_or("").to_ascii_uppercase();
+    let stem = stem.trim_end();
+    matches!(stem, "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$")
+        || ((stem.starts_with("COM") || stem.starts_with("LPT"))
+            && stem.len() == 4
+            && stem.as_bytes()[3].is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::write::GzEncoder;
+    use flate2::Compression;
+
+    pub(crate) fn tgz(entries: &[(&str, EntryType, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+        for (path, kind, body) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(*kind);
+            h.set_size(body.len() as u64);
+            h.set_mode(if *kind == EntryType::Directory { 0o755 } else { 0o644 });
+            // Write the name bytes raw so hostile names are not normalised by the builder.
+            let name = path.as_bytes();
+            h.as_old_mut().name[..name.len()].copy_from_slice(name);
+            if *kind == EntryType::Symlink || *kind == EntryType::Link {
+                h.set_link_name("../../etc/passwd").unwrap();
+            }
+            h.set_cksum();
+            b.append(&h, *body).unwrap();
+        }
+        b.into_inner().unwrap().finish().unwrap()
+    }
+
+    const LIMITS: ExtractLimits = ExtractLimits {
+        max_bytes: 1 << 20,
+        max_entries: 100,
+    };
+
+    fn run(data: &[u8], dest: &Path) -> Result<Extracted> {
+        extract_tgz(
+            data,
+            dest,
+            LIMITS,
+            &["dist/cli.js".into()],
+            "http://t/x.tgz",
+            &AtomicBool::new(false),
+        )
+        .map(|(s, _)| s)
+    }
+
+    #[test]
+    fn strips_any_top_folder_and_writes_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = tmp.path().join("out");
+        let data = tgz(&[
+            ("node/", EntryType::Directory, b""),
+            ("node/package.json", EntryType::Regular, b"{}"),
+            ("node/dist/cli.js", EntryType::Regular, b"#!/usr/bin/env node\n"),
+        ]);
+        let stats = run(&data, &dest).unwrap();
+        assert_eq!(stats, Extracted { files: 2, bytes: 22 });
+        assert_eq!(fs::read(dest.join("package.json")).unwrap(), b"{}");
+        assert_eq!(fs::read(dest.join("dist/cli.js")).unwrap(), b"#!/usr/bin/env node\n");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &str| fs::metadata(dest.join(p)).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode("dist/cli.js"), 0o755);
+            assert_eq!(mode("package.json"), 0o644);
+        }
+    }
+
+    #[test]
+    fn refuses_links_and_escapes() {
+        let cases: &[(&str, EntryType)] = &[
+            ("package/../../evil", EntryType::Regular),
+            ("/etc/evil", EntryType::Regular),
+            ("package/a\\..\\evil", EntryType::Regular),
+            ("package/C:evil", EntryType::Regular),
+            ("package/link", EntryType::Symlink),
+            ("package/hard", EntryType::Link),
+            ("package/fifo", EntryType::Fifo),
+            ("package/dev", EntryType::Char),
+            ("package/CON.js", EntryType::Regular),
+            ("package/lpt1", EntryType::Regular),
+            ("package/trailing.", EntryType::Regular),
+        ];
+        for (path, kind) in cases {
+            let tmp = tempfile::tempdir().unwrap();
+            let dest = tmp.path().join("out");
+            let data = tgz(&[(path, *kind, b"x")]);
+            let err = run(&data, &dest).unwrap_err();
+            assert_eq!(err.code(), "EUNSAFE_ENTRY", "{path}: {err}");
+            assert!(!tmp.path().join("evil").exists());
+        }
+    }
+
+    #[test]
+    fn caps_size_entries_and_depth() {
+        let tmp = tempfile::tempdir().unwrap();
+        let big = vec![0u8; (LIMITS.max_bytes + 1) as usize];
+        let data = tgz(&[("package/big", EntryType::Regular, &big)]);
+        let err = run(&data, &tmp.path().join("a")).unwrap_err();
+        assert_eq!(err.code(), "ETOO_LARGE");
+
+        let deep = format!("package/{}f", "d/".repeat(MAX_PATH_DEPTH + 1));
+        let data = tgz(&[(&deep, EntryType::Regular, b"x")]);
+        assert_eq!(run(&data, &tmp.path().join("b")).unwrap_err().code(), "ETOO_LARGE");
+
+        let names: Vec<String> = (0..=LIMITS.max_entries).map(|i| format!("package/{i}")).collect();
+        let entries: Vec<_> = names
+            .iter()
+            .map(|n| (n.as_str(), EntryType::Regular, &b""[..]))
+            .collect();
+        let data = tgz(&entries);
+        assert_eq!(run(&data, &tmp.path().join("c")).unwrap_err().code(), "ETOO_LARGE");
+    }
+
+    #[test]
+    fn truncated_and_corrupt_streams_fail() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tgz(&[("package/a", EntryType::Regular, &[7u8; 50_000])]);
+        let cut = &data[..data.len() - 10];
+        assert_eq!(run(cut, &tmp.path().join("a")).unwrap_err().code(), "EBADARCHIVE");
+        let mut flipped = data.clone();
+        let mid = flipped.len() / 2;
+        flipped[mid] ^= 0xff;
+        let err = run(&flipped, &tmp.path().join("b")).unwrap_err();
+        assert!(matches!(err.code(), "EBADARCHIVE" | "ETOO_LARGE"), "{err}");
+    }
+
+    #[test]
+    fn gzip_bomb_stops_at_the_cap() {
+        // A single entry claiming a small size followed by a long run of zeros after the archive.
+        let mut tar_bytes = Vec::new();
+        {
+            let mut b = tar::Builder::new(&mut tar_bytes);
+            let mut h = tar::Header::new_gnu();
+            h.set_size(1);
+            h.set_cksum();
+            b.append_data(&mut h, "package/a", &b"x"[..]).unwrap();
+            b.finish().unwrap();
+        }
+        tar_bytes.resize(tar_bytes.len() + (LIMITS.max_bytes as usize) * 3, 0);
+        let mut enc = GzEncoder::new(Vec::new(), Compression::best());
+        enc.write_all(&tar_bytes).unwrap();
+        let data = enc.finish().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let small = ExtractLimits {
+            max_bytes: 1 << 20,
+            max_entries: 1,
+        };
+        let err = extract_tgz(
+            &data[..],
+            &tmp.path().join("a"),
+            small,
+            &[],
+            "u",
+            &AtomicBool::new(false),
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), "ETOO_LARGE");
+    }
+
+    #[test]
+    fn cancel_stops_extraction() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tgz(&[("package/a", EntryType::Regular, b"x")]);
+        let err = extract_tgz(
+            &data[..],
+            &tmp.path().join("a"),
+            LIMITS,
+            &[],
+            "u",
+            &AtomicBool::new(true),
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), "EABORTED");
+    }
+
+    #[test]
+    fn sanitize_rules() {
+        let ok = |p: &str| sanitize(p.as_bytes()).ok().flatten();
+        assert_eq!(ok("package/a/b.js"), Some(PathBuf::from("a/b.js")));
+        assert_eq!(ok("x/./a//b"), Some(PathBuf::from("a/b")));
+        assert_eq!(ok("package/"), None);
+        assert!(sanitize(b"package/aux.txt").is_err());
+        assert!(sanitize(b"package/com7").is_err());
+        assert!(ok("package/computer.js").is_some());
+    }
+}

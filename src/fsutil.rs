@@ -1,0 +1,228 @@
+//! File-system steps with the durability and error mapping the store relies on.
+
+use crate::error::{Result, StageError};
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::Duration;
+
+pub fn create_dir_all(path: &Path) -> Result<()> {
+    fs::create_dir_all(path).map_err(|e| StageError::io("creating", path, e))
+}
+
+/// Flushes a folder's entries (new names, renames) to disk. Windows cannot open a folder as a
+/// file and persists metadata with the rename itself, so there it is a no-op.
+pub fn sync_dir(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(path)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StageError::io("flushing folder", path, e))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(())
+    }
+}
+
+/// Flushes every folder of a tree, deepest first, so each new name is durable before the tree's
+/// own rename makes it visible.
+pub fn sync_tree_dirs(root: &Path) -> Result<()> {
+    let entries = fs::read_dir(root).map_err(|e| StageError::io("reading folder", root, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| StageError::io("reading folder", root, e))?;
+        let ft = entry
+            .file_type()
+            .map_err(|e| StageError::io("reading", &entry.path(), e))?;
+        if ft.is_dir() {
+            sync_tree_dirs(&entry.path())?;
+        }
+    }
+    sync_dir(root)
+}
+
+/// How a rename is attempted; tests inject failures through it.
+pub trait Renamer: Send + Sync {
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+}
+
+pub struct OsRenamer;
+impl Renamer for OsRenamer {
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+}
+
+/// Renames, retrying on the errors Windows gives while an antivirus scanner or the search
+/// indexer still holds a freshly written file (EPERM / EBUSY / EACCES); they clear in seconds.
+pub fn rename_retrying(r: &dyn Renamer, from: &Path, to: &Path) -> Result<()> {
+    // 8 tries with doubling waits from 50 ms: about 6 s in all, past what scanners usually take.
+    const TRIES: u32 = 8;
+    let mut wait = Duration::from_millis(50);
+    for attempt in 1..=TRIES {
+        match r.rename(from, to) {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < TRIES && is_transient_lock(&e) => {
+                std::thread::sleep(wait);
+                wait *= 2;
+            }
+            Err(e) => return Err(StageError::io("renaming", from, e)),
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+fn is_transient_lock(e: &io::Error) -> bool {
+    if e.kind() == io::ErrorKind::PermissionDenied {
+        return true;
+    }
+    // EBUSY on Unix; ERROR_SHARING_VIOLATION (32) and ERROR_LOCK_VIOLATION (33) on Windows.
+    match e.raw_os_error() {
+        Some(16) => cfg!(unix),
+        Some(32) | Some(33) => cfg!(windows),
+        _ => false,
+    }
+}
+
+/// Removes a tree if it exists; a missing tree is fine.
+pub fn remove_tree(path: &Path) -> Result<()> {
+    match fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StageError::io("removing", path, e)),
+    }
+}
+
+/// Writes `data` to `path` atomically: a temp file beside it, flushed, renamed over, and the folder
+/// flushed. A reader sees the old file or the new one, never a mix, even after a power cut.
+pub fn write_atomic(r: &dyn Renamer, path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().expect("store files live in a folder");
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    let write = || -> Result<()> {
+        let mut f = File::create(&tmp).map_err(|e| StageError::io("creating", &tmp, e))?;
+        f.write_all(data)
+            .map_err(|e| StageError::io("writing", &tmp, e))?;
+        f.sync_all()
+            .map_err(|e| StageError::io("flushing", &tmp, e))?;
+        drop(f);
+        rename_retrying(r, &tmp, path)?;
+        sync_dir(dir)
+    };
+    let result = write();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Copies a folder tree of regular files and folders, flushing each file. Links in the source are
+/// followed: the copy must be self-contained inside the staged version.
+pub fn copy_tree(from: &Path, to: &Path) -> Result<u64> {
+    create_dir_all(to)?;
+    let mut bytes = 0;
+    let entries = fs::read_dir(from).map_err(|e| StageError::io("reading folder", from, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| StageError::io("reading folder", from, e))?;
+        let src = entry.path();
+        let dst = to.join(entry.file_name());
+        let meta = fs::metadata(&src).map_err(|e| StageError::io("reading", &src, e))?;
+        if meta.is_dir() {
+            bytes += copy_tree(&src, &dst)?;
+        } else if meta.is_file() {
+            bytes += copy_file(&src, &dst)?;
+        }
+        // Sockets, FIFOs and devices have no place in a module folder; they are skipped.
+    }
+    Ok(bytes)
+}
+
+fn copy_file(src: &Path, dst: &Path) -> Result<u64> {
+    let mut input = File::open(src).map_err(|e| StageError::io("reading", src, e))?;
+    let mut output = File::create(dst).map_err(|e| StageError::io("creating", dst, e))?;
+    // io::copy reports write errors (a full disk included) instead of truncating silently.
+    // io::copy reports write errors (a full disk included) instead of truncating silently.
+    let n = io::copy(&mut input, &mut output).map_err(|e| StageError::io("copying to", dst, e))?;
+    let perms = input
+        .metadata()
+        .map_err(|e| StageError::io("reading", src, e))?
+        .permissions();
+    fs::set_permissions(dst, perms).map_err(|e| StageError::io("setting mode of", dst, e))?;
+    output
+        .sync_all()
+        .map_err(|e| StageError::io("flushing", dst, e))?;
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    struct FailNTimes(AtomicU32, i32);
+    impl Renamer for FailNTimes {
+        fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+            if self.0.fetch_sub(1, Ordering::SeqCst) > 0 {
+                return Err(io::Error::from_raw_os_error(self.1));
+            }
+            fs::rename(from, to)
+        }
+    }
+
+    #[test]
+    fn rename_retries_transient_lock_errors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        fs::write(&a, "x").unwrap();
+        // EACCES twice, as an antivirus holding the file would give, then success.
+        let r = FailNTimes(AtomicU32::new(2), 13);
+        rename_retrying(&r, &a, &b).unwrap();
+        assert_eq!(fs::read(&b).unwrap(), b"x");
+        assert_eq!(r.0.load(Ordering::SeqCst), u32::MAX);
+    }
+
+    #[test]
+    fn rename_gives_up_on_other_errors_and_after_bounded_tries() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        fs::write(&a, "x").unwrap();
+        let r = FailNTimes(AtomicU32::new(1), 2); // ENOENT: not transient
+        assert_eq!(rename_retrying(&r, &a, &b).unwrap_err().code(), "EIO");
+        let r = FailNTimes(AtomicU32::new(100), 13);
+        assert!(rename_retrying(&r, &a, &b).is_err());
+        assert!(a.exists() && !b.exists());
+    }
+
+    #[test]
+    fn write_atomic_replaces_and_cleans_temp() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("current.json");
+        write_atomic(&OsRenamer, &p, b"one").unwrap();
+        write_atomic(&OsRenamer, &p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        let r = FailNTimes(AtomicU32::new(1), 2);
+        assert!(write_atomic(&r, &p, b"three").is_err());
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        let names: Vec<_> = fs::read_dir(tmp.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "temp file left behind");
+    }
+
+    #[test]
+    fn copy_tree_copies_nested_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        fs::create_dir_all(src.join("build/Release")).unwrap();
+        fs::write(src.join("package.json"), "{}").unwrap();
+        fs::write(src.join("build/Release/pty.node"), "bin").unwrap();
+        let n = copy_tree(&src, &tmp.path().join("dst")).unwrap();
+        assert_eq!(n, 5);
+        assert_eq!(
+            fs::read(tmp.path().join("dst/build/Release/pty.node")).unwrap(),
+            b"bin"
+        );
+    }
+}

@@ -1,0 +1,418 @@
+//! The HTTP side: one client with timeouts, proxies and trust settings; retries with backoff;
+//! cancellation and the overall deadline.
+
+use crate::config::NetConfig;
+use crate::error::{Result, StageError};
+use crate::registry::same_origin;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// The overall deadline and the abort switch shared by every step of one call.
+#[derive(Clone)]
+pub struct Control {
+    deadline: Instant,
+    total: Duration,
+    abort: watch::Receiver<bool>,
+    // Keeps the channel open when no one else holds the sender.
+    _keep: Arc<watch::Sender<bool>>,
+}
+
+/// The handle that aborts a call.
+#[derive(Clone)]
+pub struct AbortHandle(Arc<watch::Sender<bool>>);
+
+impl AbortHandle {
+    pub fn abort(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+impl Control {
+    pub fn new(total: Duration) -> (Control, AbortHandle) {
+        let (tx, rx) = watch::channel(false);
+        let tx = Arc::new(tx);
+        let ctl = Control {
+            deadline: Instant::now() + total,
+            total,
+            abort: rx,
+            _keep: tx.clone(),
+        };
+        (ctl, AbortHandle(tx))
+    }
+
+    pub fn is_aborted(&self) -> bool {
+        *self.abort.borrow()
+    }
+
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Runs `fut` until it finishes, the deadline passes (`ETIMEDOUT`), or the call is aborted
+    /// (`EABORTED`), whichever comes first.
+    pub async fn guard<T>(&self, what: &str, fut: impl Future<Output = Result<T>>) -> Result<T> {
+        let mut abort = self.abort.clone();
+        tokio::select! {
+            r = fut => r,
+            _ = tokio::time::sleep_until(self.deadline) => Err(StageError::Timeout {
+                url: what.to_string(),
+                phase: "staging",
+                ms: self.total.as_millis() as u64,
+            }),
+            _ = abort.wait_for(|a| *a) => Err(StageError::Aborted),
+        }
+    }
+
+    /// Sleeps for `d`, cut short by the deadline or an abort.
+    pub async fn sleep(&self, what: &str, d: Duration) -> Result<()> {
+        self.guard(what, async {
+            tokio::time::sleep(d).await;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// A failed attempt, with the server's `Retry-After` when it sent one.
+struct Failed(StageError, Option<Duration>);
+
+pub struct Http {
+    client: reqwest::Client,
+    net: NetConfig,
+    registry: String,
+}
+
+/// Longest `Retry-After` we honour: a background update may wait, but not for an hour.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// First backoff step; doubles per attempt up to `MAX_BACKOFF`.
+const BASE_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+
+impl Http {
+    pub fn new(net: &NetConfig, registry: &str) -> Result<Http> {
+        let mut b = reqwest::Client::builder()
+            .connect_timeout(net.connect_timeout)
+            .read_timeout(net.idle_timeout)
+            .user_agent(net.user_agent.clone())
+            // Tarballs are already gzip; asking for more encoding only costs CPU.
+            .no_gzip()
+            // Proxies come from our own configuration only (read in one place), never implicitly.
+            .no_proxy();
+        for proxy in proxies(net)? {
+            b = b.proxy(proxy);
+        }
+        for pem in &net.ca {
+            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| {
+                StageError::InvalidOption {
+                    name: "ca",
+                    reason: format!("not PEM certificates: {e}"),
+                }
+            })?;
+            if certs.is_empty() {
+                return Err(StageError::InvalidOption {
+                    name: "ca",
+                    reason: "no certificate found in the PEM text".into(),
+                });
+            }
+            for c in certs {
+                b = b.add_root_certificate(c);
+            }
+        }
+        let client = b.build().map_err(|e| StageError::InvalidOption {
+            name: "proxy",
+            reason: format!("cannot build the HTTP client: {e}"),
+        })?;
+        Ok(Http {
+            client,
+            net: net.clone(),
+            registry: registry.to_string(),
+        })
+    }
+
+    fn request(&self, url: &str, accept: &str) -> reqwest::RequestBuilder {
+        let mut req = self
+            .client
+            .get(url)
+            .header(reqwest::header::ACCEPT, accept);
+        // The token belongs to the registry: a tarball URL may point at another host, which
+        // must never see it.
+        if let Some(token) = &self.net.auth_token {
+            if same_origin(url, &self.registry) {
+                req = req.bearer_auth(token);
+            }
+        }
+        req
+    }
+
+    /// One GET whose status is checked: 2xx gives the response, anything else an `EHTTP`.
+    async fn send(&self, url: &str, accept: &str, phase: &'static str) -> Result<reqwest::Response, Failed> {
+        let resp = self
+            .request(url, accept)
+            .send()
+            .await
+            .map_err(|e| Failed(transport_error(url, phase, &e, &self.net), None))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+        Err(Failed(
+            StageError::Http {
+                url: url.into(),
+                status: status.as_u16(),
+            },
+            retry_after,
+        ))
+    }
+
+    /// GETs the whole body of a small document, with retries.
+    pub async fn get_bytes(&self, url: &str, accept: &str, ctl: &Control) -> Result<Vec<u8>> {
+        self.retrying(url, ctl, || async {
+            let resp = self.send(url, accept, "fetching").await?;
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|e| Failed(transport_error(url, "fetching", &e, &self.net), None))?;
+            Ok(body.to_vec())
+        })
+        .await
+    }
+
+    /// Opens a streaming GET, with retries for the connection and status only; the caller
+    /// retries a body that fails midway.
+    pub async fn open(&self, url: &str, accept: &str, ctl: &Control) -> Result<reqwest::Response> {
+        self.retrying(url, ctl, || self.send(url, accept, "downloading"))
+            .await
+    }
+
+    async fn retrying<T, F, Fut>(&self, url: &str, ctl: &Control, mut attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Failed>>,
+    {
+        let mut n = 0;
+        loop {
+            let outcome = ctl
+                .guard(url, async { Ok(attempt().await) })
+                .await?;
+            match outcome {
+                Ok(v) => return Ok(v),
+                Err(Failed(e, retry_after)) if e.is_retryable() && n < self.net.retries => {
+                    ctl.sleep(url, retry_after.unwrap_or_else(|| backoff(n))).await?;
+                    n += 1;
+                }
+                Err(Failed(e, _)) => return Err(e),
+            }
+        }
+    }
+
+    /// Maps a failure while reading a response body.
+    pub fn transport_error(&self, url: &str, phase: &'static str, e: &reqwest::Error) -> StageError {
+        transport_error(url, phase, e, &self.net)
+    }
+
+    pub fn retries(&self) -> u32 {
+        self.net.retries
+    }
+}
+
+/// Exponential backoff with jitter: 250 ms, 500 ms, 1 s ... capped at 8 s, each scaled by a
+/// random factor in [0.5, 1.0) so many clients hit by one outage do not retry in lockstep.
+pub fn backoff(attempt: u32) -> Duration {
+    let exp = BASE_BACKOFF
+        .saturating_mul(1 << attempt.min(16))
+        .min(MAX_BACKOFF);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let factor = 0.5 + (nanos % 1000) as f64 / 2000.0;
+    exp.mul_f64(factor)
+}
+
+/// Maps a transport failure to `ETIMEDOUT` (connect or idle timeout) or `ENETWORK`.
+pub fn transport_error(url: &str, phase: &'static str, e: &reqwest::Error, net: &NetConfig) -> StageError {
+    if e.is_timeout() {
+        let ms = if e.is_connect() {
+            net.connect_timeout
+        } else {
+            net.idle_timeout
+        };
+        return StageError::Timeout {
+            url: url.into(),
+            phase,
+            ms: ms.as_millis() as u64,
+        };
+    }
+    // The chain holds the useful part ("connection refused", "unexpected EOF").
+    let mut message = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        src = s.source();
+    }
+    StageError::Network {
+        url: url.into(),
+        phase,
+        message,
+    }
+}
+
+/// The proxies to use: the explicit option, else the environment's.
+fn proxies(net: &NetConfig) -> Result<Vec<reqwest::Proxy>> {
+    let invalid = |e: reqwest::Error, what: &str| StageError::InvalidOption {
+        name: "proxy",
+        reason: format!("{what}: {e}"),
+    };
+    if let Some(opt) = &net.proxy {
+        return match parse_proxy_option(opt)? {
+            Some(url) => Ok(vec![reqwest::Proxy::all(&url).map_err(|e| invalid(e, &url))?]),
+            None => Ok(Vec::new()),
+        };
+    }
+    let no_proxy = net
+        .env_proxy
+        .no_proxy
+        .as_deref()
+        .and_then(reqwest::NoProxy::from_string);
+    let mut out = Vec::new();
+    if let Some(url) = &net.env_proxy.https {
+        out.push(
+            reqwest::Proxy::https(url)
+                .map_err(|e| invalid(e, url))?
+                .no_proxy(no_proxy.clone()),
+        );
+    }
+    if let Some(url) = &net.env_proxy.http {
+        out.push(
+            reqwest::Proxy::http(url)
+                .map_err(|e| invalid(e, url))?
+                .no_proxy(no_proxy.clone()),
+        );
+    }
+    Ok(out)
+}
+
+/// Accepts a proxy URL (`http://host:port`) or what Electron's `session.resolveProxy()` returns
+/// (`PROXY host:port; DIRECT`): the first usable entry wins, `DIRECT` means no proxy.
+pub fn parse_proxy_option(opt: &str) -> Result<Option<String>> {
+    let opt = opt.trim();
+    if opt.is_empty() {
+        return Ok(None);
+    }
+    if opt.contains("://") {
+        return Ok(Some(opt.to_string()));
+    }
+    for rule in opt.split(';').map(str::trim).filter(|r| !r.is_empty()) {
+        let mut words = rule.split_whitespace();
+        let kind = words.next().unwrap_or("").to_ascii_uppercase();
+        let host = words.next();
+        match (kind.as_str(), host) {
+            ("DIRECT", _) => return Ok(None),
+            ("PROXY", Some(h)) | ("HTTP", Some(h)) => return Ok(Some(format!("http://{h}"))),
+            ("HTTPS", Some(h)) => return Ok(Some(format!("https://{h}"))),
+            _ => continue,
+        }
+    }
+    Err(StageError::InvalidOption {
+        name: "proxy",
+        reason: format!("`{opt}` is neither a proxy URL nor a PAC result with PROXY or DIRECT"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_option_forms() {
+        assert_eq!(
+            parse_proxy_option("http://p:8080").unwrap().as_deref(),
+            Some("http://p:8080")
+        );
+        assert_eq!(
+            parse_proxy_option("PROXY p:3128; DIRECT").unwrap().as_deref(),
+            Some("http://p:3128")
+        );
+        assert_eq!(
+            parse_proxy_option("SOCKS5 s:1; HTTPS q:443").unwrap().as_deref(),
+            Some("https://q:443")
+        );
+        assert_eq!(parse_proxy_option("DIRECT").unwrap(), None);
+        assert_eq!(parse_proxy_option("").unwrap(), None);
+        assert_eq!(
+            parse_proxy_option("SOCKS5 s:1").unwrap_err().code(),
+            "EINVALID_OPTION"
+        );
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for n in 0..20 {
+            let d = backoff(n);
+            let full = BASE_BACKOFF.saturating_mul(1 << n.min(16)).min(MAX_BACKOFF);
+            assert!(d >= full / 2 && d <= full, "attempt {n}: {d:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn guard_times_out_and_aborts() {
+        let (ctl, _h) = Control::new(Duration::from_millis(50));
+        let e = ctl
+            .guard("u", async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                Ok(())
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "ETIMEDOUT");
+
+        let (ctl, h) = Control::new(Duration::from_secs(60));
+        let c2 = ctl.clone();
+        let t = tokio::spawn(async move { c2.sleep("u", Duration::from_secs(30)).await });
+        h.abort();
+        assert_eq!(t.await.unwrap().unwrap_err().code(), "EABORTED");
+        assert!(ctl.is_aborted());
+    }
+
+    #[tokio::test]
+    async fn retries_5xx_then_succeeds_and_stops_on_404() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let replies = [
+                "HTTP/1.1 503 Busy\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                "HTTP/1.1 404 Nope\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            ];
+            for reply in replies {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await.unwrap();
+                s.write_all(reply.as_bytes()).await.unwrap();
+            }
+        });
+        let reg = format!("http://{addr}/");
+        let net = NetConfig {
+            retries: 2,
+            ..NetConfig::default()
+        };
+        let http = Http::new(&net, &reg).unwrap();
+        let (ctl, _h) = Control::new(Duration::from_secs(20));
+        let body = http.get_bytes(&format!("{reg}kanban"), "*/*", &ctl).await.unwrap();
+        assert_eq!(body, b"ok");
+        let e = http.get_bytes(&format!("{reg}kanban"), "*/*", &ctl).await.unwrap_err();
+        assert!(matches!(e, StageError::Http { status: 404, .. }), "{e}");
+        server.await.unwrap();
+    }
+}

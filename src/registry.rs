@@ -1,0 +1,212 @@
+//! The npm registry's package document: which version a dist-tag names, and where its tarball is.
+
+use crate::error::{Result, StageError};
+use crate::integrity::Expected;
+use serde_json::Value;
+
+/// The abbreviated ("corgi") document is a fraction of the full one's size and has all we read.
+pub const ACCEPT_CORGI: &str =
+    "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*";
+
+const PUBLIC_HOSTS: [&str; 2] = ["registry.npmjs.org", "registry.yarnpkg.com"];
+
+/// The URL of a package's document: scoped names keep their `@` and escape the `/`.
+pub fn document_url(registry: &str, package: &str) -> String {
+    format!("{registry}{}", package.replace('/', "%2f"))
+}
+
+/// What the dist-tag resolves to. `dist` is read lazily: the up-to-date path must not fail on it.
+#[derive(Debug)]
+pub struct Document {
+    url: String,
+    body: Value,
+}
+
+/// The parts of one version's entry that staging needs.
+#[derive(Debug, Clone)]
+pub struct Dist {
+    pub tarball: String,
+    pub integrity: Expected,
+    pub unpacked_size: Option<u64>,
+    pub file_count: Option<u64>,
+    /// Relative paths of the package's `bin` entries, which get the executable bit.
+    pub bins: Vec<String>,
+}
+
+impl Document {
+    pub fn parse(url: &str, bytes: &[u8]) -> Result<Document> {
+        let body: Value = serde_json::from_slice(bytes).map_err(|e| StageError::BadManifest {
+            url: url.into(),
+            reason: format!("not JSON: {e}"),
+        })?;
+        if !body.is_object() {
+            return Err(bad(url, "not a JSON object"));
+        }
+        Ok(Document {
+            url: url.into(),
+            body,
+        })
+    }
+
+    /// The version string the tag names, not yet checked as semver.
+    pub fn tag_version(&self, tag: &str) -> Result<String> {
+        match self.body.get("dist-tags").and_then(|t| t.get(tag)) {
+            Some(Value::String(v)) => Ok(v.clone()),
+            Some(_) => Err(bad(&self.url, &format!("dist-tag `{tag}` is not a string"))),
+            None => Err(bad(&self.url, &format!("no dist-tag `{tag}`"))),
+        }
+    }
+
+    pub fn dist(&self, version: &str) -> Result<Dist> {
+        let entry = self
+            .body
+            .get("versions")
+            .and_then(|v| v.get(version))
+            .ok_or_else(|| bad(&self.url, &format!("no entry for version {version}")))?;
+        let dist = entry
+            .get("dist")
+            .ok_or_else(|| bad(&self.url, &format!("version {version} has no `dist`")))?;
+        let tarball = dist
+            .get("tarball")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad(&self.url, &format!("version {version} has no `dist.tarball`")))?
+            .to_string();
+        let integrity = match dist.get("integrity").and_then(Value::as_str) {
+            Some(sri) => Expected::from_sri(sri).ok_or_else(|| {
+                bad(
+                    &self.url,
+                    &format!("version {version} has no usable sha512 in `dist.integrity`"),
+                )
+            })?,
+            None => dist
+                .get("shasum")
+                .and_then(Value::as_str)
+                .and_then(Expected::from_shasum)
+                .ok_or_else(|| {
+                    bad(
+                        &self.url,
+                        &format!("version {version} has neither `dist.integrity` nor `dist.shasum`"),
+                    )
+                })?,
+        };
+        Ok(Dist {
+            tarball,
+            integrity,
+            unpacked_size: dist.get("unpackedSize").and_then(Value::as_u64),
+            file_count: dist.get("fileCount").and_then(Value::as_u64),
+            bins: bins(entry),
+        })
+    }
+}
+
+fn bad(url: &str, reason: &str) -> StageError {
+    StageError::BadManifest {
+        url: url.into(),
+        reason: reason.into(),
+    }
+}
+
+fn bins(entry: &Value) -> Vec<String> {
+    let clean = |s: &str| s.trim_start_matches("./").to_string();
+    match entry.get("bin") {
+        Some(Value::String(s)) => vec![clean(s)],
+        Some(Value::Object(map)) => map.values().filter_map(Value::as_str).map(clean).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Mirrors often serve documents whose tarball URLs still name the public registry; fetch those
+/// from the configured registry instead, so a locked-down network never needs the public host.
+pub fn rewrite_tarball_url(tarball: &str, registry: &str) -> String {
+    let (Ok(t), Ok(r)) = (reqwest::Url::parse(tarball), reqwest::Url::parse(registry)) else {
+        return tarball.to_string();
+    };
+    let public = t.host_str().is_some_and(|h| PUBLIC_HOSTS.contains(&h));
+    if !public || t.host_str() == r.host_str() {
+        return tarball.to_string();
+    }
+    let path = t.path().trim_start_matches('/');
+    let query = t.query().map(|q| format!("?{q}")).unwrap_or_default();
+    format!("{registry}{path}{query}")
+}
+
+/// Whether `url` is served by the registry's own host (and port), the only one that gets the token.
+pub fn same_origin(url: &str, registry: &str) -> bool {
+    match (reqwest::Url::parse(url), reqwest::Url::parse(registry)) {
+        (Ok(a), Ok(b)) => {
+            a.scheme() == b.scheme()
+                && a.host_str() == b.host_str()
+                && a.port_or_known_default() == b.port_or_known_default()
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::integrity::sri_of;
+
+    fn doc(json: &str) -> Document {
+        Document::parse("http://r/kanban", json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn resolves_tag_and_dist() {
+        let sri = sri_of(b"tgz");
+        let d = doc(&format!(
+            r#"{{"dist-tags":{{"latest":"1.2.3"}},"versions":{{"1.2.3":{{"bin":{{"kanban":"./dist/cli.js"}},
+            "dist":{{"tarball":"http://r/kanban/-/kanban-1.2.3.tgz","integrity":"{sri}","unpackedSize":100,"fileCount":3}}}}}}}}"#
+        ));
+        assert_eq!(d.tag_version("latest").unwrap(), "1.2.3");
+        let dist = d.dist("1.2.3").unwrap();
+        assert_eq!(dist.tarball, "http://r/kanban/-/kanban-1.2.3.tgz");
+        assert_eq!(dist.integrity, Expected::from_sri(&sri).unwrap());
+        assert_eq!(dist.unpacked_size, Some(100));
+        assert_eq!(dist.file_count, Some(3));
+        assert_eq!(dist.bins, vec!["dist/cli.js".to_string()]);
+    }
+
+    #[test]
+    fn missing_pieces_are_bad_manifest() {
+        let d = doc(r#"{"dist-tags":{"latest":"1.0.0"},"versions":{"1.0.0":{"dist":{"tarball":"t"}}}}"#);
+        assert_eq!(d.tag_version("next").unwrap_err().code(), "EBADMANIFEST");
+        assert_eq!(d.dist("1.0.0").unwrap_err().code(), "EBADMANIFEST");
+        assert_eq!(d.dist("2.0.0").unwrap_err().code(), "EBADMANIFEST");
+        let e = Document::parse("u", b"<html>").unwrap_err();
+        assert_eq!(e.code(), "EBADMANIFEST");
+    }
+
+    #[test]
+    fn shasum_used_only_without_integrity() {
+        let d = doc(
+            r#"{"dist-tags":{"latest":"1.0.0"},"versions":{"1.0.0":{"dist":{"tarball":"t","shasum":"aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"}}}}"#,
+        );
+        assert!(matches!(d.dist("1.0.0").unwrap().integrity, Expected::Sha1(_)));
+    }
+
+    #[test]
+    fn document_url_escapes_scope() {
+        assert_eq!(document_url("http://r/", "kanban"), "http://r/kanban");
+        assert_eq!(document_url("http://r/", "@k/rt"), "http://r/@k%2frt");
+    }
+
+    #[test]
+    fn public_tarball_urls_follow_the_mirror() {
+        let t = "https://registry.npmjs.org/kanban/-/kanban-1.0.0.tgz";
+        assert_eq!(
+            rewrite_tarball_url(t, "https://mirror.example/npm/"),
+            "https://mirror.example/npm/kanban/-/kanban-1.0.0.tgz"
+        );
+        assert_eq!(rewrite_tarball_url(t, "https://registry.npmjs.org/"), t);
+        let other = "https://cdn.example/kanban-1.0.0.tgz";
+        assert_eq!(rewrite_tarball_url(other, "https://mirror.example/"), other);
+    }
+
+    #[test]
+    fn origin_check_includes_port() {
+        assert!(same_origin("http://127.0.0.1:1/a", "http://127.0.0.1:1/"));
+        assert!(!same_origin("http://127.0.0.1:2/a", "http://127.0.0.1:1/"));
+        assert!(!same_origin("https://evil/a", "https://reg/"));
+    }
+}

@@ -1,0 +1,373 @@
+//! The staging algorithm: resolve, guard, lock, download + verify + extract, copy native
+//! modules, rename into place, repoint.
+
+use crate::config::{
+    Config, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_BYTES, HARD_MAX_ENTRIES,
+    HARD_MAX_UNPACKED_BYTES,
+};
+use crate::error::{Result, StageError};
+use crate::extract::{extract_tgz, ExtractLimits, Extracted};
+use crate::fsutil;
+use crate::http::{Control, Http};
+use crate::integrity::Hasher;
+use crate::registry::{document_url, rewrite_tarball_url, Dist, Document, ACCEPT_CORGI};
+use crate::store::{self, CompletionRecord, Store, CLI_ENTRY, NATIVE_MODULE};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The result of one call; mirrors the JS `StageOutcome` union.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    UpToDate,
+    BadVersion(String),
+    AlreadyStaged,
+    Staged(String),
+}
+
+/// One piece of the response body on its way to the extractor.
+type Chunk = io::Result<bytes::Bytes>;
+
+/// How long to wait between polls of a lock held by another stager. Polling (rather than a
+/// blocking wait on a thread) keeps the wait abortable and bounded by the deadline.
+const LOCK_POLL: Duration = Duration::from_millis(25);
+/// Chunks buffered between the download and the extractor: enough to keep both busy, small
+/// enough that memory stays flat whatever the tarball's size.
+const PIPE_CHUNKS: usize = 32;
+
+/// Runs the whole check-and-stage algorithm (design §4).
+pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Result<Outcome> {
+    let http = Http::new(&cfg.net, &cfg.registry)?;
+    let doc_url = document_url(&cfg.registry, &cfg.package_name);
+    let body = http.get_bytes(&doc_url, ACCEPT_CORGI, ctl).await?;
+    let doc = Document::parse(&doc_url, &body)?;
+    let latest = doc.tag_version(&cfg.dist_tag)?;
+
+    // Guards, in the original's order.
+    let latest_v = semver::Version::parse(&latest).map_err(|_| StageError::InvalidVersion {
+        package: cfg.package_name.clone(),
+        tag: cfg.dist_tag.clone(),
+        version: latest.clone(),
+    })?;
+    // A current version that is not semver (a dev build, say) counts as older than anything.
+    if let Ok(current) = semver::Version::parse(cfg.current_version.trim()) {
+        if latest_v <= current {
+            return Ok(Outcome::UpToDate);
+        }
+    }
+    if store.is_bad(&latest) {
+        return Ok(Outcome::BadVersion(latest));
+    }
+    if pointer_is_whole_at(store, &latest) {
+        return Ok(Outcome::AlreadyStaged);
+    }
+
+    let native_src = cfg.native_deps_source.join(NATIVE_MODULE[1]);
+    if !native_src.is_dir() {
+        return Err(StageError::NativeDeps {
+            path: cfg.native_deps_source.clone(),
+        });
+    }
+    let dist = doc.dist(&latest)?;
+
+    let mut lock = blocking({
+        let store = store.clone();
+        move || store.lock_file()
+    })
+    .await?;
+    let lock_path = store.root().join(store::LOCK_FILE);
+    let _guard = loop {
+        match lock.try_write() {
+            Ok(guard) => break guard,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(StageError::io("locking", &lock_path, e)),
+        }
+        ctl.sleep(&lock_path.display().to_string(), LOCK_POLL)
+            .await?;
+    };
+
+    // Another stager may have finished this version while we waited for the lock.
+    if pointer_is_whole_at(store, &latest) {
+        return Ok(Outcome::AlreadyStaged);
+    }
+
+    let reuse = blocking({
+        let (store, latest) = (store.clone(), latest.clone());
+        move || -> Result<bool> {
+            // With the lock held no run is in flight, so every partial is a crashed run's.
+            store.sweep_stale_locked()?;
+            fsutil::create_dir_all(&store.versions_dir())?;
+            // A whole, unpointed folder is a run that died before its pointer write: reuse it.
+            if store.is_whole(&latest) {
+                return Ok(true);
+            }
+            store.discard_version_locked(&latest)?;
+            Ok(false)
+        }
+    })
+    .await?;
+
+    if !reuse {
+        download_with_retries(cfg, store, &http, &dist, &latest, &native_src, ctl).await?;
+    }
+
+    blocking({
+        let (store, latest) = (store.clone(), latest.clone());
+        move || -> Result<()> {
+            let previous = store
+                .read_pointer()
+                .map(|p| p.version)
+                .filter(|v| *v != latest && store.is_whole(v) && !store.is_bad(v));
+            store.write_pointer(&latest, previous.as_deref())?;
+            let mut keep = vec![latest.as_str()];
+            keep.extend(previous.as_deref());
+            // Pruning is housekeeping: the new runtime is already staged and pointed, so a folder
+            // that cannot be removed now (a running runtime holding it on Windows) waits for the
+            // next run instead of failing this one.
+            let _ = store.prune_locked(&keep);
+            Ok(())
+        }
+    })
+    .await?;
+    Ok(Outcome::Staged(latest))
+}
+
+fn pointer_is_whole_at(store: &Store, version: &str) -> bool {
+    store
+        .read_pointer()
+        .is_some_and(|p| p.version == version && store.is_whole(version))
+}
+
+/// Runs file-system work on tokio's blocking pool, never on the JS thread or the libuv pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StageError::Io {
+            op: "running a file task",
+            path: PathBuf::new(),
+            source: io::Error::other(e.to_string()),
+        })?
+}
+
+fn limits_for(cfg: &Config, dist: &Dist) -> ExtractLimits {
+    // 2x the registry's own figure: room for directory entries and headers, far below a bomb.
+    let max_bytes = cfg
+        .limits
+        .max_unpacked_bytes
+        .or(dist.unpacked_size.map(|s| s.saturating_mul(2) + (1 << 20)))
+        .unwrap_or(DEFAULT_MAX_UNPACKED_BYTES)
+        .min(HARD_MAX_UNPACKED_BYTES);
+    let max_entries = cfg
+        .limits
+        .max_entries
+        .or(dist.file_count.map(|n| n.saturating_mul(2) + 64))
+        .unwrap_or(DEFAULT_MAX_ENTRIES)
+        .min(HARD_MAX_ENTRIES);
+    ExtractLimits {
+        max_bytes,
+        max_entries,
+    }
+}
+
+/// Downloads and stages into `versions/<v>`, retrying transient failures and one integrity
+/// failure (a mirror may have served a bad copy once). The partial never outlives a failure.
+async fn download_with_retries(
+    cfg: &Config,
+    store: &Store,
+    http: &Http,
+    dist: &Dist,
+    version: &str,
+    native_src: &Path,
+    ctl: &Control,
+) -> Result<()> {
+    let url = rewrite_tarball_url(&dist.tarball, &cfg.registry);
+    let limits = limits_for(cfg, dist);
+    let mut retries_left = http.retries();
+    let mut integrity_retry = true;
+    loop {
+        let result = stage_once(store, http, dist, &url, version, limits, native_src, ctl).await;
+        let err = match result {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let partial = store.partial_dir(version);
+        blocking(move || fsutil::remove_tree(&partial)).await?;
+        let retry = match &err {
+            StageError::Integrity { .. } if integrity_retry => {
+                integrity_retry = false;
+                true
+            }
+            e if e.is_retryable() && retries_left > 0 && !ctl.is_aborted() => {
+                retries_left -= 1;
+                ctl.sleep(&url, crate::http::backoff(http.retries() - retries_left))
+                    .await?;
+                true
+            }
+            _ => false,
+        };
+        if !retry || ctl.remaining().is_zero() {
+            return Err(err);
+        }
+    }
+}
+
+/// One download-and-extract attempt into `versions/<v>.partial`, then the finishing steps and
+/// the rename. The body streams through the hasher and the inflater into the extractor; nothing
+/// of the tarball is held in memory beyond a few chunks.
+#[allow(clippy::too_many_arguments)]
+async fn stage_once(
+    store: &Store,
+    http: &Http,
+    dist: &Dist,
+    url: &str,
+    version: &str,
+    limits: ExtractLimits,
+    native_src: &Path,
+    ctl: &Control,
+) -> Result<()> {
+    let mut resp = http.open(url, "application/octet-stream", ctl).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(PIPE_CHUNKS);
+    let cancel = Arc::new(AtomicBool::new(false));
+    let partial = store.partial_dir(version);
+
+    let extractor = {
+        let (cancel, partial, bins, url) = (
+            cancel.clone(),
+            partial.clone(),
+            dist.bins.clone(),
+            url.to_string(),
+        );
+        let hasher = dist.integrity.hasher();
+        tokio::task::spawn_blocking(move || {
+            let reader = PipeReader {
+                rx,
+                current: bytes::Bytes::new(),
+                pos: 0,
+                hasher,
+            };
+            extract_tgz(reader, &partial, limits, &bins, &url, &cancel)
+                .map(|(stats, reader)| (stats, reader.hasher))
+        })
+    };
+
+    let pump = ctl
+        .guard(url, async {
+            loop {
+                let chunk = resp
+                    .chunk()
+                    .await
+                    .map_err(|e| http.transport_error(url, "downloading", &e));
+                match chunk {
+                    Ok(Some(bytes)) => {
+                        if tx.send(Ok(bytes)).await.is_err() {
+                            // The extractor stopped early; its error tells why.
+                            return Ok(());
+                        }
+                    }
+                    Ok(None) => return Ok(()),
+                    Err(e) => return Err(e),
+                }
+            }
+        })
+        .await;
+    if pump.is_err() {
+        // Stop the extractor: it may be mid-file, and the partial is removed after it returns.
+        cancel.store(true, Ordering::Relaxed);
+        let _ = tx.try_send(Err(io::Error::other("download interrupted")));
+    }
+    drop(tx);
+    let extracted = extractor.await.map_err(|e| StageError::Io {
+        op: "extracting into",
+        path: partial.clone(),
+        source: io::Error::other(e.to_string()),
+    })?;
+    // The transport's error is the cause when both failed.
+    pump?;
+    let (stats, hasher): (Extracted, Hasher) = extracted?;
+    hasher
+        .verify(&dist.integrity)
+        .map_err(|actual| StageError::Integrity {
+            url: url.into(),
+            expected: dist.integrity.to_string(),
+            actual,
+        })?;
+
+    let (store, version, native_src, url, integrity) = (
+        store.clone(),
+        version.to_string(),
+        native_src.to_path_buf(),
+        url.to_string(),
+        dist.integrity.to_string(),
+    );
+    blocking(move || finish(&store, &version, &partial, &native_src, &url, integrity, stats)).await
+}
+
+/// Copies the native module in, checks the CLI, writes the completion record, flushes, renames.
+fn finish(
+    store: &Store,
+    version: &str,
+    partial: &Path,
+    native_src: &Path,
+    url: &str,
+    integrity: String,
+    stats: Extracted,
+) -> Result<()> {
+    let mut cli = partial.to_path_buf();
+    cli.extend(CLI_ENTRY);
+    if !cli.is_file() {
+        return Err(StageError::MissingCli {
+            url: url.into(),
+            missing: CLI_ENTRY.join("/"),
+        });
+    }
+    let mut native_dst = partial.to_path_buf();
+    native_dst.extend(NATIVE_MODULE);
+    // The package may ship its own node_modules/node-pty; ours is built for this app.
+    fsutil::remove_tree(&native_dst)?;
+    let native_bytes = fsutil::copy_tree(native_src, &native_dst)?;
+    store::write_record(
+        partial,
+        &CompletionRecord {
+            version: version.into(),
+            integrity,
+            files: stats.files,
+            bytes: stats.bytes + native_bytes,
+        },
+    )?;
+    // Every name in the tree is durable before the tree gets its final name.
+    fsutil::sync_tree_dirs(partial)?;
+    let final_dir = store.version_dir(version);
+    fsutil::rename_retrying(store.renamer(), partial, &final_dir)?;
+    fsutil::sync_dir(&store.versions_dir())
+}
+
+/// The extractor's view of the download: a blocking `Read` over the channel of body chunks that
+/// hashes every byte it hands out.
+struct PipeReader {
+    rx: tokio::sync::mpsc::Receiver<Chunk>,
+    current: bytes::Bytes,
+    pos: usize,
+    hasher: Hasher,
+}
+
+impl Read for PipeReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() {
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => {
+                    self.hasher.update(&chunk);
+                    self.current = chunk;
+                    self.pos = 0;
+                }
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}

@@ -1,0 +1,431 @@
+//! The runtime store under `<userData>/kanban-runtime/`: layout, pointer, bad versions, lock.
+//!
+//! ```text
+//! current.json        {"version","cliEntry","previous"}: what the app runs next
+//! bad-versions.json   ["0.1.69", ...]: versions that failed to start
+//! stage.lock          held (OS lock, not its contents) while the store changes
+//! versions/<v>/       a whole staged runtime; never modified once it has this name
+//! versions/<v>.partial/  a staging run in flight; only the lock holder touches it
+//! ```
+
+use crate::error::{Result, StageError};
+use crate::fsutil::{self, OsRenamer, Renamer};
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub const STORE_DIR: &str = "kanban-runtime";
+pub const POINTER_FILE: &str = "current.json";
+pub const BAD_FILE: &str = "bad-versions.json";
+pub const LOCK_FILE: &str = "stage.lock";
+pub const VERSIONS_DIR: &str = "versions";
+pub const PARTIAL_SUFFIX: &str = ".partial";
+/// Written last into a staged folder, before its rename: its presence means the folder is whole.
+pub const COMPLETE_FILE: &str = ".kanban-runtime-complete.json";
+pub const CLI_ENTRY: [&str; 2] = ["dist", "cli.js"];
+pub const NATIVE_MODULE: [&str; 2] = ["node_modules", "node-pty"];
+
+/// What `current.json` holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pointer {
+    pub version: String,
+    pub cli_entry: String,
+    /// The version pointed to before this one, kept as the known-good fallback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+}
+
+/// The completion record of a staged folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompletionRecord {
+    pub version: String,
+    pub integrity: String,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    root: PathBuf,
+    renamer: Arc<dyn Renamer>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("root", &self.root).finish()
+    }
+}
+
+/// Accepts only valid semver, which also guarantees a version can never name a path outside
+/// `versions/` (no `/`, `\` or `..` can appear in one).
+pub fn check_version(version: &str) -> Result<semver::Version> {
+    semver::Version::parse(version).map_err(|e| StageError::InvalidOption {
+        name: "version",
+        reason: format!("`{version}` is not a valid semver version: {e}"),
+    })
+}
+
+impl Store {
+    pub fn new(user_data: &Path) -> Store {
+        Store {
+            root: user_data.join(STORE_DIR),
+            renamer: Arc::new(OsRenamer),
+        }
+    }
+
+    /// A store whose renames go through `renamer`; tests inject failures with it.
+    pub fn with_renamer(user_data: &Path, renamer: Arc<dyn Renamer>) -> Store {
+        Store {
+            root: user_data.join(STORE_DIR),
+            renamer,
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn renamer(&self) -> &dyn Renamer {
+        &*self.renamer
+    }
+    pub fn versions_dir(&self) -> PathBuf {
+        self.root.join(VERSIONS_DIR)
+    }
+    pub fn version_dir(&self, version: &str) -> PathBuf {
+        self.versions_dir().join(version)
+    }
+    pub fn partial_dir(&self, version: &str) -> PathBuf {
+        self.versions_dir()
+            .join(format!("{version}{PARTIAL_SUFFIX}"))
+    }
+    pub fn pointer_path(&self) -> PathBuf {
+        self.root.join(POINTER_FILE)
+    }
+    pub fn cli_entry(&self, version: &str) -> PathBuf {
+        let mut p = self.version_dir(version);
+        p.extend(CLI_ENTRY);
+        p
+    }
+
+    /// The pointer, if it parses and is canonical: a semver version and exactly this store's
+    /// `versions/<version>/dist/cli.js` as `cliEntry`. Anything else is treated as no pointer.
+    pub fn read_pointer(&self) -> Option<Pointer> {
+        let bytes = fs::read(self.pointer_path()).ok()?;
+        let p: Pointer = serde_json::from_slice(&bytes).ok()?;
+        semver::Version::parse(&p.version).ok()?;
+        if Path::new(&p.cli_entry) != self.cli_entry(&p.version) {
+            return None;
+        }
+        if let Some(prev) = &p.previous {
+            semver::Version::parse(prev).ok()?;
+        }
+        Some(p)
+    }
+
+    /// The CLI to run: the pointer's `cliEntry` when the pointer is trusted and its folder whole.
+    pub fn resolve_cli_entry(&self) -> Option<PathBuf> {
+        let p = self.read_pointer()?;
+        self.is_whole(&p.version).then(|| PathBuf::from(p.cli_entry))
+    }
+
+    /// A staged folder is whole when its CLI, its native module and its completion record for
+    /// this very version are all there: a half-deleted folder fails at least one of these.
+    pub fn is_whole(&self, version: &str) -> bool {
+        let dir = self.version_dir(version);
+        let mut native = dir.clone();
+        native.extend(NATIVE_MODULE);
+        self.cli_entry(version).is_file()
+            && native.is_dir()
+            && read_record(&dir).is_some_and(|r| r.version == version)
+    }
+
+    /// Writes the pointer atomically (temp file, flush, rename, flush folder).
+    pub fn write_pointer(&self, version: &str, previous: Option<&str>) -> Result<()> {
+        let p = Pointer {
+            version: version.into(),
+            cli_entry: self.cli_entry(version).to_string_lossy().into_owned(),
+            previous: previous.map(str::to_string),
+        };
+        let json = serde_json::to_vec_pretty(&p).expect("pointer serialises");
+        fsutil::write_atomic(self.renamer(), &self.pointer_path(), &json)
+    }
+
+    pub fn remove_pointer(&self) -> Result<()> {
+        let path = self.pointer_path();
+        match fs::remove_file(&path) {
+            Ok(()) => fsutil::sync_dir(&self.root),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StageError::io("removing", &path, e)),
+        }
+    }
+
+    /// Versions marked bad. A missing or unreadable file means none: a damaged list must not stop
+    /// updates, and the app re-marks a version that fails again.
+    pub fn bad_versions(&self) -> Vec<String> {
+        fs::read(self.root.join(BAD_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Vec<String>>(&b).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn is_bad(&self, version: &str) -> bool {
+        self.bad_versions().iter().any(|v| v == version)
+    }
+
+    /// Adds `version` to the bad list (call with the lock held).
+    pub fn add_bad(&self, version: &str) -> Result<()> {
+        let mut list = self.bad_versions();
+        if !list.iter().any(|v| v == version) {
+            list.push(version.into());
+        }
+        fsutil::create_dir_all(&self.root)?;
+        let json = serde_json::to_vec_pretty(&list).expect("list serialises");
+        fsutil::write_atomic(self.renamer(), &self.root.join(BAD_FILE), &json)
+    }
+
+    /// Marks `version` bad and, when it is the pointed version, rolls the pointer back to the
+    /// previous known-good version if that folder is whole and not bad, else removes the pointer
+    /// so the app falls back to its bundled runtime. Returns the version the pointer now names.
+    /// Call with the lock held.
+    pub fn mark_bad_locked(&self, version: &str) -> Result<Option<String>> {
+        self.add_bad(version)?;
+        let Some(p) = self.read_pointer() else {
+            return Ok(None);
+        };
+        if p.version != version {
+            return Ok(Some(p.version));
+        }
+        match p.previous.filter(|prev| self.is_whole(prev) && !self.is_bad(prev)) {
+            Some(prev) => {
+                self.write_pointer(&prev, None)?;
+                Ok(Some(prev))
+            }
+            None => {
+                self.remove_pointer()?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Opens (creating) the lock file. The lock is the OS's advisory lock on it, released by the
+    /// OS when the holder dies; its contents mean nothing.
+    pub fn lock_file(&self) -> Result<fd_lock::RwLock<File>> {
+        fsutil::create_dir_all(&self.root)?;
+        let path = self.root.join(LOCK_FILE);
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| StageError::io("opening lock", &path, e))?;
+        Ok(fd_lock::RwLock::new(f))
+    }
+
+    /// Removes every partial folder and temp file. Only safe with the lock held: then no staging
+    /// run is in flight, so every partial is a crashed run's leftover.
+    pub fn sweep_stale_locked(&self) -> Result<()> {
+        let dir = self.versions_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(StageError::io("reading folder", &dir, e)),
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(PARTIAL_SUFFIX) || name.contains(".trash-") {
+                fsutil::remove_tree(&entry.path())?;
+            }
+        }
+        if let Ok(entries) = fs::read_dir(&self.root) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') && name.contains(".tmp-") {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a damaged `versions/<v>` out of the way: renamed aside first so that it vanishes from
+    /// its name in one step, then deleted. Call with the lock held.
+    pub fn discard_version_locked(&self, version: &str) -> Result<()> {
+        let dir = self.version_dir(version);
+        if !dir.exists() {
+            return Ok(());
+        }
+        let trash = self
+            .versions_dir()
+            .join(format!("{version}.trash-{}", std::process::id()));
+        fsutil::remove_tree(&trash)?;
+        fsutil::rename_retrying(self.renamer(), &dir, &trash)?;
+        fsutil::remove_tree(&trash)
+    }
+
+    /// Removes staged versions other than `keep` (the pointed one and its fallback).
+    /// Call with the lock held.
+    pub fn prune_locked(&self, keep: &[&str]) -> Result<Vec<String>> {
+        let dir = self.versions_dir();
+        let mut removed = Vec::new();
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return Ok(removed);
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if semver::Version::parse(&name).is_err() || keep.contains(&name.as_str()) {
+                continue;
+            }
+            self.discard_version_locked(&name)?;
+            removed.push(name);
+        }
+        Ok(removed)
+    }
+}
+
+pub fn read_record(dir: &Path) -> Option<CompletionRecord> {
+    let bytes = fs::read(dir.join(COMPLETE_FILE)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Writes the completion record into a folder about to be renamed into place, flushed.
+pub fn write_record(dir: &Path, record: &CompletionRecord) -> Result<()> {
+    use std::io::Write;
+    let path = dir.join(COMPLETE_FILE);
+    let mut f = File::create(&path).map_err(|e| StageError::io("creating", &path, e))?;
+    f.write_all(&serde_json::to_vec(record).expect("record serialises"))
+        .map_err(|e| StageError::io("writing", &path, e))?;
+    f.sync_all()
+        .map_err(|e| StageError::io("flushing", &path, e))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Lays out a whole staged version as a staging run would leave it.
+    pub(crate) fn stage_fake(store: &Store, version: &str) {
+        let dir = store.version_dir(version);
+        fs::create_dir_all(dir.join("dist")).unwrap();
+        fs::create_dir_all(dir.join("node_modules/node-pty")).unwrap();
+        fs::write(dir.join("dist/cli.js"), "cli").unwrap();
+        write_record(
+            &dir,
+            &CompletionRecord {
+                version: version.into(),
+                integrity: "sha512-x".into(),
+                files: 1,
+                bytes: 3,
+            },
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn pointer_round_trip_and_trust_rules() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        assert_eq!(store.read_pointer(), None);
+        fs::create_dir_all(store.root()).unwrap();
+        store.write_pointer("1.0.0", Some("0.9.0")).unwrap();
+        let p = store.read_pointer().unwrap();
+        assert_eq!(p.version, "1.0.0");
+        assert_eq!(Path::new(&p.cli_entry), store.cli_entry("1.0.0"));
+        assert_eq!(p.previous.as_deref(), Some("0.9.0"));
+        // Not whole yet: no CLI to run.
+        assert_eq!(store.resolve_cli_entry(), None);
+        stage_fake(&store, "1.0.0");
+        assert_eq!(store.resolve_cli_entry(), Some(store.cli_entry("1.0.0")));
+
+        // A cliEntry pointing anywhere else is not trusted.
+        let evil = serde_json::json!({"version":"1.0.0","cliEntry":"/tmp/evil.js"});
+        fs::write(store.pointer_path(), evil.to_string()).unwrap();
+        assert_eq!(store.read_pointer(), None);
+        let dotted = format!("{}/../1.0.0/dist/cli.js", store.version_dir("1.0.0").display());
+        let evil = serde_json::json!({"version":"1.0.0","cliEntry":dotted});
+        fs::write(store.pointer_path(), evil.to_string()).unwrap();
+        assert_eq!(store.read_pointer(), None);
+        fs::write(store.pointer_path(), "{").unwrap();
+        assert_eq!(store.read_pointer(), None);
+    }
+
+    #[test]
+    fn whole_requires_cli_native_and_record() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        stage_fake(&store, "1.0.0");
+        assert!(store.is_whole("1.0.0"));
+        fs::remove_dir_all(store.version_dir("1.0.0").join("node_modules/node-pty")).unwrap();
+        assert!(!store.is_whole("1.0.0"));
+        stage_fake(&store, "1.0.0");
+        fs::remove_file(store.version_dir("1.0.0").join(COMPLETE_FILE)).unwrap();
+        assert!(!store.is_whole("1.0.0"));
+        stage_fake(&store, "1.0.0");
+        fs::remove_file(store.cli_entry("1.0.0")).unwrap();
+        assert!(!store.is_whole("1.0.0"));
+    }
+
+    #[test]
+    fn mark_bad_rolls_back_to_previous_or_clears() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        stage_fake(&store, "1.0.0");
+        stage_fake(&store, "1.1.0");
+        store.write_pointer("1.1.0", Some("1.0.0")).unwrap();
+        // Not the pointed version: only marked.
+        assert_eq!(store.mark_bad_locked("0.5.0").unwrap().as_deref(), Some("1.1.0"));
+        assert!(store.is_bad("0.5.0"));
+        assert_eq!(store.mark_bad_locked("1.1.0").unwrap().as_deref(), Some("1.0.0"));
+        assert_eq!(store.read_pointer().unwrap().version, "1.0.0");
+        assert_eq!(store.mark_bad_locked("1.0.0").unwrap(), None);
+        assert_eq!(store.read_pointer(), None);
+        assert_eq!(store.bad_versions(), ["0.5.0", "1.1.0", "1.0.0"]);
+    }
+
+    #[test]
+    fn sweep_removes_partials_and_temps_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        stage_fake(&store, "1.0.0");
+        fs::create_dir_all(store.partial_dir("2.0.0").join("x")).unwrap();
+        fs::write(store.root().join(".current.json.tmp-1"), "x").unwrap();
+        store.sweep_stale_locked().unwrap();
+        assert!(!store.partial_dir("2.0.0").exists());
+        assert!(!store.root().join(".current.json.tmp-1").exists());
+        assert!(store.is_whole("1.0.0"));
+    }
+
+    #[test]
+    fn prune_keeps_named_versions() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        for v in ["1.0.0", "1.1.0", "1.2.0"] {
+            stage_fake(&store, v);
+        }
+        let removed = store.prune_locked(&["1.2.0", "1.1.0"]).unwrap();
+        assert_eq!(removed, ["1.0.0"]);
+        assert!(store.is_whole("1.1.0") && store.is_whole("1.2.0"));
+        assert!(!store.version_dir("1.0.0").exists());
+    }
+
+    #[test]
+    fn lock_excludes_a_second_holder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        let mut a = store.lock_file().unwrap();
+        let mut b = store.lock_file().unwrap();
+        let g = a.try_write().unwrap();
+        assert!(b.try_write().is_err());
+        drop(g);
+        assert!(b.try_write().is_ok());
+    }
+
+    #[test]
+    fn versions_must_be_semver() {
+        assert!(check_version("1.2.3-beta.1").is_ok());
+        assert!(check_version("../../etc").is_err());
+        assert!(check_version("1.0").is_err());
+    }
+}
