@@ -1,0 +1,292 @@
+//! The napi binding: options in, outcomes and coded errors out. No logic of its own.
+
+use crate::config::{
+    normalize_registry, Config, EnvDefaults, Limits, NetConfig, DEFAULT_PACKAGE, DEFAULT_TAG,
+    PUBLIC_REGISTRY,
+};
+use crate::error::{Field, StageError};
+use crate::http::Control;
+use crate::stage::{self, Outcome};
+use crate::store::{check_version, Store};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Options of `checkAndStageLatestRuntime`.
+#[napi(object)]
+pub struct StageOptions {
+    /// The app's `userData` folder (`app.getPath('userData')`); the store lives in
+    /// `<userData>/kanban-runtime/`.
+    pub user_data: String,
+    /// The runtime version the app runs now. A value that is not semver counts as older than any
+    /// release.
+    pub current_version: String,
+    /// Folder holding the app's bundled `node-pty/`, copied into every staged version.
+    pub native_deps_source: String,
+    /// Registry base URL. Default: `npm_config_registry` from the environment, else
+    /// `https://registry.npmjs.org/`.
+    pub registry: Option<String>,
+    /// Package to stage. Default: `'kanban'`.
+    pub package_name: Option<String>,
+    /// Dist-tag to follow. Default: `'latest'`.
+    pub dist_tag: Option<String>,
+    /// Budget for the whole call, retries and lock wait included, in ms. Default: 600000 (10 min).
+    pub timeout_ms: Option<u32>,
+    /// Budget for each TCP + TLS connection, in ms. Default: 10000.
+    pub connect_timeout_ms: Option<u32>,
+    /// Longest wait for the next byte of a response, in ms. Default: 30000.
+    pub idle_timeout_ms: Option<u32>,
+    /// Retries after a transient failure (connect error, reset, 408, 429, 5xx). Default: 3.
+    pub retries: Option<u32>,
+    /// Proxy for every request: a URL (`http://host:port`) or what Electron's
+    /// `session.resolveProxy()` returns (`PROXY host:port; DIRECT`). Default: `HTTPS_PROXY` /
+    /// `HTTP_PROXY` / `NO_PROXY` from the environment, else direct.
+    pub proxy: Option<String>,
+    /// Extra PEM certificates to trust beside the operating system's store. Default: none.
+    pub ca: Option<Either<String, Vec<String>>>,
+    /// Bearer token sent to the registry's own host only. Default: none.
+    pub auth_token: Option<String>,
+    /// Cap on the unpacked size of the tarball, in bytes. Default: twice the registry's
+    /// `dist.unpackedSize` plus 1 MiB, else 512 MiB; never above 1 GiB.
+    pub max_unpacked_bytes: Option<i64>,
+    /// Cap on the number of tarball entries. Default: twice the registry's `dist.fileCount`
+    /// plus 64, else 20000; never above 100000.
+    pub max_entries: Option<u32>,
+}
+
+/// What `checkAndStageLatestRuntime` resolved to.
+#[napi(discriminant = "kind", discriminant_case = "kebab-case")]
+pub enum StageOutcome {
+    /// The running runtime is as new as the registry's.
+    UpToDate,
+    /// The newest version is marked bad; nothing was staged.
+    BadVersion { version: String },
+    /// The pointer already names the newest version and its folder is whole.
+    AlreadyStaged,
+    /// The newest version was staged and the pointer now names it.
+    Staged { version: String },
+}
+
+/// The pointer `current.json`.
+#[napi(object)]
+pub struct RuntimePointer {
+    pub version: String,
+    /// Absolute path of the staged `dist/cli.js`.
+    pub cli_entry: String,
+    /// The previously pointed version, kept as the known-good fallback.
+    pub previous: Option<String>,
+}
+
+impl From<Outcome> for StageOutcome {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::UpToDate => StageOutcome::UpToDate,
+            Outcome::BadVersion(version) => StageOutcome::BadVersion { version },
+            Outcome::AlreadyStaged => StageOutcome::AlreadyStaged,
+            Outcome::Staged(version) => StageOutcome::Staged { version },
+        }
+    }
+}
+
+fn ms(v: Option<u32>, default: Duration) -> Duration {
+    v.map(|ms| Duration::from_millis(ms as u64)).unwrap_or(default)
+}
+
+fn to_config(opts: StageOptions, env: EnvDefaults) -> std::result::Result<Config, StageError> {
+    let required = |name: &'static str, v: &str| {
+        if v.trim().is_empty() {
+            Err(StageError::InvalidOption {
+                name,
+                reason: "must be a non-empty string".into(),
+            })
+        } else {
+            Ok(())
+        }
+    };
+    required("userData", &opts.user_data)?;
+    required("nativeDepsSource", &opts.native_deps_source)?;
+    let registry_raw = opts
+        .registry
+        .filter(|r| !r.trim().is_empty())
+        .or(env.registry)
+        .unwrap_or_else(|| PUBLIC_REGISTRY.to_string());
+    let registry = normalize_registry(&registry_raw).map_err(|reason| StageError::InvalidOption {
+        name: "registry",
+        reason,
+    })?;
+    let defaults = NetConfig::default();
+    let net = NetConfig {
+        connect_timeout: ms(opts.connect_timeout_ms, defaults.connect_timeout),
+        idle_timeout: ms(opts.idle_timeout_ms, defaults.idle_timeout),
+        total_timeout: ms(opts.timeout_ms, defaults.total_timeout),
+        retries: opts.retries.unwrap_or(defaults.retries),
+        proxy: opts.proxy,
+        env_proxy: env.proxy,
+        ca: match opts.ca {
+            None => Vec::new(),
+            Some(Either::A(one)) => vec![one],
+            Some(Either::B(many)) => many,
+        },
+        auth_token: opts.auth_token.filter(|t| !t.is_empty()),
+        ..defaults
+    };
+    let max_unpacked_bytes = match opts.max_unpacked_bytes {
+        Some(n) if n <= 0 => {
+            return Err(StageError::InvalidOption {
+                name: "maxUnpackedBytes",
+                reason: "must be positive".into(),
+            })
+        }
+        n => n.map(|n| n as u64),
+    };
+    Ok(Config {
+        user_data: absolute(&opts.user_data),
+        current_version: opts.current_version,
+        native_deps_source: absolute(&opts.native_deps_source),
+        registry,
+        package_name: opts
+            .package_name
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| DEFAULT_PACKAGE.into()),
+        dist_tag: opts
+            .dist_tag
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| DEFAULT_TAG.into()),
+        net,
+        limits: Limits {
+            max_unpacked_bytes,
+            max_entries: opts.max_entries.map(u64::from),
+        },
+    })
+}
+
+/// The store's paths are absolute so the pointer's `cliEntry` is too, whatever the cwd.
+fn absolute(p: &str) -> PathBuf {
+    std::path::absolute(Path::new(p)).unwrap_or_else(|_| PathBuf::from(p))
+}
+
+/// Turns a core error into a JS `Error` with `code` and the structured fields.
+fn js_error(env: &Env, e: &StageError) -> Error {
+    let build = || -> Result<Error> {
+        let mut obj = env.create_error(Error::new(Status::GenericFailure, e.to_string()))?;
+        obj.set_named_property("code", e.code())?;
+        for (name, value) in e.fields() {
+            match value {
+                Field::Str(s) => obj.set_named_property(name, s)?,
+                Field::Num(n) => obj.set_named_property(name, n)?,
+            }
+        }
+        Ok(Error::from(obj.to_unknown()))
+    };
+    build().unwrap_or_else(|err| err)
+}
+
+/// Checks the registry for a newer runtime and stages it. Never blocks the JS thread: the network
+/// runs on the addon's async runtime and file work on its blocking pool. Rejects with an `Error`
+/// whose `code` is one of the documented codes.
+#[napi(ts_return_type = "Promise<StageOutcome>")]
+pub fn check_and_stage_latest_runtime(
+    env: &Env,
+    opts: StageOptions,
+) -> Result<PromiseRaw<'_, StageOutcome>> {
+    let config = to_config(opts, EnvDefaults::from_process());
+    let (ctl, _abort) = Control::new(
+        config
+            .as_ref()
+            .map(|c| c.net.total_timeout)
+            .unwrap_or_default(),
+    );
+    env.spawn_future_with_callback(
+        async move {
+            let config = match config {
+                Ok(c) => c,
+                Err(e) => return Ok(Err(e)),
+            };
+            let store = Store::new(&config.user_data);
+            Ok(stage::check_and_stage(&config, &store, &ctl).await)
+        },
+        |env, result| match result {
+            Ok(outcome) => Ok(StageOutcome::from(outcome)),
+            Err(e) => Err(js_error(env, &e)),
+        },
+    )
+}
+
+fn sync_result<T>(env: &Env, r: std::result::Result<T, StageError>) -> Result<T> {
+    r.map_err(|e| js_error(env, &e))
+}
+
+/// The pointer, when it parses and names this store's canonical `versions/<v>/dist/cli.js`;
+/// else `null`.
+#[napi]
+pub fn read_pointer(user_data: String) -> Option<RuntimePointer> {
+    Store::new(&absolute(&user_data))
+        .read_pointer()
+        .map(|p| RuntimePointer {
+            version: p.version,
+            cli_entry: p.cli_entry,
+            previous: p.previous,
+        })
+}
+
+/// The staged CLI to run (`versions/<v>/dist/cli.js`) when the pointer is trusted and its folder
+/// whole; else `null` (run the bundled runtime).
+#[napi]
+pub fn resolve_pointer_cli_entry(user_data: String) -> Option<String> {
+    Store::new(&absolute(&user_data))
+        .resolve_cli_entry()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// Whether `version` is marked bad.
+#[napi]
+pub fn is_bad_version(user_data: String, version: String) -> bool {
+    Store::new(&absolute(&user_data)).is_bad(&version)
+}
+
+/// The folder a version is (or would be) staged in. Rejects a version that is not semver.
+#[napi]
+pub fn version_dir(env: &Env, user_data: String, version: String) -> Result<String> {
+    sync_result(env, check_version(&version))?;
+    Ok(Store::new(&absolute(&user_data))
+        .version_dir(&version)
+        .to_string_lossy()
+        .into_owned())
+}
+
+/// Marks `version` bad (it failed to start). When it is the pointed version, the pointer rolls
+/// back to the previous known-good version if its folder is whole, else is removed so the app
+/// runs its bundled runtime. Resolves to the version the pointer now names, or `null`.
+#[napi(ts_return_type = "Promise<string | null>")]
+pub fn mark_bad_version(
+    env: &Env,
+    user_data: String,
+    version: String,
+) -> Result<PromiseRaw<'_, Option<String>>> {
+    sync_result(env, check_version(&version))?;
+    let store = Store::new(&absolute(&user_data));
+    env.spawn_future_with_callback(
+        async move {
+            let r = tokio::task::spawn_blocking(move || {
+                let mut lock = store.lock_file()?;
+                // Blocking wait on the store lock is fine here: this runs on the blocking pool,
+                // and a stager holds the lock only while it changes the store.
+                let _guard = lock.write().map_err(|e| {
+                    StageError::io("locking", &store.root().join(crate::store::LOCK_FILE), e)
+                })?;
+                store.mark_bad_locked(&version)
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Err(StageError::Io {
+                    op: "marking a version bad in",
+                    path: PathBuf::new(),
+                    source: std::io::Error::other(e.to_string()),
+                })
+            });
+            Ok(r)
+        },
+        |env, r| r.map_err(|e| js_error(env, &e)),
+    )
+}
