@@ -264,11 +264,11 @@ pub fn mark_bad_version(
     user_data: String,
     version: String,
 ) -> Result<PromiseRaw<'_, Option<String>>> {
-    sync_result(env, check_version(&version))?;
     let store = Store::new(&absolute(&user_data));
     env.spawn_future_with_callback(
         async move {
             let r = tokio::task::spawn_blocking(move || {
+                check_version(&version)?;
                 let mut lock = store.lock_file()?;
                 // Blocking wait on the store lock is fine here: this runs on the blocking pool,
                 // and a stager holds the lock only while it changes the store.

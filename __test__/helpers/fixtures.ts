@@ -1,0 +1,62 @@
+// Temporary userData folders, bundled native modules and runtime tarballs for the tests.
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { tgz, type TarEntry } from './tar'
+
+const made: string[] = []
+
+export function tempDir(prefix = 'krs-'): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+  made.push(dir)
+  return dir
+}
+
+export function cleanupTempDirs(): void {
+  for (const d of made.splice(0)) fs.rmSync(d, { recursive: true, force: true })
+}
+
+/** A folder shaped like the app's bundled native modules: `<dir>/node-pty/...`. */
+export function nativeDeps(): string {
+  const dir = tempDir('krs-native-')
+  fs.mkdirSync(path.join(dir, 'node-pty/build/Release'), { recursive: true })
+  fs.writeFileSync(path.join(dir, 'node-pty/package.json'), '{"name":"node-pty","version":"1.1.0"}')
+  fs.writeFileSync(path.join(dir, 'node-pty/build/Release/pty.node'), 'native-binary-for-tests')
+  return dir
+}
+
+export function cliBody(version: string): string {
+  return `#!/usr/bin/env node\nconsole.log('kanban ${version}')\n`
+}
+
+/** A runtime tarball as npm publishes it: top folder, package.json, dist/cli.js. */
+export function runtimeTarball(version: string, opts: { top?: string; extra?: TarEntry[] } = {}): Buffer {
+  const top = opts.top ?? 'package'
+  return tgz([
+    { path: `${top}/package.json`, body: JSON.stringify({ name: 'kanban', version, bin: { kanban: 'dist/cli.js' } }) },
+    { path: `${top}/dist/cli.js`, body: cliBody(version), mode: 0o644 },
+    { path: `${top}/README.md`, body: `# kanban ${version}\n` },
+    ...(opts.extra ?? []),
+  ])
+}
+
+/** Every file below `dir`, relative, sorted: the layout a test asserts. */
+export function listTree(dir: string): string[] {
+  const out: string[] = []
+  const walk = (d: string, rel: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const r = rel ? `${rel}/${e.name}` : e.name
+      if (e.isDirectory()) walk(path.join(d, e.name), r)
+      else out.push(r)
+    }
+  }
+  if (fs.existsSync(dir)) walk(dir, '')
+  return out.sort()
+}
+
+/** A snapshot of every file under `dir` with its contents, to prove nothing changed. */
+export function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const f of listTree(dir)) out[f] = fs.readFileSync(path.join(dir, f)).toString('base64')
+  return out
+}

@@ -1,0 +1,40 @@
+// Compiled with `tsc --strict` in the test run: proves index.d.ts declares the outcome as a
+// discriminated union that an exhaustive switch narrows, exactly as the desktop app uses it.
+import {
+  checkAndStageLatestRuntime,
+  markBadVersion,
+  readPointer,
+  resolvePointerCliEntry,
+  type StageOutcome,
+} from '../../index.js'
+
+function describe(outcome: StageOutcome): string {
+  switch (outcome.kind) {
+    case 'up-to-date':
+      // @ts-expect-error `version` does not exist on the up-to-date variant
+      return outcome.version
+    case 'bad-version':
+      return `latest ${outcome.version} is marked bad`
+    case 'already-staged':
+      return 'already staged'
+    case 'staged':
+      return `restart to update to ${outcome.version}`
+    default: {
+      const never: never = outcome
+      return never
+    }
+  }
+}
+
+export async function main(userData: string): Promise<string> {
+  const outcome = await checkAndStageLatestRuntime({
+    userData,
+    currentVersion: '0.1.69',
+    nativeDepsSource: '/app/resources/native',
+    timeoutMs: 60_000,
+  })
+  const cli: string | null = resolvePointerCliEntry(userData)
+  const now: string | null = await markBadVersion(userData, '0.1.70')
+  const version: string | undefined = readPointer(userData)?.version
+  return `${describe(outcome)} ${cli} ${now} ${version}`
+}
