@@ -90,7 +90,8 @@ impl From<Outcome> for StageOutcome {
 }
 
 fn ms(v: Option<u32>, default: Duration) -> Duration {
-    v.map(|ms| Duration::from_millis(ms as u64)).unwrap_or(default)
+    v.map(|ms| Duration::from_millis(ms as u64))
+        .unwrap_or(default)
 }
 
 fn to_config(opts: StageOptions, env: EnvDefaults) -> std::result::Result<Config, StageError> {
@@ -111,10 +112,11 @@ fn to_config(opts: StageOptions, env: EnvDefaults) -> std::result::Result<Config
         .filter(|r| !r.trim().is_empty())
         .or(env.registry)
         .unwrap_or_else(|| PUBLIC_REGISTRY.to_string());
-    let registry = normalize_registry(&registry_raw).map_err(|reason| StageError::InvalidOption {
-        name: "registry",
-        reason,
-    })?;
+    let registry =
+        normalize_registry(&registry_raw).map_err(|reason| StageError::InvalidOption {
+            name: "registry",
+            reason,
+        })?;
     let defaults = NetConfig::default();
     let net = NetConfig {
         connect_timeout: ms(opts.connect_timeout_ms, defaults.connect_timeout),

@@ -31,7 +31,9 @@ pub enum StageError {
     #[error("package document from {url} is unusable: {reason}")]
     BadManifest { url: String, reason: String },
 
-    #[error("dist-tag `{tag}` of {package} names `{version}`, which is not a valid semver version")]
+    #[error(
+        "dist-tag `{tag}` of {package} names `{version}`, which is not a valid semver version"
+    )]
     InvalidVersion {
         package: String,
         tag: String,
@@ -182,8 +184,10 @@ pub enum Field {
 
 pub fn is_no_space(e: &io::Error) -> bool {
     // ENOSPC (28) and EDQUOT (122 on Linux, 69 on macOS) both mean "the disk will take no more".
-    matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
-        || matches!(e.raw_os_error(), Some(28))
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    ) || matches!(e.raw_os_error(), Some(28))
         || (cfg!(target_os = "linux") && e.raw_os_error() == Some(122))
         || (cfg!(target_os = "macos") && e.raw_os_error() == Some(69))
         || (cfg!(windows) && matches!(e.raw_os_error(), Some(39) | Some(112)))

@@ -150,8 +150,12 @@ pub fn extract_tgz<R: Read>(
             fsutil::create_dir_all(parent)?;
         }
         let rel_str = rel.to_string_lossy().replace('\\', "/");
-        let executable = entry.header().mode().map(|m| m & 0o111 != 0).unwrap_or(false)
-            || bins.iter().any(|b| *b == rel_str);
+        let executable = entry
+            .header()
+            .mode()
+            .map(|m| m & 0o111 != 0)
+            .unwrap_or(false)
+            || bins.contains(&rel_str);
         let mut file = open_for_write(&target, executable)?;
         let mut written = 0u64;
         loop {
@@ -322,7 +326,11 @@ mod tests {
             let mut h = tar::Header::new_gnu();
             h.set_entry_type(*kind);
             h.set_size(body.len() as u64);
-            h.set_mode(if *kind == EntryType::Directory { 0o755 } else { 0o644 });
+            h.set_mode(if *kind == EntryType::Directory {
+                0o755
+            } else {
+                0o644
+            });
             // Write the name bytes raw so hostile names are not normalised by the builder.
             let name = path.as_bytes();
             h.as_old_mut().name[..name.len()].copy_from_slice(name);
@@ -359,12 +367,25 @@ mod tests {
         let data = tgz(&[
             ("node/", EntryType::Directory, b""),
             ("node/package.json", EntryType::Regular, b"{}"),
-            ("node/dist/cli.js", EntryType::Regular, b"#!/usr/bin/env node\n"),
+            (
+                "node/dist/cli.js",
+                EntryType::Regular,
+                b"#!/usr/bin/env node\n",
+            ),
         ]);
         let stats = run(&data, &dest).unwrap();
-        assert_eq!(stats, Extracted { files: 2, bytes: 22 });
+        assert_eq!(
+            stats,
+            Extracted {
+                files: 2,
+                bytes: 22
+            }
+        );
         assert_eq!(fs::read(dest.join("package.json")).unwrap(), b"{}");
-        assert_eq!(fs::read(dest.join("dist/cli.js")).unwrap(), b"#!/usr/bin/env node\n");
+        assert_eq!(
+            fs::read(dest.join("dist/cli.js")).unwrap(),
+            b"#!/usr/bin/env node\n"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -409,15 +430,23 @@ mod tests {
 
         let deep = format!("package/{}f", "d/".repeat(MAX_PATH_DEPTH + 1));
         let data = tgz(&[(&deep, EntryType::Regular, b"x")]);
-        assert_eq!(run(&data, &tmp.path().join("b")).unwrap_err().code(), "ETOO_LARGE");
+        assert_eq!(
+            run(&data, &tmp.path().join("b")).unwrap_err().code(),
+            "ETOO_LARGE"
+        );
 
-        let names: Vec<String> = (0..=LIMITS.max_entries).map(|i| format!("package/{i}")).collect();
+        let names: Vec<String> = (0..=LIMITS.max_entries)
+            .map(|i| format!("package/{i}"))
+            .collect();
         let entries: Vec<_> = names
             .iter()
             .map(|n| (n.as_str(), EntryType::Regular, &b""[..]))
             .collect();
         let data = tgz(&entries);
-        assert_eq!(run(&data, &tmp.path().join("c")).unwrap_err().code(), "ETOO_LARGE");
+        assert_eq!(
+            run(&data, &tmp.path().join("c")).unwrap_err().code(),
+            "ETOO_LARGE"
+        );
     }
 
     #[test]
@@ -425,7 +454,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let data = tgz(&[("package/a", EntryType::Regular, &[7u8; 50_000])]);
         let cut = &data[..data.len() - 10];
-        assert_eq!(run(cut, &tmp.path().join("a")).unwrap_err().code(), "EBADARCHIVE");
+        assert_eq!(
+            run(cut, &tmp.path().join("a")).unwrap_err().code(),
+            "EBADARCHIVE"
+        );
         let mut flipped = data.clone();
         let mid = flipped.len() / 2;
         flipped[mid] ^= 0xff;

@@ -133,10 +133,7 @@ impl Http {
     }
 
     fn request(&self, url: &str, accept: &str) -> reqwest::RequestBuilder {
-        let mut req = self
-            .client
-            .get(url)
-            .header(reqwest::header::ACCEPT, accept);
+        let mut req = self.client.get(url).header(reqwest::header::ACCEPT, accept);
         // The token belongs to the registry: a tarball URL may point at another host, which
         // must never see it.
         if let Some(token) = &self.net.auth_token {
@@ -148,7 +145,12 @@ impl Http {
     }
 
     /// One GET whose status is checked: 2xx gives the response, anything else an `EHTTP`.
-    async fn send(&self, url: &str, accept: &str, phase: &'static str) -> Result<reqwest::Response, Failed> {
+    async fn send(
+        &self,
+        url: &str,
+        accept: &str,
+        phase: &'static str,
+    ) -> Result<reqwest::Response, Failed> {
         let resp = self
             .request(url, accept)
             .send()
@@ -200,13 +202,12 @@ impl Http {
     {
         let mut n = 0;
         loop {
-            let outcome = ctl
-                .guard(url, async { Ok(attempt().await) })
-                .await?;
+            let outcome = ctl.guard(url, async { Ok(attempt().await) }).await?;
             match outcome {
                 Ok(v) => return Ok(v),
                 Err(Failed(e, retry_after)) if e.is_retryable() && n < self.net.retries => {
-                    ctl.sleep(url, retry_after.unwrap_or_else(|| backoff(n))).await?;
+                    ctl.sleep(url, retry_after.unwrap_or_else(|| backoff(n)))
+                        .await?;
                     n += 1;
                 }
                 Err(Failed(e, _)) => return Err(e),
@@ -215,7 +216,12 @@ impl Http {
     }
 
     /// Maps a failure while reading a response body.
-    pub fn transport_error(&self, url: &str, phase: &'static str, e: &reqwest::Error) -> StageError {
+    pub fn transport_error(
+        &self,
+        url: &str,
+        phase: &'static str,
+        e: &reqwest::Error,
+    ) -> StageError {
         transport_error(url, phase, e, &self.net)
     }
 
@@ -239,7 +245,12 @@ pub fn backoff(attempt: u32) -> Duration {
 }
 
 /// Maps a transport failure to `ETIMEDOUT` (connect or idle timeout) or `ENETWORK`.
-pub fn transport_error(url: &str, phase: &'static str, e: &reqwest::Error, net: &NetConfig) -> StageError {
+pub fn transport_error(
+    url: &str,
+    phase: &'static str,
+    e: &reqwest::Error,
+    net: &NetConfig,
+) -> StageError {
     if e.is_timeout() {
         let ms = if e.is_connect() {
             net.connect_timeout
@@ -275,7 +286,9 @@ fn proxies(net: &NetConfig) -> Result<Vec<reqwest::Proxy>> {
     };
     if let Some(opt) = &net.proxy {
         return match parse_proxy_option(opt)? {
-            Some(url) => Ok(vec![reqwest::Proxy::all(&url).map_err(|e| invalid(e, &url))?]),
+            Some(url) => Ok(vec![
+                reqwest::Proxy::all(&url).map_err(|e| invalid(e, &url))?
+            ]),
             None => Ok(Vec::new()),
         };
     }
@@ -340,11 +353,15 @@ mod tests {
             Some("http://p:8080")
         );
         assert_eq!(
-            parse_proxy_option("PROXY p:3128; DIRECT").unwrap().as_deref(),
+            parse_proxy_option("PROXY p:3128; DIRECT")
+                .unwrap()
+                .as_deref(),
             Some("http://p:3128")
         );
         assert_eq!(
-            parse_proxy_option("SOCKS5 s:1; HTTPS q:443").unwrap().as_deref(),
+            parse_proxy_option("SOCKS5 s:1; HTTPS q:443")
+                .unwrap()
+                .as_deref(),
             Some("https://q:443")
         );
         assert_eq!(parse_proxy_option("DIRECT").unwrap(), None);
@@ -409,9 +426,15 @@ mod tests {
         };
         let http = Http::new(&net, &reg).unwrap();
         let (ctl, _h) = Control::new(Duration::from_secs(20));
-        let body = http.get_bytes(&format!("{reg}kanban"), "*/*", &ctl).await.unwrap();
+        let body = http
+            .get_bytes(&format!("{reg}kanban"), "*/*", &ctl)
+            .await
+            .unwrap();
         assert_eq!(body, b"ok");
-        let e = http.get_bytes(&format!("{reg}kanban"), "*/*", &ctl).await.unwrap_err();
+        let e = http
+            .get_bytes(&format!("{reg}kanban"), "*/*", &ctl)
+            .await
+            .unwrap_err();
         assert!(matches!(e, StageError::Http { status: 404, .. }), "{e}");
         server.await.unwrap();
     }

@@ -128,10 +128,7 @@ mod tests {
     #[test]
     fn picks_sha512_among_several() {
         let sri = format!("sha1-AAAA {} sha256-BBBB", sri_of(b"x"));
-        assert_eq!(
-            Expected::from_sri(&sri),
-            Expected::from_sri(&sri_of(b"x"))
-        );
+        assert_eq!(Expected::from_sri(&sri), Expected::from_sri(&sri_of(b"x")));
         assert_eq!(Expected::from_sri("sha1-abc"), None);
         assert_eq!(Expected::from_sri("sha512-not base64!"), None);
     }

@@ -69,7 +69,12 @@ impl Document {
         let tarball = dist
             .get("tarball")
             .and_then(Value::as_str)
-            .ok_or_else(|| bad(&self.url, &format!("version {version} has no `dist.tarball`")))?
+            .ok_or_else(|| {
+                bad(
+                    &self.url,
+                    &format!("version {version} has no `dist.tarball`"),
+                )
+            })?
             .to_string();
         let integrity = match dist.get("integrity").and_then(Value::as_str) {
             Some(sri) => Expected::from_sri(sri).ok_or_else(|| {
@@ -85,7 +90,9 @@ impl Document {
                 .ok_or_else(|| {
                     bad(
                         &self.url,
-                        &format!("version {version} has neither `dist.integrity` nor `dist.shasum`"),
+                        &format!(
+                            "version {version} has neither `dist.integrity` nor `dist.shasum`"
+                        ),
                     )
                 })?,
         };
@@ -169,7 +176,9 @@ mod tests {
 
     #[test]
     fn missing_pieces_are_bad_manifest() {
-        let d = doc(r#"{"dist-tags":{"latest":"1.0.0"},"versions":{"1.0.0":{"dist":{"tarball":"t"}}}}"#);
+        let d = doc(
+            r#"{"dist-tags":{"latest":"1.0.0"},"versions":{"1.0.0":{"dist":{"tarball":"t"}}}}"#,
+        );
         assert_eq!(d.tag_version("next").unwrap_err().code(), "EBADMANIFEST");
         assert_eq!(d.dist("1.0.0").unwrap_err().code(), "EBADMANIFEST");
         assert_eq!(d.dist("2.0.0").unwrap_err().code(), "EBADMANIFEST");
@@ -182,7 +191,10 @@ mod tests {
         let d = doc(
             r#"{"dist-tags":{"latest":"1.0.0"},"versions":{"1.0.0":{"dist":{"tarball":"t","shasum":"aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"}}}}"#,
         );
-        assert!(matches!(d.dist("1.0.0").unwrap().integrity, Expected::Sha1(_)));
+        assert!(matches!(
+            d.dist("1.0.0").unwrap().integrity,
+            Expected::Sha1(_)
+        ));
     }
 
     #[test]

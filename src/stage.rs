@@ -301,7 +301,18 @@ async fn stage_once(
         url.to_string(),
         dist.integrity.to_string(),
     );
-    blocking(move || finish(&store, &version, &partial, &native_src, &url, integrity, stats)).await
+    blocking(move || {
+        finish(
+            &store,
+            &version,
+            &partial,
+            &native_src,
+            &url,
+            integrity,
+            stats,
+        )
+    })
+    .await
 }
 
 /// Copies the native module in, checks the CLI, writes the completion record, flushes, renames.

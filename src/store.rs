@@ -127,7 +127,8 @@ impl Store {
     /// The CLI to run: the pointer's `cliEntry` when the pointer is trusted and its folder whole.
     pub fn resolve_cli_entry(&self) -> Option<PathBuf> {
         let p = self.read_pointer()?;
-        self.is_whole(&p.version).then(|| PathBuf::from(p.cli_entry))
+        self.is_whole(&p.version)
+            .then(|| PathBuf::from(p.cli_entry))
     }
 
     /// A staged folder is whole when its CLI, its native module and its completion record for
@@ -197,7 +198,10 @@ impl Store {
         if p.version != version {
             return Ok(Some(p.version));
         }
-        match p.previous.filter(|prev| self.is_whole(prev) && !self.is_bad(prev)) {
+        match p
+            .previous
+            .filter(|prev| self.is_whole(prev) && !self.is_bad(prev))
+        {
             Some(prev) => {
                 self.write_pointer(&prev, None)?;
                 Ok(Some(prev))
@@ -343,7 +347,10 @@ pub(crate) mod tests {
         let evil = serde_json::json!({"version":"1.0.0","cliEntry":"/tmp/evil.js"});
         fs::write(store.pointer_path(), evil.to_string()).unwrap();
         assert_eq!(store.read_pointer(), None);
-        let dotted = format!("{}/../1.0.0/dist/cli.js", store.version_dir("1.0.0").display());
+        let dotted = format!(
+            "{}/../1.0.0/dist/cli.js",
+            store.version_dir("1.0.0").display()
+        );
         let evil = serde_json::json!({"version":"1.0.0","cliEntry":dotted});
         fs::write(store.pointer_path(), evil.to_string()).unwrap();
         assert_eq!(store.read_pointer(), None);
@@ -375,9 +382,15 @@ pub(crate) mod tests {
         stage_fake(&store, "1.1.0");
         store.write_pointer("1.1.0", Some("1.0.0")).unwrap();
         // Not the pointed version: only marked.
-        assert_eq!(store.mark_bad_locked("0.5.0").unwrap().as_deref(), Some("1.1.0"));
+        assert_eq!(
+            store.mark_bad_locked("0.5.0").unwrap().as_deref(),
+            Some("1.1.0")
+        );
         assert!(store.is_bad("0.5.0"));
-        assert_eq!(store.mark_bad_locked("1.1.0").unwrap().as_deref(), Some("1.0.0"));
+        assert_eq!(
+            store.mark_bad_locked("1.1.0").unwrap().as_deref(),
+            Some("1.0.0")
+        );
         assert_eq!(store.read_pointer().unwrap().version, "1.0.0");
         assert_eq!(store.mark_bad_locked("1.0.0").unwrap(), None);
         assert_eq!(store.read_pointer(), None);
