@@ -382,3 +382,213 @@ impl Read for PipeReader {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Limits, NetConfig};
+    use crate::fsutil::Renamer;
+    use crate::integrity::sri_of;
+    use flate2::write::GzEncoder;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A registry on 127.0.0.1 publishing one version as `latest`, logging every request path.
+    struct TestRegistry {
+        url: String,
+        log: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl TestRegistry {
+        /// `integrity` overrides the true SRI in the document (to simulate a mismatch).
+        async fn start(version: &str, integrity: Option<String>) -> TestRegistry {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}/", listener.local_addr().unwrap());
+            let tgz = runtime_tgz(version);
+            let tar_path = format!("/kanban/-/kanban-{version}.tgz");
+            let doc = serde_json::json!({
+                "dist-tags": {"latest": version},
+                "versions": {version: {"dist": {
+                    "tarball": format!("{}{}", url.trim_end_matches('/'), tar_path),
+                    "integrity": integrity.unwrap_or_else(|| sri_of(&tgz)),
+                }}}
+            });
+            let routes: HashMap<String, Vec<u8>> = HashMap::from([
+                ("/kanban".to_string(), doc.to_string().into_bytes()),
+                (tar_path, tgz),
+            ]);
+            let log = Arc::new(Mutex::new(Vec::new()));
+            let (routes, log2) = (Arc::new(routes), log.clone());
+            tokio::spawn(async move {
+                loop {
+                    let (mut sock, _) = listener.accept().await.unwrap();
+                    let (routes, log) = (routes.clone(), log2.clone());
+                    tokio::spawn(async move {
+                        let mut req = Vec::new();
+                        let mut buf = [0u8; 1024];
+                        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match sock.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => req.extend_from_slice(&buf[..n]),
+                            }
+                        }
+                        let text = String::from_utf8_lossy(&req).into_owned();
+                        let path = text.split(' ').nth(1).unwrap_or("").to_string();
+                        log.lock().unwrap().push(path.clone());
+                        let (status, body) = match routes.get(&path) {
+                            Some(b) => ("200 OK", b.clone()),
+                            None => ("404 Not Found", Vec::new()),
+                        };
+                        let head = format!(
+                            "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                            body.len()
+                        );
+                        let _ = sock.write_all(head.as_bytes()).await;
+                        let _ = sock.write_all(&body).await;
+                    });
+                }
+            });
+            TestRegistry { url, log }
+        }
+
+        fn tarball_requests(&self) -> usize {
+            let log = self.log.lock().unwrap();
+            log.iter().filter(|p| p.ends_with(".tgz")).count()
+        }
+    }
+
+    fn runtime_tgz(version: &str) -> Vec<u8> {
+        let mut b = tar::Builder::new(GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+        for (path, body) in [
+            (
+                "package/package.json",
+                format!("{{\"version\":\"{version}\"}}"),
+            ),
+            ("package/dist/cli.js", format!("console.log('{version}')")),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(body.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, path, body.as_bytes()).unwrap();
+        }
+        b.into_inner().unwrap().finish().unwrap()
+    }
+
+    struct Env {
+        _tmp: tempfile::TempDir,
+        cfg: Config,
+    }
+
+    fn env(registry: &str, current: &str) -> Env {
+        let tmp = tempfile::tempdir().unwrap();
+        let native = tmp.path().join("native");
+        std::fs::create_dir_all(native.join("node-pty")).unwrap();
+        std::fs::write(native.join("node-pty/package.json"), "{}").unwrap();
+        let cfg = Config {
+            user_data: tmp.path().join("userData"),
+            current_version: current.into(),
+            native_deps_source: native,
+            registry: registry.into(),
+            package_name: "kanban".into(),
+            dist_tag: "latest".into(),
+            net: NetConfig {
+                retries: 0,
+                ..NetConfig::default()
+            },
+            limits: Limits {
+                max_unpacked_bytes: None,
+                max_entries: None,
+            },
+        };
+        Env { _tmp: tmp, cfg }
+    }
+
+    fn ctl() -> Control {
+        Control::new(Duration::from_secs(30)).0
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn outcomes_in_order_with_one_download() {
+        let reg = TestRegistry::start("2.0.0", None).await;
+        let e = env(&reg.url, "1.0.0");
+        let store = Store::new(&e.cfg.user_data);
+        let out = check_and_stage(&e.cfg, &store, &ctl()).await.unwrap();
+        assert_eq!(out, Outcome::Staged("2.0.0".into()));
+        assert!(store.is_whole("2.0.0"));
+        assert_eq!(store.resolve_cli_entry(), Some(store.cli_entry("2.0.0")));
+        assert_eq!(
+            std::fs::read_to_string(store.cli_entry("2.0.0")).unwrap(),
+            "console.log('2.0.0')"
+        );
+        let again = check_and_stage(&e.cfg, &store, &ctl()).await.unwrap();
+        assert_eq!(again, Outcome::AlreadyStaged);
+
+        let mut newer = e.cfg.clone();
+        newer.current_version = "2.0.0".into();
+        assert_eq!(
+            check_and_stage(&newer, &store, &ctl()).await.unwrap(),
+            Outcome::UpToDate
+        );
+        store.add_bad("2.0.0").unwrap();
+        assert_eq!(
+            check_and_stage(&e.cfg, &store, &ctl()).await.unwrap(),
+            Outcome::BadVersion("2.0.0".into())
+        );
+        assert_eq!(reg.tarball_requests(), 1);
+    }
+
+    /// Fails renames onto `current.json`, as a full disk or a held file would.
+    struct PointerRenameFails;
+    impl Renamer for PointerRenameFails {
+        fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+            if to.ends_with(crate::store::POINTER_FILE) {
+                return Err(io::Error::from_raw_os_error(28));
+            }
+            std::fs::rename(from, to)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn pointer_failure_is_repaired_without_a_second_download() {
+        let reg = TestRegistry::start("2.0.0", None).await;
+        let e = env(&reg.url, "1.0.0");
+        let failing = Store::with_renamer(&e.cfg.user_data, Arc::new(PointerRenameFails));
+        let err = check_and_stage(&e.cfg, &failing, &ctl()).await.unwrap_err();
+        assert_eq!(err.code(), "ENOSPC");
+        assert!(failing.is_whole("2.0.0"));
+        assert_eq!(failing.read_pointer(), None);
+
+        let store = Store::new(&e.cfg.user_data);
+        let out = check_and_stage(&e.cfg, &store, &ctl()).await.unwrap();
+        assert_eq!(out, Outcome::Staged("2.0.0".into()));
+        assert_eq!(store.read_pointer().unwrap().version, "2.0.0");
+        assert_eq!(reg.tarball_requests(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn integrity_mismatch_retries_once_and_leaves_nothing() {
+        let reg = TestRegistry::start("2.0.0", Some(sri_of(b"something else"))).await;
+        let e = env(&reg.url, "1.0.0");
+        let store = Store::new(&e.cfg.user_data);
+        let err = check_and_stage(&e.cfg, &store, &ctl()).await.unwrap_err();
+        assert!(
+            matches!(&err, StageError::Integrity { expected, .. } if *expected == sri_of(b"something else")),
+            "{err}"
+        );
+        assert_eq!(reg.tarball_requests(), 2);
+        assert!(!store.partial_dir("2.0.0").exists());
+        assert!(!store.version_dir("2.0.0").exists());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn non_semver_tag_rejects_before_touching_the_disk() {
+        let reg = TestRegistry::start("not-a-version", None).await;
+        let e = env(&reg.url, "1.0.0");
+        let store = Store::new(&e.cfg.user_data);
+        let err = check_and_stage(&e.cfg, &store, &ctl()).await.unwrap_err();
+        assert_eq!(err.code(), "EINVALID_VERSION");
+        assert!(!e.cfg.user_data.exists());
+    }
+}
