@@ -98,6 +98,11 @@ export interface StageOptions {
    * plus 64, else 20000; never above 100000.
    */
   maxEntries?: number
+  /**
+   * Aborts the call: it rejects promptly with `code: 'EABORTED'`, removes this run's partial
+   * folder and leaves the store as it was. Default: none.
+   */
+  signal?: AbortSignal
 }
 
 /** What `checkAndStageLatestRuntime` resolved to. */

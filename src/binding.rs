@@ -5,7 +5,7 @@ use crate::config::{
     PUBLIC_REGISTRY,
 };
 use crate::error::{Field, StageError};
-use crate::http::Control;
+use crate::http::{AbortHandle, Control};
 use crate::stage::{self, Outcome};
 use crate::store::{check_version, Store};
 use napi::bindgen_prelude::*;
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 /// Options of `checkAndStageLatestRuntime`.
 #[napi(object)]
-pub struct StageOptions {
+pub struct StageOptions<'a> {
     /// The app's `userData` folder (`app.getPath('userData')`); the store lives in
     /// `<userData>/kanban-runtime/`.
     pub user_data: String,
@@ -53,6 +53,10 @@ pub struct StageOptions {
     /// Cap on the number of tarball entries. Default: twice the registry's `dist.fileCount`
     /// plus 64, else 20000; never above 100000.
     pub max_entries: Option<u32>,
+    /// Aborts the call: it rejects promptly with `code: 'EABORTED'`, removes this run's partial
+    /// folder and leaves the store as it was. Default: none.
+    #[napi(ts_type = "AbortSignal")]
+    pub signal: Option<Object<'a>>,
 }
 
 /// What `checkAndStageLatestRuntime` resolved to.
@@ -94,7 +98,7 @@ fn ms(v: Option<u32>, default: Duration) -> Duration {
         .unwrap_or(default)
 }
 
-fn to_config(opts: StageOptions, env: EnvDefaults) -> std::result::Result<Config, StageError> {
+fn to_config(opts: StageOptions<'_>, env: EnvDefaults) -> std::result::Result<Config, StageError> {
     let required = |name: &'static str, v: &str| {
         if v.trim().is_empty() {
             Err(StageError::InvalidOption {
@@ -188,17 +192,21 @@ fn js_error(env: &Env, e: &StageError) -> Error {
 /// runs on the addon's async runtime and file work on its blocking pool. Rejects with an `Error`
 /// whose `code` is one of the documented codes.
 #[napi(ts_return_type = "Promise<StageOutcome>")]
-pub fn check_and_stage_latest_runtime(
-    env: &Env,
-    opts: StageOptions,
-) -> Result<PromiseRaw<'_, StageOutcome>> {
+pub fn check_and_stage_latest_runtime<'env>(
+    env: &'env Env,
+    mut opts: StageOptions<'env>,
+) -> Result<PromiseRaw<'env, StageOutcome>> {
+    let signal = opts.signal.take();
     let config = to_config(opts, EnvDefaults::from_process());
-    let (ctl, _abort) = Control::new(
-        config
-            .as_ref()
-            .map(|c| c.net.total_timeout)
-            .unwrap_or_default(),
-    );
+    let total = config
+        .as_ref()
+        .map(|c| c.net.total_timeout)
+        .unwrap_or_default();
+    let (ctl, abort) = Control::new(total);
+    let listener = match &signal {
+        Some(signal) => Some(SignalListener::attach(env, signal, abort)?),
+        None => None,
+    };
     env.spawn_future_with_callback(
         async move {
             let config = match config {
@@ -208,11 +216,54 @@ pub fn check_and_stage_latest_runtime(
             let store = Store::new(&config.user_data);
             Ok(stage::check_and_stage(&config, &store, &ctl).await)
         },
-        |env, result| match result {
-            Ok(outcome) => Ok(StageOutcome::from(outcome)),
-            Err(e) => Err(js_error(env, &e)),
+        move |env, result| {
+            // Detach from the signal so a long-lived signal does not keep this call's state.
+            if let Some(listener) = listener {
+                listener.detach(env)?;
+            }
+            match result {
+                Ok(outcome) => Ok(StageOutcome::from(outcome)),
+                Err(e) => Err(js_error(env, &e)),
+            }
         },
     )
+}
+
+/// An `abort` listener on the caller's `AbortSignal`, removed again when the call settles.
+struct SignalListener {
+    signal: ObjectRef,
+    callback: FunctionRef<(), ()>,
+}
+
+impl SignalListener {
+    fn attach(env: &Env, signal: &Object<'_>, abort: AbortHandle) -> Result<SignalListener> {
+        if signal
+            .get_named_property::<Option<bool>>("aborted")?
+            .unwrap_or(false)
+        {
+            abort.abort();
+        }
+        let callback = env.create_function_from_closure::<(), (), _>("onAbort", move |_| {
+            abort.abort();
+            Ok(())
+        })?;
+        let add: Function<FnArgs<(&str, Function<(), ()>)>, Unknown> =
+            signal.get_named_property("addEventListener")?;
+        add.apply(signal, FnArgs::from(("abort", callback)))?;
+        Ok(SignalListener {
+            signal: signal.create_ref()?,
+            callback: callback.create_ref()?,
+        })
+    }
+
+    fn detach(self, env: &Env) -> Result<()> {
+        let signal = self.signal.get_value(env)?;
+        let callback = self.callback.borrow_back(env)?;
+        let remove: Function<FnArgs<(&str, Function<(), ()>)>, Unknown> =
+            signal.get_named_property("removeEventListener")?;
+        remove.apply(signal, FnArgs::from(("abort", callback)))?;
+        self.signal.unref(env)
+    }
 }
 
 fn sync_result<T>(env: &Env, r: std::result::Result<T, StageError>) -> Result<T> {

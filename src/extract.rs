@@ -85,6 +85,7 @@ pub fn extract_tgz<R: Read>(
     let archive_err = |e: io::Error| archive_error(url, e);
     let mut stats = Extracted::default();
     let mut entries_seen = 0u64;
+    let mut root: Option<Vec<u8>> = None;
     let mut buf = vec![0u8; COPY_BUF];
 
     for entry in archive.entries().map_err(archive_err)? {
@@ -118,6 +119,25 @@ pub fn extract_tgz<R: Read>(
                     "entry type {other:?} is not a regular file or directory"
                 )))
             }
+        }
+        // A PAX size that differs from the header's lets two tar readers see two different
+        // archives (one reads the hidden bytes as more entries); refuse the ambiguity.
+        let header_size = entry.header().entry_size().map_err(archive_err)?;
+        if header_size != entry.size() {
+            return Err(unsafe_entry(&format!(
+                "PAX size {} disagrees with the header's {header_size}",
+                entry.size()
+            )));
+        }
+        let top = top_component(&raw_path);
+        match &root {
+            None => root = Some(top.to_vec()),
+            // Two top folders would both be stripped onto one tree, one silently overwriting
+            // the other's files; npm packages have exactly one.
+            Some(r) if r.as_slice() != top => {
+                return Err(unsafe_entry("the tarball has more than one top folder"))
+            }
+            Some(_) => {}
         }
         let rel = match sanitize(&raw_path) {
             Ok(Some(rel)) => rel,
@@ -235,6 +255,13 @@ fn archive_error(url: &str, e: io::Error) -> StageError {
         url: url.into(),
         reason,
     }
+}
+
+/// The first non-empty, non-`.` component of a raw path: the folder npm strips.
+fn top_component(raw: &[u8]) -> &[u8] {
+    raw.split(|b| *b == b'/')
+        .find(|c| !c.is_empty() && *c != b".")
+        .unwrap_or(b"")
 }
 
 enum PathProblem {
@@ -512,6 +539,40 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.code(), "EABORTED");
+    }
+
+    #[test]
+    fn refuses_two_top_folders() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tgz(&[
+            ("package/a.js", EntryType::Regular, b"1"),
+            ("other/a.js", EntryType::Regular, b"2"),
+        ]);
+        assert_eq!(
+            run(&data, &tmp.path().join("a")).unwrap_err().code(),
+            "EUNSAFE_ENTRY"
+        );
+    }
+
+    #[test]
+    fn refuses_pax_size_that_disagrees_with_the_header() {
+        let mut b = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+        let record = b"12 size=600\n";
+        let mut pax = tar::Header::new_ustar();
+        pax.set_entry_type(EntryType::XHeader);
+        pax.set_size(record.len() as u64);
+        pax.set_cksum();
+        b.append(&pax, &record[..]).unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_size(1);
+        h.set_cksum();
+        // 600 bytes of data: what the PAX size claims, hiding a second "entry" from the header.
+        b.append_data(&mut h, "package/a.js", &[b'x'; 600][..])
+            .unwrap();
+        let data = b.into_inner().unwrap().finish().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let err = run(&data, &tmp.path().join("a")).unwrap_err();
+        assert_eq!(err.code(), "EUNSAFE_ENTRY", "{err}");
     }
 
     #[test]

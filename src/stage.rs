@@ -39,6 +39,10 @@ const PIPE_CHUNKS: usize = 32;
 
 /// Runs the whole check-and-stage algorithm (design §4).
 pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Result<Outcome> {
+    // An already-aborted signal never starts a request.
+    if ctl.is_aborted() {
+        return Err(StageError::Aborted);
+    }
     let http = Http::new(&cfg.net, &cfg.registry)?;
     let doc_url = document_url(&cfg.registry, &cfg.package_name);
     let body = http.get_bytes(&doc_url, ACCEPT_CORGI, ctl).await?;
