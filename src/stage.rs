@@ -245,14 +245,22 @@ async fn stage_once(
         );
         let hasher = dist.integrity.hasher();
         tokio::task::spawn_blocking(move || {
-            let reader = PipeReader {
+            let mut reader = PipeReader {
                 rx,
                 current: bytes::Bytes::new(),
                 pos: 0,
                 hasher,
+                eof: false,
             };
-            extract_tgz(reader, &partial, limits, &bins, &url, &cancel)
-                .map(|(stats, reader)| (stats, reader.hasher))
+            let result = extract_tgz(&mut reader, &partial, limits, &bins, &url, &cancel)
+                .map(|(stats, _)| stats);
+            if matches!(&result, Err(e) if !matches!(e, StageError::Aborted)) {
+                // Read the rest of the body so its hash is known: a refused or corrupt archive
+                // that does not match the registry's integrity was damaged in transit, and is
+                // reported (and retried) as EINTEGRITY rather than blamed on the package.
+                let _ = io::copy(&mut reader, &mut io::sink());
+            }
+            (result, reader.hasher, reader.eof)
         })
     };
 
@@ -282,21 +290,24 @@ async fn stage_once(
         let _ = tx.try_send(Err(io::Error::other("download interrupted")));
     }
     drop(tx);
-    let extracted = extractor.await.map_err(|e| StageError::Io {
+    let (extracted, hasher, whole_body) = extractor.await.map_err(|e| StageError::Io {
         op: "extracting into",
         path: partial.clone(),
         source: io::Error::other(e.to_string()),
     })?;
     // The transport's error is the cause when both failed.
     pump?;
-    let (stats, hasher): (Extracted, Hasher) = extracted?;
-    hasher
-        .verify(&dist.integrity)
-        .map_err(|actual| StageError::Integrity {
-            url: url.into(),
-            expected: dist.integrity.to_string(),
-            actual,
-        })?;
+    // With the whole body read, a hash mismatch explains any extraction failure too.
+    if whole_body {
+        hasher
+            .verify(&dist.integrity)
+            .map_err(|actual| StageError::Integrity {
+                url: url.into(),
+                expected: dist.integrity.to_string(),
+                actual,
+            })?;
+    }
+    let stats = extracted?;
 
     let (store, version, native_src, url, integrity) = (
         store.clone(),
@@ -365,6 +376,8 @@ struct PipeReader {
     current: bytes::Bytes,
     pos: usize,
     hasher: Hasher,
+    /// Set once the download ended normally: the hash then covers the whole body.
+    eof: bool,
 }
 
 impl Read for PipeReader {
@@ -377,7 +390,10 @@ impl Read for PipeReader {
                     self.pos = 0;
                 }
                 Some(Err(e)) => return Err(e),
-                None => return Ok(0),
+                None => {
+                    self.eof = true;
+                    return Ok(0);
+                }
             }
         }
         let n = buf.len().min(self.current.len() - self.pos);

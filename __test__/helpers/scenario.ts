@@ -1,0 +1,74 @@
+// Shared set-up for the suites: a loopback registry, a userData folder, bundled native modules,
+// and assertions on the store's state.
+import fs from 'node:fs'
+import path from 'node:path'
+import { expect } from 'vitest'
+import { binding } from './binding'
+import { cleanupTempDirs, listTree, nativeDeps, runtimeTarball, snapshot, tempDir } from './fixtures'
+import { Registry } from './registry'
+
+export class Scenario {
+  registry!: Registry
+  userData!: string
+  native!: string
+
+  static async start(): Promise<Scenario> {
+    const s = new Scenario()
+    s.registry = await Registry.start()
+    s.userData = tempDir()
+    s.native = nativeDeps()
+    return s
+  }
+
+  async stop(): Promise<void> {
+    await this.registry.close()
+    cleanupTempDirs()
+  }
+
+  get store(): string {
+    return path.join(this.userData, 'kanban-runtime')
+  }
+
+  get versionsDir(): string {
+    return path.join(this.store, 'versions')
+  }
+
+  opts(extra: Record<string, unknown> = {}) {
+    return {
+      userData: this.userData,
+      currentVersion: '1.0.0',
+      nativeDepsSource: this.native,
+      registry: this.registry.url,
+      retries: 0,
+      ...extra,
+    }
+  }
+
+  publish(version: string, tarball = runtimeTarball(version), extra: { integrity?: string } = {}) {
+    this.registry.publish('kanban', [{ version, tarball, ...extra }], { latest: version })
+  }
+
+  /** Stages `version` as the store's known-good state that a failing run must leave alone. */
+  async stageBaseline(version = '1.0.5'): Promise<Record<string, string>> {
+    this.publish(version)
+    const outcome = await binding.checkAndStageLatestRuntime(this.opts({ currentVersion: '0.0.1' }))
+    expect(outcome).toEqual({ kind: 'staged', version })
+    return snapshot(this.store)
+  }
+
+  partials(): string[] {
+    if (!fs.existsSync(this.versionsDir)) return []
+    return fs.readdirSync(this.versionsDir).filter((n) => n.includes('.partial') || n.includes('.trash-'))
+  }
+
+  /** The store is byte for byte what it was, with no partial left and the pointer unchanged. */
+  expectUnchanged(before: Record<string, string>, pointedVersion: string | null) {
+    expect(this.partials()).toEqual([])
+    expect(snapshot(this.store)).toEqual(before)
+    expect(binding.readPointer(this.userData)?.version ?? null).toBe(pointedVersion)
+  }
+
+  tree(version: string): string[] {
+    return listTree(path.join(this.versionsDir, version))
+  }
+}

@@ -1,0 +1,286 @@
+// Hostile networks: stalls, errors, resets, truncation, corruption, aborts, proxies, auth.
+import fs from 'node:fs'
+import path from 'node:path'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { binding, rejection } from './helpers/binding'
+import { runtimeTarball } from './helpers/fixtures'
+import { Proxy } from './helpers/proxy'
+import { Registry, sri } from './helpers/registry'
+import { Scenario } from './helpers/scenario'
+
+const { checkAndStageLatestRuntime, readPointer } = binding
+
+let s: Scenario
+beforeEach(async () => {
+  s = await Scenario.start()
+})
+afterEach(async () => {
+  await s.stop()
+})
+
+const TARBALL = '/kanban/-/kanban-1.1.0.tgz'
+
+function failFirst(n: number, fail: (res: import('node:http').ServerResponse) => void) {
+  let calls = 0
+  return (path: string) => {
+    s.registry.routes.set(path, (_req, res) => {
+      calls += 1
+      if (calls <= n) return fail(res)
+      s.registry.routes.delete(path)
+      if (path.endsWith('.tgz')) return s.registry.serveTarball(path, res)
+      res.writeHead(500)
+      res.end()
+    })
+  }
+}
+
+describe('timeouts', () => {
+  it('a stalled document fails with ETIMEDOUT after the idle timeout', async () => {
+    s.publish('1.1.0')
+    s.registry.routes.set('/kanban', () => {}) // accepts, never answers
+    const started = Date.now()
+    const err = await rejection(checkAndStageLatestRuntime(s.opts({ idleTimeoutMs: 300 })))
+    expect(err.code).toBe('ETIMEDOUT')
+    expect(err.url).toBe(`${s.registry.url}kanban`)
+    expect(Date.now() - started).toBeLessThan(10_000)
+    expect(fs.existsSync(s.store)).toBe(false)
+  })
+
+  it('a tarball that stalls mid-body fails with ETIMEDOUT, leaving the store as it was', async () => {
+    const before = await s.stageBaseline()
+    s.publish('1.1.0')
+    const body = runtimeTarball('1.1.0')
+    s.registry.routes.set(TARBALL, (_req, res) => {
+      res.writeHead(200, { 'content-length': body.length })
+      res.write(body.subarray(0, 20)) // then nothing, forever
+    })
+    const err = await rejection(checkAndStageLatestRuntime(s.opts({ idleTimeoutMs: 300 })))
+    expect(err.code).toBe('ETIMEDOUT')
+    expect(err.url).toBe(`${s.registry.url}kanban/-/kanban-1.1.0.tgz`)
+    s.expectUnchanged(before, '1.0.5')
+  })
+
+  it('a registry that trickles bytes forever hits the overall timeoutMs', async () => {
+    s.registry.routes.set('/kanban', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      const t = setInterval(() => res.write(' '), 50) // never idle, never done
+      res.on('close', () => clearInterval(t))
+    })
+    const err = await rejection(checkAndStageLatestRuntime(s.opts({ timeoutMs: 600, idleTimeoutMs: 5_000 })))
+    expect(err.code).toBe('ETIMEDOUT')
+    expect(err.timeoutMs).toBe(600)
+  })
+})
+
+describe('retries', () => {
+  it('retries a 500 on the document and then stages', async () => {
+    s.publish('1.1.0')
+    let calls = 0
+    s.registry.routes.set('/kanban', (req, res) => {
+      calls += 1
+      if (calls === 1) {
+        res.writeHead(500)
+        return res.end()
+      }
+      s.registry.routes.delete('/kanban')
+      res.writeHead(307, { location: '/kanban' })
+      res.end()
+    })
+    expect(await checkAndStageLatestRuntime(s.opts({ retries: 2 }))).toEqual({ kind: 'staged', version: '1.1.0' })
+    expect(s.registry.count('/kanban')).toBe(3) // 500, redirect, document
+  })
+
+  it('gives up on a 503 that never ends after the configured retries, with EHTTP 503', async () => {
+    s.publish('1.1.0')
+    s.registry.routes.set('/kanban', (_req, res) => {
+      res.writeHead(503)
+      res.end()
+    })
+    const err = await rejection(checkAndStageLatestRuntime(s.opts({ retries: 2 })))
+    expect(err.code).toBe('EHTTP')
+    expect(err.status).toBe(503)
+    expect(s.registry.count('/kanban')).toBe(3)
+  })
+
+  it('does not retry a 404', async () => {
+    s.publish('1.1.0')
+    s.registry.routes.set(TARBALL, (_req, res) => {
+      res.writeHead(404)
+      res.end()
+    })
+    const err = await rejection(checkAndStageLatestRuntime(s.opts({ retries: 3 })))
+    expect(err).toMatchObject({ code: 'EHTTP', status: 404 })
+    expect(s.registry.count(TARBALL)).toBe(1)
+    expect(s.partials()).toEqual([])
+  })
+
+  it('honours Retry-After on a 429 and then stages', async () => {
+    s.publish('1.1.0')
+    const times: number[] = []
+    failFirst(1, (res) => {
+      res.writeHead(429, { 'retry-after': '1' })
+      res.end()
+    })(TARBALL)
+    s.registry.routes.set(TARBALL, ((inner) => (req: any, res: any) => {
+      times.push(Date.now())
+      return inner(req, res)
+    })(s.registry.routes.get(TARBALL)!))
+    expect(await checkAndStageLatestRuntime(s.opts({ retries: 1 }))).toEqual({ kind: 'staged', version: '1.1.0' })
+    expect(times).toHaveLength(2)
+    expect(times[1] - times[0]).toBeGreaterThanOrEqual(900)
+  })
+
+  it('retries a connection reset mid-body and stages whole', async () => {
+    s.publish('1.1.0')
+    const body = runtimeTarball('1.1.0')
+    failFirst(1, (res) => {
+      res.writeHead(200, { 'content-length': body.length })
+      res.write(body.subarray(0, body.length >> 1), () => res.socket?.resetAndDestroy())
+    })(TARBALL)
+    expect(await checkAndStageLatestRuntime(s.opts({ retries: 2 }))).toEqual({ kind: 'staged', version: '1.1.0' })
+    expect(s.registry.count(TARBALL)).toBe(2)
+    expect(s.tree('1.1.0')).toContain('dist/cli.js')
+    expect(s.partials()).toEqual([])
+  })
+
+  it('rejects a body shorter than its Content-Length with ENETWORK and stages nothing', async () => {
+    const before = await s.stageBaseline()
+    s.publish('1.1.0')
+    const body = runtimeTarball('1.1.0')
+    s.registry.routes.set(TARBALL, (_req, res) => {
+      res.writeHead(200, { 'content-length': body.length + 100 })
+      res.write(body, () => res.socket?.end())
+    })
+    const err = await rejection(checkAndStageLatestRuntime(s.opts()))
+    expect(err.code).toBe('ENETWORK')
+    expect(err.url).toBe(`${s.registry.url}kanban/-/kanban-1.1.0.tgz`)
+    s.expectUnchanged(before, '1.0.5')
+  })
+
+  it('rejects one corrupted byte with EINTEGRITY after one fresh download', async () => {
+    const before = await s.stageBaseline()
+    const good = runtimeTarball('1.1.0')
+    s.publish('1.1.0', good)
+    const bad = Buffer.from(good)
+    bad[bad.length >> 1] ^= 0x01 // mid-stream: the inflater fails, the hash explains why
+    s.registry.routes.set(TARBALL, (_req, res) => {
+      res.writeHead(200, { 'content-length': bad.length })
+      res.end(bad)
+    })
+    const err = await rejection(checkAndStageLatestRuntime(s.opts({ retries: 3 })))
+    expect(err.code).toBe('EINTEGRITY')
+    expect(err.expected).toBe(sri(good))
+    expect(err.actual).toBe(sri(bad))
+    expect(s.registry.count(TARBALL)).toBe(2)
+    s.expectUnchanged(before, '1.0.5')
+  })
+
+  it('a corrupted byte that still inflates is caught by the sha512 check', async () => {
+    const before = await s.stageBaseline()
+    const good = runtimeTarball('1.1.0')
+    // A flipped bit in the gzip header's mtime: a valid stream whose hash differs.
+    const bad = Buffer.from(good)
+    bad[4] ^= 0x01
+    s.publish('1.1.0', bad, { integrity: sri(good) })
+    const err = await rejection(checkAndStageLatestRuntime(s.opts({ retries: 3 })))
+    expect(err.code).toBe('EINTEGRITY')
+    expect(err.actual).toBe(sri(bad))
+    expect(s.registry.count(TARBALL)).toBe(2)
+    s.expectUnchanged(before, '1.0.5')
+  })
+})
+
+describe('cancellation', () => {
+  it('aborting mid-download rejects with EABORTED and removes the partial', async () => {
+    const before = await s.stageBaseline()
+    s.publish('1.1.0')
+    const body = runtimeTarball('1.1.0')
+    s.registry.routes.set(TARBALL, (_req, res) => {
+      res.writeHead(200, { 'content-length': body.length })
+      res.write(body.subarray(0, 30))
+    })
+    const controller = new AbortController()
+    const call = checkAndStageLatestRuntime(s.opts({ signal: controller.signal }))
+    await vi.waitFor(() => expect(fs.existsSync(path.join(s.versionsDir, '1.1.0.partial'))).toBe(true))
+    controller.abort()
+    const err = await rejection(call)
+    expect(err.code).toBe('EABORTED')
+    s.expectUnchanged(before, '1.0.5')
+  })
+
+  it('an already-aborted signal rejects without a request', async () => {
+    s.publish('1.1.0')
+    const err = await rejection(checkAndStageLatestRuntime(s.opts({ signal: AbortSignal.abort() })))
+    expect(err.code).toBe('EABORTED')
+    expect(s.registry.requests).toHaveLength(0)
+  })
+})
+
+describe('proxies', () => {
+  let proxy: Proxy
+  beforeEach(async () => {
+    proxy = await Proxy.start()
+  })
+  afterEach(async () => {
+    delete process.env.HTTP_PROXY
+    delete process.env.NO_PROXY
+    await proxy.close()
+  })
+
+  it('sends the document and the tarball through the `proxy` option', async () => {
+    s.publish('1.1.0')
+    expect(await checkAndStageLatestRuntime(s.opts({ proxy: proxy.url }))).toEqual({ kind: 'staged', version: '1.1.0' })
+    expect(proxy.seen).toEqual([`GET ${s.registry.url}kanban`, `GET ${s.registry.url}kanban/-/kanban-1.1.0.tgz`])
+  })
+
+  it("accepts Electron's resolveProxy() form", async () => {
+    s.publish('1.1.0')
+    await checkAndStageLatestRuntime(s.opts({ proxy: `PROXY 127.0.0.1:${proxy.port}; DIRECT` }))
+    expect(proxy.seen).toHaveLength(2)
+  })
+
+  it('uses HTTP_PROXY from the environment, and NO_PROXY exempts hosts', async () => {
+    s.publish('1.1.0')
+    process.env.HTTP_PROXY = proxy.url
+    expect((await checkAndStageLatestRuntime(s.opts())).kind).toBe('staged')
+    expect(proxy.seen).toHaveLength(2)
+    process.env.NO_PROXY = '127.0.0.1'
+    expect((await checkAndStageLatestRuntime(s.opts())).kind).toBe('already-staged')
+    expect(proxy.seen).toHaveLength(2)
+  })
+})
+
+describe('registries', () => {
+  it('sends the auth token to the registry host and never to a foreign tarball host', async () => {
+    const foreign = await Registry.start()
+    try {
+      const body = runtimeTarball('1.1.0')
+      foreign.publish('kanban', [{ version: '1.1.0', tarball: body }], { latest: '1.1.0' })
+      s.registry.publish('kanban', [{ version: '1.1.0', tarball: body }], { latest: '1.1.0' }, foreign.url.replace(/\/$/, ''))
+      const outcome = await checkAndStageLatestRuntime(s.opts({ authToken: 'sekrit' }))
+      expect(outcome).toEqual({ kind: 'staged', version: '1.1.0' })
+      const docReq = s.registry.requests.find((r) => r.url === '/kanban')!
+      expect(docReq.headers.authorization).toBe('Bearer sekrit')
+      const tarReq = foreign.requests.find((r) => r.url.endsWith('.tgz'))!
+      expect(tarReq).toBeDefined()
+      expect(tarReq.headers.authorization).toBeUndefined()
+      expect(s.registry.tarballRequests()).toBe(0)
+    } finally {
+      await foreign.close()
+    }
+  })
+
+  it('sends the auth token with a tarball on the registry host', async () => {
+    s.publish('1.1.0')
+    await checkAndStageLatestRuntime(s.opts({ authToken: 'sekrit' }))
+    const tarReq = s.registry.requests.find((r) => r.url === TARBALL)!
+    expect(tarReq.headers.authorization).toBe('Bearer sekrit')
+  })
+
+  it('rejects a ca option without certificates as EINVALID_OPTION', async () => {
+    s.publish('1.1.0')
+    const err = await rejection(checkAndStageLatestRuntime(s.opts({ ca: 'not a certificate' })))
+    expect(err).toMatchObject({ code: 'EINVALID_OPTION', option: 'ca' })
+    expect(readPointer(s.userData)).toBeNull()
+  })
+})
