@@ -229,6 +229,9 @@ pub fn check_and_stage_latest_runtime<'env>(
     )
 }
 
+/// `signal.addEventListener` / `removeEventListener`, called with (`'abort'`, listener).
+type ListenerMethod<'a> = Function<'a, FnArgs<(&'static str, Function<'a, (), ()>)>, Unknown<'a>>;
+
 /// An `abort` listener on the caller's `AbortSignal`, removed again when the call settles.
 struct SignalListener {
     signal: ObjectRef,
@@ -247,8 +250,7 @@ impl SignalListener {
             abort.abort();
             Ok(())
         })?;
-        let add: Function<FnArgs<(&str, Function<(), ()>)>, Unknown> =
-            signal.get_named_property("addEventListener")?;
+        let add: ListenerMethod = signal.get_named_property("addEventListener")?;
         add.apply(signal, FnArgs::from(("abort", callback)))?;
         Ok(SignalListener {
             signal: signal.create_ref()?,
@@ -259,8 +261,7 @@ impl SignalListener {
     fn detach(self, env: &Env) -> Result<()> {
         let signal = self.signal.get_value(env)?;
         let callback = self.callback.borrow_back(env)?;
-        let remove: Function<FnArgs<(&str, Function<(), ()>)>, Unknown> =
-            signal.get_named_property("removeEventListener")?;
+        let remove: ListenerMethod = signal.get_named_property("removeEventListener")?;
         remove.apply(signal, FnArgs::from(("abort", callback)))?;
         self.signal.unref(env)
     }
