@@ -333,11 +333,11 @@ pub fn mark_bad_version(
             })
             .await
             .unwrap_or_else(|e| {
-                Err(StageError::Io {
-                    op: "marking a version bad in",
-                    path: PathBuf::new(),
-                    source: std::io::Error::other(e.to_string()),
-                })
+                Err(StageError::internal(
+                    "marking a version bad in",
+                    Path::new(""),
+                    e.to_string(),
+                ))
             });
             Ok(r)
         },

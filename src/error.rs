@@ -3,10 +3,12 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub type Result<T, E = StageError> = std::result::Result<T, E>;
 
-#[derive(Debug, thiserror::Error)]
+/// Cloneable so that concurrent callers sharing one staging run can each receive its result.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StageError {
     #[error("invalid option `{name}`: {reason}")]
     InvalidOption { name: &'static str, reason: String },
@@ -74,7 +76,7 @@ pub enum StageError {
         op: &'static str,
         path: PathBuf,
         #[source]
-        source: io::Error,
+        source: Arc<io::Error>,
     },
 
     #[error("staging was aborted")]
@@ -114,9 +116,14 @@ impl StageError {
             StageError::Io {
                 op,
                 path: path.to_path_buf(),
-                source,
+                source: Arc::new(source),
             }
         }
+    }
+
+    /// A failure of our own machinery (a worker thread that died), reported as `EIO`.
+    pub fn internal(op: &'static str, path: &Path, message: String) -> Self {
+        StageError::io(op, path, io::Error::other(message))
     }
 
     /// Structured fields for JS, beside `code` and `message`.

@@ -12,10 +12,11 @@ use crate::http::{Control, Http};
 use crate::integrity::Hasher;
 use crate::registry::{document_url, rewrite_tarball_url, Dist, Document, ACCEPT_CORGI};
 use crate::store::{self, CompletionRecord, Store, CLI_ENTRY, NATIVE_MODULE};
+use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 /// The result of one call; mirrors the JS `StageOutcome` union.
@@ -76,6 +77,96 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
     }
     let dist = doc.dist(&latest)?;
 
+    single_flight(store, &latest, ctl, || {
+        stage_locked(cfg, store, &http, &dist, &latest, &native_src, ctl)
+    })
+    .await
+}
+
+/// Staging runs in flight in this process, by store and version. Concurrent calls for the same
+/// version share one run instead of queueing on the store lock and re-checking one by one.
+type FlightResult = Option<Result<Outcome>>;
+static FLIGHTS: LazyLock<
+    Mutex<HashMap<(PathBuf, String), tokio::sync::watch::Receiver<FlightResult>>>,
+> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// Removes the in-flight entry when the leading run ends, however it ends (a dropped future too).
+struct FlightEntry((PathBuf, String));
+impl Drop for FlightEntry {
+    fn drop(&mut self) {
+        FLIGHTS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.0);
+    }
+}
+
+async fn single_flight<F, Fut>(
+    store: &Store,
+    version: &str,
+    ctl: &Control,
+    run: F,
+) -> Result<Outcome>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Outcome>>,
+{
+    let key = (store.root().to_path_buf(), version.to_string());
+    loop {
+        let joined = {
+            let mut flights = FLIGHTS.lock().unwrap_or_else(|e| e.into_inner());
+            match flights.get(&key) {
+                Some(rx) => Err(rx.clone()),
+                None => {
+                    let (tx, rx) = tokio::sync::watch::channel(None);
+                    flights.insert(key.clone(), rx);
+                    Ok(tx)
+                }
+            }
+        };
+        match joined {
+            Ok(tx) => {
+                let _entry = FlightEntry(key.clone());
+                let result = run().await;
+                tx.send_replace(Some(result.clone()));
+                return result;
+            }
+            Err(mut rx) => {
+                let shared = ctl
+                    .guard(version, async {
+                        Ok(rx
+                            .wait_for(Option::is_some)
+                            .await
+                            .ok()
+                            .and_then(|r| r.clone()))
+                    })
+                    .await?;
+                match shared {
+                    // The leader was aborted or dropped by its own caller: this call is not, so
+                    // it runs the staging itself.
+                    None
+                    | Some(Err(StageError::Aborted))
+                    | Some(Err(StageError::Timeout {
+                        phase: "staging", ..
+                    })) => continue,
+                    Some(result) => return result,
+                }
+            }
+        }
+    }
+}
+
+/// Steps 3 to 7: under the store lock, re-check, clean up, stage (or reuse), repoint, prune.
+async fn stage_locked(
+    cfg: &Config,
+    store: &Store,
+    http: &Http,
+    dist: &Dist,
+    latest: &str,
+    native_src: &Path,
+    ctl: &Control,
+) -> Result<Outcome> {
+    let latest = latest.to_string();
     let mut lock = blocking({
         let store = store.clone();
         move || store.lock_file()
@@ -114,7 +205,7 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
     .await?;
 
     if !reuse {
-        download_with_retries(cfg, store, &http, &dist, &latest, &native_src, ctl).await?;
+        download_with_retries(cfg, store, http, dist, &latest, native_src, ctl).await?;
     }
 
     blocking({
@@ -148,11 +239,7 @@ fn pointer_is_whole_at(store: &Store, version: &str) -> bool {
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| StageError::Io {
-            op: "running a file task",
-            path: PathBuf::new(),
-            source: io::Error::other(e.to_string()),
-        })?
+        .map_err(|e| StageError::internal("running a file task", Path::new(""), e.to_string()))?
 }
 
 fn limits_for(cfg: &Config, dist: &Dist) -> ExtractLimits {
@@ -290,11 +377,9 @@ async fn stage_once(
         let _ = tx.try_send(Err(io::Error::other("download interrupted")));
     }
     drop(tx);
-    let (extracted, hasher, whole_body) = extractor.await.map_err(|e| StageError::Io {
-        op: "extracting into",
-        path: partial.clone(),
-        source: io::Error::other(e.to_string()),
-    })?;
+    let (extracted, hasher, whole_body) = extractor
+        .await
+        .map_err(|e| StageError::internal("extracting into", &partial, e.to_string()))?;
     // The transport's error is the cause when both failed.
     pump?;
     // With the whole body read, a hash mismatch explains any extraction failure too.

@@ -68,6 +68,23 @@ export class Scenario {
     expect(binding.readPointer(this.userData)?.version ?? null).toBe(pointedVersion)
   }
 
+  /** Whether `versions/<v>` has everything a whole staged runtime has. */
+  isWhole(version: string): boolean {
+    const dir = path.join(this.versionsDir, version)
+    return ['dist/cli.js', 'node_modules/node-pty/package.json', '.kanban-runtime-complete.json'].every((f) =>
+      fs.existsSync(path.join(dir, f)),
+    )
+  }
+
+  /** The crash invariant: no pointer, or one naming a whole version. */
+  expectPointerSafe() {
+    const p = binding.readPointer(this.userData)
+    if (p) {
+      expect(this.isWhole(p.version)).toBe(true)
+      expect(binding.resolvePointerCliEntry(this.userData)).toBe(p.cliEntry)
+    }
+  }
+
   tree(version: string): string[] {
     return listTree(path.join(this.versionsDir, version))
   }

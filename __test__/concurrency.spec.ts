@@ -1,0 +1,118 @@
+// One stager at a time: concurrent calls in one process and in several processes download once
+// and all resolve; rollback and retention keep the store small and always runnable.
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { binding } from './helpers/binding'
+import { runtimeTarball } from './helpers/fixtures'
+import { Scenario } from './helpers/scenario'
+
+const { checkAndStageLatestRuntime, markBadVersion, readPointer } = binding
+const CHILD = path.join(__dirname, 'helpers/stage-child.cjs')
+
+let s: Scenario
+beforeEach(async () => {
+  s = await Scenario.start()
+})
+afterEach(async () => {
+  await s.stop()
+})
+
+/** Serves the tarball slowly so that every caller is in flight at once. */
+function slowTarball(version: string, ms: number) {
+  const body = runtimeTarball(version)
+  s.registry.routes.set(s.registry.tarballPath('kanban', version), async (_req, res) => {
+    res.writeHead(200, { 'content-length': body.length })
+    res.write(body.subarray(0, 10))
+    await new Promise((r) => setTimeout(r, ms))
+    res.end(body.subarray(10))
+  })
+}
+
+function runChild(opts: object): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CHILD, JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.on('error', reject)
+    child.on('exit', () => resolve(JSON.parse(out.trim().split('\n').pop()!)))
+  })
+}
+
+describe('concurrency', () => {
+  it('three concurrent calls in one process share one download', async () => {
+    s.publish('1.1.0')
+    slowTarball('1.1.0', 300)
+    const outcomes = await Promise.all([1, 2, 3].map(() => checkAndStageLatestRuntime(s.opts())))
+    for (const o of outcomes) expect(['staged', 'already-staged']).toContain(o.kind)
+    expect(outcomes.filter((o) => o.kind === 'staged').every((o: any) => o.version === '1.1.0')).toBe(true)
+    expect(s.registry.tarballRequests()).toBe(1)
+    expect(s.isWhole('1.1.0')).toBe(true)
+    expect(readPointer(s.userData)?.version).toBe('1.1.0')
+    expect(s.partials()).toEqual([])
+  })
+
+  it('six processes staging the same version at once download it once and all resolve', async () => {
+    s.publish('1.1.0')
+    slowTarball('1.1.0', 500)
+    const results = await Promise.all(Array.from({ length: 6 }, () => runChild(s.opts())))
+    for (const r of results) expect(['staged', 'already-staged']).toContain(r.kind)
+    expect(results.filter((r) => r.kind === 'staged')).toHaveLength(1)
+    expect(s.registry.tarballRequests()).toBe(1)
+    expect(s.registry.count('/kanban')).toBe(6)
+    expect(s.isWhole('1.1.0')).toBe(true)
+    expect(s.tree('1.1.0')).toContain('dist/cli.js')
+    expect(readPointer(s.userData)?.version).toBe('1.1.0')
+    expect(s.partials()).toEqual([])
+  })
+
+  it('an up-to-date check does not wait behind a staging run', async () => {
+    s.publish('1.1.0')
+    slowTarball('1.1.0', 1500)
+    const staging = checkAndStageLatestRuntime(s.opts())
+    await new Promise((r) => setTimeout(r, 200))
+    let settled = false
+    void staging.then(() => (settled = true))
+    expect(await checkAndStageLatestRuntime(s.opts({ currentVersion: '1.1.0' }))).toEqual({ kind: 'up-to-date' })
+    expect(settled).toBe(false) // answered while the staging run still held the lock
+    expect((await staging).kind).toBe('staged')
+  })
+})
+
+describe('rollback and retention', () => {
+  async function stage(version: string) {
+    s.publish(version)
+    expect(await checkAndStageLatestRuntime(s.opts({ currentVersion: '0.0.1' }))).toEqual({ kind: 'staged', version })
+  }
+
+  it('keeps only the pointed version and its known-good fallback', async () => {
+    await stage('1.1.0')
+    await stage('1.2.0')
+    await stage('1.3.0')
+    expect(fs.readdirSync(s.versionsDir).sort()).toEqual(['1.2.0', '1.3.0'])
+    expect(readPointer(s.userData)).toMatchObject({ version: '1.3.0', previous: '1.2.0' })
+  })
+
+  it('a bad version that is not pointed is only marked, never a fallback, and pruned later', async () => {
+    await stage('1.1.0')
+    await stage('1.2.0')
+    expect(await markBadVersion(s.userData, '1.1.0')).toBe('1.2.0')
+    expect(readPointer(s.userData)).toMatchObject({ version: '1.2.0', previous: '1.1.0' })
+    // The fallback is bad now: marking the pointed version bad leaves no pointer at all.
+    expect(await markBadVersion(s.userData, '1.2.0')).toBeNull()
+    expect(readPointer(s.userData)).toBeNull()
+    await stage('1.3.0')
+    expect(readPointer(s.userData)).toEqual(expect.objectContaining({ version: '1.3.0' }))
+    expect(readPointer(s.userData)?.previous).toBeUndefined()
+    expect(fs.readdirSync(s.versionsDir)).toEqual(['1.3.0'])
+  })
+
+  it('rolls back only to a fallback whose folder is whole', async () => {
+    await stage('1.1.0')
+    await stage('1.2.0')
+    fs.rmSync(path.join(s.versionsDir, '1.1.0/node_modules'), { recursive: true })
+    expect(await markBadVersion(s.userData, '1.2.0')).toBeNull()
+    expect(readPointer(s.userData)).toBeNull()
+  })
+})
