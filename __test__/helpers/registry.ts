@@ -12,6 +12,8 @@ export interface Published {
   /** Overrides the integrity the document advertises (to simulate a mismatch). */
   integrity?: string
   bin?: Record<string, string>
+  unpackedSize?: number
+  fileCount?: number
 }
 
 export function sri(data: Buffer): string {
@@ -62,8 +64,8 @@ export class Registry {
         dist: {
           tarball: `${tarballBase ?? this.url.replace(/\/$/, '')}${path}`,
           integrity: v.integrity ?? sri(v.tarball),
-          fileCount: 10,
-          unpackedSize: 1 << 20,
+          fileCount: v.fileCount ?? 10,
+          unpackedSize: v.unpackedSize ?? 1 << 20,
         },
       }
     }
