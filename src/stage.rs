@@ -86,12 +86,12 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
 /// Staging runs in flight in this process, by store and version. Concurrent calls for the same
 /// version share one run instead of queueing on the store lock and re-checking one by one.
 type FlightResult = Option<Result<Outcome>>;
-static FLIGHTS: LazyLock<
-    Mutex<HashMap<(PathBuf, String), tokio::sync::watch::Receiver<FlightResult>>>,
-> = LazyLock::new(|| Mutex::new(HashMap::new()));
+type FlightKey = (PathBuf, String);
+type Flights = HashMap<FlightKey, tokio::sync::watch::Receiver<FlightResult>>;
+static FLIGHTS: LazyLock<Mutex<Flights>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// Removes the in-flight entry when the leading run ends, however it ends (a dropped future too).
-struct FlightEntry((PathBuf, String));
+struct FlightEntry(FlightKey);
 impl Drop for FlightEntry {
     fn drop(&mut self) {
         FLIGHTS
