@@ -87,6 +87,7 @@ pub fn extract_tgz<R: Read>(
     let mut entries_seen = 0u64;
     let mut root: Option<Vec<u8>> = None;
     let mut buf = vec![0u8; COPY_BUF];
+    let syncer = fsutil::Syncer::start();
 
     for entry in archive.entries().map_err(archive_err)? {
         let mut entry = entry.map_err(archive_err)?;
@@ -197,9 +198,8 @@ pub fn extract_tgz<R: Read>(
             });
         }
         // Flushed before the folder is renamed into place: a power cut must not leave a
-        // named version with empty files.
-        file.sync_all()
-            .map_err(|e| StageError::io("flushing", &target, e))?;
+        // named version with empty files. The flush runs beside the next entries' writes.
+        syncer.push(file, target);
         stats.files += 1;
         stats.bytes += written;
     }
@@ -209,8 +209,9 @@ pub fn extract_tgz<R: Read>(
     let mut capped = archive.into_inner();
     io::copy(&mut capped, &mut io::sink()).map_err(archive_err)?;
     let mut raw = capped.inner.into_inner();
-    // Anything after the gzip member is hashed too, so integrity covers the whole body.
+    // Drain anything after the gzip member: the download must end for its hash to be checked.
     io::copy(&mut raw, &mut io::sink()).map_err(archive_err)?;
+    syncer.finish()?;
     Ok((stats, raw))
 }
 

@@ -3,7 +3,7 @@
 use crate::error::{Result, StageError};
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub fn create_dir_all(path: &Path) -> Result<()> {
@@ -82,6 +82,63 @@ fn is_transient_lock(e: &io::Error) -> bool {
         Some(16) => cfg!(unix),
         Some(32) | Some(33) => cfg!(windows),
         _ => false,
+    }
+}
+
+/// Flushes files on a thread of its own, so that waiting for the disk overlaps with inflating and
+/// writing the next entries. `finish` waits for every flush and reports the first failure.
+pub struct Syncer {
+    tx: Option<std::sync::mpsc::Sender<(File, PathBuf)>>,
+    handle: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl Syncer {
+    pub fn start() -> Syncer {
+        let (tx, rx) = std::sync::mpsc::channel::<(File, PathBuf)>();
+        let handle = std::thread::spawn(move || {
+            for (file, path) in rx {
+                file.sync_all()
+                    .map_err(|e| StageError::io("flushing", &path, e))?;
+            }
+            Ok(())
+        });
+        Syncer {
+            tx: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// Queues a written file for flushing (the file is closed once flushed).
+    pub fn push(&self, file: File, path: PathBuf) {
+        if let Some(tx) = &self.tx {
+            // A send fails only once the thread stopped on an error, which `finish` reports.
+            let _ = tx.send((file, path));
+        }
+    }
+
+    pub fn finish(mut self) -> Result<()> {
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<()> {
+        drop(self.tx.take());
+        match self.handle.take().map(|h| h.join()) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(StageError::internal(
+                "flushing files in",
+                Path::new(""),
+                "the flush thread panicked".into(),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        // A failed extraction still waits for the thread, so nothing touches the partial after
+        // the caller removes it.
+        let _ = self.join();
     }
 }
 
@@ -209,6 +266,20 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"two");
         let names: Vec<_> = fs::read_dir(tmp.path()).unwrap().collect();
         assert_eq!(names.len(), 1, "temp file left behind");
+    }
+
+    #[test]
+    fn syncer_flushes_and_reports() {
+        let tmp = tempfile::tempdir().unwrap();
+        let syncer = Syncer::start();
+        for i in 0..5 {
+            let p = tmp.path().join(format!("f{i}"));
+            let mut f = File::create(&p).unwrap();
+            f.write_all(b"data").unwrap();
+            syncer.push(f, p);
+        }
+        syncer.finish().unwrap();
+        assert_eq!(fs::read(tmp.path().join("f4")).unwrap(), b"data");
     }
 
     #[test]

@@ -6,10 +6,9 @@ use crate::config::{
     HARD_MAX_UNPACKED_BYTES,
 };
 use crate::error::{Result, StageError};
-use crate::extract::{extract_tgz, ExtractLimits, Extracted};
+use crate::extract::{extract_tgz, ExtractLimits};
 use crate::fsutil;
 use crate::http::{Control, Http};
-use crate::integrity::Hasher;
 use crate::registry::{document_url, rewrite_tarball_url, Dist, Document, ACCEPT_CORGI};
 use crate::store::{self, CompletionRecord, Store, CLI_ENTRY, NATIVE_MODULE};
 use std::collections::HashMap;
@@ -283,8 +282,15 @@ async fn download_with_retries(
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
-        let partial = store.partial_dir(version);
-        blocking(move || fsutil::remove_tree(&partial)).await?;
+        let (partial, native) = (
+            store.partial_dir(version),
+            store.native_partial_dir(version),
+        );
+        blocking(move || {
+            fsutil::remove_tree(&partial)?;
+            fsutil::remove_tree(&native)
+        })
+        .await?;
         let retry = match &err {
             StageError::Integrity { .. } if integrity_retry => {
                 integrity_retry = false;
@@ -305,8 +311,10 @@ async fn download_with_retries(
 }
 
 /// One download-and-extract attempt into `versions/<v>.partial`, then the finishing steps and
-/// the rename. The body streams through the hasher and the inflater into the extractor; nothing
-/// of the tarball is held in memory beyond a few chunks.
+/// the rename. Three things run at once: the download (hashing each chunk as it arrives), the
+/// extractor (inflate, untar, write) fed through a small channel, and the copy of the native
+/// modules into their own partial folder. Nothing of the tarball is held in memory beyond a few
+/// chunks.
 #[allow(clippy::too_many_arguments)]
 async fn stage_once(
     store: &Store,
@@ -322,6 +330,15 @@ async fn stage_once(
     let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(PIPE_CHUNKS);
     let cancel = Arc::new(AtomicBool::new(false));
     let partial = store.partial_dir(version);
+    let native_partial = store.native_partial_dir(version);
+
+    let native_copy = {
+        let (from, to) = (native_src.to_path_buf(), native_partial.clone());
+        tokio::task::spawn_blocking(move || {
+            fsutil::remove_tree(&to)?;
+            fsutil::copy_tree(&from, &to.join(NATIVE_MODULE[1]))
+        })
+    };
 
     let extractor = {
         let (cancel, partial, bins, url) = (
@@ -330,14 +347,11 @@ async fn stage_once(
             dist.bins.clone(),
             url.to_string(),
         );
-        let hasher = dist.integrity.hasher();
         tokio::task::spawn_blocking(move || {
             let mut reader = PipeReader {
                 rx,
                 current: bytes::Bytes::new(),
                 pos: 0,
-                hasher,
-                eof: false,
             };
             let result = extract_tgz(&mut reader, &partial, limits, &bins, &url, &cancel)
                 .map(|(stats, _)| stats);
@@ -347,10 +361,12 @@ async fn stage_once(
                 // reported (and retried) as EINTEGRITY rather than blamed on the package.
                 let _ = io::copy(&mut reader, &mut io::sink());
             }
-            (result, reader.hasher, reader.eof)
+            result
         })
     };
 
+    // Hashing here, as chunks arrive, runs in parallel with the extractor's inflating.
+    let mut hasher = dist.integrity.hasher();
     let pump = ctl
         .guard(url, async {
             loop {
@@ -360,12 +376,13 @@ async fn stage_once(
                     .map_err(|e| http.transport_error(url, "downloading", &e));
                 match chunk {
                     Ok(Some(bytes)) => {
+                        hasher.update(&bytes);
                         if tx.send(Ok(bytes)).await.is_err() {
-                            // The extractor stopped early; its error tells why.
-                            return Ok(());
+                            // The extractor stopped before the end: the body was not all read.
+                            return Ok(false);
                         }
                     }
-                    Ok(None) => return Ok(()),
+                    Ok(None) => return Ok(true),
                     Err(e) => return Err(e),
                 }
             }
@@ -377,11 +394,14 @@ async fn stage_once(
         let _ = tx.try_send(Err(io::Error::other("download interrupted")));
     }
     drop(tx);
-    let (extracted, hasher, whole_body) = extractor
+    let extracted = extractor
         .await
         .map_err(|e| StageError::internal("extracting into", &partial, e.to_string()))?;
+    let native_bytes = native_copy
+        .await
+        .map_err(|e| StageError::internal("copying into", &native_partial, e.to_string()))?;
     // The transport's error is the cause when both failed.
-    pump?;
+    let whole_body = pump?;
     // With the whole body read, a hash mismatch explains any extraction failure too.
     if whole_body {
         hasher
@@ -393,37 +413,30 @@ async fn stage_once(
             })?;
     }
     let stats = extracted?;
+    let native_bytes = native_bytes?;
 
-    let (store, version, native_src, url, integrity) = (
+    let (store, version, url, integrity) = (
         store.clone(),
         version.to_string(),
-        native_src.to_path_buf(),
         url.to_string(),
         dist.integrity.to_string(),
     );
-    blocking(move || {
-        finish(
-            &store,
-            &version,
-            &partial,
-            &native_src,
-            &url,
-            integrity,
-            stats,
-        )
-    })
-    .await
+    let record = CompletionRecord {
+        version,
+        integrity,
+        files: stats.files,
+        bytes: stats.bytes + native_bytes,
+    };
+    blocking(move || finish(&store, &partial, &native_partial, &url, record)).await
 }
 
-/// Copies the native module in, checks the CLI, writes the completion record, flushes, renames.
+/// Moves the native modules in, checks the CLI, writes the completion record, flushes, renames.
 fn finish(
     store: &Store,
-    version: &str,
     partial: &Path,
-    native_src: &Path,
+    native_partial: &Path,
     url: &str,
-    integrity: String,
-    stats: Extracted,
+    record: CompletionRecord,
 ) -> Result<()> {
     let mut cli = partial.to_path_buf();
     cli.extend(CLI_ENTRY);
@@ -437,32 +450,26 @@ fn finish(
     native_dst.extend(NATIVE_MODULE);
     // The package may ship its own node_modules/node-pty; ours is built for this app.
     fsutil::remove_tree(&native_dst)?;
-    let native_bytes = fsutil::copy_tree(native_src, &native_dst)?;
-    store::write_record(
-        partial,
-        &CompletionRecord {
-            version: version.into(),
-            integrity,
-            files: stats.files,
-            bytes: stats.bytes + native_bytes,
-        },
+    fsutil::create_dir_all(native_dst.parent().expect("node_modules"))?;
+    fsutil::rename_retrying(
+        store.renamer(),
+        &native_partial.join(NATIVE_MODULE[1]),
+        &native_dst,
     )?;
+    fsutil::remove_tree(native_partial)?;
+    store::write_record(partial, &record)?;
     // Every name in the tree is durable before the tree gets its final name.
     fsutil::sync_tree_dirs(partial)?;
-    let final_dir = store.version_dir(version);
+    let final_dir = store.version_dir(&record.version);
     fsutil::rename_retrying(store.renamer(), partial, &final_dir)?;
     fsutil::sync_dir(&store.versions_dir())
 }
 
-/// The extractor's view of the download: a blocking `Read` over the channel of body chunks that
-/// hashes every byte it hands out.
+/// The extractor's view of the download: a blocking `Read` over the channel of body chunks.
 struct PipeReader {
     rx: tokio::sync::mpsc::Receiver<Chunk>,
     current: bytes::Bytes,
     pos: usize,
-    hasher: Hasher,
-    /// Set once the download ended normally: the hash then covers the whole body.
-    eof: bool,
 }
 
 impl Read for PipeReader {
@@ -470,15 +477,11 @@ impl Read for PipeReader {
         while self.pos == self.current.len() {
             match self.rx.blocking_recv() {
                 Some(Ok(chunk)) => {
-                    self.hasher.update(&chunk);
                     self.current = chunk;
                     self.pos = 0;
                 }
                 Some(Err(e)) => return Err(e),
-                None => {
-                    self.eof = true;
-                    return Ok(0);
-                }
+                None => return Ok(0),
             }
         }
         let n = buf.len().min(self.current.len() - self.pos);

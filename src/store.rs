@@ -100,6 +100,12 @@ impl Store {
         self.versions_dir()
             .join(format!("{version}{PARTIAL_SUFFIX}"))
     }
+    /// Where a staging run copies the native modules while the tarball extracts; a `.partial`
+    /// like the version's own, so a crashed run's copy is swept the same way.
+    pub fn native_partial_dir(&self, version: &str) -> PathBuf {
+        self.versions_dir()
+            .join(format!("{version}.native{PARTIAL_SUFFIX}"))
+    }
     pub fn pointer_path(&self) -> PathBuf {
         self.root.join(POINTER_FILE)
     }

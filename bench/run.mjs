@@ -1,0 +1,250 @@
+// npm run bench: the addon against the pacote reference on the real kanban tarball, served by a
+// registry on 127.0.0.1. Each staging run is a fresh child process with a fresh userData; the
+// implementations alternate A B A B after a warm-up. Also: the floor (Rust inflate + untar +
+// write from memory), the no-op paths, the JS thread's worst lateness, and peak RSS with a
+// tarball four times larger.
+import { execFileSync, spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import fs from 'node:fs'
+import http from 'node:http'
+import { createRequire } from 'node:module'
+import os from 'node:os'
+import path from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { fileURLToPath } from 'node:url'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const root = path.dirname(here)
+const FIXTURE = path.resolve(root, '../shared/fixtures/kanban-0.1.70.tgz')
+const PAIRS = Number(process.env.BENCH_PAIRS ?? 7)
+const NOOP_CALLS = 20
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'krs-bench-'))
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
+const fmt = (n, d = 1) => n.toFixed(d)
+
+/** Sum of file sizes and file count of a .tgz, as a registry's dist.unpackedSize/fileCount. */
+function tarStats(tgz) {
+  const lines = execFileSync('tar', ['-tzvf', tgz], { encoding: 'utf8', maxBuffer: 64 << 20 }).trim().split('\n')
+  const files = lines.filter((l) => l.startsWith('-'))
+  return { unpackedSize: files.reduce((n, l) => n + Number(l.split(/\s+/)[2]), 0), fileCount: files.length }
+}
+
+/** The loopback registry: one package document and its tarballs; counts requests by kind. */
+function startRegistry() {
+  const tarballs = new Map()
+  let doc = null
+  const counts = { doc: 0, tarball: 0 }
+  const server = http.createServer((req, res) => {
+    if (req.url === '/kanban') {
+      counts.doc += 1
+      const body = Buffer.from(JSON.stringify(doc))
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length })
+      return res.end(body)
+    }
+    const tgz = tarballs.get(req.url)
+    if (tgz) {
+      counts.tarball += 1
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': tgz.length })
+      return res.end(tgz)
+    }
+    res.writeHead(404)
+    res.end()
+  })
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => {
+      const url = `http://127.0.0.1:${server.address().port}/`
+      resolve({
+        url,
+        counts,
+        close: () => new Promise((r) => (server.closeAllConnections(), server.close(r))),
+        /** Publishes `file` as kanban@version, the only version and `latest`. */
+        publish(version, file) {
+          const data = fs.readFileSync(file)
+          const tpath = `/kanban/-/kanban-${version}.tgz`
+          tarballs.clear()
+          tarballs.set(tpath, data)
+          doc = {
+            name: 'kanban',
+            'dist-tags': { latest: version },
+            versions: {
+              [version]: {
+                name: 'kanban',
+                version,
+                bin: { kanban: 'dist/cli.js' },
+                dist: {
+                  tarball: `${url}kanban/-/kanban-${version}.tgz`,
+                  integrity: `sha512-${createHash('sha512').update(data).digest('base64')}`,
+                  ...tarStats(file),
+                },
+              },
+            },
+          }
+        },
+      })
+    }),
+  )
+}
+
+/** The native modules an app bundles: node-pty's package.json, lib/ and build/Release/. */
+function bundledNativeDeps() {
+  const src = path.dirname(createRequire(import.meta.url).resolve('node-pty/package.json'))
+  const dest = path.join(work, 'native', 'node-pty')
+  for (const part of ['package.json', 'lib', 'build/Release']) {
+    fs.cpSync(path.join(src, part), path.join(dest, part), { recursive: true })
+  }
+  return path.dirname(dest)
+}
+
+let runNo = 0
+function stageInChild(impl, registry, native) {
+  const userData = path.join(work, `run-${runNo++}`)
+  const opts = { userData, currentVersion: '0.1.69', nativeDepsSource: native, registry, cache: path.join(userData, '.pacote-cache') }
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(here, 'child.mjs'), impl, JSON.stringify(opts)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.on('exit', (code) => {
+      fs.rmSync(userData, { recursive: true, force: true })
+      if (code !== 0) return reject(new Error(`${impl} run exited with ${code}`))
+      const r = JSON.parse(out.trim())
+      if (r.outcome.kind !== 'staged') return reject(new Error(`${impl} run: ${JSON.stringify(r.outcome)}`))
+      resolve(r)
+    })
+  })
+}
+
+function summary(label, runs) {
+  const ms = runs.map((r) => r.ms)
+  const rss = runs.map((r) => r.peakRssMB)
+  return {
+    label,
+    medianMs: median(ms),
+    minMs: Math.min(...ms),
+    maxMs: Math.max(...ms),
+    medianRssMB: median(rss),
+    maxRssMB: Math.max(...rss),
+    worstLateMs: Math.max(...runs.map((r) => r.worstLateMs)),
+  }
+}
+
+function printRow(s) {
+  console.log(
+    `${s.label.padEnd(22)} ${fmt(s.medianMs).padStart(8)} ${fmt(s.minMs).padStart(8)} ${fmt(s.maxMs).padStart(8)}` +
+      ` ${fmt(s.medianRssMB).padStart(9)} ${fmt(s.maxRssMB).padStart(9)} ${fmt(s.worstLateMs).padStart(9)}`,
+  )
+}
+
+async function noopPaths(registry, native) {
+  const { checkAndStageLatestRuntime } = createRequire(import.meta.url)('../index.js')
+  const userData = path.join(work, 'noop')
+  const opts = { userData, currentVersion: '0.1.69', nativeDepsSource: native, registry: registry.url }
+  await checkAndStageLatestRuntime(opts) // stage once so already-staged has something to find
+  const time = async (o, kind) => {
+    const before = { ...registry.counts }
+    const ms = []
+    for (let i = 0; i < NOOP_CALLS; i++) {
+      const t = performance.now()
+      const outcome = await checkAndStageLatestRuntime(o)
+      ms.push(performance.now() - t)
+      if (outcome.kind !== kind) throw new Error(`expected ${kind}, got ${outcome.kind}`)
+    }
+    return {
+      kind,
+      medianMs: median(ms),
+      docRequestsPerCall: (registry.counts.doc - before.doc) / NOOP_CALLS,
+      tarballRequests: registry.counts.tarball - before.tarball,
+    }
+  }
+  const upToDate = await time({ ...opts, currentVersion: '0.1.70' }, 'up-to-date')
+  const already = await time(opts, 'already-staged')
+  fs.rmSync(userData, { recursive: true, force: true })
+  return [upToDate, already]
+}
+
+/** A tarball four times the size: the real package plus three renamed copies of its files. */
+function quadrupleTarball() {
+  const dir = path.join(work, 'quad')
+  fs.mkdirSync(dir, { recursive: true })
+  execFileSync('tar', ['-xzf', FIXTURE, '-C', dir])
+  const pkg = path.join(dir, 'package')
+  const originals = fs.readdirSync(pkg)
+  for (let i = 1; i <= 3; i++) {
+    for (const name of originals) fs.cpSync(path.join(pkg, name), path.join(pkg, `copy${i}`, name), { recursive: true })
+  }
+  const out = path.join(work, 'kanban-4x.tgz')
+  execFileSync('tar', ['-czf', out, '-C', dir, 'package'])
+  fs.rmSync(dir, { recursive: true, force: true })
+  return out
+}
+
+function floor() {
+  execFileSync('cargo', ['build', '--release', '--no-default-features', '--example', 'floor'], { cwd: root, stdio: 'inherit' })
+  const bin = path.join(root, 'target/release/examples/floor')
+  return JSON.parse(execFileSync(bin, [FIXTURE, work, String(PAIRS)], { encoding: 'utf8' }))
+}
+
+async function main() {
+  if (!fs.existsSync(FIXTURE)) throw new Error(`missing ${FIXTURE}: run from a checkout with ../shared beside it`)
+  const registry = await startRegistry()
+  const native = bundledNativeDeps()
+  registry.publish('0.1.70', FIXTURE)
+  const size = fs.statSync(FIXTURE).size
+  console.log(`kanban-runtime-stager bench: ${path.basename(FIXTURE)} (${fmt(size / 1e6)} MB), ${PAIRS} pairs, ${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}, node ${process.version}`)
+
+  // Warm-up: one run of each, not counted.
+  await stageInChild('addon', registry.url, native)
+  await stageInChild('pacote', registry.url, native)
+
+  const addon = []
+  const pacote = []
+  const ratios = []
+  for (let i = 0; i < PAIRS; i++) {
+    const a = await stageInChild('addon', registry.url, native)
+    const b = await stageInChild('pacote', registry.url, native)
+    addon.push(a)
+    pacote.push(b)
+    ratios.push(a.ms / b.ms)
+  }
+
+  const fl = floor()
+  const noop = await noopPaths(registry, native)
+
+  const quad = quadrupleTarball()
+  registry.publish('0.1.70', quad)
+  const quadRuns = []
+  for (let i = 0; i < 3; i++) quadRuns.push(await stageInChild('addon', registry.url, native))
+  await registry.close()
+
+  const sa = summary('addon', addon)
+  const sp = summary('pacote reference', pacote)
+  const sq = summary(`addon, 4x tarball (${fmt(fs.statSync(quad).size / 1e6)} MB)`, quadRuns)
+  console.log(`\nstaging the real tarball (wall time of the call in ms; peak RSS of the process in MB)`)
+  console.log(`${''.padEnd(22)} ${'median'.padStart(8)} ${'min'.padStart(8)} ${'max'.padStart(8)} ${'rss med'.padStart(9)} ${'rss max'.padStart(9)} ${'js late'.padStart(9)}`)
+  printRow(sa)
+  printRow(sp)
+  printRow(sq)
+  const ratio = median(ratios)
+  console.log(`\nmedian ratio addon / pacote over ${PAIRS} pairs: ${fmt(ratio, 3)} (target <= 0.33)`)
+  console.log(`floor (Rust inflate + untar + durable write from memory): median ${fmt(fl.medianMs)} ms; addon / floor: ${fmt(sa.medianMs / fl.medianMs, 2)} (target <= 1.5)`)
+  console.log(`peak RSS: addon ${fmt(sa.maxRssMB)} MB (target <= 80), 4x tarball ${fmt(sq.maxRssMB)} MB, pacote ${fmt(sp.maxRssMB)} MB`)
+  console.log(`JS thread: worst lateness of a 10 ms ticker during addon staging ${fmt(sa.worstLateMs)} ms (target <= 50)`)
+  for (const n of noop) {
+    console.log(`${n.kind}: median ${fmt(n.medianMs, 2)} ms over ${NOOP_CALLS} calls, ${n.docRequestsPerCall} document request(s) per call, ${n.tarballRequests} tarball requests (target < 20 ms, 1, 0)`)
+  }
+  const results = { date: new Date().toISOString(), pairs: PAIRS, addon: sa, pacote: sp, quad: sq, ratio, floor: fl, noop }
+  fs.mkdirSync(path.join(here, '.work'), { recursive: true })
+  fs.writeFileSync(path.join(here, '.work', 'results.json'), `${JSON.stringify(results, null, 2)}\n`)
+  fs.rmSync(work, { recursive: true, force: true })
+}
+
+main().catch((e) => {
+  console.error(e)
+  fs.rmSync(work, { recursive: true, force: true })
+  process.exit(1)
+})
