@@ -1,5 +1,6 @@
 // One staging run in a fresh process: times the call, watches the JS thread, reports peak RSS.
 // argv: impl ('addon' | 'pacote'), JSON options.
+import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { performance } from 'node:perf_hooks'
 
@@ -19,10 +20,22 @@ const ticker = setInterval(() => {
   expected = now + 10
 }, 10)
 
+/**
+ * Peak RSS of this process image in MB. On Linux, VmHWM: getrusage's maxrss would carry over the
+ * parent's RSS at fork time, so a child of a large parent would report the parent's size.
+ */
+function peakRssMB() {
+  try {
+    const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))
+    if (kb) return Number(kb[1]) / 1024
+  } catch {}
+  return process.resourceUsage().maxRSS / 1024
+}
+
 const t0 = performance.now()
 const outcome = await stage(opts)
 const ms = performance.now() - t0
 clearInterval(ticker)
 process.stdout.write(
-  `${JSON.stringify({ impl, ms, peakRssMB: process.resourceUsage().maxRSS / 1024, worstLateMs, outcome })}\n`,
+  `${JSON.stringify({ impl, ms, peakRssMB: peakRssMB(), worstLateMs, outcome })}\n`,
 )

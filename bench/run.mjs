@@ -18,6 +18,8 @@ const root = path.dirname(here)
 const FIXTURE = path.resolve(root, '../shared/fixtures/kanban-0.1.70.tgz')
 const PAIRS = Number(process.env.BENCH_PAIRS ?? 7)
 const NOOP_CALLS = 20
+/** How many times larger the memory-check tarball is than the real one. */
+const SCALE = Number(process.env.BENCH_SCALE ?? 4)
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'krs-bench-'))
 
 const median = (xs) => {
@@ -114,6 +116,7 @@ function stageInChild(impl, registry, native) {
       if (code !== 0) return reject(new Error(`${impl} run exited with ${code}`))
       const r = JSON.parse(out.trim())
       if (r.outcome.kind !== 'staged') return reject(new Error(`${impl} run: ${JSON.stringify(r.outcome)}`))
+      if (process.env.BENCH_VERBOSE) console.log(JSON.stringify(r))
       resolve(r)
     })
   })
@@ -167,17 +170,17 @@ async function noopPaths(registry, native) {
   return [upToDate, already]
 }
 
-/** A tarball four times the size: the real package plus three renamed copies of its files. */
-function quadrupleTarball() {
+/** A tarball SCALE times the size: the real package plus SCALE - 1 renamed copies of its files. */
+function scaledTarball() {
   const dir = path.join(work, 'quad')
   fs.mkdirSync(dir, { recursive: true })
   execFileSync('tar', ['-xzf', FIXTURE, '-C', dir])
   const pkg = path.join(dir, 'package')
   const originals = fs.readdirSync(pkg)
-  for (let i = 1; i <= 3; i++) {
+  for (let i = 1; i < SCALE; i++) {
     for (const name of originals) fs.cpSync(path.join(pkg, name), path.join(pkg, `copy${i}`, name), { recursive: true })
   }
-  const out = path.join(work, 'kanban-4x.tgz')
+  const out = path.join(work, `kanban-${SCALE}x.tgz`)
   execFileSync('tar', ['-czf', out, '-C', dir, 'package'])
   fs.rmSync(dir, { recursive: true, force: true })
   return out
@@ -215,7 +218,7 @@ async function main() {
   const fl = floor()
   const noop = await noopPaths(registry, native)
 
-  const quad = quadrupleTarball()
+  const quad = scaledTarball()
   registry.publish('0.1.70', quad)
   const quadRuns = []
   for (let i = 0; i < 3; i++) quadRuns.push(await stageInChild('addon', registry.url, native))
@@ -223,7 +226,7 @@ async function main() {
 
   const sa = summary('addon', addon)
   const sp = summary('pacote reference', pacote)
-  const sq = summary(`addon, 4x tarball (${fmt(fs.statSync(quad).size / 1e6)} MB)`, quadRuns)
+  const sq = summary(`addon, ${SCALE}x (${fmt(fs.statSync(quad).size / 1e6)} MB)`, quadRuns)
   console.log(`\nstaging the real tarball (wall time of the call in ms; peak RSS of the process in MB)`)
   console.log(`${''.padEnd(22)} ${'median'.padStart(8)} ${'min'.padStart(8)} ${'max'.padStart(8)} ${'rss med'.padStart(9)} ${'rss max'.padStart(9)} ${'js late'.padStart(9)}`)
   printRow(sa)
@@ -232,7 +235,7 @@ async function main() {
   const ratio = median(ratios)
   console.log(`\nmedian ratio addon / pacote over ${PAIRS} pairs: ${fmt(ratio, 3)} (target <= 0.33)`)
   console.log(`floor (Rust inflate + untar + durable write from memory): median ${fmt(fl.medianMs)} ms; addon / floor: ${fmt(sa.medianMs / fl.medianMs, 2)} (target <= 1.5)`)
-  console.log(`peak RSS: addon ${fmt(sa.maxRssMB)} MB (target <= 80), 4x tarball ${fmt(sq.maxRssMB)} MB, pacote ${fmt(sp.maxRssMB)} MB`)
+  console.log(`peak RSS: addon ${fmt(sa.maxRssMB)} MB (target <= 80), ${SCALE}x tarball ${fmt(sq.maxRssMB)} MB, pacote ${fmt(sp.maxRssMB)} MB`)
   console.log(`JS thread: worst lateness of a 10 ms ticker during addon staging ${fmt(sa.worstLateMs)} ms (target <= 50)`)
   for (const n of noop) {
     console.log(`${n.kind}: median ${fmt(n.medianMs, 2)} ms over ${NOOP_CALLS} calls, ${n.docRequestsPerCall} document request(s) per call, ${n.tarballRequests} tarball requests (target < 20 ms, 1, 0)`)
