@@ -19,6 +19,9 @@ export declare function checkAndStageLatestRuntime(opts: StageOptions): Promise<
 /** Whether `version` is marked bad. */
 export declare function isBadVersion(userData: string, version: string): boolean
 
+/** Whether a staging run (in any process) holds the store lock right now. */
+export declare function isStoreLocked(userData: string): boolean
+
 /**
  * Marks `version` bad (it failed to start). When it is the pointed version, the pointer rolls
  * back to the previous known-good version if its folder is whole, else is removed so the app
@@ -103,6 +106,12 @@ export interface StageOptions {
    * folder and leaves the store as it was. Default: none.
    */
   signal?: AbortSignal
+  /**
+   * Called with progress while the call runs (phase, bytes downloaded, tarball size). It never
+   * keeps the process alive, and calls that would land after the JS environment is gone (exit,
+   * window reload) are dropped. Default: none.
+   */
+  onProgress?: (progress: StageProgress) => void
 }
 
 /** What `checkAndStageLatestRuntime` resolved to. */
@@ -111,6 +120,15 @@ export type StageOutcome =
   | { kind: 'bad-version'; version: string }
   | { kind: 'already-staged' }
   | { kind: 'staged'; version: string }
+
+/** A progress event of `checkAndStageLatestRuntime`. */
+export interface StageProgress {
+  phase: 'resolving' | 'waiting-for-lock' | 'downloading' | 'finishing'
+  /** Tarball bytes received so far. */
+  downloadedBytes: number
+  /** The tarball's size, when the registry sent a Content-Length. */
+  totalBytes?: number
+}
 
 /** The folder a version is (or would be) staged in. Rejects a version that is not semver. */
 export declare function versionDir(userData: string, version: string): string

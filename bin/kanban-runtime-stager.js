@@ -30,10 +30,14 @@ Options:
   --tag TAG              dist-tag to follow                             default: latest
   --timeout-ms N         budget for the whole run                       default: 600000
   --proxy URL            proxy for every request     default: HTTPS_PROXY / HTTP_PROXY
-  --json                 print the outcome as one JSON line`,
+  --json                 print the outcome as one JSON line (no progress)
+
+On a terminal a progress bar shows the phase and the bytes downloaded; otherwise each phase is
+printed on a line of its own.`,
   status: `Usage: kanban-runtime-stager status --user-data DIR [--json]
 
-Shows the pointer, every staged version with its size and wholeness, bad versions, and partials.`,
+Shows the pointer, every staged version with its size and wholeness, bad versions, partials,
+and whether a staging run holds the store lock.`,
   'mark-bad': `Usage: kanban-runtime-stager mark-bad <version> --user-data DIR [--json]
 
 Marks <version> bad. If the pointer names it, the pointer rolls back to the previous known-good
@@ -88,6 +92,28 @@ function mib(n) {
   return `${(n / (1024 * 1024)).toFixed(1)} MiB`
 }
 
+/** Progress on a terminal: one bar redrawn in place on stderr. Elsewhere: a line per phase. */
+function progressReporter(out, tty) {
+  let last = null
+  return {
+    onProgress(p) {
+      if (tty) {
+        const width = 30
+        const frac = p.totalBytes ? Math.min(1, p.downloadedBytes / p.totalBytes) : 0
+        const bar = p.phase === 'downloading' ? `[${'#'.repeat(Math.round(frac * width)).padEnd(width)}] ` : ''
+        const bytes = p.downloadedBytes ? `${mib(p.downloadedBytes)}${p.totalBytes ? ` / ${mib(p.totalBytes)}` : ''}` : ''
+        tty.write(`\r\x1b[K${p.phase.padEnd(16)} ${bar}${bytes}`)
+      } else if (p.phase !== last) {
+        out.log(`${p.phase}${p.phase === 'downloading' && p.totalBytes ? ` ${mib(p.totalBytes)}` : ''}`)
+      }
+      last = p.phase
+    },
+    done() {
+      if (tty && last) tty.write('\r\x1b[K')
+    },
+  }
+}
+
 function parse(argv, options) {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -125,6 +151,11 @@ async function stage(argv, out) {
   const { checkAndStageLatestRuntime, readPointer } = loadBinding()
   const started = Date.now()
   if (!values.json) out.log(`checking ${values.package ?? 'kanban'}@${values.tag ?? 'latest'} ...`)
+  const progress = values.json ? null : progressReporter(out, out.tty)
+  const controller = new AbortController()
+  // Ctrl-C aborts cleanly: the partial folder is removed and the store left as it was.
+  const onSigint = () => controller.abort()
+  process.once('SIGINT', onSigint)
   const outcome = await checkAndStageLatestRuntime({
     userData,
     currentVersion: values['current-version'] ?? '0.0.0',
@@ -134,6 +165,11 @@ async function stage(argv, out) {
     distTag: values.tag,
     timeoutMs,
     proxy: values.proxy,
+    signal: controller.signal,
+    onProgress: progress?.onProgress,
+  }).finally(() => {
+    process.removeListener('SIGINT', onSigint)
+    progress?.done()
   })
   const ms = Date.now() - started
   if (values.json) return out.log(JSON.stringify({ ...outcome, ms }))
@@ -157,7 +193,7 @@ function status(argv, out) {
   const { values } = parse(argv, { 'user-data': { type: 'string' } })
   if (values.help) return out.log(HELP.status)
   const userData = requireUserData(values)
-  const { readPointer, resolvePointerCliEntry } = loadBinding()
+  const { readPointer, resolvePointerCliEntry, isStoreLocked } = loadBinding()
   const root = path.join(userData, 'kanban-runtime')
   const versionsDir = path.join(root, 'versions')
   const pointer = readPointer(userData)
@@ -182,7 +218,8 @@ function status(argv, out) {
       versions.push({ version: name, bytes: dirSize(dir), whole, pointed: pointer?.version === name })
     }
   }
-  const report = { store: root, pointer, runnable, versions, bad, partials }
+  const locked = isStoreLocked(userData)
+  const report = { store: root, pointer, runnable, versions, bad, partials, locked }
   if (values.json) return out.log(JSON.stringify(report))
   out.log(`store:    ${root}`)
   out.log(`pointer:  ${pointer ? `${pointer.version}${pointer.previous ? ` (fallback ${pointer.previous})` : ''}` : 'none (the app runs its bundled runtime)'}`)
@@ -193,6 +230,7 @@ function status(argv, out) {
     out.log(`  ${v.pointed ? '*' : ' '} ${v.version.padEnd(16)} ${mib(v.bytes).padStart(10)}  ${v.whole ? 'whole' : 'DAMAGED'}`)
   }
   out.log(`bad:      ${bad.length ? bad.join(', ') : 'none'}`)
+  out.log(`lock:     ${locked ? 'held: a staging run is in progress' : 'free'}`)
   if (partials.length) out.log(`partials: ${partials.join(', ')} (removed by the next stage run)`)
 }
 
@@ -241,7 +279,8 @@ async function main(argv, out = console) {
 }
 
 if (require.main === module) {
-  main(process.argv.slice(2)).then((code) => {
+  const out = { log: console.log, error: console.error, tty: process.stderr.isTTY ? process.stderr : null }
+  main(process.argv.slice(2), out).then((code) => {
     process.exitCode = code
   })
 }

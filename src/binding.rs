@@ -5,12 +5,14 @@ use crate::config::{
     PUBLIC_REGISTRY,
 };
 use crate::error::{Field, StageError};
-use crate::http::{AbortHandle, Control};
+use crate::http::{AbortHandle, Control, Progress};
 use crate::stage::{self, Outcome};
 use crate::store::{check_version, Store};
 use napi::bindgen_prelude::*;
+use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Options of `checkAndStageLatestRuntime`.
@@ -57,6 +59,23 @@ pub struct StageOptions<'a> {
     /// folder and leaves the store as it was. Default: none.
     #[napi(ts_type = "AbortSignal")]
     pub signal: Option<Object<'a>>,
+    /// Called with progress while the call runs (phase, bytes downloaded, tarball size). It never
+    /// keeps the process alive, and calls that would land after the JS environment is gone (exit,
+    /// window reload) are dropped. Default: none.
+    #[napi(ts_type = "(progress: StageProgress) => void")]
+    pub on_progress: Option<Function<'a, StageProgress, ()>>,
+}
+
+/// A progress event of `checkAndStageLatestRuntime`.
+#[napi(object)]
+#[derive(Clone)]
+pub struct StageProgress {
+    #[napi(ts_type = "'resolving' | 'waiting-for-lock' | 'downloading' | 'finishing'")]
+    pub phase: String,
+    /// Tarball bytes received so far.
+    pub downloaded_bytes: f64,
+    /// The tarball's size, when the registry sent a Content-Length.
+    pub total_bytes: Option<f64>,
 }
 
 /// What `checkAndStageLatestRuntime` resolved to.
@@ -197,12 +216,35 @@ pub fn check_and_stage_latest_runtime<'env>(
     mut opts: StageOptions<'env>,
 ) -> Result<PromiseRaw<'env, StageOutcome>> {
     let signal = opts.signal.take();
+    let on_progress = match opts.on_progress.take() {
+        // Weak: a pending progress callback must not keep Node or Electron alive.
+        Some(f) => Some(
+            f.build_threadsafe_function::<StageProgress>()
+                .weak::<true>()
+                .callee_handled::<false>()
+                .build()?,
+        ),
+        None => None,
+    };
     let config = to_config(opts, EnvDefaults::from_process());
     let total = config
         .as_ref()
         .map(|c| c.net.total_timeout)
         .unwrap_or_default();
-    let (ctl, abort) = Control::new(total);
+    let (mut ctl, abort) = Control::new(total);
+    if let Some(tsfn) = on_progress {
+        ctl = ctl.with_progress(Arc::new(move |p: Progress| {
+            // Non-blocking, result ignored: a closing environment refuses the call, harmlessly.
+            let _ = tsfn.call(
+                StageProgress {
+                    phase: p.phase.as_str().to_string(),
+                    downloaded_bytes: p.downloaded as f64,
+                    total_bytes: p.total.map(|t| t as f64),
+                },
+                ThreadsafeFunctionCallMode::NonBlocking,
+            );
+        }));
+    }
     let listener = match &signal {
         Some(signal) => Some(SignalListener::attach(env, signal, abort)?),
         None => None,
@@ -291,6 +333,12 @@ pub fn resolve_pointer_cli_entry(user_data: String) -> Option<String> {
     Store::new(&absolute(&user_data))
         .resolve_cli_entry()
         .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// Whether a staging run (in any process) holds the store lock right now.
+#[napi]
+pub fn is_store_locked(env: &Env, user_data: String) -> Result<bool> {
+    sync_result(env, Store::new(&absolute(&user_data)).is_locked())
 }
 
 /// Whether `version` is marked bad.

@@ -10,7 +10,37 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-/// The overall deadline and the abort switch shared by every step of one call.
+/// What a call is doing, for progress displays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Resolving,
+    WaitingForLock,
+    Downloading,
+    Finishing,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Resolving => "resolving",
+            Phase::WaitingForLock => "waiting-for-lock",
+            Phase::Downloading => "downloading",
+            Phase::Finishing => "finishing",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub phase: Phase,
+    pub downloaded: u64,
+    /// The tarball's size when the server sent a Content-Length.
+    pub total: Option<u64>,
+}
+
+pub type ProgressSink = Arc<dyn Fn(Progress) + Send + Sync>;
+
+/// The overall deadline, the abort switch and the progress sink shared by every step of one call.
 #[derive(Clone)]
 pub struct Control {
     deadline: Instant,
@@ -18,6 +48,7 @@ pub struct Control {
     abort: watch::Receiver<bool>,
     // Keeps the channel open when no one else holds the sender.
     _keep: Arc<watch::Sender<bool>>,
+    progress: Option<ProgressSink>,
 }
 
 /// The handle that aborts a call.
@@ -39,8 +70,24 @@ impl Control {
             total,
             abort: rx,
             _keep: tx.clone(),
+            progress: None,
         };
         (ctl, AbortHandle(tx))
+    }
+
+    pub fn with_progress(mut self, sink: ProgressSink) -> Control {
+        self.progress = Some(sink);
+        self
+    }
+
+    pub fn report(&self, phase: Phase, downloaded: u64, total: Option<u64>) {
+        if let Some(sink) = &self.progress {
+            sink(Progress {
+                phase,
+                downloaded,
+                total,
+            });
+        }
     }
 
     pub fn is_aborted(&self) -> bool {

@@ -8,7 +8,7 @@ use crate::config::{
 use crate::error::{Result, StageError};
 use crate::extract::{extract_tgz, ExtractLimits};
 use crate::fsutil;
-use crate::http::{Control, Http};
+use crate::http::{Control, Http, Phase};
 use crate::registry::{document_url, rewrite_tarball_url, Dist, Document, ACCEPT_CORGI};
 use crate::store::{self, CompletionRecord, Store, CLI_ENTRY, NATIVE_MODULE};
 use std::collections::HashMap;
@@ -35,7 +35,9 @@ type Chunk = io::Result<bytes::Bytes>;
 const LOCK_POLL: Duration = Duration::from_millis(25);
 /// Chunks buffered between the download and the extractor: enough to keep both busy, small
 /// enough that memory stays flat whatever the tarball's size.
-const PIPE_CHUNKS: usize = 32;
+const PIPE_CHUNKS: usize = 8;
+/// Download progress is reported every 256 KiB: smooth for a progress bar, a few dozen events per runtime.
+const PROGRESS_STEP: u64 = 256 * 1024;
 
 /// Runs the whole check-and-stage algorithm (design §4).
 pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Result<Outcome> {
@@ -43,6 +45,7 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
     if ctl.is_aborted() {
         return Err(StageError::Aborted);
     }
+    ctl.report(Phase::Resolving, 0, None);
     let http = Http::new(&cfg.net, &cfg.registry)?;
     let doc_url = document_url(&cfg.registry, &cfg.package_name);
     let body = http.get_bytes(&doc_url, ACCEPT_CORGI, ctl).await?;
@@ -172,10 +175,16 @@ async fn stage_locked(
     })
     .await?;
     let lock_path = store.root().join(store::LOCK_FILE);
+    let mut waiting = false;
     let _guard = loop {
         match lock.try_write() {
             Ok(guard) => break guard,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if !waiting {
+                    waiting = true;
+                    ctl.report(Phase::WaitingForLock, 0, None);
+                }
+            }
             Err(e) => return Err(StageError::io("locking", &lock_path, e)),
         }
         ctl.sleep(&lock_path.display().to_string(), LOCK_POLL)
@@ -367,6 +376,10 @@ async fn stage_once(
 
     // Hashing here, as chunks arrive, runs in parallel with the extractor's inflating.
     let mut hasher = dist.integrity.hasher();
+    let total = resp.content_length();
+    let mut downloaded = 0u64;
+    let mut reported = 0u64;
+    ctl.report(Phase::Downloading, 0, total);
     let pump = ctl
         .guard(url, async {
             loop {
@@ -377,12 +390,20 @@ async fn stage_once(
                 match chunk {
                     Ok(Some(bytes)) => {
                         hasher.update(&bytes);
+                        downloaded += bytes.len() as u64;
+                        if downloaded - reported >= PROGRESS_STEP {
+                            reported = downloaded;
+                            ctl.report(Phase::Downloading, downloaded, total);
+                        }
                         if tx.send(Ok(bytes)).await.is_err() {
                             // The extractor stopped before the end: the body was not all read.
                             return Ok(false);
                         }
                     }
-                    Ok(None) => return Ok(true),
+                    Ok(None) => {
+                        ctl.report(Phase::Downloading, downloaded, total);
+                        return Ok(true);
+                    }
                     Err(e) => return Err(e),
                 }
             }
@@ -414,6 +435,7 @@ async fn stage_once(
     }
     let stats = extracted?;
     let native_bytes = native_bytes?;
+    ctl.report(Phase::Finishing, downloaded, total);
 
     let (store, version, url, integrity) = (
         store.clone(),

@@ -234,6 +234,20 @@ impl Store {
         Ok(fd_lock::RwLock::new(f))
     }
 
+    /// Whether another stager holds the lock right now (a staging run is changing the store).
+    pub fn is_locked(&self) -> Result<bool> {
+        if !self.root.join(LOCK_FILE).exists() {
+            return Ok(false);
+        }
+        let mut lock = self.lock_file()?;
+        let held = match lock.try_write() {
+            Ok(_guard) => false,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
+            Err(e) => return Err(StageError::io("locking", &self.root.join(LOCK_FILE), e)),
+        };
+        Ok(held)
+    }
+
     /// Removes every partial folder and temp file. Only safe with the lock held: then no staging
     /// run is in flight, so every partial is a crashed run's leftover.
     pub fn sweep_stale_locked(&self) -> Result<()> {
@@ -435,8 +449,10 @@ pub(crate) mod tests {
         let store = Store::new(tmp.path());
         let mut a = store.lock_file().unwrap();
         let mut b = store.lock_file().unwrap();
+        assert!(!store.is_locked().unwrap());
         let g = a.try_write().unwrap();
         assert!(b.try_write().is_err());
+        assert!(store.is_locked().unwrap());
         drop(g);
         assert!(b.try_write().is_ok());
     }
