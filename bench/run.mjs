@@ -4,14 +4,13 @@
 // write from memory), the no-op paths, the JS thread's worst lateness, and peak RSS with a
 // tarball four times larger.
 import { execFileSync, spawn } from 'node:child_process'
-import { createHash } from 'node:crypto'
 import fs from 'node:fs'
-import http from 'node:http'
 import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
+import { startRegistry } from './registry.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.dirname(here)
@@ -27,69 +26,6 @@ const median = (xs) => {
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
 }
 const fmt = (n, d = 1) => n.toFixed(d)
-
-/** Sum of file sizes and file count of a .tgz, as a registry's dist.unpackedSize/fileCount. */
-function tarStats(tgz) {
-  const lines = execFileSync('tar', ['-tzvf', tgz], { encoding: 'utf8', maxBuffer: 64 << 20 }).trim().split('\n')
-  const files = lines.filter((l) => l.startsWith('-'))
-  return { unpackedSize: files.reduce((n, l) => n + Number(l.split(/\s+/)[2]), 0), fileCount: files.length }
-}
-
-/** The loopback registry: one package document and its tarballs; counts requests by kind. */
-function startRegistry() {
-  const tarballs = new Map()
-  let doc = null
-  const counts = { doc: 0, tarball: 0 }
-  const server = http.createServer((req, res) => {
-    if (req.url === '/kanban') {
-      counts.doc += 1
-      const body = Buffer.from(JSON.stringify(doc))
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length })
-      return res.end(body)
-    }
-    const tgz = tarballs.get(req.url)
-    if (tgz) {
-      counts.tarball += 1
-      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': tgz.length })
-      return res.end(tgz)
-    }
-    res.writeHead(404)
-    res.end()
-  })
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () => {
-      const url = `http://127.0.0.1:${server.address().port}/`
-      resolve({
-        url,
-        counts,
-        close: () => new Promise((r) => (server.closeAllConnections(), server.close(r))),
-        /** Publishes `file` as kanban@version, the only version and `latest`. */
-        publish(version, file) {
-          const data = fs.readFileSync(file)
-          const tpath = `/kanban/-/kanban-${version}.tgz`
-          tarballs.clear()
-          tarballs.set(tpath, data)
-          doc = {
-            name: 'kanban',
-            'dist-tags': { latest: version },
-            versions: {
-              [version]: {
-                name: 'kanban',
-                version,
-                bin: { kanban: 'dist/cli.js' },
-                dist: {
-                  tarball: `${url}kanban/-/kanban-${version}.tgz`,
-                  integrity: `sha512-${createHash('sha512').update(data).digest('base64')}`,
-                  ...tarStats(file),
-                },
-              },
-            },
-          }
-        },
-      })
-    }),
-  )
-}
 
 /** The native modules an app bundles: node-pty's package.json, lib/ and build/Release/. */
 function bundledNativeDeps() {
