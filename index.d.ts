@@ -36,6 +36,12 @@ export declare function markBadVersion(userData: string, version: string): Promi
 export declare function readPointer(userData: string): RuntimePointer | null
 
 /**
+ * Everything about a store at once: pointer, staged versions with sizes and wholeness, bad
+ * versions, partial folders and the lock.
+ */
+export declare function readStoreStatus(userData: string): StoreStatus
+
+/**
  * The staged CLI to run (`versions/<v>/dist/cli.js`) when the pointer is trusted and its folder
  * whole; else `null` (run the bundled runtime).
  */
@@ -130,5 +136,30 @@ export interface StageProgress {
   totalBytes?: number
 }
 
+/** The store as a person debugging it wants to see it. */
+export interface StoreStatus {
+  /** `<userData>/kanban-runtime`. */
+  store: string
+  pointer?: RuntimePointer
+  /** What `resolvePointerCliEntry` returns. */
+  runnable?: string
+  /** Staged versions, oldest first. */
+  versions: Array<VersionOnDisk>
+  badVersions: Array<string>
+  /** Partial folders: runs in flight, or leftovers that the next staging run removes. */
+  partials: Array<string>
+  /** Whether a staging run holds the store lock right now. */
+  locked: boolean
+}
+
 /** The folder a version is (or would be) staged in. Rejects a version that is not semver. */
 export declare function versionDir(userData: string, version: string): string
+
+/** One staged version folder, as `readStoreStatus` reports it. */
+export interface VersionOnDisk {
+  version: string
+  /** Bytes of its files. */
+  bytes: number
+  /** Whether it has its CLI, its native module and its completion record. */
+  whole: boolean
+}

@@ -840,5 +840,6 @@ module.exports.isBadVersion = nativeBinding.isBadVersion
 module.exports.isStoreLocked = nativeBinding.isStoreLocked
 module.exports.markBadVersion = nativeBinding.markBadVersion
 module.exports.readPointer = nativeBinding.readPointer
+module.exports.readStoreStatus = nativeBinding.readStoreStatus
 module.exports.resolvePointerCliEntry = nativeBinding.resolvePointerCliEntry
 module.exports.versionDir = nativeBinding.versionDir

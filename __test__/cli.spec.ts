@@ -76,8 +76,8 @@ describe('cli', () => {
     expect(r.stdout).toContain('bad:      none')
     expect(r.stdout).toContain('lock:     free')
     const json = JSON.parse((await cli('status', '--user-data', s.userData, '--json')).stdout)
-    expect(json).toMatchObject({ pointer: { version: '1.1.0' }, bad: [], partials: [], locked: false })
-    expect(json.versions).toEqual([expect.objectContaining({ version: '1.1.0', whole: true, pointed: true })])
+    expect(json).toMatchObject({ pointer: { version: '1.1.0' }, badVersions: [], partials: [], locked: false })
+    expect(json.versions).toEqual([expect.objectContaining({ version: '1.1.0', whole: true })])
     expect(json.versions[0].bytes).toBeGreaterThan(0)
   })
 

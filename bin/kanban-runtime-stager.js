@@ -4,7 +4,6 @@
 // 2 bad usage.
 'use strict'
 
-const fs = require('node:fs')
 const path = require('node:path')
 const { parseArgs } = require('node:util')
 
@@ -76,16 +75,6 @@ function defaultNativeDeps() {
   } catch {
     return undefined
   }
-}
-
-function dirSize(dir) {
-  let total = 0
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name)
-    if (e.isDirectory()) total += dirSize(p)
-    else if (e.isFile()) total += fs.statSync(p).size
-  }
-  return total
 }
 
 function mib(n) {
@@ -193,33 +182,8 @@ function status(argv, out) {
   const { values } = parse(argv, { 'user-data': { type: 'string' } })
   if (values.help) return out.log(HELP.status)
   const userData = requireUserData(values)
-  const { readPointer, resolvePointerCliEntry, isStoreLocked } = loadBinding()
-  const root = path.join(userData, 'kanban-runtime')
-  const versionsDir = path.join(root, 'versions')
-  const pointer = readPointer(userData)
-  const runnable = resolvePointerCliEntry(userData)
-  let bad = []
-  try {
-    bad = JSON.parse(fs.readFileSync(path.join(root, 'bad-versions.json'), 'utf8'))
-  } catch {}
-  const versions = []
-  const partials = []
-  if (fs.existsSync(versionsDir)) {
-    for (const name of fs.readdirSync(versionsDir).sort()) {
-      const dir = path.join(versionsDir, name)
-      if (name.endsWith('.partial')) {
-        partials.push(name)
-        continue
-      }
-      const whole =
-        fs.existsSync(path.join(dir, 'dist/cli.js')) &&
-        fs.existsSync(path.join(dir, 'node_modules/node-pty')) &&
-        fs.existsSync(path.join(dir, '.kanban-runtime-complete.json'))
-      versions.push({ version: name, bytes: dirSize(dir), whole, pointed: pointer?.version === name })
-    }
-  }
-  const locked = isStoreLocked(userData)
-  const report = { store: root, pointer, runnable, versions, bad, partials, locked }
+  const report = loadBinding().readStoreStatus(userData)
+  const { store: root, pointer, runnable, versions, badVersions: bad, partials, locked } = report
   if (values.json) return out.log(JSON.stringify(report))
   out.log(`store:    ${root}`)
   out.log(`pointer:  ${pointer ? `${pointer.version}${pointer.previous ? ` (fallback ${pointer.previous})` : ''}` : 'none (the app runs its bundled runtime)'}`)
@@ -227,7 +191,7 @@ function status(argv, out) {
   out.log('versions:')
   if (versions.length === 0) out.log('  none')
   for (const v of versions) {
-    out.log(`  ${v.pointed ? '*' : ' '} ${v.version.padEnd(16)} ${mib(v.bytes).padStart(10)}  ${v.whole ? 'whole' : 'DAMAGED'}`)
+    out.log(`  ${pointer?.version === v.version ? '*' : ' '} ${v.version.padEnd(16)} ${mib(v.bytes).padStart(10)}  ${v.whole ? 'whole' : 'DAMAGED'}`)
   }
   out.log(`bad:      ${bad.length ? bad.join(', ') : 'none'}`)
   out.log(`lock:     ${locked ? 'held: a staging run is in progress' : 'free'}`)

@@ -101,6 +101,16 @@ pub struct RuntimePointer {
     pub previous: Option<String>,
 }
 
+impl From<crate::store::Pointer> for RuntimePointer {
+    fn from(p: crate::store::Pointer) -> Self {
+        RuntimePointer {
+            version: p.version,
+            cli_entry: p.cli_entry,
+            previous: p.previous,
+        }
+    }
+}
+
 impl From<Outcome> for StageOutcome {
     fn from(o: Outcome) -> Self {
         match o {
@@ -319,11 +329,7 @@ fn sync_result<T>(env: &Env, r: std::result::Result<T, StageError>) -> Result<T>
 pub fn read_pointer(user_data: String) -> Option<RuntimePointer> {
     Store::new(&absolute(&user_data))
         .read_pointer()
-        .map(|p| RuntimePointer {
-            version: p.version,
-            cli_entry: p.cli_entry,
-            previous: p.previous,
-        })
+        .map(RuntimePointer::from)
 }
 
 /// The staged CLI to run (`versions/<v>/dist/cli.js`) when the pointer is trusted and its folder
@@ -333,6 +339,58 @@ pub fn resolve_pointer_cli_entry(user_data: String) -> Option<String> {
     Store::new(&absolute(&user_data))
         .resolve_cli_entry()
         .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// One staged version folder, as `readStoreStatus` reports it.
+#[napi(object)]
+pub struct VersionOnDisk {
+    pub version: String,
+    /// Bytes of its files.
+    pub bytes: f64,
+    /// Whether it has its CLI, its native module and its completion record.
+    pub whole: bool,
+}
+
+/// The store as a person debugging it wants to see it.
+#[napi(object)]
+pub struct StoreStatus {
+    /// `<userData>/kanban-runtime`.
+    pub store: String,
+    pub pointer: Option<RuntimePointer>,
+    /// What `resolvePointerCliEntry` returns.
+    pub runnable: Option<String>,
+    /// Staged versions, oldest first.
+    pub versions: Vec<VersionOnDisk>,
+    pub bad_versions: Vec<String>,
+    /// Partial folders: runs in flight, or leftovers that the next staging run removes.
+    pub partials: Vec<String>,
+    /// Whether a staging run holds the store lock right now.
+    pub locked: bool,
+}
+
+/// Everything about a store at once: pointer, staged versions with sizes and wholeness, bad
+/// versions, partial folders and the lock.
+#[napi]
+pub fn read_store_status(env: &Env, user_data: String) -> Result<StoreStatus> {
+    let store = Store::new(&absolute(&user_data));
+    let st = sync_result(env, store.status())?;
+    Ok(StoreStatus {
+        store: store.root().to_string_lossy().into_owned(),
+        pointer: st.pointer.map(RuntimePointer::from),
+        runnable: st.runnable.map(|p| p.to_string_lossy().into_owned()),
+        versions: st
+            .versions
+            .into_iter()
+            .map(|v| VersionOnDisk {
+                version: v.version,
+                bytes: v.bytes as f64,
+                whole: v.whole,
+            })
+            .collect(),
+        bad_versions: st.bad,
+        partials: st.partials,
+        locked: st.locked,
+    })
 }
 
 /// Whether a staging run (in any process) holds the store lock right now.

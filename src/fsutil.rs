@@ -177,9 +177,24 @@ pub fn write_atomic(r: &dyn Renamer, path: &Path, data: &[u8]) -> Result<()> {
     result
 }
 
+/// Deepest folder nesting `copy_tree` follows: far beyond any real module, and it stops a link
+/// cycle in the source (links are followed) before it exhausts the stack.
+const MAX_COPY_DEPTH: usize = 64;
+
 /// Copies a folder tree of regular files and folders, flushing each file. Links in the source are
 /// followed: the copy must be self-contained inside the staged version.
 pub fn copy_tree(from: &Path, to: &Path) -> Result<u64> {
+    copy_tree_at(from, to, 0)
+}
+
+fn copy_tree_at(from: &Path, to: &Path, depth: usize) -> Result<u64> {
+    if depth > MAX_COPY_DEPTH {
+        return Err(StageError::internal(
+            "copying",
+            from,
+            format!("folders nest deeper than {MAX_COPY_DEPTH} levels (a link cycle?)"),
+        ));
+    }
     create_dir_all(to)?;
     let mut bytes = 0;
     let entries = fs::read_dir(from).map_err(|e| StageError::io("reading folder", from, e))?;
@@ -189,7 +204,7 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<u64> {
         let dst = to.join(entry.file_name());
         let meta = fs::metadata(&src).map_err(|e| StageError::io("reading", &src, e))?;
         if meta.is_dir() {
-            bytes += copy_tree(&src, &dst)?;
+            bytes += copy_tree_at(&src, &dst, depth + 1)?;
         } else if meta.is_file() {
             bytes += copy_file(&src, &dst)?;
         }
@@ -266,6 +281,17 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"two");
         let names: Vec<_> = fs::read_dir(tmp.path()).unwrap().collect();
         assert_eq!(names.len(), 1, "temp file left behind");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn copy_tree_stops_at_a_link_cycle() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        fs::create_dir_all(&src).unwrap();
+        std::os::unix::fs::symlink(&src, src.join("loop")).unwrap();
+        let err = copy_tree(&src, &tmp.path().join("dst")).unwrap_err();
+        assert_eq!(err.code(), "EIO");
     }
 
     #[test]

@@ -47,6 +47,26 @@ pub struct CompletionRecord {
     pub bytes: u64,
 }
 
+/// One folder under `versions/`, for status displays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionOnDisk {
+    pub version: String,
+    pub bytes: u64,
+    pub whole: bool,
+}
+
+/// Everything a person debugging a user's store wants to see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreStatus {
+    pub pointer: Option<Pointer>,
+    pub runnable: Option<PathBuf>,
+    pub versions: Vec<VersionOnDisk>,
+    pub bad: Vec<String>,
+    /// Leftovers of interrupted runs (removed by the next staging run) and runs in flight.
+    pub partials: Vec<String>,
+    pub locked: bool,
+}
+
 #[derive(Clone)]
 pub struct Store {
     root: PathBuf,
@@ -248,6 +268,41 @@ impl Store {
         Ok(held)
     }
 
+    /// The store as a person debugging it wants to see it.
+    pub fn status(&self) -> Result<StoreStatus> {
+        let mut versions = Vec::new();
+        let mut partials = Vec::new();
+        let dir = self.versions_dir();
+        if let Ok(entries) = fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if semver::Version::parse(&name).is_ok() {
+                    versions.push(VersionOnDisk {
+                        bytes: tree_size(&entry.path()),
+                        whole: self.is_whole(&name),
+                        version: name,
+                    });
+                } else {
+                    partials.push(name);
+                }
+            }
+        }
+        versions.sort_by(|a, b| {
+            semver::Version::parse(&a.version)
+                .ok()
+                .cmp(&semver::Version::parse(&b.version).ok())
+        });
+        partials.sort();
+        Ok(StoreStatus {
+            pointer: self.read_pointer(),
+            runnable: self.resolve_cli_entry(),
+            versions,
+            bad: self.bad_versions(),
+            partials,
+            locked: self.is_locked()?,
+        })
+    }
+
     /// Removes every partial folder and temp file. Only safe with the lock held: then no staging
     /// run is in flight, so every partial is a crashed run's leftover.
     pub fn sweep_stale_locked(&self) -> Result<()> {
@@ -307,6 +362,21 @@ impl Store {
         }
         Ok(removed)
     }
+}
+
+/// Bytes of the regular files below `dir` (links not followed); unreadable entries count as 0.
+fn tree_size(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
 }
 
 pub fn read_record(dir: &Path) -> Option<CompletionRecord> {
@@ -455,6 +525,31 @@ pub(crate) mod tests {
         assert!(store.is_locked().unwrap());
         drop(g);
         assert!(b.try_write().is_ok());
+    }
+
+    #[test]
+    fn status_lists_versions_partials_and_bad() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        stage_fake(&store, "1.10.0");
+        stage_fake(&store, "1.9.0");
+        fs::remove_file(store.cli_entry("1.9.0")).unwrap();
+        fs::create_dir_all(store.partial_dir("2.0.0")).unwrap();
+        store.write_pointer("1.10.0", Some("1.9.0")).unwrap();
+        store.add_bad("1.8.0").unwrap();
+        let st = store.status().unwrap();
+        assert_eq!(st.pointer.unwrap().version, "1.10.0");
+        assert_eq!(st.runnable, Some(store.cli_entry("1.10.0")));
+        let v: Vec<_> = st
+            .versions
+            .iter()
+            .map(|v| (v.version.as_str(), v.whole))
+            .collect();
+        assert_eq!(v, [("1.9.0", false), ("1.10.0", true)]);
+        assert!(st.versions[1].bytes > 0);
+        assert_eq!(st.partials, ["2.0.0.partial"]);
+        assert_eq!(st.bad, ["1.8.0"]);
+        assert!(!st.locked);
     }
 
     #[test]
