@@ -1,9 +1,10 @@
 // Hostile networks: stalls, errors, resets, truncation, corruption, aborts, proxies, auth.
+import { execSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { binding, rejection } from './helpers/binding'
-import { runtimeTarball } from './helpers/fixtures'
+import { runtimeTarball, tempDir } from './helpers/fixtures'
 import { Proxy } from './helpers/proxy'
 import { Registry, sri } from './helpers/registry'
 import { Scenario } from './helpers/scenario'
@@ -275,6 +276,39 @@ describe('registries', () => {
     await checkAndStageLatestRuntime(s.opts({ authToken: 'sekrit' }))
     const tarReq = s.registry.requests.find((r) => r.url === TARBALL)!
     expect(tarReq.headers.authorization).toBe('Bearer sekrit')
+  })
+
+  it('trusts an extra CA given with `ca` for an HTTPS registry, and refuses the same server without it', async (ctx) => {
+    const dir = tempDir('krs-tls-')
+    const sh = (cmd: string) => execSync(cmd, { cwd: dir, stdio: 'pipe', shell: '/bin/sh' })
+    try {
+      sh('openssl version')
+    } catch {
+      console.log('skipped: no openssl to make a test certificate authority')
+      ctx.skip()
+      return
+    }
+    // A private CA, as corporate TLS interception uses, and a server certificate for 127.0.0.1.
+    sh(
+      'openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 ' +
+        '-subj /CN=krs-test-ca -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign',
+    )
+    sh('openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key -out srv.csr -subj /CN=127.0.0.1')
+    fs.writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n')
+    sh('openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext.cnf')
+    const read = (f: string) => fs.readFileSync(path.join(dir, f), 'utf8')
+    const secure = await Registry.start({ key: read('srv.key'), cert: read('srv.pem') })
+    try {
+      secure.publish('kanban', [{ version: '1.1.0', tarball: runtimeTarball('1.1.0') }], { latest: '1.1.0' })
+      const without = await rejection(checkAndStageLatestRuntime(s.opts({ registry: secure.url })))
+      expect(without.code).toBe('ENETWORK')
+      expect(secure.requests).toHaveLength(0) // the handshake failed: no request was sent
+      const outcome = await checkAndStageLatestRuntime(s.opts({ registry: secure.url, ca: read('ca.pem') }))
+      expect(outcome).toEqual({ kind: 'staged', version: '1.1.0' })
+      expect(secure.requests.map((r) => r.url)).toEqual(['/kanban', '/kanban/-/kanban-1.1.0.tgz'])
+    } finally {
+      await secure.close()
+    }
   })
 
   it('rejects a ca option without certificates as EINVALID_OPTION', async () => {

@@ -2,6 +2,7 @@
 // integrity, tarballs built by the tests, request logs, and per-test misbehaviour.
 import { createHash } from 'node:crypto'
 import http from 'node:http'
+import https from 'node:https'
 import type { AddressInfo } from 'node:net'
 
 export type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void | Promise<void>
@@ -30,14 +31,16 @@ export class Registry {
   url = ''
   port = 0
 
-  static async start(): Promise<Registry> {
+  /** Starts on a free loopback port; with `tls` it serves HTTPS with that key and certificate. */
+  static async start(tls?: { key: string; cert: string }): Promise<Registry> {
     const r = new Registry()
-    r.server = http.createServer((req, res) => {
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
       void r.handle(req, res)
-    })
+    }
+    r.server = tls ? https.createServer(tls, handler) : http.createServer(handler)
     await new Promise<void>((resolve) => r.server.listen(0, '127.0.0.1', resolve))
     r.port = (r.server.address() as AddressInfo).port
-    r.url = `http://127.0.0.1:${r.port}/`
+    r.url = `${tls ? 'https' : 'http'}://127.0.0.1:${r.port}/`
     return r
   }
 
