@@ -1,13 +1,13 @@
 // Hostile networks: stalls, errors, resets, truncation, corruption, aborts, proxies, auth.
-import { execSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { binding, rejection } from './helpers/binding'
-import { runtimeTarball, tempDir } from './helpers/fixtures'
+import { runtimeTarball } from './helpers/fixtures'
 import { Proxy } from './helpers/proxy'
 import { Registry, sri } from './helpers/registry'
 import { Scenario } from './helpers/scenario'
+import { makeTestCa } from './helpers/tls'
 
 const { checkAndStageLatestRuntime, readPointer } = binding
 
@@ -234,6 +234,25 @@ describe('proxies', () => {
     expect(proxy.seen).toEqual([`GET ${s.registry.url}kanban`, `GET ${s.registry.url}kanban/-/kanban-1.1.0.tgz`])
   })
 
+  it('tunnels HTTPS through the proxy with CONNECT', async (ctx) => {
+    const tls = makeTestCa()
+    if (!tls) {
+      console.log('skipped: no openssl to make a test certificate authority')
+      return ctx.skip()
+    }
+    const secure = await Registry.start(tls)
+    try {
+      secure.publish('kanban', [{ version: '1.1.0', tarball: runtimeTarball('1.1.0') }], { latest: '1.1.0' })
+      const outcome = await checkAndStageLatestRuntime(s.opts({ registry: secure.url, ca: tls.caPem, proxy: proxy.url }))
+      expect(outcome).toEqual({ kind: 'staged', version: '1.1.0' })
+      expect(proxy.seen.length).toBeGreaterThan(0)
+      expect(proxy.seen.every((l) => l === `CONNECT 127.0.0.1:${secure.port}`)).toBe(true)
+      expect(secure.requests.map((r) => r.url)).toEqual(['/kanban', '/kanban/-/kanban-1.1.0.tgz'])
+    } finally {
+      await secure.close()
+    }
+  })
+
   it("accepts Electron's resolveProxy() form", async () => {
     s.publish('1.1.0')
     await checkAndStageLatestRuntime(s.opts({ proxy: `PROXY 127.0.0.1:${proxy.port}; DIRECT` }))
@@ -279,31 +298,18 @@ describe('registries', () => {
   })
 
   it('trusts an extra CA given with `ca` for an HTTPS registry, and refuses the same server without it', async (ctx) => {
-    const dir = tempDir('krs-tls-')
-    const sh = (cmd: string) => execSync(cmd, { cwd: dir, stdio: 'pipe', shell: '/bin/sh' })
-    try {
-      sh('openssl version')
-    } catch {
+    const tls = makeTestCa()
+    if (!tls) {
       console.log('skipped: no openssl to make a test certificate authority')
-      ctx.skip()
-      return
+      return ctx.skip()
     }
-    // A private CA, as corporate TLS interception uses, and a server certificate for 127.0.0.1.
-    sh(
-      'openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 ' +
-        '-subj /CN=krs-test-ca -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign',
-    )
-    sh('openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key -out srv.csr -subj /CN=127.0.0.1')
-    fs.writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n')
-    sh('openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext.cnf')
-    const read = (f: string) => fs.readFileSync(path.join(dir, f), 'utf8')
-    const secure = await Registry.start({ key: read('srv.key'), cert: read('srv.pem') })
+    const secure = await Registry.start(tls)
     try {
       secure.publish('kanban', [{ version: '1.1.0', tarball: runtimeTarball('1.1.0') }], { latest: '1.1.0' })
       const without = await rejection(checkAndStageLatestRuntime(s.opts({ registry: secure.url })))
       expect(without.code).toBe('ENETWORK')
       expect(secure.requests).toHaveLength(0) // the handshake failed: no request was sent
-      const outcome = await checkAndStageLatestRuntime(s.opts({ registry: secure.url, ca: read('ca.pem') }))
+      const outcome = await checkAndStageLatestRuntime(s.opts({ registry: secure.url, ca: tls.caPem }))
       expect(outcome).toEqual({ kind: 'staged', version: '1.1.0' })
       expect(secure.requests.map((r) => r.url)).toEqual(['/kanban', '/kanban/-/kanban-1.1.0.tgz'])
     } finally {
