@@ -1,5 +1,6 @@
 // Hostile networks: stalls, errors, resets, truncation, corruption, aborts, proxies, auth.
 import fs from 'node:fs'
+import type { ServerResponse } from 'node:http'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { binding, rejection } from './helpers/binding'
@@ -21,17 +22,30 @@ afterEach(async () => {
 
 const TARBALL = '/kanban/-/kanban-1.1.0.tgz'
 
-function failFirst(n: number, fail: (res: import('node:http').ServerResponse) => void) {
-  let calls = 0
-  return (path: string) => {
-    s.registry.routes.set(path, (_req, res) => {
-      calls += 1
-      if (calls <= n) return fail(res)
-      s.registry.routes.delete(path)
-      if (path.endsWith('.tgz')) return s.registry.serveTarball(path, res)
-      res.writeHead(500)
-      res.end()
-    })
+/** Answers the first `n` requests for `path` with `fail`, then normally. Returns request times. */
+function failFirst(path: string, n: number, fail: (res: ServerResponse) => void): number[] {
+  const times: number[] = []
+  s.registry.routes.set(path, (req, res) => {
+    times.push(Date.now())
+    if (times.length <= n) return fail(res)
+    s.registry.serveDefault(req, res)
+  })
+  return times
+}
+
+/** Runs `fn` against an HTTPS registry whose certificate comes from a private test CA. */
+async function withSecureRegistry(ctx: { skip: () => void }, fn: (secure: Registry, caPem: string) => Promise<void>) {
+  const tls = makeTestCa()
+  if (!tls) {
+    console.log('skipped: no openssl to make a test certificate authority')
+    return ctx.skip()
+  }
+  const secure = await Registry.start(tls)
+  try {
+    secure.publish('kanban', [{ version: '1.1.0', tarball: runtimeTarball('1.1.0') }], { latest: '1.1.0' })
+    await fn(secure, tls.caPem)
+  } finally {
+    await secure.close()
   }
 }
 
@@ -76,19 +90,12 @@ describe('timeouts', () => {
 describe('retries', () => {
   it('retries a 500 on the document and then stages', async () => {
     s.publish('1.1.0')
-    let calls = 0
-    s.registry.routes.set('/kanban', (req, res) => {
-      calls += 1
-      if (calls === 1) {
-        res.writeHead(500)
-        return res.end()
-      }
-      s.registry.routes.delete('/kanban')
-      res.writeHead(307, { location: '/kanban' })
+    failFirst('/kanban', 1, (res) => {
+      res.writeHead(500)
       res.end()
     })
     expect(await checkAndStageLatestRuntime(s.opts({ retries: 2 }))).toEqual({ kind: 'staged', version: '1.1.0' })
-    expect(s.registry.count('/kanban')).toBe(3) // 500, redirect, document
+    expect(s.registry.count('/kanban')).toBe(2)
   })
 
   it('gives up on a 503 that never ends after the configured retries, with EHTTP 503', async () => {
@@ -117,15 +124,10 @@ describe('retries', () => {
 
   it('honours Retry-After on a 429 and then stages', async () => {
     s.publish('1.1.0')
-    const times: number[] = []
-    failFirst(1, (res) => {
+    const times = failFirst(TARBALL, 1, (res) => {
       res.writeHead(429, { 'retry-after': '1' })
       res.end()
-    })(TARBALL)
-    s.registry.routes.set(TARBALL, ((inner) => (req: any, res: any) => {
-      times.push(Date.now())
-      return inner(req, res)
-    })(s.registry.routes.get(TARBALL)!))
+    })
     expect(await checkAndStageLatestRuntime(s.opts({ retries: 1 }))).toEqual({ kind: 'staged', version: '1.1.0' })
     expect(times).toHaveLength(2)
     expect(times[1] - times[0]).toBeGreaterThanOrEqual(900)
@@ -134,10 +136,10 @@ describe('retries', () => {
   it('retries a connection reset mid-body and stages whole', async () => {
     s.publish('1.1.0')
     const body = runtimeTarball('1.1.0')
-    failFirst(1, (res) => {
+    failFirst(TARBALL, 1, (res) => {
       res.writeHead(200, { 'content-length': body.length })
       res.write(body.subarray(0, body.length >> 1), () => res.socket?.resetAndDestroy())
-    })(TARBALL)
+    })
     expect(await checkAndStageLatestRuntime(s.opts({ retries: 2 }))).toEqual({ kind: 'staged', version: '1.1.0' })
     expect(s.registry.count(TARBALL)).toBe(2)
     expect(s.tree('1.1.0')).toContain('dist/cli.js')
@@ -234,24 +236,14 @@ describe('proxies', () => {
     expect(proxy.seen).toEqual([`GET ${s.registry.url}kanban`, `GET ${s.registry.url}kanban/-/kanban-1.1.0.tgz`])
   })
 
-  it('tunnels HTTPS through the proxy with CONNECT', async (ctx) => {
-    const tls = makeTestCa()
-    if (!tls) {
-      console.log('skipped: no openssl to make a test certificate authority')
-      return ctx.skip()
-    }
-    const secure = await Registry.start(tls)
-    try {
-      secure.publish('kanban', [{ version: '1.1.0', tarball: runtimeTarball('1.1.0') }], { latest: '1.1.0' })
-      const outcome = await checkAndStageLatestRuntime(s.opts({ registry: secure.url, ca: tls.caPem, proxy: proxy.url }))
+  it('tunnels HTTPS through the proxy with CONNECT', (ctx) =>
+    withSecureRegistry(ctx, async (secure, caPem) => {
+      const outcome = await checkAndStageLatestRuntime(s.opts({ registry: secure.url, ca: caPem, proxy: proxy.url }))
       expect(outcome).toEqual({ kind: 'staged', version: '1.1.0' })
       expect(proxy.seen.length).toBeGreaterThan(0)
       expect(proxy.seen.every((l) => l === `CONNECT 127.0.0.1:${secure.port}`)).toBe(true)
       expect(secure.requests.map((r) => r.url)).toEqual(['/kanban', '/kanban/-/kanban-1.1.0.tgz'])
-    } finally {
-      await secure.close()
-    }
-  })
+    }))
 
   it("accepts Electron's resolveProxy() form", async () => {
     s.publish('1.1.0')
@@ -297,25 +289,15 @@ describe('registries', () => {
     expect(tarReq.headers.authorization).toBe('Bearer sekrit')
   })
 
-  it('trusts an extra CA given with `ca` for an HTTPS registry, and refuses the same server without it', async (ctx) => {
-    const tls = makeTestCa()
-    if (!tls) {
-      console.log('skipped: no openssl to make a test certificate authority')
-      return ctx.skip()
-    }
-    const secure = await Registry.start(tls)
-    try {
-      secure.publish('kanban', [{ version: '1.1.0', tarball: runtimeTarball('1.1.0') }], { latest: '1.1.0' })
+  it('trusts an extra CA given with `ca` for an HTTPS registry, and refuses the same server without it', (ctx) =>
+    withSecureRegistry(ctx, async (secure, caPem) => {
       const without = await rejection(checkAndStageLatestRuntime(s.opts({ registry: secure.url })))
       expect(without.code).toBe('ENETWORK')
       expect(secure.requests).toHaveLength(0) // the handshake failed: no request was sent
-      const outcome = await checkAndStageLatestRuntime(s.opts({ registry: secure.url, ca: tls.caPem }))
+      const outcome = await checkAndStageLatestRuntime(s.opts({ registry: secure.url, ca: caPem }))
       expect(outcome).toEqual({ kind: 'staged', version: '1.1.0' })
       expect(secure.requests.map((r) => r.url)).toEqual(['/kanban', '/kanban/-/kanban-1.1.0.tgz'])
-    } finally {
-      await secure.close()
-    }
-  })
+    }))
 
   it('rejects a ca option without certificates as EINVALID_OPTION', async () => {
     s.publish('1.1.0')

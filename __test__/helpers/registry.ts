@@ -93,6 +93,12 @@ export class Registry {
     this.requests.push({ method: req.method ?? 'GET', url, headers: req.headers })
     const override = this.routes.get(url)
     if (override) return override(req, res)
+    this.serveDefault(req, res)
+  }
+
+  /** What the registry serves at a path without an override: documents and tarballs, else 404. */
+  serveDefault(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const url = req.url ?? '/'
     const doc = this.docs.get(url)
     if (doc) {
       const body = Buffer.from(JSON.stringify(doc))
@@ -108,12 +114,6 @@ export class Registry {
     }
     res.writeHead(404, { 'content-type': 'application/json' })
     res.end('{"error":"not found"}')
-  }
-
-  serveTarball(path: string, res: http.ServerResponse): void {
-    const tgz = this.tarballs.get(path)!
-    res.writeHead(200, { 'content-length': tgz.length })
-    res.end(tgz)
   }
 
   async close(): Promise<void> {
