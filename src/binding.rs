@@ -426,27 +426,7 @@ pub fn mark_bad_version(
 ) -> Result<PromiseRaw<'_, Option<String>>> {
     let store = Store::new(&absolute(&user_data));
     env.spawn_future_with_callback(
-        async move {
-            let r = tokio::task::spawn_blocking(move || {
-                check_version(&version)?;
-                let mut lock = store.lock_file()?;
-                // Blocking wait on the store lock is fine here: this runs on the blocking pool,
-                // and a stager holds the lock only while it changes the store.
-                let _guard = lock.write().map_err(|e| {
-                    StageError::io("locking", &store.root().join(crate::store::LOCK_FILE), e)
-                })?;
-                store.mark_bad_locked(&version)
-            })
-            .await
-            .unwrap_or_else(|e| {
-                Err(StageError::internal(
-                    "marking a version bad in",
-                    Path::new(""),
-                    e.to_string(),
-                ))
-            });
-            Ok(r)
-        },
+        async move { Ok(stage::blocking(move || store.mark_bad(&version)).await) },
         |env, r| r.map_err(|e| js_error(env, &e)),
     )
 }

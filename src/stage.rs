@@ -244,7 +244,9 @@ fn pointer_is_whole_at(store: &Store, version: &str) -> bool {
 }
 
 /// Runs file-system work on tokio's blocking pool, never on the JS thread or the libuv pool.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| StageError::internal("running a file task", Path::new(""), e.to_string()))?

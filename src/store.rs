@@ -212,6 +212,17 @@ impl Store {
         fsutil::write_atomic(self.renamer(), &self.root.join(BAD_FILE), &json)
     }
 
+    /// Takes the store lock, waiting for a staging run that holds it (call from a blocking
+    /// thread), then marks `version` bad as `mark_bad_locked` does.
+    pub fn mark_bad(&self, version: &str) -> Result<Option<String>> {
+        check_version(version)?;
+        let mut lock = self.lock_file()?;
+        let _guard = lock
+            .write()
+            .map_err(|e| StageError::io("locking", &self.root.join(LOCK_FILE), e))?;
+        self.mark_bad_locked(version)
+    }
+
     /// Marks `version` bad and, when it is the pointed version, rolls the pointer back to the
     /// previous known-good version if that folder is whole and not bad, else removes the pointer
     /// so the app falls back to its bundled runtime. Returns the version the pointer now names.
