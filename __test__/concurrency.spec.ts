@@ -94,6 +94,19 @@ describe('rollback and retention', () => {
     expect(readPointer(s.userData)).toMatchObject({ version: '1.3.0', previous: '1.2.0' })
   })
 
+  it('never prunes the version the app is running, even when it is no longer the fallback', async () => {
+    s.publish('1.1.0')
+    expect((await checkAndStageLatestRuntime(s.opts({ currentVersion: '1.0.0' }))).kind).toBe('staged')
+    // The app restarted into 1.1.0 and then stages two updates without restarting again.
+    for (const v of ['1.2.0', '1.3.0']) {
+      s.publish(v)
+      expect(await checkAndStageLatestRuntime(s.opts({ currentVersion: '1.1.0' }))).toEqual({ kind: 'staged', version: v })
+    }
+    expect(readPointer(s.userData)).toMatchObject({ version: '1.3.0', previous: '1.2.0' })
+    expect(fs.readdirSync(s.versionsDir).sort()).toEqual(['1.1.0', '1.2.0', '1.3.0'])
+    expect(s.isWhole('1.1.0')).toBe(true)
+  })
+
   it('a bad version that is not pointed is only marked, never a fallback, and pruned later', async () => {
     await stage('1.1.0')
     await stage('1.2.0')

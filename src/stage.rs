@@ -218,13 +218,16 @@ async fn stage_locked(
 
     blocking({
         let (store, latest) = (store.clone(), latest.clone());
+        let running = cfg.current_version.trim().to_string();
         move || -> Result<()> {
             let previous = store
                 .read_pointer()
                 .map(|p| p.version)
                 .filter(|v| *v != latest && store.is_whole(v) && !store.is_bad(v));
             store.write_pointer(&latest, previous.as_deref())?;
-            let mut keep = vec![latest.as_str()];
+            // The version the app runs right now stays too: it may be neither the new pointer
+            // nor its fallback when several updates are staged without a restart.
+            let mut keep = vec![latest.as_str(), running.as_str()];
             keep.extend(previous.as_deref());
             // Pruning is housekeeping: the new runtime is already staged and pointed, so a folder
             // that cannot be removed now (a running runtime holding it on Windows) waits for the
