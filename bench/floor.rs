@@ -2,7 +2,7 @@
 //! the same extractor (same buffers, same durable writes) with no network, hashing or store
 //! bookkeeping. Prints the median wall time in ms as JSON.
 //!
-//! Usage: cargo run --release --no-default-features --example floor -- <tgz> <work-dir> [runs]
+//! Usage: cargo run --release --no-default-features --features floor --example floor -- <tgz> <work-dir> [runs]
 
 use kanban_runtime_stager::extract::{extract_tgz, ExtractLimits};
 use std::sync::atomic::AtomicBool;

@@ -123,7 +123,7 @@ function scaledTarball() {
 }
 
 function floor() {
-  execFileSync('cargo', ['build', '--release', '--no-default-features', '--example', 'floor'], { cwd: root, stdio: 'inherit' })
+  execFileSync('cargo', ['build', '--release', '--no-default-features', '--features', 'floor', '--example', 'floor'], { cwd: root, stdio: 'inherit' })
   const bin = path.join(root, 'target/release/examples/floor')
   return JSON.parse(execFileSync(bin, [FIXTURE, work, String(PAIRS)], { encoding: 'utf8' }))
 }

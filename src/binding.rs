@@ -1,4 +1,6 @@
 //! The napi binding: options in, outcomes and coded errors out. No logic of its own.
+// Under `cargo test` napi's macros register nothing, so the exports look unused.
+#![cfg_attr(test, allow(dead_code))]
 
 use crate::config::{
     normalize_registry, Config, EnvDefaults, Limits, NetConfig, DEFAULT_PACKAGE, DEFAULT_TAG,
