@@ -1,6 +1,8 @@
 // Hostile networks: stalls, errors, resets, truncation, corruption, aborts, proxies, auth.
+import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import type { ServerResponse } from 'node:http'
+import net from 'node:net'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { binding, rejection } from './helpers/binding'
@@ -50,6 +52,35 @@ async function withSecureRegistry(ctx: { skip: () => void }, fn: (secure: Regist
 }
 
 describe('timeouts', () => {
+  it('a registry that never completes the TCP handshake fails with ETIMEDOUT after connectTimeoutMs', async (ctx) => {
+    // A listener that never accepts, with its accept queue filled: further SYNs are dropped, so a
+    // connect hangs exactly as it does against a firewalled host.
+    const py = spawn('python3', [
+      '-c',
+      "import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen(0)\nprint(s.getsockname()[1], flush=True)\ntime.sleep(60)",
+    ])
+    const port = await new Promise<number | null>((resolve) => {
+      py.on('error', () => resolve(null))
+      py.stdout.once('data', (d) => resolve(Number(String(d).trim())))
+    })
+    if (!port) {
+      console.log('skipped: no python3 to hold a listener that never accepts')
+      return ctx.skip()
+    }
+    const fillers = Array.from({ length: 4 }, () => net.connect(port, '127.0.0.1').on('error', () => {}))
+    try {
+      await new Promise((r) => setTimeout(r, 300))
+      const registry = `http://127.0.0.1:${port}/`
+      const err = await rejection(
+        checkAndStageLatestRuntime(s.opts({ registry, connectTimeoutMs: 400, idleTimeoutMs: 30_000, timeoutMs: 60_000 })),
+      )
+      expect(err).toMatchObject({ code: 'ETIMEDOUT', timeoutMs: 400, url: `${registry}kanban` })
+    } finally {
+      for (const f of fillers) f.destroy()
+      py.kill()
+    }
+  })
+
   it('a stalled document fails with ETIMEDOUT after the idle timeout', async () => {
     s.publish('1.1.0')
     s.registry.routes.set('/kanban', () => {}) // accepts, never answers
