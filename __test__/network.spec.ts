@@ -141,6 +141,19 @@ describe('retries', () => {
     expect(s.registry.count('/kanban')).toBe(3)
   })
 
+  it('spends one retry budget on a tarball that answers 503 forever', async () => {
+    const before = await s.stageBaseline()
+    s.publish('1.1.0')
+    failFirst(TARBALL, Infinity, (res) => {
+      res.writeHead(503)
+      res.end()
+    })
+    const err = await rejection(checkAndStageLatestRuntime(s.opts({ retries: 2 })))
+    expect(err).toMatchObject({ code: 'EHTTP', status: 503 })
+    expect(s.registry.count(TARBALL)).toBe(3) // the first attempt and two retries, no more
+    s.expectUnchanged(before, '1.0.5')
+  })
+
   it('does not retry a 404', async () => {
     s.publish('1.1.0')
     s.registry.routes.set(TARBALL, (_req, res) => {

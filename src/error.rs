@@ -4,6 +4,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 pub type Result<T, E = StageError> = std::result::Result<T, E>;
 
@@ -14,7 +15,12 @@ pub enum StageError {
     InvalidOption { name: &'static str, reason: String },
 
     #[error("GET {url} answered HTTP {status}")]
-    Http { url: String, status: u16 },
+    Http {
+        url: String,
+        status: u16,
+        /// The server's `Retry-After`, already capped, for the retry loop.
+        retry_after: Option<Duration>,
+    },
 
     #[error("{phase} {url} timed out after {ms} ms")]
     Timeout {
@@ -130,7 +136,7 @@ impl StageError {
     pub fn fields(&self) -> Vec<(&'static str, Field)> {
         use Field::*;
         match self {
-            StageError::Http { url, status } => {
+            StageError::Http { url, status, .. } => {
                 vec![("url", Str(url.clone())), ("status", Num(*status as f64))]
             }
             StageError::Timeout { url, ms, phase } => vec![
@@ -210,6 +216,7 @@ mod tests {
             StageError::Http {
                 url: "u".into(),
                 status: 404,
+                retry_after: None,
             },
             StageError::Integrity {
                 url: "u".into(),
@@ -229,6 +236,7 @@ mod tests {
         let http = |status| StageError::Http {
             url: "u".into(),
             status,
+            retry_after: None,
         };
         assert!(http(500).is_retryable());
         assert!(http(503).is_retryable());

@@ -94,8 +94,9 @@ impl Control {
         *self.abort.borrow()
     }
 
-    pub fn remaining(&self) -> Duration {
-        self.deadline.saturating_duration_since(Instant::now())
+    /// Whether the overall deadline has passed; no retry starts after it.
+    pub fn expired(&self) -> bool {
+        Instant::now() >= self.deadline
     }
 
     /// Runs `fut` until it finishes, the deadline passes (`ETIMEDOUT`), or the call is aborted
@@ -122,9 +123,6 @@ impl Control {
         .await
     }
 }
-
-/// A failed attempt, with the server's `Retry-After` when it sent one.
-struct Failed(StageError, Option<Duration>);
 
 pub struct Http {
     client: reqwest::Client,
@@ -197,12 +195,12 @@ impl Http {
         url: &str,
         accept: &str,
         phase: &'static str,
-    ) -> Result<reqwest::Response, Failed> {
+    ) -> Result<reqwest::Response> {
         let resp = self
             .request(url, accept)
             .send()
             .await
-            .map_err(|e| Failed(transport_error(url, phase, &e, &self.net), None))?;
+            .map_err(|e| transport_error(url, phase, &e, &self.net))?;
         let status = resp.status();
         if status.is_success() {
             return Ok(resp);
@@ -213,53 +211,41 @@ impl Http {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
-        Err(Failed(
-            StageError::Http {
-                url: url.into(),
-                status: status.as_u16(),
-            },
+        Err(StageError::Http {
+            url: url.into(),
+            status: status.as_u16(),
             retry_after,
-        ))
+        })
     }
 
     /// GETs the whole body of a small document, with retries.
     pub async fn get_bytes(&self, url: &str, accept: &str, ctl: &Control) -> Result<Vec<u8>> {
-        self.retrying(url, ctl, || async {
-            let resp = self.send(url, accept, "fetching").await?;
-            let body = resp
-                .bytes()
-                .await
-                .map_err(|e| Failed(transport_error(url, "fetching", &e, &self.net), None))?;
-            Ok(body.to_vec())
-        })
-        .await
-    }
-
-    /// Opens a streaming GET, with retries for the connection and status only; the caller
-    /// retries a body that fails midway.
-    pub async fn open(&self, url: &str, accept: &str, ctl: &Control) -> Result<reqwest::Response> {
-        self.retrying(url, ctl, || self.send(url, accept, "downloading"))
-            .await
-    }
-
-    async fn retrying<T, F, Fut>(&self, url: &str, ctl: &Control, mut attempt: F) -> Result<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, Failed>>,
-    {
         let mut n = 0;
         loop {
-            let outcome = ctl.guard(url, async { Ok(attempt().await) }).await?;
-            match outcome {
-                Ok(v) => return Ok(v),
-                Err(Failed(e, retry_after)) if e.is_retryable() && n < self.net.retries => {
-                    ctl.sleep(url, retry_after.unwrap_or_else(|| backoff(n)))
-                        .await?;
+            let attempt = ctl
+                .guard(url, async {
+                    let resp = self.send(url, accept, "fetching").await?;
+                    let body = resp
+                        .bytes()
+                        .await
+                        .map_err(|e| transport_error(url, "fetching", &e, &self.net))?;
+                    Ok(body.to_vec())
+                })
+                .await;
+            match attempt {
+                Err(e) if e.is_retryable() && n < self.net.retries && !ctl.expired() => {
+                    ctl.sleep(url, retry_delay(&e, n)).await?;
                     n += 1;
                 }
-                Err(Failed(e, _)) => return Err(e),
+                other => return other,
             }
         }
+    }
+
+    /// Opens a streaming GET: one attempt, its status checked. The caller retries the whole
+    /// download (a body can fail midway too), so the retry budget is spent in one place.
+    pub async fn open(&self, url: &str, accept: &str, ctl: &Control) -> Result<reqwest::Response> {
+        ctl.guard(url, self.send(url, accept, "downloading")).await
     }
 
     /// Maps a failure while reading a response body.
@@ -274,6 +260,18 @@ impl Http {
 
     pub fn retries(&self) -> u32 {
         self.net.retries
+    }
+}
+
+/// How long to wait before retry number `attempt` (from 0) after `e`: the server's `Retry-After`
+/// when it sent one, else the backoff.
+pub fn retry_delay(e: &StageError, attempt: u32) -> Duration {
+    match e {
+        StageError::Http {
+            retry_after: Some(d),
+            ..
+        } => *d,
+        _ => backoff(attempt),
     }
 }
 

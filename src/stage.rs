@@ -311,14 +311,15 @@ async fn download_with_retries(
                 true
             }
             e if e.is_retryable() && retries_left > 0 && !ctl.is_aborted() => {
+                let attempt = http.retries() - retries_left;
                 retries_left -= 1;
-                ctl.sleep(&url, crate::http::backoff(http.retries() - retries_left))
+                ctl.sleep(&url, crate::http::retry_delay(e, attempt))
                     .await?;
                 true
             }
             _ => false,
         };
-        if !retry || ctl.remaining().is_zero() {
+        if !retry || ctl.expired() {
             return Err(err);
         }
     }
