@@ -61,7 +61,7 @@ impl<R: Read> Read for CappedReader<R> {
 }
 
 /// Unpacks the gzipped tar read from `src` into `dest` (which must not exist yet), then reads the
-/// rest of `src` to its end so that a caller hashing the raw stream sees every byte.
+/// rest of `src` to its end, so a streamed download is consumed to its last byte.
 ///
 /// `bins` are package-relative paths that get the executable bit. `cancel` is polled between
 /// chunks so an abort or timeout stops the write promptly.
@@ -72,7 +72,7 @@ pub fn extract_tgz<R: Read>(
     bins: &[String],
     url: &str,
     cancel: &AtomicBool,
-) -> Result<(Extracted, R)> {
+) -> Result<Extracted> {
     fs::create_dir(dest).map_err(|e| StageError::io("creating", dest, e))?;
     // Headers, padding and PAX records cost at most a few KiB per entry on top of file bodies.
     let cap = limits.max_bytes + limits.max_entries.saturating_mul(4096) + (1 << 20);
@@ -212,7 +212,7 @@ pub fn extract_tgz<R: Read>(
     // Drain anything after the gzip member: the download must end for its hash to be checked.
     io::copy(&mut raw, &mut io::sink()).map_err(archive_err)?;
     syncer.finish()?;
-    Ok((stats, raw))
+    Ok(stats)
 }
 
 fn open_for_write(target: &Path, executable: bool) -> Result<File> {
@@ -385,7 +385,6 @@ mod tests {
             "http://t/x.tgz",
             &AtomicBool::new(false),
         )
-        .map(|(s, _)| s)
     }
 
     #[test]

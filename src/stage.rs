@@ -368,8 +368,7 @@ async fn stage_once(
                 current: bytes::Bytes::new(),
                 pos: 0,
             };
-            let result = extract_tgz(&mut reader, &partial, limits, &bins, &url, &cancel)
-                .map(|(stats, _)| stats);
+            let result = extract_tgz(&mut reader, &partial, limits, &bins, &url, &cancel);
             if matches!(&result, Err(e) if !matches!(e, StageError::Aborted)) {
                 // Read the rest of the body so its hash is known: a refused or corrupt archive
                 // that does not match the registry's integrity was damaged in transit, and is
