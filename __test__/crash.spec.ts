@@ -1,4 +1,5 @@
-// Crash safety: a child process stages the real kanban tarball from a throttled loopback
+// Crash safety: a child process stages a runtime-sized kanban tarball (the synthetic one, shaped
+// like the real runtime) from a throttled loopback
 // registry and is killed with SIGKILL at a random moment. After every kill the store must hold
 // no pointer or one naming a whole version, the earlier version must be intact, and a new call
 // must finish the job. CRASH_ITERATIONS sets the count (25 by default, as in CI).
@@ -10,8 +11,8 @@ import { binding } from './helpers/binding'
 import { nativeDeps, runtimeTarball, snapshot, tempDir, cleanupTempDirs } from './helpers/fixtures'
 import { Registry } from './helpers/registry'
 import { Scenario } from './helpers/scenario'
+import { syntheticRuntimeTarball } from '../scripts/fixtures/runtime.mjs'
 
-const FIXTURE = path.resolve(__dirname, '../../shared/fixtures/kanban-0.1.70.tgz')
 const ITERATIONS = Number(process.env.CRASH_ITERATIONS ?? 25)
 const CHILD = path.join(__dirname, 'helpers/stage-child.cjs')
 const CHUNK = 256 * 1024
@@ -19,7 +20,7 @@ const CHUNK = 256 * 1024
 let registry: Registry
 let real: Buffer
 beforeAll(async () => {
-  real = fs.readFileSync(FIXTURE)
+  real = fs.readFileSync(syntheticRuntimeTarball())
   registry = await Registry.start()
   const baseline = runtimeTarball('0.1.69')
   registry.publish(

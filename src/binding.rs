@@ -257,6 +257,9 @@ pub fn check_and_stage_latest_runtime<'env>(
             );
         }));
     }
+    // Electron tears JS contexts down (worker exit, window reload) while calls may be in flight:
+    // abort them then, so the store lock is released now rather than after the download.
+    let teardown = env.add_env_cleanup_hook(abort.clone(), |abort| abort.abort())?;
     let listener = match &signal {
         Some(signal) => Some(SignalListener::attach(env, signal, abort)?),
         None => None,
@@ -271,6 +274,7 @@ pub fn check_and_stage_latest_runtime<'env>(
             Ok(stage::check_and_stage(&config, &store, &ctl).await)
         },
         move |env, result| {
+            env.remove_env_cleanup_hook(teardown)?;
             // Detach from the signal so a long-lived signal does not keep this call's state.
             if let Some(listener) = listener {
                 listener.detach(env)?;

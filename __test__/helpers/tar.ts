@@ -1,6 +1,7 @@
 // A minimal tar writer for tests: it writes exactly the headers it is told to, hostile ones
 // included, so the extractor can be fed what a real attacker would send.
 import { gzipSync } from 'node:zlib'
+import { blockPadding, END_OF_ARCHIVE, tarHeader as header } from '../../scripts/fixtures/tar.mjs'
 
 export type EntryType = 'file' | 'dir' | 'symlink' | 'link' | 'fifo' | 'char'
 
@@ -25,40 +26,8 @@ const TYPEFLAG: Record<EntryType, string> = {
   fifo: '6',
 }
 
-function octal(n: number, width: number): string {
-  return n.toString(8).padStart(width - 1, '0') + '\0'
-}
-
-function header(name: string, typeflag: string, size: number, mode: number, linkname = ''): Buffer {
-  const h = Buffer.alloc(512)
-  const nameBytes = Buffer.from(name)
-  if (nameBytes.length > 100) {
-    // ustar prefix field for long names: split at a slash.
-    const cut = name.lastIndexOf('/', name.length - 1 - 0)
-    h.write(name.slice(cut + 1), 0)
-    h.write(name.slice(0, cut), 345)
-  } else {
-    nameBytes.copy(h, 0)
-  }
-  h.write(octal(mode, 8), 100)
-  h.write(octal(0, 8), 108)
-  h.write(octal(0, 8), 116)
-  h.write(octal(size, 12), 124)
-  h.write(octal(0, 12), 136)
-  h.write('        ', 148)
-  h.write(typeflag, 156)
-  h.write(linkname, 157)
-  h.write('ustar\0', 257)
-  h.write('00', 263)
-  let sum = 0
-  for (const b of h) sum += b
-  h.write(octal(sum, 7) + ' ', 148)
-  return h
-}
-
 function pad(body: Buffer): Buffer {
-  const rest = body.length % 512
-  return rest === 0 ? body : Buffer.concat([body, Buffer.alloc(512 - rest)])
+  return Buffer.concat([body, blockPadding(body.length)])
 }
 
 function paxRecords(records: Record<string, string>): Buffer {
@@ -86,7 +55,7 @@ export function tar(entries: TarEntry[]): Buffer {
     parts.push(header(e.path, TYPEFLAG[type], size, e.mode ?? (type === 'dir' ? 0o755 : 0o644), e.linkname))
     if (type === 'file' && body.length > 0) parts.push(pad(body))
   }
-  parts.push(Buffer.alloc(1024))
+  parts.push(END_OF_ARCHIVE)
   return Buffer.concat(parts)
 }
 

@@ -1,6 +1,7 @@
 // The install test: pack the root package and the linux-x64-gnu package, install both from the
 // tarballs into a fresh project with no network, compile a strict TypeScript consumer against
-// the installed types, and run it against a loopback registry to stage the real runtime.
+// the installed types, and run it against a loopback registry to stage a runtime-sized package
+// (the synthetic one, so the test needs no network).
 // Proves what a user gets, not what the repository has.
 import { execFile, execFileSync } from 'node:child_process'
 import fs from 'node:fs'
@@ -8,10 +9,10 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startRegistry } from '../../bench/registry.mjs'
+import { syntheticRuntimeTarball } from '../fixtures/runtime.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, '../..')
-const FIXTURE = path.resolve(root, '../shared/fixtures/kanban-0.1.70.tgz')
 const TARGET = 'linux-x64-gnu'
 const binary = `runtime-stager.${TARGET}.node`
 
@@ -69,7 +70,7 @@ try {
 
   const registry = await startRegistry()
   try {
-    registry.publish('0.1.70', FIXTURE)
+    registry.publish('0.1.70', syntheticRuntimeTarball())
     const native = path.join(work, 'native')
     fs.mkdirSync(path.join(native, 'node-pty'), { recursive: true })
     fs.writeFileSync(path.join(native, 'node-pty', 'package.json'), '{"name":"node-pty"}')
