@@ -144,7 +144,15 @@ impl Drop for Syncer {
 
 /// Removes a tree if it exists; a missing tree is fine.
 pub fn remove_tree(path: &Path) -> Result<()> {
-    match fs::remove_dir_all(path) {
+    // A stray regular file (or link) where a folder is expected is removed as itself: nothing in
+    // the store may block staging because it has the wrong type.
+    let is_dir = fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+    let removed = if is_dir {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    };
+    match removed {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(StageError::io("removing", path, e)),

@@ -12,6 +12,7 @@ pub mod integrity;
 pub mod registry;
 pub mod stage;
 pub mod store;
+pub mod version;
 
 #[cfg(feature = "node")]
 mod binding;

@@ -11,6 +11,8 @@ use crate::fsutil;
 use crate::http::{Control, Http, Phase};
 use crate::registry::{document_url, rewrite_tarball_url, Dist, Document, ACCEPT_CORGI};
 use crate::store::{self, CompletionRecord, Store, CLI_ENTRY, NATIVE_MODULE};
+use crate::version;
+
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -58,16 +60,17 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
         tag: cfg.dist_tag.clone(),
         version: latest.clone(),
     })?;
-    // A current version that is not semver (a dev build, say) counts as older than anything.
-    if let Ok(current) = semver::Version::parse(cfg.current_version.trim()) {
-        if latest_v <= current {
+    // A current version that is not semver (a dev build, say) counts as older than anything;
+    // `v1.2.3` and `=1.2.3` are cleaned as npm does, and build metadata never makes a version newer.
+    if let Some(current) = version::clean(&cfg.current_version) {
+        if version::compare(&latest_v, &current) != std::cmp::Ordering::Greater {
             return Ok(Outcome::UpToDate);
         }
     }
     if store.is_bad(&latest) {
         return Ok(Outcome::BadVersion(latest));
     }
-    if pointer_is_whole_at(store, &latest) {
+    if already_staged(store, &latest) {
         return Ok(Outcome::AlreadyStaged);
     }
 
@@ -191,15 +194,23 @@ async fn stage_locked(
             .await?;
     };
 
-    // Another stager may have finished this version while we waited for the lock.
-    if pointer_is_whole_at(store, &latest) {
-        return Ok(Outcome::AlreadyStaged);
+    // Another stager may have finished this version (or a newer one) while we waited, the app
+    // may have marked it bad meanwhile, or the pointer names a whole folder the original
+    // TypeScript stager left without a completion record.
+    let before = blocking({
+        let (store, latest, integrity) =
+            (store.clone(), latest.clone(), dist.integrity.to_string());
+        move || store.with_store_lock(|| recheck_locked(&store, &latest, &integrity))
+    })
+    .await?;
+    if let Some(outcome) = before {
+        return Ok(outcome);
     }
 
     let reuse = blocking({
         let (store, latest) = (store.clone(), latest.clone());
         move || -> Result<bool> {
-            // With the lock held no run is in flight, so every partial is a crashed run's.
+            // With the staging lock held no run is in flight, so every partial is a crashed run's.
             store.sweep_stale_locked()?;
             fsutil::create_dir_all(&store.versions_dir())?;
             // A whole, unpointed folder is a run that died before its pointer write: reuse it.
@@ -218,32 +229,88 @@ async fn stage_locked(
 
     blocking({
         let (store, latest) = (store.clone(), latest.clone());
-        let running = cfg.current_version.trim().to_string();
-        move || -> Result<()> {
-            let previous = store
-                .read_pointer()
-                .map(|p| p.version)
-                .filter(|v| *v != latest && store.is_whole(v) && !store.is_bad(v));
-            store.write_pointer(&latest, previous.as_deref())?;
-            // The version the app runs right now stays too: it may be neither the new pointer
-            // nor its fallback when several updates are staged without a restart.
-            let mut keep = vec![latest.as_str(), running.as_str()];
-            keep.extend(previous.as_deref());
-            // Pruning is housekeeping: the new runtime is already staged and pointed, so a folder
-            // that cannot be removed now (a running runtime holding it on Windows) waits for the
-            // next run instead of failing this one.
-            let _ = store.prune_locked(&keep);
-            Ok(())
-        }
+        let running = version::clean(&cfg.current_version);
+        move || store.with_store_lock(|| promote_locked(&store, &latest, running.as_ref()))
     })
-    .await?;
-    Ok(Outcome::Staged(latest))
+    .await
 }
 
-fn pointer_is_whole_at(store: &Store, version: &str) -> bool {
+/// Under the store lock, before staging: the outcome when there is nothing to download.
+fn recheck_locked(store: &Store, latest: &str, integrity: &str) -> Result<Option<Outcome>> {
+    if store.is_bad(latest) {
+        return Ok(Some(Outcome::BadVersion(latest.to_string())));
+    }
+    if already_staged(store, latest) {
+        return Ok(Some(Outcome::AlreadyStaged));
+    }
+    let pointed = store.read_pointer_file().map(|p| p.version);
+    if pointed.as_deref() == Some(latest) && store.is_legacy_whole(latest) {
+        store.adopt_legacy_locked(latest, integrity)?;
+        return Ok(Some(Outcome::AlreadyStaged));
+    }
+    Ok(None)
+}
+
+/// Under the store lock, after staging: re-reads the bad list (the app may have marked this
+/// version bad during the download), never moves the pointer back to an older version, points
+/// at `latest` with the best fallback, prunes.
+fn promote_locked(
+    store: &Store,
+    latest: &str,
+    running: Option<&semver::Version>,
+) -> Result<Outcome> {
+    if store.is_bad(latest) {
+        return Ok(Outcome::BadVersion(latest.to_string()));
+    }
+    if pointer_is_newer(store, latest) {
+        return Ok(Outcome::AlreadyStaged);
+    }
+    let previous = fallback_for(store, latest);
+    store.write_pointer(latest, previous.as_deref())?;
+    let mut keep = vec![latest];
+    keep.extend(previous.as_deref());
+    // Pruning is housekeeping: the new runtime is already staged and pointed, so a folder that
+    // cannot be removed now (a running runtime holding it on Windows) waits for the next run
+    // instead of failing this one. The version the app runs right now stays too: it may be
+    // neither the new pointer nor its fallback when several updates are staged without a restart.
+    let _ = store.prune_locked(&keep, running);
+    Ok(Outcome::Staged(latest.to_string()))
+}
+
+/// The fallback kept beside a newly pointed `latest`: the version pointed so far, else its own
+/// fallback, else the newest other staged version; in each case runnable and not bad. Pruning
+/// keeps it, so the store never loses its last good runtime.
+fn fallback_for(store: &Store, latest: &str) -> Option<String> {
+    let pointer = store.read_pointer_file();
+    let mut on_disk: Vec<semver::Version> = std::fs::read_dir(store.versions_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| semver::Version::parse(&e.file_name().to_string_lossy()).ok())
+        .collect();
+    on_disk.sort_by(|a, b| version::compare(b, a));
+    let bad = store.bad_versions();
+    pointer
+        .iter()
+        .flat_map(|p| std::iter::once(p.version.clone()).chain(p.previous.clone()))
+        .chain(on_disk.iter().map(|v| v.to_string()))
+        .find(|v| v != latest && !bad.contains(v) && store.is_runnable(v))
+}
+
+/// The pointer already names `version` whole, or a newer version that is runnable and not bad:
+/// staging `version` would move it backwards, which only `markBadVersion`'s rollback may do.
+fn already_staged(store: &Store, version: &str) -> bool {
+    let pointed_whole = store
+        .read_pointer()
+        .is_some_and(|p| p.version == version && store.is_whole(version));
+    pointed_whole || pointer_is_newer(store, version)
+}
+
+/// The pointer names a runnable, not bad version newer than `version`.
+fn pointer_is_newer(store: &Store, version: &str) -> bool {
     store
         .read_pointer()
-        .is_some_and(|p| p.version == version && store.is_whole(version))
+        .is_some_and(|p| version::is_newer(&p.version, version) && store.is_runnable(&p.version))
 }
 
 /// Runs file-system work on tokio's blocking pool, never on the JS thread or the libuv pool.

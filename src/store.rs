@@ -3,7 +3,10 @@
 //! ```text
 //! current.json        {"version","cliEntry","previous"}: what the app runs next
 //! bad-versions.json   ["0.1.69", ...]: versions that failed to start
-//! stage.lock          held (OS lock, not its contents) while the store changes
+//! stage.lock          held by a staging run from its first store step to its last, download
+//!                     included: one staging run per store at a time
+//! store.lock          held for short critical sections only (pointer, bad list, promotion,
+//!                     pruning), so `markBadVersion` never waits for a download
 //! versions/<v>/       a whole staged runtime; never modified once it has this name
 //! versions/<v>.partial/  a staging run in flight; only the lock holder touches it
 //! ```
@@ -20,6 +23,7 @@ pub const STORE_DIR: &str = "kanban-runtime";
 pub const POINTER_FILE: &str = "current.json";
 pub const BAD_FILE: &str = "bad-versions.json";
 pub const LOCK_FILE: &str = "stage.lock";
+pub const STORE_LOCK_FILE: &str = "store.lock";
 pub const VERSIONS_DIR: &str = "versions";
 pub const PARTIAL_SUFFIX: &str = ".partial";
 /// Written last into a staged folder, before its rename: its presence means the folder is whole.
@@ -135,9 +139,29 @@ impl Store {
         p
     }
 
-    /// The pointer, if it parses and is canonical: a semver version and exactly this store's
-    /// `versions/<version>/dist/cli.js` as `cliEntry`. Anything else is treated as no pointer.
+    /// The pointer as the app should see it: the pointer file's, unless its version is marked
+    /// bad; then its `previous` when that one is runnable and not bad, else none. A `previous`
+    /// that is bad is left out. A bad version is never returned.
     pub fn read_pointer(&self) -> Option<Pointer> {
+        let p = self.read_pointer_file()?;
+        let bad = self.bad_versions();
+        if !bad.contains(&p.version) {
+            let previous = p.previous.filter(|v| !bad.contains(v));
+            return Some(Pointer { previous, ..p });
+        }
+        let fallback = p
+            .previous
+            .filter(|v| !bad.contains(v) && self.is_runnable(v))?;
+        Some(Pointer {
+            cli_entry: self.cli_entry(&fallback).to_string_lossy().into_owned(),
+            version: fallback,
+            previous: None,
+        })
+    }
+
+    /// The pointer file, if it parses and is canonical: a semver version and exactly this store's
+    /// `versions/<version>/dist/cli.js` as `cliEntry`. Anything else is treated as no pointer.
+    pub fn read_pointer_file(&self) -> Option<Pointer> {
         let bytes = fs::read(self.pointer_path()).ok()?;
         let p: Pointer = serde_json::from_slice(&bytes).ok()?;
         semver::Version::parse(&p.version).ok()?;
@@ -150,11 +174,55 @@ impl Store {
         Some(p)
     }
 
-    /// The CLI to run: the pointer's `cliEntry` when the pointer is trusted and its folder whole.
+    /// The CLI to run: the (never bad) pointer's `cliEntry` when its folder is runnable.
     pub fn resolve_cli_entry(&self) -> Option<PathBuf> {
         let p = self.read_pointer()?;
-        self.is_whole(&p.version)
+        self.is_runnable(&p.version)
             .then(|| PathBuf::from(p.cli_entry))
+    }
+
+    /// Whole by our completion record, or a folder the original TypeScript stager left whole.
+    pub fn is_runnable(&self, version: &str) -> bool {
+        self.is_whole(version) || self.is_legacy_whole(version)
+    }
+
+    /// A folder staged by the original TypeScript implementation, which wrote no completion
+    /// record: whole by that implementation's own rule (its CLI and `node_modules/node-pty` are
+    /// there and its `package.json` names this very version). A folder with a record is judged by
+    /// the record alone: this rule only adopts stores from before records existed.
+    pub fn is_legacy_whole(&self, version: &str) -> bool {
+        let dir = self.version_dir(version);
+        let mut native = dir.clone();
+        native.extend(NATIVE_MODULE);
+        if fs::symlink_metadata(dir.join(COMPLETE_FILE)).is_ok()
+            || !self.cli_entry(version).is_file()
+            || !native.is_dir()
+        {
+            return false;
+        }
+        // A package.json is a few KB; a larger one is not the runtime's.
+        let manifest = dir.join("package.json");
+        let small = fs::metadata(&manifest).is_ok_and(|m| m.len() <= 1 << 20);
+        small
+            && fs::read(&manifest)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .is_some_and(|v| v.get("version").and_then(|v| v.as_str()) == Some(version))
+    }
+
+    /// Writes the completion record into a legacy-whole version folder, so that it is judged by
+    /// the record from now on. Call with the staging lock held.
+    pub fn adopt_legacy_locked(&self, version: &str, integrity: &str) -> Result<()> {
+        let dir = self.version_dir(version);
+        let (files, bytes) = tree_stats(&dir);
+        let record = CompletionRecord {
+            version: version.to_string(),
+            integrity: integrity.to_string(),
+            files,
+            bytes,
+        };
+        write_record(&dir, &record)?;
+        fsutil::sync_dir(&dir)
     }
 
     /// A staged folder is whole when its CLI, its native module and its completion record for
@@ -168,12 +236,16 @@ impl Store {
             && read_record(&dir).is_some_and(|r| r.version == version)
     }
 
-    /// Writes the pointer atomically (temp file, flush, rename, flush folder).
+    /// Writes the pointer atomically (temp file, flush, rename, flush folder). A `previous` that
+    /// is marked bad is left out: the fallback must be runnable. Call with the store lock held.
     pub fn write_pointer(&self, version: &str, previous: Option<&str>) -> Result<()> {
+        let bad = self.bad_versions();
         let p = Pointer {
             version: version.into(),
             cli_entry: self.cli_entry(version).to_string_lossy().into_owned(),
-            previous: previous.map(str::to_string),
+            previous: previous
+                .filter(|v| !bad.iter().any(|b| b == v))
+                .map(str::to_string),
         };
         let json = serde_json::to_vec_pretty(&p).expect("pointer serialises");
         fsutil::write_atomic(self.renamer(), &self.pointer_path(), &json)
@@ -212,15 +284,22 @@ impl Store {
         fsutil::write_atomic(self.renamer(), &self.root.join(BAD_FILE), &json)
     }
 
-    /// Takes the store lock, waiting for a staging run that holds it (call from a blocking
-    /// thread), then marks `version` bad as `mark_bad_locked` does.
+    /// Takes the store lock (held only for short sections, never for a download: this answers at
+    /// once while another process downloads), then marks `version` bad as `mark_bad_locked` does.
+    /// Call from a blocking thread.
     pub fn mark_bad(&self, version: &str) -> Result<Option<String>> {
         check_version(version)?;
-        let mut lock = self.lock_file()?;
+        self.with_store_lock(|| self.mark_bad_locked(version))
+    }
+
+    /// Runs `f` with the store lock held, waiting for the holder of a short section (call from a
+    /// blocking thread).
+    pub fn with_store_lock<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let mut lock = self.open_lock(STORE_LOCK_FILE)?;
         let _guard = lock
             .write()
-            .map_err(|e| StageError::io("locking", &self.root.join(LOCK_FILE), e))?;
-        self.mark_bad_locked(version)
+            .map_err(|e| StageError::io("locking", &self.root.join(STORE_LOCK_FILE), e))?;
+        f()
     }
 
     /// Marks `version` bad and, when it is the pointed version, rolls the pointer back to the
@@ -229,15 +308,19 @@ impl Store {
     /// Call with the lock held.
     pub fn mark_bad_locked(&self, version: &str) -> Result<Option<String>> {
         self.add_bad(version)?;
-        let Some(p) = self.read_pointer() else {
+        let Some(p) = self.read_pointer_file() else {
             return Ok(None);
         };
         if p.version != version {
+            // The fallback must never be a bad version either.
+            if p.previous.as_deref() == Some(version) {
+                self.write_pointer(&p.version, None)?;
+            }
             return Ok(Some(p.version));
         }
         match p
             .previous
-            .filter(|prev| self.is_whole(prev) && !self.is_bad(prev))
+            .filter(|prev| self.is_runnable(prev) && !self.is_bad(prev))
         {
             Some(prev) => {
                 self.write_pointer(&prev, None)?;
@@ -250,11 +333,16 @@ impl Store {
         }
     }
 
-    /// Opens (creating) the lock file. The lock is the OS's advisory lock on it, released by the
-    /// OS when the holder dies; its contents mean nothing.
+    /// Opens (creating) the staging lock file, held by a staging run for its whole run.
     pub fn lock_file(&self) -> Result<fd_lock::RwLock<File>> {
+        self.open_lock(LOCK_FILE)
+    }
+
+    /// Opens (creating) a lock file. The lock is the OS's advisory lock on it, released by the
+    /// OS when the holder dies; its contents mean nothing.
+    fn open_lock(&self, name: &str) -> Result<fd_lock::RwLock<File>> {
         fsutil::create_dir_all(&self.root)?;
-        let path = self.root.join(LOCK_FILE);
+        let path = self.root.join(name);
         let f = OpenOptions::new()
             .read(true)
             .write(true)
@@ -287,10 +375,11 @@ impl Store {
         if let Ok(entries) = fs::read_dir(&dir) {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if semver::Version::parse(&name).is_ok() {
+                let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+                if is_dir && semver::Version::parse(&name).is_ok() {
                     versions.push(VersionOnDisk {
                         bytes: tree_size(&entry.path()),
-                        whole: self.is_whole(&name),
+                        whole: self.is_runnable(&name),
                         version: name,
                     });
                 } else {
@@ -314,8 +403,10 @@ impl Store {
         })
     }
 
-    /// Removes every partial folder and temp file. Only safe with the lock held: then no staging
-    /// run is in flight, so every partial is a crashed run's leftover.
+    /// Removes every partial folder and temp file, and any stray regular file in `versions/`
+    /// (a file named like a version would block the rename of a staged folder). Only safe with
+    /// the staging lock held: then no staging run is in flight, so every partial is a crashed
+    /// run's leftover.
     pub fn sweep_stale_locked(&self) -> Result<()> {
         let dir = self.versions_dir();
         let entries = match fs::read_dir(&dir) {
@@ -325,7 +416,8 @@ impl Store {
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(PARTIAL_SUFFIX) || name.contains(".trash-") {
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if name.ends_with(PARTIAL_SUFFIX) || name.contains(".trash-") || !is_dir {
                 fsutil::remove_tree(&entry.path())?;
             }
         }
@@ -355,9 +447,14 @@ impl Store {
         fsutil::remove_tree(&trash)
     }
 
-    /// Removes staged versions other than `keep` (the pointed one and its fallback).
-    /// Call with the lock held.
-    pub fn prune_locked(&self, keep: &[&str]) -> Result<Vec<String>> {
+    /// Removes staged versions other than `keep` (the pointed one and its fallback) and the
+    /// version the app runs now, `running` (compared by precedence, as npm does).
+    /// Call with the staging and store locks held.
+    pub fn prune_locked(
+        &self,
+        keep: &[&str],
+        running: Option<&semver::Version>,
+    ) -> Result<Vec<String>> {
         let dir = self.versions_dir();
         let mut removed = Vec::new();
         let Ok(entries) = fs::read_dir(&dir) else {
@@ -365,7 +462,12 @@ impl Store {
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if semver::Version::parse(&name).is_err() || keep.contains(&name.as_str()) {
+            let Ok(v) = semver::Version::parse(&name) else {
+                continue;
+            };
+            let is_running = running
+                .is_some_and(|r| crate::version::compare(&v, r) == std::cmp::Ordering::Equal);
+            if keep.contains(&name.as_str()) || is_running {
                 continue;
             }
             self.discard_version_locked(&name)?;
@@ -375,19 +477,24 @@ impl Store {
     }
 }
 
-/// Bytes of the regular files below `dir` (links not followed); unreadable entries count as 0.
-fn tree_size(dir: &Path) -> u64 {
+/// Regular files and their bytes below `dir` (links not followed), for an adopted folder's record.
+fn tree_stats(dir: &Path) -> (u64, u64) {
     let Ok(entries) = fs::read_dir(dir) else {
-        return 0;
+        return (0, 0);
     };
     entries
         .flatten()
         .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => tree_size(&e.path()),
-            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
-            _ => 0,
+            Ok(t) if t.is_dir() => tree_stats(&e.path()),
+            Ok(t) if t.is_file() => (1, e.metadata().map(|m| m.len()).unwrap_or(0)),
+            _ => (0, 0),
         })
-        .sum()
+        .fold((0, 0), |(f, b), (f2, b2)| (f + f2, b + b2))
+}
+
+/// Bytes of the regular files below `dir` (links not followed); unreadable entries count as 0.
+fn tree_size(dir: &Path) -> u64 {
+    tree_stats(dir).1
 }
 
 pub fn read_record(dir: &Path) -> Option<CompletionRecord> {
@@ -518,7 +625,7 @@ pub(crate) mod tests {
         for v in ["1.0.0", "1.1.0", "1.2.0"] {
             stage_fake(&store, v);
         }
-        let removed = store.prune_locked(&["1.2.0", "1.1.0"]).unwrap();
+        let removed = store.prune_locked(&["1.2.0", "1.1.0"], None).unwrap();
         assert_eq!(removed, ["1.0.0"]);
         assert!(store.is_whole("1.1.0") && store.is_whole("1.2.0"));
         assert!(!store.version_dir("1.0.0").exists());
@@ -561,6 +668,138 @@ pub(crate) mod tests {
         assert_eq!(st.partials, ["2.0.0.partial"]);
         assert_eq!(st.bad, ["1.8.0"]);
         assert!(!st.locked);
+    }
+
+    #[test]
+    fn a_bad_version_is_never_returned_as_the_pointer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        stage_fake(&store, "1.0.0");
+        stage_fake(&store, "2.0.0");
+        store.write_pointer("2.0.0", Some("1.0.0")).unwrap();
+        // Marked bad behind the pointer's back (as by a process that died before the rollback).
+        fs::write(store.root().join(BAD_FILE), r#"["2.0.0"]"#).unwrap();
+        let p = store.read_pointer().unwrap();
+        assert_eq!((p.version.as_str(), p.previous), ("1.0.0", None));
+        assert_eq!(store.resolve_cli_entry(), Some(store.cli_entry("1.0.0")));
+        // Fallback bad too, or not runnable: nothing.
+        fs::write(store.root().join(BAD_FILE), r#"["2.0.0","1.0.0"]"#).unwrap();
+        assert_eq!(store.read_pointer(), None);
+        assert_eq!(store.resolve_cli_entry(), None);
+        // A bad previous is hidden, and never written.
+        fs::write(store.root().join(BAD_FILE), r#"["1.0.0"]"#).unwrap();
+        assert_eq!(store.read_pointer().unwrap().previous, None);
+        store.write_pointer("2.0.0", Some("1.0.0")).unwrap();
+        assert_eq!(store.read_pointer_file().unwrap().previous, None);
+    }
+
+    #[test]
+    fn marking_the_fallback_bad_drops_it_from_the_pointer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        stage_fake(&store, "1.0.0");
+        stage_fake(&store, "2.0.0");
+        store.write_pointer("2.0.0", Some("1.0.0")).unwrap();
+        assert_eq!(store.mark_bad("1.0.0").unwrap().as_deref(), Some("2.0.0"));
+        let p = store.read_pointer_file().unwrap();
+        assert_eq!((p.version.as_str(), p.previous), ("2.0.0", None));
+    }
+
+    #[test]
+    fn mark_bad_does_not_wait_for_a_staging_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        stage_fake(&store, "1.0.0");
+        store.write_pointer("1.0.0", None).unwrap();
+        let mut staging = store.lock_file().unwrap();
+        let _held = staging.try_write().unwrap();
+        // Would deadlock (same thread) if marking took the staging lock.
+        assert_eq!(store.mark_bad("1.0.0").unwrap(), None);
+        assert!(store.is_bad("1.0.0"));
+        assert!(store.is_locked().unwrap());
+    }
+
+    #[test]
+    fn stray_files_in_versions_are_swept_and_pruned() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        stage_fake(&store, "1.0.0");
+        for name in ["notes.partial", "0.9.0", "2.0.0.partial", "README"] {
+            fs::write(store.versions_dir().join(name), "x").unwrap();
+        }
+        let st = store.status().unwrap();
+        assert_eq!(st.versions.len(), 1);
+        assert_eq!(
+            st.partials,
+            ["0.9.0", "2.0.0.partial", "README", "notes.partial"]
+        );
+        store.sweep_stale_locked().unwrap();
+        let left: Vec<_> = fs::read_dir(store.versions_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(left, ["1.0.0"]);
+        // A file named like a version is pruned as a file.
+        fs::write(store.versions_dir().join("0.8.0"), "x").unwrap();
+        assert_eq!(store.prune_locked(&["1.0.0"], None).unwrap(), ["0.8.0"]);
+    }
+
+    #[test]
+    fn prune_keeps_the_running_version_by_precedence() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        for v in ["1.0.0+build.7", "1.1.0", "1.2.0"] {
+            stage_fake(&store, v);
+        }
+        let running = crate::version::clean("v1.0.0");
+        let removed = store.prune_locked(&["1.2.0"], running.as_ref()).unwrap();
+        assert_eq!(removed, ["1.1.0"]);
+        assert!(store.is_whole("1.0.0+build.7"));
+    }
+
+    /// A version folder as the original TypeScript stager left it: no completion record.
+    pub(crate) fn stage_legacy(store: &Store, version: &str) {
+        let dir = store.version_dir(version);
+        fs::create_dir_all(dir.join("dist")).unwrap();
+        fs::create_dir_all(dir.join("node_modules/node-pty")).unwrap();
+        fs::write(dir.join("dist/cli.js"), "cli").unwrap();
+        let manifest = serde_json::json!({ "name": "kanban", "version": version });
+        fs::write(dir.join("package.json"), manifest.to_string()).unwrap();
+    }
+
+    #[test]
+    fn folders_of_the_original_implementation_are_adopted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        stage_legacy(&store, "1.0.0");
+        fs::create_dir_all(store.root()).unwrap();
+        let legacy = serde_json::json!({
+            "version": "1.0.0",
+            "cliEntry": store.cli_entry("1.0.0"),
+        });
+        fs::write(store.pointer_path(), legacy.to_string()).unwrap();
+        assert!(!store.is_whole("1.0.0") && store.is_legacy_whole("1.0.0"));
+        assert_eq!(store.resolve_cli_entry(), Some(store.cli_entry("1.0.0")));
+        store.adopt_legacy_locked("1.0.0", "sha512-x").unwrap();
+        assert!(store.is_whole("1.0.0"));
+        let record = read_record(&store.version_dir("1.0.0")).unwrap();
+        assert_eq!((record.files, record.integrity.as_str()), (2, "sha512-x"));
+
+        // Not the original's rule: wrong version in package.json, no node-pty, or a record of
+        // ours that does not match (a half-written folder of ours is never adopted).
+        stage_legacy(&store, "2.0.0");
+        fs::write(
+            store.version_dir("2.0.0").join("package.json"),
+            r#"{"version":"2.0.1"}"#,
+        )
+        .unwrap();
+        assert!(!store.is_runnable("2.0.0"));
+        stage_legacy(&store, "3.0.0");
+        fs::remove_dir_all(store.version_dir("3.0.0").join("node_modules")).unwrap();
+        assert!(!store.is_runnable("3.0.0"));
+        stage_legacy(&store, "4.0.0");
+        fs::write(store.version_dir("4.0.0").join(COMPLETE_FILE), "{}").unwrap();
+        assert!(!store.is_runnable("4.0.0"));
     }
 
     #[test]

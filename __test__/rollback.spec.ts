@@ -1,0 +1,193 @@
+// The rollback is sacred: a version marked bad is never pointed to or offered as the fallback,
+// marking answers at once even while another process downloads, the pointer never moves back to
+// an older version except through that rollback, and stores of the original TypeScript
+// implementation keep working without a second download.
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { binding } from './helpers/binding'
+import { runtimeTarball } from './helpers/fixtures'
+import { Scenario } from './helpers/scenario'
+
+const { checkAndStageLatestRuntime, markBadVersion, readPointer, resolvePointerCliEntry, readStoreStatus } = binding
+const CHILD = path.join(__dirname, 'helpers/stage-child.cjs')
+
+let s: Scenario
+beforeEach(async () => {
+  s = await Scenario.start()
+})
+afterEach(async () => {
+  await s.stop()
+})
+
+function publish(versions: string[], tags: Record<string, string>) {
+  s.registry.publish(
+    'kanban',
+    versions.map((version) => ({ version, tarball: runtimeTarball(version) })),
+    tags,
+  )
+}
+
+/** Serves `version`'s tarball with its body held back until `release` is called. */
+function heldTarball(version: string) {
+  const body = runtimeTarball(version)
+  let release!: () => void
+  const held = new Promise<void>((r) => (release = r))
+  s.registry.routes.set(s.registry.tarballPath('kanban', version), async (_req, res) => {
+    res.writeHead(200, { 'content-length': body.length })
+    res.write(body.subarray(0, 10))
+    await held
+    if (!res.destroyed) res.end(body.subarray(10))
+  })
+  return release
+}
+
+/** Waits until a tarball request for `version` has arrived. */
+async function downloadStarted(version: string) {
+  const p = s.registry.tarballPath('kanban', version)
+  while (s.registry.count(p) === 0) await new Promise((r) => setTimeout(r, 10))
+}
+
+function stageInChild(opts: object): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CHILD, JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.on('error', reject)
+    child.on('exit', () => resolve(JSON.parse(out.trim().split('\n').pop()!)))
+  })
+}
+
+describe('marking bad', () => {
+  it('answers within a second while another process downloads, and that download is never pointed', async () => {
+    publish(['1.0.0'], { latest: '1.0.0' })
+    expect((await checkAndStageLatestRuntime(s.opts({ currentVersion: '0.0.1' }))).kind).toBe('staged')
+    publish(['1.0.0', '2.0.0'], { latest: '2.0.0' })
+    const release = heldTarball('2.0.0')
+    const child = stageInChild(s.opts({ currentVersion: '1.0.0' }))
+    await downloadStarted('2.0.0')
+    expect(readStoreStatus(s.userData).locked).toBe(true)
+
+    const t0 = Date.now()
+    expect(await markBadVersion(s.userData, '2.0.0')).toBe('1.0.0')
+    expect(Date.now() - t0).toBeLessThan(1000)
+
+    release()
+    // The download finished after the mark: the stager re-reads the bad list before pointing.
+    expect(await child).toEqual({ kind: 'bad-version', version: '2.0.0' })
+    expect(readPointer(s.userData)).toMatchObject({ version: '1.0.0' })
+    expect(resolvePointerCliEntry(s.userData)).toBe(path.join(s.versionsDir, '1.0.0', 'dist', 'cli.js'))
+  })
+
+  it('readPointer and resolvePointerCliEntry never return a bad version, whoever wrote the list', async () => {
+    publish(['1.0.0'], { latest: '1.0.0' })
+    await checkAndStageLatestRuntime(s.opts({ currentVersion: '0.0.1' }))
+    publish(['1.0.0', '2.0.0'], { latest: '2.0.0' })
+    await checkAndStageLatestRuntime(s.opts({ currentVersion: '1.0.0' }))
+    expect(readPointer(s.userData)).toMatchObject({ version: '2.0.0', previous: '1.0.0' })
+    // Written without the rollback (an older app, a crash between the two writes).
+    fs.writeFileSync(path.join(s.store, 'bad-versions.json'), '["2.0.0"]')
+    expect(readPointer(s.userData)).toEqual({ version: '1.0.0', cliEntry: path.join(s.versionsDir, '1.0.0', 'dist', 'cli.js') })
+    expect(resolvePointerCliEntry(s.userData)).toBe(path.join(s.versionsDir, '1.0.0', 'dist', 'cli.js'))
+    fs.writeFileSync(path.join(s.store, 'bad-versions.json'), '["2.0.0","1.0.0"]')
+    expect(readPointer(s.userData)).toBeNull()
+    expect(resolvePointerCliEntry(s.userData)).toBeNull()
+  })
+
+  it('staging keeps the last good fallback when the pointed version and its fallback are bad', async () => {
+    for (const v of ['1.0.0', '1.1.0', '1.2.0']) {
+      publish([v], { latest: v })
+      await checkAndStageLatestRuntime(s.opts({ currentVersion: '0.0.1' }))
+    }
+    // 1.1.0 and 1.2.0 went bad without a rollback; 1.0.0 was pruned, so nothing good is left...
+    fs.writeFileSync(path.join(s.store, 'bad-versions.json'), '["1.1.0","1.2.0"]')
+    publish(['2.0.0'], { latest: '2.0.0' })
+    expect(await checkAndStageLatestRuntime(s.opts({ currentVersion: '0.0.1' }))).toEqual({ kind: 'staged', version: '2.0.0' })
+    expect(readPointer(s.userData)?.previous).toBeUndefined()
+    // ...and once 2.0.0 is good and 3.0.0 comes, 2.0.0 is the fallback that pruning keeps.
+    publish(['3.0.0'], { latest: '3.0.0' })
+    await checkAndStageLatestRuntime(s.opts({ currentVersion: '0.0.1' }))
+    expect(readPointer(s.userData)).toMatchObject({ version: '3.0.0', previous: '2.0.0' })
+    expect(fs.readdirSync(s.versionsDir).sort()).toEqual(['2.0.0', '3.0.0'])
+  })
+})
+
+describe('the pointer never moves backwards', () => {
+  it('a stager whose tag names an older version leaves the newer pointer alone, without downloading', async () => {
+    publish(['2.0.0', '3.0.0'], { latest: '2.0.0', next: '3.0.0' })
+    expect(await checkAndStageLatestRuntime(s.opts({ currentVersion: '1.0.0', distTag: 'next' }))).toEqual({ kind: 'staged', version: '3.0.0' })
+    expect(await checkAndStageLatestRuntime(s.opts({ currentVersion: '1.0.0' }))).toEqual({ kind: 'already-staged' })
+    expect(readPointer(s.userData)?.version).toBe('3.0.0')
+    expect(s.registry.count(s.registry.tarballPath('kanban', '2.0.0'))).toBe(0)
+  })
+
+  it('two stagers racing with different tags leave the newer version pointed', async () => {
+    publish(['2.0.0', '3.0.0'], { latest: '2.0.0', next: '3.0.0' })
+    // The older one waits for the lock while the newer one downloads, then finds it staged.
+    const release = heldTarball('3.0.0')
+    const newer = checkAndStageLatestRuntime(s.opts({ currentVersion: '1.0.0', distTag: 'next' }))
+    await downloadStarted('3.0.0')
+    const older = stageInChild(s.opts({ currentVersion: '1.0.0' }))
+    await new Promise((r) => setTimeout(r, 300))
+    release()
+    expect(await newer).toEqual({ kind: 'staged', version: '3.0.0' })
+    expect(await older).toEqual({ kind: 'already-staged' })
+    expect(readPointer(s.userData)?.version).toBe('3.0.0')
+  })
+})
+
+describe('versions compare as npm compares them', () => {
+  it.each(['v2.0.0', '=2.0.0', '  2.0.0 ', '2.0.0+local.3'])('currentVersion %j is 2.0.0: up-to-date', async (current) => {
+    publish(['2.0.0'], { latest: '2.0.0' })
+    expect(await checkAndStageLatestRuntime(s.opts({ currentVersion: current }))).toEqual({ kind: 'up-to-date' })
+  })
+
+  it('build metadata does not make a version newer', async () => {
+    publish(['2.0.0+build.5'], { latest: '2.0.0+build.5' })
+    expect(await checkAndStageLatestRuntime(s.opts({ currentVersion: '2.0.0' }))).toEqual({ kind: 'up-to-date' })
+  })
+})
+
+describe('stores of the original TypeScript implementation', () => {
+  /** The layout the original left: no completion record, pointer without `previous`. */
+  function legacyStore(version: string) {
+    const dir = path.join(s.versionsDir, version)
+    fs.mkdirSync(path.join(dir, 'dist'), { recursive: true })
+    fs.mkdirSync(path.join(dir, 'node_modules', 'node-pty'), { recursive: true })
+    fs.writeFileSync(path.join(dir, 'node_modules', 'node-pty', 'package.json'), '{"name":"node-pty"}')
+    fs.writeFileSync(path.join(dir, 'dist', 'cli.js'), "console.log('kanban')\n")
+    fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'kanban', version }))
+    const cliEntry = path.join(dir, 'dist', 'cli.js')
+    fs.writeFileSync(path.join(s.store, 'current.json'), JSON.stringify({ version, cliEntry }))
+    return cliEntry
+  }
+
+  it('its pointed folder is run at start-up and adopted, not downloaded again', async () => {
+    const cli = legacyStore('2.0.0')
+    expect(resolvePointerCliEntry(s.userData)).toBe(cli)
+    publish(['2.0.0'], { latest: '2.0.0' })
+    expect(await checkAndStageLatestRuntime(s.opts({ currentVersion: '1.0.0' }))).toEqual({ kind: 'already-staged' })
+    expect(s.registry.tarballRequests()).toBe(0)
+    expect(fs.existsSync(path.join(s.versionsDir, '2.0.0', '.kanban-runtime-complete.json'))).toBe(true)
+    expect(s.isWhole('2.0.0')).toBe(true)
+    expect(resolvePointerCliEntry(s.userData)).toBe(cli)
+  })
+
+  it('a newer version is staged over it, with the adopted one as the fallback', async () => {
+    legacyStore('2.0.0')
+    publish(['3.0.0'], { latest: '3.0.0' })
+    expect(await checkAndStageLatestRuntime(s.opts({ currentVersion: '2.0.0' }))).toEqual({ kind: 'staged', version: '3.0.0' })
+    expect(readPointer(s.userData)).toMatchObject({ version: '3.0.0', previous: '2.0.0' })
+    expect(await markBadVersion(s.userData, '3.0.0')).toBe('2.0.0')
+  })
+})
+
+it('stray regular files in versions/ never block staging', async () => {
+  fs.mkdirSync(s.versionsDir, { recursive: true })
+  for (const name of ['notes.partial', '0.9.0', '2.0.0.partial', '2.0.0']) fs.writeFileSync(path.join(s.versionsDir, name), 'x')
+  publish(['2.0.0'], { latest: '2.0.0' })
+  expect(await checkAndStageLatestRuntime(s.opts())).toEqual({ kind: 'staged', version: '2.0.0' })
+  expect(fs.readdirSync(s.versionsDir)).toEqual(['2.0.0'])
+  expect(s.isWhole('2.0.0')).toBe(true)
+})
