@@ -278,9 +278,6 @@ fn sanitize(raw: &[u8]) -> std::result::Result<Option<PathBuf>, PathProblem> {
     let Ok(path) = std::str::from_utf8(raw) else {
         return unsafe_("path is not UTF-8");
     };
-    if path.contains('\0') {
-        return unsafe_("path contains a NUL byte");
-    }
     if path.contains('\\') {
         return unsafe_("path uses a backslash separator");
     }
@@ -298,12 +295,8 @@ fn sanitize(raw: &[u8]) -> std::result::Result<Option<PathBuf>, PathProblem> {
             "" | "." => continue,
             ".." => return unsafe_("path has a `..` component"),
             c => {
-                // A colon is a drive prefix (`C:`) or an NTFS alternate data stream on Windows.
-                if c.contains(':') {
-                    return unsafe_("path has a drive prefix or a colon");
-                }
-                if is_windows_reserved(c) {
-                    return unsafe_("path has a name Windows reserves");
+                if let Some(reason) = windows_problem(c) {
+                    return unsafe_(reason);
                 }
                 parts.push(c);
             }
@@ -328,18 +321,51 @@ fn sanitize(raw: &[u8]) -> std::result::Result<Option<PathBuf>, PathProblem> {
     Ok(Some(rest.iter().collect()))
 }
 
-/// Device names Windows resolves in every folder (`nul.js` is still NUL), and names ending in a
-/// dot or space, which Windows silently trims into another name.
-fn is_windows_reserved(name: &str) -> bool {
+/// Why Windows could not hold `name` as written, if it cannot. Refused on every platform: a
+/// package that stages on Linux must stage the same on Windows.
+pub(crate) fn windows_problem(name: &str) -> Option<&'static str> {
+    // A colon is a drive prefix (`C:`) or an NTFS alternate data stream; the others are wildcard
+    // and redirection characters the Win32 API refuses in names.
+    if name.contains(['<', '>', ':', '"', '|', '?', '*']) {
+        return Some("path has a character Windows refuses (<>:\"|?*)");
+    }
+    // Control characters (NUL included) end or corrupt names in Win32 calls and terminals.
+    if name.chars().any(|c| (c as u32) < 0x20) {
+        return Some("path has a control character");
+    }
+    // Windows silently trims a trailing dot or space, turning the name into another one.
     if name.ends_with('.') || name.ends_with(' ') {
+        return Some("path has a name ending in a dot or space");
+    }
+    if is_windows_device(name) {
+        return Some("path has a device name Windows reserves");
+    }
+    None
+}
+
+/// Device names Windows resolves in every folder, whatever the case and extension (`nul.js`,
+/// `Com1.tar.gz` and `LPT¹` are all devices); spaces before the extension are trimmed too.
+fn is_windows_device(name: &str) -> bool {
+    let stem = name.split('.').next().unwrap_or("").trim_end_matches(' ');
+    let upper = stem.to_ascii_uppercase();
+    if matches!(
+        upper.as_str(),
+        "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$"
+    ) {
         return true;
     }
-    let stem = name.split('.').next().unwrap_or("").to_ascii_uppercase();
-    let stem = stem.trim_end();
-    matches!(stem, "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$")
-        || ((stem.starts_with("COM") || stem.starts_with("LPT"))
-            && stem.len() == 4
-            && stem.as_bytes()[3].is_ascii_digit())
+    let Some(port) = upper
+        .strip_prefix("COM")
+        .or_else(|| upper.strip_prefix("LPT"))
+    else {
+        return false;
+    };
+    // COM0-9 and LPT0-9, and the superscript digits Windows also maps to the ports.
+    let mut chars = port.chars();
+    matches!(
+        (chars.next(), chars.next()),
+        (Some('0'..='9' | '¹' | '²' | '³'), None)
+    )
 }
 
 #[cfg(test)]
@@ -584,5 +610,65 @@ mod tests {
         assert!(sanitize(b"package/aux.txt").is_err());
         assert!(sanitize(b"package/com7").is_err());
         assert!(ok("package/computer.js").is_some());
+    }
+
+    #[test]
+    fn sanitize_refuses_what_windows_cannot_hold() {
+        let refused = |name: &str| {
+            let p = format!("package/lib/{name}");
+            matches!(sanitize(p.as_bytes()), Err(PathProblem::Unsafe(_)))
+        };
+        for c in ['<', '>', ':', '"', '|', '?', '*'] {
+            assert!(refused(&format!("a{c}b.js")), "{c}");
+        }
+        for c in 0u8..0x20 {
+            let name = format!("a{}b", c as char);
+            assert!(refused(&name), "control {c:#x}");
+        }
+        for dev in ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"] {
+            assert!(refused(dev), "{dev}");
+            assert!(refused(&dev.to_ascii_lowercase()), "{dev}");
+            assert!(refused(&format!("{dev}.txt")), "{dev}.txt");
+        }
+        for port in ["COM", "LPT"] {
+            for d in ["0", "1", "5", "9", "¹", "²", "³"] {
+                assert!(refused(&format!("{port}{d}")), "{port}{d}");
+                assert!(refused(&format!("{}{d}", port.to_lowercase())), "{port}{d}");
+                assert!(refused(&format!("{port}{d}.tar.gz")), "{port}{d}.tar.gz");
+            }
+        }
+        assert!(refused("nul.txt"));
+        assert!(refused("com1.tar.gz"));
+        assert!(refused("Aux .js"));
+        assert!(refused("trailing."));
+        assert!(refused("trailing "));
+        assert!(refused("dir./x"));
+        // Near misses are ordinary names.
+        for ok in [
+            "console.js",
+            "com10",
+            "lpt",
+            "nul_",
+            "auxiliary.js",
+            "com¹x",
+            "COM⁴",
+            "a.b.c",
+            ".npmignore",
+        ] {
+            assert!(
+                matches!(sanitize(format!("package/{ok}").as_bytes()), Ok(Some(_))),
+                "{ok}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_windows_names_through_the_extractor() {
+        for name in ["package/nul.txt", "package/a|b", "package/COM\u{b2}"] {
+            let tmp = tempfile::tempdir().unwrap();
+            let data = tgz(&[(name, EntryType::Regular, b"x")]);
+            let err = run(&data, &tmp.path().join("a")).unwrap_err();
+            assert_eq!(err.code(), "EUNSAFE_ENTRY", "{name}");
+        }
     }
 }
