@@ -75,7 +75,10 @@ pub fn extract_tgz<R: Read>(
 ) -> Result<Extracted> {
     fs::create_dir(dest).map_err(|e| StageError::io("creating", dest, e))?;
     // Headers, padding and PAX records cost at most a few KiB per entry on top of file bodies.
-    let cap = limits.max_bytes + limits.max_entries.saturating_mul(4096) + (1 << 20);
+    let cap = limits
+        .max_bytes
+        .saturating_add(limits.max_entries.saturating_mul(4096))
+        .saturating_add(1 << 20);
     let gz = GzDecoder::new(src);
     let mut archive = tar::Archive::new(CappedReader {
         inner: gz,
@@ -161,7 +164,7 @@ pub fn extract_tgz<R: Read>(
         }
 
         let size = entry.size();
-        if stats.bytes + size > limits.max_bytes {
+        if stats.bytes.saturating_add(size) > limits.max_bytes {
             return Err(StageError::TooLarge {
                 url: url.into(),
                 reason: format!("unpacked size exceeds {} bytes", limits.max_bytes),
@@ -670,5 +673,22 @@ mod tests {
             let err = run(&data, &tmp.path().join("a")).unwrap_err();
             assert_eq!(err.code(), "EUNSAFE_ENTRY", "{name}");
         }
+    }
+
+    #[test]
+    fn header_size_at_the_integer_limit_is_refused_not_a_panic() {
+        let mut tar_bytes = Vec::new();
+        let mut h = tar::Header::new_gnu();
+        h.set_path("package/huge").unwrap();
+        h.set_size(u64::MAX);
+        h.set_cksum();
+        tar_bytes.extend_from_slice(h.as_bytes());
+        tar_bytes.extend_from_slice(&[0u8; 1024]);
+        let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
+        enc.write_all(&tar_bytes).unwrap();
+        let data = enc.finish().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let err = run(&data, &tmp.path().join("a")).unwrap_err();
+        assert!(matches!(err.code(), "ETOO_LARGE" | "EBADARCHIVE"), "{err}");
     }
 }
