@@ -7,7 +7,7 @@
 use crate::config::{MAX_PATH_BYTES, MAX_PATH_DEPTH};
 use crate::error::{Result, StageError};
 use crate::fsutil;
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -79,7 +79,9 @@ pub fn extract_tgz<R: Read>(
         .max_bytes
         .saturating_add(limits.max_entries.saturating_mul(4096))
         .saturating_add(1 << 20);
-    let gz = GzDecoder::new(src);
+    // Every gzip member, as npm and GNU tar read it: a tarball written as several concatenated
+    // members (parallel compressors do this) is one archive, not its first piece.
+    let gz = MultiGzDecoder::new(src);
     let mut archive = tar::Archive::new(CappedReader {
         inner: gz,
         read: 0,
@@ -212,7 +214,7 @@ pub fn extract_tgz<R: Read>(
     let mut capped = archive.into_inner();
     io::copy(&mut capped, &mut io::sink()).map_err(archive_err)?;
     let mut raw = capped.inner.into_inner();
-    // Drain anything after the gzip member: the download must end for its hash to be checked.
+    // Drain anything the decoder left unread: the download must end for its hash to be checked.
     io::copy(&mut raw, &mut io::sink()).map_err(archive_err)?;
     syncer.finish()?;
     Ok(stats)
@@ -690,5 +692,41 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let err = run(&data, &tmp.path().join("a")).unwrap_err();
         assert!(matches!(err.code(), "ETOO_LARGE" | "EBADARCHIVE"), "{err}");
+    }
+
+    #[test]
+    fn reads_every_gzip_member() {
+        // One tar stream cut in two, each half its own gzip member: the second member holds
+        // dist/cli.js, which a single-member reader would never see.
+        let mut tar_bytes = Vec::new();
+        {
+            let mut b = tar::Builder::new(&mut tar_bytes);
+            for (path, body) in [
+                ("package/package.json", &b"{}"[..]),
+                ("package/dist/cli.js", &b"console.log(1)"[..]),
+            ] {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(body.len() as u64);
+                h.set_mode(0o644);
+                h.set_cksum();
+                b.append_data(&mut h, path, body).unwrap();
+            }
+            b.finish().unwrap();
+        }
+        let member = |bytes: &[u8]| {
+            let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
+            enc.write_all(bytes).unwrap();
+            enc.finish().unwrap()
+        };
+        let mut data = member(&tar_bytes[..1024]);
+        data.extend(member(&tar_bytes[1024..]));
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = tmp.path().join("out");
+        let stats = run(&data, &dest).unwrap();
+        assert_eq!(stats.files, 2);
+        assert_eq!(
+            fs::read(dest.join("dist/cli.js")).unwrap(),
+            b"console.log(1)"
+        );
     }
 }
