@@ -5,7 +5,7 @@
 //! and every read or write error is fatal.
 
 use crate::config::{MAX_PATH_BYTES, MAX_PATH_DEPTH};
-use crate::error::{Result, StageError};
+use crate::error::{clip, Result, StageError};
 use crate::fsutil;
 use flate2::read::MultiGzDecoder;
 use std::fs::{self, File, OpenOptions};
@@ -107,7 +107,7 @@ pub fn extract_tgz<R: Read>(
             });
         }
         let raw_path = entry.path_bytes().into_owned();
-        let shown = String::from_utf8_lossy(&raw_path).into_owned();
+        let shown = clip(&String::from_utf8_lossy(&raw_path));
         let unsafe_entry = |reason: &str| StageError::UnsafeEntry {
             url: url.into(),
             entry: shown.clone(),

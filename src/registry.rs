@@ -1,6 +1,6 @@
 //! The npm registry's package document: which version a dist-tag names, and where its tarball is.
 
-use crate::error::{Result, StageError};
+use crate::error::{clip, Result, StageError};
 use crate::integrity::Expected;
 use serde_json::Value;
 
@@ -115,9 +115,10 @@ impl Document {
 }
 
 fn bad(url: &str, reason: &str) -> StageError {
+    // Reasons quote the document's tags and versions, which may be any length.
     StageError::BadManifest {
-        url: url.into(),
-        reason: reason.into(),
+        url: clip(url),
+        reason: clip(reason),
     }
 }
 
