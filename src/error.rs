@@ -76,7 +76,13 @@ pub enum StageError {
     },
 
     #[error("tarball from {} exceeds a limit: {}", clip(.url), clip(.reason))]
-    TooLarge { url: String, reason: String },
+    TooLarge {
+        url: String,
+        /// Which cap was hit: `document`, `entries`, `unpackedBytes`, `inflatedBytes`, `path` or
+        /// `extensionHeader`.
+        limit: &'static str,
+        reason: String,
+    },
 
     #[error("tarball from {} is corrupt: {}", clip(.url), clip(.reason))]
     BadArchive { url: String, reason: String },
@@ -164,9 +170,10 @@ impl StageError {
             StageError::BadManifest { url, .. } | StageError::BadArchive { url, .. } => {
                 vec![("url", s(url))]
             }
-            StageError::TooLarge { url, .. } | StageError::MissingCli { url, .. } => {
-                vec![("url", s(url))]
+            StageError::TooLarge { url, limit, .. } => {
+                vec![("url", s(url)), ("limit", s(limit))]
             }
+            StageError::MissingCli { url, .. } => vec![("url", s(url))],
             StageError::InvalidVersion { version, tag, .. } => {
                 vec![("version", s(version)), ("tag", s(tag))]
             }

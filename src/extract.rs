@@ -94,30 +94,54 @@ pub fn extract_tgz<R: Read>(
     let mut buf = vec![0u8; COPY_BUF];
     let syncer = fsutil::Syncer::start();
 
-    for entry in archive.entries().map_err(archive_err)? {
+    // Raw iteration: the tar crate would otherwise read GNU long names and PAX records into memory
+    // whole, whatever their size, before this loop could look at them.
+    let mut ext = Extensions::default();
+    for entry in archive.entries().map_err(archive_err)?.raw(true) {
         let mut entry = entry.map_err(archive_err)?;
         if cancel.load(Ordering::Relaxed) {
             return Err(StageError::Aborted);
         }
-        entries_seen += 1;
-        if entries_seen > limits.max_entries {
-            return Err(StageError::TooLarge {
-                url: url.into(),
-                reason: format!("more than {} entries", limits.max_entries),
-            });
+        let kind = entry.header().entry_type();
+        let is_extension = matches!(
+            kind,
+            EntryType::GNULongName | EntryType::GNULongLink | EntryType::XHeader
+        );
+        // Global PAX headers are counted like entries: nothing else bounds how many there are.
+        if !is_extension {
+            entries_seen += 1;
+            if entries_seen > limits.max_entries {
+                return Err(StageError::TooLarge {
+                    url: url.into(),
+                    limit: "entries",
+                    reason: format!("more than {} entries", limits.max_entries),
+                });
+            }
         }
-        let raw_path = entry.path_bytes().into_owned();
+        if is_extension || kind == EntryType::XGlobalHeader {
+            ext.read(&mut entry, url)?;
+            continue;
+        }
+        let ext = std::mem::take(&mut ext);
+        let raw_path = match (ext.long_name, ext.pax_path) {
+            (Some(p), None) | (None, Some(p)) => p,
+            (None, None) => entry.path_bytes().into_owned(),
+            (Some(p), Some(_)) => {
+                return Err(StageError::UnsafeEntry {
+                    url: url.into(),
+                    entry: clip(&String::from_utf8_lossy(&p)),
+                    reason: "both a GNU long name and a PAX path name this entry".into(),
+                })
+            }
+        };
         let shown = clip(&String::from_utf8_lossy(&raw_path));
         let unsafe_entry = |reason: &str| StageError::UnsafeEntry {
             url: url.into(),
             entry: shown.clone(),
             reason: reason.into(),
         };
-        let kind = entry.header().entry_type();
         match kind {
             EntryType::Regular | EntryType::Continuous | EntryType::Directory => {}
-            // A global PAX header carries defaults, not a file; tar reports it as an entry.
-            EntryType::XGlobalHeader => continue,
             EntryType::Symlink => return Err(unsafe_entry("symbolic links are not allowed")),
             EntryType::Link => return Err(unsafe_entry("hard links are not allowed")),
             other => {
@@ -127,13 +151,15 @@ pub fn extract_tgz<R: Read>(
             }
         }
         // A PAX size that differs from the header's lets two tar readers see two different
-        // archives (one reads the hidden bytes as more entries); refuse the ambiguity.
+        // archives (one reads the hidden bytes as more entries); refuse the ambiguity. The body
+        // is read by the header's size, which is then the only one.
         let header_size = entry.header().entry_size().map_err(archive_err)?;
-        if header_size != entry.size() {
-            return Err(unsafe_entry(&format!(
-                "PAX size {} disagrees with the header's {header_size}",
-                entry.size()
-            )));
+        if let Some(pax_size) = ext.pax_size {
+            if pax_size != header_size {
+                return Err(unsafe_entry(&format!(
+                    "PAX size {pax_size} disagrees with the header's {header_size}"
+                )));
+            }
         }
         let top = top_component(&raw_path);
         match &root {
@@ -152,6 +178,7 @@ pub fn extract_tgz<R: Read>(
             Err(PathProblem::TooLarge(reason)) => {
                 return Err(StageError::TooLarge {
                     url: url.into(),
+                    limit: "path",
                     reason: format!("entry `{shown}`: {reason}"),
                 })
             }
@@ -169,6 +196,7 @@ pub fn extract_tgz<R: Read>(
         if stats.bytes.saturating_add(size) > limits.max_bytes {
             return Err(StageError::TooLarge {
                 url: url.into(),
+                limit: "unpackedBytes",
                 reason: format!("unpacked size exceeds {} bytes", limits.max_bytes),
             });
         }
@@ -209,6 +237,13 @@ pub fn extract_tgz<R: Read>(
         stats.bytes += written;
     }
 
+    if ext.is_pending() {
+        return Err(StageError::BadArchive {
+            url: url.into(),
+            reason: "a long-name or PAX header describes no entry".into(),
+        });
+    }
+
     // Read the inflated stream to its end: the gzip trailer's CRC and length are only checked
     // there, and a truncated stream must fail here rather than stage a runtime.
     let mut capped = archive.into_inner();
@@ -218,6 +253,151 @@ pub fn extract_tgz<R: Read>(
     io::copy(&mut raw, &mut io::sink()).map_err(archive_err)?;
     syncer.finish()?;
     Ok(stats)
+}
+
+/// Largest PAX or GNU extension record read: real ones hold a path and a few times, well under
+/// 1 KiB; the cap is checked against the header before a byte of the body is buffered.
+pub const MAX_EXTENSION_BYTES: u64 = 64 * 1024;
+/// Longest path an extension may name, far past any real one (the sanitiser allows much less);
+/// only a bound on what is held in memory and quoted, the real path caps come after.
+pub const MAX_EXTENDED_PATH_BYTES: usize = 4096;
+
+/// What GNU long-name and PAX headers say about the next entry, applied to it here rather than by
+/// the tar crate, so their sizes are checked before their bodies are read.
+#[derive(Default)]
+struct Extensions {
+    long_name: Option<Vec<u8>>,
+    long_link: Option<Vec<u8>>,
+    pax_path: Option<Vec<u8>>,
+    pax_size: Option<u64>,
+    pax_seen: bool,
+}
+
+impl Extensions {
+    fn is_pending(&self) -> bool {
+        self.long_name.is_some() || self.long_link.is_some() || self.pax_seen
+    }
+
+    /// Reads one extension header (`L`, `K`, `x` or `g`) into `self`, refusing an oversized one
+    /// before buffering it.
+    fn read<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, url: &str) -> Result<()> {
+        let kind = entry.header().entry_type();
+        let header_name = clip(&String::from_utf8_lossy(&entry.header().path_bytes()));
+        let size = entry
+            .header()
+            .entry_size()
+            .map_err(|e| archive_error(url, e))?;
+        let is_name = matches!(kind, EntryType::GNULongName | EntryType::GNULongLink);
+        // A long name's body is the name itself (plus a NUL), so it gets the path bound.
+        let cap = if is_name {
+            MAX_EXTENDED_PATH_BYTES as u64 + 1
+        } else {
+            MAX_EXTENSION_BYTES
+        };
+        if size > cap {
+            return Err(StageError::TooLarge {
+                url: url.into(),
+                limit: "extensionHeader",
+                reason: format!(
+                    "the {} header `{header_name}` holds {size} bytes, more than {cap}",
+                    kind_name(kind)
+                ),
+            });
+        }
+        let unsafe_entry = |reason: &str| StageError::UnsafeEntry {
+            url: url.into(),
+            entry: header_name.clone(),
+            reason: reason.into(),
+        };
+        let twice = match kind {
+            EntryType::GNULongName => self.long_name.is_some(),
+            EntryType::GNULongLink => self.long_link.is_some(),
+            EntryType::XHeader => self.pax_seen,
+            _ => false,
+        };
+        // Readers disagree on which of two such headers wins; refuse the ambiguity.
+        if twice {
+            return Err(unsafe_entry(&format!(
+                "two {} headers describe one entry",
+                kind_name(kind)
+            )));
+        }
+        let mut body = Vec::with_capacity(size as usize);
+        entry
+            .take(size)
+            .read_to_end(&mut body)
+            .map_err(|e| archive_error(url, e))?;
+        if body.len() as u64 != size {
+            return Err(archive_error(
+                url,
+                io::Error::from(io::ErrorKind::UnexpectedEof),
+            ));
+        }
+        match kind {
+            EntryType::GNULongName | EntryType::GNULongLink => {
+                while body.last() == Some(&0) {
+                    body.pop();
+                }
+                if kind == EntryType::GNULongName {
+                    self.long_name = Some(body);
+                } else {
+                    self.long_link = Some(body);
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
+        let global = kind == EntryType::XGlobalHeader;
+        self.pax_seen |= !global;
+        for record in tar::PaxExtensions::new(&body) {
+            let record = record.map_err(|_| StageError::BadArchive {
+                url: url.into(),
+                reason: format!("malformed PAX record in `{header_name}`"),
+            })?;
+            let (key, value) = (record.key_bytes(), record.value_bytes());
+            if matches!(key, b"path" | b"linkpath" | b"size") && global {
+                // Readers disagree on whether a global path or size applies to every entry.
+                return Err(unsafe_entry(&format!(
+                    "a global PAX header sets `{}`",
+                    String::from_utf8_lossy(key)
+                )));
+            }
+            match key {
+                b"path" | b"linkpath" if value.len() > MAX_EXTENDED_PATH_BYTES => {
+                    return Err(StageError::TooLarge {
+                        url: url.into(),
+                        limit: "path",
+                        reason: format!(
+                            "PAX `{}` is {} bytes, more than {MAX_EXTENDED_PATH_BYTES}",
+                            String::from_utf8_lossy(key),
+                            value.len()
+                        ),
+                    });
+                }
+                b"path" => self.pax_path = Some(value.to_vec()),
+                // Links are refused whatever their target; the target itself is not needed.
+                b"linkpath" => {}
+                b"size" => {
+                    let size = std::str::from_utf8(value)
+                        .ok()
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .ok_or_else(|| unsafe_entry("PAX size is not a number"))?;
+                    self.pax_size = Some(size);
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn kind_name(kind: EntryType) -> &'static str {
+    match kind {
+        EntryType::GNULongName => "GNU long-name",
+        EntryType::GNULongLink => "GNU long-link",
+        EntryType::XGlobalHeader => "global PAX",
+        _ => "PAX",
+    }
 }
 
 fn open_for_write(target: &Path, executable: bool) -> Result<File> {
@@ -250,6 +430,7 @@ fn archive_error(url: &str, e: io::Error) -> StageError {
     if let Some(limit) = e.get_ref().and_then(|i| i.downcast_ref::<LimitExceeded>()) {
         return StageError::TooLarge {
             url: url.into(),
+            limit: "inflatedBytes",
             reason: limit.to_string(),
         };
     }
@@ -728,5 +909,225 @@ mod tests {
             fs::read(dest.join("dist/cli.js")).unwrap(),
             b"console.log(1)"
         );
+    }
+
+    type RawRecord<'a> = (EntryType, &'a str, u64, &'a [u8]);
+
+    /// A raw tar stream of (type, name, declared size, body) records, gzipped; the body may be
+    /// shorter than the declared size, to show a header is refused before its body is read.
+    fn raw_tgz(records: &[RawRecord]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (kind, name, size, body) in records {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(*kind);
+            h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+            h.set_size(*size);
+            h.set_mode(0o644);
+            h.set_cksum();
+            out.extend_from_slice(h.as_bytes());
+            out.extend_from_slice(body);
+            out.resize(out.len().div_ceil(512) * 512, 0);
+        }
+        out.extend_from_slice(&[0u8; 1024]);
+        let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
+        enc.write_all(&out).unwrap();
+        enc.finish().unwrap()
+    }
+
+    fn pax(records: &[(&str, &str)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (k, v) in records {
+            let rest = format!(" {k}={v}\n");
+            let mut len = rest.len() + 1;
+            while format!("{len}").len() + rest.len() != len {
+                len += 1;
+            }
+            out.extend_from_slice(format!("{len}{rest}").as_bytes());
+        }
+        out
+    }
+
+    const L: EntryType = EntryType::GNULongName;
+    const K: EntryType = EntryType::GNULongLink;
+    const X: EntryType = EntryType::XHeader;
+    const G: EntryType = EntryType::XGlobalHeader;
+    const F: EntryType = EntryType::Regular;
+
+    #[test]
+    fn huge_extension_headers_are_refused_before_their_body_is_read() {
+        // Each header declares 300 MiB but carries 1 KiB: reading it would fail as truncated,
+        // so ETOO_LARGE shows the size was refused from the header alone.
+        let huge = 300u64 << 20;
+        for kind in [L, K, X, G] {
+            let data = raw_tgz(&[
+                (kind, "././@LongLink", huge, &[b'a'; 1024]),
+                (F, "package/a.js", 1, b"x"),
+            ]);
+            let tmp = tempfile::tempdir().unwrap();
+            let err = run(&data, &tmp.path().join("a")).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    StageError::TooLarge {
+                        limit: "extensionHeader",
+                        ..
+                    }
+                ),
+                "{kind:?}: {err}"
+            );
+            assert!(err.to_string().len() < 1000);
+        }
+    }
+
+    #[test]
+    fn extension_caps_sit_at_4_kib_names_and_64_kib_records() {
+        let name = format!("package/{}", "n".repeat(MAX_EXTENDED_PATH_BYTES));
+        let data = raw_tgz(&[
+            (L, "././@LongLink", name.len() as u64, name.as_bytes()),
+            (F, "package/a.js", 1, b"x"),
+        ]);
+        let tmp = tempfile::tempdir().unwrap();
+        let err = run(&data, &tmp.path().join("a")).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StageError::TooLarge {
+                    limit: "extensionHeader",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+
+        // A PAX record under 64 KiB whose path is over 4 KiB.
+        let rec = pax(&[("path", &name)]);
+        let data = raw_tgz(&[
+            (X, "pax", rec.len() as u64, &rec),
+            (F, "package/a.js", 1, b"x"),
+        ]);
+        let err = run(&data, &tmp.path().join("b")).unwrap_err();
+        assert!(
+            matches!(err, StageError::TooLarge { limit: "path", .. }),
+            "{err}"
+        );
+        assert!(err.to_string().len() < 1000);
+
+        let rec = pax(&[("comment", &"c".repeat(MAX_EXTENSION_BYTES as usize))]);
+        let data = raw_tgz(&[
+            (X, "pax", rec.len() as u64, &rec),
+            (F, "package/a.js", 1, b"x"),
+        ]);
+        let err = run(&data, &tmp.path().join("c")).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StageError::TooLarge {
+                    limit: "extensionHeader",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn long_names_and_pax_paths_apply_to_the_next_entry() {
+        let long = format!("package/{}/cli.js", "d".repeat(120));
+        let data = raw_tgz(&[
+            (
+                L,
+                "././@LongLink",
+                long.len() as u64 + 1,
+                format!("{long}\0").as_bytes(),
+            ),
+            (F, "package/short", 2, b"ok"),
+            (F, "package/plain.js", 1, b"p"),
+        ]);
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = tmp.path().join("a");
+        run(&data, &dest).unwrap();
+        assert_eq!(
+            fs::read(dest.join(&long["package/".len()..])).unwrap(),
+            b"ok"
+        );
+        assert!(!dest.join("short").exists());
+        assert_eq!(fs::read(dest.join("plain.js")).unwrap(), b"p");
+
+        let rec = pax(&[
+            ("path", "package/from-pax.js"),
+            ("mtime", "1.5"),
+            ("size", "2"),
+        ]);
+        let comment = pax(&[("comment", "built by git")]);
+        let data = raw_tgz(&[
+            (G, "global", comment.len() as u64, &comment),
+            (X, "pax", rec.len() as u64, &rec),
+            (F, "package/ignored", 2, b"px"),
+        ]);
+        let dest = tmp.path().join("b");
+        run(&data, &dest).unwrap();
+        assert_eq!(fs::read(dest.join("from-pax.js")).unwrap(), b"px");
+        assert!(!dest.join("ignored").exists());
+    }
+
+    #[test]
+    fn ambiguous_or_dangling_extensions_are_refused() {
+        let name = b"package/a.js";
+        let p = pax(&[("path", "package/b.js")]);
+        let gpath = pax(&[("path", "package/c.js")]);
+        let gsize = pax(&[("size", "1")]);
+        let cases: Vec<(Vec<RawRecord>, &str)> = vec![
+            (
+                vec![
+                    (L, "l", 12, name),
+                    (L, "l", 12, name),
+                    (F, "package/x", 0, b""),
+                ],
+                "EUNSAFE_ENTRY",
+            ),
+            (
+                vec![
+                    (X, "x", p.len() as u64, &p),
+                    (X, "x", p.len() as u64, &p),
+                    (F, "package/x", 0, b""),
+                ],
+                "EUNSAFE_ENTRY",
+            ),
+            (
+                vec![
+                    (L, "l", 12, name),
+                    (X, "x", p.len() as u64, &p),
+                    (F, "package/x", 0, b""),
+                ],
+                "EUNSAFE_ENTRY",
+            ),
+            (
+                vec![
+                    (G, "g", gpath.len() as u64, &gpath),
+                    (F, "package/x", 0, b""),
+                ],
+                "EUNSAFE_ENTRY",
+            ),
+            (
+                vec![
+                    (G, "g", gsize.len() as u64, &gsize),
+                    (F, "package/x", 0, b""),
+                ],
+                "EUNSAFE_ENTRY",
+            ),
+            (
+                vec![(F, "package/x", 0, b""), (L, "l", 12, name)],
+                "EBADARCHIVE",
+            ),
+            (
+                vec![(X, "x", 7, b"garbage"), (F, "package/x", 0, b"")],
+                "EBADARCHIVE",
+            ),
+        ];
+        for (i, (records, code)) in cases.iter().enumerate() {
+            let tmp = tempfile::tempdir().unwrap();
+            let err = run(&raw_tgz(records), &tmp.path().join("a")).unwrap_err();
+            assert_eq!(err.code(), *code, "case {i}: {err}");
+        }
     }
 }
