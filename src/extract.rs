@@ -187,8 +187,18 @@ pub fn extract_tgz<R: Read>(
         // directories are ever written, so joining a sanitised relative path stays inside it.
         let target = dest.join(&rel);
 
+        // A name that is a file in one entry and a folder in another is the package's fault;
+        // the file system's refusal is reported as such, not as a disk failure.
+        let clash = |e: io::Error| match kind_clash(dest, &rel) {
+            Some(name) => StageError::UnsafeEntry {
+                url: url.into(),
+                entry: clip(&name),
+                reason: "a file and a folder of the same name".into(),
+            },
+            None => StageError::io("creating", &target, e),
+        };
         if kind == EntryType::Directory {
-            fsutil::create_dir_all(&target)?;
+            fs::create_dir_all(&target).map_err(clash)?;
             continue;
         }
 
@@ -201,7 +211,7 @@ pub fn extract_tgz<R: Read>(
             });
         }
         if let Some(parent) = target.parent() {
-            fsutil::create_dir_all(parent)?;
+            fs::create_dir_all(parent).map_err(clash)?;
         }
         let rel_str = rel.to_string_lossy().replace('\\', "/");
         let executable = entry
@@ -210,7 +220,12 @@ pub fn extract_tgz<R: Read>(
             .map(|m| m & 0o111 != 0)
             .unwrap_or(false)
             || bins.contains(&rel_str);
-        let mut file = open_for_write(&target, executable)?;
+        let mut file = open_for_write(&target, executable).map_err(|e| match e {
+            StageError::Io { .. } if kind_clash(dest, &rel).is_some() => {
+                clash(io::ErrorKind::AlreadyExists.into())
+            }
+            e => e,
+        })?;
         let mut written = 0u64;
         loop {
             if cancel.load(Ordering::Relaxed) {
@@ -398,6 +413,53 @@ fn kind_name(kind: EntryType) -> &'static str {
         EntryType::XGlobalHeader => "global PAX",
         _ => "PAX",
     }
+}
+
+/// The first prefix of `rel` (itself included) that exists below `dest` as something other than a
+/// folder, or `rel` itself when it is an existing folder: the name a file and a folder both claim.
+/// On a case-insensitive file system this also catches `A` and `a/b`.
+fn kind_clash(dest: &Path, rel: &Path) -> Option<String> {
+    let mut at = dest.to_path_buf();
+    for comp in rel.components() {
+        at.push(comp);
+        match fs::symlink_metadata(&at) {
+            Ok(m) if !m.is_dir() => return Some(shown_rel(dest, &at)),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    // Every component is a folder: a file entry named like an existing folder.
+    Some(shown_rel(dest, &at))
+}
+
+fn shown_rel(dest: &Path, at: &Path) -> String {
+    at.strip_prefix(dest)
+        .unwrap_or(at)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+/// Refuses a package whose own files sit where a folder must go (`node_modules` or
+/// `node_modules/node-pty` shipped as a file, or a link): the native modules are copied there, and
+/// the package, not the disk, is at fault.
+pub fn require_folders_or_absent(root: &Path, rel: &[&str], url: &str) -> Result<()> {
+    let mut at = root.to_path_buf();
+    for (i, comp) in rel.iter().enumerate() {
+        at.push(comp);
+        match fs::symlink_metadata(&at) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(StageError::UnsafeEntry {
+                    url: clip(url),
+                    entry: rel[..=i].join("/"),
+                    reason: "the package ships a file where the native modules folder goes".into(),
+                })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(StageError::io("reading", &at, e)),
+        }
+    }
+    Ok(())
 }
 
 fn open_for_write(target: &Path, executable: bool) -> Result<File> {
@@ -1129,5 +1191,61 @@ mod tests {
             let err = run(&raw_tgz(records), &tmp.path().join("a")).unwrap_err();
             assert_eq!(err.code(), *code, "case {i}: {err}");
         }
+    }
+
+    #[test]
+    fn a_file_and_a_folder_of_one_name_is_the_packages_fault() {
+        let cases: &[&[(&str, EntryType, &[u8])]] = &[
+            // A file, then a folder of the same name.
+            &[
+                ("package/lib", EntryType::Regular, b"x"),
+                ("package/lib/", EntryType::Directory, b""),
+            ],
+            // A file, then a file below a folder of that name.
+            &[
+                ("package/lib", EntryType::Regular, b"x"),
+                ("package/lib/a.js", EntryType::Regular, b"y"),
+            ],
+            // A folder, then a file of the same name.
+            &[
+                ("package/lib/", EntryType::Directory, b""),
+                ("package/lib", EntryType::Regular, b"x"),
+            ],
+            // A folder made implicitly by a file below it, then a file of its name.
+            &[
+                ("package/lib/a.js", EntryType::Regular, b"y"),
+                ("package/lib", EntryType::Regular, b"x"),
+            ],
+        ];
+        for (i, entries) in cases.iter().enumerate() {
+            let tmp = tempfile::tempdir().unwrap();
+            let err = run(&tgz(entries), &tmp.path().join("a")).unwrap_err();
+            assert!(
+                matches!(&err, StageError::UnsafeEntry { entry, .. } if entry == "lib"),
+                "case {i}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn native_modules_folder_shipped_as_a_file_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        require_folders_or_absent(root, &["node_modules", "node-pty"], "u").unwrap();
+        fs::create_dir(root.join("node_modules")).unwrap();
+        require_folders_or_absent(root, &["node_modules", "node-pty"], "u").unwrap();
+        fs::write(root.join("node_modules/node-pty"), "x").unwrap();
+        let err = require_folders_or_absent(root, &["node_modules", "node-pty"], "u").unwrap_err();
+        assert!(
+            matches!(&err, StageError::UnsafeEntry { entry, .. } if entry == "node_modules/node-pty"),
+            "{err}"
+        );
+        fs::remove_dir_all(root.join("node_modules")).unwrap();
+        fs::write(root.join("node_modules"), "x").unwrap();
+        let err = require_folders_or_absent(root, &["node_modules", "node-pty"], "u").unwrap_err();
+        assert!(
+            matches!(&err, StageError::UnsafeEntry { entry, .. } if entry == "node_modules"),
+            "{err}"
+        );
     }
 }

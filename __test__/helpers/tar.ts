@@ -29,7 +29,8 @@ function octal(n: number, width: number): string {
   return n.toString(8).padStart(width - 1, '0') + '\0'
 }
 
-function header(name: string, typeflag: string, size: number, mode: number, linkname = ''): Buffer {
+/** One raw 512-byte ustar header, for records the entry list cannot express (GNU `L`, say). */
+export function header(name: string, typeflag: string, size: number, mode = 0o644, linkname = ''): Buffer {
   const h = Buffer.alloc(512)
   const nameBytes = Buffer.from(name)
   if (nameBytes.length > 100) {
@@ -56,7 +57,7 @@ function header(name: string, typeflag: string, size: number, mode: number, link
   return h
 }
 
-function pad(body: Buffer): Buffer {
+export function pad(body: Buffer): Buffer {
   const rest = body.length % 512
   return rest === 0 ? body : Buffer.concat([body, Buffer.alloc(512 - rest)])
 }
