@@ -4,12 +4,12 @@ import { execFileSync } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
-import { gzipSync } from 'node:zlib'
+import { createGzip, gzipSync } from 'node:zlib'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { binding, rejection } from './helpers/binding'
 import { cliBody, snapshot, tempDir } from './helpers/fixtures'
 import { Scenario } from './helpers/scenario'
-import { tar, tgz, type TarEntry } from './helpers/tar'
+import { header, pad, tar, tgz, type TarEntry } from './helpers/tar'
 
 const { checkAndStageLatestRuntime } = binding
 
@@ -85,6 +85,24 @@ const cases: { name: string; code: string; tarball: () => Buffer }[] = [
       tgz([...base, { path: 'package/a.js', body: 'x'.repeat(1024), headerSize: 1024, pax: { size: '2048' } }]),
   },
   {
+    name: 'a file, then a folder of the same name',
+    code: 'EUNSAFE_ENTRY',
+    tarball: () => tgz([...base, { path: 'package/lib', body: 'x' }, { path: 'package/lib/a.js', body: 'y' }]),
+  },
+  {
+    name: 'a folder, then a file of the same name',
+    code: 'EUNSAFE_ENTRY',
+    tarball: () => tgz([...base, { path: 'package/lib', type: 'dir' }, { path: 'package/lib', body: 'x' }]),
+  },
+  { name: 'node_modules shipped as a file', code: 'EUNSAFE_ENTRY', tarball: () => tgz([...base, { path: 'package/node_modules', body: 'x' }]) },
+  {
+    name: 'node_modules/node-pty shipped as a file',
+    code: 'EUNSAFE_ENTRY',
+    tarball: () => tgz([...base, { path: 'package/node_modules/node-pty', body: 'x' }]),
+  },
+  { name: 'a superscript port name', code: 'EUNSAFE_ENTRY', tarball: () => tgz([...base, { path: 'package/lib/COM\u00b9.js', body: 'x' }]) },
+  { name: 'a character Windows refuses', code: 'EUNSAFE_ENTRY', tarball: () => tgz([...base, { path: 'package/lib/a?.js', body: 'x' }]) },
+  {
     name: 'a gzip bomb',
     code: 'ETOO_LARGE',
     // 64 MiB of zeros in one entry compresses to ~64 KiB; the document claims 1 MiB unpacked.
@@ -121,6 +139,28 @@ describe('hostile tarballs', () => {
       expect(s.tree('1.0.5')).toContain('dist/cli.js')
     })
   }
+
+  it('refuses a 300 MiB GNU long name with ETOO_LARGE before reading it, in a short message', async () => {
+    const tarball = await hugeLongName()
+    expect(tarball.length).toBeLessThan(2 << 20)
+    s.publish('1.1.0', tarball)
+    const rssBefore = process.memoryUsage().rss
+    const err = await rejection(checkAndStageLatestRuntime(s.opts()))
+    expect(err).toMatchObject({ code: 'ETOO_LARGE', limit: 'extensionHeader' })
+    expect(err.message.length).toBeLessThan(1000)
+    // The name is never buffered: the process grows by far less than the name's 300 MiB.
+    expect(process.memoryUsage().rss - rssBefore).toBeLessThan(100 << 20)
+    expect(s.partials()).toEqual([])
+  })
+
+  it('reads every gzip member: dist/cli.js in the second one is staged whole', async () => {
+    const raw = tar(base)
+    // The first entry (package.json, header and one block) ends at byte 1024: cut there.
+    const tarball = Buffer.concat([gzipSync(raw.subarray(0, 1024)), gzipSync(raw.subarray(1024))])
+    s.publish('1.1.0', tarball)
+    expect(await checkAndStageLatestRuntime(s.opts())).toEqual({ kind: 'staged', version: '1.1.0' })
+    expect(fs.readFileSync(path.join(s.versionsDir, '1.1.0', 'dist/cli.js'), 'utf8')).toBe(cliBody('1.1.0'))
+  })
 
   it('names the refused entry', async () => {
     s.publish('1.1.0', tgz([...base, { path: 'package/lnk', type: 'symlink', linkname: '/etc' }]))
@@ -186,3 +226,30 @@ describe('a full disk', () => {
     }
   })
 })
+
+let hugeLongNameCache: Promise<Buffer> | undefined
+
+/** A tarball whose GNU long-name header holds a 300 MiB name of `a`s: gzipped as a stream, so
+ * neither the test nor the registry ever holds the name; the result is a few hundred KiB. */
+function hugeLongName(): Promise<Buffer> {
+  hugeLongNameCache ??= new Promise<Buffer>((resolve, reject) => {
+    const size = 300 << 20
+    const gz = createGzip({ level: 1 })
+    const out: Buffer[] = []
+    gz.on('data', (c: Buffer) => out.push(c))
+    gz.on('end', () => resolve(Buffer.concat(out)))
+    gz.on('error', reject)
+    const chunk = Buffer.alloc(1 << 20, 'a')
+    let written = 0
+    const pump = () => {
+      if (written === 0) gz.write(header('././@LongLink', 'L', size))
+      while (written < size) {
+        written += chunk.length
+        if (!gz.write(chunk)) return void gz.once('drain', pump)
+      }
+      gz.end(Buffer.concat([header('package/a.js', '0', 1), pad(Buffer.from('x')), Buffer.alloc(1024)]))
+    }
+    pump()
+  })
+  return hugeLongNameCache
+}

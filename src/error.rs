@@ -11,10 +11,10 @@ pub type Result<T, E = StageError> = std::result::Result<T, E>;
 /// Cloneable so that concurrent callers sharing one staging run can each receive its result.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StageError {
-    #[error("invalid option `{name}`: {reason}")]
+    #[error("invalid option `{name}`: {}", clip(.reason))]
     InvalidOption { name: &'static str, reason: String },
 
-    #[error("GET {url} answered HTTP {status}")]
+    #[error("GET {} answered HTTP {status}", clip(.url))]
     Http {
         url: String,
         status: u16,
@@ -22,25 +22,28 @@ pub enum StageError {
         retry_after: Option<Duration>,
     },
 
-    #[error("{phase} {url} timed out after {ms} ms")]
+    #[error("{phase} {} timed out after {ms} ms", clip(.url))]
     Timeout {
         url: String,
         phase: &'static str,
         ms: u64,
     },
 
-    #[error("network error during {phase} {url}: {message}")]
+    #[error("network error during {phase} {}: {}", clip(.url), clip(.message))]
     Network {
         url: String,
         phase: &'static str,
         message: String,
     },
 
-    #[error("package document from {url} is unusable: {reason}")]
+    #[error("package document from {} is unusable: {}", clip(.url), clip(.reason))]
     BadManifest { url: String, reason: String },
 
     #[error(
-        "dist-tag `{tag}` of {package} names `{version}`, which is not a valid semver version"
+        "dist-tag `{}` of {} names `{}`, which is not a valid semver version",
+        clip(.tag),
+        clip(.package),
+        clip(.version)
     )]
     InvalidVersion {
         package: String,
@@ -48,36 +51,52 @@ pub enum StageError {
         version: String,
     },
 
-    #[error("integrity check failed for {url}: expected {expected}, got {actual}")]
+    #[error(
+        "integrity check failed for {}: expected {}, got {}",
+        clip(.url),
+        clip(.expected),
+        clip(.actual)
+    )]
     Integrity {
         url: String,
         expected: String,
         actual: String,
     },
 
-    #[error("refusing tarball entry `{entry}` from {url}: {reason}")]
+    #[error(
+        "refusing tarball entry `{}` from {}: {}",
+        clip(.entry),
+        clip(.url),
+        clip(.reason)
+    )]
     UnsafeEntry {
         url: String,
         entry: String,
         reason: String,
     },
 
-    #[error("tarball from {url} exceeds a limit: {reason}")]
-    TooLarge { url: String, reason: String },
+    #[error("tarball from {} exceeds a limit: {}", clip(.url), clip(.reason))]
+    TooLarge {
+        url: String,
+        /// Which cap was hit: `document`, `entries`, `unpackedBytes`, `inflatedBytes`, `path` or
+        /// `extensionHeader`.
+        limit: &'static str,
+        reason: String,
+    },
 
-    #[error("tarball from {url} is corrupt: {reason}")]
+    #[error("tarball from {} is corrupt: {}", clip(.url), clip(.reason))]
     BadArchive { url: String, reason: String },
 
-    #[error("the runtime package from {url} has no {missing}")]
+    #[error("the runtime package from {} has no {missing}", clip(.url))]
     MissingCli { url: String, missing: String },
 
-    #[error("native modules folder {} has no node-pty", path.display())]
+    #[error("native modules folder {} has no node-pty", clip_path(.path))]
     NativeDeps { path: PathBuf },
 
-    #[error("no space left on device while {op} {}", path.display())]
+    #[error("no space left on device while {op} {}", clip_path(.path))]
     NoSpace { op: &'static str, path: PathBuf },
 
-    #[error("{op} {} failed: {source}", path.display())]
+    #[error("{op} {} failed: {}", clip_path(.path), clip(&.source.to_string()))]
     Io {
         op: &'static str,
         path: PathBuf,
@@ -132,48 +151,50 @@ impl StageError {
         StageError::io(op, path, io::Error::other(message))
     }
 
-    /// Structured fields for JS, beside `code` and `message`.
+    /// Structured fields for JS, beside `code` and `message`; every string is clipped.
     pub fn fields(&self) -> Vec<(&'static str, Field)> {
         use Field::*;
+        let s = |v: &str| Str(clip(v));
         match self {
             StageError::Http { url, status, .. } => {
-                vec![("url", Str(url.clone())), ("status", Num(*status as f64))]
+                vec![("url", s(url)), ("status", Num(*status as f64))]
             }
             StageError::Timeout { url, ms, phase } => vec![
-                ("url", Str(url.clone())),
+                ("url", s(url)),
                 ("timeoutMs", Num(*ms as f64)),
-                ("phase", Str((*phase).into())),
+                ("phase", s(phase)),
             ],
             StageError::Network { url, phase, .. } => {
-                vec![("url", Str(url.clone())), ("phase", Str((*phase).into()))]
+                vec![("url", s(url)), ("phase", s(phase))]
             }
             StageError::BadManifest { url, .. } | StageError::BadArchive { url, .. } => {
-                vec![("url", Str(url.clone()))]
+                vec![("url", s(url))]
             }
-            StageError::TooLarge { url, .. } | StageError::MissingCli { url, .. } => {
-                vec![("url", Str(url.clone()))]
+            StageError::TooLarge { url, limit, .. } => {
+                vec![("url", s(url)), ("limit", s(limit))]
             }
+            StageError::MissingCli { url, .. } => vec![("url", s(url))],
             StageError::InvalidVersion { version, tag, .. } => {
-                vec![("version", Str(version.clone())), ("tag", Str(tag.clone()))]
+                vec![("version", s(version)), ("tag", s(tag))]
             }
             StageError::Integrity {
                 url,
                 expected,
                 actual,
             } => vec![
-                ("url", Str(url.clone())),
-                ("expected", Str(expected.clone())),
-                ("actual", Str(actual.clone())),
+                ("url", s(url)),
+                ("expected", s(expected)),
+                ("actual", s(actual)),
             ],
             StageError::UnsafeEntry { url, entry, .. } => {
-                vec![("url", Str(url.clone())), ("entry", Str(entry.clone()))]
+                vec![("url", s(url)), ("entry", s(entry))]
             }
             StageError::NativeDeps { path }
             | StageError::NoSpace { path, .. }
             | StageError::Io { path, .. } => {
-                vec![("path", Str(path.display().to_string()))]
+                vec![("path", Str(clip_path(path)))]
             }
-            StageError::InvalidOption { name, .. } => vec![("option", Str((*name).into()))],
+            StageError::InvalidOption { name, .. } => vec![("option", s(name))],
             StageError::Aborted => vec![],
         }
     }
@@ -186,6 +207,24 @@ impl StageError {
             _ => false,
         }
     }
+}
+
+/// Longest run of characters from outside (a registry, a tarball, the user) that an error message
+/// or field carries: enough to recognise a URL or an entry name, never a megabyte of hostile text.
+pub const MAX_SHOWN_CHARS: usize = 300;
+
+/// `s` cut to at most [`MAX_SHOWN_CHARS`] characters, with `…` marking the cut. Cuts on a character
+/// boundary, so any UTF-8 input is safe.
+pub fn clip(s: &str) -> String {
+    match s.char_indices().nth(MAX_SHOWN_CHARS) {
+        None => s.to_string(),
+        Some((end, _)) => format!("{}…", &s[..end]),
+    }
+}
+
+/// A path for a message, clipped like any other outside string.
+fn clip_path(p: &Path) -> String {
+    clip(&p.display().to_string())
 }
 
 /// A structured field value attached to the JS error.
@@ -257,5 +296,64 @@ mod tests {
         let f = e.fields();
         assert!(f.contains(&("expected", Field::Str("sha512-a".into()))));
         assert!(f.contains(&("actual", Field::Str("sha512-b".into()))));
+    }
+
+    #[test]
+    fn clip_keeps_short_strings_and_cuts_long_ones_on_a_char_boundary() {
+        assert_eq!(clip("short"), "short");
+        let exact = "a".repeat(MAX_SHOWN_CHARS);
+        assert_eq!(clip(&exact), exact);
+        let long = "é".repeat(MAX_SHOWN_CHARS * 10);
+        let c = clip(&long);
+        assert_eq!(c.chars().count(), MAX_SHOWN_CHARS + 1);
+        assert!(c.ends_with('…'));
+        assert!(c.starts_with("éé"));
+        // Mixed widths: the cut never lands inside a character.
+        let mixed: String = "a€😀".repeat(MAX_SHOWN_CHARS);
+        assert_eq!(clip(&mixed).chars().count(), MAX_SHOWN_CHARS + 1);
+    }
+
+    #[test]
+    fn messages_and_fields_carry_clipped_outside_strings() {
+        let huge = "x".repeat(1 << 20);
+        let errs = [
+            StageError::UnsafeEntry {
+                url: huge.clone(),
+                entry: huge.clone(),
+                reason: huge.clone(),
+            },
+            StageError::InvalidVersion {
+                package: huge.clone(),
+                tag: huge.clone(),
+                version: huge.clone(),
+            },
+            StageError::BadManifest {
+                url: huge.clone(),
+                reason: huge.clone(),
+            },
+            StageError::Integrity {
+                url: huge.clone(),
+                expected: huge.clone(),
+                actual: huge.clone(),
+            },
+            StageError::Network {
+                url: huge.clone(),
+                phase: "fetching",
+                message: huge.clone(),
+            },
+            StageError::InvalidOption {
+                name: "proxy",
+                reason: huge.clone(),
+            },
+            StageError::io("writing", Path::new(&huge), io::Error::other(huge.clone())),
+        ];
+        for e in errs {
+            assert!(e.to_string().chars().count() < 2000, "{}", e.code());
+            for (name, f) in e.fields() {
+                if let Field::Str(v) = f {
+                    assert!(v.chars().count() <= MAX_SHOWN_CHARS + 1, "{name}");
+                }
+            }
+        }
     }
 }

@@ -5,9 +5,9 @@
 //! and every read or write error is fatal.
 
 use crate::config::{MAX_PATH_BYTES, MAX_PATH_DEPTH};
-use crate::error::{Result, StageError};
+use crate::error::{clip, Result, StageError};
 use crate::fsutil;
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -75,8 +75,13 @@ pub fn extract_tgz<R: Read>(
 ) -> Result<Extracted> {
     fs::create_dir(dest).map_err(|e| StageError::io("creating", dest, e))?;
     // Headers, padding and PAX records cost at most a few KiB per entry on top of file bodies.
-    let cap = limits.max_bytes + limits.max_entries.saturating_mul(4096) + (1 << 20);
-    let gz = GzDecoder::new(src);
+    let cap = limits
+        .max_bytes
+        .saturating_add(limits.max_entries.saturating_mul(4096))
+        .saturating_add(1 << 20);
+    // Every gzip member, as npm and GNU tar read it: a tarball written as several concatenated
+    // members (parallel compressors do this) is one archive, not its first piece.
+    let gz = MultiGzDecoder::new(src);
     let mut archive = tar::Archive::new(CappedReader {
         inner: gz,
         read: 0,
@@ -89,30 +94,54 @@ pub fn extract_tgz<R: Read>(
     let mut buf = vec![0u8; COPY_BUF];
     let syncer = fsutil::Syncer::start();
 
-    for entry in archive.entries().map_err(archive_err)? {
+    // Raw iteration: the tar crate would otherwise read GNU long names and PAX records into memory
+    // whole, whatever their size, before this loop could look at them.
+    let mut ext = Extensions::default();
+    for entry in archive.entries().map_err(archive_err)?.raw(true) {
         let mut entry = entry.map_err(archive_err)?;
         if cancel.load(Ordering::Relaxed) {
             return Err(StageError::Aborted);
         }
-        entries_seen += 1;
-        if entries_seen > limits.max_entries {
-            return Err(StageError::TooLarge {
-                url: url.into(),
-                reason: format!("more than {} entries", limits.max_entries),
-            });
+        let kind = entry.header().entry_type();
+        let is_extension = matches!(
+            kind,
+            EntryType::GNULongName | EntryType::GNULongLink | EntryType::XHeader
+        );
+        // Global PAX headers are counted like entries: nothing else bounds how many there are.
+        if !is_extension {
+            entries_seen += 1;
+            if entries_seen > limits.max_entries {
+                return Err(StageError::TooLarge {
+                    url: url.into(),
+                    limit: "entries",
+                    reason: format!("more than {} entries", limits.max_entries),
+                });
+            }
         }
-        let raw_path = entry.path_bytes().into_owned();
-        let shown = String::from_utf8_lossy(&raw_path).into_owned();
+        if is_extension || kind == EntryType::XGlobalHeader {
+            ext.read(&mut entry, url)?;
+            continue;
+        }
+        let ext = std::mem::take(&mut ext);
+        let raw_path = match (ext.long_name, ext.pax_path) {
+            (Some(p), None) | (None, Some(p)) => p,
+            (None, None) => entry.path_bytes().into_owned(),
+            (Some(p), Some(_)) => {
+                return Err(StageError::UnsafeEntry {
+                    url: url.into(),
+                    entry: clip(&String::from_utf8_lossy(&p)),
+                    reason: "both a GNU long name and a PAX path name this entry".into(),
+                })
+            }
+        };
+        let shown = clip(&String::from_utf8_lossy(&raw_path));
         let unsafe_entry = |reason: &str| StageError::UnsafeEntry {
             url: url.into(),
             entry: shown.clone(),
             reason: reason.into(),
         };
-        let kind = entry.header().entry_type();
         match kind {
             EntryType::Regular | EntryType::Continuous | EntryType::Directory => {}
-            // A global PAX header carries defaults, not a file; tar reports it as an entry.
-            EntryType::XGlobalHeader => continue,
             EntryType::Symlink => return Err(unsafe_entry("symbolic links are not allowed")),
             EntryType::Link => return Err(unsafe_entry("hard links are not allowed")),
             other => {
@@ -122,13 +151,15 @@ pub fn extract_tgz<R: Read>(
             }
         }
         // A PAX size that differs from the header's lets two tar readers see two different
-        // archives (one reads the hidden bytes as more entries); refuse the ambiguity.
+        // archives (one reads the hidden bytes as more entries); refuse the ambiguity. The body
+        // is read by the header's size, which is then the only one.
         let header_size = entry.header().entry_size().map_err(archive_err)?;
-        if header_size != entry.size() {
-            return Err(unsafe_entry(&format!(
-                "PAX size {} disagrees with the header's {header_size}",
-                entry.size()
-            )));
+        if let Some(pax_size) = ext.pax_size {
+            if pax_size != header_size {
+                return Err(unsafe_entry(&format!(
+                    "PAX size {pax_size} disagrees with the header's {header_size}"
+                )));
+            }
         }
         let top = top_component(&raw_path);
         match &root {
@@ -147,6 +178,7 @@ pub fn extract_tgz<R: Read>(
             Err(PathProblem::TooLarge(reason)) => {
                 return Err(StageError::TooLarge {
                     url: url.into(),
+                    limit: "path",
                     reason: format!("entry `{shown}`: {reason}"),
                 })
             }
@@ -155,20 +187,31 @@ pub fn extract_tgz<R: Read>(
         // directories are ever written, so joining a sanitised relative path stays inside it.
         let target = dest.join(&rel);
 
+        // A name that is a file in one entry and a folder in another is the package's fault;
+        // the file system's refusal is reported as such, not as a disk failure.
+        let clash = |e: io::Error| match kind_clash(dest, &rel) {
+            Some(name) => StageError::UnsafeEntry {
+                url: url.into(),
+                entry: clip(&name),
+                reason: "a file and a folder of the same name".into(),
+            },
+            None => StageError::io("creating", &target, e),
+        };
         if kind == EntryType::Directory {
-            fsutil::create_dir_all(&target)?;
+            fs::create_dir_all(&target).map_err(clash)?;
             continue;
         }
 
         let size = entry.size();
-        if stats.bytes + size > limits.max_bytes {
+        if stats.bytes.saturating_add(size) > limits.max_bytes {
             return Err(StageError::TooLarge {
                 url: url.into(),
+                limit: "unpackedBytes",
                 reason: format!("unpacked size exceeds {} bytes", limits.max_bytes),
             });
         }
         if let Some(parent) = target.parent() {
-            fsutil::create_dir_all(parent)?;
+            fs::create_dir_all(parent).map_err(clash)?;
         }
         let rel_str = rel.to_string_lossy().replace('\\', "/");
         let executable = entry
@@ -177,7 +220,12 @@ pub fn extract_tgz<R: Read>(
             .map(|m| m & 0o111 != 0)
             .unwrap_or(false)
             || bins.contains(&rel_str);
-        let mut file = open_for_write(&target, executable)?;
+        let mut file = open_for_write(&target, executable).map_err(|e| match e {
+            StageError::Io { .. } if kind_clash(dest, &rel).is_some() => {
+                clash(io::ErrorKind::AlreadyExists.into())
+            }
+            e => e,
+        })?;
         let mut written = 0u64;
         loop {
             if cancel.load(Ordering::Relaxed) {
@@ -204,15 +252,214 @@ pub fn extract_tgz<R: Read>(
         stats.bytes += written;
     }
 
+    if ext.is_pending() {
+        return Err(StageError::BadArchive {
+            url: url.into(),
+            reason: "a long-name or PAX header describes no entry".into(),
+        });
+    }
+
     // Read the inflated stream to its end: the gzip trailer's CRC and length are only checked
     // there, and a truncated stream must fail here rather than stage a runtime.
     let mut capped = archive.into_inner();
     io::copy(&mut capped, &mut io::sink()).map_err(archive_err)?;
     let mut raw = capped.inner.into_inner();
-    // Drain anything after the gzip member: the download must end for its hash to be checked.
+    // Drain anything the decoder left unread: the download must end for its hash to be checked.
     io::copy(&mut raw, &mut io::sink()).map_err(archive_err)?;
     syncer.finish()?;
     Ok(stats)
+}
+
+/// Largest PAX or GNU extension record read: real ones hold a path and a few times, well under
+/// 1 KiB; the cap is checked against the header before a byte of the body is buffered.
+pub const MAX_EXTENSION_BYTES: u64 = 64 * 1024;
+/// Longest path an extension may name, far past any real one (the sanitiser allows much less);
+/// only a bound on what is held in memory and quoted, the real path caps come after.
+pub const MAX_EXTENDED_PATH_BYTES: usize = 4096;
+
+/// What GNU long-name and PAX headers say about the next entry, applied to it here rather than by
+/// the tar crate, so their sizes are checked before their bodies are read.
+#[derive(Default)]
+struct Extensions {
+    long_name: Option<Vec<u8>>,
+    long_link: Option<Vec<u8>>,
+    pax_path: Option<Vec<u8>>,
+    pax_size: Option<u64>,
+    pax_seen: bool,
+}
+
+impl Extensions {
+    fn is_pending(&self) -> bool {
+        self.long_name.is_some() || self.long_link.is_some() || self.pax_seen
+    }
+
+    /// Reads one extension header (`L`, `K`, `x` or `g`) into `self`, refusing an oversized one
+    /// before buffering it.
+    fn read<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, url: &str) -> Result<()> {
+        let kind = entry.header().entry_type();
+        let header_name = clip(&String::from_utf8_lossy(&entry.header().path_bytes()));
+        let size = entry
+            .header()
+            .entry_size()
+            .map_err(|e| archive_error(url, e))?;
+        let is_name = matches!(kind, EntryType::GNULongName | EntryType::GNULongLink);
+        // A long name's body is the name itself (plus a NUL), so it gets the path bound.
+        let cap = if is_name {
+            MAX_EXTENDED_PATH_BYTES as u64 + 1
+        } else {
+            MAX_EXTENSION_BYTES
+        };
+        if size > cap {
+            return Err(StageError::TooLarge {
+                url: url.into(),
+                limit: "extensionHeader",
+                reason: format!(
+                    "the {} header `{header_name}` holds {size} bytes, more than {cap}",
+                    kind_name(kind)
+                ),
+            });
+        }
+        let unsafe_entry = |reason: &str| StageError::UnsafeEntry {
+            url: url.into(),
+            entry: header_name.clone(),
+            reason: reason.into(),
+        };
+        let twice = match kind {
+            EntryType::GNULongName => self.long_name.is_some(),
+            EntryType::GNULongLink => self.long_link.is_some(),
+            EntryType::XHeader => self.pax_seen,
+            _ => false,
+        };
+        // Readers disagree on which of two such headers wins; refuse the ambiguity.
+        if twice {
+            return Err(unsafe_entry(&format!(
+                "two {} headers describe one entry",
+                kind_name(kind)
+            )));
+        }
+        let mut body = Vec::with_capacity(size as usize);
+        entry
+            .take(size)
+            .read_to_end(&mut body)
+            .map_err(|e| archive_error(url, e))?;
+        if body.len() as u64 != size {
+            return Err(archive_error(
+                url,
+                io::Error::from(io::ErrorKind::UnexpectedEof),
+            ));
+        }
+        match kind {
+            EntryType::GNULongName | EntryType::GNULongLink => {
+                while body.last() == Some(&0) {
+                    body.pop();
+                }
+                if kind == EntryType::GNULongName {
+                    self.long_name = Some(body);
+                } else {
+                    self.long_link = Some(body);
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
+        let global = kind == EntryType::XGlobalHeader;
+        self.pax_seen |= !global;
+        for record in tar::PaxExtensions::new(&body) {
+            let record = record.map_err(|_| StageError::BadArchive {
+                url: url.into(),
+                reason: format!("malformed PAX record in `{header_name}`"),
+            })?;
+            let (key, value) = (record.key_bytes(), record.value_bytes());
+            if matches!(key, b"path" | b"linkpath" | b"size") && global {
+                // Readers disagree on whether a global path or size applies to every entry.
+                return Err(unsafe_entry(&format!(
+                    "a global PAX header sets `{}`",
+                    String::from_utf8_lossy(key)
+                )));
+            }
+            match key {
+                b"path" | b"linkpath" if value.len() > MAX_EXTENDED_PATH_BYTES => {
+                    return Err(StageError::TooLarge {
+                        url: url.into(),
+                        limit: "path",
+                        reason: format!(
+                            "PAX `{}` is {} bytes, more than {MAX_EXTENDED_PATH_BYTES}",
+                            String::from_utf8_lossy(key),
+                            value.len()
+                        ),
+                    });
+                }
+                b"path" => self.pax_path = Some(value.to_vec()),
+                // Links are refused whatever their target; the target itself is not needed.
+                b"linkpath" => {}
+                b"size" => {
+                    let size = std::str::from_utf8(value)
+                        .ok()
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .ok_or_else(|| unsafe_entry("PAX size is not a number"))?;
+                    self.pax_size = Some(size);
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn kind_name(kind: EntryType) -> &'static str {
+    match kind {
+        EntryType::GNULongName => "GNU long-name",
+        EntryType::GNULongLink => "GNU long-link",
+        EntryType::XGlobalHeader => "global PAX",
+        _ => "PAX",
+    }
+}
+
+/// The first prefix of `rel` (itself included) that exists below `dest` as something other than a
+/// folder, or `rel` itself when it is an existing folder: the name a file and a folder both claim.
+/// On a case-insensitive file system this also catches `A` and `a/b`.
+fn kind_clash(dest: &Path, rel: &Path) -> Option<String> {
+    let mut at = dest.to_path_buf();
+    for comp in rel.components() {
+        at.push(comp);
+        match fs::symlink_metadata(&at) {
+            Ok(m) if !m.is_dir() => return Some(shown_rel(dest, &at)),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    // Every component is a folder: a file entry named like an existing folder.
+    Some(shown_rel(dest, &at))
+}
+
+fn shown_rel(dest: &Path, at: &Path) -> String {
+    at.strip_prefix(dest)
+        .unwrap_or(at)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+/// Refuses a package whose own files sit where a folder must go (`node_modules` or
+/// `node_modules/node-pty` shipped as a file, or a link): the native modules are copied there, and
+/// the package, not the disk, is at fault.
+pub fn require_folders_or_absent(root: &Path, rel: &[&str], url: &str) -> Result<()> {
+    let mut at = root.to_path_buf();
+    for (i, comp) in rel.iter().enumerate() {
+        at.push(comp);
+        match fs::symlink_metadata(&at) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(StageError::UnsafeEntry {
+                    url: clip(url),
+                    entry: rel[..=i].join("/"),
+                    reason: "the package ships a file where the native modules folder goes".into(),
+                })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(StageError::io("reading", &at, e)),
+        }
+    }
+    Ok(())
 }
 
 fn open_for_write(target: &Path, executable: bool) -> Result<File> {
@@ -245,6 +492,7 @@ fn archive_error(url: &str, e: io::Error) -> StageError {
     if let Some(limit) = e.get_ref().and_then(|i| i.downcast_ref::<LimitExceeded>()) {
         return StageError::TooLarge {
             url: url.into(),
+            limit: "inflatedBytes",
             reason: limit.to_string(),
         };
     }
@@ -278,9 +526,6 @@ fn sanitize(raw: &[u8]) -> std::result::Result<Option<PathBuf>, PathProblem> {
     let Ok(path) = std::str::from_utf8(raw) else {
         return unsafe_("path is not UTF-8");
     };
-    if path.contains('\0') {
-        return unsafe_("path contains a NUL byte");
-    }
     if path.contains('\\') {
         return unsafe_("path uses a backslash separator");
     }
@@ -298,12 +543,8 @@ fn sanitize(raw: &[u8]) -> std::result::Result<Option<PathBuf>, PathProblem> {
             "" | "." => continue,
             ".." => return unsafe_("path has a `..` component"),
             c => {
-                // A colon is a drive prefix (`C:`) or an NTFS alternate data stream on Windows.
-                if c.contains(':') {
-                    return unsafe_("path has a drive prefix or a colon");
-                }
-                if is_windows_reserved(c) {
-                    return unsafe_("path has a name Windows reserves");
+                if let Some(reason) = windows_problem(c) {
+                    return unsafe_(reason);
                 }
                 parts.push(c);
             }
@@ -328,18 +569,51 @@ fn sanitize(raw: &[u8]) -> std::result::Result<Option<PathBuf>, PathProblem> {
     Ok(Some(rest.iter().collect()))
 }
 
-/// Device names Windows resolves in every folder (`nul.js` is still NUL), and names ending in a
-/// dot or space, which Windows silently trims into another name.
-fn is_windows_reserved(name: &str) -> bool {
+/// Why Windows could not hold `name` as written, if it cannot. Refused on every platform: a
+/// package that stages on Linux must stage the same on Windows.
+pub(crate) fn windows_problem(name: &str) -> Option<&'static str> {
+    // A colon is a drive prefix (`C:`) or an NTFS alternate data stream; the others are wildcard
+    // and redirection characters the Win32 API refuses in names.
+    if name.contains(['<', '>', ':', '"', '|', '?', '*']) {
+        return Some("path has a character Windows refuses (<>:\"|?*)");
+    }
+    // Control characters (NUL included) end or corrupt names in Win32 calls and terminals.
+    if name.chars().any(|c| (c as u32) < 0x20) {
+        return Some("path has a control character");
+    }
+    // Windows silently trims a trailing dot or space, turning the name into another one.
     if name.ends_with('.') || name.ends_with(' ') {
+        return Some("path has a name ending in a dot or space");
+    }
+    if is_windows_device(name) {
+        return Some("path has a device name Windows reserves");
+    }
+    None
+}
+
+/// Device names Windows resolves in every folder, whatever the case and extension (`nul.js`,
+/// `Com1.tar.gz` and `LPT¹` are all devices); spaces before the extension are trimmed too.
+fn is_windows_device(name: &str) -> bool {
+    let stem = name.split('.').next().unwrap_or("").trim_end_matches(' ');
+    let upper = stem.to_ascii_uppercase();
+    if matches!(
+        upper.as_str(),
+        "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$"
+    ) {
         return true;
     }
-    let stem = name.split('.').next().unwrap_or("").to_ascii_uppercase();
-    let stem = stem.trim_end();
-    matches!(stem, "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$")
-        || ((stem.starts_with("COM") || stem.starts_with("LPT"))
-            && stem.len() == 4
-            && stem.as_bytes()[3].is_ascii_digit())
+    let Some(port) = upper
+        .strip_prefix("COM")
+        .or_else(|| upper.strip_prefix("LPT"))
+    else {
+        return false;
+    };
+    // COM0-9 and LPT0-9, and the superscript digits Windows also maps to the ports.
+    let mut chars = port.chars();
+    matches!(
+        (chars.next(), chars.next()),
+        (Some('0'..='9' | '¹' | '²' | '³'), None)
+    )
 }
 
 #[cfg(test)]
@@ -584,5 +858,394 @@ mod tests {
         assert!(sanitize(b"package/aux.txt").is_err());
         assert!(sanitize(b"package/com7").is_err());
         assert!(ok("package/computer.js").is_some());
+    }
+
+    #[test]
+    fn sanitize_refuses_what_windows_cannot_hold() {
+        let refused = |name: &str| {
+            let p = format!("package/lib/{name}");
+            matches!(sanitize(p.as_bytes()), Err(PathProblem::Unsafe(_)))
+        };
+        for c in ['<', '>', ':', '"', '|', '?', '*'] {
+            assert!(refused(&format!("a{c}b.js")), "{c}");
+        }
+        for c in 0u8..0x20 {
+            let name = format!("a{}b", c as char);
+            assert!(refused(&name), "control {c:#x}");
+        }
+        for dev in ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"] {
+            assert!(refused(dev), "{dev}");
+            assert!(refused(&dev.to_ascii_lowercase()), "{dev}");
+            assert!(refused(&format!("{dev}.txt")), "{dev}.txt");
+        }
+        for port in ["COM", "LPT"] {
+            for d in ["0", "1", "5", "9", "¹", "²", "³"] {
+                assert!(refused(&format!("{port}{d}")), "{port}{d}");
+                assert!(refused(&format!("{}{d}", port.to_lowercase())), "{port}{d}");
+                assert!(refused(&format!("{port}{d}.tar.gz")), "{port}{d}.tar.gz");
+            }
+        }
+        assert!(refused("nul.txt"));
+        assert!(refused("com1.tar.gz"));
+        assert!(refused("Aux .js"));
+        assert!(refused("trailing."));
+        assert!(refused("trailing "));
+        assert!(refused("dir./x"));
+        // Near misses are ordinary names.
+        for ok in [
+            "console.js",
+            "com10",
+            "lpt",
+            "nul_",
+            "auxiliary.js",
+            "com¹x",
+            "COM⁴",
+            "a.b.c",
+            ".npmignore",
+        ] {
+            assert!(
+                matches!(sanitize(format!("package/{ok}").as_bytes()), Ok(Some(_))),
+                "{ok}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_windows_names_through_the_extractor() {
+        for name in ["package/nul.txt", "package/a|b", "package/COM\u{b2}"] {
+            let tmp = tempfile::tempdir().unwrap();
+            let data = tgz(&[(name, EntryType::Regular, b"x")]);
+            let err = run(&data, &tmp.path().join("a")).unwrap_err();
+            assert_eq!(err.code(), "EUNSAFE_ENTRY", "{name}");
+        }
+    }
+
+    #[test]
+    fn header_size_at_the_integer_limit_is_refused_not_a_panic() {
+        let mut tar_bytes = Vec::new();
+        let mut h = tar::Header::new_gnu();
+        h.set_path("package/huge").unwrap();
+        h.set_size(u64::MAX);
+        h.set_cksum();
+        tar_bytes.extend_from_slice(h.as_bytes());
+        tar_bytes.extend_from_slice(&[0u8; 1024]);
+        let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
+        enc.write_all(&tar_bytes).unwrap();
+        let data = enc.finish().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let err = run(&data, &tmp.path().join("a")).unwrap_err();
+        assert!(matches!(err.code(), "ETOO_LARGE" | "EBADARCHIVE"), "{err}");
+    }
+
+    #[test]
+    fn reads_every_gzip_member() {
+        // One tar stream cut in two, each half its own gzip member: the second member holds
+        // dist/cli.js, which a single-member reader would never see.
+        let mut tar_bytes = Vec::new();
+        {
+            let mut b = tar::Builder::new(&mut tar_bytes);
+            for (path, body) in [
+                ("package/package.json", &b"{}"[..]),
+                ("package/dist/cli.js", &b"console.log(1)"[..]),
+            ] {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(body.len() as u64);
+                h.set_mode(0o644);
+                h.set_cksum();
+                b.append_data(&mut h, path, body).unwrap();
+            }
+            b.finish().unwrap();
+        }
+        let member = |bytes: &[u8]| {
+            let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
+            enc.write_all(bytes).unwrap();
+            enc.finish().unwrap()
+        };
+        let mut data = member(&tar_bytes[..1024]);
+        data.extend(member(&tar_bytes[1024..]));
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = tmp.path().join("out");
+        let stats = run(&data, &dest).unwrap();
+        assert_eq!(stats.files, 2);
+        assert_eq!(
+            fs::read(dest.join("dist/cli.js")).unwrap(),
+            b"console.log(1)"
+        );
+    }
+
+    type RawRecord<'a> = (EntryType, &'a str, u64, &'a [u8]);
+
+    /// A raw tar stream of (type, name, declared size, body) records, gzipped; the body may be
+    /// shorter than the declared size, to show a header is refused before its body is read.
+    fn raw_tgz(records: &[RawRecord]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (kind, name, size, body) in records {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(*kind);
+            h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+            h.set_size(*size);
+            h.set_mode(0o644);
+            h.set_cksum();
+            out.extend_from_slice(h.as_bytes());
+            out.extend_from_slice(body);
+            out.resize(out.len().div_ceil(512) * 512, 0);
+        }
+        out.extend_from_slice(&[0u8; 1024]);
+        let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
+        enc.write_all(&out).unwrap();
+        enc.finish().unwrap()
+    }
+
+    fn pax(records: &[(&str, &str)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (k, v) in records {
+            let rest = format!(" {k}={v}\n");
+            let mut len = rest.len() + 1;
+            while format!("{len}").len() + rest.len() != len {
+                len += 1;
+            }
+            out.extend_from_slice(format!("{len}{rest}").as_bytes());
+        }
+        out
+    }
+
+    const L: EntryType = EntryType::GNULongName;
+    const K: EntryType = EntryType::GNULongLink;
+    const X: EntryType = EntryType::XHeader;
+    const G: EntryType = EntryType::XGlobalHeader;
+    const F: EntryType = EntryType::Regular;
+
+    #[test]
+    fn huge_extension_headers_are_refused_before_their_body_is_read() {
+        // Each header declares 300 MiB but carries 1 KiB: reading it would fail as truncated,
+        // so ETOO_LARGE shows the size was refused from the header alone.
+        let huge = 300u64 << 20;
+        for kind in [L, K, X, G] {
+            let data = raw_tgz(&[
+                (kind, "././@LongLink", huge, &[b'a'; 1024]),
+                (F, "package/a.js", 1, b"x"),
+            ]);
+            let tmp = tempfile::tempdir().unwrap();
+            let err = run(&data, &tmp.path().join("a")).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    StageError::TooLarge {
+                        limit: "extensionHeader",
+                        ..
+                    }
+                ),
+                "{kind:?}: {err}"
+            );
+            assert!(err.to_string().len() < 1000);
+        }
+    }
+
+    #[test]
+    fn extension_caps_sit_at_4_kib_names_and_64_kib_records() {
+        let name = format!("package/{}", "n".repeat(MAX_EXTENDED_PATH_BYTES));
+        let data = raw_tgz(&[
+            (L, "././@LongLink", name.len() as u64, name.as_bytes()),
+            (F, "package/a.js", 1, b"x"),
+        ]);
+        let tmp = tempfile::tempdir().unwrap();
+        let err = run(&data, &tmp.path().join("a")).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StageError::TooLarge {
+                    limit: "extensionHeader",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+
+        // A PAX record under 64 KiB whose path is over 4 KiB.
+        let rec = pax(&[("path", &name)]);
+        let data = raw_tgz(&[
+            (X, "pax", rec.len() as u64, &rec),
+            (F, "package/a.js", 1, b"x"),
+        ]);
+        let err = run(&data, &tmp.path().join("b")).unwrap_err();
+        assert!(
+            matches!(err, StageError::TooLarge { limit: "path", .. }),
+            "{err}"
+        );
+        assert!(err.to_string().len() < 1000);
+
+        let rec = pax(&[("comment", &"c".repeat(MAX_EXTENSION_BYTES as usize))]);
+        let data = raw_tgz(&[
+            (X, "pax", rec.len() as u64, &rec),
+            (F, "package/a.js", 1, b"x"),
+        ]);
+        let err = run(&data, &tmp.path().join("c")).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StageError::TooLarge {
+                    limit: "extensionHeader",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn long_names_and_pax_paths_apply_to_the_next_entry() {
+        let long = format!("package/{}/cli.js", "d".repeat(120));
+        let data = raw_tgz(&[
+            (
+                L,
+                "././@LongLink",
+                long.len() as u64 + 1,
+                format!("{long}\0").as_bytes(),
+            ),
+            (F, "package/short", 2, b"ok"),
+            (F, "package/plain.js", 1, b"p"),
+        ]);
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = tmp.path().join("a");
+        run(&data, &dest).unwrap();
+        assert_eq!(
+            fs::read(dest.join(&long["package/".len()..])).unwrap(),
+            b"ok"
+        );
+        assert!(!dest.join("short").exists());
+        assert_eq!(fs::read(dest.join("plain.js")).unwrap(), b"p");
+
+        let rec = pax(&[
+            ("path", "package/from-pax.js"),
+            ("mtime", "1.5"),
+            ("size", "2"),
+        ]);
+        let comment = pax(&[("comment", "built by git")]);
+        let data = raw_tgz(&[
+            (G, "global", comment.len() as u64, &comment),
+            (X, "pax", rec.len() as u64, &rec),
+            (F, "package/ignored", 2, b"px"),
+        ]);
+        let dest = tmp.path().join("b");
+        run(&data, &dest).unwrap();
+        assert_eq!(fs::read(dest.join("from-pax.js")).unwrap(), b"px");
+        assert!(!dest.join("ignored").exists());
+    }
+
+    #[test]
+    fn ambiguous_or_dangling_extensions_are_refused() {
+        let name = b"package/a.js";
+        let p = pax(&[("path", "package/b.js")]);
+        let gpath = pax(&[("path", "package/c.js")]);
+        let gsize = pax(&[("size", "1")]);
+        let cases: Vec<(Vec<RawRecord>, &str)> = vec![
+            (
+                vec![
+                    (L, "l", 12, name),
+                    (L, "l", 12, name),
+                    (F, "package/x", 0, b""),
+                ],
+                "EUNSAFE_ENTRY",
+            ),
+            (
+                vec![
+                    (X, "x", p.len() as u64, &p),
+                    (X, "x", p.len() as u64, &p),
+                    (F, "package/x", 0, b""),
+                ],
+                "EUNSAFE_ENTRY",
+            ),
+            (
+                vec![
+                    (L, "l", 12, name),
+                    (X, "x", p.len() as u64, &p),
+                    (F, "package/x", 0, b""),
+                ],
+                "EUNSAFE_ENTRY",
+            ),
+            (
+                vec![
+                    (G, "g", gpath.len() as u64, &gpath),
+                    (F, "package/x", 0, b""),
+                ],
+                "EUNSAFE_ENTRY",
+            ),
+            (
+                vec![
+                    (G, "g", gsize.len() as u64, &gsize),
+                    (F, "package/x", 0, b""),
+                ],
+                "EUNSAFE_ENTRY",
+            ),
+            (
+                vec![(F, "package/x", 0, b""), (L, "l", 12, name)],
+                "EBADARCHIVE",
+            ),
+            (
+                vec![(X, "x", 7, b"garbage"), (F, "package/x", 0, b"")],
+                "EBADARCHIVE",
+            ),
+        ];
+        for (i, (records, code)) in cases.iter().enumerate() {
+            let tmp = tempfile::tempdir().unwrap();
+            let err = run(&raw_tgz(records), &tmp.path().join("a")).unwrap_err();
+            assert_eq!(err.code(), *code, "case {i}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_file_and_a_folder_of_one_name_is_the_packages_fault() {
+        let cases: &[&[(&str, EntryType, &[u8])]] = &[
+            // A file, then a folder of the same name.
+            &[
+                ("package/lib", EntryType::Regular, b"x"),
+                ("package/lib/", EntryType::Directory, b""),
+            ],
+            // A file, then a file below a folder of that name.
+            &[
+                ("package/lib", EntryType::Regular, b"x"),
+                ("package/lib/a.js", EntryType::Regular, b"y"),
+            ],
+            // A folder, then a file of the same name.
+            &[
+                ("package/lib/", EntryType::Directory, b""),
+                ("package/lib", EntryType::Regular, b"x"),
+            ],
+            // A folder made implicitly by a file below it, then a file of its name.
+            &[
+                ("package/lib/a.js", EntryType::Regular, b"y"),
+                ("package/lib", EntryType::Regular, b"x"),
+            ],
+        ];
+        for (i, entries) in cases.iter().enumerate() {
+            let tmp = tempfile::tempdir().unwrap();
+            let err = run(&tgz(entries), &tmp.path().join("a")).unwrap_err();
+            assert!(
+                matches!(&err, StageError::UnsafeEntry { entry, .. } if entry == "lib"),
+                "case {i}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn native_modules_folder_shipped_as_a_file_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        require_folders_or_absent(root, &["node_modules", "node-pty"], "u").unwrap();
+        fs::create_dir(root.join("node_modules")).unwrap();
+        require_folders_or_absent(root, &["node_modules", "node-pty"], "u").unwrap();
+        fs::write(root.join("node_modules/node-pty"), "x").unwrap();
+        let err = require_folders_or_absent(root, &["node_modules", "node-pty"], "u").unwrap_err();
+        assert!(
+            matches!(&err, StageError::UnsafeEntry { entry, .. } if entry == "node_modules/node-pty"),
+            "{err}"
+        );
+        fs::remove_dir_all(root.join("node_modules")).unwrap();
+        fs::write(root.join("node_modules"), "x").unwrap();
+        let err = require_folders_or_absent(root, &["node_modules", "node-pty"], "u").unwrap_err();
+        assert!(
+            matches!(&err, StageError::UnsafeEntry { entry, .. } if entry == "node_modules"),
+            "{err}"
+        );
     }
 }

@@ -1,59 +1,135 @@
-//! Tarball integrity: the registry's sha512 SRI (`dist.integrity`), or the legacy sha1 hex
-//! (`dist.shasum`) only when a registry gives no SRI.
+//! Tarball integrity, as npm's ssri reads it: the registry's SRI (`dist.integrity`), whose
+//! strongest algorithm wins, or the legacy sha1 hex (`dist.shasum`) only when there is no SRI.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use sha1::Sha1;
-use sha2::{Digest, Sha512};
+use sha2::{Digest, Sha256, Sha384, Sha512};
 
-/// What the registry promised the tarball hashes to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Expected {
-    /// Raw sha512 digest from an SRI string.
-    Sha512(Vec<u8>),
-    /// Raw sha1 digest from `dist.shasum`.
-    Sha1(Vec<u8>),
+/// The digest algorithms SRI names, weakest first so `Ord` ranks them as ssri does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Algo {
+    Sha1,
+    Sha256,
+    Sha384,
+    Sha512,
 }
 
-impl Expected {
-    /// Picks the sha512 entry of an SRI string (`sha512-<base64>`, possibly among others
-    /// separated by whitespace). Weaker SRI algorithms are ignored: sha512 is what npm publishes.
-    pub fn from_sri(sri: &str) -> Option<Expected> {
-        sri.split_whitespace().find_map(|part| {
-            let b64 = part.strip_prefix("sha512-")?;
-            // SRI allows `?options` after the digest.
-            let b64 = b64.split('?').next()?;
-            let raw = B64.decode(b64).ok()?;
-            (raw.len() == 64).then_some(Expected::Sha512(raw))
+impl Algo {
+    fn parse(name: &str) -> Option<Algo> {
+        Some(match name {
+            "sha1" => Algo::Sha1,
+            "sha256" => Algo::Sha256,
+            "sha384" => Algo::Sha384,
+            "sha512" => Algo::Sha512,
+            _ => return None,
         })
     }
 
+    fn name(self) -> &'static str {
+        match self {
+            Algo::Sha1 => "sha1",
+            Algo::Sha256 => "sha256",
+            Algo::Sha384 => "sha384",
+            Algo::Sha512 => "sha512",
+        }
+    }
+
+    fn digest_len(self) -> usize {
+        match self {
+            Algo::Sha1 => 20,
+            Algo::Sha256 => 32,
+            Algo::Sha384 => 48,
+            Algo::Sha512 => 64,
+        }
+    }
+}
+
+/// What the registry promised the tarball hashes to: one algorithm, and every digest the
+/// registry listed for it (any one matching is enough, as in ssri).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    algo: Algo,
+    digests: Vec<Vec<u8>>,
+    /// From `dist.shasum` (shown as `sha1:<hex>`), not from an SRI string.
+    legacy_hex: bool,
+}
+
+impl Expected {
+    /// Reads an SRI string: whitespace-separated `<algo>-<base64>[?options]`. Unknown algorithms
+    /// and malformed digests are skipped; of the rest, only the strongest algorithm counts, so a
+    /// weak digest listed beside a strong one cannot weaken the check. `None` when nothing usable.
+    pub fn from_sri(sri: &str) -> Option<Expected> {
+        let mut parsed: Vec<(Algo, Vec<u8>)> = sri
+            .split_whitespace()
+            .filter_map(|part| {
+                let (name, rest) = part.split_once('-')?;
+                let algo = Algo::parse(name)?;
+                // SRI allows `?options` after the digest.
+                let b64 = rest.split('?').next()?;
+                let raw = B64.decode(b64).ok()?;
+                (raw.len() == algo.digest_len()).then_some((algo, raw))
+            })
+            .collect();
+        let strongest = parsed.iter().map(|(a, _)| *a).max()?;
+        parsed.retain(|(a, _)| *a == strongest);
+        Some(Expected {
+            algo: strongest,
+            digests: parsed.into_iter().map(|(_, d)| d).collect(),
+            legacy_hex: false,
+        })
+    }
+
+    /// Reads the legacy 40-hex-digit sha1 of `dist.shasum`.
     pub fn from_shasum(hex: &str) -> Option<Expected> {
-        let hex = hex.trim();
-        if hex.len() != 40 {
+        let hex = hex.trim().as_bytes();
+        // Checked as ASCII hex first: the digits are then read two bytes at a time, which is
+        // only sound on single-byte characters.
+        if hex.len() != 40 || !hex.iter().all(u8::is_ascii_hexdigit) {
             return None;
         }
-        let raw = (0..40)
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
-            .collect::<Option<Vec<u8>>>()?;
-        Some(Expected::Sha1(raw))
+        let raw = hex
+            .chunks_exact(2)
+            .map(|pair| (nibble(pair[0]) << 4) | nibble(pair[1]))
+            .collect();
+        Some(Expected {
+            algo: Algo::Sha1,
+            digests: vec![raw],
+            legacy_hex: true,
+        })
+    }
+
+    pub fn algo(&self) -> Algo {
+        self.algo
     }
 
     pub fn hasher(&self) -> Hasher {
-        match self {
-            Expected::Sha512(_) => Hasher::Sha512(Box::default()),
-            Expected::Sha1(_) => Hasher::Sha1(Sha1::new()),
+        Hasher(match self.algo {
+            Algo::Sha1 => Inner::Sha1(Sha1::new()),
+            Algo::Sha256 => Inner::Sha256(Sha256::new()),
+            Algo::Sha384 => Inner::Sha384(Box::default()),
+            Algo::Sha512 => Inner::Sha512(Box::default()),
+        })
+    }
+
+    fn show(&self, raw: &[u8]) -> String {
+        if self.legacy_hex {
+            format!("sha1:{}", hex(raw))
+        } else {
+            format!("{}-{}", self.algo.name(), B64.encode(raw))
         }
     }
+}
+
+/// The value of one ASCII hex digit (already checked to be one).
+fn nibble(b: u8) -> u8 {
+    (b as char).to_digit(16).unwrap_or(0) as u8
 }
 
 impl std::fmt::Display for Expected {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Expected::Sha512(raw) => write!(f, "sha512-{}", B64.encode(raw)),
-            Expected::Sha1(raw) => write!(f, "sha1:{}", hex(raw)),
-        }
+        let shown: Vec<String> = self.digests.iter().map(|d| self.show(d)).collect();
+        f.write_str(&shown.join(" "))
     }
 }
 
@@ -62,37 +138,38 @@ fn hex(raw: &[u8]) -> String {
 }
 
 /// Incremental hasher fed with the tarball's bytes as they stream by.
-pub enum Hasher {
-    Sha512(Box<Sha512>),
+pub struct Hasher(Inner);
+
+enum Inner {
     Sha1(Sha1),
+    Sha256(Sha256),
+    Sha384(Box<Sha384>),
+    Sha512(Box<Sha512>),
 }
 
 impl Hasher {
     pub fn update(&mut self, data: &[u8]) {
-        match self {
-            Hasher::Sha512(h) => h.update(data),
-            Hasher::Sha1(h) => h.update(data),
+        match &mut self.0 {
+            Inner::Sha1(h) => h.update(data),
+            Inner::Sha256(h) => h.update(data),
+            Inner::Sha384(h) => h.update(data),
+            Inner::Sha512(h) => h.update(data),
         }
     }
 
-    /// Compares with `expected`; on mismatch returns the actual value in the same notation.
+    /// Compares with `expected` (any of its digests may match); on mismatch returns the actual
+    /// value in the same notation.
     pub fn verify(self, expected: &Expected) -> Result<(), String> {
-        let (actual, same) = match self {
-            Hasher::Sha512(h) => {
-                let raw = h.finalize().to_vec();
-                let same = matches!(expected, Expected::Sha512(e) if *e == raw);
-                (Expected::Sha512(raw), same)
-            }
-            Hasher::Sha1(h) => {
-                let raw = h.finalize().to_vec();
-                let same = matches!(expected, Expected::Sha1(e) if *e == raw);
-                (Expected::Sha1(raw), same)
-            }
+        let raw = match self.0 {
+            Inner::Sha1(h) => h.finalize().to_vec(),
+            Inner::Sha256(h) => h.finalize().to_vec(),
+            Inner::Sha384(h) => h.finalize().to_vec(),
+            Inner::Sha512(h) => h.finalize().to_vec(),
         };
-        if same {
+        if expected.digests.contains(&raw) {
             Ok(())
         } else {
-            Err(actual.to_string())
+            Err(expected.show(&raw))
         }
     }
 }
@@ -105,6 +182,22 @@ pub fn sri_of(data: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sri(algo: &str, data: &[u8]) -> String {
+        let raw = match algo {
+            "sha1" => Sha1::digest(data).to_vec(),
+            "sha256" => Sha256::digest(data).to_vec(),
+            "sha384" => Sha384::digest(data).to_vec(),
+            _ => Sha512::digest(data).to_vec(),
+        };
+        format!("{algo}-{}", B64.encode(raw))
+    }
+
+    fn verifies(exp: &Expected, data: &[u8]) -> bool {
+        let mut h = exp.hasher();
+        h.update(data);
+        h.verify(exp).is_ok()
+    }
 
     #[test]
     fn sha512_round_trip() {
@@ -126,20 +219,87 @@ mod tests {
     }
 
     #[test]
-    fn picks_sha512_among_several() {
-        let sri = format!("sha1-AAAA {} sha256-BBBB", sri_of(b"x"));
-        assert_eq!(Expected::from_sri(&sri), Expected::from_sri(&sri_of(b"x")));
-        assert_eq!(Expected::from_sri("sha1-abc"), None);
+    fn strongest_algorithm_wins_whatever_the_order() {
+        // The sha1 matches, the sha512 does not: the sha512 decides, so the check fails.
+        let s = format!("{} {}", sri("sha1", b"x"), sri("sha512", b"other"));
+        let exp = Expected::from_sri(&s).unwrap();
+        assert_eq!(exp.algo(), Algo::Sha512);
+        assert!(!verifies(&exp, b"x"));
+        assert!(verifies(&exp, b"other"));
+        for (weak, strong, algo) in [
+            ("sha1", "sha256", Algo::Sha256),
+            ("sha256", "sha384", Algo::Sha384),
+            ("sha384", "sha512", Algo::Sha512),
+        ] {
+            let s = format!("{} {}", sri(strong, b"y"), sri(weak, b"z"));
+            let exp = Expected::from_sri(&s).unwrap();
+            assert_eq!(exp.algo(), algo);
+            assert!(verifies(&exp, b"y"));
+            assert!(!verifies(&exp, b"z"));
+        }
+    }
+
+    #[test]
+    fn any_digest_of_the_strongest_algorithm_may_match() {
+        let s = format!(
+            "{} {}?opt {}",
+            sri("sha512", b"a"),
+            sri("sha512", b"b"),
+            sri("sha256", b"c")
+        );
+        let exp = Expected::from_sri(&s).unwrap();
+        assert!(verifies(&exp, b"a"));
+        assert!(verifies(&exp, b"b"));
+        assert!(!verifies(&exp, b"c"));
+    }
+
+    #[test]
+    fn weaker_algorithms_alone_are_used() {
+        for algo in ["sha1", "sha256", "sha384"] {
+            let exp = Expected::from_sri(&sri(algo, b"q")).unwrap();
+            assert!(verifies(&exp, b"q"), "{algo}");
+            assert!(!verifies(&exp, b"r"), "{algo}");
+            assert_eq!(exp.to_string(), sri(algo, b"q"));
+        }
+    }
+
+    #[test]
+    fn unknown_algorithms_and_malformed_digests_are_ignored() {
+        let s = format!(
+            "md5-AAAA sha999-BBBB sha512-!!!! sha512-AAAA {}",
+            sri("sha256", b"k")
+        );
+        let exp = Expected::from_sri(&s).unwrap();
+        assert_eq!(exp.algo(), Algo::Sha256);
+        assert!(verifies(&exp, b"k"));
+        assert_eq!(Expected::from_sri("md5-AAAA"), None);
         assert_eq!(Expected::from_sri("sha512-not base64!"), None);
+        assert_eq!(Expected::from_sri(""), None);
+        assert_eq!(Expected::from_sri("sha512"), None);
+        assert_eq!(Expected::from_sri("é-ü sha512-é"), None);
     }
 
     #[test]
     fn shasum_fallback() {
         // sha1("hello")
         let exp = Expected::from_shasum("aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d").unwrap();
-        let mut h = exp.hasher();
-        h.update(b"hello");
-        assert_eq!(h.verify(&exp), Ok(()));
+        assert!(verifies(&exp, b"hello"));
+        assert_eq!(
+            exp.to_string(),
+            "sha1:aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"
+        );
+        let upper = Expected::from_shasum("AAF4C61DDCC5E8A2DABEDE0F3B482CD9AEA9434D").unwrap();
+        assert!(verifies(&upper, b"hello"));
         assert_eq!(Expected::from_shasum("zz"), None);
+    }
+
+    #[test]
+    fn shasum_with_multibyte_characters_is_refused_not_a_panic() {
+        // 40 bytes, but "é" spans two: slicing by byte pairs would cut a character in half.
+        let s = format!("a{}", "é".repeat(19)) + "a";
+        assert_eq!(s.len(), 40);
+        assert_eq!(Expected::from_shasum(&s), None);
+        assert_eq!(Expected::from_shasum(&"€".repeat(13)), None);
+        assert_eq!(Expected::from_shasum(&"g".repeat(40)), None);
     }
 }

@@ -1,6 +1,6 @@
 //! The npm registry's package document: which version a dist-tag names, and where its tarball is.
 
-use crate::error::{Result, StageError};
+use crate::error::{clip, Result, StageError};
 use crate::integrity::Expected;
 use serde_json::Value;
 
@@ -76,13 +76,21 @@ impl Document {
                 )
             })?
             .to_string();
-        let integrity = match dist.get("integrity").and_then(Value::as_str) {
-            Some(sri) => Expected::from_sri(sri).ok_or_else(|| {
+        // As npm: the SRI when present (a non-string one is a broken document, never a reason
+        // to fall back to the weaker sha1), the legacy `shasum` only when there is none.
+        let integrity = match dist.get("integrity") {
+            Some(Value::String(sri)) => Expected::from_sri(sri).ok_or_else(|| {
                 bad(
                     &self.url,
-                    &format!("version {version} has no usable sha512 in `dist.integrity`"),
+                    &format!("version {version} has no usable digest in `dist.integrity`"),
                 )
             })?,
+            Some(_) => {
+                return Err(bad(
+                    &self.url,
+                    &format!("version {version} has a `dist.integrity` that is not a string"),
+                ))
+            }
             None => dist
                 .get("shasum")
                 .and_then(Value::as_str)
@@ -91,7 +99,7 @@ impl Document {
                     bad(
                         &self.url,
                         &format!(
-                            "version {version} has neither `dist.integrity` nor `dist.shasum`"
+                            "version {version} has neither `dist.integrity` nor a usable `dist.shasum`"
                         ),
                     )
                 })?,
@@ -107,9 +115,10 @@ impl Document {
 }
 
 fn bad(url: &str, reason: &str) -> StageError {
+    // Reasons quote the document's tags and versions, which may be any length.
     StageError::BadManifest {
-        url: url.into(),
-        reason: reason.into(),
+        url: clip(url),
+        reason: clip(reason),
     }
 }
 
@@ -191,10 +200,44 @@ mod tests {
         let d = doc(
             r#"{"dist-tags":{"latest":"1.0.0"},"versions":{"1.0.0":{"dist":{"tarball":"t","shasum":"aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"}}}}"#,
         );
-        assert!(matches!(
-            d.dist("1.0.0").unwrap().integrity,
-            Expected::Sha1(_)
+        assert_eq!(
+            d.dist("1.0.0").unwrap().integrity.algo(),
+            crate::integrity::Algo::Sha1
+        );
+    }
+
+    #[test]
+    fn integrity_that_is_not_a_string_is_bad_manifest() {
+        for value in ["null", "42", "[\"sha512-x\"]", "{}", "true"] {
+            let d = doc(&format!(
+                r#"{{"dist-tags":{{"latest":"1.0.0"}},"versions":{{"1.0.0":{{"dist":{{"tarball":"t",
+                "integrity":{value},"shasum":"aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"}}}}}}}}"#
+            ));
+            assert_eq!(
+                d.dist("1.0.0").unwrap_err().code(),
+                "EBADMANIFEST",
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn shasum_is_ignored_when_integrity_is_present() {
+        // An SRI with nothing usable is an error, not a fallback to the weaker sha1.
+        let d = doc(
+            r#"{"dist-tags":{"latest":"1.0.0"},"versions":{"1.0.0":{"dist":{"tarball":"t",
+            "integrity":"md5-AAAA","shasum":"aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"}}}}"#,
+        );
+        assert_eq!(d.dist("1.0.0").unwrap_err().code(), "EBADMANIFEST");
+    }
+
+    #[test]
+    fn malformed_shasum_is_bad_manifest_not_a_panic() {
+        let shasum = format!("a{}a", "é".repeat(19));
+        let d = doc(&format!(
+            r#"{{"dist-tags":{{"latest":"1.0.0"}},"versions":{{"1.0.0":{{"dist":{{"tarball":"t","shasum":"{shasum}"}}}}}}}}"#
         ));
+        assert_eq!(d.dist("1.0.0").unwrap_err().code(), "EBADMANIFEST");
     }
 
     #[test]

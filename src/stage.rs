@@ -327,13 +327,17 @@ fn limits_for(cfg: &Config, dist: &Dist) -> ExtractLimits {
     let max_bytes = cfg
         .limits
         .max_unpacked_bytes
-        .or(dist.unpacked_size.map(|s| s.saturating_mul(2) + (1 << 20)))
+        .or(dist
+            .unpacked_size
+            .map(|s| s.saturating_mul(2).saturating_add(1 << 20)))
         .unwrap_or(DEFAULT_MAX_UNPACKED_BYTES)
         .min(HARD_MAX_UNPACKED_BYTES);
     let max_entries = cfg
         .limits
         .max_entries
-        .or(dist.file_count.map(|n| n.saturating_mul(2) + 64))
+        .or(dist
+            .file_count
+            .map(|n| n.saturating_mul(2).saturating_add(64)))
         .unwrap_or(DEFAULT_MAX_ENTRIES)
         .min(HARD_MAX_ENTRIES);
     ExtractLimits {
@@ -792,5 +796,20 @@ mod tests {
         let err = check_and_stage(&e.cfg, &store, &ctl()).await.unwrap_err();
         assert_eq!(err.code(), "EINVALID_VERSION");
         assert!(!e.cfg.user_data.exists());
+    }
+
+    #[test]
+    fn registry_size_hints_at_the_integer_limit_do_not_overflow() {
+        let e = env("http://127.0.0.1:1/", "1.0.0");
+        let dist = Dist {
+            tarball: "t".into(),
+            integrity: crate::integrity::Expected::from_sri(&sri_of(b"x")).unwrap(),
+            unpacked_size: Some(u64::MAX),
+            file_count: Some(u64::MAX),
+            bins: Vec::new(),
+        };
+        let limits = limits_for(&e.cfg, &dist);
+        assert_eq!(limits.max_bytes, HARD_MAX_UNPACKED_BYTES);
+        assert_eq!(limits.max_entries, HARD_MAX_ENTRIES);
     }
 }

@@ -1,7 +1,7 @@
 // A minimal tar writer for tests: it writes exactly the headers it is told to, hostile ones
 // included, so the extractor can be fed what a real attacker would send.
 import { gzipSync } from 'node:zlib'
-import { blockPadding, END_OF_ARCHIVE, tarHeader as header } from '../../scripts/fixtures/tar.mjs'
+import { blockPadding, END_OF_ARCHIVE, tarHeader } from '../../scripts/fixtures/tar.mjs'
 
 export type EntryType = 'file' | 'dir' | 'symlink' | 'link' | 'fifo' | 'char'
 
@@ -26,7 +26,12 @@ const TYPEFLAG: Record<EntryType, string> = {
   fifo: '6',
 }
 
-function pad(body: Buffer): Buffer {
+/** One raw 512-byte ustar header, for records the entry list cannot express (GNU `L`, say). */
+export function header(name: string, typeflag: string, size: number, mode = 0o644, linkname = ''): Buffer {
+  return tarHeader(name, typeflag, size, mode, linkname)
+}
+
+export function pad(body: Buffer): Buffer {
   return Buffer.concat([body, blockPadding(body.length)])
 }
 
