@@ -254,11 +254,11 @@ describe('fixed defects of the original', () => {
     expect(fs.readdirSync(store()).filter((n) => n.includes('.tmp-'))).toEqual([])
   })
 
-  it('treats a write error during extraction as fatal: nothing staged, pointer untouched', async () => {
+  it('treats a file where the package later needs a folder as its fault: nothing staged, pointer untouched', async () => {
     publish('1.0.5')
     await checkAndStageLatestRuntime(opts({ currentVersion: '0.0.1' }))
     const before = snapshot(store())
-    // `dist` is first written as a file, then needed as a folder: the write fails.
+    // `dist` is first written as a file, then needed as a folder: the package is malformed.
     const broken = tgz([
       { path: 'package/package.json', body: '{}' },
       { path: 'package/dist', body: 'a file where a folder must go' },
@@ -266,8 +266,8 @@ describe('fixed defects of the original', () => {
     ])
     registry.publish('kanban', [{ version: '1.1.0', tarball: broken }], { latest: '1.1.0' })
     const err = await rejection(checkAndStageLatestRuntime(opts()))
-    expect(err.code).toBe('EIO')
-    expect(typeof err.path).toBe('string')
+    expect(err.code).toBe('EUNSAFE_ENTRY')
+    expect(err.entry).toBe('dist')
     expectNoPartials()
     expect(snapshot(store())).toEqual(before)
     expectPointerAt('1.0.5')

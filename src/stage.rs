@@ -546,7 +546,9 @@ fn finish(
     }
     let mut native_dst = partial.to_path_buf();
     native_dst.extend(NATIVE_MODULE);
-    // The package may ship its own node_modules/node-pty; ours is built for this app.
+    // The package may ship its own node_modules/node-pty (ours, built for this app, replaces
+    // it), but never as a file or link: that is the package's fault, not the disk's.
+    crate::extract::require_folders_or_absent(partial, &NATIVE_MODULE, url)?;
     fsutil::remove_tree(&native_dst)?;
     fsutil::create_dir_all(native_dst.parent().expect("node_modules"))?;
     fsutil::rename_retrying(
