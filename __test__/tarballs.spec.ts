@@ -4,12 +4,13 @@ import { execFileSync } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
-import { createGzip, gzipSync } from 'node:zlib'
+import { gzipSync } from 'node:zlib'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { binding, rejection } from './helpers/binding'
 import { cliBody, snapshot, tempDir } from './helpers/fixtures'
 import { Scenario } from './helpers/scenario'
-import { header, pad, tar, tgz, type TarEntry } from './helpers/tar'
+import { hugeLongName } from '../scripts/fixtures/hostile.mjs'
+import { tar, tgz, type TarEntry } from './helpers/tar'
 
 const { checkAndStageLatestRuntime } = binding
 
@@ -141,7 +142,7 @@ describe('hostile tarballs', () => {
   }
 
   it('refuses a 300 MiB GNU long name with ETOO_LARGE before reading it, in a short message', async () => {
-    const tarball = await hugeLongName()
+    const tarball: Buffer = await hugeLongName()
     expect(tarball.length).toBeLessThan(2 << 20)
     s.publish('1.1.0', tarball)
     const rssBefore = process.memoryUsage().rss
@@ -227,29 +228,3 @@ describe('a full disk', () => {
   })
 })
 
-let hugeLongNameCache: Promise<Buffer> | undefined
-
-/** A tarball whose GNU long-name header holds a 300 MiB name of `a`s: gzipped as a stream, so
- * neither the test nor the registry ever holds the name; the result is a few hundred KiB. */
-function hugeLongName(): Promise<Buffer> {
-  hugeLongNameCache ??= new Promise<Buffer>((resolve, reject) => {
-    const size = 300 << 20
-    const gz = createGzip({ level: 1 })
-    const out: Buffer[] = []
-    gz.on('data', (c: Buffer) => out.push(c))
-    gz.on('end', () => resolve(Buffer.concat(out)))
-    gz.on('error', reject)
-    const chunk = Buffer.alloc(1 << 20, 'a')
-    let written = 0
-    const pump = () => {
-      if (written === 0) gz.write(header('././@LongLink', 'L', size))
-      while (written < size) {
-        written += chunk.length
-        if (!gz.write(chunk)) return void gz.once('drain', pump)
-      }
-      gz.end(Buffer.concat([header('package/a.js', '0', 1), pad(Buffer.from('x')), Buffer.alloc(1024)]))
-    }
-    pump()
-  })
-  return hugeLongNameCache
-}

@@ -33,7 +33,8 @@ function peakRssMB() {
 }
 
 const t0 = performance.now()
-const outcome = await stage(opts)
+// A rejection is a result too (the hostile-input runs expect one): its code is reported.
+const outcome = await stage(opts).catch((err) => ({ error: err.code ?? String(err), messageLength: String(err.message).length }))
 const ms = performance.now() - t0
 clearInterval(ticker)
 process.stdout.write(

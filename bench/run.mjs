@@ -10,6 +10,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
+import { hostile } from './hostile.mjs'
 import { startRegistry } from './registry.mjs'
 import { realRuntimeTarball } from '../scripts/fixtures/runtime.mjs'
 
@@ -163,6 +164,8 @@ async function main() {
   for (let i = 0; i < 3; i++) quadRuns.push(await stageInChild('addon', registry.url, native))
   await registry.close()
 
+  const hostileRows = await hostile(work, native)
+
   const sa = summary('addon', addon)
   const sp = summary('pacote reference', pacote)
   const sq = summary(`addon, ${SCALE}x (${fmt(fs.statSync(quad).size / 1e6)} MB)`, quadRuns)
@@ -179,10 +182,21 @@ async function main() {
   for (const n of noop) {
     console.log(`${n.kind}: median ${fmt(n.medianMs, 2)} ms over ${NOOP_CALLS} calls, ${n.docRequestsPerCall} document request(s) per call, ${n.tarballRequests} tarball requests (target < 20 ms, 1, 0)`)
   }
-  const results = { date: new Date().toISOString(), pairs: PAIRS, addon: sa, pacote: sp, quad: sq, ratio, floor: fl, noop }
+  console.log(`\nhostile input, each staged by a fresh child (peak RSS target <= 80 MB, refused with its code)`)
+  let hostileFailures = 0
+  for (const h of hostileRows) {
+    const ok = h.code === h.expected && h.peakRssMB <= 80
+    if (!ok) hostileFailures += 1
+    console.log(`${h.name.padEnd(44)} ${String(h.code).padEnd(12)} peak RSS ${fmt(h.peakRssMB).padStart(6)} MB ${ok ? 'ok' : `FAIL (expected ${h.expected}, <= 80 MB)`}`)
+  }
+  const results = { date: new Date().toISOString(), pairs: PAIRS, addon: sa, pacote: sp, quad: sq, ratio, floor: fl, noop, hostile: hostileRows }
   fs.mkdirSync(path.join(here, '.work'), { recursive: true })
   fs.writeFileSync(path.join(here, '.work', 'results.json'), `${JSON.stringify(results, null, 2)}\n`)
   fs.rmSync(work, { recursive: true, force: true })
+  if (hostileFailures) {
+    console.error(`${hostileFailures} hostile input(s) not refused as expected within 80 MB`)
+    process.exit(1)
+  }
 }
 
 main().catch((e) => {

@@ -26,12 +26,9 @@ const TYPEFLAG: Record<EntryType, string> = {
   fifo: '6',
 }
 
-/** One raw 512-byte ustar header, for records the entry list cannot express (GNU `L`, say). */
-export function header(name: string, typeflag: string, size: number, mode = 0o644, linkname = ''): Buffer {
-  return tarHeader(name, typeflag, size, mode, linkname)
-}
+const header = tarHeader
 
-export function pad(body: Buffer): Buffer {
+function pad(body: Buffer): Buffer {
   return Buffer.concat([body, blockPadding(body.length)])
 }
 
