@@ -108,6 +108,12 @@ export interface StageOptions {
    */
   maxEntries?: number
   /**
+   * Cap on the size of the registry's package document, in bytes: a positive integer.
+   * Default: 8 MiB (8388608); `kanban`'s document is ~10 KB. A larger document rejects with
+   * `code: 'ETOO_LARGE'` and `limit: 'document'`.
+   */
+  maxDocumentBytes?: number
+  /**
    * Aborts the call: it rejects promptly with `code: 'EABORTED'`, removes this run's partial
    * folder and leaves the store as it was. Default: none.
    */

@@ -118,6 +118,56 @@ describe('timeouts', () => {
   })
 })
 
+describe('the package document size cap', () => {
+  /** A valid document padded past `bytes` with whitespace, so only its size is wrong. */
+  function bigDoc(bytes: number): Buffer {
+    s.publish('1.1.0')
+    const doc = JSON.stringify({ 'dist-tags': { latest: '1.1.0' }, versions: {} })
+    return Buffer.concat([Buffer.from(doc), Buffer.alloc(bytes - doc.length, ' ')])
+  }
+
+  it('refuses a document over the default 8 MiB cap that declares its Content-Length', async () => {
+    const body = bigDoc(9 << 20)
+    s.registry.routes.set('/kanban', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length })
+      res.end(body)
+    })
+    const err = await rejection(checkAndStageLatestRuntime(s.opts()))
+    expect(err).toMatchObject({ code: 'ETOO_LARGE', limit: 'document', url: `${s.registry.url}kanban` })
+    expect(s.registry.tarballRequests()).toBe(0)
+  })
+
+  it('refuses a chunked document over maxDocumentBytes while streaming it', async () => {
+    const body = bigDoc(64 << 10)
+    s.registry.routes.set('/kanban', (_req, res) => {
+      // No Content-Length: the cap is found while the body streams in.
+      res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' })
+      for (let i = 0; i < body.length; i += 4096) res.write(body.subarray(i, i + 4096))
+      res.end()
+    })
+    const err = await rejection(checkAndStageLatestRuntime(s.opts({ maxDocumentBytes: 32 << 10 })))
+    expect(err).toMatchObject({ code: 'ETOO_LARGE', limit: 'document' })
+  })
+
+  it('maxDocumentBytes raises the cap, and must be a positive integer', async () => {
+    s.publish('1.1.0')
+    const doc = JSON.stringify({
+      'dist-tags': { latest: '1.1.0' },
+      versions: { '1.1.0': { dist: { tarball: `${s.registry.url}kanban/-/kanban-1.1.0.tgz`, integrity: sri(runtimeTarball('1.1.0')) } } },
+    })
+    const body = Buffer.concat([Buffer.from(doc), Buffer.alloc(9 << 20, ' ')])
+    s.registry.routes.set('/kanban', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length })
+      res.end(body)
+    })
+    expect(await checkAndStageLatestRuntime(s.opts({ maxDocumentBytes: 16 << 20 }))).toEqual({ kind: 'staged', version: '1.1.0' })
+    for (const bad of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+      const err = await rejection(checkAndStageLatestRuntime(s.opts({ maxDocumentBytes: bad })))
+      expect(err).toMatchObject({ code: 'EINVALID_OPTION', option: 'maxDocumentBytes' })
+    }
+  })
+})
+
 describe('retries', () => {
   it('retries a 500 on the document and then stages', async () => {
     s.publish('1.1.0')

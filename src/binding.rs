@@ -57,6 +57,10 @@ pub struct StageOptions<'a> {
     /// Cap on the number of tarball entries. Default: twice the registry's `dist.fileCount`
     /// plus 64, else 20000; never above 100000.
     pub max_entries: Option<u32>,
+    /// Cap on the size of the registry's package document, in bytes: a positive integer.
+    /// Default: 8 MiB (8388608); `kanban`'s document is ~10 KB. A larger document rejects with
+    /// `code: 'ETOO_LARGE'` and `limit: 'document'`.
+    pub max_document_bytes: Option<f64>,
     /// Aborts the call: it rejects promptly with `code: 'EABORTED'`, removes this run's partial
     /// folder and leaves the store as it was. Default: none.
     #[napi(ts_type = "AbortSignal")]
@@ -194,6 +198,7 @@ fn to_config(opts: StageOptions<'_>, env: EnvDefaults) -> std::result::Result<Co
         limits: Limits {
             max_unpacked_bytes,
             max_entries: opts.max_entries.map(u64::from),
+            max_document_bytes: document_cap(opts.max_document_bytes)?,
         },
     })
 }
@@ -435,4 +440,18 @@ pub fn mark_bad_version(
         async move { Ok(stage::blocking(move || store.mark_bad(&version)).await) },
         |env, r| r.map_err(|e| js_error(env, &e)),
     )
+}
+
+/// `maxDocumentBytes` checked: a positive whole number JS can represent exactly.
+fn document_cap(opt: Option<f64>) -> crate::error::Result<u64> {
+    match opt {
+        None => Ok(crate::config::DEFAULT_MAX_DOCUMENT_BYTES),
+        Some(n) if n.is_finite() && n >= 1.0 && n.fract() == 0.0 && n <= 9007199254740991.0 => {
+            Ok(n as u64)
+        }
+        Some(_) => Err(StageError::InvalidOption {
+            name: "maxDocumentBytes",
+            reason: "must be a positive integer".into(),
+        }),
+    }
 }

@@ -57,6 +57,18 @@ pub struct Limits {
     pub max_unpacked_bytes: Option<u64>,
     /// Number of tar entries; `None` derives it from `dist.fileCount`.
     pub max_entries: Option<u64>,
+    /// Bytes of the package document read before it is refused.
+    pub max_document_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_unpacked_bytes: None,
+            max_entries: None,
+            max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
+        }
+    }
 }
 
 /// Hard ceilings whatever the registry claims: the runtime is ~60 MB in ~20 files today.
@@ -65,6 +77,10 @@ pub const HARD_MAX_ENTRIES: u64 = 100_000;
 /// Without a registry hint: generous for a CLI package, far below a zip bomb's payload.
 pub const DEFAULT_MAX_UNPACKED_BYTES: u64 = 512 * 1024 * 1024;
 pub const DEFAULT_MAX_ENTRIES: u64 = 20_000;
+/// The package document is held in memory whole to be parsed: `kanban`'s abbreviated document is
+/// ~10 KB, and one of the largest on npm (`typescript`, ~3,500 versions) is ~9.4 MiB, so 8 MiB
+/// leaves room for years of releases while a hostile registry cannot exhaust memory.
+pub const DEFAULT_MAX_DOCUMENT_BYTES: u64 = 8 * 1024 * 1024;
 /// Deepest path we accept; real packages stay under 20, and deep trees exhaust Windows' MAX_PATH.
 pub const MAX_PATH_DEPTH: usize = 32;
 /// Longest entry path in bytes; leaves room under Windows' 260-char MAX_PATH for userData.

@@ -75,7 +75,7 @@ pub enum StageError {
         reason: String,
     },
 
-    #[error("tarball from {} exceeds a limit: {}", clip(.url), clip(.reason))]
+    #[error("{} exceeds a limit ({limit}): {}", clip(.url), clip(.reason))]
     TooLarge {
         url: String,
         /// Which cap was hit: `document`, `entries`, `unpackedBytes`, `inflatedBytes`, `path` or

@@ -2,7 +2,7 @@
 //! cancellation and the overall deadline.
 
 use crate::config::NetConfig;
-use crate::error::{Result, StageError};
+use crate::error::{clip, Result, StageError};
 use crate::registry::same_origin;
 use std::future::Future;
 use std::sync::Arc;
@@ -218,18 +218,43 @@ impl Http {
         })
     }
 
-    /// GETs the whole body of a small document, with retries.
-    pub async fn get_bytes(&self, url: &str, accept: &str, ctl: &Control) -> Result<Vec<u8>> {
+    /// GETs the whole body of a small document, with retries. The body is streamed into one
+    /// buffer and refused (`ETOO_LARGE`, limit `document`) as soon as it would pass `max_bytes`,
+    /// or before a byte is read when its Content-Length already does.
+    pub async fn get_bytes(
+        &self,
+        url: &str,
+        accept: &str,
+        max_bytes: u64,
+        ctl: &Control,
+    ) -> Result<Vec<u8>> {
+        let too_large = |size: String| StageError::TooLarge {
+            url: clip(url),
+            limit: "document",
+            reason: format!("the package document is {size}, over the {max_bytes}-byte cap"),
+        };
         let mut n = 0;
         loop {
             let attempt = ctl
                 .guard(url, async {
-                    let resp = self.send(url, accept, "fetching").await?;
-                    let body = resp
-                        .bytes()
+                    let mut resp = self.send(url, accept, "fetching").await?;
+                    let declared = resp.content_length();
+                    if let Some(len) = declared.filter(|len| *len > max_bytes) {
+                        return Err(too_large(format!("{len} bytes")));
+                    }
+                    // Sized from the header when it is within the cap, so the buffer grows once.
+                    let mut body = Vec::with_capacity(declared.unwrap_or(0) as usize);
+                    while let Some(chunk) = resp
+                        .chunk()
                         .await
-                        .map_err(|e| transport_error(url, "fetching", &e, &self.net))?;
-                    Ok(body.to_vec())
+                        .map_err(|e| transport_error(url, "fetching", &e, &self.net))?
+                    {
+                        if (body.len() + chunk.len()) as u64 > max_bytes {
+                            return Err(too_large(format!("more than {max_bytes} bytes")));
+                        }
+                        body.extend_from_slice(&chunk);
+                    }
+                    Ok(body)
                 })
                 .await;
             match attempt {
@@ -472,15 +497,88 @@ mod tests {
         let http = Http::new(&net, &reg).unwrap();
         let (ctl, _h) = Control::new(Duration::from_secs(20));
         let body = http
-            .get_bytes(&format!("{reg}kanban"), "*/*", &ctl)
+            .get_bytes(&format!("{reg}kanban"), "*/*", 1 << 20, &ctl)
             .await
             .unwrap();
         assert_eq!(body, b"ok");
         let e = http
-            .get_bytes(&format!("{reg}kanban"), "*/*", &ctl)
+            .get_bytes(&format!("{reg}kanban"), "*/*", 1 << 20, &ctl)
             .await
             .unwrap_err();
         assert!(matches!(e, StageError::Http { status: 404, .. }), "{e}");
+        server.await.unwrap();
+    }
+
+    /// Serves each reply in turn to one connection each, then stops.
+    async fn serve(replies: Vec<Vec<u8>>) -> (String, tokio::task::JoinHandle<()>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let reg = format!("http://{}/", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            for reply in replies {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await.unwrap();
+                // The client may hang up early (a refused Content-Length): that is the point.
+                let _ = s.write_all(&reply).await;
+                let _ = s.shutdown().await;
+            }
+        });
+        (reg, server)
+    }
+
+    #[tokio::test]
+    async fn document_over_the_cap_is_refused_with_and_without_content_length() {
+        let cap = 1000u64;
+        let big = vec![b' '; 5000];
+        let mut with_len = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            big.len()
+        )
+        .into_bytes();
+        with_len.extend_from_slice(&big);
+        // Chunked: no length up front, the cap is found while streaming.
+        let mut chunked =
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n".to_vec();
+        for _ in 0..10 {
+            chunked.extend_from_slice(format!("{:x}\r\n", 500).as_bytes());
+            chunked.extend_from_slice(&big[..500]);
+            chunked.extend_from_slice(b"\r\n");
+        }
+        chunked.extend_from_slice(b"0\r\n\r\n");
+        let mut exact =
+            b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\nconnection: close\r\n\r\n".to_vec();
+        exact.extend_from_slice(&big[..1000]);
+        let (reg, server) = serve(vec![with_len, chunked, exact]).await;
+        let http = Http::new(
+            &NetConfig {
+                retries: 0,
+                ..NetConfig::default()
+            },
+            &reg,
+        )
+        .unwrap();
+        let (ctl, _h) = Control::new(Duration::from_secs(20));
+        let url = format!("{reg}kanban");
+        for _ in 0..2 {
+            let e = http.get_bytes(&url, "*/*", cap, &ctl).await.unwrap_err();
+            assert!(
+                matches!(
+                    &e,
+                    StageError::TooLarge {
+                        limit: "document",
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+            assert!(!e.is_retryable());
+        }
+        // A document exactly at the cap is read.
+        assert_eq!(
+            http.get_bytes(&url, "*/*", cap, &ctl).await.unwrap().len(),
+            1000
+        );
         server.await.unwrap();
     }
 }

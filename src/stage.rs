@@ -50,8 +50,13 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
     ctl.report(Phase::Resolving, 0, None);
     let http = Http::new(&cfg.net, &cfg.registry)?;
     let doc_url = document_url(&cfg.registry, &cfg.package_name);
-    let body = http.get_bytes(&doc_url, ACCEPT_CORGI, ctl).await?;
-    let doc = Document::parse(&doc_url, &body)?;
+    // The raw bytes are dropped once parsed: the document is never held twice.
+    let doc = Document::parse(
+        &doc_url,
+        &http
+            .get_bytes(&doc_url, ACCEPT_CORGI, cfg.limits.max_document_bytes, ctl)
+            .await?,
+    )?;
     let latest = doc.tag_version(&cfg.dist_tag)?;
 
     // Guards, in the original's order.
@@ -544,6 +549,7 @@ fn finish(
             missing: CLI_ENTRY.join("/"),
         });
     }
+    crate::extract::require_folders_or_absent(partial, &NATIVE_MODULE, url)?;
     let mut native_dst = partial.to_path_buf();
     native_dst.extend(NATIVE_MODULE);
     // The package may ship its own node_modules/node-pty (ours, built for this app, replaces
@@ -705,10 +711,7 @@ mod tests {
                 retries: 0,
                 ..NetConfig::default()
             },
-            limits: Limits {
-                max_unpacked_bytes: None,
-                max_entries: None,
-            },
+            limits: Limits::default(),
         };
         Env { _tmp: tmp, cfg }
     }
