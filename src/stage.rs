@@ -549,7 +549,6 @@ fn finish(
             missing: CLI_ENTRY.join("/"),
         });
     }
-    crate::extract::require_folders_or_absent(partial, &NATIVE_MODULE, url)?;
     let mut native_dst = partial.to_path_buf();
     native_dst.extend(NATIVE_MODULE);
     // The package may ship its own node_modules/node-pty (ours, built for this app, replaces
