@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.checkAndStageLatestRuntime = nativeBinding.checkAndStageLatestRuntime
 module.exports.isBadVersion = nativeBinding.isBadVersion
+module.exports.isStageError = nativeBinding.isStageError
 module.exports.isStoreLocked = nativeBinding.isStoreLocked
 module.exports.markBadVersion = nativeBinding.markBadVersion
 module.exports.readPointer = nativeBinding.readPointer

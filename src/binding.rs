@@ -455,3 +455,22 @@ fn document_cap(opt: Option<f64>) -> crate::error::Result<u64> {
         }),
     }
 }
+
+/// Whether `e` is an error of this package: an object with a string `message` and a `code` this
+/// package uses. Also true for an error that crossed Electron IPC as a plain object.
+#[napi(ts_args_type = "e: unknown", ts_return_type = "e is StageError")]
+pub fn is_stage_error(e: Unknown<'_>) -> Result<bool> {
+    if e.get_type()? != ValueType::Object {
+        return Ok(false);
+    }
+    // SAFETY: its type was checked just above.
+    let obj: Object = unsafe { e.cast()? };
+    let code = obj.get_named_property::<Unknown>("code")?;
+    let message = obj.get_named_property::<Unknown>("message")?;
+    if code.get_type()? != ValueType::String || message.get_type()? != ValueType::String {
+        return Ok(false);
+    }
+    // SAFETY: its type was checked just above.
+    let code: String = unsafe { code.cast()? };
+    Ok(StageError::CODES.contains(&code.as_str()))
+}

@@ -110,6 +110,26 @@ pub enum StageError {
 
 impl StageError {
     /// The stable code JS sees as `err.code`. Part of the public API: never rename one.
+    /// Every code `code()` returns. The TypeScript `StageErrorCode` union (`error-types.d.ts`)
+    /// and the README's error table are tested against this list, so the three cannot drift.
+    pub const CODES: &'static [&'static str] = &[
+        "EINVALID_OPTION",
+        "ENETWORK",
+        "ETIMEDOUT",
+        "EHTTP",
+        "EBADMANIFEST",
+        "EINVALID_VERSION",
+        "EINTEGRITY",
+        "EUNSAFE_ENTRY",
+        "ETOO_LARGE",
+        "EBADARCHIVE",
+        "EMISSING_CLI",
+        "ENATIVE_DEPS",
+        "ENOSPC",
+        "EIO",
+        "EABORTED",
+    ];
+
     pub fn code(&self) -> &'static str {
         match self {
             StageError::InvalidOption { .. } => "EINVALID_OPTION",
@@ -355,5 +375,108 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `E…` codes in the order they appear in `text` (each once).
+    fn codes_in(text: &str, open: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for part in text.split(open).skip(1) {
+            let code: String = part
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                .collect();
+            if code.len() > 1 && code.starts_with('E') && !out.contains(&code) {
+                out.push(code);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_variant_has_a_listed_code() {
+        let p = PathBuf::from("/x");
+        let url = String::from("u");
+        let each = [
+            StageError::InvalidOption {
+                name: "x",
+                reason: url.clone(),
+            },
+            StageError::Http {
+                url: url.clone(),
+                status: 500,
+                retry_after: None,
+            },
+            StageError::Timeout {
+                url: url.clone(),
+                phase: "fetching",
+                ms: 1,
+            },
+            StageError::Network {
+                url: url.clone(),
+                phase: "fetching",
+                message: url.clone(),
+            },
+            StageError::BadManifest {
+                url: url.clone(),
+                reason: url.clone(),
+            },
+            StageError::InvalidVersion {
+                package: url.clone(),
+                tag: url.clone(),
+                version: url.clone(),
+            },
+            StageError::Integrity {
+                url: url.clone(),
+                expected: url.clone(),
+                actual: url.clone(),
+            },
+            StageError::UnsafeEntry {
+                url: url.clone(),
+                entry: url.clone(),
+                reason: url.clone(),
+            },
+            StageError::TooLarge {
+                url: url.clone(),
+                limit: "entries",
+                reason: url.clone(),
+            },
+            StageError::BadArchive {
+                url: url.clone(),
+                reason: url.clone(),
+            },
+            StageError::MissingCli {
+                url: url.clone(),
+                missing: url.clone(),
+            },
+            StageError::NativeDeps { path: p.clone() },
+            StageError::NoSpace {
+                op: "writing",
+                path: p.clone(),
+            },
+            StageError::io("writing", &p, io::Error::other("x")),
+            StageError::Aborted,
+        ];
+        for e in &each {
+            assert!(StageError::CODES.contains(&e.code()), "{}", e.code());
+        }
+    }
+
+    #[test]
+    fn the_typescript_union_and_the_readme_table_list_every_code() {
+        let codes: Vec<String> = StageError::CODES.iter().map(|c| c.to_string()).collect();
+        let dts = include_str!("../error-types.d.ts");
+        let union =
+            &dts[dts.find("StageErrorCode =").unwrap()..dts.find("export interface").unwrap()];
+        let mut in_union = codes_in(union, "'");
+        let readme = include_str!("../README.md");
+        let table = &readme[readme.find("### Error codes").unwrap()..];
+        let table = &table[..table.find("\n## ").unwrap()];
+        let mut in_table = codes_in(table, "| `");
+        let mut expected = codes.clone();
+        expected.sort();
+        in_union.sort();
+        in_table.sort();
+        assert_eq!(in_union, expected, "error-types.d.ts");
+        assert_eq!(in_table, expected, "README.md error table");
     }
 }

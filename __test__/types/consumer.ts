@@ -2,11 +2,34 @@
 // discriminated union that an exhaustive switch narrows, exactly as the desktop app uses it.
 import {
   checkAndStageLatestRuntime,
+  isStageError,
   markBadVersion,
   readPointer,
   resolvePointerCliEntry,
+  type StageErrorCode,
   type StageOutcome,
 } from '../../index.js'
+
+/** What the app tells the user, by code: the union narrows and an unknown code does not compile. */
+export function advice(e: unknown): string {
+  if (!isStageError(e)) return 'unexpected error'
+  const code: StageErrorCode = e.code
+  // @ts-expect-error not one of the package's codes
+  const wrong: StageErrorCode = 'ENOPE'
+  switch (code) {
+    case 'ENETWORK':
+    case 'ETIMEDOUT':
+      return `offline? ${e.url ?? ''} (${e.phase ?? ''}) ${wrong}`
+    case 'EHTTP':
+      return `registry answered ${e.status ?? 0}`
+    case 'EINTEGRITY':
+      return `${e.expected ?? ''} != ${e.actual ?? ''}`
+    case 'EINVALID_OPTION':
+      return `bad option ${e.option ?? ''}`
+    default:
+      return `${code}: ${e.message}`
+  }
+}
 
 function describe(outcome: StageOutcome): string {
   switch (outcome.kind) {
