@@ -3,6 +3,7 @@
 
 use crate::config::NetConfig;
 use crate::error::{clip, Result, StageError};
+use crate::log::{Level, LogEntry, LogSink, Value};
 use crate::registry::same_origin;
 use std::future::Future;
 use std::sync::Arc;
@@ -49,6 +50,7 @@ pub struct Control {
     // Keeps the channel open when no one else holds the sender.
     _keep: Arc<watch::Sender<bool>>,
     progress: Option<ProgressSink>,
+    log: Option<LogSink>,
 }
 
 /// The handle that aborts a call.
@@ -71,6 +73,7 @@ impl Control {
             abort: rx,
             _keep: tx.clone(),
             progress: None,
+            log: None,
         };
         (ctl, AbortHandle(tx))
     }
@@ -78,6 +81,22 @@ impl Control {
     pub fn with_progress(mut self, sink: ProgressSink) -> Control {
         self.progress = Some(sink);
         self
+    }
+
+    pub fn with_log(mut self, sink: LogSink) -> Control {
+        self.log = Some(sink);
+        self
+    }
+
+    /// Sends a log entry to the call's log sink, if it has one.
+    pub fn log(&self, level: Level, message: impl Into<String>, fields: &[(&'static str, Value)]) {
+        if let Some(sink) = &self.log {
+            sink(LogEntry {
+                level,
+                message: message.into(),
+                fields: fields.to_vec(),
+            });
+        }
     }
 
     pub fn report(&self, phase: Phase, downloaded: u64, total: Option<u64>) {
@@ -259,7 +278,9 @@ impl Http {
                 .await;
             match attempt {
                 Err(e) if e.is_retryable() && n < self.net.retries && !ctl.expired() => {
-                    ctl.sleep(url, retry_delay(&e, n)).await?;
+                    let delay = retry_delay(&e, n);
+                    log_retry(ctl, url, &e, n + 1, self.net.retries, delay);
+                    ctl.sleep(url, delay).await?;
                     n += 1;
                 }
                 other => return other,
@@ -290,6 +311,25 @@ impl Http {
 
 /// How long to wait before retry number `attempt` (from 0) after `e`: the server's `Retry-After`
 /// when it sent one, else the backoff.
+/// Logs a retry: its reason (the error's code), which attempt it is and the delay before it.
+pub fn log_retry(ctl: &Control, url: &str, e: &StageError, attempt: u32, of: u32, delay: Duration) {
+    ctl.log(
+        Level::Warn,
+        format!(
+            "retrying {} after {} in {} ms (retry {attempt} of {of})",
+            clip(url),
+            e.code(),
+            delay.as_millis()
+        ),
+        &[
+            ("url", url.into()),
+            ("reason", e.code().into()),
+            ("attempt", u64::from(attempt).into()),
+            ("delayMs", (delay.as_millis() as u64).into()),
+        ],
+    );
+}
+
 pub fn retry_delay(e: &StageError, attempt: u32) -> Duration {
     match e {
         StageError::Http {

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod fsutil;
 pub mod http;
 pub mod integrity;
+pub mod log;
 pub mod registry;
 pub mod stage;
 pub mod store;

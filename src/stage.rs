@@ -5,10 +5,12 @@ use crate::config::{
     Config, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_BYTES, HARD_MAX_ENTRIES,
     HARD_MAX_UNPACKED_BYTES,
 };
-use crate::error::{Result, StageError};
+use crate::error::{clip, Result, StageError};
 use crate::extract::{extract_tgz, ExtractLimits};
 use crate::fsutil;
+use crate::http::log_retry;
 use crate::http::{Control, Http, Phase};
+use crate::log::Level;
 use crate::registry::{document_url, rewrite_tarball_url, Dist, Document, ACCEPT_CORGI};
 use crate::store::{self, CompletionRecord, Store, CLI_ENTRY, NATIVE_MODULE};
 use crate::version;
@@ -27,6 +29,18 @@ pub enum Outcome {
     BadVersion(String),
     AlreadyStaged,
     Staged(String),
+}
+
+impl Outcome {
+    /// The JS `kind` of this outcome.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::UpToDate => "up-to-date",
+            Outcome::BadVersion(_) => "bad-version",
+            Outcome::AlreadyStaged => "already-staged",
+            Outcome::Staged(_) => "staged",
+        }
+    }
 }
 
 /// One piece of the response body on its way to the extractor.
@@ -58,6 +72,20 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
             .await?,
     )?;
     let latest = doc.tag_version(&cfg.dist_tag)?;
+    ctl.log(
+        Level::Info,
+        format!(
+            "dist-tag {} of {} names {}",
+            clip(&cfg.dist_tag),
+            clip(&cfg.package_name),
+            clip(&latest)
+        ),
+        &[
+            ("tag", (&cfg.dist_tag).into()),
+            ("version", (&latest).into()),
+            ("registry", (&cfg.registry).into()),
+        ],
+    );
 
     // Guards, in the original's order.
     let latest_v = semver::Version::parse(&latest).map_err(|_| StageError::InvalidVersion {
@@ -69,15 +97,38 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
     // `v1.2.3` and `=1.2.3` are cleaned as npm does, and build metadata never makes a version newer.
     if let Some(current) = version::clean(&cfg.current_version) {
         if version::compare(&latest_v, &current) != std::cmp::Ordering::Greater {
+            ctl.log(
+                Level::Info,
+                format!(
+                    "up to date: {} is not newer than the running {current}",
+                    clip(&latest)
+                ),
+                &[("current", (&current.to_string()).into())],
+            );
             return Ok(Outcome::UpToDate);
         }
     }
     if store.is_bad(&latest) {
+        ctl.log(
+            Level::Info,
+            format!("{} is marked bad: not staged", clip(&latest)),
+            &[("version", (&latest).into())],
+        );
         return Ok(Outcome::BadVersion(latest));
     }
     if already_staged(store, &latest) {
+        ctl.log(
+            Level::Info,
+            "already staged: the pointer names it (or a newer version), whole",
+            &[("version", (&latest).into())],
+        );
         return Ok(Outcome::AlreadyStaged);
     }
+    ctl.log(
+        Level::Info,
+        format!("staging {}", clip(&latest)),
+        &[("version", (&latest).into())],
+    );
 
     let native_src = cfg.native_deps_source.join(NATIVE_MODULE[1]);
     if !native_src.is_dir() {
@@ -191,6 +242,11 @@ async fn stage_locked(
                 if !waiting {
                     waiting = true;
                     ctl.report(Phase::WaitingForLock, 0, None);
+                    ctl.log(
+                        Level::Info,
+                        "waiting for another staging run to release the store",
+                        &[("lock", (&lock_path.display().to_string()).into())],
+                    );
                 }
             }
             Err(e) => return Err(StageError::io("locking", &lock_path, e)),
@@ -209,35 +265,77 @@ async fn stage_locked(
     })
     .await?;
     if let Some(outcome) = before {
+        ctl.log(
+            Level::Info,
+            format!("re-checked under the lock: {}", outcome.kind()),
+            &[("version", (&latest).into())],
+        );
         return Ok(outcome);
     }
 
-    let reuse = blocking({
+    let (reuse, swept) = blocking({
         let (store, latest) = (store.clone(), latest.clone());
-        move || -> Result<bool> {
+        move || -> Result<(bool, Vec<String>)> {
             // With the staging lock held no run is in flight, so every partial is a crashed run's.
-            store.sweep_stale_locked()?;
+            let swept = store.sweep_stale_locked()?;
             fsutil::create_dir_all(&store.versions_dir())?;
             // A whole, unpointed folder is a run that died before its pointer write: reuse it.
             if store.is_whole(&latest) {
-                return Ok(true);
+                return Ok((true, swept));
             }
             store.discard_version_locked(&latest)?;
-            Ok(false)
+            Ok((false, swept))
         }
     })
     .await?;
+    if !swept.is_empty() {
+        ctl.log(
+            Level::Info,
+            format!(
+                "removed leftovers of interrupted runs: {}",
+                clip(&swept.join(", "))
+            ),
+            &[("count", swept.len().into())],
+        );
+    }
+    if reuse {
+        ctl.log(
+            Level::Info,
+            "a whole, unpointed folder of this version is reused: no download",
+            &[("version", (&latest).into())],
+        );
+    }
 
     if !reuse {
         download_with_retries(cfg, store, http, dist, &latest, native_src, ctl).await?;
     }
 
-    blocking({
+    let (outcome, pruned) = blocking({
         let (store, latest) = (store.clone(), latest.clone());
         let running = version::clean(&cfg.current_version);
         move || store.with_store_lock(|| promote_locked(&store, &latest, running.as_ref()))
     })
-    .await
+    .await?;
+    match &outcome {
+        Outcome::Staged(v) => ctl.log(
+            Level::Info,
+            format!("pointed at {}", clip(v)),
+            &[("version", v.into())],
+        ),
+        other => ctl.log(
+            Level::Warn,
+            format!("not pointed after the download: {}", other.kind()),
+            &[("version", (&latest).into())],
+        ),
+    }
+    if !pruned.is_empty() {
+        ctl.log(
+            Level::Info,
+            format!("pruned {}", clip(&pruned.join(", "))),
+            &[("count", pruned.len().into())],
+        );
+    }
+    Ok(outcome)
 }
 
 /// Under the store lock, before staging: the outcome when there is nothing to download.
@@ -263,12 +361,12 @@ fn promote_locked(
     store: &Store,
     latest: &str,
     running: Option<&semver::Version>,
-) -> Result<Outcome> {
+) -> Result<(Outcome, Vec<String>)> {
     if store.is_bad(latest) {
-        return Ok(Outcome::BadVersion(latest.to_string()));
+        return Ok((Outcome::BadVersion(latest.to_string()), Vec::new()));
     }
     if pointer_is_newer(store, latest) {
-        return Ok(Outcome::AlreadyStaged);
+        return Ok((Outcome::AlreadyStaged, Vec::new()));
     }
     let previous = fallback_for(store, latest);
     store.write_pointer(latest, previous.as_deref())?;
@@ -278,8 +376,8 @@ fn promote_locked(
     // cannot be removed now (a running runtime holding it on Windows) waits for the next run
     // instead of failing this one. The version the app runs right now stays too: it may be
     // neither the new pointer nor its fallback when several updates are staged without a restart.
-    let _ = store.prune_locked(&keep, running);
-    Ok(Outcome::Staged(latest.to_string()))
+    let pruned = store.prune_locked(&keep, running).unwrap_or_default();
+    Ok((Outcome::Staged(latest.to_string()), pruned))
 }
 
 /// The fallback kept beside a newly pointed `latest`: the version pointed so far, else its own
@@ -384,13 +482,19 @@ async fn download_with_retries(
         let retry = match &err {
             StageError::Integrity { .. } if integrity_retry => {
                 integrity_retry = false;
+                ctl.log(
+                    Level::Warn,
+                    "the tarball failed its integrity check: downloading it once more",
+                    &[("url", (&url).into())],
+                );
                 true
             }
             e if e.is_retryable() && retries_left > 0 && !ctl.is_aborted() => {
                 let attempt = http.retries() - retries_left;
                 retries_left -= 1;
-                ctl.sleep(&url, crate::http::retry_delay(e, attempt))
-                    .await?;
+                let delay = crate::http::retry_delay(e, attempt);
+                log_retry(ctl, &url, e, attempt + 1, http.retries(), delay);
+                ctl.sleep(&url, delay).await?;
                 true
             }
             _ => false,
@@ -747,6 +851,44 @@ mod tests {
             Outcome::BadVersion("2.0.0".into())
         );
         assert_eq!(reg.tarball_requests(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn logs_what_it_decided_and_why() {
+        let reg = TestRegistry::start("2.0.0", None).await;
+        let e = env(&reg.url, "1.0.0");
+        let store = Store::new(&e.cfg.user_data);
+        std::fs::create_dir_all(store.versions_dir()).unwrap();
+        std::fs::write(store.versions_dir().join("notes.partial"), "x").unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let logged = ctl().with_log(Arc::new(move |e: crate::log::LogEntry| {
+            sink.lock().unwrap().push(e)
+        }));
+        check_and_stage(&e.cfg, &store, &logged).await.unwrap();
+        let entries = seen.lock().unwrap().clone();
+        let messages: Vec<&str> = entries.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "dist-tag latest of kanban names 2.0.0",
+                "staging 2.0.0",
+                "removed leftovers of interrupted runs: notes.partial",
+                "pointed at 2.0.0",
+            ]
+        );
+        assert!(entries[0]
+            .fields
+            .contains(&("version", crate::log::Value::Str("2.0.0".into()))));
+        seen.lock().unwrap().clear();
+        let mut current = e.cfg.clone();
+        current.current_version = "v2.0.0".into();
+        check_and_stage(&current, &store, &logged).await.unwrap();
+        let last = seen.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(
+            last.message,
+            "up to date: 2.0.0 is not newer than the running 2.0.0"
+        );
     }
 
     /// Fails renames onto `current.json`, as a full disk or a held file would.

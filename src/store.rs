@@ -407,11 +407,13 @@ impl Store {
     /// (a file named like a version would block the rename of a staged folder). Only safe with
     /// the staging lock held: then no staging run is in flight, so every partial is a crashed
     /// run's leftover.
-    pub fn sweep_stale_locked(&self) -> Result<()> {
+    /// Returns the names removed from `versions/`.
+    pub fn sweep_stale_locked(&self) -> Result<Vec<String>> {
         let dir = self.versions_dir();
+        let mut removed = Vec::new();
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(removed),
             Err(e) => return Err(StageError::io("reading folder", &dir, e)),
         };
         for entry in entries.flatten() {
@@ -419,6 +421,7 @@ impl Store {
             let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
             if name.ends_with(PARTIAL_SUFFIX) || name.contains(".trash-") || !is_dir {
                 fsutil::remove_tree(&entry.path())?;
+                removed.push(name);
             }
         }
         if let Ok(entries) = fs::read_dir(&self.root) {
@@ -429,7 +432,7 @@ impl Store {
                 }
             }
         }
-        Ok(())
+        Ok(removed)
     }
 
     /// Takes a damaged `versions/<v>` out of the way: renamed aside first so that it vanishes from
