@@ -6,7 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub fn fresh_dest() -> (PathBuf, PathBuf) {
     static N: AtomicU64 = AtomicU64::new(0);
     let shm = PathBuf::from("/dev/shm");
-    let base = if shm.is_dir() { shm } else { std::env::temp_dir() };
+    let base = if shm.is_dir() {
+        shm
+    } else {
+        std::env::temp_dir()
+    };
     let root = base.join(format!(
         "krs-fuzz-{}-{}",
         std::process::id(),
