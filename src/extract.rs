@@ -513,7 +513,7 @@ fn top_component(raw: &[u8]) -> &[u8] {
         .unwrap_or(b"")
 }
 
-enum PathProblem {
+pub(crate) enum PathProblem {
     Unsafe(String),
     TooLarge(String),
 }
@@ -521,7 +521,7 @@ enum PathProblem {
 /// Turns a raw tar path into a safe relative path with the top folder stripped, `None` for the
 /// top folder itself. Everything that could leave the folder, alias another name on some OS, or
 /// be misread by Windows is refused rather than rewritten.
-fn sanitize(raw: &[u8]) -> std::result::Result<Option<PathBuf>, PathProblem> {
+pub(crate) fn sanitize(raw: &[u8]) -> std::result::Result<Option<PathBuf>, PathProblem> {
     let unsafe_ = |s: &str| Err(PathProblem::Unsafe(s.into()));
     let Ok(path) = std::str::from_utf8(raw) else {
         return unsafe_("path is not UTF-8");

@@ -1,7 +1,7 @@
 //! The HTTP side: one client with timeouts, proxies and trust settings; retries with backoff;
 //! cancellation and the overall deadline.
 
-use crate::config::NetConfig;
+use crate::config::{NetConfig, DEFAULT_MAX_DOCUMENT_BYTES};
 use crate::error::{clip, Result, StageError};
 use crate::log::{Level, LogEntry, LogSink, Value};
 use crate::registry::same_origin;
@@ -261,8 +261,11 @@ impl Http {
                     if let Some(len) = declared.filter(|len| *len > max_bytes) {
                         return Err(too_large(format!("{len} bytes")));
                     }
-                    // Sized from the header when it is within the cap, so the buffer grows once.
-                    let mut body = Vec::with_capacity(declared.unwrap_or(0) as usize);
+                    // Sized from the header so the buffer grows once, but never reserved beyond
+                    // the default cap on the header's word alone: a raised cap is spent only as
+                    // bytes actually arrive.
+                    let reserve = declared.unwrap_or(0).min(DEFAULT_MAX_DOCUMENT_BYTES);
+                    let mut body = Vec::with_capacity(reserve as usize);
                     while let Some(chunk) = resp
                         .chunk()
                         .await

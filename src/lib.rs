@@ -18,6 +18,79 @@ pub mod version;
 #[cfg(feature = "node")]
 mod binding;
 
+/// Entry points for the fuzz targets in `fuzz/`: each feeds arbitrary bytes to one parser of
+/// untrusted input. Not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::extract::{extract_tgz, sanitize, windows_problem, ExtractLimits};
+    use crate::integrity::Expected;
+    use crate::registry::Document;
+    use std::path::Path;
+    use std::sync::atomic::AtomicBool;
+
+    /// The package document parser and everything staging reads from it.
+    pub fn document(data: &[u8]) {
+        let Ok(doc) = Document::parse("http://r/kanban", data) else {
+            return;
+        };
+        for tag in ["latest", "next", ""] {
+            if let Ok(v) = doc.tag_version(tag) {
+                let _ = semver::Version::parse(&v);
+                if let Ok(dist) = doc.dist(&v) {
+                    let _ = crate::registry::rewrite_tarball_url(&dist.tarball, "http://m/");
+                    let _ = dist.integrity.to_string();
+                }
+            }
+        }
+    }
+
+    /// The SRI and shasum parsers, and a verification against the input itself.
+    pub fn integrity(data: &[u8]) {
+        let text = String::from_utf8_lossy(data);
+        for exp in [Expected::from_sri(&text), Expected::from_shasum(&text)]
+            .into_iter()
+            .flatten()
+        {
+            let mut h = exp.hasher();
+            h.update(data);
+            let _ = h.verify(&exp);
+            let _ = exp.to_string();
+        }
+    }
+
+    /// The entry-path sanitiser; whatever it accepts must stay relative and `..`-free.
+    pub fn sanitize_path(data: &[u8]) {
+        if let Ok(Some(rel)) = sanitize(data) {
+            assert!(rel.is_relative(), "{rel:?}");
+            for comp in rel.components() {
+                assert!(matches!(comp, std::path::Component::Normal(_)), "{rel:?}");
+                let name = comp.as_os_str().to_string_lossy();
+                assert!(windows_problem(&name).is_none(), "{rel:?}");
+            }
+        }
+    }
+
+    /// The whole extractor on a gzipped stream, into `dest` (which must not exist). Returns the
+    /// error code, if any.
+    pub fn extract(tgz: &[u8], dest: &Path) -> Option<&'static str> {
+        let limits = ExtractLimits {
+            max_bytes: 1 << 20,
+            max_entries: 256,
+        };
+        let bins = ["dist/cli.js".to_string()];
+        extract_tgz(
+            tgz,
+            dest,
+            limits,
+            &bins,
+            "http://r/x.tgz",
+            &AtomicBool::new(false),
+        )
+        .err()
+        .map(|e| e.code())
+    }
+}
+
 pub use error::{Result, StageError};
 pub use stage::{check_and_stage, Outcome};
 pub use store::Store;

@@ -1,0 +1,5 @@
+#![no_main]
+// Arbitrary tar entry paths into the sanitiser: what it accepts stays inside the folder.
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| kanban_runtime_stager::fuzzing::sanitize_path(data));
