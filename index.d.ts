@@ -130,7 +130,8 @@ export interface StageOptions {
   /**
    * Called with progress while the call runs (phase, bytes downloaded, tarball size). It never
    * keeps the process alive, and calls that would land after the JS environment is gone (exit,
-   * window reload) are dropped. Default: none.
+   * window reload) are dropped. A callback that throws loses that event and the call goes on;
+   * nothing reaches `uncaughtException`. Default: none.
    */
   onProgress?: (progress: StageProgress) => void
 }

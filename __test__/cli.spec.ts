@@ -163,6 +163,45 @@ describe('onProgress', () => {
     expect(r.stdout.trim()).toBe('staged')
   })
 
+  it('an onProgress callback that throws is dropped: the call stages and the process survives', async () => {
+    s.publish('1.1.0')
+    const opts = JSON.stringify(s.opts())
+    const r = await runScript(
+      `${load}
+      let calls = 0
+      process.on('uncaughtException', (e) => { console.log('uncaught ' + e.message); process.exit(3) })
+      b.checkAndStageLatestRuntime({ ...${opts}, onProgress: () => { calls++; throw new Error('progress') } })
+        .then((o) => setTimeout(() => console.log(o.kind + ' ' + (calls > 0)), 100))`,
+    )
+    expect(r).toMatchObject({ code: 0, signal: null })
+    expect(r.stdout.trim()).toBe('staged true')
+  })
+
+  it('an onProgress callback that throws a non-Error or returns a value is dropped too', async () => {
+    s.publish('1.1.0')
+    let calls = 0
+    const onUncaught = () => {
+      throw new Error('an onProgress throw escaped')
+    }
+    process.on('uncaughtException', onUncaught)
+    try {
+      const outcome = await binding.checkAndStageLatestRuntime(
+        s.opts({
+          onProgress: () => {
+            calls++
+            if (calls % 2) throw Symbol('odd')
+            return 42
+          },
+        }),
+      )
+      expect(outcome).toEqual({ kind: 'staged', version: '1.1.0' })
+      await new Promise((r) => setTimeout(r, 50))
+      expect(calls).toBeGreaterThan(1)
+    } finally {
+      process.off('uncaughtException', onUncaught)
+    }
+  })
+
   it('exiting in the middle of a call with onProgress does not crash', async () => {
     s.publish('1.1.0')
     const body = (await import('./helpers/fixtures')).runtimeTarball('1.1.0')

@@ -72,7 +72,8 @@ pub struct StageOptions<'a> {
     pub signal: Option<Object<'a>>,
     /// Called with progress while the call runs (phase, bytes downloaded, tarball size). It never
     /// keeps the process alive, and calls that would land after the JS environment is gone (exit,
-    /// window reload) are dropped. Default: none.
+    /// window reload) are dropped. A callback that throws loses that event and the call goes on;
+    /// nothing reaches `uncaughtException`. Default: none.
     #[napi(ts_type = "(progress: StageProgress) => void")]
     pub on_progress: Option<Function<'a, StageProgress, ()>>,
 }
@@ -412,14 +413,18 @@ fn start<'env>(
     let (mut ctl, abort) = Control::new(config.net.total_timeout);
     if let Some(tsfn) = on_progress {
         ctl = ctl.with_progress(Arc::new(move |p: Progress| {
-            // Non-blocking, result ignored: a closing environment refuses the call, harmlessly.
-            let _ = tsfn.call(
+            // Non-blocking, status ignored: a closing environment refuses the call, harmlessly.
+            // With a return-value handler napi hands a throw from the callback to that handler
+            // instead of raising it as an uncaught exception (the Electron main process would
+            // die): the handler drops it, so a faulty callback loses its event, not the call.
+            let _ = tsfn.call_with_return_value(
                 StageProgress {
                     phase: p.phase.as_str().to_string(),
                     downloaded_bytes: p.downloaded as f64,
                     total_bytes: p.total.map(|t| t as f64),
                 },
                 ThreadsafeFunctionCallMode::NonBlocking,
+                |_thrown_or_returned, _env| Ok(()),
             );
         }));
     }
