@@ -1,9 +1,11 @@
 // The command line, driven as a person or a script would (stdout is not a TTY here), and the
 // onProgress callback it is built on.
 import { spawn } from 'node:child_process'
+import fs from 'node:fs'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { binding } from './helpers/binding'
+import { runtimeTarball } from './helpers/fixtures'
 import { Scenario } from './helpers/scenario'
 
 const BIN = path.join(__dirname, '../bin/kanban-runtime-stager.js')
@@ -110,6 +112,59 @@ describe('cli', () => {
     const badFlag = await cli('status', '--nope')
     expect(badFlag.code).toBe(2)
     expect((await cli()).code).toBe(2)
+  })
+
+  describe('never prints terminal control characters from the registry, a tarball or the disk', () => {
+    // ESC and CSI (C1 0x9b) start escape sequences; any C0/C1 control is suspect.
+    const RAW_CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/
+    const expectClean = (r: { stdout: string; stderr: string }) => {
+      expect(r.stdout).not.toMatch(RAW_CONTROL)
+      expect(r.stderr).not.toMatch(RAW_CONTROL)
+    }
+
+    it('a dist-tag naming a version with an escape sequence', async () => {
+      for (const version of ['1.0.0\u001b[31m', '1.0.0\u009b31m']) {
+        s.registry.publish('kanban', [{ version, tarball: runtimeTarball('1.1.0') }], { latest: version })
+        for (const json of [[], ['--json']]) {
+          const r = await cli(...stageArgs(), ...json)
+          expect(r.code).toBe(1)
+          expect(r.stderr).toMatch(/^error EINVALID_VERSION: /m)
+          expect(r.stderr).toContain(version.startsWith('1.0.0\u001b') ? '1.0.0\\x1b[31m' : '1.0.0\\u009b31m')
+          expectClean(r)
+        }
+      }
+    })
+
+    it('a tarball entry whose name holds an escape sequence', async () => {
+      const tarball = runtimeTarball('1.1.0', {
+        extra: [{ path: 'package/../\u001b[2J\u009bevil', body: 'x' }],
+      })
+      s.publish('1.1.0', tarball)
+      const r = await cli(...stageArgs())
+      expect(r.code).toBe(1)
+      expect(r.stderr).toMatch(/^error EUNSAFE_ENTRY: /m)
+      expect(r.stderr).toContain('\\x1b[2J\\u009bevil')
+      expectClean(r)
+    })
+
+    it('status and mark-bad with control characters in folder names and versions', async () => {
+      s.publish('1.1.0')
+      await cli(...stageArgs())
+      fs.mkdirSync(path.join(s.versionsDir, '2.0.0\u001b[31m\u009b.partial'))
+      fs.writeFileSync(path.join(s.store, 'bad-versions.json'), JSON.stringify(['1.0.0\u001b[31m', '1.0.1\u009b']))
+      for (const json of [[], ['--json']]) {
+        const r = await cli('status', '--user-data', s.userData, ...json)
+        expect(r.code).toBe(0)
+        expectClean(r)
+      }
+      const json = await cli('status', '--user-data', s.userData, '--json')
+      // The JSON still parses back to the exact strings.
+      expect(JSON.parse(json.stdout).partials).toEqual(['2.0.0\u001b[31m\u009b.partial'])
+      const marked = await cli('mark-bad', '1.1.0\u001b[31m', '--user-data', s.userData)
+      expect(marked.code).toBe(1)
+      expect(marked.stderr).toMatch(/^error EINVALID_OPTION: /m)
+      expectClean(marked)
+    })
   })
 
   it('--help prints each command help, exit 0', async () => {
