@@ -60,6 +60,7 @@ const HINTS = {
   EINVALID_OPTION: 'check the option named in the message',
   EIO: 'a file operation failed; the message names the path',
   EABORTED: 'the run was aborted',
+  EINTERNAL: 'a bug in kanban-runtime-stager; please report it with the message above',
 }
 
 class UsageError extends Error {}

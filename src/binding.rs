@@ -6,7 +6,7 @@ use crate::config::{
     normalize_registry, timeout_ms, user_data_dir, whole_number, Config, EnvDefaults, Limits,
     NetConfig, DEFAULT_PACKAGE, DEFAULT_TAG, MAX_RETRIES, MAX_SAFE_INTEGER, PUBLIC_REGISTRY,
 };
-use crate::error::{Field, StageError};
+use crate::error::{catching_panics, Field, StageError};
 use crate::http::{AbortHandle, Control, Progress};
 use crate::stage::{self, Outcome};
 use crate::store::{check_version, Store};
@@ -443,7 +443,8 @@ fn start<'env>(
     let promise = env.spawn_future_with_callback(
         async move {
             let store = Store::new(&config.user_data);
-            Ok(stage::check_and_stage(&config, &store, &ctl).await)
+            let run = stage::check_and_stage(&config, &store, &ctl);
+            Ok(catching_panics("staging", run).await)
         },
         move |env, result| {
             env.remove_env_cleanup_hook(teardown)?;
