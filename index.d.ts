@@ -113,13 +113,13 @@ export interface StageOptions {
   /** Bearer token sent to the registry's own host only. Default: none. */
   authToken?: string
   /**
-   * Cap on the unpacked size of the tarball, in bytes: a positive whole number. Default: twice the registry's
-   * `dist.unpackedSize` plus 1 MiB, else 512 MiB; never above 1 GiB.
+   * Cap on the unpacked size of the tarball, in bytes: a positive whole number. Default: twice
+   * the registry's `dist.unpackedSize` plus 1 MiB, else 512 MiB; never above 1 GiB.
    */
   maxUnpackedBytes?: number
   /**
-   * Cap on the number of tarball entries: a positive whole number. Default: twice the registry's `dist.fileCount`
-   * plus 64, else 20000; never above 100000.
+   * Cap on the number of tarball entries: a positive whole number. Default: twice the
+   * registry's `dist.fileCount` plus 64, else 20000; never above 100000.
    */
   maxEntries?: number
   /**
