@@ -64,8 +64,9 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /**
  * Checks the registry for a newer runtime and stages it. Never blocks the JS thread: the network
- * runs on the addon's async runtime and file work on its blocking pool. Rejects with an `Error`
- * whose `code` is one of the documented codes.
+ * runs on the addon's async runtime and file work on its blocking pool. Never throws: every
+ * failure, a bad option included, rejects with an `Error` whose `code` is one of the documented
+ * codes.
  */
 export declare function checkAndStageLatestRuntime(opts: StageOptions): Promise<StageOutcome>
 
@@ -84,13 +85,14 @@ export declare function isStoreLocked(userData: string): boolean
 /**
  * Marks `version` bad (it failed to start). When it is the pointed version, the pointer rolls
  * back to the previous known-good version if its folder is whole, else is removed so the app
- * runs its bundled runtime. Resolves to the version the pointer now names, or `null`.
+ * runs its bundled runtime. Resolves to the version the pointer now names, or `null`. Rejects
+ * with `EINVALID_OPTION` for an empty or relative `userData`, before touching any file.
  */
 export declare function markBadVersion(userData: string, version: string): Promise<string | null>
 
 /**
  * The pointer, when it parses and names this store's canonical `versions/<v>/dist/cli.js`;
- * else `null`.
+ * else `null`. Throws `EINVALID_OPTION` for an empty or relative `userData`.
  */
 export declare function readPointer(userData: string): RuntimePointer | null
 
@@ -102,7 +104,8 @@ export declare function readStoreStatus(userData: string): StoreStatus
 
 /**
  * The staged CLI to run (`versions/<v>/dist/cli.js`) when the pointer is trusted and its folder
- * whole; else `null` (run the bundled runtime).
+ * whole; else `null` (run the bundled runtime). Throws `EINVALID_OPTION` for an empty or
+ * relative `userData`.
  */
 export declare function resolvePointerCliEntry(userData: string): string | null
 
@@ -138,13 +141,25 @@ export interface StageOptions {
   packageName?: string
   /** Dist-tag to follow. Default: `'latest'`. */
   distTag?: string
-  /** Budget for the whole call, retries and lock wait included, in ms. Default: 600000 (10 min). */
+  /**
+   * Budget for the whole call, retries and lock wait included, in ms: a whole number from 1
+   * to 86400000 (24 h). Default: 600000 (10 min).
+   */
   timeoutMs?: number
-  /** Budget for each TCP + TLS connection, in ms. Default: 10000. */
+  /**
+   * Budget for each TCP + TLS connection, in ms: a whole number from 1 to 86400000.
+   * Default: 10000.
+   */
   connectTimeoutMs?: number
-  /** Longest wait for the next byte of a response, in ms. Default: 30000. */
+  /**
+   * Longest wait for the next byte of a response, in ms: a whole number from 1 to 86400000.
+   * Default: 30000.
+   */
   idleTimeoutMs?: number
-  /** Retries after a transient failure (connect error, reset, 408, 429, 5xx). Default: 3. */
+  /**
+   * Retries after a transient failure (connect error, reset, 408, 429, 5xx): 0 to 10.
+   * Default: 3.
+   */
   retries?: number
   /**
    * Proxy for every request: a URL (`http://host:port`) or what Electron's
@@ -157,13 +172,13 @@ export interface StageOptions {
   /** Bearer token sent to the registry's own host only. Default: none. */
   authToken?: string
   /**
-   * Cap on the unpacked size of the tarball, in bytes. Default: twice the registry's
-   * `dist.unpackedSize` plus 1 MiB, else 512 MiB; never above 1 GiB.
+   * Cap on the unpacked size of the tarball, in bytes: a positive whole number. Default: twice
+   * the registry's `dist.unpackedSize` plus 1 MiB, else 512 MiB; never above 1 GiB.
    */
   maxUnpackedBytes?: number
   /**
-   * Cap on the number of tarball entries. Default: twice the registry's `dist.fileCount`
-   * plus 64, else 20000; never above 100000.
+   * Cap on the number of tarball entries: a positive whole number. Default: twice the
+   * registry's `dist.fileCount` plus 64, else 20000; never above 100000.
    */
   maxEntries?: number
   /**
@@ -180,7 +195,8 @@ export interface StageOptions {
   /**
    * Called with progress while the call runs (phase, bytes downloaded, tarball size). It never
    * keeps the process alive, and calls that would land after the JS environment is gone (exit,
-   * window reload) are dropped. Default: none.
+   * window reload) are dropped. A callback that throws loses that event and the call goes on;
+   * nothing reaches `uncaughtException`. Default: none.
    */
   onProgress?: (progress: StageProgress) => void
 }

@@ -1,9 +1,11 @@
 // The command line, driven as a person or a script would (stdout is not a TTY here), and the
 // onProgress callback it is built on.
 import { spawn } from 'node:child_process'
+import fs from 'node:fs'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { binding } from './helpers/binding'
+import { runtimeTarball } from './helpers/fixtures'
 import { Scenario } from './helpers/scenario'
 
 const BIN = path.join(__dirname, '../bin/kanban-runtime-stager.js')
@@ -112,6 +114,59 @@ describe('cli', () => {
     expect((await cli()).code).toBe(2)
   })
 
+  describe('never prints terminal control characters from the registry, a tarball or the disk', () => {
+    // ESC and CSI (C1 0x9b) start escape sequences; any C0/C1 control is suspect.
+    const RAW_CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/
+    const expectClean = (r: { stdout: string; stderr: string }) => {
+      expect(r.stdout).not.toMatch(RAW_CONTROL)
+      expect(r.stderr).not.toMatch(RAW_CONTROL)
+    }
+
+    it('a dist-tag naming a version with an escape sequence', async () => {
+      for (const version of ['1.0.0\u001b[31m', '1.0.0\u009b31m']) {
+        s.registry.publish('kanban', [{ version, tarball: runtimeTarball('1.1.0') }], { latest: version })
+        for (const json of [[], ['--json']]) {
+          const r = await cli(...stageArgs(), ...json)
+          expect(r.code).toBe(1)
+          expect(r.stderr).toMatch(/^error EINVALID_VERSION: /m)
+          expect(r.stderr).toContain(version.startsWith('1.0.0\u001b') ? '1.0.0\\x1b[31m' : '1.0.0\\u009b31m')
+          expectClean(r)
+        }
+      }
+    })
+
+    it('a tarball entry whose name holds an escape sequence', async () => {
+      const tarball = runtimeTarball('1.1.0', {
+        extra: [{ path: 'package/../\u001b[2J\u009bevil', body: 'x' }],
+      })
+      s.publish('1.1.0', tarball)
+      const r = await cli(...stageArgs())
+      expect(r.code).toBe(1)
+      expect(r.stderr).toMatch(/^error EUNSAFE_ENTRY: /m)
+      expect(r.stderr).toContain('\\x1b[2J\\u009bevil')
+      expectClean(r)
+    })
+
+    it('status and mark-bad with control characters in folder names and versions', async () => {
+      s.publish('1.1.0')
+      await cli(...stageArgs())
+      fs.mkdirSync(path.join(s.versionsDir, '2.0.0\u001b[31m\u009b.partial'))
+      fs.writeFileSync(path.join(s.store, 'bad-versions.json'), JSON.stringify(['1.0.0\u001b[31m', '1.0.1\u009b']))
+      for (const json of [[], ['--json']]) {
+        const r = await cli('status', '--user-data', s.userData, ...json)
+        expect(r.code).toBe(0)
+        expectClean(r)
+      }
+      const json = await cli('status', '--user-data', s.userData, '--json')
+      // The JSON still parses back to the exact strings.
+      expect(JSON.parse(json.stdout).partials).toEqual(['2.0.0\u001b[31m\u009b.partial'])
+      const marked = await cli('mark-bad', '1.1.0\u001b[31m', '--user-data', s.userData)
+      expect(marked.code).toBe(1)
+      expect(marked.stderr).toMatch(/^error EINVALID_OPTION: /m)
+      expectClean(marked)
+    })
+  })
+
   it('--help prints each command help, exit 0', async () => {
     const top = await cli('--help')
     expect(top.code).toBe(0)
@@ -161,6 +216,45 @@ describe('onProgress', () => {
     )
     expect(r).toMatchObject({ code: 0, signal: null })
     expect(r.stdout.trim()).toBe('staged')
+  })
+
+  it('an onProgress callback that throws is dropped: the call stages and the process survives', async () => {
+    s.publish('1.1.0')
+    const opts = JSON.stringify(s.opts())
+    const r = await runScript(
+      `${load}
+      let calls = 0
+      process.on('uncaughtException', (e) => { console.log('uncaught ' + e.message); process.exit(3) })
+      b.checkAndStageLatestRuntime({ ...${opts}, onProgress: () => { calls++; throw new Error('progress') } })
+        .then((o) => setTimeout(() => console.log(o.kind + ' ' + (calls > 0)), 100))`,
+    )
+    expect(r).toMatchObject({ code: 0, signal: null })
+    expect(r.stdout.trim()).toBe('staged true')
+  })
+
+  it('an onProgress callback that throws a non-Error or returns a value is dropped too', async () => {
+    s.publish('1.1.0')
+    let calls = 0
+    const onUncaught = () => {
+      throw new Error('an onProgress throw escaped')
+    }
+    process.on('uncaughtException', onUncaught)
+    try {
+      const outcome = await binding.checkAndStageLatestRuntime(
+        s.opts({
+          onProgress: () => {
+            calls++
+            if (calls % 2) throw Symbol('odd')
+            return 42
+          },
+        }),
+      )
+      expect(outcome).toEqual({ kind: 'staged', version: '1.1.0' })
+      await new Promise((r) => setTimeout(r, 50))
+      expect(calls).toBeGreaterThan(1)
+    } finally {
+      process.off('uncaughtException', onUncaught)
+    }
   })
 
   it('exiting in the middle of a call with onProgress does not crash', async () => {

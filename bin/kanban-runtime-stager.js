@@ -60,9 +60,29 @@ const HINTS = {
   EINVALID_OPTION: 'check the option named in the message',
   EIO: 'a file operation failed; the message names the path',
   EABORTED: 'the run was aborted',
+  EINTERNAL: 'a bug in kanban-runtime-stager; please report it with the message above',
 }
 
 class UsageError extends Error {}
+
+// C0 controls, DEL and C1 controls: ESC (0x1b) and CSI (0x9b) start terminal escape sequences.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g
+
+/**
+ * Text from the registry, a tarball or the disk (versions, paths, error messages), made safe to
+ * print: a control character is shown as `\x1b` / `\u009b` instead of reaching the terminal.
+ */
+function safe(text) {
+  return String(text).replace(CONTROL, (c) => {
+    const n = c.charCodeAt(0)
+    return n < 0x80 ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16).padStart(4, '0')}`
+  })
+}
+
+/** One JSON line. JSON.stringify escapes C0 controls but prints DEL and C1 controls raw. */
+function jsonLine(value) {
+  return JSON.stringify(value).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}
 
 function loadBinding() {
   return require('../index.js')
@@ -91,9 +111,9 @@ function progressReporter(out, tty) {
         const frac = p.totalBytes ? Math.min(1, p.downloadedBytes / p.totalBytes) : 0
         const bar = p.phase === 'downloading' ? `[${'#'.repeat(Math.round(frac * width)).padEnd(width)}] ` : ''
         const bytes = p.downloadedBytes ? `${mib(p.downloadedBytes)}${p.totalBytes ? ` / ${mib(p.totalBytes)}` : ''}` : ''
-        tty.write(`\r\x1b[K${p.phase.padEnd(16)} ${bar}${bytes}`)
+        tty.write(`\r\x1b[K${safe(p.phase).padEnd(16)} ${bar}${bytes}`)
       } else if (p.phase !== last) {
-        out.log(`${p.phase}${p.phase === 'downloading' && p.totalBytes ? ` ${mib(p.totalBytes)}` : ''}`)
+        out.log(`${safe(p.phase)}${p.phase === 'downloading' && p.totalBytes ? ` ${mib(p.totalBytes)}` : ''}`)
       }
       last = p.phase
     },
@@ -139,7 +159,7 @@ async function stage(argv, out) {
   }
   const { checkAndStageLatestRuntime, readPointer } = loadBinding()
   const started = Date.now()
-  if (!values.json) out.log(`checking ${values.package ?? 'kanban'}@${values.tag ?? 'latest'} ...`)
+  if (!values.json) out.log(`checking ${safe(values.package ?? 'kanban')}@${safe(values.tag ?? 'latest')} ...`)
   const progress = values.json ? null : progressReporter(out, out.tty)
   const controller = new AbortController()
   // Ctrl-C aborts cleanly: the partial folder is removed and the store left as it was.
@@ -161,19 +181,19 @@ async function stage(argv, out) {
     progress?.done()
   })
   const ms = Date.now() - started
-  if (values.json) return out.log(JSON.stringify({ ...outcome, ms }))
+  if (values.json) return out.log(jsonLine({ ...outcome, ms }))
   switch (outcome.kind) {
     case 'up-to-date':
       out.log(`up-to-date (${ms} ms)`)
       break
     case 'bad-version':
-      out.log(`bad-version: ${outcome.version} is marked bad; nothing staged (${ms} ms)`)
+      out.log(`bad-version: ${safe(outcome.version)} is marked bad; nothing staged (${ms} ms)`)
       break
     case 'already-staged':
-      out.log(`already-staged: ${readPointer(userData)?.cliEntry} (${ms} ms)`)
+      out.log(`already-staged: ${safe(readPointer(userData)?.cliEntry)} (${ms} ms)`)
       break
     case 'staged':
-      out.log(`staged ${outcome.version} in ${ms} ms: ${readPointer(userData)?.cliEntry}`)
+      out.log(`staged ${safe(outcome.version)} in ${ms} ms: ${safe(readPointer(userData)?.cliEntry)}`)
       break
   }
 }
@@ -184,18 +204,18 @@ function status(argv, out) {
   const userData = requireUserData(values)
   const report = loadBinding().readStoreStatus(userData)
   const { store: root, pointer, runnable, versions, badVersions: bad, partials, locked } = report
-  if (values.json) return out.log(JSON.stringify(report))
-  out.log(`store:    ${root}`)
-  out.log(`pointer:  ${pointer ? `${pointer.version}${pointer.previous ? ` (fallback ${pointer.previous})` : ''}` : 'none (the app runs its bundled runtime)'}`)
-  out.log(`runs:     ${runnable ?? 'bundled runtime'}`)
+  if (values.json) return out.log(jsonLine(report))
+  out.log(`store:    ${safe(root)}`)
+  out.log(`pointer:  ${pointer ? `${safe(pointer.version)}${pointer.previous ? ` (fallback ${safe(pointer.previous)})` : ''}` : 'none (the app runs its bundled runtime)'}`)
+  out.log(`runs:     ${runnable ? safe(runnable) : 'bundled runtime'}`)
   out.log('versions:')
   if (versions.length === 0) out.log('  none')
   for (const v of versions) {
-    out.log(`  ${pointer?.version === v.version ? '*' : ' '} ${v.version.padEnd(16)} ${mib(v.bytes).padStart(10)}  ${v.whole ? 'whole' : 'DAMAGED'}`)
+    out.log(`  ${pointer?.version === v.version ? '*' : ' '} ${safe(v.version).padEnd(16)} ${mib(v.bytes).padStart(10)}  ${v.whole ? 'whole' : 'DAMAGED'}`)
   }
-  out.log(`bad:      ${bad.length ? bad.join(', ') : 'none'}`)
+  out.log(`bad:      ${bad.length ? bad.map(safe).join(', ') : 'none'}`)
   out.log(`lock:     ${locked ? 'held: a staging run is in progress' : 'free'}`)
-  if (partials.length) out.log(`partials: ${partials.join(', ')} (removed by the next stage run)`)
+  if (partials.length) out.log(`partials: ${partials.map(safe).join(', ')} (removed by the next stage run)`)
 }
 
 async function markBad(argv, out) {
@@ -204,8 +224,8 @@ async function markBad(argv, out) {
   const userData = requireUserData(values)
   if (positionals.length !== 1) throw new UsageError('mark-bad takes exactly one <version>')
   const now = await loadBinding().markBadVersion(userData, positionals[0])
-  if (values.json) return out.log(JSON.stringify({ marked: positionals[0], pointer: now }))
-  out.log(`marked ${positionals[0]} bad; pointer now: ${now ?? 'none (bundled runtime)'}`)
+  if (values.json) return out.log(jsonLine({ marked: positionals[0], pointer: now }))
+  out.log(`marked ${safe(positionals[0])} bad; pointer now: ${now ? safe(now) : 'none (bundled runtime)'}`)
 }
 
 async function main(argv, out = console) {
@@ -232,11 +252,11 @@ async function main(argv, out = console) {
     }
   } catch (err) {
     if (err instanceof UsageError || err?.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || err?.code?.startsWith?.('ERR_PARSE_ARGS')) {
-      out.error(`error: ${err.message}\n\n${HELP[command] ?? HELP.main}`)
+      out.error(`error: ${safe(err.message)}\n\n${HELP[command] ?? HELP.main}`)
       return 2
     }
-    const code = err?.code ?? 'EUNKNOWN'
-    out.error(`error ${code}: ${err?.message ?? err}`)
+    const code = typeof err?.code === 'string' ? err.code : 'EUNKNOWN'
+    out.error(`error ${safe(code)}: ${safe(err?.message ?? err)}`)
     if (HINTS[code]) out.error(`hint: ${HINTS[code]}`)
     return 1
   }

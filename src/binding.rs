@@ -3,10 +3,10 @@
 #![cfg_attr(test, allow(dead_code))]
 
 use crate::config::{
-    normalize_registry, Config, EnvDefaults, Limits, NetConfig, DEFAULT_PACKAGE, DEFAULT_TAG,
-    PUBLIC_REGISTRY,
+    normalize_registry, timeout_ms, user_data_dir, whole_number, Config, EnvDefaults, Limits,
+    NetConfig, DEFAULT_PACKAGE, DEFAULT_TAG, MAX_RETRIES, MAX_SAFE_INTEGER, PUBLIC_REGISTRY,
 };
-use crate::error::{Field, StageError};
+use crate::error::{catching_panics, Field, StageError};
 use crate::http::{AbortHandle, Control, Progress};
 use crate::stage::{self, Outcome};
 use crate::store::{check_version, Store};
@@ -17,6 +17,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+// Types only: it keeps the documented `StageOptions` interface in index.d.ts, while
+// `checkAndStageLatestRuntime` reads the object itself (`OptionsReader`) so that a wrong type or
+// an out-of-range number rejects with EINVALID_OPTION naming the option, instead of napi's
+// conversion throwing synchronously or wrapping `-1` / `NaN` / `2**32 + 5` into a `u32`.
+#[allow(dead_code)]
 /// Options of `checkAndStageLatestRuntime`.
 #[napi(object)]
 pub struct StageOptions<'a> {
@@ -35,13 +40,17 @@ pub struct StageOptions<'a> {
     pub package_name: Option<String>,
     /// Dist-tag to follow. Default: `'latest'`.
     pub dist_tag: Option<String>,
-    /// Budget for the whole call, retries and lock wait included, in ms. Default: 600000 (10 min).
+    /// Budget for the whole call, retries and lock wait included, in ms: a whole number from 1
+    /// to 86400000 (24 h). Default: 600000 (10 min).
     pub timeout_ms: Option<u32>,
-    /// Budget for each TCP + TLS connection, in ms. Default: 10000.
+    /// Budget for each TCP + TLS connection, in ms: a whole number from 1 to 86400000.
+    /// Default: 10000.
     pub connect_timeout_ms: Option<u32>,
-    /// Longest wait for the next byte of a response, in ms. Default: 30000.
+    /// Longest wait for the next byte of a response, in ms: a whole number from 1 to 86400000.
+    /// Default: 30000.
     pub idle_timeout_ms: Option<u32>,
-    /// Retries after a transient failure (connect error, reset, 408, 429, 5xx). Default: 3.
+    /// Retries after a transient failure (connect error, reset, 408, 429, 5xx): 0 to 10.
+    /// Default: 3.
     pub retries: Option<u32>,
     /// Proxy for every request: a URL (`http://host:port`) or what Electron's
     /// `session.resolveProxy()` returns (`PROXY host:port; DIRECT`). Default: `HTTPS_PROXY` /
@@ -51,11 +60,11 @@ pub struct StageOptions<'a> {
     pub ca: Option<Either<String, Vec<String>>>,
     /// Bearer token sent to the registry's own host only. Default: none.
     pub auth_token: Option<String>,
-    /// Cap on the unpacked size of the tarball, in bytes. Default: twice the registry's
-    /// `dist.unpackedSize` plus 1 MiB, else 512 MiB; never above 1 GiB.
+    /// Cap on the unpacked size of the tarball, in bytes: a positive whole number. Default: twice
+    /// the registry's `dist.unpackedSize` plus 1 MiB, else 512 MiB; never above 1 GiB.
     pub max_unpacked_bytes: Option<i64>,
-    /// Cap on the number of tarball entries. Default: twice the registry's `dist.fileCount`
-    /// plus 64, else 20000; never above 100000.
+    /// Cap on the number of tarball entries: a positive whole number. Default: twice the
+    /// registry's `dist.fileCount` plus 64, else 20000; never above 100000.
     pub max_entries: Option<u32>,
     /// Cap on the size of the registry's package document, in bytes: a positive integer.
     /// Default: 8 MiB (8388608); `kanban`'s document is ~10 KB. A larger document rejects with
@@ -67,7 +76,8 @@ pub struct StageOptions<'a> {
     pub signal: Option<Object<'a>>,
     /// Called with progress while the call runs (phase, bytes downloaded, tarball size). It never
     /// keeps the process alive, and calls that would land after the JS environment is gone (exit,
-    /// window reload) are dropped. Default: none.
+    /// window reload) are dropped. A callback that throws loses that event and the call goes on;
+    /// nothing reaches `uncaughtException`. Default: none.
     #[napi(ts_type = "(progress: StageProgress) => void")]
     pub on_progress: Option<Function<'a, StageProgress, ()>>,
 }
@@ -128,78 +138,226 @@ impl From<Outcome> for StageOutcome {
     }
 }
 
-fn ms(v: Option<u32>, default: Duration) -> Duration {
-    v.map(|ms| Duration::from_millis(ms as u64))
-        .unwrap_or(default)
+/// Why a call could not start: a bad option, or a JS call (a getter, `addEventListener`) that
+/// threw. Either way the returned promise rejects; nothing throws synchronously.
+enum StartError {
+    Stage(StageError),
+    Js(Error),
 }
 
-fn to_config(opts: StageOptions<'_>, env: EnvDefaults) -> std::result::Result<Config, StageError> {
-    let required = |name: &'static str, v: &str| {
-        if v.trim().is_empty() {
-            Err(StageError::InvalidOption {
-                name,
-                reason: "must be a non-empty string".into(),
-            })
-        } else {
-            Ok(())
+impl From<StageError> for StartError {
+    fn from(e: StageError) -> Self {
+        StartError::Stage(e)
+    }
+}
+
+impl From<Error> for StartError {
+    fn from(e: Error) -> Self {
+        StartError::Js(e)
+    }
+}
+
+fn invalid(name: &'static str, reason: &str) -> StartError {
+    StartError::Stage(StageError::InvalidOption {
+        name,
+        reason: reason.into(),
+    })
+}
+
+/// The options object, read property by property with a type check on each. `undefined` and
+/// `null` both mean "not given", as they did with napi's own conversion.
+struct OptionsReader<'env> {
+    obj: Object<'env>,
+}
+
+impl<'env> OptionsReader<'env> {
+    fn new(opts: Option<Unknown<'env>>) -> std::result::Result<Self, StartError> {
+        match opts {
+            Some(v) if v.get_type()? == ValueType::Object => Ok(OptionsReader {
+                // SAFETY: the value's type was just checked to be an object.
+                obj: unsafe { v.cast::<Object>() }?,
+            }),
+            _ => Err(invalid("opts", "must be an options object")),
         }
-    };
-    required("userData", &opts.user_data)?;
-    required("nativeDepsSource", &opts.native_deps_source)?;
+    }
+
+    fn get(&self, name: &'static str) -> std::result::Result<Option<Unknown<'env>>, StartError> {
+        let v: Unknown<'env> = self.obj.get_named_property(name)?;
+        Ok(match v.get_type()? {
+            ValueType::Undefined | ValueType::Null => None,
+            _ => Some(v),
+        })
+    }
+
+    fn string(&self, name: &'static str) -> std::result::Result<Option<String>, StartError> {
+        match self.get(name)? {
+            None => Ok(None),
+            // SAFETY: the value's type was just checked to be a string.
+            Some(v) if v.get_type()? == ValueType::String => Ok(Some(unsafe { v.cast() }?)),
+            Some(_) => Err(invalid(name, "must be a string")),
+        }
+    }
+
+    fn required_string(&self, name: &'static str) -> std::result::Result<String, StartError> {
+        self.string(name)?
+            .ok_or_else(|| invalid(name, "is required (a string)"))
+    }
+
+    fn number(&self, name: &'static str) -> std::result::Result<Option<f64>, StartError> {
+        match self.get(name)? {
+            None => Ok(None),
+            // SAFETY: the value's type was just checked to be a number.
+            Some(v) if v.get_type()? == ValueType::Number => Ok(Some(unsafe { v.cast() }?)),
+            Some(_) => Err(invalid(name, "must be a number")),
+        }
+    }
+
+    fn whole(
+        &self,
+        name: &'static str,
+        min: u64,
+        max: u64,
+    ) -> std::result::Result<Option<u64>, StartError> {
+        match self.number(name)? {
+            None => Ok(None),
+            Some(v) => Ok(Some(whole_number(name, v, min, max)?)),
+        }
+    }
+
+    fn timeout(
+        &self,
+        name: &'static str,
+        default: Duration,
+    ) -> std::result::Result<Duration, StartError> {
+        match self.number(name)? {
+            None => Ok(default),
+            Some(v) => Ok(timeout_ms(name, v)?),
+        }
+    }
+
+    /// `ca`: one PEM string or an array of them.
+    fn ca(&self) -> std::result::Result<Vec<String>, StartError> {
+        let Some(v) = self.get("ca")? else {
+            return Ok(Vec::new());
+        };
+        let not_pem = || invalid("ca", "must be a PEM string or an array of PEM strings");
+        match v.get_type()? {
+            // SAFETY: the value's type was just checked to be a string.
+            ValueType::String => Ok(vec![unsafe { v.cast() }?]),
+            ValueType::Object if v.is_array()? => {
+                // SAFETY: the value was just checked to be an array.
+                let items: Vec<Unknown> = unsafe { v.cast() }?;
+                items
+                    .into_iter()
+                    .map(|item| match item.get_type()? {
+                        // SAFETY: the item's type was just checked to be a string.
+                        ValueType::String => Ok(unsafe { item.cast() }?),
+                        _ => Err(not_pem()),
+                    })
+                    .collect()
+            }
+            _ => Err(not_pem()),
+        }
+    }
+
+    /// `signal`: anything shaped like an `AbortSignal` (`aborted` boolean, both listener methods),
+    /// so a polyfill works too.
+    fn signal(&self) -> std::result::Result<Option<Object<'env>>, StartError> {
+        let Some(v) = self.get("signal")? else {
+            return Ok(None);
+        };
+        let not_signal = || invalid("signal", "must be an AbortSignal");
+        if v.get_type()? != ValueType::Object {
+            return Err(not_signal());
+        }
+        // SAFETY: the value's type was just checked to be an object.
+        let obj: Object<'env> = unsafe { v.cast() }?;
+        let type_of = |name: &str| -> Result<ValueType> {
+            obj.get_named_property::<Unknown>(name)?.get_type()
+        };
+        if type_of("aborted")? != ValueType::Boolean
+            || type_of("addEventListener")? != ValueType::Function
+            || type_of("removeEventListener")? != ValueType::Function
+        {
+            return Err(not_signal());
+        }
+        Ok(Some(obj))
+    }
+
+    fn on_progress(
+        &self,
+    ) -> std::result::Result<Option<Function<'env, StageProgress, ()>>, StartError> {
+        match self.get("onProgress")? {
+            None => Ok(None),
+            // SAFETY: the value's type was just checked to be a function.
+            Some(v) if v.get_type()? == ValueType::Function => Ok(Some(unsafe { v.cast() }?)),
+            Some(_) => Err(invalid("onProgress", "must be a function")),
+        }
+    }
+}
+
+/// Reads and checks every option, in the order of `StageOptions`.
+fn to_config(
+    opts: &OptionsReader<'_>,
+    env: EnvDefaults,
+) -> std::result::Result<Config, StartError> {
+    let user_data = user_data_dir(&opts.required_string("userData")?)?;
+    let current_version = opts.required_string("currentVersion")?;
+    let native_deps_source = opts.required_string("nativeDepsSource")?;
+    if native_deps_source.trim().is_empty() {
+        return Err(invalid("nativeDepsSource", "must be a non-empty path"));
+    }
     let registry_raw = opts
-        .registry
+        .string("registry")?
         .filter(|r| !r.trim().is_empty())
         .or(env.registry)
         .unwrap_or_else(|| PUBLIC_REGISTRY.to_string());
-    let registry =
-        normalize_registry(&registry_raw).map_err(|reason| StageError::InvalidOption {
+    let registry = normalize_registry(&registry_raw).map_err(|reason| {
+        StartError::Stage(StageError::InvalidOption {
             name: "registry",
             reason,
-        })?;
+        })
+    })?;
+    let package_name = opts
+        .string("packageName")?
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| DEFAULT_PACKAGE.into());
+    let dist_tag = opts
+        .string("distTag")?
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| DEFAULT_TAG.into());
     let defaults = NetConfig::default();
     let net = NetConfig {
-        connect_timeout: ms(opts.connect_timeout_ms, defaults.connect_timeout),
-        idle_timeout: ms(opts.idle_timeout_ms, defaults.idle_timeout),
-        total_timeout: ms(opts.timeout_ms, defaults.total_timeout),
-        retries: opts.retries.unwrap_or(defaults.retries),
-        proxy: opts.proxy,
-        env_proxy: env.proxy,
-        ca: match opts.ca {
-            None => Vec::new(),
-            Some(Either::A(one)) => vec![one],
-            Some(Either::B(many)) => many,
+        total_timeout: opts.timeout("timeoutMs", defaults.total_timeout)?,
+        connect_timeout: opts.timeout("connectTimeoutMs", defaults.connect_timeout)?,
+        idle_timeout: opts.timeout("idleTimeoutMs", defaults.idle_timeout)?,
+        retries: match opts.whole("retries", 0, MAX_RETRIES)? {
+            // At most MAX_RETRIES, so it fits.
+            Some(n) => n as u32,
+            None => defaults.retries,
         },
-        auth_token: opts.auth_token.filter(|t| !t.is_empty()),
+        proxy: opts.string("proxy")?,
+        env_proxy: env.proxy,
+        ca: opts.ca()?,
+        auth_token: opts.string("authToken")?.filter(|t| !t.is_empty()),
         ..defaults
     };
-    let max_unpacked_bytes = match opts.max_unpacked_bytes {
-        Some(n) if n <= 0 => {
-            return Err(StageError::InvalidOption {
-                name: "maxUnpackedBytes",
-                reason: "must be positive".into(),
-            })
-        }
-        n => n.map(|n| n as u64),
+    let limits = Limits {
+        max_unpacked_bytes: opts.whole("maxUnpackedBytes", 1, MAX_SAFE_INTEGER)?,
+        max_entries: opts.whole("maxEntries", 1, MAX_SAFE_INTEGER)?,
+        max_document_bytes: opts
+            .whole("maxDocumentBytes", 1, MAX_SAFE_INTEGER)?
+            .unwrap_or(crate::config::DEFAULT_MAX_DOCUMENT_BYTES),
     };
     Ok(Config {
-        user_data: absolute(&opts.user_data),
-        current_version: opts.current_version,
-        native_deps_source: absolute(&opts.native_deps_source),
+        user_data,
+        current_version,
+        native_deps_source: absolute(&native_deps_source),
         registry,
-        package_name: opts
-            .package_name
-            .filter(|p| !p.is_empty())
-            .unwrap_or_else(|| DEFAULT_PACKAGE.into()),
-        dist_tag: opts
-            .dist_tag
-            .filter(|t| !t.is_empty())
-            .unwrap_or_else(|| DEFAULT_TAG.into()),
+        package_name,
+        dist_tag,
         net,
-        limits: Limits {
-            max_unpacked_bytes,
-            max_entries: opts.max_entries.map(u64::from),
-            max_document_bytes: document_cap(opts.max_document_bytes)?,
-        },
+        limits,
     })
 }
 
@@ -225,15 +383,31 @@ fn js_error(env: &Env, e: &StageError) -> Error {
 }
 
 /// Checks the registry for a newer runtime and stages it. Never blocks the JS thread: the network
-/// runs on the addon's async runtime and file work on its blocking pool. Rejects with an `Error`
-/// whose `code` is one of the documented codes.
-#[napi(ts_return_type = "Promise<StageOutcome>")]
+/// runs on the addon's async runtime and file work on its blocking pool. Never throws: every
+/// failure, a bad option included, rejects with an `Error` whose `code` is one of the documented
+/// codes.
+#[napi(
+    ts_args_type = "opts: StageOptions",
+    ts_return_type = "Promise<StageOutcome>"
+)]
 pub fn check_and_stage_latest_runtime<'env>(
     env: &'env Env,
-    mut opts: StageOptions<'env>,
+    opts: Option<Unknown<'env>>,
 ) -> Result<PromiseRaw<'env, StageOutcome>> {
-    let signal = opts.signal.take();
-    let on_progress = match opts.on_progress.take() {
+    match start(env, opts) {
+        Ok(promise) => Ok(promise),
+        Err(e) => rejected(env, e),
+    }
+}
+
+fn start<'env>(
+    env: &'env Env,
+    opts: Option<Unknown<'env>>,
+) -> std::result::Result<PromiseRaw<'env, StageOutcome>, StartError> {
+    let opts = OptionsReader::new(opts)?;
+    let config = to_config(&opts, EnvDefaults::from_process())?;
+    let signal = opts.signal()?;
+    let on_progress = match opts.on_progress()? {
         // Weak: a pending progress callback must not keep Node or Electron alive.
         Some(f) => Some(
             f.build_threadsafe_function::<StageProgress>()
@@ -243,53 +417,94 @@ pub fn check_and_stage_latest_runtime<'env>(
         ),
         None => None,
     };
-    let config = to_config(opts, EnvDefaults::from_process());
-    let total = config
-        .as_ref()
-        .map(|c| c.net.total_timeout)
-        .unwrap_or_default();
-    let (mut ctl, abort) = Control::new(total);
+    let (mut ctl, abort) = Control::new(config.net.total_timeout);
     if let Some(tsfn) = on_progress {
         ctl = ctl.with_progress(Arc::new(move |p: Progress| {
-            // Non-blocking, result ignored: a closing environment refuses the call, harmlessly.
-            let _ = tsfn.call(
+            // Non-blocking, status ignored: a closing environment refuses the call, harmlessly.
+            // With a return-value handler napi hands a throw from the callback to that handler
+            // instead of raising it as an uncaught exception (the Electron main process would
+            // die): the handler drops it, so a faulty callback loses its event, not the call.
+            let _ = tsfn.call_with_return_value(
                 StageProgress {
                     phase: p.phase.as_str().to_string(),
                     downloaded_bytes: p.downloaded as f64,
                     total_bytes: p.total.map(|t| t as f64),
                 },
                 ThreadsafeFunctionCallMode::NonBlocking,
+                |_thrown_or_returned, _env| Ok(()),
             );
         }));
     }
     // Electron tears JS contexts down (worker exit, window reload) while calls may be in flight:
     // abort them then, so the store lock is released now rather than after the download.
     let teardown = env.add_env_cleanup_hook(abort.clone(), |abort| abort.abort())?;
-    let listener = match &signal {
-        Some(signal) => Some(SignalListener::attach(env, signal, abort)?),
+    let listener = match signal.map(|s| SignalListener::attach(env, &s, abort)) {
         None => None,
+        Some(Ok(listener)) => Some(listener),
+        Some(Err(e)) => {
+            // The call does not start, so it needs no teardown either.
+            let _ = env.remove_env_cleanup_hook(teardown);
+            return Err(e.into());
+        }
     };
-    env.spawn_future_with_callback(
+    let promise = env.spawn_future_with_callback(
         async move {
-            let config = match config {
-                Ok(c) => c,
-                Err(e) => return Ok(Err(e)),
-            };
             let store = Store::new(&config.user_data);
-            Ok(stage::check_and_stage(&config, &store, &ctl).await)
+            let run = stage::check_and_stage(&config, &store, &ctl);
+            Ok(catching_panics("staging", run).await)
         },
         move |env, result| {
             env.remove_env_cleanup_hook(teardown)?;
-            // Detach from the signal so a long-lived signal does not keep this call's state.
+            // Detach from the signal so a long-lived signal does not keep this call's state. A
+            // signal whose removeEventListener throws must not turn the outcome into an error.
             if let Some(listener) = listener {
-                listener.detach(env)?;
+                let _ = listener.detach(env);
             }
             match result {
                 Ok(outcome) => Ok(StageOutcome::from(outcome)),
                 Err(e) => Err(js_error(env, &e)),
             }
         },
-    )
+    )?;
+    Ok(promise)
+}
+
+/// A promise already rejected with why the call could not start.
+fn rejected<'env>(env: &'env Env, e: StartError) -> Result<PromiseRaw<'env, StageOutcome>> {
+    // A JS exception (a throwing getter or `addEventListener`) may still be pending: take it,
+    // so it becomes the rejection and nothing is thrown when this function returns.
+    let pending = take_pending_exception(env);
+    env.spawn_future_with_callback(async { Ok(()) }, move |env, ()| {
+        Err(match e {
+            StartError::Stage(e) => js_error(env, &e),
+            StartError::Js(e) => pending.unwrap_or(e),
+        })
+    })
+}
+
+/// The pending JS exception, cleared, if there is one.
+fn take_pending_exception(env: &Env) -> Option<Error> {
+    let mut pending = false;
+    // SAFETY: called on the JS thread with this call's live env; both calls are allowed while
+    // an exception is pending.
+    unsafe {
+        if napi::sys::napi_is_exception_pending(env.raw(), &mut pending)
+            != napi::sys::Status::napi_ok
+            || !pending
+        {
+            return None;
+        }
+        let mut exception = std::ptr::null_mut();
+        if napi::sys::napi_get_and_clear_last_exception(env.raw(), &mut exception)
+            != napi::sys::Status::napi_ok
+        {
+            return None;
+        }
+        Some(Error::from(Unknown::from_raw_unchecked(
+            env.raw(),
+            exception,
+        )))
+    }
 }
 
 /// `signal.addEventListener` / `removeEventListener`, called with (`'abort'`, listener).
@@ -303,10 +518,7 @@ struct SignalListener {
 
 impl SignalListener {
     fn attach(env: &Env, signal: &Object<'_>, abort: AbortHandle) -> Result<SignalListener> {
-        if signal
-            .get_named_property::<Option<bool>>("aborted")?
-            .unwrap_or(false)
-        {
+        if signal.get_named_property::<bool>("aborted")? {
             abort.abort();
         }
         let callback = env.create_function_from_closure::<(), (), _>("onAbort", move |_| {
@@ -314,7 +526,8 @@ impl SignalListener {
             Ok(())
         })?;
         let add: ListenerMethod = signal.get_named_property("addEventListener")?;
-        add.apply(signal, FnArgs::from(("abort", callback)))?;
+        // `bind` + `call`: `call` takes a thrown exception off the env and returns it as the error.
+        add.bind(signal)?.call(FnArgs::from(("abort", callback)))?;
         Ok(SignalListener {
             signal: signal.create_ref()?,
             callback: callback.create_ref()?,
@@ -325,7 +538,9 @@ impl SignalListener {
         let signal = self.signal.get_value(env)?;
         let callback = self.callback.borrow_back(env)?;
         let remove: ListenerMethod = signal.get_named_property("removeEventListener")?;
-        remove.apply(signal, FnArgs::from(("abort", callback)))?;
+        remove
+            .bind(signal)?
+            .call(FnArgs::from(("abort", callback)))?;
         self.signal.unref(env)
     }
 }
@@ -334,22 +549,29 @@ fn sync_result<T>(env: &Env, r: std::result::Result<T, StageError>) -> Result<T>
     r.map_err(|e| js_error(env, &e))
 }
 
+/// The store under `userData`, which must be a non-empty absolute path: a relative one would
+/// read and write beside the process's working directory.
+fn store_at(env: &Env, user_data: &str) -> Result<Store> {
+    sync_result(env, user_data_dir(user_data)).map(|dir| Store::new(&dir))
+}
+
 /// The pointer, when it parses and names this store's canonical `versions/<v>/dist/cli.js`;
-/// else `null`.
+/// else `null`. Throws `EINVALID_OPTION` for an empty or relative `userData`.
 #[napi]
-pub fn read_pointer(user_data: String) -> Option<RuntimePointer> {
-    Store::new(&absolute(&user_data))
+pub fn read_pointer(env: &Env, user_data: String) -> Result<Option<RuntimePointer>> {
+    Ok(store_at(env, &user_data)?
         .read_pointer()
-        .map(RuntimePointer::from)
+        .map(RuntimePointer::from))
 }
 
 /// The staged CLI to run (`versions/<v>/dist/cli.js`) when the pointer is trusted and its folder
-/// whole; else `null` (run the bundled runtime).
+/// whole; else `null` (run the bundled runtime). Throws `EINVALID_OPTION` for an empty or
+/// relative `userData`.
 #[napi]
-pub fn resolve_pointer_cli_entry(user_data: String) -> Option<String> {
-    Store::new(&absolute(&user_data))
+pub fn resolve_pointer_cli_entry(env: &Env, user_data: String) -> Result<Option<String>> {
+    Ok(store_at(env, &user_data)?
         .resolve_cli_entry()
-        .map(|p| p.to_string_lossy().into_owned())
+        .map(|p| p.to_string_lossy().into_owned()))
 }
 
 /// One staged version folder, as `readStoreStatus` reports it.
@@ -383,7 +605,7 @@ pub struct StoreStatus {
 /// versions, partial folders and the lock.
 #[napi]
 pub fn read_store_status(env: &Env, user_data: String) -> Result<StoreStatus> {
-    let store = Store::new(&absolute(&user_data));
+    let store = store_at(env, &user_data)?;
     let st = sync_result(env, store.status())?;
     Ok(StoreStatus {
         store: store.root().to_string_lossy().into_owned(),
@@ -407,29 +629,42 @@ pub fn read_store_status(env: &Env, user_data: String) -> Result<StoreStatus> {
 /// Whether a staging run (in any process) holds the store lock right now.
 #[napi]
 pub fn is_store_locked(env: &Env, user_data: String) -> Result<bool> {
-    sync_result(env, Store::new(&absolute(&user_data)).is_locked())
+    sync_result(env, store_at(env, &user_data)?.is_locked())
 }
 
 /// Whether `version` is marked bad.
 #[napi]
-pub fn is_bad_version(user_data: String, version: String) -> bool {
-    Store::new(&absolute(&user_data)).is_bad(&version)
+pub fn is_bad_version(env: &Env, user_data: String, version: String) -> Result<bool> {
+    Ok(store_at(env, &user_data)?.is_bad(&version))
 }
 
 /// The folder a version is (or would be) staged in. Rejects a version that is not semver.
 #[napi]
 pub fn version_dir(env: &Env, user_data: String, version: String) -> Result<String> {
+    let store = store_at(env, &user_data)?;
     sync_result(env, check_version(&version))?;
-    Ok(Store::new(&absolute(&user_data))
-        .version_dir(&version)
-        .to_string_lossy()
-        .into_owned())
+    Ok(store.version_dir(&version).to_string_lossy().into_owned())
 }
 
 /// Marks `version` bad (it failed to start). When it is the pointed version, the pointer rolls
 /// back to the previous known-good version if its folder is whole, else is removed so the app
-/// runs its bundled runtime. Resolves to the version the pointer now names, or `null`.
-#[napi(ts_return_type = "Promise<string | null>")]
+/// runs its bundled runtime. Resolves to the version the pointer now names, or `null`. Rejects
+/// with `EINVALID_OPTION` for an empty or relative `userData`, before touching any file.
+#[napi(js_name = "markBadVersion", ts_return_type = "Promise<string | null>")]
+pub fn mark_bad_version_checked(
+    env: &Env,
+    user_data: String,
+    version: String,
+) -> Result<PromiseRaw<'_, Option<String>>> {
+    match user_data_dir(&user_data) {
+        Ok(_) => mark_bad_version(env, user_data, version),
+        Err(e) => {
+            env.spawn_future_with_callback(async { Ok(()) }, move |env, ()| Err(js_error(env, &e)))
+        }
+    }
+}
+
+/// The work of `markBadVersion`, on a `userData` already checked.
 pub fn mark_bad_version(
     env: &Env,
     user_data: String,
@@ -440,20 +675,6 @@ pub fn mark_bad_version(
         async move { Ok(stage::blocking(move || store.mark_bad(&version)).await) },
         |env, r| r.map_err(|e| js_error(env, &e)),
     )
-}
-
-/// `maxDocumentBytes` checked: a positive whole number JS can represent exactly.
-fn document_cap(opt: Option<f64>) -> crate::error::Result<u64> {
-    match opt {
-        None => Ok(crate::config::DEFAULT_MAX_DOCUMENT_BYTES),
-        Some(n) if n.is_finite() && n >= 1.0 && n.fract() == 0.0 && n <= 9007199254740991.0 => {
-            Ok(n as u64)
-        }
-        Some(_) => Err(StageError::InvalidOption {
-            name: "maxDocumentBytes",
-            reason: "must be a positive integer".into(),
-        }),
-    }
 }
 
 /// Whether `e` is an error of this package: an object with a string `message` and a `code` this

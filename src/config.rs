@@ -1,6 +1,7 @@
 //! The core's settings, with their defaults. The process environment is read here and only here.
 
-use std::path::PathBuf;
+use crate::error::StageError;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub const PUBLIC_REGISTRY: &str = "https://registry.npmjs.org/";
@@ -86,6 +87,53 @@ pub const MAX_PATH_DEPTH: usize = 32;
 /// Longest entry path in bytes; leaves room under Windows' 260-char MAX_PATH for userData.
 pub const MAX_PATH_BYTES: usize = 200;
 
+/// Longest timeout an option may ask for: a background update check has no use for more than a
+/// day, and a bound keeps deadline arithmetic far from overflow.
+pub const MAX_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
+/// Most retries an option may ask for: with exponential backoff ten already span minutes, and
+/// more would only hammer a registry that is down.
+pub const MAX_RETRIES: u64 = 10;
+/// Largest count or size an option may give: beyond 2^53 - 1 a JS number is no longer an exact
+/// integer. The hard caps above still apply to what the core uses.
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// A whole number from `min` to `max` given as a JS number, else `EINVALID_OPTION` naming
+/// `name`: NaN, infinities, fractions and out-of-range values are refused, never wrapped.
+pub fn whole_number(name: &'static str, v: f64, min: u64, max: u64) -> Result<u64, StageError> {
+    if v.is_finite() && v.fract() == 0.0 && v >= min as f64 && v <= max as f64 {
+        // In range and integral, so the cast is exact.
+        Ok(v as u64)
+    } else {
+        Err(StageError::InvalidOption {
+            name,
+            reason: format!("must be a whole number from {min} to {max}, got {v}"),
+        })
+    }
+}
+
+/// A timeout option in ms: 1 ms to [`MAX_TIMEOUT_MS`]. Zero is refused: it would fail every call.
+pub fn timeout_ms(name: &'static str, v: f64) -> Result<Duration, StageError> {
+    whole_number(name, v, 1, MAX_TIMEOUT_MS).map(Duration::from_millis)
+}
+
+/// The `userData` folder as given to the stager or a store function: non-empty and absolute, so
+/// that nothing is ever read or written relative to the process's working directory.
+pub fn user_data_dir(raw: &str) -> Result<PathBuf, StageError> {
+    let invalid = |reason: &str| StageError::InvalidOption {
+        name: "userData",
+        reason: reason.into(),
+    };
+    if raw.trim().is_empty() {
+        return Err(invalid("must be a non-empty path"));
+    }
+    let path = Path::new(raw);
+    if !path.is_absolute() {
+        return Err(invalid("must be an absolute path"));
+    }
+    // Normalised (`.` and repeated separators dropped) so the pointer's paths are canonical.
+    Ok(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))
+}
+
 impl Default for NetConfig {
     fn default() -> Self {
         NetConfig {
@@ -163,5 +211,56 @@ mod tests {
         );
         assert!(normalize_registry("ftp://x").is_err());
         assert!(normalize_registry("not a url").is_err());
+    }
+
+    fn refused(r: Result<impl std::fmt::Debug, StageError>) -> &'static str {
+        match r {
+            Err(StageError::InvalidOption { name, .. }) => name,
+            other => panic!("expected EINVALID_OPTION, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn numbers_are_refused_not_wrapped() {
+        for bad in [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -1.0,
+            0.0,
+            1.5,
+            (MAX_TIMEOUT_MS + 1) as f64,
+            4_294_967_296.0 + 5000.0,
+        ] {
+            assert_eq!(refused(timeout_ms("timeoutMs", bad)), "timeoutMs", "{bad}");
+        }
+        assert_eq!(timeout_ms("t", 1.0).unwrap(), Duration::from_millis(1));
+        assert_eq!(
+            timeout_ms("t", MAX_TIMEOUT_MS as f64).unwrap(),
+            Duration::from_millis(MAX_TIMEOUT_MS)
+        );
+        assert_eq!(whole_number("retries", 0.0, 0, MAX_RETRIES).unwrap(), 0);
+        assert_eq!(
+            refused(whole_number("retries", 11.0, 0, MAX_RETRIES)),
+            "retries"
+        );
+        assert_eq!(
+            refused(whole_number(
+                "maxEntries",
+                2f64.powi(53),
+                1,
+                MAX_SAFE_INTEGER
+            )),
+            "maxEntries"
+        );
+    }
+
+    #[test]
+    fn user_data_must_be_absolute() {
+        assert_eq!(refused(user_data_dir("")), "userData");
+        assert_eq!(refused(user_data_dir("  ")), "userData");
+        assert_eq!(refused(user_data_dir("relative/dir")), "userData");
+        let abs = std::env::temp_dir().join("ud");
+        assert_eq!(user_data_dir(abs.to_str().unwrap()).unwrap(), abs);
     }
 }

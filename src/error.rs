@@ -1,7 +1,10 @@
 //! One error type for the whole stager. Every variant maps to a stable `code` that JS sees as
 //! `err.code`; messages name the operation and the path or URL involved.
 
+use std::any::Any;
+use std::future::Future;
 use std::io;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,6 +109,10 @@ pub enum StageError {
 
     #[error("staging was aborted")]
     Aborted,
+
+    /// A bug of ours, never the network's or the disk's: a task or thread that panicked.
+    #[error("internal error: {what}")]
+    Internal { what: String },
 }
 
 impl StageError {
@@ -128,6 +135,7 @@ impl StageError {
         "ENOSPC",
         "EIO",
         "EABORTED",
+        "EINTERNAL",
     ];
 
     pub fn code(&self) -> &'static str {
@@ -147,6 +155,7 @@ impl StageError {
             StageError::NoSpace { .. } => "ENOSPC",
             StageError::Io { .. } => "EIO",
             StageError::Aborted => "EABORTED",
+            StageError::Internal { .. } => "EINTERNAL",
         }
     }
 
@@ -166,9 +175,30 @@ impl StageError {
         }
     }
 
-    /// A failure of our own machinery (a worker thread that died), reported as `EIO`.
-    pub fn internal(op: &'static str, path: &Path, message: String) -> Self {
-        StageError::io(op, path, io::Error::other(message))
+    /// A failure of our own machinery, reported as `EINTERNAL`.
+    pub fn internal(what: impl Into<String>) -> Self {
+        StageError::Internal { what: what.into() }
+    }
+
+    /// `what` panicked, with the panic's message when it has one.
+    pub fn panicked(what: &str, payload: &(dyn Any + Send)) -> Self {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned());
+        StageError::internal(match message {
+            Some(m) => format!("{what} panicked: {m}"),
+            None => format!("{what} panicked"),
+        })
+    }
+
+    /// A blocking task (`spawn_blocking`) that did not return: it panicked, or the runtime
+    /// shutting down cancelled it.
+    pub fn joined(what: &str, e: tokio::task::JoinError) -> Self {
+        match e.try_into_panic() {
+            Ok(payload) => StageError::panicked(what, &*payload),
+            Err(e) => StageError::internal(format!("{what} did not finish: {e}")),
+        }
     }
 
     /// Structured fields for JS, beside `code` and `message`; every string is clipped.
@@ -215,6 +245,7 @@ impl StageError {
                 vec![("path", Str(clip_path(path)))]
             }
             StageError::InvalidOption { name, .. } => vec![("option", s(name))],
+            StageError::Internal { what } => vec![("what", s(what))],
             StageError::Aborted => vec![],
         }
     }
@@ -245,6 +276,17 @@ pub fn clip(s: &str) -> String {
 /// A path for a message, clipped like any other outside string.
 fn clip_path(p: &Path) -> String {
     clip(&p.display().to_string())
+}
+
+/// Runs `fut`, turning a panic inside it into `EINTERNAL` so the caller gets a coded error rather
+/// than a panic crossing into the host (napi would reject with an uncoded "Panic in async
+/// function").
+pub async fn catching_panics<T>(what: &str, fut: impl Future<Output = Result<T>>) -> Result<T> {
+    use futures_util::FutureExt;
+    AssertUnwindSafe(fut)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|payload| Err(StageError::panicked(what, &*payload)))
 }
 
 /// A structured field value attached to the JS error.
@@ -304,6 +346,46 @@ mod tests {
         assert!(!http(404).is_retryable());
         assert!(!http(401).is_retryable());
         assert!(!StageError::Aborted.is_retryable());
+    }
+
+    fn internal_what(e: &StageError) -> String {
+        assert_eq!(e.code(), "EINTERNAL");
+        match e.fields().as_slice() {
+            [("what", Field::Str(what))] => what.clone(),
+            other => panic!("unexpected fields {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_future_is_einternal() {
+        let r: Result<()> = catching_panics("staging", async { panic!("boom {}", 42) }).await;
+        let what = internal_what(&r.unwrap_err());
+        assert!(
+            what.contains("staging") && what.contains("boom 42"),
+            "{what}"
+        );
+        let ok = catching_panics("staging", async { Ok(7) }).await;
+        assert_eq!(ok.unwrap(), 7);
+        // A coded error passes through untouched.
+        let aborted: Result<()> =
+            catching_panics("staging", async { Err(StageError::Aborted) }).await;
+        assert_eq!(aborted.unwrap_err().code(), "EABORTED");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_blocking_task_is_einternal() {
+        let e = tokio::task::spawn_blocking(|| -> u8 { panic!("in the pool") })
+            .await
+            .map_err(|e| StageError::joined("a file task", e))
+            .unwrap_err();
+        let what = internal_what(&e);
+        assert!(
+            what.contains("a file task") && what.contains("in the pool"),
+            "{what}"
+        );
+        // A payload that is not a string still maps.
+        let e = StageError::panicked("x", &5u8);
+        assert_eq!(internal_what(&e), "x panicked");
     }
 
     #[test]
@@ -455,6 +537,7 @@ mod tests {
             },
             StageError::io("writing", &p, io::Error::other("x")),
             StageError::Aborted,
+            StageError::internal("x"),
         ];
         for e in &each {
             assert!(StageError::CODES.contains(&e.code()), "{}", e.code());

@@ -124,11 +124,7 @@ impl Syncer {
         drop(self.tx.take());
         match self.handle.take().map(|h| h.join()) {
             Some(Ok(result)) => result,
-            Some(Err(_)) => Err(StageError::internal(
-                "flushing files in",
-                Path::new(""),
-                "the flush thread panicked".into(),
-            )),
+            Some(Err(payload)) => Err(StageError::panicked("the flush thread", &*payload)),
             None => Ok(()),
         }
     }
@@ -197,10 +193,13 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<u64> {
 
 fn copy_tree_at(from: &Path, to: &Path, depth: usize) -> Result<u64> {
     if depth > MAX_COPY_DEPTH {
-        return Err(StageError::internal(
+        // The source's shape, not a bug of ours: an I/O failure on that path.
+        return Err(StageError::io(
             "copying",
             from,
-            format!("folders nest deeper than {MAX_COPY_DEPTH} levels (a link cycle?)"),
+            io::Error::other(format!(
+                "folders nest deeper than {MAX_COPY_DEPTH} levels (a link cycle?)"
+            )),
         ));
     }
     create_dir_all(to)?;

@@ -422,7 +422,7 @@ pub async fn blocking<T: Send + 'static>(
 ) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| StageError::internal("running a file task", Path::new(""), e.to_string()))?
+        .map_err(|e| StageError::joined("a file task", e))?
 }
 
 fn limits_for(cfg: &Config, dist: &Dist) -> ExtractLimits {
@@ -602,10 +602,10 @@ async fn stage_once(
     drop(tx);
     let extracted = extractor
         .await
-        .map_err(|e| StageError::internal("extracting into", &partial, e.to_string()))?;
+        .map_err(|e| StageError::joined("the extractor", e))?;
     let native_bytes = native_copy
         .await
-        .map_err(|e| StageError::internal("copying into", &native_partial, e.to_string()))?;
+        .map_err(|e| StageError::joined("the native module copy", e))?;
     // The transport's error is the cause when both failed.
     let whole_body = pump?;
     // With the whole body read, a hash mismatch explains any extraction failure too.

@@ -1,0 +1,206 @@
+// Options are checked, never coerced: a wrong type or an out-of-range number rejects the returned
+// promise with EINVALID_OPTION naming the option, before any request or write; nothing throws
+// synchronously.
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { binding, rejection } from './helpers/binding'
+import { Scenario } from './helpers/scenario'
+
+const { checkAndStageLatestRuntime } = binding
+const stage = checkAndStageLatestRuntime as (...args: unknown[]) => Promise<unknown>
+
+let s: Scenario
+beforeEach(async () => {
+  s = await Scenario.start()
+  s.publish('1.1.0')
+})
+afterEach(async () => {
+  await s.stop()
+})
+
+/** Calls the stager with raw arguments: it must return a promise, never throw. */
+function call(...args: unknown[]): Promise<unknown> {
+  let p: Promise<unknown> | undefined
+  expect(() => {
+    p = stage(...args)
+  }).not.toThrow()
+  expect(p).toBeInstanceOf(Promise)
+  return p!
+}
+
+/** The call rejects with EINVALID_OPTION naming `option`, and touched neither registry nor store. */
+async function expectInvalid(p: Promise<unknown>, option: string) {
+  const err = await rejection(p)
+  expect(err).toBeInstanceOf(Error)
+  expect(err).toMatchObject({ code: 'EINVALID_OPTION', option })
+  expect(s.registry.requests).toEqual([])
+  expect(fs.existsSync(s.store)).toBe(false)
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000
+
+describe('numeric options are refused, not wrapped', () => {
+  for (const name of ['timeoutMs', 'connectTimeoutMs', 'idleTimeoutMs']) {
+    for (const bad of [NaN, Infinity, -Infinity, -1, 0, 1.5, 2 ** 32 + 5000, DAY_MS + 1]) {
+      it(`${name}: ${bad}`, async () => {
+        await expectInvalid(call(s.opts({ [name]: bad })), name)
+      })
+    }
+  }
+
+  for (const bad of [NaN, Infinity, -1, 0.5, 11, 2 ** 32]) {
+    it(`retries: ${bad}`, async () => {
+      await expectInvalid(call(s.opts({ retries: bad })), 'retries')
+    })
+  }
+
+  for (const bad of [0, -1, 1.5, NaN, Infinity, 2 ** 53]) {
+    it(`maxEntries: ${bad}`, async () => {
+      await expectInvalid(call(s.opts({ maxEntries: bad })), 'maxEntries')
+    })
+    it(`maxUnpackedBytes: ${bad}`, async () => {
+      await expectInvalid(call(s.opts({ maxUnpackedBytes: bad })), 'maxUnpackedBytes')
+    })
+  }
+
+  it('the documented maxima are accepted', async () => {
+    const outcome = await call(
+      s.opts({ timeoutMs: DAY_MS, connectTimeoutMs: DAY_MS, idleTimeoutMs: DAY_MS, retries: 10 }),
+    )
+    expect(outcome).toEqual({ kind: 'staged', version: '1.1.0' })
+  })
+})
+
+describe('wrong types reject with the option named', () => {
+  const cases: [string, () => unknown[], string][] = [
+    ['no options at all', () => [], 'opts'],
+    ['null options', () => [null], 'opts'],
+    ['a string as options', () => ['/tmp'], 'opts'],
+    ['userData: 42', () => [s.opts({ userData: 42 })], 'userData'],
+    ['userData: ""', () => [s.opts({ userData: '' })], 'userData'],
+    ['a relative userData', () => [s.opts({ userData: 'relative/dir' })], 'userData'],
+    ['a missing currentVersion', () => [s.opts({ currentVersion: undefined })], 'currentVersion'],
+    ['a missing nativeDepsSource', () => [s.opts({ nativeDepsSource: undefined })], 'nativeDepsSource'],
+    ['timeoutMs: "5"', () => [s.opts({ timeoutMs: '5' })], 'timeoutMs'],
+    ['retries: true', () => [s.opts({ retries: true })], 'retries'],
+    ['registry: 5', () => [s.opts({ registry: 5 })], 'registry'],
+    ['signal: {}', () => [s.opts({ signal: {} })], 'signal'],
+    ['signal: "abort"', () => [s.opts({ signal: 'abort' })], 'signal'],
+    [
+      'a signal without removeEventListener',
+      () => [s.opts({ signal: { aborted: false, addEventListener() {} } })],
+      'signal',
+    ],
+    ['onProgress: 5', () => [s.opts({ onProgress: 5 })], 'onProgress'],
+    ['ca: 5', () => [s.opts({ ca: 5 })], 'ca'],
+    ['ca: [5]', () => [s.opts({ ca: [5] })], 'ca'],
+  ]
+  for (const [what, args, option] of cases) {
+    it(what, async () => {
+      await expectInvalid(call(...args()), option)
+    })
+  }
+
+  it('null stands for a missing optional option, as undefined does', async () => {
+    const outcome = await call(s.opts({ timeoutMs: null, signal: null, onProgress: null, ca: null }))
+    expect(outcome).toEqual({ kind: 'staged', version: '1.1.0' })
+  })
+})
+
+describe('a throwing options object rejects, never throws', () => {
+  it('a getter that throws rejects with what it threw', async () => {
+    const boom = new Error('getter')
+    const opts = s.opts()
+    Object.defineProperty(opts, 'timeoutMs', {
+      get() {
+        throw boom
+      },
+    })
+    expect(await rejection(call(opts))).toBe(boom)
+  })
+
+  it('a signal whose addEventListener throws rejects with what it threw, and the call does not run', async () => {
+    const boom = new Error('listener')
+    const signal = {
+      aborted: false,
+      addEventListener() {
+        throw boom
+      },
+      removeEventListener() {},
+    }
+    expect(await rejection(call(s.opts({ signal })))).toBe(boom)
+    // Give a call that wrongly started time to reach the registry.
+    await new Promise((r) => setTimeout(r, 200))
+    expect(s.registry.requests).toEqual([])
+  })
+
+  it('an AbortSignal-shaped object that is not an AbortSignal works', async () => {
+    const listeners: (() => void)[] = []
+    const signal = {
+      aborted: false,
+      addEventListener: (_: string, f: () => void) => listeners.push(f),
+      removeEventListener: (_: string, f: () => void) => listeners.splice(listeners.indexOf(f), 1),
+    }
+    expect(await call(s.opts({ signal }))).toEqual({ kind: 'staged', version: '1.1.0' })
+    // The listener was attached for the call and removed when it settled.
+    expect(listeners).toEqual([])
+  })
+})
+
+describe('store functions refuse an empty or relative userData', () => {
+  const { readPointer, resolvePointerCliEntry, readStoreStatus, isStoreLocked, isBadVersion, versionDir, markBadVersion } =
+    binding
+  const syncCalls: [string, (u: string) => unknown][] = [
+    ['readPointer', (u) => readPointer(u)],
+    ['resolvePointerCliEntry', (u) => resolvePointerCliEntry(u)],
+    ['readStoreStatus', (u) => readStoreStatus(u)],
+    ['isStoreLocked', (u) => isStoreLocked(u)],
+    ['isBadVersion', (u) => isBadVersion(u, '1.0.0')],
+    ['versionDir', (u) => versionDir(u, '1.0.0')],
+  ]
+
+  let cwd: string
+  let dir: string
+  beforeEach(() => {
+    cwd = process.cwd()
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'krs-cwd-'))
+    process.chdir(dir)
+  })
+  afterEach(() => {
+    process.chdir(cwd)
+    fs.rmSync(dir, { recursive: true, force: true })
+  })
+
+  for (const userData of ['', 'relative/dir', './x']) {
+    for (const [name, fn] of syncCalls) {
+      it(`${name}(${JSON.stringify(userData)}) throws EINVALID_OPTION`, () => {
+        let err: any
+        try {
+          fn(userData)
+        } catch (e) {
+          err = e
+        }
+        expect(err).toMatchObject({ code: 'EINVALID_OPTION', option: 'userData' })
+        expect(fs.readdirSync(dir)).toEqual([])
+      })
+    }
+
+    it(`markBadVersion(${JSON.stringify(userData)}) rejects and writes nothing in the working directory`, async () => {
+      let p: Promise<unknown> | undefined
+      expect(() => {
+        p = markBadVersion(userData, '1.0.0')
+      }).not.toThrow()
+      const err = await rejection(p!)
+      expect(err).toMatchObject({ code: 'EINVALID_OPTION', option: 'userData' })
+      expect(fs.readdirSync(dir)).toEqual([])
+    })
+  }
+
+  it('an absolute userData still works', async () => {
+    expect(readPointer(s.userData)).toBeNull()
+    expect(await markBadVersion(s.userData, '1.0.0')).toBeNull()
+    expect(isBadVersion(s.userData, '1.0.0')).toBe(true)
+  })
+})
