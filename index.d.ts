@@ -20,6 +20,7 @@ export type StageErrorCode =
   | 'ENOSPC'
   | 'EIO'
   | 'EABORTED'
+  | 'EINTERNAL'
 
 /**
  * What this package rejects with (and its store functions throw): an `Error` with a stable
@@ -51,6 +52,8 @@ export interface StageError extends Error {
   tag?: string
   /** The cap that was exceeded (`ETOO_LARGE`). */
   limit?: string
+  /** What failed inside the addon (`EINTERNAL`). */
+  what?: string
 }
 
 

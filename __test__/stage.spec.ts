@@ -179,12 +179,15 @@ describe('fixed defects of the original', () => {
     expect(registry.tarballRequests()).toBe(2)
   })
 
-  it('re-stages a pointed folder that lost its completion record or its cli', async () => {
+  it('re-stages a pointed folder that lost its cli, or its completion record and its package.json', async () => {
     publish('1.1.0')
     await checkAndStageLatestRuntime(opts())
-    fs.rmSync(path.join(versionsDir(), '1.1.0/.kanban-runtime-complete.json'))
-    expect((await checkAndStageLatestRuntime(opts())).kind).toBe('staged')
     fs.rmSync(path.join(versionsDir(), '1.1.0/dist/cli.js'))
+    expect((await checkAndStageLatestRuntime(opts())).kind).toBe('staged')
+    // Without its record, a folder is whole only by the original implementation's rule, which
+    // needs a package.json naming the version (see rollback.spec.ts for such stores).
+    fs.rmSync(path.join(versionsDir(), '1.1.0/.kanban-runtime-complete.json'))
+    fs.rmSync(path.join(versionsDir(), '1.1.0/package.json'))
     expect((await checkAndStageLatestRuntime(opts())).kind).toBe('staged')
     expectWholeVersion('1.1.0')
     expect(registry.tarballRequests()).toBe(3)
