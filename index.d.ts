@@ -93,6 +93,23 @@ export declare function isStoreLocked(userData: string): boolean
  */
 export declare function markBadVersion(userData: string, version: string): Promise<string | null>
 
+/** What `pruneStore` did. */
+export interface PruneResult {
+  /** Names removed from `versions/`: staged versions, leftovers of interrupted runs, stray files. */
+  removed: Array<string>
+  /** Bytes freed. */
+  freedBytes: number
+  /** A staging run held the store, so nothing was pruned (it prunes when it finishes). */
+  busy: boolean
+}
+
+/**
+ * Removes what a staging run would: leftovers of interrupted runs and every staged version but
+ * the pointed one, its fallback and `currentVersion` (the one the app runs, when given). Never
+ * waits for a staging run: then it prunes nothing and says `busy`.
+ */
+export declare function pruneStore(userData: string, currentVersion?: string | undefined | null): Promise<PruneResult>
+
 /**
  * The pointer, when it parses and names this store's canonical `versions/<v>/dist/cli.js`;
  * else `null`. Throws `EINVALID_OPTION` for an empty or relative `userData`.
@@ -119,6 +136,14 @@ export interface RuntimePointer {
   cliEntry: string
   /** The previously pointed version, kept as the known-good fallback. */
   previous?: string
+}
+
+/** A log entry of `checkAndStageLatestRuntime`: what it decided and why. */
+export interface StageLogEntry {
+  level: 'debug' | 'info' | 'warn'
+  message: string
+  /** Structured details (version, tag, url, reason, delayMs, ...). */
+  fields?: Record<string, string | number>
 }
 
 /** Options of `checkAndStageLatestRuntime`. */
@@ -202,6 +227,12 @@ export interface StageOptions {
    * nothing reaches `uncaughtException`. Default: none.
    */
   onProgress?: (progress: StageProgress) => void
+  /**
+   * Called with what the stager decided and why: the tag and version resolved, each guard's
+   * answer, retries with their reason and delay, lock waits, what was swept or pruned. Same
+   * delivery rules as `onProgress`. Default: none.
+   */
+  onLog?: (entry: StageLogEntry) => void
 }
 
 /** What `checkAndStageLatestRuntime` resolved to. */
@@ -224,11 +255,14 @@ export interface StageProgress {
 export interface StoreStatus {
   /** `<userData>/kanban-runtime`. */
   store: string
-  pointer?: RuntimePointer
+  /** What `readPointer` returns. */
+  pointer: RuntimePointer | null
   /** What `resolvePointerCliEntry` returns. */
-  runnable?: string
+  runnable: string | null
   /** Staged versions, oldest first. */
   versions: Array<VersionOnDisk>
+  /** Bytes of everything under `versions/`. */
+  totalBytes: number
   badVersions: Array<string>
   /** Partial folders: runs in flight, or leftovers that the next staging run removes. */
   partials: Array<string>
@@ -246,4 +280,10 @@ export interface VersionOnDisk {
   bytes: number
   /** Whether it has its CLI, its native module and its completion record. */
   whole: boolean
+  /** Whether the pointer (as `readPointer` gives it) names it. */
+  pointed: boolean
+  /** Whether it is the pointer's fallback (its `previous`). */
+  fallback: boolean
+  /** Whether it is marked bad. */
+  bad: boolean
 }

@@ -840,6 +840,7 @@ module.exports.isBadVersion = nativeBinding.isBadVersion
 module.exports.isStageError = nativeBinding.isStageError
 module.exports.isStoreLocked = nativeBinding.isStoreLocked
 module.exports.markBadVersion = nativeBinding.markBadVersion
+module.exports.pruneStore = nativeBinding.pruneStore
 module.exports.readPointer = nativeBinding.readPointer
 module.exports.readStoreStatus = nativeBinding.readStoreStatus
 module.exports.resolvePointerCliEntry = nativeBinding.resolvePointerCliEntry

@@ -19,8 +19,12 @@ afterEach(async () => {
 })
 
 function cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return cliWith({}, ...args)
+}
+
+function cliWith(env: Record<string, string>, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d) => (stdout += d))
@@ -42,16 +46,17 @@ const stageArgs = () => [
 ]
 
 describe('cli', () => {
-  it('stage prints each phase on a line and the outcome, exit 0', async () => {
+  it('stage prints each phase on a line of stderr and the outcome alone on stdout, exit 0', async () => {
     s.publish('1.1.0')
     const r = await cli(...stageArgs())
     expect(r.code).toBe(0)
-    const lines = r.stdout.trim().split('\n')
+    const lines = r.stderr.trim().split('\n')
     expect(lines[0]).toBe('checking kanban@latest ...')
     expect(lines).toContain('resolving')
     expect(lines.some((l) => /^downloading \d+\.\d MiB$/.test(l))).toBe(true)
     expect(lines).toContain('finishing')
-    expect(lines[lines.length - 1]).toMatch(
+    expect(r.stdout.trim().split('\n')).toHaveLength(1)
+    expect(r.stdout.trim()).toMatch(
       new RegExp(`^staged 1\\.1\\.0 in \\d+ ms: ${path.join(s.versionsDir, '1.1.0', 'dist', 'cli.js').replace(/[/\\.]/g, '\\$&')}$`),
     )
     expect(binding.readPointer(s.userData)?.version).toBe('1.1.0')
@@ -74,7 +79,8 @@ describe('cli', () => {
     const r = await cli('status', '--user-data', s.userData)
     expect(r.code).toBe(0)
     expect(r.stdout).toContain('pointer:  1.1.0')
-    expect(r.stdout).toMatch(/\* 1\.1\.0\s+\d+\.\d MiB {2}whole/)
+    expect(r.stdout).toMatch(/\* 1\.1\.0\s+\d+\.\d MiB {2}whole {2}pointed/)
+    expect(r.stdout).toMatch(/^store: {4}.* \(\d+\.\d MiB\)$/m)
     expect(r.stdout).toContain('bad:      none')
     expect(r.stdout).toContain('lock:     free')
     const json = JSON.parse((await cli('status', '--user-data', s.userData, '--json')).stdout)
@@ -125,13 +131,16 @@ describe('cli', () => {
     it('a dist-tag naming a version with an escape sequence', async () => {
       for (const version of ['1.0.0\u001b[31m', '1.0.0\u009b31m']) {
         s.registry.publish('kanban', [{ version, tarball: runtimeTarball('1.1.0') }], { latest: version })
-        for (const json of [[], ['--json']]) {
-          const r = await cli(...stageArgs(), ...json)
-          expect(r.code).toBe(1)
-          expect(r.stderr).toMatch(/^error EINVALID_VERSION: /m)
-          expect(r.stderr).toContain(version.startsWith('1.0.0\u001b') ? '1.0.0\\x1b[31m' : '1.0.0\\u009b31m')
-          expectClean(r)
-        }
+        const r = await cli(...stageArgs())
+        expect(r.code).toBe(1)
+        expect(r.stderr).toMatch(/^error EINVALID_VERSION: /m)
+        expect(r.stderr).toContain(version.startsWith('1.0.0\u001b') ? '1.0.0\\x1b[31m' : '1.0.0\\u009b31m')
+        expectClean(r)
+        // As JSON, escaped on the wire and exact once parsed.
+        const j = await cli(...stageArgs(), '--json')
+        expect(j.code).toBe(1)
+        expect(JSON.parse(j.stdout).error).toMatchObject({ code: 'EINVALID_VERSION', version })
+        expectClean(j)
       }
     })
 
@@ -167,15 +176,140 @@ describe('cli', () => {
     })
   })
 
-  it('--help prints each command help, exit 0', async () => {
+  it('--help and help <command> print each command help, exit 0', async () => {
     const top = await cli('--help')
     expect(top.code).toBe(0)
-    for (const c of ['stage', 'status', 'mark-bad']) {
+    for (const c of ['stage', 'status', 'prune', 'doctor', 'mark-bad']) {
       expect(top.stdout).toContain(c)
-      const r = await cli(c, '--help')
-      expect(r.code).toBe(0)
-      expect(r.stdout).toContain(`Usage: kanban-runtime-stager ${c}`)
+      for (const args of [[c, '--help'], ['help', c], [c, '-h']]) {
+        const r = await cli(...args)
+        expect(r.code).toBe(0)
+        expect(r.stdout).toContain(`Usage: kanban-runtime-stager ${c}`)
+      }
     }
+    expect((await cli('help')).stdout).toContain('Commands:')
+    expect((await cli('help', 'frobnicate')).code).toBe(2)
+  })
+
+  it('--version and -v print the package version', async () => {
+    const { version } = JSON.parse(fs.readFileSync(path.join(__dirname, '../package.json'), 'utf8'))
+    for (const flag of ['--version', '-v']) {
+      const r = await cli(flag)
+      expect(r.code).toBe(0)
+      expect(r.stdout.trim()).toBe(version)
+    }
+  })
+
+  it('extra positional arguments are bad usage, exit 2', async () => {
+    for (const args of [
+      ['stage', 'extra', '--user-data', s.userData],
+      ['status', 'extra', '--user-data', s.userData],
+      ['prune', 'a', '--user-data', s.userData],
+      ['doctor', 'a', '--user-data', s.userData],
+      ['mark-bad', '1.0.0', '2.0.0', '--user-data', s.userData],
+    ]) {
+      const r = await cli(...args)
+      expect(r.code).toBe(2)
+      expect(r.stderr).toMatch(/unexpected argument '(extra|a|2\.0\.0)'/)
+    }
+  })
+
+  it('--json prints a failure as one JSON line on stdout with its code and fields, exit 1', async () => {
+    const r = await cli(...stageArgs(), '--json')
+    expect(r.code).toBe(1)
+    const lines = r.stdout.trim().split('\n')
+    expect(lines).toHaveLength(1)
+    const { error } = JSON.parse(lines[0])
+    expect(error).toMatchObject({ code: 'EHTTP', status: 404, url: `${s.registry.url}kanban` })
+    expect(typeof error.message).toBe('string')
+    expect(r.stderr).toBe('')
+  })
+
+  it('--verbose and DEBUG=kanban-runtime-stager print what the stager decided on stderr', async () => {
+    s.publish('1.1.0')
+    const quiet = await cli(...stageArgs())
+    expect(quiet.stderr).not.toContain('staging 1.1.0')
+    fs.rmSync(s.userData, { recursive: true })
+    const r = await cli(...stageArgs(), '--verbose')
+    expect(r.code).toBe(0)
+    expect(r.stderr).toMatch(/^info  dist-tag latest of kanban names 1\.1\.0 .*version=1\.1\.0/m)
+    expect(r.stderr).toMatch(/^info  staging 1\.1\.0/m)
+    expect(r.stderr).toMatch(/^info  pointed at 1\.1\.0/m)
+    expect(r.stdout).not.toContain('info')
+    const debug = await cliWith({ DEBUG: 'kanban-runtime-stager' }, ...stageArgs(), '--current-version', '1.1.0')
+    expect(debug.stderr).toMatch(/^info  up to date: 1\.1\.0 is not newer than the running 1\.1\.0/m)
+  })
+
+  it('status says why each version is kept; prune removes the rest and reports the space freed', async () => {
+    for (const v of ['1.1.0', '1.2.0']) {
+      s.publish(v)
+      await cli(...stageArgs())
+    }
+    // An older whole version the app no longer needs, and a leftover of an interrupted run.
+    fs.cpSync(path.join(s.versionsDir, '1.1.0'), path.join(s.versionsDir, '1.0.5'), { recursive: true })
+    fs.writeFileSync(path.join(s.versionsDir, '1.0.5', '.kanban-runtime-complete.json'), JSON.stringify({ version: '1.0.5', integrity: 'x', files: 1, bytes: 1 }))
+    fs.mkdirSync(path.join(s.versionsDir, '1.3.0.partial'))
+    const st = await cli('status', '--user-data', s.userData, '--current-version', '1.0.5')
+    expect(st.stdout).toMatch(/\* 1\.2\.0 .*whole {2}pointed$/m)
+    expect(st.stdout).toMatch(/ {3}1\.1\.0 .*whole {2}fallback$/m)
+    expect(st.stdout).toMatch(/ {3}1\.0\.5 .*whole {2}running$/m)
+    const st2 = JSON.parse((await cli('status', '--user-data', s.userData, '--json')).stdout)
+    expect(st2.versions.map((v: any) => [v.version, v.keptBecause])).toEqual([
+      ['1.0.5', []],
+      ['1.1.0', ['fallback']],
+      ['1.2.0', ['pointed']],
+    ])
+    const pruned = await cli('prune', '--user-data', s.userData, '--json')
+    expect(pruned.code).toBe(0)
+    const result = JSON.parse(pruned.stdout)
+    expect(result.removed.sort()).toEqual(['1.0.5', '1.3.0.partial'])
+    expect(result.freedBytes).toBeGreaterThan(0)
+    expect(fs.readdirSync(s.versionsDir).sort()).toEqual(['1.1.0', '1.2.0'])
+    const again = await cli('prune', '--user-data', s.userData)
+    expect(again.stdout.trim()).toBe('nothing to prune')
+  })
+
+  it('doctor passes a healthy store and names each problem of a damaged one, exit 1', async () => {
+    s.publish('1.1.0')
+    await cli(...stageArgs())
+    const ok = await cli('doctor', '--user-data', s.userData)
+    expect(ok.code).toBe(0)
+    expect(ok.stdout.trim()).toBe('the store is healthy')
+    fs.rmSync(path.join(s.versionsDir, '1.1.0', 'node_modules'), { recursive: true })
+    fs.mkdirSync(path.join(s.versionsDir, '1.2.0.partial'))
+    fs.writeFileSync(path.join(s.store, 'bad-versions.json'), 'not json')
+    const bad = await cli('doctor', '--user-data', s.userData, '--json')
+    expect(bad.code).toBe(1)
+    const report = JSON.parse(bad.stdout)
+    expect(report.ok).toBe(false)
+    expect(report.problems.map((p: any) => p.problem)).toEqual([
+      'the pointed version 1.1.0 is not whole',
+      'versions/1.1.0 is damaged (not whole)',
+      'leftovers in versions/: 1.2.0.partial',
+      'bad-versions.json is unreadable, so no version counts as bad',
+    ])
+    for (const p of report.problems) expect(p.fix.length).toBeGreaterThan(0)
+    const human = await cli('doctor', '--user-data', s.userData)
+    expect(human.code).toBe(1)
+    expect(human.stdout).toMatch(/^problem: the pointed version 1\.1\.0 is not whole\n {2}fix: run stage/m)
+  })
+
+  it('colours the outcome on a terminal, and not with NO_COLOR', async () => {
+    s.publish('1.1.0')
+    const pty = await import('node-pty')
+    const run = (env: Record<string, string>) =>
+      new Promise<string>((resolve) => {
+        let out = ''
+        const term = pty.spawn(process.execPath, [BIN, ...stageArgs()], { env: { ...process.env, ...env } as any, cols: 200 })
+        term.onData((d) => (out += d))
+        term.onExit(() => resolve(out))
+      })
+    const coloured = await run({})
+    expect(coloured).toContain('\x1b[32m')
+    expect(coloured).toMatch(/already-staged|staged 1\.1\.0/)
+    const plain = await run({ NO_COLOR: '1' })
+    expect(plain).toContain('already-staged')
+    expect(plain).not.toContain('\x1b[32m')
   })
 })
 

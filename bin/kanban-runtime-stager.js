@@ -1,23 +1,36 @@
 #!/usr/bin/env node
-// The command line of kanban-runtime-stager: stage the latest runtime, inspect a store, mark a
-// version bad. Exit codes: 0 done, 1 the operation failed (the error's code is printed),
-// 2 bad usage.
+// The command line of kanban-runtime-stager: stage the latest runtime, inspect, prune and check a
+// store, mark a version bad. The result goes to stdout; progress, logs and errors to stderr.
+// Exit codes: 0 done, 1 the operation failed (or doctor found a problem), 2 bad usage.
 'use strict'
 
+const fs = require('node:fs')
 const path = require('node:path')
 const { parseArgs } = require('node:util')
 
+const NAME = 'kanban-runtime-stager'
+
 const HELP = {
-  main: `Usage: kanban-runtime-stager <command> [options]
+  main: `Usage: ${NAME} <command> [options]
 
 Commands:
   stage       check the registry and stage the newest runtime into a userData folder
-  status      show the pointer, the staged versions with their sizes, and bad versions
+  status      show the pointer, the staged versions (why each is kept), sizes and bad versions
+  prune       remove what staging would prune, and report the space freed
+  doctor      check a store and say what to do about each problem (exit 1 if any)
   mark-bad    mark a version bad (rolls the pointer back when it names that version)
+  help        show a command's help: help <command>
 
-Run 'kanban-runtime-stager <command> --help' for a command's options.
-Exit codes: 0 done, 1 the operation failed (its error code is printed), 2 bad usage.`,
-  stage: `Usage: kanban-runtime-stager stage --user-data DIR [options]
+Options for every command:
+  --json                 print the result as one JSON line on stdout, failures too
+  --verbose              print what the stager decides and why on stderr
+                         (also with DEBUG=kanban-runtime-stager)
+  -h, --help             this help, or a command's
+  -v, --version          the package version
+
+Exit codes: 0 done, 1 the operation failed (its error code is printed), 2 bad usage.
+Colour is used on a terminal; NO_COLOR turns it off.`,
+  stage: `Usage: ${NAME} stage --user-data DIR [options]
 
 Options:
   --user-data DIR        the app's userData folder (the store is DIR/kanban-runtime)   required
@@ -29,15 +42,27 @@ Options:
   --tag TAG              dist-tag to follow                             default: latest
   --timeout-ms N         budget for the whole run                       default: 600000
   --proxy URL            proxy for every request     default: HTTPS_PROXY / HTTP_PROXY
-  --json                 print the outcome as one JSON line (no progress)
+  --json                 print the outcome (or the error) as one JSON line, no progress
+  --verbose              print what the stager decides and why on stderr
 
 On a terminal a progress bar shows the phase and the bytes downloaded; otherwise each phase is
-printed on a line of its own.`,
-  status: `Usage: kanban-runtime-stager status --user-data DIR [--json]
+printed on a line of its own. Both go to stderr; the outcome goes to stdout.`,
+  status: `Usage: ${NAME} status --user-data DIR [--current-version V] [--json]
 
-Shows the pointer, every staged version with its size and wholeness, bad versions, partials,
-and whether a staging run holds the store lock.`,
-  'mark-bad': `Usage: kanban-runtime-stager mark-bad <version> --user-data DIR [--json]
+Shows the pointer, every staged version with its size, wholeness and why it is kept (pointed,
+fallback, running: the --current-version the app runs), the store's total size, bad versions,
+leftovers of interrupted runs, and whether a staging run holds the store.`,
+  prune: `Usage: ${NAME} prune --user-data DIR [--current-version V] [--json]
+
+Removes what a staging run would: leftovers of interrupted runs and every staged version but the
+pointed one, its fallback and the one the app runs (--current-version). Reports the space freed.
+Prunes nothing while a staging run holds the store.`,
+  doctor: `Usage: ${NAME} doctor --user-data DIR [--json]
+
+Checks the store: the pointer parses and names a whole version that is not bad, every staged
+version is whole, the lock is free, nothing stray is left. Says what to do about each problem;
+exits 1 when there is one.`,
+  'mark-bad': `Usage: ${NAME} mark-bad <version> --user-data DIR [--json]
 
 Marks <version> bad. If the pointer names it, the pointer rolls back to the previous known-good
 version, or is removed so the app runs its bundled runtime. Prints what the pointer now names.`,
@@ -88,6 +113,17 @@ function loadBinding() {
   return require('../index.js')
 }
 
+function packageVersion() {
+  return require('../package.json').version
+}
+
+/** ANSI colours, only where `stream` is a terminal and NO_COLOR is unset (https://no-color.org). */
+function painter(stream) {
+  const on = Boolean(stream?.isTTY) && !process.env.NO_COLOR
+  const paint = (code) => (text) => (on ? `\x1b[${code}m${text}\x1b[0m` : text)
+  return { green: paint(32), yellow: paint(33), red: paint(31), bold: paint(1), dim: paint(2) }
+}
+
 function defaultNativeDeps() {
   try {
     // nativeDepsSource is the folder that *contains* node-pty/.
@@ -101,8 +137,8 @@ function mib(n) {
   return `${(n / (1024 * 1024)).toFixed(1)} MiB`
 }
 
-/** Progress on a terminal: one bar redrawn in place on stderr. Elsewhere: a line per phase. */
-function progressReporter(out, tty) {
+/** Progress on stderr: one bar redrawn in place on a terminal, else a line per phase. */
+function progressReporter(err, tty) {
   let last = null
   return {
     onProgress(p) {
@@ -113,7 +149,7 @@ function progressReporter(out, tty) {
         const bytes = p.downloadedBytes ? `${mib(p.downloadedBytes)}${p.totalBytes ? ` / ${mib(p.totalBytes)}` : ''}` : ''
         tty.write(`\r\x1b[K${safe(p.phase).padEnd(16)} ${bar}${bytes}`)
       } else if (p.phase !== last) {
-        out.log(`${safe(p.phase)}${p.phase === 'downloading' && p.totalBytes ? ` ${mib(p.totalBytes)}` : ''}`)
+        err(`${safe(p.phase)}${p.phase === 'downloading' && p.totalBytes ? ` ${mib(p.totalBytes)}` : ''}`)
       }
       last = p.phase
     },
@@ -123,20 +159,42 @@ function progressReporter(out, tty) {
   }
 }
 
-function parse(argv, options) {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: { help: { type: 'boolean', short: 'h' }, json: { type: 'boolean' }, ...options },
-    allowPositionals: true,
-    strict: true,
-  })
-  return { values, positionals }
+/** Log entries on stderr, for --verbose and DEBUG=kanban-runtime-stager. */
+function logPrinter(err) {
+  return (entry) => {
+    const fields = Object.entries(entry.fields ?? {})
+      .map(([k, v]) => `${k}=${safe(v)}`)
+      .join(' ')
+    err(`${entry.level.padEnd(5)} ${safe(entry.message)}${fields ? `  ${fields}` : ''}`)
+  }
+}
+
+function verbose(values) {
+  const debug = (process.env.DEBUG ?? '').split(/[\s,]+/)
+  return Boolean(values.verbose) || debug.includes(NAME) || debug.includes('*')
+}
+
+const COMMON = {
+  help: { type: 'boolean', short: 'h' },
+  json: { type: 'boolean' },
+  verbose: { type: 'boolean' },
+}
+
+/** Parses a command's arguments; `positionals` is how many it takes (extra ones are bad usage). */
+function parse(argv, options, positionals = 0) {
+  const parsed = parseArgs({ args: argv, options: { ...COMMON, ...options }, allowPositionals: true, strict: true })
+  if (!parsed.values.help && parsed.positionals.length > positionals) {
+    throw new UsageError(`unexpected argument '${safe(parsed.positionals[positionals])}'`)
+  }
+  return parsed
 }
 
 function requireUserData(values) {
   if (!values['user-data']) throw new UsageError('--user-data DIR is required')
   return path.resolve(values['user-data'])
 }
+
+const STORE_OPTIONS = { 'user-data': { type: 'string' }, 'current-version': { type: 'string' } }
 
 async function stage(argv, out) {
   const { values } = parse(argv, {
@@ -159,8 +217,8 @@ async function stage(argv, out) {
   }
   const { checkAndStageLatestRuntime, readPointer } = loadBinding()
   const started = Date.now()
-  if (!values.json) out.log(`checking ${safe(values.package ?? 'kanban')}@${safe(values.tag ?? 'latest')} ...`)
-  const progress = values.json ? null : progressReporter(out, out.tty)
+  if (!values.json) out.error(`checking ${safe(values.package ?? 'kanban')}@${safe(values.tag ?? 'latest')} ...`)
+  const progress = values.json ? null : progressReporter(out.error, out.tty)
   const controller = new AbortController()
   // Ctrl-C aborts cleanly: the partial folder is removed and the store left as it was.
   const onSigint = () => controller.abort()
@@ -176,50 +234,133 @@ async function stage(argv, out) {
     proxy: values.proxy,
     signal: controller.signal,
     onProgress: progress?.onProgress,
+    onLog: verbose(values) ? logPrinter(out.error) : undefined,
   }).finally(() => {
     process.removeListener('SIGINT', onSigint)
     progress?.done()
   })
   const ms = Date.now() - started
   if (values.json) return out.log(jsonLine({ ...outcome, ms }))
+  const c = out.paint
   switch (outcome.kind) {
     case 'up-to-date':
-      out.log(`up-to-date (${ms} ms)`)
+      out.log(`${c.green('up-to-date')} (${ms} ms)`)
       break
     case 'bad-version':
-      out.log(`bad-version: ${safe(outcome.version)} is marked bad; nothing staged (${ms} ms)`)
+      out.log(`${c.yellow('bad-version')}: ${safe(outcome.version)} is marked bad; nothing staged (${ms} ms)`)
       break
     case 'already-staged':
-      out.log(`already-staged: ${safe(readPointer(userData)?.cliEntry)} (${ms} ms)`)
+      out.log(`${c.green('already-staged')}: ${safe(readPointer(userData)?.cliEntry)} (${ms} ms)`)
       break
     case 'staged':
-      out.log(`staged ${safe(outcome.version)} in ${ms} ms: ${safe(readPointer(userData)?.cliEntry)}`)
+      out.log(`${c.green(c.bold(`staged ${safe(outcome.version)}`))} in ${ms} ms: ${safe(readPointer(userData)?.cliEntry)}`)
       break
   }
 }
 
+/** Why a staged version is kept, in words. */
+function reasons(v, running) {
+  const why = []
+  if (v.pointed) why.push('pointed')
+  if (v.fallback) why.push('fallback')
+  if (running && v.version === running) why.push('running')
+  if (v.bad) why.push('bad')
+  return why
+}
+
 function status(argv, out) {
-  const { values } = parse(argv, { 'user-data': { type: 'string' } })
+  const { values } = parse(argv, STORE_OPTIONS)
   if (values.help) return out.log(HELP.status)
   const userData = requireUserData(values)
   const report = loadBinding().readStoreStatus(userData)
-  const { store: root, pointer, runnable, versions, badVersions: bad, partials, locked } = report
-  if (values.json) return out.log(jsonLine(report))
-  out.log(`store:    ${safe(root)}`)
+  const running = values['current-version']
+  if (values.json) {
+    return out.log(jsonLine({ ...report, versions: report.versions.map((v) => ({ ...v, keptBecause: reasons(v, running) })) }))
+  }
+  const { store: root, pointer, runnable, versions, badVersions: bad, partials, locked, totalBytes } = report
+  const c = out.paint
+  out.log(`store:    ${safe(root)} (${mib(totalBytes)})`)
   out.log(`pointer:  ${pointer ? `${safe(pointer.version)}${pointer.previous ? ` (fallback ${safe(pointer.previous)})` : ''}` : 'none (the app runs its bundled runtime)'}`)
   out.log(`runs:     ${runnable ? safe(runnable) : 'bundled runtime'}`)
   out.log('versions:')
   if (versions.length === 0) out.log('  none')
   for (const v of versions) {
-    out.log(`  ${pointer?.version === v.version ? '*' : ' '} ${safe(v.version).padEnd(16)} ${mib(v.bytes).padStart(10)}  ${v.whole ? 'whole' : 'DAMAGED'}`)
+    const why = reasons(v, running)
+    const kept = why.filter((w) => w !== 'bad')
+    const note = kept.length ? kept.join(', ') : 'not kept: the next staging run or prune removes it'
+    out.log(`  ${v.pointed ? '*' : ' '} ${safe(v.version).padEnd(16)} ${mib(v.bytes).padStart(10)}  ${v.whole ? 'whole' : c.red('DAMAGED')}${v.bad ? ` ${c.yellow('bad')}` : ''}  ${note}`)
   }
   out.log(`bad:      ${bad.length ? bad.map(safe).join(', ') : 'none'}`)
   out.log(`lock:     ${locked ? 'held: a staging run is in progress' : 'free'}`)
-  if (partials.length) out.log(`partials: ${partials.map(safe).join(', ')} (removed by the next stage run)`)
+  if (partials.length) out.log(`partials: ${partials.map(safe).join(', ')} (removed by the next stage run or prune)`)
+}
+
+async function prune(argv, out) {
+  const { values } = parse(argv, STORE_OPTIONS)
+  if (values.help) return out.log(HELP.prune)
+  const userData = requireUserData(values)
+  const result = await loadBinding().pruneStore(userData, values['current-version'])
+  if (values.json) return out.log(jsonLine(result))
+  if (result.busy) return out.log(out.paint.yellow('a staging run holds the store: nothing pruned (it prunes when it finishes)'))
+  if (result.removed.length === 0) return out.log('nothing to prune')
+  out.log(`removed ${result.removed.map(safe).join(', ')}; freed ${mib(result.freedBytes)}`)
+}
+
+/** The store's problems, each with what to do about it. */
+function diagnose(userData) {
+  const b = loadBinding()
+  const st = b.readStoreStatus(userData)
+  const problems = []
+  const pointerFile = path.join(st.store, 'current.json')
+  if (fs.existsSync(pointerFile)) {
+    let raw = null
+    try {
+      raw = JSON.parse(fs.readFileSync(pointerFile, 'utf8'))
+    } catch {}
+    if (!st.pointer) {
+      problems.push({
+        problem: raw && b.isBadVersion(userData, String(raw.version)) ? `the pointer names ${safe(raw.version)}, which is marked bad, and has no good fallback` : 'current.json is unreadable or names a folder outside this store',
+        fix: 'the app runs its bundled runtime; the next stage run writes a new pointer (or delete current.json)',
+      })
+    } else if (!st.runnable) {
+      problems.push({ problem: `the pointed version ${safe(st.pointer.version)} is not whole`, fix: 'run stage: it stages that version again' })
+    }
+  }
+  for (const v of st.versions.filter((v) => !v.whole)) {
+    problems.push({ problem: `versions/${safe(v.version)} is damaged (not whole)`, fix: 'run prune, or stage to replace it' })
+  }
+  if (st.locked) {
+    problems.push({ problem: 'a staging run holds the store lock', fix: 'wait for it to finish; an OS lock is released when its process dies' })
+  } else if (st.partials.length) {
+    problems.push({ problem: `leftovers in versions/: ${st.partials.map(safe).join(', ')}`, fix: 'run prune (the next stage run also removes them)' })
+  }
+  const badFile = path.join(st.store, 'bad-versions.json')
+  if (fs.existsSync(badFile)) {
+    try {
+      if (!Array.isArray(JSON.parse(fs.readFileSync(badFile, 'utf8')))) throw new Error()
+    } catch {
+      problems.push({ problem: 'bad-versions.json is unreadable, so no version counts as bad', fix: 'delete it; the app marks a failing version again' })
+    }
+  }
+  return problems
+}
+
+function doctor(argv, out) {
+  const { values } = parse(argv, { 'user-data': { type: 'string' } })
+  if (values.help) return out.log(HELP.doctor)
+  const problems = diagnose(requireUserData(values))
+  if (values.json) {
+    out.log(jsonLine({ ok: problems.length === 0, problems }))
+  } else if (problems.length === 0) {
+    out.log(out.paint.green('the store is healthy'))
+  } else {
+    for (const p of problems) out.log(`${out.paint.red('problem')}: ${p.problem}\n  fix: ${p.fix}`)
+  }
+  return problems.length ? 1 : 0
 }
 
 async function markBad(argv, out) {
-  const { values, positionals } = parse(argv, { 'user-data': { type: 'string' } })
+  const { values, positionals } = parse(argv, { 'user-data': { type: 'string' } }, 1)
   if (values.help) return out.log(HELP['mark-bad'])
   const userData = requireUserData(values)
   if (positionals.length !== 1) throw new UsageError('mark-bad takes exactly one <version>')
@@ -228,42 +369,63 @@ async function markBad(argv, out) {
   out.log(`marked ${safe(positionals[0])} bad; pointer now: ${now ? safe(now) : 'none (bundled runtime)'}`)
 }
 
+const COMMANDS = { stage, status, prune, doctor, 'mark-bad': markBad }
+
+/** An error as one JSON object: its code, message and structured fields. */
+function errorJson(err) {
+  const { stack: _stack, ...fields } = Object.getOwnPropertyDescriptors(err ?? {})
+  const error = { code: typeof err?.code === 'string' ? err.code : 'EUNKNOWN', message: String(err?.message ?? err) }
+  for (const [k, d] of Object.entries(fields)) if (d.enumerable && !(k in error)) error[k] = d.value
+  return { error }
+}
+
 async function main(argv, out = console) {
+  out.paint ??= painter(null)
+  out.errPaint ??= painter(null)
   const [command, ...rest] = argv
+  const json = rest.includes('--json')
   try {
-    switch (command) {
-      case 'stage':
-        await stage(rest, out)
-        return 0
-      case 'status':
-        status(rest, out)
-        return 0
-      case 'mark-bad':
-        await markBad(rest, out)
-        return 0
-      case undefined:
-      case '--help':
-      case '-h':
-      case 'help':
-        out.log(HELP.main)
-        return command === undefined ? 2 : 0
-      default:
-        throw new UsageError(`unknown command '${command}'`)
+    if (command === '--version' || command === '-v') {
+      out.log(packageVersion())
+      return 0
     }
+    if (command === undefined || command === '--help' || command === '-h') {
+      ;(command === undefined ? out.error : out.log)(HELP.main)
+      return command === undefined ? 2 : 0
+    }
+    if (command === 'help') {
+      if (rest.length > 1) throw new UsageError(`unexpected argument '${safe(rest[1])}'`)
+      if (rest[0] !== undefined && !HELP[rest[0]]) throw new UsageError(`unknown command '${safe(rest[0])}'`)
+      out.log(HELP[rest[0] ?? 'main'])
+      return 0
+    }
+    const run = COMMANDS[command]
+    if (!run) throw new UsageError(`unknown command '${safe(command)}'`)
+    return (await run(rest, out)) ?? 0
   } catch (err) {
-    if (err instanceof UsageError || err?.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || err?.code?.startsWith?.('ERR_PARSE_ARGS')) {
-      out.error(`error: ${safe(err.message)}\n\n${HELP[command] ?? HELP.main}`)
+    if (err instanceof UsageError || err?.code?.startsWith?.('ERR_PARSE_ARGS')) {
+      out.error(`${out.errPaint.red('error')}: ${safe(err.message)}\n\n${HELP[command] ?? HELP.main}`)
       return 2
     }
+    if (json) {
+      out.log(jsonLine(errorJson(err)))
+      return 1
+    }
     const code = typeof err?.code === 'string' ? err.code : 'EUNKNOWN'
-    out.error(`error ${safe(code)}: ${safe(err?.message ?? err)}`)
+    out.error(`${out.errPaint.red(`error ${safe(code)}`)}: ${safe(err?.message ?? err)}`)
     if (HINTS[code]) out.error(`hint: ${HINTS[code]}`)
     return 1
   }
 }
 
 if (require.main === module) {
-  const out = { log: console.log, error: console.error, tty: process.stderr.isTTY ? process.stderr : null }
+  const out = {
+    log: console.log,
+    error: console.error,
+    tty: process.stderr.isTTY ? process.stderr : null,
+    paint: painter(process.stdout),
+    errPaint: painter(process.stderr),
+  }
   main(process.argv.slice(2), out).then((code) => {
     process.exitCode = code
   })

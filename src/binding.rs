@@ -8,11 +8,13 @@ use crate::config::{
 };
 use crate::error::{catching_panics, Field, StageError};
 use crate::http::{AbortHandle, Control, Progress};
+use crate::log::{LogEntry, Value as LogValue};
 use crate::stage::{self, Outcome};
 use crate::store::{check_version, Store};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,6 +82,43 @@ pub struct StageOptions<'a> {
     /// nothing reaches `uncaughtException`. Default: none.
     #[napi(ts_type = "(progress: StageProgress) => void")]
     pub on_progress: Option<Function<'a, StageProgress, ()>>,
+    /// Called with what the stager decided and why: the tag and version resolved, each guard's
+    /// answer, retries with their reason and delay, lock waits, what was swept or pruned. Same
+    /// delivery rules as `onProgress`. Default: none.
+    #[napi(ts_type = "(entry: StageLogEntry) => void")]
+    pub on_log: Option<Function<'a, StageLogEntry, ()>>,
+}
+
+/// A log entry of `checkAndStageLatestRuntime`: what it decided and why.
+#[napi(object)]
+pub struct StageLogEntry {
+    #[napi(ts_type = "'debug' | 'info' | 'warn'")]
+    pub level: String,
+    pub message: String,
+    /// Structured details (version, tag, url, reason, delayMs, ...).
+    #[napi(ts_type = "Record<string, string | number>")]
+    pub fields: Option<HashMap<String, Either<String, f64>>>,
+}
+
+impl From<LogEntry> for StageLogEntry {
+    fn from(e: LogEntry) -> Self {
+        let fields: HashMap<String, Either<String, f64>> = e
+            .fields
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    LogValue::Str(s) => Either::A(s),
+                    LogValue::Num(n) => Either::B(n),
+                };
+                (k.to_string(), v)
+            })
+            .collect();
+        StageLogEntry {
+            level: e.level.as_str().to_string(),
+            message: e.message,
+            fields: (!fields.is_empty()).then_some(fields),
+        }
+    }
 }
 
 /// A progress event of `checkAndStageLatestRuntime`.
@@ -284,14 +323,16 @@ impl<'env> OptionsReader<'env> {
         Ok(Some(obj))
     }
 
-    fn on_progress(
+    /// A callback option: a function, or absent.
+    fn callback<T: ToNapiValue + JsValuesTupleIntoVec>(
         &self,
-    ) -> std::result::Result<Option<Function<'env, StageProgress, ()>>, StartError> {
-        match self.get("onProgress")? {
+        name: &'static str,
+    ) -> std::result::Result<Option<Function<'env, T, ()>>, StartError> {
+        match self.get(name)? {
             None => Ok(None),
             // SAFETY: the value's type was just checked to be a function.
             Some(v) if v.get_type()? == ValueType::Function => Ok(Some(unsafe { v.cast() }?)),
-            Some(_) => Err(invalid("onProgress", "must be a function")),
+            Some(_) => Err(invalid(name, "must be a function")),
         }
     }
 }
@@ -407,7 +448,17 @@ fn start<'env>(
     let opts = OptionsReader::new(opts)?;
     let config = to_config(&opts, EnvDefaults::from_process())?;
     let signal = opts.signal()?;
-    let on_progress = match opts.on_progress()? {
+    let on_log = match opts.callback::<StageLogEntry>("onLog")? {
+        // Weak, like onProgress: a pending log call must not keep Node or Electron alive.
+        Some(f) => Some(
+            f.build_threadsafe_function::<StageLogEntry>()
+                .weak::<true>()
+                .callee_handled::<false>()
+                .build()?,
+        ),
+        None => None,
+    };
+    let on_progress = match opts.callback::<StageProgress>("onProgress")? {
         // Weak: a pending progress callback must not keep Node or Electron alive.
         Some(f) => Some(
             f.build_threadsafe_function::<StageProgress>()
@@ -430,6 +481,16 @@ fn start<'env>(
                     downloaded_bytes: p.downloaded as f64,
                     total_bytes: p.total.map(|t| t as f64),
                 },
+                ThreadsafeFunctionCallMode::NonBlocking,
+                |_thrown_or_returned, _env| Ok(()),
+            );
+        }));
+    }
+    if let Some(tsfn) = on_log {
+        ctl = ctl.with_log(Arc::new(move |e: LogEntry| {
+            // Delivered as onProgress is: non-blocking, and a throwing callback loses its entry.
+            let _ = tsfn.call_with_return_value(
+                StageLogEntry::from(e),
                 ThreadsafeFunctionCallMode::NonBlocking,
                 |_thrown_or_returned, _env| Ok(()),
             );
@@ -582,6 +643,12 @@ pub struct VersionOnDisk {
     pub bytes: f64,
     /// Whether it has its CLI, its native module and its completion record.
     pub whole: bool,
+    /// Whether the pointer (as `readPointer` gives it) names it.
+    pub pointed: bool,
+    /// Whether it is the pointer's fallback (its `previous`).
+    pub fallback: bool,
+    /// Whether it is marked bad.
+    pub bad: bool,
 }
 
 /// The store as a person debugging it wants to see it.
@@ -589,11 +656,16 @@ pub struct VersionOnDisk {
 pub struct StoreStatus {
     /// `<userData>/kanban-runtime`.
     pub store: String,
-    pub pointer: Option<RuntimePointer>,
+    /// What `readPointer` returns.
+    #[napi(ts_type = "RuntimePointer | null")]
+    pub pointer: Either<RuntimePointer, Null>,
     /// What `resolvePointerCliEntry` returns.
-    pub runnable: Option<String>,
+    #[napi(ts_type = "string | null")]
+    pub runnable: Either<String, Null>,
     /// Staged versions, oldest first.
     pub versions: Vec<VersionOnDisk>,
+    /// Bytes of everything under `versions/`.
+    pub total_bytes: f64,
     pub bad_versions: Vec<String>,
     /// Partial folders: runs in flight, or leftovers that the next staging run removes.
     pub partials: Vec<String>,
@@ -609,17 +681,30 @@ pub fn read_store_status(env: &Env, user_data: String) -> Result<StoreStatus> {
     let st = sync_result(env, store.status())?;
     Ok(StoreStatus {
         store: store.root().to_string_lossy().into_owned(),
-        pointer: st.pointer.map(RuntimePointer::from),
-        runnable: st.runnable.map(|p| p.to_string_lossy().into_owned()),
+        total_bytes: st.total_bytes as f64,
         versions: st
             .versions
             .into_iter()
             .map(|v| VersionOnDisk {
+                pointed: st.pointer.as_ref().is_some_and(|p| p.version == v.version),
+                fallback: st
+                    .pointer
+                    .as_ref()
+                    .is_some_and(|p| p.previous.as_deref() == Some(v.version.as_str())),
+                bad: st.bad.contains(&v.version),
                 version: v.version,
                 bytes: v.bytes as f64,
                 whole: v.whole,
             })
             .collect(),
+        pointer: match st.pointer {
+            Some(p) => Either::A(RuntimePointer::from(p)),
+            None => Either::B(Null),
+        },
+        runnable: match st.runnable {
+            Some(p) => Either::A(p.to_string_lossy().into_owned()),
+            None => Either::B(Null),
+        },
         bad_versions: st.bad,
         partials: st.partials,
         locked: st.locked,
@@ -662,6 +747,47 @@ pub fn mark_bad_version_checked(
             env.spawn_future_with_callback(async { Ok(()) }, move |env, ()| Err(js_error(env, &e)))
         }
     }
+}
+
+/// What `pruneStore` did.
+#[napi(object)]
+pub struct PruneResult {
+    /// Names removed from `versions/`: staged versions, leftovers of interrupted runs, stray files.
+    pub removed: Vec<String>,
+    /// Bytes freed.
+    pub freed_bytes: f64,
+    /// A staging run held the store, so nothing was pruned (it prunes when it finishes).
+    pub busy: bool,
+}
+
+/// Removes what a staging run would: leftovers of interrupted runs and every staged version but
+/// the pointed one, its fallback and `currentVersion` (the one the app runs, when given). Never
+/// waits for a staging run: then it prunes nothing and says `busy`.
+#[napi(ts_return_type = "Promise<PruneResult>")]
+pub fn prune_store(
+    env: &Env,
+    user_data: String,
+    current_version: Option<String>,
+) -> Result<PromiseRaw<'_, PruneResult>> {
+    let dir = user_data_dir(&user_data);
+    env.spawn_future_with_callback(
+        async move {
+            let prune = async {
+                let store = Store::new(&dir?);
+                let running = current_version.as_deref().and_then(crate::version::clean);
+                stage::blocking(move || store.prune_now(running.as_ref())).await
+            };
+            Ok(prune.await)
+        },
+        |env, r| match r {
+            Ok(p) => Ok(PruneResult {
+                removed: p.removed,
+                freed_bytes: p.freed_bytes as f64,
+                busy: p.busy,
+            }),
+            Err(e) => Err(js_error(env, &e)),
+        },
+    )
 }
 
 /// The work of `markBadVersion`, on a `userData` already checked.

@@ -368,7 +368,7 @@ fn promote_locked(
     if pointer_is_newer(store, latest) {
         return Ok((Outcome::AlreadyStaged, Vec::new()));
     }
-    let previous = fallback_for(store, latest);
+    let previous = store.fallback_for(latest);
     store.write_pointer(latest, previous.as_deref())?;
     let mut keep = vec![latest];
     keep.extend(previous.as_deref());
@@ -378,26 +378,6 @@ fn promote_locked(
     // neither the new pointer nor its fallback when several updates are staged without a restart.
     let pruned = store.prune_locked(&keep, running).unwrap_or_default();
     Ok((Outcome::Staged(latest.to_string()), pruned))
-}
-
-/// The fallback kept beside a newly pointed `latest`: the version pointed so far, else its own
-/// fallback, else the newest other staged version; in each case runnable and not bad. Pruning
-/// keeps it, so the store never loses its last good runtime.
-fn fallback_for(store: &Store, latest: &str) -> Option<String> {
-    let pointer = store.read_pointer_file();
-    let mut on_disk: Vec<semver::Version> = std::fs::read_dir(store.versions_dir())
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| semver::Version::parse(&e.file_name().to_string_lossy()).ok())
-        .collect();
-    on_disk.sort_by(|a, b| version::compare(b, a));
-    let bad = store.bad_versions();
-    pointer
-        .iter()
-        .flat_map(|p| std::iter::once(p.version.clone()).chain(p.previous.clone()))
-        .chain(on_disk.iter().map(|v| v.to_string()))
-        .find(|v| v != latest && !bad.contains(v) && store.is_runnable(v))
 }
 
 /// The pointer already names `version` whole, or a newer version that is runnable and not bad:

@@ -59,6 +59,16 @@ pub struct VersionOnDisk {
     pub whole: bool,
 }
 
+/// What `prune_now` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Names removed from `versions/`: versions, partials, stray files.
+    pub removed: Vec<String>,
+    pub freed_bytes: u64,
+    /// A staging run held the store, so nothing was pruned.
+    pub busy: bool,
+}
+
 /// Everything a person debugging a user's store wants to see.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreStatus {
@@ -69,6 +79,8 @@ pub struct StoreStatus {
     /// Leftovers of interrupted runs (removed by the next staging run) and runs in flight.
     pub partials: Vec<String>,
     pub locked: bool,
+    /// Bytes of everything under `versions/`.
+    pub total_bytes: u64,
 }
 
 #[derive(Clone)]
@@ -400,6 +412,7 @@ impl Store {
             bad: self.bad_versions(),
             partials,
             locked: self.is_locked()?,
+            total_bytes: tree_size(&dir),
         })
     }
 
@@ -433,6 +446,60 @@ impl Store {
             }
         }
         Ok(removed)
+    }
+
+    /// The fallback kept beside a newly pointed `latest`: the version pointed so far, else its own
+    /// fallback, else the newest other staged version; in each case runnable and not bad. Pruning
+    /// keeps it, so the store never loses its last good runtime.
+    pub fn fallback_for(&self, latest: &str) -> Option<String> {
+        let pointer = self.read_pointer_file();
+        let mut on_disk: Vec<semver::Version> = fs::read_dir(self.versions_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| semver::Version::parse(&e.file_name().to_string_lossy()).ok())
+            .collect();
+        on_disk.sort_by(|a, b| crate::version::compare(b, a));
+        let bad = self.bad_versions();
+        pointer
+            .iter()
+            .flat_map(|p| std::iter::once(p.version.clone()).chain(p.previous.clone()))
+            .chain(on_disk.iter().map(|v| v.to_string()))
+            .find(|v| v != latest && !bad.contains(v) && self.is_runnable(v))
+    }
+
+    /// What a staging run would prune, now: leftovers of interrupted runs, and every staged
+    /// version but the pointed one, its fallback and `running`. Skipped (`busy`) while a staging
+    /// run holds the store: it prunes when it finishes. Call from a blocking thread.
+    pub fn prune_now(&self, running: Option<&semver::Version>) -> Result<PruneReport> {
+        let before = tree_size(&self.versions_dir());
+        let mut staging = self.lock_file()?;
+        let _staging = match staging.try_write() {
+            Ok(guard) => guard,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return Ok(PruneReport {
+                    busy: true,
+                    ..PruneReport::default()
+                })
+            }
+            Err(e) => return Err(StageError::io("locking", &self.root.join(LOCK_FILE), e)),
+        };
+        let mut removed = self.sweep_stale_locked()?;
+        removed.extend(self.with_store_lock(|| {
+            let pointed = self.read_pointer().map(|p| p.version);
+            let fallback = self.fallback_for(pointed.as_deref().unwrap_or(""));
+            let keep: Vec<&str> = pointed
+                .iter()
+                .chain(fallback.iter())
+                .map(String::as_str)
+                .collect();
+            self.prune_locked(&keep, running)
+        })?);
+        Ok(PruneReport {
+            removed,
+            freed_bytes: before.saturating_sub(tree_size(&self.versions_dir())),
+            busy: false,
+        })
     }
 
     /// Takes a damaged `versions/<v>` out of the way: renamed aside first so that it vanishes from
@@ -803,6 +870,32 @@ pub(crate) mod tests {
         stage_legacy(&store, "4.0.0");
         fs::write(store.version_dir("4.0.0").join(COMPLETE_FILE), "{}").unwrap();
         assert!(!store.is_runnable("4.0.0"));
+    }
+
+    #[test]
+    fn prune_now_keeps_pointed_fallback_and_running_and_waits_for_no_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        for v in ["1.0.0", "1.1.0", "1.2.0", "2.0.0"] {
+            stage_fake(&store, v);
+        }
+        fs::create_dir_all(store.partial_dir("3.0.0")).unwrap();
+        store.write_pointer("2.0.0", Some("1.2.0")).unwrap();
+        let running = crate::version::clean("1.0.0");
+        {
+            let mut staging = store.lock_file().unwrap();
+            let _held = staging.try_write().unwrap();
+            let busy = store.prune_now(running.as_ref()).unwrap();
+            assert!(busy.busy && busy.removed.is_empty());
+        }
+        let report = store.prune_now(running.as_ref()).unwrap();
+        let mut removed = report.removed.clone();
+        removed.sort();
+        assert_eq!(removed, ["1.1.0", "3.0.0.partial"]);
+        assert!(report.freed_bytes > 0 && !report.busy);
+        for v in ["1.0.0", "1.2.0", "2.0.0"] {
+            assert!(store.is_whole(v), "{v}");
+        }
     }
 
     #[test]

@@ -4,6 +4,8 @@ import {
   checkAndStageLatestRuntime,
   isStageError,
   markBadVersion,
+  pruneStore,
+  readStoreStatus,
   readPointer,
   resolvePointerCliEntry,
   type StageErrorCode,
@@ -55,9 +57,20 @@ export async function main(userData: string): Promise<string> {
     currentVersion: '0.1.69',
     nativeDepsSource: '/app/resources/native',
     timeoutMs: 60_000,
+    onLog: (entry) => {
+      const level: 'debug' | 'info' | 'warn' = entry.level
+      const version: string | number | undefined = entry.fields?.version
+      console.log(level, entry.message, version)
+    },
   })
+  // readPointer and readStoreStatus describe the pointer the same way: a value or null.
+  const status = readStoreStatus(userData)
+  const same: ReturnType<typeof readPointer> = status.pointer
+  const kept: boolean = status.versions.every((v) => v.pointed || v.fallback || v.bad)
+  const pruned = await pruneStore(userData, '0.1.69')
+  const freed: number = pruned.freedBytes
   const cli: string | null = resolvePointerCliEntry(userData)
   const now: string | null = await markBadVersion(userData, '0.1.70')
   const version: string | undefined = readPointer(userData)?.version
-  return `${describe(outcome)} ${cli} ${now} ${version}`
+  return `${describe(outcome)} ${cli} ${now} ${version} ${same?.version} ${kept} ${freed}`
 }

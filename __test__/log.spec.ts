@@ -1,0 +1,77 @@
+// onLog: what the stager decided and why, delivered like onProgress (a throwing callback loses its
+// entry, never the call; a pending entry never keeps the process alive).
+import { spawn } from 'node:child_process'
+import path from 'node:path'
+import { afterEach, beforeEach, expect, it } from 'vitest'
+import { binding, rejection } from './helpers/binding'
+import { Scenario } from './helpers/scenario'
+
+let s: Scenario
+beforeEach(async () => {
+  s = await Scenario.start()
+})
+afterEach(async () => {
+  await s.stop()
+})
+
+it('reports the tag, each decision, retries with their reason and delay, and the pointing', async () => {
+  s.publish('1.1.0')
+  let failures = 1
+  const tarball = s.registry.tarballPath('kanban', '1.1.0')
+  s.registry.routes.set(tarball, (req, res) => {
+    if (failures-- > 0) {
+      res.writeHead(503, { 'retry-after': '0' })
+      return void res.end()
+    }
+    s.registry.serveDefault(req, res)
+  })
+  const entries: any[] = []
+  const outcome = await binding.checkAndStageLatestRuntime(s.opts({ retries: 2, onLog: (e: any) => entries.push(e) }))
+  expect(outcome).toEqual({ kind: 'staged', version: '1.1.0' })
+  await new Promise((r) => setImmediate(r))
+  expect(entries[0]).toEqual({
+    level: 'info',
+    message: 'dist-tag latest of kanban names 1.1.0',
+    fields: { tag: 'latest', version: '1.1.0', registry: s.registry.url },
+  })
+  const retry = entries.find((e) => e.message.startsWith('retrying'))
+  expect(retry).toMatchObject({ level: 'warn', fields: { reason: 'EHTTP', attempt: 1, url: `${s.registry.url.replace(/\/$/, '')}${tarball}` } })
+  expect(typeof retry.fields.delayMs).toBe('number')
+  expect(entries.map((e) => e.message)).toContain('pointed at 1.1.0')
+  for (const e of entries) expect(['debug', 'info', 'warn']).toContain(e.level)
+})
+
+it('a throwing onLog loses its entries, never the call', async () => {
+  s.publish('1.1.0')
+  let calls = 0
+  const outcome = await binding.checkAndStageLatestRuntime(
+    s.opts({
+      onLog: () => {
+        calls += 1
+        throw new Error('log sink broke')
+      },
+    }),
+  )
+  expect(outcome).toEqual({ kind: 'staged', version: '1.1.0' })
+  await new Promise((r) => setImmediate(r))
+  expect(calls).toBeGreaterThan(1)
+})
+
+it('onLog must be a function', async () => {
+  const err = await rejection(binding.checkAndStageLatestRuntime(s.opts({ onLog: 'yes' })))
+  expect(err).toMatchObject({ code: 'EINVALID_OPTION', option: 'onLog' })
+})
+
+it('an onLog callback never keeps the process alive', async () => {
+  s.publish('1.1.0')
+  const load = `const b = require(${JSON.stringify(path.join(__dirname, '../index.js'))});`
+  const opts = JSON.stringify(s.opts())
+  const child = spawn(process.execPath, ['-e', `${load} b.checkAndStageLatestRuntime({ ...${opts}, onLog: () => {} }).then((o) => console.log(o.kind))`], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  let out = ''
+  child.stdout.on('data', (d) => (out += d))
+  const code = await new Promise((r) => child.on('exit', r))
+  expect(code).toBe(0)
+  expect(out.trim()).toBe('staged')
+})
