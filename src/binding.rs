@@ -78,7 +78,7 @@ pub struct StageOptions<'a> {
     /// full document's `time`) is not staged, and the newest release that is old enough, not
     /// deprecated, not newer than the tag's version and not a prerelease (unless the tag's is)
     /// is considered instead. A version without a `time` counts as too young. 0 to 527040
-    /// (366 days). Default: 0 (off; only then is the smaller abbreviated document fetched).
+    /// (366 days). Default: 0 (off, and then only the smaller abbreviated document is fetched).
     pub min_release_age_minutes: Option<u32>,
     /// The registry's signing keys, as its `/-/npm/v1/keys` serves them; they replace the
     /// embedded keys. A signature that is present and does not verify with one of them (or
@@ -123,6 +123,7 @@ pub struct RegistryKeyOption {
     /// The public key: base64 of its SPKI DER.
     pub key: String,
     /// When the key was retired (ISO 8601): it verifies only versions published before.
+    #[napi(ts_type = "string | null")]
     pub expires: Option<String>,
 }
 
