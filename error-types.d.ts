@@ -21,6 +21,8 @@ export type StageErrorCode =
   | 'EIO'
   | 'EABORTED'
   | 'EINTERNAL'
+  | 'ESIGNATURE'
+  | 'EINCOMPATIBLE'
 
 /**
  * What this package rejects with (and its store functions throw): an `Error` with a stable
@@ -46,7 +48,7 @@ export interface StageError extends Error {
   phase?: string
   /** The timeout that expired (`ETIMEDOUT`). */
   timeoutMs?: number
-  /** The version concerned (`EINVALID_VERSION`). */
+  /** The version concerned (`EINVALID_VERSION`, `ESIGNATURE`, `EINCOMPATIBLE`). */
   version?: string
   /** The dist-tag concerned (`EINVALID_VERSION`). */
   tag?: string
@@ -54,5 +56,18 @@ export interface StageError extends Error {
   limit?: string
   /** What failed inside the addon (`EINTERNAL`). */
   what?: string
+  /**
+   * Why the registry signature check failed (`ESIGNATURE`): `'invalid'`, `'unknown-key'`,
+   * `'expired-key'`, `'missing'`, `'malformed'` or `'no-integrity'`.
+   */
+  reason?: 'invalid' | 'unknown-key' | 'expired-key' | 'missing' | 'malformed' | 'no-integrity'
+  /** The key the failing signature names (`ESIGNATURE`). */
+  keyid?: string
+  /** Which compatibility guard refused the version (`EINCOMPATIBLE`). */
+  guard?: 'engines.node' | 'node-pty'
+  /** The runtime's range that excludes the host (`EINCOMPATIBLE`). */
+  range?: string
+  /** The host's Node version or the bundled node-pty's version that the range excludes (`EINCOMPATIBLE`). */
+  provided?: string
 }
 

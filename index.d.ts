@@ -21,6 +21,8 @@ export type StageErrorCode =
   | 'EIO'
   | 'EABORTED'
   | 'EINTERNAL'
+  | 'ESIGNATURE'
+  | 'EINCOMPATIBLE'
 
 /**
  * What this package rejects with (and its store functions throw): an `Error` with a stable
@@ -46,7 +48,7 @@ export interface StageError extends Error {
   phase?: string
   /** The timeout that expired (`ETIMEDOUT`). */
   timeoutMs?: number
-  /** The version concerned (`EINVALID_VERSION`). */
+  /** The version concerned (`EINVALID_VERSION`, `ESIGNATURE`, `EINCOMPATIBLE`). */
   version?: string
   /** The dist-tag concerned (`EINVALID_VERSION`). */
   tag?: string
@@ -54,6 +56,19 @@ export interface StageError extends Error {
   limit?: string
   /** What failed inside the addon (`EINTERNAL`). */
   what?: string
+  /**
+   * Why the registry signature check failed (`ESIGNATURE`): `'invalid'`, `'unknown-key'`,
+   * `'expired-key'`, `'missing'`, `'malformed'` or `'no-integrity'`.
+   */
+  reason?: 'invalid' | 'unknown-key' | 'expired-key' | 'missing' | 'malformed' | 'no-integrity'
+  /** The key the failing signature names (`ESIGNATURE`). */
+  keyid?: string
+  /** Which compatibility guard refused the version (`EINCOMPATIBLE`). */
+  guard?: 'engines.node' | 'node-pty'
+  /** The runtime's range that excludes the host (`EINCOMPATIBLE`). */
+  range?: string
+  /** The host's Node version or the bundled node-pty's version that the range excludes (`EINCOMPATIBLE`). */
+  provided?: string
 }
 
 
@@ -121,6 +136,20 @@ export declare function readPointer(userData: string): RuntimePointer | null
  * versions, partial folders and the lock.
  */
 export declare function readStoreStatus(userData: string): StoreStatus
+
+/** One registry signing key, as an entry of the registry's `/-/npm/v1/keys`. */
+export interface RegistryKeyOption {
+  /** The key's id as `dist.signatures` names it (`SHA256:...`). */
+  keyid: string
+  /** `'ecdsa-sha2-nistp256'`, the only type the registry uses. */
+  keytype?: string
+  /** `'ecdsa-sha2-nistp256'`. */
+  scheme?: string
+  /** The public key: base64 of its SPKI DER. */
+  key: string
+  /** When the key was retired (ISO 8601): it verifies only versions published before. */
+  expires?: string | null
+}
 
 /**
  * The staged CLI to run (`versions/<v>/dist/cli.js`) when the pointer is trusted and its folder
@@ -215,6 +244,33 @@ export interface StageOptions {
    * `code: 'ETOO_LARGE'` and `limit: 'document'`.
    */
   maxDocumentBytes?: number
+  /**
+   * Release-age cool-down in minutes: a version published less than this long ago (by the
+   * full document's `time`) is not staged, and the newest release that is old enough, not
+   * deprecated, not newer than the tag's version and not a prerelease (unless the tag's is)
+   * is considered instead. A version without a `time` counts as too young. 0 to 527040
+   * (366 days). Default: 0 (off, and then only the smaller abbreviated document is fetched).
+   */
+  minReleaseAgeMinutes?: number
+  /**
+   * The registry's signing keys, as its `/-/npm/v1/keys` serves them; they replace the
+   * embedded keys. A signature that is present and does not verify with one of them (or
+   * whose key expired before the version was published) rejects with `code: 'ESIGNATURE'`.
+   * Default: the public npm registry's keys, embedded.
+   */
+  registryKeys?: Array<RegistryKeyOption>
+  /**
+   * Also refuse (`ESIGNATURE`) a version that carries no registry signature. Many mirrors
+   * strip `dist.signatures`, hence opt-in. Default: false.
+   */
+  requireSignatures?: boolean
+  /**
+   * The Node version the runtime will run on: a runtime whose `engines.node` excludes it, or
+   * whose `node-pty` range excludes the bundled node-pty's version, rejects with
+   * `code: 'EINCOMPATIBLE'`. Default: the Node version of this process (Electron's Node in
+   * Electron).
+   */
+  hostNodeVersion?: string
   /**
    * Aborts the call: it rejects promptly with `code: 'EABORTED'`, removes this run's partial
    * folder and leaves the store as it was. Default: none.

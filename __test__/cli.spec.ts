@@ -107,6 +107,29 @@ describe('cli', () => {
     expect(r.stderr).toMatch(/^hint: /m)
   })
 
+  it('stage passes the supply-chain flags through', async () => {
+    s.publish('1.1.0')
+    const required = await cli(...stageArgs(), '--require-signatures', '--json')
+    expect(required.code).toBe(1)
+    expect(JSON.parse(required.stdout).error).toMatchObject({ code: 'ESIGNATURE', reason: 'missing' })
+    const human = await cli(...stageArgs(), '--require-signatures')
+    expect(human.stderr).toMatch(/^error ESIGNATURE: /m)
+    expect(human.stderr).toMatch(/^hint: /m)
+    s.registry.setDoc('kanban', {
+      'dist-tags': { latest: '1.1.0' },
+      versions: { '1.1.0': { engines: { node: '>=30' }, dist: { tarball: 'http://127.0.0.1:1/x.tgz', integrity: 'sha512-AAAA' } } },
+    })
+    const old = await cli(...stageArgs(), '--host-node-version', '22.0.0', '--json')
+    expect(JSON.parse(old.stdout).error).toMatchObject({ code: 'EINCOMPATIBLE', guard: 'engines.node', provided: '22.0.0' })
+    const keys = path.join(s.userData, 'keys.json')
+    fs.writeFileSync(keys, JSON.stringify({ keys: [{ keyid: 'k', key: 'AAAA' }] }))
+    const badKeys = await cli(...stageArgs(), '--registry-keys', keys, '--json')
+    expect(JSON.parse(badKeys.stdout).error).toMatchObject({ code: 'EINVALID_OPTION', option: 'registryKeys' })
+    const cool = await cli(...stageArgs(), '--min-release-age', 'soon')
+    expect(cool.code).toBe(2)
+    expect(cool.stderr).toContain('--min-release-age must be a whole number of minutes')
+  })
+
   it('bad usage exits 2 with the command help', async () => {
     const missing = await cli('stage')
     expect(missing.code).toBe(2)

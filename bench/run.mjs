@@ -37,13 +37,18 @@ function bundledNativeDeps() {
   for (const part of ['package.json', 'lib', 'build/Release']) {
     fs.cpSync(path.join(src, part), path.join(dest, part), { recursive: true })
   }
+  // The app that ships kanban 0.1.70 bundles the node-pty it depends on (^1.2.0-beta.11); the
+  // dev install here may be older, and the compatibility guard would rightly refuse the runtime.
+  const manifest = path.join(dest, 'package.json')
+  fs.writeFileSync(manifest, JSON.stringify({ ...JSON.parse(fs.readFileSync(manifest, 'utf8')), version: '1.2.0-beta.11' }))
   return path.dirname(dest)
 }
 
 let runNo = 0
 function stageInChild(impl, registry, native) {
   const userData = path.join(work, `run-${runNo++}`)
-  const opts = { userData, currentVersion: '0.1.69', nativeDepsSource: native, registry, cache: path.join(userData, '.pacote-cache') }
+  // hostNodeVersion: the app's Electron Node; kanban 0.1.70 needs >=22 whatever Node runs the bench.
+  const opts = { userData, currentVersion: '0.1.69', nativeDepsSource: native, registry, cache: path.join(userData, '.pacote-cache'), hostNodeVersion: '22.12.0' }
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(here, 'child.mjs'), impl, JSON.stringify(opts)], {
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -85,7 +90,7 @@ function printRow(s) {
 async function noopPaths(registry, native) {
   const { checkAndStageLatestRuntime } = createRequire(import.meta.url)('../index.js')
   const userData = path.join(work, 'noop')
-  const opts = { userData, currentVersion: '0.1.69', nativeDepsSource: native, registry: registry.url }
+  const opts = { userData, currentVersion: '0.1.69', nativeDepsSource: native, registry: registry.url, hostNodeVersion: '22.12.0' }
   await checkAndStageLatestRuntime(opts) // stage once so already-staged has something to find
   const time = async (o, kind) => {
     const before = { ...registry.counts }

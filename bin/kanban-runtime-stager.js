@@ -42,6 +42,11 @@ Options:
   --tag TAG              dist-tag to follow                             default: latest
   --timeout-ms N         budget for the whole run                       default: 600000
   --proxy URL            proxy for every request     default: HTTPS_PROXY / HTTP_PROXY
+  --min-release-age MIN  stage only releases at least MIN minutes old   default: 0 (off)
+  --registry-keys FILE   the registry's signing keys, a JSON file as /-/npm/v1/keys serves
+                         ({"keys": [...]}) or its array      default: npmjs keys, embedded
+  --require-signatures   refuse a version without a valid registry signature
+  --host-node-version V  Node version the runtime will run on  default: this Node's version
   --json                 print the outcome (or the error) as one JSON line, no progress
   --verbose              print what the stager decides and why on stderr
 
@@ -86,6 +91,10 @@ const HINTS = {
   EIO: 'a file operation failed; the message names the path',
   EABORTED: 'the run was aborted',
   EINTERNAL: 'a bug in kanban-runtime-stager; please report it with the message above',
+  ESIGNATURE:
+    'a registry signature did not verify (or is missing with --require-signatures); the document may be tampered with, or pass the registry\'s keys with --registry-keys',
+  EINCOMPATIBLE:
+    'this runtime needs another Node (engines.node) or node-pty than the app has; update the app first, or check --host-node-version',
 }
 
 class UsageError extends Error {}
@@ -194,6 +203,19 @@ function requireUserData(values) {
   return path.resolve(values['user-data'])
 }
 
+/** `--registry-keys FILE`: the registry's `/-/npm/v1/keys` response saved as is, or its `keys` array. */
+function readKeys(file) {
+  let parsed
+  try {
+    parsed = JSON.parse(fs.readFileSync(path.resolve(file), 'utf8'))
+  } catch (e) {
+    throw new UsageError(`--registry-keys: cannot read ${safe(file)} as JSON: ${safe(e.message)}`)
+  }
+  const keys = Array.isArray(parsed) ? parsed : parsed?.keys
+  if (!Array.isArray(keys)) throw new UsageError('--registry-keys: expected {"keys": [...]} or an array of keys')
+  return keys
+}
+
 const STORE_OPTIONS = { 'user-data': { type: 'string' }, 'current-version': { type: 'string' } }
 
 async function stage(argv, out) {
@@ -206,6 +228,10 @@ async function stage(argv, out) {
     tag: { type: 'string' },
     'timeout-ms': { type: 'string' },
     proxy: { type: 'string' },
+    'min-release-age': { type: 'string' },
+    'registry-keys': { type: 'string' },
+    'require-signatures': { type: 'boolean' },
+    'host-node-version': { type: 'string' },
   })
   if (values.help) return out.log(HELP.stage)
   const userData = requireUserData(values)
@@ -215,6 +241,12 @@ async function stage(argv, out) {
   if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs > 0)) {
     throw new UsageError('--timeout-ms must be a positive integer')
   }
+  const minReleaseAgeMinutes =
+    values['min-release-age'] === undefined ? undefined : Number(values['min-release-age'])
+  if (minReleaseAgeMinutes !== undefined && !(Number.isInteger(minReleaseAgeMinutes) && minReleaseAgeMinutes >= 0)) {
+    throw new UsageError('--min-release-age must be a whole number of minutes')
+  }
+  const registryKeys = values['registry-keys'] === undefined ? undefined : readKeys(values['registry-keys'])
   const { checkAndStageLatestRuntime, readPointer } = loadBinding()
   const started = Date.now()
   if (!values.json) out.error(`checking ${safe(values.package ?? 'kanban')}@${safe(values.tag ?? 'latest')} ...`)
@@ -232,6 +264,10 @@ async function stage(argv, out) {
     distTag: values.tag,
     timeoutMs,
     proxy: values.proxy,
+    minReleaseAgeMinutes,
+    registryKeys,
+    requireSignatures: values['require-signatures'],
+    hostNodeVersion: values['host-node-version'],
     signal: controller.signal,
     onProgress: progress?.onProgress,
     onLog: verbose(values) ? logPrinter(out.error) : undefined,

@@ -4,13 +4,15 @@
 
 use crate::config::{
     normalize_registry, timeout_ms, user_data_dir, whole_number, Config, EnvDefaults, Limits,
-    NetConfig, DEFAULT_PACKAGE, DEFAULT_TAG, MAX_RETRIES, MAX_SAFE_INTEGER, PUBLIC_REGISTRY,
+    NetConfig, Trust, DEFAULT_PACKAGE, DEFAULT_TAG, MAX_RELEASE_AGE_MINUTES, MAX_RETRIES,
+    MAX_SAFE_INTEGER, PUBLIC_REGISTRY,
 };
 use crate::error::{catching_panics, Field, StageError};
 use crate::http::{AbortHandle, Control, Progress};
 use crate::log::{LogEntry, Value as LogValue};
 use crate::stage::{self, Outcome};
 use crate::store::{check_version, Store};
+use crate::trust::{key_from_json, RegistryKey};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
@@ -72,6 +74,25 @@ pub struct StageOptions<'a> {
     /// Default: 8 MiB (8388608); `kanban`'s document is ~10 KB. A larger document rejects with
     /// `code: 'ETOO_LARGE'` and `limit: 'document'`.
     pub max_document_bytes: Option<f64>,
+    /// Release-age cool-down in minutes: a version published less than this long ago (by the
+    /// full document's `time`) is not staged, and the newest release that is old enough, not
+    /// deprecated, not newer than the tag's version and not a prerelease (unless the tag's is)
+    /// is considered instead. A version without a `time` counts as too young. 0 to 527040
+    /// (366 days). Default: 0 (off, and then only the smaller abbreviated document is fetched).
+    pub min_release_age_minutes: Option<u32>,
+    /// The registry's signing keys, as its `/-/npm/v1/keys` serves them; they replace the
+    /// embedded keys. A signature that is present and does not verify with one of them (or
+    /// whose key expired before the version was published) rejects with `code: 'ESIGNATURE'`.
+    /// Default: the public npm registry's keys, embedded.
+    pub registry_keys: Option<Vec<RegistryKeyOption>>,
+    /// Also refuse (`ESIGNATURE`) a version that carries no registry signature. Many mirrors
+    /// strip `dist.signatures`, hence opt-in. Default: false.
+    pub require_signatures: Option<bool>,
+    /// The Node version the runtime will run on: a runtime whose `engines.node` excludes it, or
+    /// whose `node-pty` range excludes the bundled node-pty's version, rejects with
+    /// `code: 'EINCOMPATIBLE'`. Default: the Node version of this process (Electron's Node in
+    /// Electron).
+    pub host_node_version: Option<String>,
     /// Aborts the call: it rejects promptly with `code: 'EABORTED'`, removes this run's partial
     /// folder and leaves the store as it was. Default: none.
     #[napi(ts_type = "AbortSignal")]
@@ -87,6 +108,23 @@ pub struct StageOptions<'a> {
     /// delivery rules as `onProgress`. Default: none.
     #[napi(ts_type = "(entry: StageLogEntry) => void")]
     pub on_log: Option<Function<'a, StageLogEntry, ()>>,
+}
+
+/// One registry signing key, as an entry of the registry's `/-/npm/v1/keys`.
+#[allow(dead_code)]
+#[napi(object)]
+pub struct RegistryKeyOption {
+    /// The key's id as `dist.signatures` names it (`SHA256:...`).
+    pub keyid: String,
+    /// `'ecdsa-sha2-nistp256'`, the only type the registry uses.
+    pub keytype: Option<String>,
+    /// `'ecdsa-sha2-nistp256'`.
+    pub scheme: Option<String>,
+    /// The public key: base64 of its SPKI DER.
+    pub key: String,
+    /// When the key was retired (ISO 8601): it verifies only versions published before.
+    #[napi(ts_type = "string | null")]
+    pub expires: Option<String>,
 }
 
 /// A log entry of `checkAndStageLatestRuntime`: what it decided and why.
@@ -299,6 +337,56 @@ impl<'env> OptionsReader<'env> {
         }
     }
 
+    fn boolean(&self, name: &'static str) -> std::result::Result<Option<bool>, StartError> {
+        match self.get(name)? {
+            None => Ok(None),
+            // SAFETY: the value's type was just checked to be a boolean.
+            Some(v) if v.get_type()? == ValueType::Boolean => Ok(Some(unsafe { v.cast() }?)),
+            Some(_) => Err(invalid(name, "must be a boolean")),
+        }
+    }
+
+    /// `registryKeys`: an array of key objects, each checked (a usable P-256 key, a date).
+    fn registry_keys(&self) -> std::result::Result<Option<Vec<RegistryKey>>, StartError> {
+        const NAME: &str = "registryKeys";
+        let Some(v) = self.get(NAME)? else {
+            return Ok(None);
+        };
+        if v.get_type()? != ValueType::Object || !v.is_array()? {
+            return Err(invalid(NAME, "must be an array of key objects"));
+        }
+        // SAFETY: the value was just checked to be an array.
+        let items: Vec<Unknown> = unsafe { v.cast() }?;
+        let mut keys = Vec::with_capacity(items.len());
+        for (i, item) in items.into_iter().enumerate() {
+            if item.get_type()? != ValueType::Object {
+                return Err(invalid(NAME, &format!("entry {i} is not an object")));
+            }
+            // SAFETY: the item's type was just checked to be an object.
+            let obj: Object = unsafe { item.cast() }?;
+            let mut json = serde_json::Map::new();
+            for field in ["keyid", "keytype", "scheme", "key", "expires"] {
+                let value: Unknown = obj.get_named_property(field)?;
+                let value = match value.get_type()? {
+                    ValueType::Undefined | ValueType::Null => serde_json::Value::Null,
+                    // SAFETY: the value's type was just checked to be a string.
+                    ValueType::String => serde_json::Value::String(unsafe { value.cast() }?),
+                    _ => {
+                        return Err(invalid(
+                            NAME,
+                            &format!("entry {i}: `{field}` must be a string"),
+                        ))
+                    }
+                };
+                json.insert(field.to_string(), value);
+            }
+            let key = key_from_json(&serde_json::Value::Object(json))
+                .map_err(|reason| invalid(NAME, &format!("entry {i}: {reason}")))?;
+            keys.push(key);
+        }
+        Ok(Some(keys))
+    }
+
     /// `signal`: anything shaped like an `AbortSignal` (`aborted` boolean, both listener methods),
     /// so a polyfill works too.
     fn signal(&self) -> std::result::Result<Option<Object<'env>>, StartError> {
@@ -390,6 +478,21 @@ fn to_config(
             .whole("maxDocumentBytes", 1, MAX_SAFE_INTEGER)?
             .unwrap_or(crate::config::DEFAULT_MAX_DOCUMENT_BYTES),
     };
+    let trust = Trust {
+        min_release_age: opts
+            .whole("minReleaseAgeMinutes", 0, MAX_RELEASE_AGE_MINUTES)?
+            .filter(|m| *m > 0)
+            .map(|m| Duration::from_secs(m * 60)),
+        registry_keys: opts.registry_keys()?,
+        require_signatures: opts.boolean("requireSignatures")?.unwrap_or(false),
+        host_node_version: match opts.string("hostNodeVersion")? {
+            None => None,
+            Some(v) => Some(
+                nodejs_semver::Version::parse(v.trim().trim_start_matches(['v', '=']))
+                    .map_err(|_| invalid("hostNodeVersion", "must be a semver version"))?,
+            ),
+        },
+    };
     Ok(Config {
         user_data,
         current_version,
@@ -399,6 +502,7 @@ fn to_config(
         dist_tag,
         net,
         limits,
+        trust,
     })
 }
 
@@ -446,7 +550,18 @@ fn start<'env>(
     opts: Option<Unknown<'env>>,
 ) -> std::result::Result<PromiseRaw<'env, StageOutcome>, StartError> {
     let opts = OptionsReader::new(opts)?;
-    let config = to_config(&opts, EnvDefaults::from_process())?;
+    let mut config = to_config(&opts, EnvDefaults::from_process())?;
+    if config.trust.host_node_version.is_none() {
+        // The runtime runs on the same Node as the app (Electron's own, in Electron).
+        let v = env.get_node_version()?;
+        config.trust.host_node_version = Some(nodejs_semver::Version::new(
+            u64::from(v.major),
+            u64::from(v.minor),
+            u64::from(v.patch),
+            Vec::new(),
+            Vec::new(),
+        ));
+    }
     let signal = opts.signal()?;
     let on_log = match opts.callback::<StageLogEntry>("onLog")? {
         // Weak, like onProgress: a pending log call must not keep Node or Electron alive.

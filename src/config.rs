@@ -20,7 +20,26 @@ pub struct Config {
     pub dist_tag: String,
     pub net: NetConfig,
     pub limits: Limits,
+    pub trust: Trust,
 }
+
+/// The supply-chain protections. The default adds no request and refuses nothing the original
+/// stager staged, except a version whose registry signature is present and wrong.
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    /// Release-age cool-down: versions published less than this long ago are not staged.
+    pub min_release_age: Option<Duration>,
+    /// The registry's signing keys; `None` means the public registry's embedded keys.
+    pub registry_keys: Option<Vec<crate::trust::RegistryKey>>,
+    /// Refuse a version without a valid registry signature (mirrors often strip them).
+    pub require_signatures: bool,
+    /// The Node version the runtime will run on; `None` skips the `engines.node` check.
+    pub host_node_version: Option<nodejs_semver::Version>,
+}
+
+/// Longest cool-down an option may ask for: a year. Longer would stop updates altogether, which
+/// is what not calling the stager is for.
+pub const MAX_RELEASE_AGE_MINUTES: u64 = 366 * 24 * 60;
 
 /// How we talk to the registry.
 #[derive(Debug, Clone)]

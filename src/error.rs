@@ -107,6 +107,34 @@ pub enum StageError {
         source: Arc<io::Error>,
     },
 
+    #[error(
+        "registry signature check failed for version {} ({reason}{})",
+        clip(.version),
+        .keyid.as_deref().map(|k| format!(", key {}", clip(k))).unwrap_or_default()
+    )]
+    Signature {
+        version: String,
+        /// The key the failing signature names, when it names one.
+        keyid: Option<String>,
+        /// `invalid`, `unknown-key`, `expired-key`, `missing`, `malformed` or `no-integrity`.
+        reason: &'static str,
+    },
+
+    #[error(
+        "version {} cannot run here: its {guard} range `{}` excludes {}",
+        clip(.version),
+        clip(.range),
+        clip(.provided)
+    )]
+    Incompatible {
+        version: String,
+        /// `engines.node` or `node-pty`.
+        guard: &'static str,
+        range: String,
+        /// The host's Node version or the bundled node-pty's version.
+        provided: String,
+    },
+
     #[error("staging was aborted")]
     Aborted,
 
@@ -136,6 +164,8 @@ impl StageError {
         "EIO",
         "EABORTED",
         "EINTERNAL",
+        "ESIGNATURE",
+        "EINCOMPATIBLE",
     ];
 
     pub fn code(&self) -> &'static str {
@@ -155,6 +185,8 @@ impl StageError {
             StageError::NoSpace { .. } => "ENOSPC",
             StageError::Io { .. } => "EIO",
             StageError::Aborted => "EABORTED",
+            StageError::Signature { .. } => "ESIGNATURE",
+            StageError::Incompatible { .. } => "EINCOMPATIBLE",
             StageError::Internal { .. } => "EINTERNAL",
         }
     }
@@ -247,6 +279,26 @@ impl StageError {
             StageError::InvalidOption { name, .. } => vec![("option", s(name))],
             StageError::Internal { what } => vec![("what", s(what))],
             StageError::Aborted => vec![],
+            StageError::Signature {
+                version,
+                keyid,
+                reason,
+            } => {
+                let mut f = vec![("version", s(version)), ("reason", s(reason))];
+                f.extend(keyid.as_deref().map(|k| ("keyid", s(k))));
+                f
+            }
+            StageError::Incompatible {
+                version,
+                guard,
+                range,
+                provided,
+            } => vec![
+                ("version", s(version)),
+                ("guard", s(guard)),
+                ("range", s(range)),
+                ("provided", s(provided)),
+            ],
         }
     }
 
@@ -538,6 +590,17 @@ mod tests {
             StageError::io("writing", &p, io::Error::other("x")),
             StageError::Aborted,
             StageError::internal("x"),
+            StageError::Signature {
+                version: url.clone(),
+                keyid: Some(url.clone()),
+                reason: "invalid",
+            },
+            StageError::Incompatible {
+                version: url.clone(),
+                guard: "node-pty",
+                range: url.clone(),
+                provided: url.clone(),
+            },
         ];
         for e in &each {
             assert!(StageError::CODES.contains(&e.code()), "{}", e.code());

@@ -13,6 +13,7 @@ pub mod log;
 pub mod registry;
 pub mod stage;
 pub mod store;
+pub mod trust;
 pub mod version;
 
 #[cfg(feature = "node")]

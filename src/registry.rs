@@ -7,6 +7,8 @@ use serde_json::Value;
 /// The abbreviated ("corgi") document is a fraction of the full one's size and has all we read.
 pub const ACCEPT_CORGI: &str =
     "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*";
+/// The full document: the only one with `time` (publish dates) and `deprecated` messages kept.
+pub const ACCEPT_FULL: &str = "application/json";
 
 const PUBLIC_HOSTS: [&str; 2] = ["registry.npmjs.org", "registry.yarnpkg.com"];
 
@@ -33,6 +35,16 @@ pub struct Dist {
     pub bins: Vec<String>,
 }
 
+/// A version's `dist.signatures`, as the document gives them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signatures {
+    Absent,
+    /// (`keyid`, `sig`) pairs.
+    Present(Vec<(String, String)>),
+    /// Not an array of objects with string `keyid` and `sig`.
+    Malformed,
+}
+
 impl Document {
     pub fn parse(url: &str, bytes: &[u8]) -> Result<Document> {
         let body: Value = serde_json::from_slice(bytes).map_err(|e| StageError::BadManifest {
@@ -55,6 +67,71 @@ impl Document {
             Some(_) => Err(bad(&self.url, &format!("dist-tag `{tag}` is not a string"))),
             None => Err(bad(&self.url, &format!("no dist-tag `{tag}`"))),
         }
+    }
+
+    /// A version's entry (its manifest as the registry keeps it), if the document has one.
+    pub fn entry(&self, version: &str) -> Option<&Value> {
+        self.body.get("versions").and_then(|v| v.get(version))
+    }
+
+    /// Every version the document lists.
+    pub fn version_keys(&self) -> impl Iterator<Item = &str> {
+        self.body
+            .get("versions")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(|m| m.keys().map(String::as_str))
+    }
+
+    /// When a version was published (ms since the epoch), from the full document's `time`.
+    pub fn published_ms(&self, version: &str) -> Option<i64> {
+        self.body
+            .get("time")
+            .and_then(|t| t.get(version))
+            .and_then(Value::as_str)
+            .and_then(crate::trust::rfc3339_ms)
+    }
+
+    /// Whether the version is deprecated: npm keeps the message in `deprecated` (and clears the
+    /// field, or leaves it empty, when the deprecation is withdrawn).
+    pub fn is_deprecated(&self, version: &str) -> bool {
+        match self.entry(version).and_then(|e| e.get("deprecated")) {
+            Some(Value::String(s)) => !s.is_empty(),
+            Some(Value::Bool(b)) => *b,
+            _ => false,
+        }
+    }
+
+    /// The `dist.integrity` string exactly as the document has it: what the registry signs.
+    pub fn raw_integrity(&self, version: &str) -> Option<&str> {
+        self.entry(version)?.get("dist")?.get("integrity")?.as_str()
+    }
+
+    pub fn signatures(&self, version: &str) -> Signatures {
+        let Some(sigs) = self
+            .entry(version)
+            .and_then(|e| e.get("dist"))
+            .and_then(|d| d.get("signatures"))
+        else {
+            return Signatures::Absent;
+        };
+        let Some(list) = sigs.as_array() else {
+            return if sigs.is_null() {
+                Signatures::Absent
+            } else {
+                Signatures::Malformed
+            };
+        };
+        let pairs: Option<Vec<(String, String)>> = list
+            .iter()
+            .map(|s| {
+                Some((
+                    s.get("keyid")?.as_str()?.to_string(),
+                    s.get("sig")?.as_str()?.to_string(),
+                ))
+            })
+            .collect();
+        pairs.map_or(Signatures::Malformed, Signatures::Present)
     }
 
     pub fn dist(&self, version: &str) -> Result<Dist> {

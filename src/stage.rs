@@ -11,8 +11,11 @@ use crate::fsutil;
 use crate::http::log_retry;
 use crate::http::{Control, Http, Phase};
 use crate::log::Level;
-use crate::registry::{document_url, rewrite_tarball_url, Dist, Document, ACCEPT_CORGI};
-use crate::store::{self, CompletionRecord, Store, CLI_ENTRY, NATIVE_MODULE};
+use crate::registry::{
+    document_url, rewrite_tarball_url, Dist, Document, ACCEPT_CORGI, ACCEPT_FULL,
+};
+use crate::store::{self, CompletionRecord, IncompatibleEntry, Store, CLI_ENTRY, NATIVE_MODULE};
+use crate::trust::{self, Compat, Signed};
 use crate::version;
 
 use std::collections::HashMap;
@@ -64,35 +67,71 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
     ctl.report(Phase::Resolving, 0, None);
     let http = Http::new(&cfg.net, &cfg.registry)?;
     let doc_url = document_url(&cfg.registry, &cfg.package_name);
-    // The raw bytes are dropped once parsed: the document is never held twice.
-    let doc = Document::parse(
-        &doc_url,
-        &http
-            .get_bytes(&doc_url, ACCEPT_CORGI, cfg.limits.max_document_bytes, ctl)
-            .await?,
-    )?;
-    let latest = doc.tag_version(&cfg.dist_tag)?;
+    // The cool-down reads publish dates, which only the full document has; without it the
+    // abbreviated document is all we fetch.
+    let cool_down = cfg.trust.min_release_age.filter(|d| !d.is_zero());
+    let mut full = cool_down.is_some();
+    let accept = if full { ACCEPT_FULL } else { ACCEPT_CORGI };
+    let doc = fetch_document(cfg, &http, &doc_url, accept, ctl).await?;
+    let tagged = doc.tag_version(&cfg.dist_tag)?;
     ctl.log(
         Level::Info,
         format!(
             "dist-tag {} of {} names {}",
             clip(&cfg.dist_tag),
             clip(&cfg.package_name),
-            clip(&latest)
+            clip(&tagged)
         ),
         &[
             ("tag", (&cfg.dist_tag).into()),
-            ("version", (&latest).into()),
+            ("version", (&tagged).into()),
             ("registry", (&cfg.registry).into()),
         ],
     );
-
-    // Guards, in the original's order.
-    let latest_v = semver::Version::parse(&latest).map_err(|_| StageError::InvalidVersion {
+    let invalid = |version: &str| StageError::InvalidVersion {
         package: cfg.package_name.clone(),
         tag: cfg.dist_tag.clone(),
-        version: latest.clone(),
-    })?;
+        version: version.to_string(),
+    };
+    let tagged_v = semver::Version::parse(&tagged).map_err(|_| invalid(&tagged))?;
+
+    let latest = match cool_down {
+        None => tagged,
+        Some(age) => {
+            let minutes = age.as_secs() / 60;
+            let age_ms = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+            match trust::cooled_candidate(&doc, &tagged_v, trust::now_ms(), age_ms) {
+                Some(v) => {
+                    if v != tagged {
+                        ctl.log(
+                            Level::Info,
+                            format!(
+                                "cool-down: {} is younger than {minutes} minutes (or deprecated); considering {}",
+                                clip(&tagged),
+                                clip(&v)
+                            ),
+                            &[("version", (&v).into()), ("minutes", minutes.into())],
+                        );
+                    }
+                    v
+                }
+                None => {
+                    ctl.log(
+                        Level::Info,
+                        format!(
+                            "cool-down: no release up to {} is {minutes} minutes old and not deprecated",
+                            clip(&tagged)
+                        ),
+                        &[("version", (&tagged).into()), ("minutes", minutes.into())],
+                    );
+                    return Ok(Outcome::UpToDate);
+                }
+            }
+        }
+    };
+
+    // Guards, in the original's order.
+    let latest_v = semver::Version::parse(&latest).map_err(|_| invalid(&latest))?;
     // A current version that is not semver (a dev build, say) counts as older than anything;
     // `v1.2.3` and `=1.2.3` are cleaned as npm does, and build metadata never makes a version newer.
     if let Some(current) = version::clean(&cfg.current_version) {
@@ -124,11 +163,6 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
         );
         return Ok(Outcome::AlreadyStaged);
     }
-    ctl.log(
-        Level::Info,
-        format!("staging {}", clip(&latest)),
-        &[("version", (&latest).into())],
-    );
 
     let native_src = cfg.native_deps_source.join(NATIVE_MODULE[1]);
     if !native_src.is_dir() {
@@ -136,12 +170,162 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
             path: cfg.native_deps_source.clone(),
         });
     }
+    let compat = Compat {
+        host_node: cfg.trust.host_node_version.clone(),
+        node_pty: bundled_node_pty_version(&native_src),
+    };
+    compat_guard(store, &doc, &latest, &compat, ctl)?;
+    check_signatures(cfg, &http, &doc_url, &doc, &mut full, &latest, ctl).await?;
+    ctl.log(
+        Level::Info,
+        format!("staging {}", clip(&latest)),
+        &[("version", (&latest).into())],
+    );
     let dist = doc.dist(&latest)?;
 
     single_flight(store, &latest, ctl, || {
-        stage_locked(cfg, store, &http, &dist, &latest, &native_src, ctl)
+        stage_locked(cfg, store, &http, &dist, &latest, &native_src, &compat, ctl)
     })
     .await
+}
+
+async fn fetch_document(
+    cfg: &Config,
+    http: &Http,
+    url: &str,
+    accept: &str,
+    ctl: &Control,
+) -> Result<Document> {
+    // The raw bytes are dropped once parsed: the document is never held twice.
+    Document::parse(
+        url,
+        &http
+            .get_bytes(url, accept, cfg.limits.max_document_bytes, ctl)
+            .await?,
+    )
+}
+
+/// The bundled node-pty's version, from its package.json; `None` (not checked) when it has none.
+fn bundled_node_pty_version(native_src: &Path) -> Option<nodejs_semver::Version> {
+    read_manifest(&native_src.join("package.json"))?
+        .get("version")?
+        .as_str()
+        .and_then(|v| nodejs_semver::Version::parse(v).ok())
+}
+
+/// A package.json read whole: real ones are a few KB, so anything past this cap is not one and
+/// is not read into memory.
+const MAX_MANIFEST_BYTES: u64 = 1024 * 1024;
+
+/// A package.json as JSON, or `None` when it is missing, oversized or not JSON.
+fn read_manifest(path: &Path) -> Option<serde_json::Value> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(MAX_MANIFEST_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        return None;
+    }
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The compatibility guard before any download: a refusal remembered from an earlier download
+/// (re-checked, as the app may have been updated since), then the document's own entry.
+fn compat_guard(
+    store: &Store,
+    doc: &Document,
+    latest: &str,
+    compat: &Compat,
+    ctl: &Control,
+) -> Result<()> {
+    let (host, pty) = (compat.host_node.as_ref(), compat.node_pty.as_ref());
+    let remembered = store
+        .incompatible_versions()
+        .remove(latest)
+        .and_then(|e| trust::still_refused(&e.guard, &e.range, host, pty));
+    let refusal = match remembered {
+        Some(r) => Some(r),
+        None => doc
+            .entry(latest)
+            .and_then(|entry| trust::check_compat(entry, host, pty).err()),
+    };
+    match refusal {
+        None => Ok(()),
+        Some(r) => {
+            let e = r.into_error(latest);
+            ctl.log(Level::Warn, e.to_string(), &[("version", latest.into())]);
+            Err(e)
+        }
+    }
+}
+
+/// The registry's signatures of `latest`: a present signature must verify with a known key, and
+/// with `requireSignatures` one must be present. Fetches the full document for the publish time
+/// only when a key in use expires.
+async fn check_signatures(
+    cfg: &Config,
+    http: &Http,
+    doc_url: &str,
+    doc: &Document,
+    full: &mut bool,
+    latest: &str,
+    ctl: &Control,
+) -> Result<()> {
+    let keys = cfg
+        .trust
+        .registry_keys
+        .clone()
+        .unwrap_or_else(trust::public_keys);
+    let signatures = doc.signatures(latest);
+    let published = if trust::needs_publish_time(&signatures, &keys) {
+        if *full {
+            doc.published_ms(latest)
+        } else {
+            *full = true;
+            fetch_document(cfg, http, doc_url, ACCEPT_FULL, ctl)
+                .await?
+                .published_ms(latest)
+        }
+    } else {
+        None
+    };
+    let signed = trust::verify_signatures(
+        &cfg.package_name,
+        latest,
+        doc.raw_integrity(latest),
+        &signatures,
+        &keys,
+        published,
+    );
+    match signed {
+        Ok(Signed::Verified(keyid)) => {
+            ctl.log(
+                Level::Info,
+                format!("registry signature verified (key {})", clip(&keyid)),
+                &[("version", latest.into()), ("keyid", (&keyid).into())],
+            );
+            Ok(())
+        }
+        Ok(Signed::Missing) if cfg.trust.require_signatures => Err(StageError::Signature {
+            version: latest.to_string(),
+            keyid: None,
+            reason: "missing",
+        }),
+        Ok(Signed::Missing) => {
+            ctl.log(
+                Level::Debug,
+                "no registry signature (not required)",
+                &[("version", latest.into())],
+            );
+            Ok(())
+        }
+        Err(e) => {
+            ctl.log(Level::Warn, e.to_string(), &[("version", latest.into())]);
+            Err(e)
+        }
+    }
 }
 
 /// Staging runs in flight in this process, by store and version. Concurrent calls for the same
@@ -218,6 +402,7 @@ where
 }
 
 /// Steps 3 to 7: under the store lock, re-check, clean up, stage (or reuse), repoint, prune.
+#[allow(clippy::too_many_arguments)]
 async fn stage_locked(
     cfg: &Config,
     store: &Store,
@@ -225,6 +410,7 @@ async fn stage_locked(
     dist: &Dist,
     latest: &str,
     native_src: &Path,
+    compat: &Compat,
     ctl: &Control,
 ) -> Result<Outcome> {
     let latest = latest.to_string();
@@ -307,7 +493,21 @@ async fn stage_locked(
     }
 
     if !reuse {
-        download_with_retries(cfg, store, http, dist, &latest, native_src, ctl).await?;
+        let downloaded =
+            download_with_retries(cfg, store, http, dist, &latest, native_src, compat, ctl).await;
+        if let Err(StageError::Incompatible { guard, range, .. }) = &downloaded {
+            // Remembered, so later calls refuse it from the store instead of downloading it again.
+            let entry = IncompatibleEntry {
+                guard: guard.to_string(),
+                range: range.clone(),
+            };
+            blocking({
+                let (store, latest) = (store.clone(), latest.clone());
+                move || store.with_store_lock(|| store.add_incompatible(&latest, entry))
+            })
+            .await?;
+        }
+        downloaded?;
     }
 
     let (outcome, pruned) = blocking({
@@ -431,6 +631,7 @@ fn limits_for(cfg: &Config, dist: &Dist) -> ExtractLimits {
 
 /// Downloads and stages into `versions/<v>`, retrying transient failures and one integrity
 /// failure (a mirror may have served a bad copy once). The partial never outlives a failure.
+#[allow(clippy::too_many_arguments)]
 async fn download_with_retries(
     cfg: &Config,
     store: &Store,
@@ -438,6 +639,7 @@ async fn download_with_retries(
     dist: &Dist,
     version: &str,
     native_src: &Path,
+    compat: &Compat,
     ctl: &Control,
 ) -> Result<()> {
     let url = rewrite_tarball_url(&dist.tarball, &cfg.registry);
@@ -445,7 +647,10 @@ async fn download_with_retries(
     let mut retries_left = http.retries();
     let mut integrity_retry = true;
     loop {
-        let result = stage_once(store, http, dist, &url, version, limits, native_src, ctl).await;
+        let result = stage_once(
+            store, http, dist, &url, version, limits, native_src, compat, ctl,
+        )
+        .await;
         let err = match result {
             Ok(()) => return Ok(()),
             Err(e) => e,
@@ -499,6 +704,7 @@ async fn stage_once(
     version: &str,
     limits: ExtractLimits,
     native_src: &Path,
+    compat: &Compat,
     ctl: &Control,
 ) -> Result<()> {
     let mut resp = http.open(url, "application/octet-stream", ctl).await?;
@@ -614,7 +820,8 @@ async fn stage_once(
         files: stats.files,
         bytes: stats.bytes + native_bytes,
     };
-    blocking(move || finish(&store, &partial, &native_partial, &url, record)).await
+    let compat = compat.clone();
+    blocking(move || finish(&store, &partial, &native_partial, &url, &compat, record)).await
 }
 
 /// Moves the native modules in, checks the CLI, writes the completion record, flushes, renames.
@@ -623,8 +830,19 @@ fn finish(
     partial: &Path,
     native_partial: &Path,
     url: &str,
+    compat: &Compat,
     record: CompletionRecord,
 ) -> Result<()> {
+    // The tarball's own package.json is what the runtime runs with; a document may lack (or
+    // misstate) its engines and dependencies. Checked before anything is promoted.
+    if let Some(manifest) = read_manifest(&partial.join("package.json")) {
+        trust::check_compat(
+            &manifest,
+            compat.host_node.as_ref(),
+            compat.node_pty.as_ref(),
+        )
+        .map_err(|r| r.into_error(&record.version))?;
+    }
     let mut cli = partial.to_path_buf();
     cli.extend(CLI_ENTRY);
     if !cli.is_file() {
@@ -795,6 +1013,7 @@ mod tests {
                 ..NetConfig::default()
             },
             limits: Limits::default(),
+            trust: crate::config::Trust::default(),
         };
         Env { _tmp: tmp, cfg }
     }
@@ -852,6 +1071,7 @@ mod tests {
             messages,
             [
                 "dist-tag latest of kanban names 2.0.0",
+                "no registry signature (not required)",
                 "staging 2.0.0",
                 "removed leftovers of interrupted runs: notes.partial",
                 "pointed at 2.0.0",

@@ -3,6 +3,8 @@
 //! ```text
 //! current.json        {"version","cliEntry","previous"}: what the app runs next
 //! bad-versions.json   ["0.1.69", ...]: versions that failed to start
+//! incompatible-versions.json  {"0.2.0": {"guard": "engines.node", "range": ">=24"}}: versions
+//!                     whose own package.json refused this app; re-checked, never re-downloaded
 //! stage.lock          held by a staging run from its first store step to its last, download
 //!                     included: one staging run per store at a time
 //! store.lock          held for short critical sections only (pointer, bad list, promotion,
@@ -14,14 +16,19 @@
 use crate::error::{Result, StageError};
 use crate::fsutil::{self, OsRenamer, Renamer};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub const STORE_DIR: &str = "kanban-runtime";
 pub const POINTER_FILE: &str = "current.json";
 pub const BAD_FILE: &str = "bad-versions.json";
+pub const INCOMPATIBLE_FILE: &str = "incompatible-versions.json";
+/// The incompatible list holds one short entry per refused release: far below this, and a file
+/// above it is not ours, so it is ignored rather than read into memory.
+const MAX_INCOMPATIBLE_FILE_BYTES: u64 = 1024 * 1024;
 pub const LOCK_FILE: &str = "stage.lock";
 pub const STORE_LOCK_FILE: &str = "store.lock";
 pub const VERSIONS_DIR: &str = "versions";
@@ -97,6 +104,14 @@ impl std::fmt::Debug for Store {
 
 /// Accepts only valid semver, which also guarantees a version can never name a path outside
 /// `versions/` (no `/`, `\` or `..` can appear in one).
+/// Why a downloaded version was refused by the compatibility guard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncompatibleEntry {
+    /// `engines.node` or `node-pty`.
+    pub guard: String,
+    pub range: String,
+}
+
 pub fn check_version(version: &str) -> Result<semver::Version> {
     semver::Version::parse(version).map_err(|e| StageError::InvalidOption {
         name: "version",
@@ -283,6 +298,31 @@ impl Store {
 
     pub fn is_bad(&self, version: &str) -> bool {
         self.bad_versions().iter().any(|v| v == version)
+    }
+
+    /// Versions refused by the compatibility guard after their download, with the guard and the
+    /// range that refused them. A missing, oversized or damaged file means none: the guard then
+    /// runs again on the next download.
+    pub fn incompatible_versions(&self) -> BTreeMap<String, IncompatibleEntry> {
+        let path = self.root.join(INCOMPATIBLE_FILE);
+        let mut bytes = Vec::new();
+        let read = File::open(&path).and_then(|f| {
+            f.take(MAX_INCOMPATIBLE_FILE_BYTES + 1)
+                .read_to_end(&mut bytes)
+        });
+        if read.is_err() || bytes.len() as u64 > MAX_INCOMPATIBLE_FILE_BYTES {
+            return BTreeMap::new();
+        }
+        serde_json::from_slice(&bytes).unwrap_or_default()
+    }
+
+    /// Remembers that `version`'s own package.json refused this app (call with the store lock held).
+    pub fn add_incompatible(&self, version: &str, entry: IncompatibleEntry) -> Result<()> {
+        let mut map = self.incompatible_versions();
+        map.insert(version.to_string(), entry);
+        fsutil::create_dir_all(&self.root)?;
+        let json = serde_json::to_vec_pretty(&map).expect("map serialises");
+        fsutil::write_atomic(self.renamer(), &self.root.join(INCOMPATIBLE_FILE), &json)
     }
 
     /// Adds `version` to the bad list (call with the lock held).
