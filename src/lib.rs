@@ -10,6 +10,7 @@ pub mod fsutil;
 pub mod http;
 pub mod integrity;
 pub mod log;
+pub mod provenance;
 pub mod registry;
 pub mod stage;
 pub mod store;
