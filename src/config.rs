@@ -20,6 +20,15 @@ pub struct Config {
     pub dist_tag: String,
     pub net: NetConfig,
     pub limits: Limits,
+    /// Who must have built a version, proved by its npm provenance; `None` checks nothing.
+    pub provenance: Option<Provenance>,
+}
+
+/// The provenance requirement and the Sigstore trust root its attestations are checked against.
+#[derive(Debug, Clone)]
+pub struct Provenance {
+    pub policy: crate::provenance::Policy,
+    pub trust_root: crate::provenance::TrustRoot,
 }
 
 /// How we talk to the registry.
