@@ -67,6 +67,59 @@ pub struct Policy {
     pub workflow_path: Option<String>,
 }
 
+/// Longest `workflowPath`: GitHub workflow paths are short; a bound keeps messages small.
+const MAX_WORKFLOW_PATH: usize = 300;
+
+impl Policy {
+    /// Checks the options: `repository` is `owner/name` as GitHub spells names, `workflow_path` a
+    /// relative path (a leading `./` dropped). The error names the field at fault and why.
+    pub fn new(
+        repository: &str,
+        workflow_path: Option<&str>,
+    ) -> Result<Policy, (&'static str, String)> {
+        let segment_ok = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        };
+        match repository.split_once('/') {
+            Some((owner, name)) if segment_ok(owner) && segment_ok(name) => {}
+            _ => {
+                return Err((
+                    "repository",
+                    format!("must be a GitHub `owner/name`, got `{repository}`"),
+                ))
+            }
+        }
+        let workflow_path = match workflow_path {
+            None => None,
+            Some(w) => {
+                let w = w.trim_start_matches("./");
+                // `@` separates the path from the ref in the certificate's URI.
+                if w.is_empty()
+                    || w.len() > MAX_WORKFLOW_PATH
+                    || w.starts_with('/')
+                    || w.contains(['@', '\\'])
+                    || w.chars().any(char::is_whitespace)
+                {
+                    return Err((
+                        "workflowPath",
+                        "must be a relative path such as `.github/workflows/publish.yml`".into(),
+                    ));
+                }
+                Some(w.to_string())
+            }
+        };
+        Ok(Policy {
+            repository: repository.to_string(),
+            workflow_path,
+        })
+    }
+}
+
+/// A `sigstoreTrustRoot` larger than this is refused: the public-good one is ~5 KB.
+pub const MAX_TRUST_ROOT_BYTES: usize = 1024 * 1024;
+
 /// What the attestation must describe: the version and the sha512 the registry's integrity names.
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
@@ -1337,6 +1390,34 @@ pub(crate) mod tests {
             refused(check(&bundle(&f.parts()), &policy(REPO, None))),
             Check::TransparencyLog
         );
+    }
+
+    #[test]
+    fn policy_options_are_checked() {
+        let ok = Policy::new(
+            "kanban-org/kanban.js",
+            Some("./.github/workflows/publish.yml"),
+        )
+        .unwrap();
+        assert_eq!(ok.workflow_path.as_deref(), Some(WORKFLOW));
+        for bad in [
+            "",
+            "kanban",
+            "a/b/c",
+            "/b",
+            "a/",
+            "a b/c",
+            "https://github.com/a/b",
+        ] {
+            assert_eq!(Policy::new(bad, None).unwrap_err().0, "repository", "{bad}");
+        }
+        for bad in ["", "/abs.yml", "a@b", "a b", &"x".repeat(301)] {
+            assert_eq!(
+                Policy::new(REPO, Some(bad)).unwrap_err().0,
+                "workflowPath",
+                "{bad}"
+            );
+        }
     }
 
     #[test]
