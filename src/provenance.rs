@@ -13,10 +13,11 @@
 //!   source repository (`…1.12`) is `repository`, and the build config URI (`…1.18`, else the
 //!   SAN URI) names `workflowPath` when given; its EKU is code signing;
 //! - the Rekor entry's signed entry timestamp verifies with the log's key, and the entry's body
-//!   names this envelope's signature, payload hash and certificate.
+//!   names this envelope's signature, payload hash and certificate; when the bundle carries an
+//!   inclusion proof (npm's do), it leads from the entry to the root hash of a checkpoint the
+//!   log's key signed.
 //!
-//! Not checked: the certificate's embedded SCT (the CT log's promise) and the Merkle inclusion
-//! proof; the SET is the log's signed promise of inclusion.
+//! Not checked: the certificate's embedded SCT (the certificate transparency log's promise).
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -756,7 +757,122 @@ fn check_log_entry(
         .verify(signed.as_bytes(), &set)
         .map_err(|_| "the log's signed entry timestamp does not verify")?;
     check_entry_body(&body, leaf_der, payload, dsse_sig)?;
+    if let Some(proof) = entry.get("inclusionProof") {
+        check_inclusion(proof, &body, key)?;
+    }
     Ok(integrated)
+}
+
+/// A Merkle tree over 2^64 leaves is 64 levels deep: a longer proof is malformed.
+const MAX_PROOF_HASHES: usize = 64;
+
+/// The inclusion proof leads from the entry to the root hash of a checkpoint the log signed.
+fn check_inclusion(proof: &Value, body: &[u8], key: &LogKey) -> Result<(), String> {
+    let index = u64::try_from(int_at(proof, "logIndex")?).map_err(|_| "negative log index")?;
+    let size = u64::try_from(int_at(proof, "treeSize")?).map_err(|_| "negative tree size")?;
+    let root = b64(str_at(proof, "rootHash")?, "the root hash")?;
+    let hashes = proof
+        .get("hashes")
+        .and_then(Value::as_array)
+        .filter(|h| h.len() <= MAX_PROOF_HASHES)
+        .ok_or("the inclusion proof has no usable hashes")?
+        .iter()
+        .map(|h| {
+            h.as_str()
+                .ok_or_else(|| "an inclusion proof hash is not a string".to_string())
+                .and_then(|h| b64(h, "an inclusion proof hash"))
+                .and_then(|h| {
+                    <[u8; 32]>::try_from(h)
+                        .map_err(|_| "an inclusion proof hash is not 32 bytes".into())
+                })
+        })
+        .collect::<Result<Vec<[u8; 32]>, String>>()?;
+    let mut leaf = Sha256::new();
+    leaf.update([0u8]);
+    leaf.update(body);
+    if !merkle_inclusion(index, size, leaf.finalize().into(), &hashes, &root) {
+        return Err("the inclusion proof does not lead to its root hash".into());
+    }
+    let note = proof
+        .pointer("/checkpoint/envelope")
+        .and_then(Value::as_str)
+        .ok_or("the inclusion proof has no checkpoint")?;
+    check_checkpoint(note, size, &root, key)
+}
+
+/// RFC 9162 §2.1.3.2: the audit path from leaf `index` of a tree of `size` leaves to `root`.
+pub(crate) fn merkle_inclusion(
+    index: u64,
+    size: u64,
+    leaf: [u8; 32],
+    proof: &[[u8; 32]],
+    root: &[u8],
+) -> bool {
+    if index >= size {
+        return false;
+    }
+    let node = |left: &[u8], right: &[u8]| -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update([1u8]);
+        h.update(left);
+        h.update(right);
+        h.finalize().into()
+    };
+    let (mut f, mut s, mut r) = (index, size - 1, leaf);
+    for p in proof {
+        if s == 0 {
+            return false;
+        }
+        if f & 1 == 1 || f == s {
+            r = node(p, &r);
+            while f & 1 == 0 && f != 0 {
+                f >>= 1;
+                s >>= 1;
+            }
+        } else {
+            r = node(&r, p);
+        }
+        f >>= 1;
+        s >>= 1;
+    }
+    s == 0 && r.as_slice() == root
+}
+
+/// A signed note (`<origin>\n<size>\n<base64 root>\n[extensions]\n\n— <name> <base64 sig>\n`)
+/// naming `size` and `root`, with a signature by the log's key over the text before the blank line.
+fn check_checkpoint(note: &str, size: u64, root: &[u8], key: &LogKey) -> Result<(), String> {
+    let (text, sigs) = note
+        .split_once("\n\n")
+        .ok_or("the checkpoint is not a signed note")?;
+    let text = format!("{text}\n");
+    let mut lines = text.lines();
+    let (_origin, tree_size, tree_root) = (lines.next(), lines.next(), lines.next());
+    if tree_size.and_then(|s| s.parse::<u64>().ok()) != Some(size)
+        || tree_root.and_then(|r| B64.decode(r).ok()).as_deref() != Some(root)
+    {
+        return Err("the checkpoint is for another tree than the inclusion proof".into());
+    }
+    let alg = match key.curve {
+        Curve::P256 => &signature::ECDSA_P256_SHA256_ASN1,
+        Curve::P384 => &signature::ECDSA_P384_SHA384_ASN1,
+    };
+    let signed = sigs.lines().any(|line| {
+        let sig = line
+            .strip_prefix("\u{2014} ")
+            .and_then(|rest| rest.rsplit_once(' '))
+            .and_then(|(_name, sig)| B64.decode(sig).ok());
+        // Each signature starts with a 4-byte key hint.
+        sig.filter(|s| s.len() > 4).is_some_and(|s| {
+            UnparsedPublicKey::new(alg, &key.point)
+                .verify(text.as_bytes(), &s[4..])
+                .is_ok()
+        })
+    });
+    if signed {
+        Ok(())
+    } else {
+        Err("the checkpoint is not signed by the log".into())
+    }
 }
 
 /// The log entry (kind `dsse` 0.0.1 or `intoto` 0.0.2) must be this envelope's: same payload
@@ -1097,6 +1213,15 @@ pub(crate) mod tests {
             )
             .as_bytes(),
         );
+        // A log of one entry: the root is the leaf hash and the proof is empty.
+        let mut leaf = Sha256::new();
+        leaf.update([0u8]);
+        leaf.update(body.to_string().as_bytes());
+        let root = leaf.finalize();
+        let note = format!("rekor.test - 1\n1\n{}\n", B64.encode(root));
+        let mut note_sig = log_id[..4].to_vec();
+        note_sig.extend(sign(p.log_key, note.as_bytes()));
+        let checkpoint = format!("{note}\n\u{2014} rekor.test {}\n", B64.encode(note_sig));
         json!({
             "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
             "verificationMaterial": {
@@ -1107,6 +1232,13 @@ pub(crate) mod tests {
                     "kindVersion": { "kind": p.kind, "version": "0.0.1" },
                     "integratedTime": p.integrated.to_string(),
                     "inclusionPromise": { "signedEntryTimestamp": B64.encode(&set) },
+                    "inclusionProof": {
+                        "logIndex": "0",
+                        "rootHash": B64.encode(root),
+                        "treeSize": "1",
+                        "hashes": [],
+                        "checkpoint": { "envelope": checkpoint }
+                    },
                     "canonicalizedBody": body_b64
                 }]
             },
@@ -1384,12 +1516,131 @@ pub(crate) mod tests {
         let mut tampered = real.clone();
         tampered["verificationMaterial"]["tlogEntries"][0]["integratedTime"] = "1775719410".into();
         assert_eq!(refused(check(&tampered, &p)), Check::TransparencyLog);
+        let mut tampered = real.clone();
+        tampered["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["hashes"][3] =
+            B64.encode([0u8; 32]).into();
+        assert_eq!(refused(check(&tampered, &p)), Check::TransparencyLog);
         // Our own test CA and log are not the public-good ones.
         let f = fixture();
         assert_eq!(
             refused(check(&bundle(&f.parts()), &policy(REPO, None))),
             Check::TransparencyLog
         );
+    }
+
+    /// RFC 9162's Merkle tree hash, computed whole, to check the audit path against.
+    fn mth(leaves: &[[u8; 32]]) -> [u8; 32] {
+        if leaves.len() == 1 {
+            return leaves[0];
+        }
+        let k = leaves.len().next_power_of_two() / 2;
+        let mut h = Sha256::new();
+        h.update([1u8]);
+        h.update(mth(&leaves[..k]));
+        h.update(mth(&leaves[k..]));
+        h.finalize().into()
+    }
+
+    /// The audit path of leaf `m` (RFC 6962 §2.1.1).
+    fn path(m: usize, leaves: &[[u8; 32]]) -> Vec<[u8; 32]> {
+        if leaves.len() == 1 {
+            return Vec::new();
+        }
+        let k = leaves.len().next_power_of_two() / 2;
+        if m < k {
+            let mut p = path(m, &leaves[..k]);
+            p.push(mth(&leaves[k..]));
+            p
+        } else {
+            let mut p = path(m - k, &leaves[k..]);
+            p.push(mth(&leaves[..k]));
+            p
+        }
+    }
+
+    #[test]
+    fn inclusion_proofs_verify_for_every_leaf_of_small_trees() {
+        for size in 1..=17usize {
+            let leaves: Vec<[u8; 32]> = (0..size)
+                .map(|i| Sha256::digest([i as u8]).into())
+                .collect();
+            let root = mth(&leaves);
+            for m in 0..size {
+                let p = path(m, &leaves);
+                assert!(
+                    merkle_inclusion(m as u64, size as u64, leaves[m], &p, &root),
+                    "{m}/{size}"
+                );
+                // Another index, another leaf, a shorter or tampered path: refused.
+                let other = (m + 1) % size;
+                if other != m {
+                    assert!(!merkle_inclusion(
+                        other as u64,
+                        size as u64,
+                        leaves[m],
+                        &p,
+                        &root
+                    ));
+                    assert!(!merkle_inclusion(
+                        m as u64,
+                        size as u64,
+                        leaves[other],
+                        &p,
+                        &root
+                    ));
+                }
+                if let Some((first, rest)) = p.split_first() {
+                    assert!(!merkle_inclusion(
+                        m as u64,
+                        size as u64,
+                        leaves[m],
+                        rest,
+                        &root
+                    ));
+                    let mut bad = p.clone();
+                    bad[0] = Sha256::digest(first).into();
+                    assert!(!merkle_inclusion(
+                        m as u64,
+                        size as u64,
+                        leaves[m],
+                        &bad,
+                        &root
+                    ));
+                }
+                assert!(!merkle_inclusion(m as u64, m as u64, leaves[m], &p, &root));
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_inclusion_proof_or_checkpoint_is_refused() {
+        let f = fixture();
+        let entry = "/verificationMaterial/tlogEntries/0/inclusionProof";
+        let good = bundle(&f.parts());
+        f.check(good.clone(), &policy(REPO, None)).unwrap();
+        let other_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+        let foreign = bundle(&Parts {
+            log_key: &other_key,
+            ..f.parts()
+        });
+        let tamper: [(&str, Value); 4] = [
+            ("rootHash", B64.encode([0u8; 32]).into()),
+            ("treeSize", "2".into()),
+            ("hashes", json!([B64.encode([0u8; 32])])),
+            (
+                "checkpoint",
+                foreign.pointer(entry).unwrap()["checkpoint"].clone(),
+            ),
+        ];
+        for (field, value) in tamper {
+            let mut b = good.clone();
+            b.pointer_mut(entry).unwrap()[field] = value;
+            assert_eq!(
+                refused(f.check(b, &policy(REPO, None))),
+                Check::TransparencyLog,
+                "{field}"
+            );
+        }
     }
 
     #[test]
