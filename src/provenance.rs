@@ -17,7 +17,10 @@
 //!   inclusion proof (npm's do), it leads from the entry to the root hash of a checkpoint the
 //!   log's key signed.
 //!
-//! Not checked: the certificate's embedded SCT (the certificate transparency log's promise).
+//! - when the trust root lists CT logs (the public-good one does), one of the certificate's
+//!   embedded SCTs verifies with a trusted CT log's key over the precertificate.
+//!
+//! Nothing is checked online (no consistency proof against the log's current tree).
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -26,7 +29,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use x509_cert::der::asn1::{ObjectIdentifier, Utf8StringRef};
-use x509_cert::der::{Decode, Header, Reader, SliceReader};
+use x509_cert::der::{Decode, Encode, Header, Reader, SliceReader};
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, SubjectAltName};
 use x509_cert::Certificate;
@@ -48,6 +51,7 @@ const OID_SOURCE_REPOSITORY_URI: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.12");
 const OID_BUILD_CONFIG_URI: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.18");
+const OID_SCT_LIST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.11129.2.4.2");
 const OID_SAN: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.17");
 const OID_EKU: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37");
 const OID_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
@@ -182,6 +186,8 @@ fn as_check(check: Check) -> impl Fn(String) -> Refusal {
 pub struct TrustRoot {
     cas: Vec<CertAuthority>,
     logs: Vec<LogKey>,
+    /// Certificate transparency logs whose SCTs a certificate must carry; none checks none.
+    ct_logs: Vec<LogKey>,
 }
 
 #[derive(Debug, Clone)]
@@ -224,6 +230,8 @@ enum Curve {
 struct RootJson {
     #[serde(default)]
     tlogs: Vec<TlogJson>,
+    #[serde(default)]
+    ctlogs: Vec<TlogJson>,
     #[serde(default)]
     certificate_authorities: Vec<CaJson>,
 }
@@ -318,22 +326,26 @@ impl TrustRoot {
                 window: window(&ca.valid_for)?,
             });
         }
-        let mut logs = Vec::new();
-        for log in &json.tlogs {
-            let spki = b64(&log.public_key.raw_bytes, "a log key")?;
-            if let Ok((curve, point)) = ec_key_of_spki(&spki) {
-                logs.push(LogKey {
-                    key_id: b64(&log.log_id.key_id, "a log id")?,
-                    point,
-                    curve,
-                    window: window(&log.public_key.valid_for)?,
-                });
+        let keys = |list: &[TlogJson]| -> Result<Vec<LogKey>, String> {
+            let mut keys = Vec::new();
+            for log in list {
+                let spki = b64(&log.public_key.raw_bytes, "a log key")?;
+                if let Ok((curve, point)) = ec_key_of_spki(&spki) {
+                    keys.push(LogKey {
+                        key_id: b64(&log.log_id.key_id, "a log id")?,
+                        point,
+                        curve,
+                        window: window(&log.public_key.valid_for)?,
+                    });
+                }
             }
-        }
+            Ok(keys)
+        };
+        let (logs, ct_logs) = (keys(&json.tlogs)?, keys(&json.ctlogs)?);
         if cas.is_empty() || logs.is_empty() {
             return Err("a trusted root needs a certificate authority and an ECDSA log key".into());
         }
-        Ok(TrustRoot { cas, logs })
+        Ok(TrustRoot { cas, logs, ct_logs })
     }
 }
 
@@ -447,7 +459,10 @@ fn verify_signed(bundle: &Value, policy: &Policy, root: &TrustRoot) -> Result<Ve
         return Err(refuse(TransparencyLog, log_error.unwrap_or_default()));
     };
 
-    check_chain(&leaf_der, &leaf, root, integrated).map_err(as_check(Certificate))?;
+    let issuer = check_chain(&leaf_der, &leaf, root, integrated).map_err(as_check(Certificate))?;
+    if !root.ct_logs.is_empty() {
+        check_sct(&leaf, issuer, root).map_err(as_check(Certificate))?;
+    }
 
     let (curve, point) = ec_key_of_spki_info(&leaf).map_err(as_check(Certificate))?;
     let alg = match curve {
@@ -612,12 +627,13 @@ fn check_identity(leaf: &Certificate, policy: &Policy) -> Result<(), String> {
 }
 
 /// The leaf chains to a trusted CA's chain, each certificate valid at `t`, within the CA's window.
-fn check_chain(
+/// Returns the leaf's issuer.
+fn check_chain<'r>(
     leaf_der: &[u8],
     leaf: &Certificate,
-    root: &TrustRoot,
+    root: &'r TrustRoot,
     t: i64,
-) -> Result<(), String> {
+) -> Result<&'r Certificate, String> {
     if !valid_at(leaf, t) {
         return Err("the signing certificate was not valid when the log recorded the entry".into());
     }
@@ -634,15 +650,130 @@ fn check_chain(
         }
         true
     };
-    if root
-        .cas
+    root.cas
         .iter()
-        .any(|ca| ca.window.covers(t) && chains_to(ca))
-    {
-        Ok(())
-    } else {
-        Err("the signing certificate does not chain to a trusted Fulcio CA".into())
+        .find(|ca| ca.window.covers(t) && chains_to(ca))
+        .map(|ca| &ca.chain[0].1)
+        .ok_or_else(|| "the signing certificate does not chain to a trusted Fulcio CA".into())
+}
+
+/// An SCT list holds a handful of timestamps; more is malformed.
+const MAX_SCTS: usize = 16;
+
+/// RFC 6962 §3.2: one of the certificate's embedded SCTs is a trusted CT log's signature over
+/// the precertificate (the TBS without the SCT list) and the issuer's key hash.
+fn check_sct(leaf: &Certificate, issuer: &Certificate, root: &TrustRoot) -> Result<(), String> {
+    let ext = leaf
+        .tbs_certificate
+        .extensions
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .find(|e| e.extn_id == OID_SCT_LIST)
+        .ok_or("the signing certificate has no SCT")?;
+    let list = x509_cert::der::asn1::OctetStringRef::from_der(ext.extn_value.as_bytes())
+        .map_err(|_| "the SCT list is not an OCTET STRING")?;
+    let mut tbs = leaf.tbs_certificate.clone();
+    if let Some(exts) = tbs.extensions.as_mut() {
+        exts.retain(|e| e.extn_id != OID_SCT_LIST);
     }
+    let tbs = tbs.to_der().map_err(|e| format!("precertificate: {e}"))?;
+    let issuer_key = issuer
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| format!("issuer key: {e}"))?;
+    let issuer_key_hash = Sha256::digest(issuer_key);
+    let scts = parse_sct_list(list.as_bytes()).ok_or("the SCT list is malformed")?;
+    for sct in scts {
+        let Some(log) = root
+            .ct_logs
+            .iter()
+            .find(|l| l.key_id == sct.log_id && l.window.covers((sct.timestamp / 1000) as i64))
+        else {
+            continue;
+        };
+        // Only ECDSA with SHA-256 (hash 4, signature 3): what Sigstore's CT logs use.
+        if (sct.hash_alg, sct.sig_alg) != (4, 3) || tbs.len() >= 1 << 24 {
+            continue;
+        }
+        let mut signed = vec![0u8, 0u8]; // v1, certificate_timestamp
+        signed.extend_from_slice(&sct.timestamp.to_be_bytes());
+        signed.extend_from_slice(&[0, 1]); // precert_entry
+        signed.extend_from_slice(&issuer_key_hash);
+        signed.extend_from_slice(&(tbs.len() as u32).to_be_bytes()[1..]);
+        signed.extend_from_slice(&tbs);
+        signed.extend_from_slice(&(sct.extensions.len() as u16).to_be_bytes());
+        signed.extend_from_slice(sct.extensions);
+        let alg = match log.curve {
+            Curve::P256 => &signature::ECDSA_P256_SHA256_ASN1,
+            Curve::P384 => &signature::ECDSA_P384_SHA256_ASN1,
+        };
+        if UnparsedPublicKey::new(alg, &log.point)
+            .verify(&signed, sct.signature)
+            .is_ok()
+        {
+            return Ok(());
+        }
+    }
+    Err("no SCT of the signing certificate verifies with a trusted CT log".into())
+}
+
+struct Sct<'a> {
+    log_id: &'a [u8],
+    timestamp: u64,
+    extensions: &'a [u8],
+    hash_alg: u8,
+    sig_alg: u8,
+    signature: &'a [u8],
+}
+
+/// The TLS-encoded `SignedCertificateTimestampList` (RFC 6962 §3.3); v1 SCTs only.
+fn parse_sct_list(bytes: &[u8]) -> Option<Vec<Sct<'_>>> {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        if b.len() < n {
+            return None;
+        }
+        let (head, rest) = b.split_at(n);
+        *b = rest;
+        Some(head)
+    }
+    fn u16_len<'a>(b: &mut &'a [u8]) -> Option<&'a [u8]> {
+        let n = take(b, 2)?;
+        take(b, u16::from_be_bytes([n[0], n[1]]) as usize)
+    }
+    let mut b = bytes;
+    let mut list = u16_len(&mut b)?;
+    if !b.is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    while !list.is_empty() {
+        if out.len() == MAX_SCTS {
+            return None;
+        }
+        let mut s = u16_len(&mut list)?;
+        if take(&mut s, 1)? != [0] {
+            continue; // not v1: not one we can check
+        }
+        let log_id = take(&mut s, 32)?;
+        let timestamp = u64::from_be_bytes(take(&mut s, 8)?.try_into().ok()?);
+        let extensions = u16_len(&mut s)?;
+        let algs = take(&mut s, 2)?;
+        let signature = u16_len(&mut s)?;
+        if !s.is_empty() {
+            return None;
+        }
+        out.push(Sct {
+            log_id,
+            timestamp,
+            extensions,
+            hash_alg: algs[0],
+            sig_alg: algs[1],
+            signature,
+        });
+    }
+    Some(out)
 }
 
 fn valid_at(cert: &Certificate, t: i64) -> bool {
@@ -1028,121 +1159,15 @@ fn rfc3339_seconds(s: &str) -> Result<i64, String> {
 }
 
 #[cfg(test)]
+#[path = "provenance_testkit.rs"]
+pub(crate) mod testkit;
+
+#[cfg(test)]
 pub(crate) mod tests {
+    pub use super::testkit::{p256, sign, trust_root_json, TestCa, INTEGRATED, REPO, WORKFLOW};
     use super::*;
-    use rcgen::{
-        BasicConstraints as RcBasic, CertificateParams, CustomExtension, DistinguishedName, DnType,
-        ExtendedKeyUsagePurpose, IsCa, KeyPair, SanType, PKCS_ECDSA_P256_SHA256,
-        PKCS_ECDSA_P384_SHA384,
-    };
-    use ring::rand::SystemRandom;
-    use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+    use rcgen::KeyPair;
     use serde_json::json;
-    use std::time::Duration;
-    use x509_cert::der::Encode;
-
-    pub const REPO: &str = "kanban-org/kanban";
-    pub const WORKFLOW: &str = ".github/workflows/publish.yml";
-    /// 2025-01-01T00:05:00Z: inside the test leaf's ten minutes of validity.
-    pub const INTEGRATED: i64 = 1_735_689_900;
-
-    /// A Fulcio-like CA: a P-384 root and intermediate, as the public-good instance has.
-    pub struct TestCa {
-        root: rcgen::Certificate,
-        inter: rcgen::Certificate,
-        inter_key: KeyPair,
-    }
-
-    fn ca_params(cn: &str) -> CertificateParams {
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(RcBasic::Unconstrained);
-        p.distinguished_name = DistinguishedName::new();
-        p.distinguished_name.push(DnType::CommonName, cn);
-        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
-        p.not_after = rcgen::date_time_ymd(2100, 1, 1);
-        p
-    }
-
-    impl TestCa {
-        pub fn new(name: &str) -> TestCa {
-            let root_key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).unwrap();
-            let root = ca_params(&format!("{name} root"))
-                .self_signed(&root_key)
-                .unwrap();
-            let inter_key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).unwrap();
-            let inter = ca_params(&format!("{name} intermediate"))
-                .signed_by(&inter_key, &root, &root_key)
-                .unwrap();
-            TestCa {
-                root,
-                inter,
-                inter_key,
-            }
-        }
-
-        /// A leaf as Fulcio issues to a GitHub Actions run of `repo`'s `workflow`.
-        pub fn leaf(&self, repo: &str, workflow: &str, issuer: &str) -> (Vec<u8>, KeyPair) {
-            let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
-            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-            p.distinguished_name = DistinguishedName::new();
-            let uri = format!("https://github.com/{repo}/{workflow}@refs/heads/main");
-            p.subject_alt_names = vec![SanType::URI(uri.clone().try_into().unwrap())];
-            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
-            let utf8 = |s: &str| Utf8StringRef::new(s).unwrap().to_der().unwrap();
-            p.custom_extensions = vec![
-                CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 57264, 1, 8], utf8(issuer)),
-                CustomExtension::from_oid_content(
-                    &[1, 3, 6, 1, 4, 1, 57264, 1, 12],
-                    utf8(&format!("https://github.com/{repo}")),
-                ),
-                CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 57264, 1, 18], utf8(&uri)),
-            ];
-            // Fulcio certificates live ten minutes.
-            p.not_before = rcgen::date_time_ymd(2025, 1, 1);
-            p.not_after = rcgen::date_time_ymd(2025, 1, 1) + Duration::from_secs(600);
-            let cert = p.signed_by(&key, &self.inter, &self.inter_key).unwrap();
-            (cert.der().to_vec(), key)
-        }
-
-        pub fn chain_json(&self) -> Value {
-            json!({
-                "certChain": { "certificates": [
-                    { "rawBytes": B64.encode(self.inter.der()) },
-                    { "rawBytes": B64.encode(self.root.der()) },
-                ]},
-                "validFor": { "start": "2020-01-01T00:00:00.000Z" }
-            })
-        }
-    }
-
-    pub fn trust_root_json(ca: &TestCa, log_key: &KeyPair) -> String {
-        let spki = log_key.public_key_der();
-        json!({
-            "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
-            "tlogs": [{
-                "baseUrl": "https://rekor.test",
-                "hashAlgorithm": "SHA2_256",
-                "publicKey": {
-                    "rawBytes": B64.encode(&spki),
-                    "keyDetails": "PKIX_ECDSA_P256_SHA_256",
-                    "validFor": { "start": "2020-01-01T00:00:00Z" }
-                },
-                "logId": { "keyId": B64.encode(Sha256::digest(&spki)) }
-            }],
-            "certificateAuthorities": [ca.chain_json()],
-        })
-        .to_string()
-    }
-
-    fn sign(key: &KeyPair, msg: &[u8]) -> Vec<u8> {
-        let rng = SystemRandom::new();
-        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &key.serialize_der(), &rng)
-            .unwrap()
-            .sign(&rng, msg)
-            .unwrap()
-            .as_ref()
-            .to_vec()
-    }
 
     pub fn statement(name: &str, version: &str, sha512: &[u8]) -> Vec<u8> {
         json!({
@@ -1273,7 +1298,7 @@ pub(crate) mod tests {
     fn fixture() -> Fixture {
         let ca = TestCa::new("test fulcio");
         let (leaf, leaf_key) = ca.leaf(REPO, WORKFLOW, GITHUB_ACTIONS_ISSUER);
-        let log_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+        let log_key = p256();
         let root = TrustRoot::from_json(&trust_root_json(&ca, &log_key)).unwrap();
         Fixture {
             ca,
@@ -1389,6 +1414,40 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_certificate_without_a_trusted_sct_is_refused() {
+        let mut ca = TestCa::new("test fulcio");
+        let (leaf, leaf_key) = ca.leaf(REPO, WORKFLOW, GITHUB_ACTIONS_ISSUER);
+        let log_key = p256();
+        // The trust root names another CT log than the one that timestamped the leaf.
+        ca.ct_key = p256();
+        let root = TrustRoot::from_json(&trust_root_json(&ca, &log_key)).unwrap();
+        let b = bundle(&Parts {
+            leaf: &leaf,
+            leaf_key: &leaf_key,
+            log_key: &log_key,
+            statement: statement("kanban", "2.0.0", &SHA),
+            integrated: INTEGRATED,
+            kind: "dsse",
+            logged_cert: None,
+        });
+        let subject = Subject {
+            name: "kanban",
+            version: "2.0.0",
+            sha512: &SHA,
+        };
+        let r = verify(&attestations(b), &subject, &policy(REPO, None), &root);
+        assert_eq!(refused(r), Check::Certificate);
+    }
+
+    #[test]
+    fn malformed_sct_lists_are_refused() {
+        assert!(parse_sct_list(&[]).is_none());
+        assert!(parse_sct_list(&[0, 5, 0, 3, 0]).is_none());
+        assert!(parse_sct_list(&[0, 0, 1]).is_none());
+        assert_eq!(parse_sct_list(&[0, 0]).map(|l| l.len()), Some(0));
+    }
+
+    #[test]
     fn a_log_entry_outside_the_certificate_validity_is_refused() {
         let f = fixture();
         let b = bundle(&Parts {
@@ -1401,7 +1460,7 @@ pub(crate) mod tests {
     #[test]
     fn a_set_from_another_log_key_is_refused() {
         let f = fixture();
-        let other = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+        let other = p256();
         let b = bundle(&Parts {
             log_key: &other,
             ..f.parts()
@@ -1460,7 +1519,7 @@ pub(crate) mod tests {
             Check::TransparencyLog
         );
         // A log entry that names the forged signature: the signature check itself refuses it.
-        let leaf_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+        let leaf_key = p256();
         let b = bundle(&Parts {
             leaf_key: &leaf_key,
             ..f.parts()
@@ -1516,6 +1575,14 @@ pub(crate) mod tests {
         let mut tampered = real.clone();
         tampered["verificationMaterial"]["tlogEntries"][0]["integratedTime"] = "1775719410".into();
         assert_eq!(refused(check(&tampered, &p)), Check::TransparencyLog);
+        // Without the CT log that timestamped the certificate, its SCT cannot be verified.
+        let mut without_ct: Value = serde_json::from_str(PUBLIC_GOOD).unwrap();
+        without_ct["ctlogs"].as_array_mut().unwrap().remove(1);
+        let without_ct = TrustRoot::from_json(&without_ct.to_string()).unwrap();
+        assert_eq!(
+            refused(verify_signed(&real, &p, &without_ct).map(|_| ())),
+            Check::Certificate
+        );
         let mut tampered = real.clone();
         tampered["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["hashes"][3] =
             B64.encode([0u8; 32]).into();
@@ -1618,7 +1685,7 @@ pub(crate) mod tests {
         let entry = "/verificationMaterial/tlogEntries/0/inclusionProof";
         let good = bundle(&f.parts());
         f.check(good.clone(), &policy(REPO, None)).unwrap();
-        let other_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+        let other_key = p256();
         let foreign = bundle(&Parts {
             log_key: &other_key,
             ..f.parts()

@@ -77,6 +77,12 @@ export function attestations(
     ),
     logKey,
   )
+  // A log of one entry: the root hash is the entry's leaf hash, the audit path empty.
+  const rootHash = createHash('sha256')
+    .update(Buffer.concat([Buffer.from([0]), Buffer.from(body, 'base64')]))
+    .digest()
+  const note = `rekor.test - 1\n1\n${rootHash.toString('base64')}\n`
+  const noteSig = Buffer.concat([logId.subarray(0, 4), sign('sha256', Buffer.from(note), logKey)])
   const bundle = {
     mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
     verificationMaterial: {
@@ -88,6 +94,13 @@ export function attestations(
           kindVersion: { kind: 'dsse', version: '0.0.1' },
           integratedTime: String(INTEGRATED_TIME),
           inclusionPromise: { signedEntryTimestamp: set.toString('base64') },
+          inclusionProof: {
+            logIndex: '0',
+            rootHash: rootHash.toString('base64'),
+            treeSize: '1',
+            hashes: [],
+            checkpoint: { envelope: `${note}\n\u2014 rekor.test ${noteSig.toString('base64')}\n` },
+          },
           canonicalizedBody: body,
         },
       ],
