@@ -719,7 +719,7 @@ fn check_sct(leaf: &Certificate, issuer: &Certificate, root: &TrustRoot) -> Resu
     Err("no SCT of the signing certificate verifies with a trusted CT log".into())
 }
 
-struct Sct<'a> {
+pub(crate) struct Sct<'a> {
     log_id: &'a [u8],
     timestamp: u64,
     extensions: &'a [u8],
@@ -729,7 +729,7 @@ struct Sct<'a> {
 }
 
 /// The TLS-encoded `SignedCertificateTimestampList` (RFC 6962 §3.3); v1 SCTs only.
-fn parse_sct_list(bytes: &[u8]) -> Option<Vec<Sct<'_>>> {
+pub(crate) fn parse_sct_list(bytes: &[u8]) -> Option<Vec<Sct<'_>>> {
     fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
         if b.len() < n {
             return None;
@@ -1437,6 +1437,15 @@ pub(crate) mod tests {
         };
         let r = verify(&attestations(b), &subject, &policy(REPO, None), &root);
         assert_eq!(refused(r), Check::Certificate);
+    }
+
+    #[test]
+    fn the_fuzz_entry_point_refuses_what_it_is_given() {
+        let f = fixture();
+        let real = attestations(bundle(&f.parts()));
+        for data in [&b""[..], b"{}", b"\x00\x10", &real, &real[..real.len() / 2]] {
+            crate::fuzzing::attestations(data);
+        }
     }
 
     #[test]
