@@ -12,6 +12,7 @@ export type StageErrorCode =
   | 'EBADMANIFEST'
   | 'EINVALID_VERSION'
   | 'EINTEGRITY'
+  | 'EPROVENANCE'
   | 'EUNSAFE_ENTRY'
   | 'ETOO_LARGE'
   | 'EBADARCHIVE'
@@ -48,12 +49,17 @@ export interface StageError extends Error {
   phase?: string
   /** The timeout that expired (`ETIMEDOUT`). */
   timeoutMs?: number
-  /** The version concerned (`EINVALID_VERSION`, `ESIGNATURE`, `EINCOMPATIBLE`). */
+  /** The version concerned (`EINVALID_VERSION`, `ESIGNATURE`, `EINCOMPATIBLE`, `EPROVENANCE`). */
   version?: string
   /** The dist-tag concerned (`EINVALID_VERSION`). */
   tag?: string
   /** The cap that was exceeded (`ETOO_LARGE`). */
   limit?: string
+  /**
+   * Which provenance check failed (`EPROVENANCE`): `attestation`, `certificate`, `identity`,
+   * `transparencyLog`, `signature` or `subject`.
+   */
+  check?: 'attestation' | 'certificate' | 'identity' | 'transparencyLog' | 'signature' | 'subject'
   /** What failed inside the addon (`EINTERNAL`). */
   what?: string
   /**

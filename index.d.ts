@@ -12,6 +12,7 @@ export type StageErrorCode =
   | 'EBADMANIFEST'
   | 'EINVALID_VERSION'
   | 'EINTEGRITY'
+  | 'EPROVENANCE'
   | 'EUNSAFE_ENTRY'
   | 'ETOO_LARGE'
   | 'EBADARCHIVE'
@@ -48,12 +49,17 @@ export interface StageError extends Error {
   phase?: string
   /** The timeout that expired (`ETIMEDOUT`). */
   timeoutMs?: number
-  /** The version concerned (`EINVALID_VERSION`, `ESIGNATURE`, `EINCOMPATIBLE`). */
+  /** The version concerned (`EINVALID_VERSION`, `ESIGNATURE`, `EINCOMPATIBLE`, `EPROVENANCE`). */
   version?: string
   /** The dist-tag concerned (`EINVALID_VERSION`). */
   tag?: string
   /** The cap that was exceeded (`ETOO_LARGE`). */
   limit?: string
+  /**
+   * Which provenance check failed (`EPROVENANCE`): `attestation`, `certificate`, `identity`,
+   * `transparencyLog`, `signature` or `subject`.
+   */
+  check?: 'attestation' | 'certificate' | 'identity' | 'transparencyLog' | 'signature' | 'subject'
   /** What failed inside the addon (`EINTERNAL`). */
   what?: string
   /**
@@ -107,6 +113,17 @@ export declare function isStoreLocked(userData: string): boolean
  * with `EINVALID_OPTION` for an empty or relative `userData`, before touching any file.
  */
 export declare function markBadVersion(userData: string, version: string): Promise<string | null>
+
+/** Who must have built a version (`provenance` option). */
+export interface ProvenanceOptions {
+  /** The GitHub repository, `owner/name`. */
+  repository: string
+  /**
+   * The workflow file that must have built it, e.g. `.github/workflows/publish.yml`.
+   * Default: any workflow of the repository.
+   */
+  workflowPath?: string
+}
 
 /** What `pruneStore` did. */
 export interface PruneResult {
@@ -271,6 +288,18 @@ export interface StageOptions {
    * Electron).
    */
   hostNodeVersion?: string
+  /**
+   * Stage a version only when its npm provenance attestation proves that a GitHub Actions run
+   * of `repository` (and of `workflowPath` when given) built exactly this tarball; otherwise
+   * reject with `code: 'EPROVENANCE'` before anything is downloaded. Default: not checked (no
+   * attestation is requested).
+   */
+  provenance?: ProvenanceOptions
+  /**
+   * The text of a Sigstore `trusted_root.json` whose Fulcio CAs and Rekor keys replace the
+   * embedded ones, at most 1 MiB. Default: Sigstore's public-good trust root, embedded.
+   */
+  sigstoreTrustRoot?: string
   /**
    * Aborts the call: it rejects promptly with `code: 'EABORTED'`, removes this run's partial
    * folder and leaves the store as it was. Default: none.

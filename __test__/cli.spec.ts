@@ -5,7 +5,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { binding } from './helpers/binding'
-import { runtimeTarball } from './helpers/fixtures'
+import { runtimeTarball, tempDir } from './helpers/fixtures'
+import { attestations, REPOSITORY, trustRoot, WORKFLOW } from './helpers/provenance'
 import { Scenario } from './helpers/scenario'
 
 const BIN = path.join(__dirname, '../bin/kanban-runtime-stager.js')
@@ -128,6 +129,45 @@ describe('cli', () => {
     const cool = await cli(...stageArgs(), '--min-release-age', 'soon')
     expect(cool.code).toBe(2)
     expect(cool.stderr).toContain('--min-release-age must be a whole number of minutes')
+  })
+
+  describe('provenance flags', () => {
+    const flags = ['--provenance-repository', REPOSITORY, '--provenance-workflow', WORKFLOW]
+    const trustRootFile = () => {
+      const file = path.join(tempDir(), 'trusted_root.json')
+      fs.writeFileSync(file, trustRoot)
+      return file
+    }
+
+    it('stage stages a version whose provenance verifies', async () => {
+      const tarball = runtimeTarball('1.1.0')
+      s.registry.publish('kanban', [{ version: '1.1.0', tarball, attestations: attestations('kanban', '1.1.0', tarball) }], {
+        latest: '1.1.0',
+      })
+      const r = await cli(...stageArgs(), ...flags, '--sigstore-trust-root', trustRootFile(), '--json')
+      expect([r.code, JSON.parse(r.stdout)]).toMatchObject([0, { kind: 'staged', version: '1.1.0' }])
+    })
+
+    it('a version without provenance exits 1 with EPROVENANCE, its check and a hint', async () => {
+      s.publish('1.1.0')
+      const r = await cli(...stageArgs(), ...flags)
+      expect(r.code).toBe(1)
+      expect(r.stderr).toMatch(/^error EPROVENANCE: /m)
+      expect(r.stderr).toMatch(/^hint: .*provenance/m)
+      const json = await cli(...stageArgs(), ...flags, '--json')
+      expect(JSON.parse(json.stdout).error).toMatchObject({ code: 'EPROVENANCE', check: 'attestation', version: '1.1.0' })
+      expect(s.registry.tarballRequests()).toBe(0)
+    })
+
+    it('--provenance-workflow or --sigstore-trust-root without --provenance-repository is bad usage', async () => {
+      s.publish('1.1.0')
+      const workflowAlone = await cli(...stageArgs(), '--provenance-workflow', WORKFLOW)
+      expect(workflowAlone.code).toBe(2)
+      expect(workflowAlone.stderr).toContain('--provenance-workflow needs --provenance-repository')
+      const rootAlone = await cli(...stageArgs(), '--sigstore-trust-root', trustRootFile())
+      expect(rootAlone.code).toBe(2)
+      expect(s.registry.requests).toEqual([])
+    })
   })
 
   it('bad usage exits 2 with the command help', async () => {

@@ -47,6 +47,15 @@ Options:
                          ({"keys": [...]}) or its array      default: npmjs keys, embedded
   --require-signatures   refuse a version without a valid registry signature
   --host-node-version V  Node version the runtime will run on  default: this Node's version
+  --provenance-repository OWNER/NAME
+                         stage only a version whose npm provenance proves a GitHub Actions
+                         run of OWNER/NAME built it                     default: not checked
+  --provenance-workflow PATH
+                         and that run's workflow file, e.g. .github/workflows/publish.yml
+                         (needs --provenance-repository)
+  --sigstore-trust-root FILE
+                         a Sigstore trusted_root.json to check provenance against
+                         default: Sigstore's public-good trust root
   --json                 print the outcome (or the error) as one JSON line, no progress
   --verbose              print what the stager decides and why on stderr
 
@@ -79,6 +88,8 @@ const HINTS = {
   ENETWORK: 'the registry could not be reached; check the network, --registry and --proxy',
   EHTTP: 'the registry refused the request; check --registry, --package and credentials',
   EINTEGRITY: 'the tarball did not match the registry integrity; a mirror or proxy may be corrupting it',
+  EPROVENANCE:
+    'the version has no valid provenance from the expected repository (the message says which check failed); it may have been published with a stolen token, or a mirror strips attestations',
   ENOSPC: 'the disk is full; free space under the userData folder and retry',
   ENATIVE_DEPS: 'pass --native-deps DIR pointing at a folder that contains node-pty/',
   EINVALID_VERSION: 'the dist-tag names something that is not a semver version',
@@ -232,8 +243,23 @@ async function stage(argv, out) {
     'registry-keys': { type: 'string' },
     'require-signatures': { type: 'boolean' },
     'host-node-version': { type: 'string' },
+    'provenance-repository': { type: 'string' },
+    'provenance-workflow': { type: 'string' },
+    'sigstore-trust-root': { type: 'string' },
   })
   if (values.help) return out.log(HELP.stage)
+  if (values['provenance-workflow'] !== undefined && values['provenance-repository'] === undefined) {
+    throw new UsageError('--provenance-workflow needs --provenance-repository')
+  }
+  const provenance =
+    values['provenance-repository'] === undefined
+      ? undefined
+      : { repository: values['provenance-repository'], workflowPath: values['provenance-workflow'] }
+  if (values['sigstore-trust-root'] !== undefined && provenance === undefined) {
+    throw new UsageError('--sigstore-trust-root needs --provenance-repository')
+  }
+  const sigstoreTrustRoot =
+    values['sigstore-trust-root'] === undefined ? undefined : fs.readFileSync(values['sigstore-trust-root'], 'utf8')
   const userData = requireUserData(values)
   const nativeDepsSource = values['native-deps'] ? path.resolve(values['native-deps']) : defaultNativeDeps()
   if (!nativeDepsSource) throw new UsageError('node-pty is not installed here; pass --native-deps DIR')
@@ -268,6 +294,8 @@ async function stage(argv, out) {
     registryKeys,
     requireSignatures: values['require-signatures'],
     hostNodeVersion: values['host-node-version'],
+    provenance,
+    sigstoreTrustRoot,
     signal: controller.signal,
     onProgress: progress?.onProgress,
     onLog: verbose(values) ? logPrinter(out.error) : undefined,

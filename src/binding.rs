@@ -4,12 +4,13 @@
 
 use crate::config::{
     normalize_registry, timeout_ms, user_data_dir, whole_number, Config, EnvDefaults, Limits,
-    NetConfig, Trust, DEFAULT_PACKAGE, DEFAULT_TAG, MAX_RELEASE_AGE_MINUTES, MAX_RETRIES,
-    MAX_SAFE_INTEGER, PUBLIC_REGISTRY,
+    NetConfig, Provenance, Trust, DEFAULT_PACKAGE, DEFAULT_TAG, MAX_RELEASE_AGE_MINUTES,
+    MAX_RETRIES, MAX_SAFE_INTEGER, PUBLIC_REGISTRY,
 };
 use crate::error::{catching_panics, Field, StageError};
 use crate::http::{AbortHandle, Control, Progress};
 use crate::log::{LogEntry, Value as LogValue};
+use crate::provenance::{Policy, TrustRoot, MAX_TRUST_ROOT_BYTES};
 use crate::stage::{self, Outcome};
 use crate::store::{check_version, Store};
 use crate::trust::{key_from_json, RegistryKey};
@@ -93,6 +94,14 @@ pub struct StageOptions<'a> {
     /// `code: 'EINCOMPATIBLE'`. Default: the Node version of this process (Electron's Node in
     /// Electron).
     pub host_node_version: Option<String>,
+    /// Stage a version only when its npm provenance attestation proves that a GitHub Actions run
+    /// of `repository` (and of `workflowPath` when given) built exactly this tarball; otherwise
+    /// reject with `code: 'EPROVENANCE'` before anything is downloaded. Default: not checked (no
+    /// attestation is requested).
+    pub provenance: Option<ProvenanceOptions>,
+    /// The text of a Sigstore `trusted_root.json` whose Fulcio CAs and Rekor keys replace the
+    /// embedded ones, at most 1 MiB. Default: Sigstore's public-good trust root, embedded.
+    pub sigstore_trust_root: Option<String>,
     /// Aborts the call: it rejects promptly with `code: 'EABORTED'`, removes this run's partial
     /// folder and leaves the store as it was. Default: none.
     #[napi(ts_type = "AbortSignal")]
@@ -125,6 +134,16 @@ pub struct RegistryKeyOption {
     /// When the key was retired (ISO 8601): it verifies only versions published before.
     #[napi(ts_type = "string | null")]
     pub expires: Option<String>,
+}
+
+/// Who must have built a version (`provenance` option).
+#[napi(object)]
+pub struct ProvenanceOptions {
+    /// The GitHub repository, `owner/name`.
+    pub repository: String,
+    /// The workflow file that must have built it, e.g. `.github/workflows/publish.yml`.
+    /// Default: any workflow of the repository.
+    pub workflow_path: Option<String>,
 }
 
 /// A log entry of `checkAndStageLatestRuntime`: what it decided and why.
@@ -411,6 +430,57 @@ impl<'env> OptionsReader<'env> {
         Ok(Some(obj))
     }
 
+    /// `provenance`: `{ repository, workflowPath? }`, checked as `Policy::new` checks it.
+    fn provenance(&self) -> std::result::Result<Option<Policy>, StartError> {
+        let Some(v) = self.get("provenance")? else {
+            return Ok(None);
+        };
+        if v.get_type()? != ValueType::Object || v.is_array()? {
+            return Err(invalid(
+                "provenance",
+                "must be an object `{ repository, workflowPath? }`",
+            ));
+        }
+        // SAFETY: the value's type was just checked to be an object.
+        let inner = OptionsReader {
+            obj: unsafe { v.cast() }?,
+        };
+        let field = |name: &'static str, full: &'static str| match inner.string(name) {
+            Err(StartError::Stage(StageError::InvalidOption { reason, .. })) => {
+                Err(invalid(full, &reason))
+            }
+            other => other,
+        };
+        let repository = field("repository", "provenance.repository")?
+            .ok_or_else(|| invalid("provenance.repository", "is required (a string)"))?;
+        let workflow = field("workflowPath", "provenance.workflowPath")?;
+        Policy::new(&repository, workflow.as_deref())
+            .map_err(|(name, reason)| {
+                let full = match name {
+                    "repository" => "provenance.repository",
+                    _ => "provenance.workflowPath",
+                };
+                invalid(full, &reason)
+            })
+            .map(Some)
+    }
+
+    /// `sigstoreTrustRoot`: a `trusted_root.json`'s text, parsed now so a bad one is an option error.
+    fn trust_root(&self) -> std::result::Result<Option<TrustRoot>, StartError> {
+        let Some(text) = self.string("sigstoreTrustRoot")? else {
+            return Ok(None);
+        };
+        if text.len() > MAX_TRUST_ROOT_BYTES {
+            return Err(invalid(
+                "sigstoreTrustRoot",
+                &format!("is over {MAX_TRUST_ROOT_BYTES} bytes"),
+            ));
+        }
+        TrustRoot::from_json(&text)
+            .map(Some)
+            .map_err(|reason| invalid("sigstoreTrustRoot", &reason))
+    }
+
     /// A callback option: a function, or absent.
     fn callback<T: ToNapiValue + JsValuesTupleIntoVec>(
         &self,
@@ -493,6 +563,23 @@ fn to_config(
             ),
         },
     };
+    let policy = opts.provenance()?;
+    let custom_root = opts.trust_root()?;
+    let provenance = match policy {
+        None => None,
+        Some(policy) => Some(Provenance {
+            policy,
+            // Parsed only when provenance is asked for: the default path pays nothing.
+            trust_root: match custom_root {
+                Some(root) => root,
+                None => TrustRoot::public_good().map_err(|e| {
+                    StartError::Stage(StageError::internal(format!(
+                        "the embedded Sigstore trust root: {e}"
+                    )))
+                })?,
+            },
+        }),
+    };
     Ok(Config {
         user_data,
         current_version,
@@ -503,6 +590,7 @@ fn to_config(
         net,
         limits,
         trust,
+        provenance,
     })
 }
 

@@ -21,6 +21,15 @@ pub struct Config {
     pub net: NetConfig,
     pub limits: Limits,
     pub trust: Trust,
+    /// Who must have built a version, proved by its npm provenance; `None` checks nothing.
+    pub provenance: Option<Provenance>,
+}
+
+/// The provenance requirement and the Sigstore trust root its attestations are checked against.
+#[derive(Debug, Clone)]
+pub struct Provenance {
+    pub policy: crate::provenance::Policy,
+    pub trust_root: crate::provenance::TrustRoot,
 }
 
 /// The supply-chain protections. The default adds no request and refuses nothing the original

@@ -135,6 +135,21 @@ pub enum StageError {
         provided: String,
     },
 
+    #[error(
+        "{}@{} has no valid provenance ({check}): {}",
+        clip(.package),
+        clip(.version),
+        clip(.reason)
+    )]
+    Provenance {
+        package: String,
+        version: String,
+        /// Which check failed: `attestation`, `certificate`, `identity`, `transparencyLog`,
+        /// `signature` or `subject`.
+        check: &'static str,
+        reason: String,
+    },
+
     #[error("staging was aborted")]
     Aborted,
 
@@ -155,6 +170,7 @@ impl StageError {
         "EBADMANIFEST",
         "EINVALID_VERSION",
         "EINTEGRITY",
+        "EPROVENANCE",
         "EUNSAFE_ENTRY",
         "ETOO_LARGE",
         "EBADARCHIVE",
@@ -177,6 +193,7 @@ impl StageError {
             StageError::BadManifest { .. } => "EBADMANIFEST",
             StageError::InvalidVersion { .. } => "EINVALID_VERSION",
             StageError::Integrity { .. } => "EINTEGRITY",
+            StageError::Provenance { .. } => "EPROVENANCE",
             StageError::UnsafeEntry { .. } => "EUNSAFE_ENTRY",
             StageError::TooLarge { .. } => "ETOO_LARGE",
             StageError::BadArchive { .. } => "EBADARCHIVE",
@@ -270,6 +287,9 @@ impl StageError {
             ],
             StageError::UnsafeEntry { url, entry, .. } => {
                 vec![("url", s(url)), ("entry", s(entry))]
+            }
+            StageError::Provenance { version, check, .. } => {
+                vec![("version", s(version)), ("check", s(check))]
             }
             StageError::NativeDeps { path }
             | StageError::NoSpace { path, .. }
@@ -471,6 +491,12 @@ mod tests {
     fn messages_and_fields_carry_clipped_outside_strings() {
         let huge = "x".repeat(1 << 20);
         let errs = [
+            StageError::Provenance {
+                package: huge.clone(),
+                version: huge.clone(),
+                check: "subject",
+                reason: huge.clone(),
+            },
             StageError::UnsafeEntry {
                 url: huge.clone(),
                 entry: huge.clone(),
@@ -581,6 +607,12 @@ mod tests {
             StageError::MissingCli {
                 url: url.clone(),
                 missing: url.clone(),
+            },
+            StageError::Provenance {
+                package: url.clone(),
+                version: url.clone(),
+                check: "identity",
+                reason: url.clone(),
             },
             StageError::NativeDeps { path: p.clone() },
             StageError::NoSpace {

@@ -99,6 +99,15 @@ impl Expected {
         })
     }
 
+    /// The one sha512 digest the SRI names, which a provenance statement must name too. `None`
+    /// for any other algorithm, or for several sha512 digests (the tarball may match either).
+    pub fn sha512(&self) -> Option<&[u8]> {
+        match self.digests.as_slice() {
+            [one] if self.algo == Algo::Sha512 => Some(one),
+            _ => None,
+        }
+    }
+
     pub fn algo(&self) -> Algo {
         self.algo
     }

@@ -10,6 +10,7 @@ pub mod fsutil;
 pub mod http;
 pub mod integrity;
 pub mod log;
+pub mod provenance;
 pub mod registry;
 pub mod stage;
 pub mod store;
@@ -57,6 +58,28 @@ pub mod fuzzing {
             let _ = h.verify(&exp);
             let _ = exp.to_string();
         }
+    }
+
+    /// The provenance verifier on an attestations response, a trust root and an SCT list: each
+    /// must refuse, never panic or allocate without bound.
+    pub fn attestations(data: &[u8]) {
+        use crate::provenance::{parse_sct_list, verify, Policy, Subject, TrustRoot};
+        let text = String::from_utf8_lossy(data);
+        let _ = TrustRoot::from_json(&text);
+        let _ = parse_sct_list(data);
+        let Ok(root) = TrustRoot::public_good() else {
+            return;
+        };
+        let policy = Policy {
+            repository: "kanban-org/kanban".into(),
+            workflow_path: Some(".github/workflows/publish.yml".into()),
+        };
+        let subject = Subject {
+            name: "kanban",
+            version: "1.0.0",
+            sha512: &[0; 64],
+        };
+        assert!(verify(data, &subject, &policy, &root).is_err());
     }
 
     /// The entry-path sanitiser; whatever it accepts must stay relative and `..`-free.

@@ -33,6 +33,8 @@ pub struct Dist {
     pub file_count: Option<u64>,
     /// Relative paths of the package's `bin` entries, which get the executable bit.
     pub bins: Vec<String>,
+    /// Where the registry serves the version's attestations (`dist.attestations.url`).
+    pub attestations_url: Option<String>,
 }
 
 /// A version's `dist.signatures`, as the document gives them.
@@ -187,6 +189,10 @@ impl Document {
             unpacked_size: dist.get("unpackedSize").and_then(Value::as_u64),
             file_count: dist.get("fileCount").and_then(Value::as_u64),
             bins: bins(entry),
+            attestations_url: dist
+                .pointer("/attestations/url")
+                .and_then(Value::as_str)
+                .map(str::to_string),
         })
     }
 }

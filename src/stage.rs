@@ -2,7 +2,7 @@
 //! modules, rename into place, repoint.
 
 use crate::config::{
-    Config, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_BYTES, HARD_MAX_ENTRIES,
+    Config, Provenance, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_BYTES, HARD_MAX_ENTRIES,
     HARD_MAX_UNPACKED_BYTES,
 };
 use crate::error::{clip, Result, StageError};
@@ -11,6 +11,7 @@ use crate::fsutil;
 use crate::http::log_retry;
 use crate::http::{Control, Http, Phase};
 use crate::log::Level;
+use crate::provenance::{self, Check, Subject, MAX_ATTESTATIONS_BYTES};
 use crate::registry::{
     document_url, rewrite_tarball_url, Dist, Document, ACCEPT_CORGI, ACCEPT_FULL,
 };
@@ -182,6 +183,9 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
         &[("version", (&latest).into())],
     );
     let dist = doc.dist(&latest)?;
+    if let Some(provenance) = &cfg.provenance {
+        check_provenance(cfg, provenance, &http, &dist, &latest, ctl).await?;
+    }
 
     single_flight(store, &latest, ctl, || {
         stage_locked(cfg, store, &http, &dist, &latest, &native_src, &compat, ctl)
@@ -326,6 +330,82 @@ async fn check_signatures(
             Err(e)
         }
     }
+}
+
+/// Before anything is downloaded or written: the version's attestation must prove it was built
+/// by the configured repository (and workflow) with the sha512 the document names. The download
+/// then checks the tarball against that same integrity, so the attestation covers what is staged.
+async fn check_provenance(
+    cfg: &Config,
+    provenance: &Provenance,
+    http: &Http,
+    dist: &Dist,
+    version: &str,
+    ctl: &Control,
+) -> Result<()> {
+    let refused = |check: Check, reason: String| StageError::Provenance {
+        package: cfg.package_name.clone(),
+        version: version.to_string(),
+        check: check.as_str(),
+        reason,
+    };
+    let sha512 = dist.integrity.sha512().ok_or_else(|| {
+        refused(
+            Check::Subject,
+            format!(
+                "the registry's integrity `{}` is not one sha512 digest",
+                dist.integrity
+            ),
+        )
+    })?;
+    let url = dist.attestations_url.as_deref().ok_or_else(|| {
+        refused(
+            Check::Attestation,
+            "the package document names no attestations for this version".into(),
+        )
+    })?;
+    let url = rewrite_tarball_url(url, &cfg.registry);
+    let body = match http
+        .get_bytes(&url, "application/json", MAX_ATTESTATIONS_BYTES, ctl)
+        .await
+    {
+        Ok(body) => body,
+        Err(StageError::Http {
+            status: 404 | 410, ..
+        }) => {
+            return Err(refused(
+                Check::Attestation,
+                format!("the registry serves no attestations at {}", clip(&url)),
+            ))
+        }
+        Err(StageError::TooLarge { .. }) => {
+            return Err(refused(
+                Check::Attestation,
+                format!("the attestations are over {MAX_ATTESTATIONS_BYTES} bytes"),
+            ))
+        }
+        Err(e) => return Err(e),
+    };
+    let subject = Subject {
+        name: &cfg.package_name,
+        version,
+        sha512,
+    };
+    provenance::verify(&body, &subject, &provenance.policy, &provenance.trust_root)
+        .map_err(|r| refused(r.check, r.reason))?;
+    ctl.log(
+        Level::Info,
+        format!(
+            "provenance verified: {} was built by {}",
+            clip(version),
+            clip(&provenance.policy.repository)
+        ),
+        &[
+            ("version", version.into()),
+            ("repository", (&provenance.policy.repository).into()),
+        ],
+    );
+    Ok(())
 }
 
 /// Staging runs in flight in this process, by store and version. Concurrent calls for the same
@@ -915,24 +995,43 @@ mod tests {
         log: Arc<Mutex<Vec<String>>>,
     }
 
+    /// Makes a version's attestations response from its tarball.
+    type Attest<'a> = dyn Fn(&[u8]) -> Vec<u8> + 'a;
+
     impl TestRegistry {
         /// `integrity` overrides the true SRI in the document (to simulate a mismatch).
         async fn start(version: &str, integrity: Option<String>) -> TestRegistry {
+            Self::start_with(version, integrity, None).await
+        }
+
+        /// `attest` makes the attestations response from the tarball; the document then names it.
+        async fn start_with(
+            version: &str,
+            integrity: Option<String>,
+            attest: Option<&Attest<'_>>,
+        ) -> TestRegistry {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let url = format!("http://{}/", listener.local_addr().unwrap());
             let tgz = runtime_tgz(version);
             let tar_path = format!("/kanban/-/kanban-{version}.tgz");
-            let doc = serde_json::json!({
+            let att_path = format!("/-/npm/v1/attestations/kanban@{version}");
+            let mut doc = serde_json::json!({
                 "dist-tags": {"latest": version},
                 "versions": {version: {"dist": {
                     "tarball": format!("{}{}", url.trim_end_matches('/'), tar_path),
                     "integrity": integrity.unwrap_or_else(|| sri_of(&tgz)),
                 }}}
             });
-            let routes: HashMap<String, Vec<u8>> = HashMap::from([
-                ("/kanban".to_string(), doc.to_string().into_bytes()),
-                (tar_path, tgz),
-            ]);
+            let mut routes: HashMap<String, Vec<u8>> = HashMap::new();
+            if let Some(attest) = attest {
+                doc["versions"][version]["dist"]["attestations"] = serde_json::json!({
+                    "url": format!("{}{}", url.trim_end_matches('/'), att_path),
+                    "provenance": { "predicateType": crate::provenance::SLSA_PROVENANCE_V1 }
+                });
+                routes.insert(att_path, attest(&tgz));
+            }
+            routes.insert("/kanban".to_string(), doc.to_string().into_bytes());
+            routes.insert(tar_path, tgz);
             let log = Arc::new(Mutex::new(Vec::new()));
             let (routes, log2) = (Arc::new(routes), log.clone());
             tokio::spawn(async move {
@@ -965,6 +1064,11 @@ mod tests {
                 }
             });
             TestRegistry { url, log }
+        }
+
+        fn attestation_requests(&self) -> usize {
+            let log = self.log.lock().unwrap();
+            log.iter().filter(|p| p.contains("/attestations/")).count()
         }
 
         fn tarball_requests(&self) -> usize {
@@ -1014,6 +1118,7 @@ mod tests {
             },
             limits: Limits::default(),
             trust: crate::config::Trust::default(),
+            provenance: None,
         };
         Env { _tmp: tmp, cfg }
     }
@@ -1153,9 +1258,110 @@ mod tests {
             unpacked_size: Some(u64::MAX),
             file_count: Some(u64::MAX),
             bins: Vec::new(),
+            attestations_url: None,
         };
         let limits = limits_for(&e.cfg, &dist);
         assert_eq!(limits.max_bytes, HARD_MAX_UNPACKED_BYTES);
         assert_eq!(limits.max_entries, HARD_MAX_ENTRIES);
+    }
+
+    mod provenance {
+        use super::*;
+        use crate::config::Provenance;
+        use crate::provenance::tests::{self as kit, TestCa};
+        use crate::provenance::{Policy, TrustRoot, GITHUB_ACTIONS_ISSUER};
+        use sha2::{Digest, Sha512};
+
+        /// A registry whose attestation for 2.0.0 was made for a run of `repo` (by another CA than
+        /// the trusted one when asked), naming `digest` (the tarball's own when `None`).
+        async fn scenario(
+            repo: &str,
+            sign_with_other_ca: bool,
+            digest: Option<[u8; 64]>,
+        ) -> (TestRegistry, Env) {
+            let trusted = TestCa::new("trusted");
+            let other = sign_with_other_ca.then(|| TestCa::new("other"));
+            let signer = other.as_ref().unwrap_or(&trusted);
+            let (leaf, leaf_key) = signer.leaf(repo, kit::WORKFLOW, GITHUB_ACTIONS_ISSUER);
+            let log_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+            let make = |tgz: &[u8]| {
+                let sha: [u8; 64] = digest.unwrap_or_else(|| Sha512::digest(tgz).into());
+                kit::attestations(kit::bundle(&kit::Parts {
+                    leaf: &leaf,
+                    leaf_key: &leaf_key,
+                    log_key: &log_key,
+                    statement: kit::statement("kanban", "2.0.0", &sha),
+                    integrated: kit::INTEGRATED,
+                    kind: "dsse",
+                    logged_cert: None,
+                }))
+            };
+            let reg = TestRegistry::start_with("2.0.0", None, Some(&make)).await;
+            let mut e = env(&reg.url, "1.0.0");
+            e.cfg.provenance = Some(Provenance {
+                policy: Policy {
+                    repository: kit::REPO.into(),
+                    workflow_path: Some(kit::WORKFLOW.into()),
+                },
+                trust_root: TrustRoot::from_json(&kit::trust_root_json(&trusted, &log_key))
+                    .unwrap(),
+            });
+            (reg, e)
+        }
+
+        fn versions(e: &Env) -> usize {
+            std::fs::read_dir(e.cfg.user_data.join("kanban-runtime/versions"))
+                .map(|d| d.count())
+                .unwrap_or(0)
+        }
+
+        #[tokio::test]
+        async fn a_valid_attestation_stages() {
+            let (reg, e) = scenario(kit::REPO, false, None).await;
+            let store = Store::new(&e.cfg.user_data);
+            let out = check_and_stage(&e.cfg, &store, &ctl()).await.unwrap();
+            assert_eq!(out.kind(), "staged");
+            assert_eq!((reg.attestation_requests(), reg.tarball_requests()), (1, 1));
+        }
+
+        #[tokio::test]
+        async fn refusals_download_and_write_nothing() {
+            for (repo, other_ca, digest, check) in [
+                ("evil/kanban", false, None, "identity"),
+                (kit::REPO, true, None, "certificate"),
+                (kit::REPO, false, Some([1u8; 64]), "subject"),
+            ] {
+                let (reg, e) = scenario(repo, other_ca, digest).await;
+                let store = Store::new(&e.cfg.user_data);
+                match check_and_stage(&e.cfg, &store, &ctl()).await {
+                    Err(StageError::Provenance {
+                        check: c, version, ..
+                    }) => assert_eq!((c, version.as_str()), (check, "2.0.0")),
+                    other => panic!("expected EPROVENANCE ({check}), got {other:?}"),
+                }
+                assert_eq!(reg.tarball_requests(), 0, "{check}");
+                assert_eq!(versions(&e), 0, "{check}");
+            }
+        }
+
+        #[tokio::test]
+        async fn no_attestations_is_refused_and_no_option_asks_for_none() {
+            let reg = TestRegistry::start("2.0.0", None).await;
+            let (_, with) = scenario(kit::REPO, false, None).await;
+            let mut e = env(&reg.url, "1.0.0");
+            e.cfg.provenance = with.cfg.provenance.clone();
+            let store = Store::new(&e.cfg.user_data);
+            match check_and_stage(&e.cfg, &store, &ctl()).await {
+                Err(StageError::Provenance { check, .. }) => assert_eq!(check, "attestation"),
+                other => panic!("expected EPROVENANCE, got {other:?}"),
+            }
+            assert_eq!((reg.tarball_requests(), versions(&e)), (0, 0));
+
+            let (reg, mut e) = scenario(kit::REPO, false, None).await;
+            e.cfg.provenance = None;
+            let store = Store::new(&e.cfg.user_data);
+            check_and_stage(&e.cfg, &store, &ctl()).await.unwrap();
+            assert_eq!(reg.attestation_requests(), 0);
+        }
     }
 }

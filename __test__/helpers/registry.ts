@@ -15,6 +15,11 @@ export interface Published {
   bin?: Record<string, string>
   unpackedSize?: number
   fileCount?: number
+  /**
+   * npm's attestations response for the version: the document then names it in
+   * `dist.attestations.url`, and the registry serves it there.
+   */
+  attestations?: Buffer
 }
 
 export function sri(data: Buffer): string {
@@ -49,6 +54,11 @@ export class Registry {
     return `/${name}/-/${base}-${version}.tgz`
   }
 
+  /** Where npm serves a version's attestations. */
+  attestationsPath(name: string, version: string): string {
+    return `/-/npm/v1/attestations/${name}@${version}`
+  }
+
   /** The document's path as a client requests it: a scoped name's `/` is escaped. */
   docPath(name: string): string {
     return `/${name.replace('/', '%2f')}`
@@ -70,6 +80,18 @@ export class Registry {
           fileCount: v.fileCount ?? 10,
           unpackedSize: v.unpackedSize ?? 1 << 20,
         },
+      }
+      if (v.attestations) {
+        const attPath = this.attestationsPath(name, v.version)
+        const body = v.attestations
+        doc.versions[v.version].dist.attestations = {
+          url: `${this.url.replace(/\/$/, '')}${attPath}`,
+          provenance: { predicateType: 'https://slsa.dev/provenance/v1' },
+        }
+        this.routes.set(attPath, (_req, res) => {
+          res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length })
+          res.end(body)
+        })
       }
     }
     this.docs.set(this.docPath(name), doc)

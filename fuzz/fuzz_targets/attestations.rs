@@ -1,0 +1,6 @@
+#![no_main]
+// Arbitrary bytes into the provenance verifier (attestations JSON, trust root, SCT list): it must
+// refuse, never panic or allocate without bound.
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| kanban_runtime_stager::fuzzing::attestations(data));

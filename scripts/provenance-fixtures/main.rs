@@ -1,0 +1,47 @@
+//! Writes the Sigstore test material of the binding's provenance tests to
+//! `__test__/fixtures/provenance/`: a leaf issued by the test Fulcio CA as Fulcio issues one to a
+//! GitHub Actions run of `kanban-org/kanban` (with an SCT from the CA's CT log), a leaf from
+//! another CA, a Rekor-like log key, and the `trusted_root.json` that trusts the first CA, its CT
+//! log and the log key. The tests sign DSSE envelopes and log entries themselves with these keys.
+//!
+//! Run: `cargo run --no-default-features --example provenance-fixtures`
+
+#[path = "../../src/provenance_testkit.rs"]
+mod testkit;
+
+use std::path::Path;
+use testkit::{p256, trust_root_json, TestCa, GITHUB_ACTIONS_ISSUER, REPO, WORKFLOW};
+
+fn pem(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        lines.join("\n")
+    )
+}
+
+fn main() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("__test__/fixtures/provenance");
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, text: String| std::fs::write(dir.join(name), text).unwrap();
+
+    let ca = TestCa::new("test fulcio");
+    let (leaf, leaf_key) = ca.leaf(REPO, WORKFLOW, GITHUB_ACTIONS_ISSUER);
+    let other = TestCa::new("other fulcio");
+    let (other_leaf, other_leaf_key) = other.leaf(REPO, WORKFLOW, GITHUB_ACTIONS_ISSUER);
+    let log_key = p256();
+
+    write("leaf.pem", pem(&leaf));
+    write("leaf.key.pem", leaf_key.serialize_pem());
+    write("other-ca-leaf.pem", pem(&other_leaf));
+    write("other-ca-leaf.key.pem", other_leaf_key.serialize_pem());
+    write("rekor.key.pem", log_key.serialize_pem());
+    write("trusted_root.json", trust_root_json(&ca, &log_key) + "\n");
+    println!("wrote {}", dir.display());
+}

@@ -1,0 +1,1765 @@
+//! npm provenance: a version is trusted only when its SLSA provenance attestation (a Sigstore
+//! bundle) proves that a GitHub Actions run of the expected repository built exactly this
+//! tarball, with a certificate from a trusted Fulcio CA and an entry in a trusted Rekor log.
+//!
+//! Everything is checked offline against a trust root (Sigstore's public-good one is embedded):
+//! - the leaf certificate chains to a trusted Fulcio CA, every certificate of the chain (and the
+//!   CA's own `validFor`) valid at the log's integrated time;
+//! - the DSSE envelope's signature verifies with the leaf certificate's key over the PAE of the
+//!   in-toto statement;
+//! - the statement is in-toto v1 with SLSA provenance v1, and a subject is
+//!   `pkg:npm/<name>@<version>` with the tarball's sha512;
+//! - the certificate's Fulcio extensions: issuer (`1.3.6.1.4.1.57264.1.8`) is GitHub Actions,
+//!   source repository (`…1.12`) is `repository`, and the build config URI (`…1.18`, else the
+//!   SAN URI) names `workflowPath` when given; its EKU is code signing;
+//! - the Rekor entry's signed entry timestamp verifies with the log's key, and the entry's body
+//!   names this envelope's signature, payload hash and certificate; when the bundle carries an
+//!   inclusion proof (npm's do), it leads from the entry to the root hash of a checkpoint the
+//!   log's key signed.
+//!
+//! - when the trust root lists CT logs (the public-good one does), one of the certificate's
+//!   embedded SCTs verifies with a trusted CT log's key over the precertificate.
+//!
+//! Nothing is checked online (no consistency proof against the log's current tree).
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use ring::signature::{self, EcdsaVerificationAlgorithm, UnparsedPublicKey};
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use x509_cert::der::asn1::{ObjectIdentifier, Utf8StringRef};
+use x509_cert::der::{Decode, Encode, Header, Reader, SliceReader};
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, SubjectAltName};
+use x509_cert::Certificate;
+
+/// npm's attestations response for one version is ~10 KB; 1 MiB is ample and bounds memory.
+pub const MAX_ATTESTATIONS_BYTES: u64 = 1024 * 1024;
+
+/// Sigstore's public-good trust root (Fulcio CAs, Rekor keys), as distributed by its TUF
+/// repository in `trusted_root.json`.
+const PUBLIC_GOOD: &str = include_str!("sigstore_trusted_root.json");
+
+pub const SLSA_PROVENANCE_V1: &str = "https://slsa.dev/provenance/v1";
+const IN_TOTO_STATEMENT_V1: &str = "https://in-toto.io/Statement/v1";
+const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+pub const GITHUB_ACTIONS_ISSUER: &str = "https://token.actions.githubusercontent.com";
+
+const OID_ISSUER_V2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.8");
+const OID_SOURCE_REPOSITORY_URI: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.12");
+const OID_BUILD_CONFIG_URI: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.18");
+const OID_SCT_LIST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.11129.2.4.2");
+const OID_SAN: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.17");
+const OID_EKU: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37");
+const OID_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
+const OID_BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
+const OID_CODE_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
+const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+const OID_ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+const OID_ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+
+/// Who must have built the version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// `owner/name` on GitHub.
+    pub repository: String,
+    /// The workflow file, e.g. `.github/workflows/publish.yml`; any workflow when `None`.
+    pub workflow_path: Option<String>,
+}
+
+/// Longest `workflowPath`: GitHub workflow paths are short; a bound keeps messages small.
+const MAX_WORKFLOW_PATH: usize = 300;
+
+impl Policy {
+    /// Checks the options: `repository` is `owner/name` as GitHub spells names, `workflow_path` a
+    /// relative path (a leading `./` dropped). The error names the field at fault and why.
+    pub fn new(
+        repository: &str,
+        workflow_path: Option<&str>,
+    ) -> Result<Policy, (&'static str, String)> {
+        let segment_ok = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        };
+        match repository.split_once('/') {
+            Some((owner, name)) if segment_ok(owner) && segment_ok(name) => {}
+            _ => {
+                return Err((
+                    "repository",
+                    format!("must be a GitHub `owner/name`, got `{repository}`"),
+                ))
+            }
+        }
+        let workflow_path = match workflow_path {
+            None => None,
+            Some(w) => {
+                let w = w.trim_start_matches("./");
+                // `@` separates the path from the ref in the certificate's URI.
+                if w.is_empty()
+                    || w.len() > MAX_WORKFLOW_PATH
+                    || w.starts_with('/')
+                    || w.contains(['@', '\\'])
+                    || w.chars().any(char::is_whitespace)
+                {
+                    return Err((
+                        "workflowPath",
+                        "must be a relative path such as `.github/workflows/publish.yml`".into(),
+                    ));
+                }
+                Some(w.to_string())
+            }
+        };
+        Ok(Policy {
+            repository: repository.to_string(),
+            workflow_path,
+        })
+    }
+}
+
+/// A `sigstoreTrustRoot` larger than this is refused: the public-good one is ~5 KB.
+pub const MAX_TRUST_ROOT_BYTES: usize = 1024 * 1024;
+
+/// What the attestation must describe: the version and the sha512 the registry's integrity names.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    pub sha512: &'a [u8],
+}
+
+/// Which check an attestation failed: `EPROVENANCE`'s `check` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// No SLSA provenance attestation, or one that is not a well-formed Sigstore bundle.
+    Attestation,
+    /// The certificate does not chain to a trusted Fulcio CA, or was not valid at log time.
+    Certificate,
+    /// The certificate was issued to another CI, repository or workflow.
+    Identity,
+    /// The transparency-log entry is missing, unsigned by a trusted log, or for another envelope.
+    TransparencyLog,
+    /// The DSSE signature does not verify with the certificate's key.
+    Signature,
+    /// The statement does not name this package, version and sha512.
+    Subject,
+}
+
+impl Check {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Check::Attestation => "attestation",
+            Check::Certificate => "certificate",
+            Check::Identity => "identity",
+            Check::TransparencyLog => "transparencyLog",
+            Check::Signature => "signature",
+            Check::Subject => "subject",
+        }
+    }
+}
+
+/// Why a version's provenance was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub check: Check,
+    pub reason: String,
+}
+
+fn refuse(check: Check, reason: impl Into<String>) -> Refusal {
+    Refusal {
+        check,
+        reason: reason.into(),
+    }
+}
+
+fn as_check(check: Check) -> impl Fn(String) -> Refusal {
+    move |reason| Refusal { check, reason }
+}
+
+/// Trusted Fulcio CAs and Rekor keys.
+#[derive(Debug, Clone)]
+pub struct TrustRoot {
+    cas: Vec<CertAuthority>,
+    logs: Vec<LogKey>,
+    /// Certificate transparency logs whose SCTs a certificate must carry; none checks none.
+    ct_logs: Vec<LogKey>,
+}
+
+#[derive(Debug, Clone)]
+struct CertAuthority {
+    /// Issuing certificate first, the root last.
+    chain: Vec<(Vec<u8>, Certificate)>,
+    window: Window,
+}
+
+#[derive(Debug, Clone)]
+struct LogKey {
+    key_id: Vec<u8>,
+    /// The uncompressed EC point of the key.
+    point: Vec<u8>,
+    curve: Curve,
+    window: Window,
+}
+
+/// A `validFor` period in Unix seconds; open ends are unbounded.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start: Option<i64>,
+    end: Option<i64>,
+}
+
+impl Window {
+    fn covers(&self, t: i64) -> bool {
+        self.start.is_none_or(|s| t >= s) && self.end.is_none_or(|e| t <= e)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Curve {
+    P256,
+    P384,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RootJson {
+    #[serde(default)]
+    tlogs: Vec<TlogJson>,
+    #[serde(default)]
+    ctlogs: Vec<TlogJson>,
+    #[serde(default)]
+    certificate_authorities: Vec<CaJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TlogJson {
+    public_key: PublicKeyJson,
+    log_id: LogIdJson,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PublicKeyJson {
+    raw_bytes: String,
+    valid_for: Option<ValidForJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LogIdJson {
+    key_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CaJson {
+    cert_chain: CertChainJson,
+    valid_for: Option<ValidForJson>,
+}
+
+#[derive(Deserialize)]
+struct CertChainJson {
+    certificates: Vec<RawBytesJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawBytesJson {
+    raw_bytes: String,
+}
+
+#[derive(Deserialize)]
+struct ValidForJson {
+    start: Option<String>,
+    end: Option<String>,
+}
+
+impl TrustRoot {
+    /// Sigstore's public-good instance: the Fulcio at fulcio.sigstore.dev, the Rekor at
+    /// rekor.sigstore.dev.
+    pub fn public_good() -> Result<TrustRoot, String> {
+        TrustRoot::from_json(PUBLIC_GOOD)
+    }
+
+    /// Reads a Sigstore `trusted_root.json` (its `certificateAuthorities` and `tlogs`; CT logs
+    /// and timestamp authorities are not used). Log keys other than ECDSA P-256/P-384 are skipped.
+    pub fn from_json(text: &str) -> Result<TrustRoot, String> {
+        let json: RootJson =
+            serde_json::from_str(text).map_err(|e| format!("not a trusted root: {e}"))?;
+        let window = |v: &Option<ValidForJson>| -> Result<Window, String> {
+            let time = |s: &Option<String>| s.as_deref().map(rfc3339_seconds).transpose();
+            Ok(match v {
+                Some(v) => Window {
+                    start: time(&v.start)?,
+                    end: time(&v.end)?,
+                },
+                None => Window {
+                    start: None,
+                    end: None,
+                },
+            })
+        };
+        let mut cas = Vec::new();
+        for ca in &json.certificate_authorities {
+            let chain = ca
+                .cert_chain
+                .certificates
+                .iter()
+                .map(|c| {
+                    let der = b64(&c.raw_bytes, "a CA certificate")?;
+                    let cert = Certificate::from_der(&der)
+                        .map_err(|e| format!("a CA certificate does not parse: {e}"))?;
+                    Ok((der, cert))
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            if chain.is_empty() {
+                return Err("a certificate authority has no certificates".into());
+            }
+            cas.push(CertAuthority {
+                chain,
+                window: window(&ca.valid_for)?,
+            });
+        }
+        let keys = |list: &[TlogJson]| -> Result<Vec<LogKey>, String> {
+            let mut keys = Vec::new();
+            for log in list {
+                let spki = b64(&log.public_key.raw_bytes, "a log key")?;
+                if let Ok((curve, point)) = ec_key_of_spki(&spki) {
+                    keys.push(LogKey {
+                        key_id: b64(&log.log_id.key_id, "a log id")?,
+                        point,
+                        curve,
+                        window: window(&log.public_key.valid_for)?,
+                    });
+                }
+            }
+            Ok(keys)
+        };
+        let (logs, ct_logs) = (keys(&json.tlogs)?, keys(&json.ctlogs)?);
+        if cas.is_empty() || logs.is_empty() {
+            return Err("a trusted root needs a certificate authority and an ECDSA log key".into());
+        }
+        Ok(TrustRoot { cas, logs, ct_logs })
+    }
+}
+
+/// Verifies npm's attestations response (`{ attestations: [{ predicateType, bundle }] }`) for
+/// `subject` under `policy`.
+pub fn verify(
+    attestations: &[u8],
+    subject: &Subject,
+    policy: &Policy,
+    root: &TrustRoot,
+) -> Result<(), Refusal> {
+    let doc: Value = serde_json::from_slice(attestations)
+        .map_err(|e| refuse(Check::Attestation, format!("attestations: not JSON: {e}")))?;
+    let list = doc
+        .get("attestations")
+        .and_then(Value::as_array)
+        .ok_or_else(|| refuse(Check::Attestation, "no `attestations` array"))?;
+    let mut first_error = None;
+    for att in list {
+        if att.get("predicateType").and_then(Value::as_str) != Some(SLSA_PROVENANCE_V1) {
+            continue;
+        }
+        let Some(bundle) = att.get("bundle") else {
+            continue;
+        };
+        match verify_bundle(bundle, subject, policy, root) {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error
+        .unwrap_or_else(|| refuse(Check::Attestation, "no SLSA provenance v1 attestation")))
+}
+
+fn verify_bundle(
+    bundle: &Value,
+    subject: &Subject,
+    policy: &Policy,
+    root: &TrustRoot,
+) -> Result<(), Refusal> {
+    let payload = verify_signed(bundle, policy, root)?;
+    check_statement(&payload, subject).map_err(as_check(Check::Subject))
+}
+
+/// Everything but the statement's content: certificate, identity, log entry, DSSE signature.
+/// Returns the in-toto statement the envelope carries.
+fn verify_signed(bundle: &Value, policy: &Policy, root: &TrustRoot) -> Result<Vec<u8>, Refusal> {
+    use Check::*;
+    let material = bundle
+        .get("verificationMaterial")
+        .ok_or_else(|| refuse(Attestation, "bundle has no verificationMaterial"))?;
+    // v0.3 bundles carry the leaf alone; v0.1/v0.2 a chain whose first certificate is the leaf.
+    let leaf_b64 = material
+        .pointer("/certificate/rawBytes")
+        .or_else(|| material.pointer("/x509CertificateChain/certificates/0/rawBytes"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| refuse(Attestation, "bundle has no signing certificate"))?;
+    let leaf_der = b64(leaf_b64, "the signing certificate").map_err(as_check(Attestation))?;
+    let leaf = x509_cert::Certificate::from_der(&leaf_der).map_err(|e| {
+        refuse(
+            Certificate,
+            format!("the signing certificate does not parse: {e}"),
+        )
+    })?;
+
+    let envelope = bundle
+        .get("dsseEnvelope")
+        .ok_or_else(|| refuse(Attestation, "bundle has no DSSE envelope"))?;
+    let payload_type = str_at(envelope, "payloadType").map_err(as_check(Attestation))?;
+    let payload = str_at(envelope, "payload")
+        .and_then(|p| b64(p, "the DSSE payload"))
+        .map_err(as_check(Attestation))?;
+    let sigs = envelope
+        .get("signatures")
+        .and_then(Value::as_array)
+        .ok_or_else(|| refuse(Attestation, "DSSE envelope has no signatures"))?;
+    // One signature, as Sigstore bundles have: it is the one the log entry must name.
+    let [sig] = sigs.as_slice() else {
+        return Err(refuse(
+            Attestation,
+            format!("DSSE envelope has {} signatures, expected 1", sigs.len()),
+        ));
+    };
+    let dsse_sig = str_at(sig, "sig")
+        .and_then(|s| b64(s, "the DSSE signature"))
+        .map_err(as_check(Attestation))?;
+
+    check_identity(&leaf, policy).map_err(as_check(Identity))?;
+
+    let entries = material
+        .get("tlogEntries")
+        .and_then(Value::as_array)
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| refuse(TransparencyLog, "bundle has no transparency log entry"))?;
+    let mut log_error = None;
+    let mut integrated = None;
+    for entry in entries {
+        match check_log_entry(entry, &leaf_der, &payload, &dsse_sig, root) {
+            Ok(t) => {
+                integrated = Some(t);
+                break;
+            }
+            Err(e) => {
+                log_error.get_or_insert(e);
+            }
+        }
+    }
+    let Some(integrated) = integrated else {
+        return Err(refuse(TransparencyLog, log_error.unwrap_or_default()));
+    };
+
+    let issuer = check_chain(&leaf_der, &leaf, root, integrated).map_err(as_check(Certificate))?;
+    if !root.ct_logs.is_empty() {
+        check_sct(&leaf, issuer, root).map_err(as_check(Certificate))?;
+    }
+
+    let (curve, point) = ec_key_of_spki_info(&leaf).map_err(as_check(Certificate))?;
+    let alg = match curve {
+        Curve::P256 => &signature::ECDSA_P256_SHA256_ASN1,
+        Curve::P384 => &signature::ECDSA_P384_SHA384_ASN1,
+    };
+    UnparsedPublicKey::new(alg, &point)
+        .verify(&pae(payload_type, &payload), &dsse_sig)
+        .map_err(|_| {
+            refuse(
+                Signature,
+                "the DSSE signature does not verify with the certificate's key",
+            )
+        })?;
+
+    if payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Err(refuse(
+            Subject,
+            format!("DSSE payload type is `{payload_type}`"),
+        ));
+    }
+    Ok(payload)
+}
+
+/// DSSE's pre-authentication encoding: what the envelope's signature covers.
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "DSSEv1 {} {} {} ",
+        payload_type.len(),
+        payload_type,
+        payload.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The package URL npm puts in the statement's subject: a scope's `@` is percent-encoded.
+pub fn purl(name: &str, version: &str) -> String {
+    let name = match name.strip_prefix('@') {
+        Some(rest) => format!("%40{rest}"),
+        None => name.to_string(),
+    };
+    format!("pkg:npm/{name}@{version}")
+}
+
+fn check_statement(payload: &[u8], subject: &Subject) -> Result<(), String> {
+    let statement: Value =
+        serde_json::from_slice(payload).map_err(|e| format!("statement is not JSON: {e}"))?;
+    if statement.get("_type").and_then(Value::as_str) != Some(IN_TOTO_STATEMENT_V1) {
+        return Err("statement is not an in-toto v1 statement".into());
+    }
+    if statement.get("predicateType").and_then(Value::as_str) != Some(SLSA_PROVENANCE_V1) {
+        return Err("statement is not SLSA provenance v1".into());
+    }
+    let want_name = purl(subject.name, subject.version);
+    let want_digest = hex(subject.sha512);
+    let subjects = statement
+        .get("subject")
+        .and_then(Value::as_array)
+        .ok_or("statement has no subject")?;
+    let named: Vec<&Value> = subjects
+        .iter()
+        .filter(|s| s.get("name").and_then(Value::as_str) == Some(want_name.as_str()))
+        .collect();
+    if named.is_empty() {
+        return Err(format!("statement has no subject `{want_name}`"));
+    }
+    let digest_matches = named.iter().any(|s| {
+        s.pointer("/digest/sha512")
+            .and_then(Value::as_str)
+            .is_some_and(|d| d.eq_ignore_ascii_case(&want_digest))
+    });
+    if !digest_matches {
+        return Err(format!(
+            "statement's sha512 for `{want_name}` is not the registry integrity's"
+        ));
+    }
+    Ok(())
+}
+
+/// The Fulcio extensions say which CI run the certificate was issued to.
+fn check_identity(leaf: &Certificate, policy: &Policy) -> Result<(), String> {
+    let exts = leaf
+        .tbs_certificate
+        .extensions
+        .as_deref()
+        .unwrap_or_default();
+    let utf8 = |oid: ObjectIdentifier| -> Option<String> {
+        let ext = exts.iter().find(|e| e.extn_id == oid)?;
+        Utf8StringRef::from_der(ext.extn_value.as_bytes())
+            .ok()
+            .map(|s| s.as_str().to_string())
+    };
+    for ext in exts {
+        // As RFC 5280 asks: an extension we do not understand may not be critical.
+        let known = [OID_KEY_USAGE, OID_EKU, OID_SAN, OID_BASIC_CONSTRAINTS];
+        if ext.critical && !known.contains(&ext.extn_id) {
+            return Err(format!(
+                "the certificate has an unknown critical extension {}",
+                ext.extn_id
+            ));
+        }
+    }
+    let ext_bytes = |oid: ObjectIdentifier| {
+        exts.iter()
+            .find(|e| e.extn_id == oid)
+            .map(|e| e.extn_value.as_bytes())
+    };
+    let eku = ext_bytes(OID_EKU)
+        .and_then(|b| ExtendedKeyUsage::from_der(b).ok())
+        .ok_or("the certificate has no extended key usage")?;
+    if !eku.0.contains(&OID_CODE_SIGNING) {
+        return Err("the certificate is not for code signing".into());
+    }
+    if let Some(bc) = ext_bytes(OID_BASIC_CONSTRAINTS) {
+        let bc = BasicConstraints::from_der(bc).map_err(|_| "bad basic constraints")?;
+        if bc.ca {
+            return Err("the signing certificate is a CA certificate".into());
+        }
+    }
+
+    let issuer = utf8(OID_ISSUER_V2).ok_or("the certificate names no OIDC issuer")?;
+    if issuer != GITHUB_ACTIONS_ISSUER {
+        return Err(format!(
+            "the certificate was issued for `{issuer}`, not GitHub Actions"
+        ));
+    }
+    let repository = policy.repository.trim_matches('/');
+    let want_repo = format!("https://github.com/{repository}");
+    let repo = utf8(OID_SOURCE_REPOSITORY_URI).ok_or("the certificate names no repository")?;
+    // GitHub's owner and repository names are case-insensitive.
+    if !repo.eq_ignore_ascii_case(&want_repo) {
+        return Err(format!("built from `{repo}`, not `{want_repo}`"));
+    }
+    if let Some(workflow) = &policy.workflow_path {
+        let san_uri = || {
+            ext_bytes(OID_SAN)
+                .and_then(|b| SubjectAltName::from_der(b).ok())
+                .and_then(|san| {
+                    san.0.into_iter().find_map(|n| match n {
+                        GeneralName::UniformResourceIdentifier(u) => Some(u.to_string()),
+                        _ => None,
+                    })
+                })
+        };
+        // The build config URI names the workflow the run started from (the SAN names a
+        // reusable workflow's file when one signs); older certificates have only the SAN.
+        let uri = utf8(OID_BUILD_CONFIG_URI)
+            .or_else(san_uri)
+            .ok_or("the certificate names no workflow")?;
+        let workflow = workflow.trim_start_matches("./").trim_start_matches('/');
+        let prefix = format!("{want_repo}/{workflow}@");
+        let matches = uri.len() > prefix.len()
+            && uri.is_char_boundary(prefix.len())
+            && uri[..prefix.len()].eq_ignore_ascii_case(&prefix);
+        if !matches {
+            return Err(format!("built by workflow `{uri}`, not `{prefix}…`"));
+        }
+    }
+    Ok(())
+}
+
+/// The leaf chains to a trusted CA's chain, each certificate valid at `t`, within the CA's window.
+/// Returns the leaf's issuer.
+fn check_chain<'r>(
+    leaf_der: &[u8],
+    leaf: &Certificate,
+    root: &'r TrustRoot,
+    t: i64,
+) -> Result<&'r Certificate, String> {
+    if !valid_at(leaf, t) {
+        return Err("the signing certificate was not valid when the log recorded the entry".into());
+    }
+    let chains_to = |ca: &CertAuthority| -> bool {
+        let (mut child_der, mut child) = (leaf_der, leaf);
+        for (parent_der, parent) in &ca.chain {
+            if child.tbs_certificate.issuer != parent.tbs_certificate.subject
+                || !valid_at(parent, t)
+                || signed_by(child_der, child, parent).is_err()
+            {
+                return false;
+            }
+            (child_der, child) = (parent_der, parent);
+        }
+        true
+    };
+    root.cas
+        .iter()
+        .find(|ca| ca.window.covers(t) && chains_to(ca))
+        .map(|ca| &ca.chain[0].1)
+        .ok_or_else(|| "the signing certificate does not chain to a trusted Fulcio CA".into())
+}
+
+/// An SCT list holds a handful of timestamps; more is malformed.
+const MAX_SCTS: usize = 16;
+
+/// RFC 6962 §3.2: one of the certificate's embedded SCTs is a trusted CT log's signature over
+/// the precertificate (the TBS without the SCT list) and the issuer's key hash.
+fn check_sct(leaf: &Certificate, issuer: &Certificate, root: &TrustRoot) -> Result<(), String> {
+    let ext = leaf
+        .tbs_certificate
+        .extensions
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .find(|e| e.extn_id == OID_SCT_LIST)
+        .ok_or("the signing certificate has no SCT")?;
+    let list = x509_cert::der::asn1::OctetStringRef::from_der(ext.extn_value.as_bytes())
+        .map_err(|_| "the SCT list is not an OCTET STRING")?;
+    let mut tbs = leaf.tbs_certificate.clone();
+    if let Some(exts) = tbs.extensions.as_mut() {
+        exts.retain(|e| e.extn_id != OID_SCT_LIST);
+    }
+    let tbs = tbs.to_der().map_err(|e| format!("precertificate: {e}"))?;
+    let issuer_key = issuer
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| format!("issuer key: {e}"))?;
+    let issuer_key_hash = Sha256::digest(issuer_key);
+    let scts = parse_sct_list(list.as_bytes()).ok_or("the SCT list is malformed")?;
+    for sct in scts {
+        let Some(log) = root
+            .ct_logs
+            .iter()
+            .find(|l| l.key_id == sct.log_id && l.window.covers((sct.timestamp / 1000) as i64))
+        else {
+            continue;
+        };
+        // Only ECDSA with SHA-256 (hash 4, signature 3): what Sigstore's CT logs use.
+        if (sct.hash_alg, sct.sig_alg) != (4, 3) || tbs.len() >= 1 << 24 {
+            continue;
+        }
+        let mut signed = vec![0u8, 0u8]; // v1, certificate_timestamp
+        signed.extend_from_slice(&sct.timestamp.to_be_bytes());
+        signed.extend_from_slice(&[0, 1]); // precert_entry
+        signed.extend_from_slice(&issuer_key_hash);
+        signed.extend_from_slice(&(tbs.len() as u32).to_be_bytes()[1..]);
+        signed.extend_from_slice(&tbs);
+        signed.extend_from_slice(&(sct.extensions.len() as u16).to_be_bytes());
+        signed.extend_from_slice(sct.extensions);
+        let alg = match log.curve {
+            Curve::P256 => &signature::ECDSA_P256_SHA256_ASN1,
+            Curve::P384 => &signature::ECDSA_P384_SHA256_ASN1,
+        };
+        if UnparsedPublicKey::new(alg, &log.point)
+            .verify(&signed, sct.signature)
+            .is_ok()
+        {
+            return Ok(());
+        }
+    }
+    Err("no SCT of the signing certificate verifies with a trusted CT log".into())
+}
+
+pub(crate) struct Sct<'a> {
+    log_id: &'a [u8],
+    timestamp: u64,
+    extensions: &'a [u8],
+    hash_alg: u8,
+    sig_alg: u8,
+    signature: &'a [u8],
+}
+
+/// The TLS-encoded `SignedCertificateTimestampList` (RFC 6962 §3.3); v1 SCTs only.
+pub(crate) fn parse_sct_list(bytes: &[u8]) -> Option<Vec<Sct<'_>>> {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        if b.len() < n {
+            return None;
+        }
+        let (head, rest) = b.split_at(n);
+        *b = rest;
+        Some(head)
+    }
+    fn u16_len<'a>(b: &mut &'a [u8]) -> Option<&'a [u8]> {
+        let n = take(b, 2)?;
+        take(b, u16::from_be_bytes([n[0], n[1]]) as usize)
+    }
+    let mut b = bytes;
+    let mut list = u16_len(&mut b)?;
+    if !b.is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    while !list.is_empty() {
+        if out.len() == MAX_SCTS {
+            return None;
+        }
+        let mut s = u16_len(&mut list)?;
+        if take(&mut s, 1)? != [0] {
+            continue; // not v1: not one we can check
+        }
+        let log_id = take(&mut s, 32)?;
+        let timestamp = u64::from_be_bytes(take(&mut s, 8)?.try_into().ok()?);
+        let extensions = u16_len(&mut s)?;
+        let algs = take(&mut s, 2)?;
+        let signature = u16_len(&mut s)?;
+        if !s.is_empty() {
+            return None;
+        }
+        out.push(Sct {
+            log_id,
+            timestamp,
+            extensions,
+            hash_alg: algs[0],
+            sig_alg: algs[1],
+            signature,
+        });
+    }
+    Some(out)
+}
+
+fn valid_at(cert: &Certificate, t: i64) -> bool {
+    let v = &cert.tbs_certificate.validity;
+    let secs = |x: x509_cert::time::Time| x.to_unix_duration().as_secs() as i64;
+    secs(v.not_before) <= t && t <= secs(v.not_after)
+}
+
+/// `child`'s signature verifies with `parent`'s key over `child`'s TBS bytes as encoded.
+fn signed_by(child_der: &[u8], child: &Certificate, parent: &Certificate) -> Result<(), String> {
+    let (curve, point) = ec_key_of_spki_info(parent)?;
+    let oid = child.signature_algorithm.oid;
+    let alg: &EcdsaVerificationAlgorithm = match (curve, oid) {
+        (Curve::P256, o) if o == OID_ECDSA_SHA256 => &signature::ECDSA_P256_SHA256_ASN1,
+        (Curve::P256, o) if o == OID_ECDSA_SHA384 => &signature::ECDSA_P256_SHA384_ASN1,
+        (Curve::P384, o) if o == OID_ECDSA_SHA256 => &signature::ECDSA_P384_SHA256_ASN1,
+        (Curve::P384, o) if o == OID_ECDSA_SHA384 => &signature::ECDSA_P384_SHA384_ASN1,
+        _ => return Err(format!("unsupported certificate signature algorithm {oid}")),
+    };
+    let tbs = raw_tbs(child_der).map_err(|e| format!("certificate: {e}"))?;
+    let sig = child
+        .signature
+        .as_bytes()
+        .ok_or("certificate signature has unused bits")?;
+    UnparsedPublicKey::new(alg, &point)
+        .verify(tbs, sig)
+        .map_err(|_| "certificate signature does not verify".to_string())
+}
+
+/// The TBS certificate exactly as signed (not re-encoded).
+fn raw_tbs(der: &[u8]) -> Result<&[u8], x509_cert::der::Error> {
+    let mut r = SliceReader::new(der)?;
+    Header::decode(&mut r)?;
+    r.tlv_bytes()
+}
+
+fn ec_key_of_spki_info(cert: &Certificate) -> Result<(Curve, Vec<u8>), String> {
+    let spki = &cert.tbs_certificate.subject_public_key_info;
+    curve_of(
+        spki.algorithm.oid,
+        spki.algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.decode_as::<ObjectIdentifier>().ok()),
+    )
+    .map(|c| (c, spki.subject_public_key.raw_bytes().to_vec()))
+}
+
+fn ec_key_of_spki(der: &[u8]) -> Result<(Curve, Vec<u8>), String> {
+    let spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(der)
+        .map_err(|e| format!("not a public key: {e}"))?;
+    curve_of(
+        spki.algorithm.oid,
+        spki.algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.decode_as::<ObjectIdentifier>().ok()),
+    )
+    .map(|c| (c, spki.subject_public_key.raw_bytes().to_vec()))
+}
+
+fn curve_of(alg: ObjectIdentifier, param: Option<ObjectIdentifier>) -> Result<Curve, String> {
+    match (alg, param) {
+        (a, Some(p)) if a == OID_EC_PUBLIC_KEY && p == OID_P256 => Ok(Curve::P256),
+        (a, Some(p)) if a == OID_EC_PUBLIC_KEY && p == OID_P384 => Ok(Curve::P384),
+        _ => Err(format!("unsupported key algorithm {alg}")),
+    }
+}
+
+/// Verifies a Rekor entry's signed entry timestamp and that the entry records this envelope and
+/// certificate. Returns the entry's integrated time.
+fn check_log_entry(
+    entry: &Value,
+    leaf_der: &[u8],
+    payload: &[u8],
+    dsse_sig: &[u8],
+    root: &TrustRoot,
+) -> Result<i64, String> {
+    let log_id = b64(
+        entry
+            .pointer("/logId/keyId")
+            .and_then(Value::as_str)
+            .ok_or("log entry has no logId")?,
+        "the log id",
+    )?;
+    let integrated = int_at(entry, "integratedTime")?;
+    let log_index = int_at(entry, "logIndex")?;
+    let body = b64(str_at(entry, "canonicalizedBody")?, "the log entry body")?;
+    let set = b64(
+        entry
+            .pointer("/inclusionPromise/signedEntryTimestamp")
+            .and_then(Value::as_str)
+            .ok_or("log entry has no signed entry timestamp")?,
+        "the signed entry timestamp",
+    )?;
+    let key = root
+        .logs
+        .iter()
+        .find(|k| k.key_id == log_id && k.window.covers(integrated))
+        .ok_or("log entry is from an unknown transparency log")?;
+    // Rekor signs the canonical JSON (sorted keys, no spaces) of these four fields.
+    let signed = format!(
+        "{{\"body\":\"{}\",\"integratedTime\":{integrated},\"logID\":\"{}\",\"logIndex\":{log_index}}}",
+        B64.encode(&body),
+        hex(&log_id)
+    );
+    let alg = match key.curve {
+        Curve::P256 => &signature::ECDSA_P256_SHA256_ASN1,
+        Curve::P384 => &signature::ECDSA_P384_SHA384_ASN1,
+    };
+    UnparsedPublicKey::new(alg, &key.point)
+        .verify(signed.as_bytes(), &set)
+        .map_err(|_| "the log's signed entry timestamp does not verify")?;
+    check_entry_body(&body, leaf_der, payload, dsse_sig)?;
+    if let Some(proof) = entry.get("inclusionProof") {
+        check_inclusion(proof, &body, key)?;
+    }
+    Ok(integrated)
+}
+
+/// A Merkle tree over 2^64 leaves is 64 levels deep: a longer proof is malformed.
+const MAX_PROOF_HASHES: usize = 64;
+
+/// The inclusion proof leads from the entry to the root hash of a checkpoint the log signed.
+fn check_inclusion(proof: &Value, body: &[u8], key: &LogKey) -> Result<(), String> {
+    let index = u64::try_from(int_at(proof, "logIndex")?).map_err(|_| "negative log index")?;
+    let size = u64::try_from(int_at(proof, "treeSize")?).map_err(|_| "negative tree size")?;
+    let root = b64(str_at(proof, "rootHash")?, "the root hash")?;
+    let hashes = proof
+        .get("hashes")
+        .and_then(Value::as_array)
+        .filter(|h| h.len() <= MAX_PROOF_HASHES)
+        .ok_or("the inclusion proof has no usable hashes")?
+        .iter()
+        .map(|h| {
+            h.as_str()
+                .ok_or_else(|| "an inclusion proof hash is not a string".to_string())
+                .and_then(|h| b64(h, "an inclusion proof hash"))
+                .and_then(|h| {
+                    <[u8; 32]>::try_from(h)
+                        .map_err(|_| "an inclusion proof hash is not 32 bytes".into())
+                })
+        })
+        .collect::<Result<Vec<[u8; 32]>, String>>()?;
+    let mut leaf = Sha256::new();
+    leaf.update([0u8]);
+    leaf.update(body);
+    if !merkle_inclusion(index, size, leaf.finalize().into(), &hashes, &root) {
+        return Err("the inclusion proof does not lead to its root hash".into());
+    }
+    let note = proof
+        .pointer("/checkpoint/envelope")
+        .and_then(Value::as_str)
+        .ok_or("the inclusion proof has no checkpoint")?;
+    check_checkpoint(note, size, &root, key)
+}
+
+/// RFC 9162 §2.1.3.2: the audit path from leaf `index` of a tree of `size` leaves to `root`.
+pub(crate) fn merkle_inclusion(
+    index: u64,
+    size: u64,
+    leaf: [u8; 32],
+    proof: &[[u8; 32]],
+    root: &[u8],
+) -> bool {
+    if index >= size {
+        return false;
+    }
+    let node = |left: &[u8], right: &[u8]| -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update([1u8]);
+        h.update(left);
+        h.update(right);
+        h.finalize().into()
+    };
+    let (mut f, mut s, mut r) = (index, size - 1, leaf);
+    for p in proof {
+        if s == 0 {
+            return false;
+        }
+        if f & 1 == 1 || f == s {
+            r = node(p, &r);
+            while f & 1 == 0 && f != 0 {
+                f >>= 1;
+                s >>= 1;
+            }
+        } else {
+            r = node(&r, p);
+        }
+        f >>= 1;
+        s >>= 1;
+    }
+    s == 0 && r.as_slice() == root
+}
+
+/// A signed note (`<origin>\n<size>\n<base64 root>\n[extensions]\n\n— <name> <base64 sig>\n`)
+/// naming `size` and `root`, with a signature by the log's key over the text before the blank line.
+fn check_checkpoint(note: &str, size: u64, root: &[u8], key: &LogKey) -> Result<(), String> {
+    let (text, sigs) = note
+        .split_once("\n\n")
+        .ok_or("the checkpoint is not a signed note")?;
+    let text = format!("{text}\n");
+    let mut lines = text.lines();
+    let (_origin, tree_size, tree_root) = (lines.next(), lines.next(), lines.next());
+    if tree_size.and_then(|s| s.parse::<u64>().ok()) != Some(size)
+        || tree_root.and_then(|r| B64.decode(r).ok()).as_deref() != Some(root)
+    {
+        return Err("the checkpoint is for another tree than the inclusion proof".into());
+    }
+    let alg = match key.curve {
+        Curve::P256 => &signature::ECDSA_P256_SHA256_ASN1,
+        Curve::P384 => &signature::ECDSA_P384_SHA384_ASN1,
+    };
+    let signed = sigs.lines().any(|line| {
+        let sig = line
+            .strip_prefix("\u{2014} ")
+            .and_then(|rest| rest.rsplit_once(' '))
+            .and_then(|(_name, sig)| B64.decode(sig).ok());
+        // Each signature starts with a 4-byte key hint.
+        sig.filter(|s| s.len() > 4).is_some_and(|s| {
+            UnparsedPublicKey::new(alg, &key.point)
+                .verify(text.as_bytes(), &s[4..])
+                .is_ok()
+        })
+    });
+    if signed {
+        Ok(())
+    } else {
+        Err("the checkpoint is not signed by the log".into())
+    }
+}
+
+/// The log entry (kind `dsse` 0.0.1 or `intoto` 0.0.2) must be this envelope's: same payload
+/// hash, same signature, same certificate. Otherwise a valid entry of another artifact would do.
+fn check_entry_body(
+    body: &[u8],
+    leaf_der: &[u8],
+    payload: &[u8],
+    sig: &[u8],
+) -> Result<(), String> {
+    let body: Value = serde_json::from_slice(body).map_err(|_| "the log entry body is not JSON")?;
+    let kind = body.get("kind").and_then(Value::as_str).unwrap_or("");
+    let version = body.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let spec = body.get("spec").ok_or("the log entry body has no spec")?;
+    let (payload_hash, entry_sig, cert_pem, sig_is_b64_twice) = match (kind, version) {
+        ("dsse", "0.0.1") => {
+            let s = spec
+                .pointer("/signatures/0")
+                .filter(|_| spec["signatures"].as_array().is_some_and(|a| a.len() == 1))
+                .ok_or("the log entry has not one signature")?;
+            (
+                spec.pointer("/payloadHash"),
+                s.get("signature"),
+                s.get("verifier"),
+                false,
+            )
+        }
+        ("intoto", "0.0.2") => {
+            let content = spec.get("content").ok_or("the log entry has no content")?;
+            let s = content
+                .pointer("/envelope/signatures/0")
+                .filter(|_| {
+                    content
+                        .pointer("/envelope/signatures")
+                        .and_then(Value::as_array)
+                        .is_some_and(|a| a.len() == 1)
+                })
+                .ok_or("the log entry has not one signature")?;
+            // intoto 0.0.2 stores the envelope's base64 signature base64-encoded once more.
+            (
+                content.get("payloadHash"),
+                s.get("sig"),
+                s.get("publicKey"),
+                true,
+            )
+        }
+        _ => return Err(format!("unsupported log entry kind `{kind}` {version}")),
+    };
+    let payload_hash = payload_hash.ok_or("the log entry has no payload hash")?;
+    if payload_hash.get("algorithm").and_then(Value::as_str) != Some("sha256")
+        || !payload_hash
+            .get("value")
+            .and_then(Value::as_str)
+            .is_some_and(|v| v.eq_ignore_ascii_case(&hex(&Sha256::digest(payload))))
+    {
+        return Err("the log entry is for another payload".into());
+    }
+    let mut entry_sig = b64(
+        entry_sig
+            .and_then(Value::as_str)
+            .ok_or("the log entry has no signature")?,
+        "the log entry's signature",
+    )?;
+    if sig_is_b64_twice {
+        let inner = std::str::from_utf8(&entry_sig).map_err(|_| "bad log entry signature")?;
+        entry_sig = b64(inner, "the log entry's signature")?;
+    }
+    if entry_sig != sig {
+        return Err("the log entry is for another signature".into());
+    }
+    let pem = b64(
+        cert_pem
+            .and_then(Value::as_str)
+            .ok_or("the log entry has no certificate")?,
+        "the log entry's certificate",
+    )?;
+    if pem_der(&pem).as_deref() != Some(leaf_der) {
+        return Err("the log entry is for another certificate".into());
+    }
+    Ok(())
+}
+
+/// The DER of the first PEM block in `pem`.
+fn pem_der(pem: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(pem).ok()?;
+    let start = text.find("-----BEGIN ")?;
+    let after = &text[start..];
+    let body_start = after.find('\n')? + 1;
+    let body_end = after.find("-----END ")?;
+    let b64_text: String = after
+        .get(body_start..body_end)?
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    B64.decode(b64_text).ok()
+}
+
+fn str_at<'a>(v: &'a Value, key: &str) -> Result<&'a str, String> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("no `{key}`"))
+}
+
+/// Protobuf's JSON writes 64-bit integers as strings; accept a number too.
+fn int_at(v: &Value, key: &str) -> Result<i64, String> {
+    match v.get(key) {
+        Some(Value::String(s)) => s.parse().ok(),
+        Some(Value::Number(n)) => n.as_i64(),
+        _ => None,
+    }
+    .ok_or_else(|| format!("log entry has no integer `{key}`"))
+}
+
+fn b64(s: &str, what: &str) -> Result<Vec<u8>, String> {
+    B64.decode(s.trim())
+        .map_err(|_| format!("{what} is not base64"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fff]Z` in Unix seconds: the only form `trusted_root.json` uses.
+fn rfc3339_seconds(s: &str) -> Result<i64, String> {
+    let bad = || format!("`{s}` is not an RFC 3339 UTC time");
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || !s.ends_with('Z') {
+        return Err(bad());
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<i64>().ok());
+    let (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(sec)) = (
+        num(0..4),
+        num(5..7),
+        num(8..10),
+        num(11..13),
+        num(14..16),
+        num(17..19),
+    ) else {
+        return Err(bad());
+    };
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return Err(bad());
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok(days * 86_400 + h * 3600 + mi * 60 + sec)
+}
+
+#[cfg(test)]
+#[path = "provenance_testkit.rs"]
+pub(crate) mod testkit;
+
+#[cfg(test)]
+pub(crate) mod tests {
+    pub use super::testkit::{p256, sign, trust_root_json, TestCa, INTEGRATED, REPO, WORKFLOW};
+    use super::*;
+    use rcgen::KeyPair;
+    use serde_json::json;
+
+    pub fn statement(name: &str, version: &str, sha512: &[u8]) -> Vec<u8> {
+        json!({
+            "_type": IN_TOTO_STATEMENT_V1,
+            "subject": [{ "name": purl(name, version), "digest": { "sha512": hex(sha512) } }],
+            "predicateType": SLSA_PROVENANCE_V1,
+            "predicate": { "buildDefinition": {}, "runDetails": {} }
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    fn pem(der: &[u8]) -> String {
+        format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            B64.encode(der)
+        )
+    }
+
+    /// What a bundle is made of, so a test can change one part.
+    pub struct Parts<'a> {
+        pub leaf: &'a [u8],
+        pub leaf_key: &'a KeyPair,
+        pub log_key: &'a KeyPair,
+        pub statement: Vec<u8>,
+        pub integrated: i64,
+        /// `dsse` (0.0.1) or `intoto` (0.0.2).
+        pub kind: &'a str,
+        /// The certificate the log entry names; the leaf when `None`.
+        pub logged_cert: Option<&'a [u8]>,
+    }
+
+    pub fn bundle(p: &Parts) -> Value {
+        let sig = sign(p.leaf_key, &pae(IN_TOTO_PAYLOAD_TYPE, &p.statement));
+        let payload_hash =
+            json!({ "algorithm": "sha256", "value": hex(&Sha256::digest(&p.statement)) });
+        let cert_pem = B64.encode(pem(p.logged_cert.unwrap_or(p.leaf)));
+        let body = match p.kind {
+            "dsse" => json!({
+                "apiVersion": "0.0.1", "kind": "dsse",
+                "spec": {
+                    "envelopeHash": { "algorithm": "sha256", "value": "00" },
+                    "payloadHash": payload_hash,
+                    "signatures": [{ "signature": B64.encode(&sig), "verifier": cert_pem }]
+                }
+            }),
+            _ => json!({
+                "apiVersion": "0.0.2", "kind": "intoto",
+                "spec": { "content": {
+                    "envelope": {
+                        "payloadType": IN_TOTO_PAYLOAD_TYPE,
+                        "signatures": [{ "sig": B64.encode(B64.encode(&sig)), "publicKey": cert_pem }]
+                    },
+                    "hash": { "algorithm": "sha256", "value": "00" },
+                    "payloadHash": payload_hash
+                }}
+            }),
+        };
+        let body_b64 = B64.encode(body.to_string());
+        let log_id = Sha256::digest(p.log_key.public_key_der());
+        let log_index = 42;
+        let set = sign(
+            p.log_key,
+            format!(
+                "{{\"body\":\"{body_b64}\",\"integratedTime\":{},\"logID\":\"{}\",\"logIndex\":{log_index}}}",
+                p.integrated,
+                hex(&log_id)
+            )
+            .as_bytes(),
+        );
+        // A log of one entry: the root is the leaf hash and the proof is empty.
+        let mut leaf = Sha256::new();
+        leaf.update([0u8]);
+        leaf.update(body.to_string().as_bytes());
+        let root = leaf.finalize();
+        let note = format!("rekor.test - 1\n1\n{}\n", B64.encode(root));
+        let mut note_sig = log_id[..4].to_vec();
+        note_sig.extend(sign(p.log_key, note.as_bytes()));
+        let checkpoint = format!("{note}\n\u{2014} rekor.test {}\n", B64.encode(note_sig));
+        json!({
+            "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+            "verificationMaterial": {
+                "certificate": { "rawBytes": B64.encode(p.leaf) },
+                "tlogEntries": [{
+                    "logIndex": log_index.to_string(),
+                    "logId": { "keyId": B64.encode(log_id) },
+                    "kindVersion": { "kind": p.kind, "version": "0.0.1" },
+                    "integratedTime": p.integrated.to_string(),
+                    "inclusionPromise": { "signedEntryTimestamp": B64.encode(&set) },
+                    "inclusionProof": {
+                        "logIndex": "0",
+                        "rootHash": B64.encode(root),
+                        "treeSize": "1",
+                        "hashes": [],
+                        "checkpoint": { "envelope": checkpoint }
+                    },
+                    "canonicalizedBody": body_b64
+                }]
+            },
+            "dsseEnvelope": {
+                "payload": B64.encode(&p.statement),
+                "payloadType": IN_TOTO_PAYLOAD_TYPE,
+                "signatures": [{ "sig": B64.encode(&sig), "keyid": "" }]
+            }
+        })
+    }
+
+    pub fn attestations(bundle: Value) -> Vec<u8> {
+        json!({ "attestations": [
+            { "predicateType": "https://github.com/npm/attestation/tree/main/specs/publish/v0.1",
+              "bundle": {} },
+            { "predicateType": SLSA_PROVENANCE_V1, "bundle": bundle },
+        ]})
+        .to_string()
+        .into_bytes()
+    }
+
+    struct Fixture {
+        ca: TestCa,
+        leaf: Vec<u8>,
+        leaf_key: KeyPair,
+        log_key: KeyPair,
+        root: TrustRoot,
+    }
+
+    const SHA: [u8; 64] = [7; 64];
+
+    fn fixture() -> Fixture {
+        let ca = TestCa::new("test fulcio");
+        let (leaf, leaf_key) = ca.leaf(REPO, WORKFLOW, GITHUB_ACTIONS_ISSUER);
+        let log_key = p256();
+        let root = TrustRoot::from_json(&trust_root_json(&ca, &log_key)).unwrap();
+        Fixture {
+            ca,
+            leaf,
+            leaf_key,
+            log_key,
+            root,
+        }
+    }
+
+    impl Fixture {
+        fn parts(&self) -> Parts<'_> {
+            Parts {
+                leaf: &self.leaf,
+                leaf_key: &self.leaf_key,
+                log_key: &self.log_key,
+                statement: statement("kanban", "2.0.0", &SHA),
+                integrated: INTEGRATED,
+                kind: "dsse",
+                logged_cert: None,
+            }
+        }
+
+        fn check(&self, bundle: Value, policy: &Policy) -> Result<(), Refusal> {
+            let subject = Subject {
+                name: "kanban",
+                version: "2.0.0",
+                sha512: &SHA,
+            };
+            verify(&attestations(bundle), &subject, policy, &self.root)
+        }
+    }
+
+    fn refused(r: Result<(), Refusal>) -> Check {
+        r.expect_err("expected a refusal").check
+    }
+
+    fn policy(repo: &str, workflow: Option<&str>) -> Policy {
+        Policy {
+            repository: repo.into(),
+            workflow_path: workflow.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn a_valid_attestation_verifies_with_either_log_entry_kind() {
+        let f = fixture();
+        for kind in ["dsse", "intoto"] {
+            let b = bundle(&Parts { kind, ..f.parts() });
+            f.check(b.clone(), &policy(REPO, None)).unwrap();
+            f.check(b.clone(), &policy(REPO, Some(WORKFLOW))).unwrap();
+            f.check(
+                b,
+                &policy("Kanban-Org/Kanban", Some(&format!("./{WORKFLOW}"))),
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn another_repository_or_workflow_is_refused() {
+        let f = fixture();
+        let b = bundle(&f.parts());
+        for p in [
+            policy("evil/kanban", None),
+            policy("kanban-org/kanban-fork", None),
+            policy(REPO, Some(".github/workflows/other.yml")),
+            policy(REPO, Some(".github/workflows/publish")),
+        ] {
+            assert_eq!(refused(f.check(b.clone(), &p)), Check::Identity, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn a_certificate_for_another_issuer_is_refused() {
+        let f = fixture();
+        let (leaf, leaf_key) = f.ca.leaf(REPO, WORKFLOW, "https://gitlab.com");
+        let b = bundle(&Parts {
+            leaf: &leaf,
+            leaf_key: &leaf_key,
+            ..f.parts()
+        });
+        assert_eq!(refused(f.check(b, &policy(REPO, None))), Check::Identity);
+    }
+
+    #[test]
+    fn another_digest_name_or_version_is_refused() {
+        let f = fixture();
+        for statement in [
+            statement("kanban", "2.0.0", &[8; 64]),
+            statement("kanban-evil", "2.0.0", &SHA),
+            statement("kanban", "2.0.1", &SHA),
+        ] {
+            let b = bundle(&Parts {
+                statement,
+                ..f.parts()
+            });
+            assert_eq!(refused(f.check(b, &policy(REPO, None))), Check::Subject);
+        }
+    }
+
+    #[test]
+    fn a_certificate_from_another_ca_is_refused() {
+        let f = fixture();
+        let other = TestCa::new("other");
+        let (leaf, leaf_key) = other.leaf(REPO, WORKFLOW, GITHUB_ACTIONS_ISSUER);
+        let b = bundle(&Parts {
+            leaf: &leaf,
+            leaf_key: &leaf_key,
+            ..f.parts()
+        });
+        assert_eq!(refused(f.check(b, &policy(REPO, None))), Check::Certificate);
+    }
+
+    #[test]
+    fn a_certificate_without_a_trusted_sct_is_refused() {
+        let mut ca = TestCa::new("test fulcio");
+        let (leaf, leaf_key) = ca.leaf(REPO, WORKFLOW, GITHUB_ACTIONS_ISSUER);
+        let log_key = p256();
+        // The trust root names another CT log than the one that timestamped the leaf.
+        ca.ct_key = p256();
+        let root = TrustRoot::from_json(&trust_root_json(&ca, &log_key)).unwrap();
+        let b = bundle(&Parts {
+            leaf: &leaf,
+            leaf_key: &leaf_key,
+            log_key: &log_key,
+            statement: statement("kanban", "2.0.0", &SHA),
+            integrated: INTEGRATED,
+            kind: "dsse",
+            logged_cert: None,
+        });
+        let subject = Subject {
+            name: "kanban",
+            version: "2.0.0",
+            sha512: &SHA,
+        };
+        let r = verify(&attestations(b), &subject, &policy(REPO, None), &root);
+        assert_eq!(refused(r), Check::Certificate);
+    }
+
+    #[test]
+    fn the_fuzz_entry_point_refuses_what_it_is_given() {
+        let f = fixture();
+        let real = attestations(bundle(&f.parts()));
+        for data in [&b""[..], b"{}", b"\x00\x10", &real, &real[..real.len() / 2]] {
+            crate::fuzzing::attestations(data);
+        }
+    }
+
+    #[test]
+    fn malformed_sct_lists_are_refused() {
+        assert!(parse_sct_list(&[]).is_none());
+        assert!(parse_sct_list(&[0, 5, 0, 3, 0]).is_none());
+        assert!(parse_sct_list(&[0, 0, 1]).is_none());
+        assert_eq!(parse_sct_list(&[0, 0]).map(|l| l.len()), Some(0));
+    }
+
+    #[test]
+    fn a_log_entry_outside_the_certificate_validity_is_refused() {
+        let f = fixture();
+        let b = bundle(&Parts {
+            integrated: INTEGRATED + 3600,
+            ..f.parts()
+        });
+        assert_eq!(refused(f.check(b, &policy(REPO, None))), Check::Certificate);
+    }
+
+    #[test]
+    fn a_set_from_another_log_key_is_refused() {
+        let f = fixture();
+        let other = p256();
+        let b = bundle(&Parts {
+            log_key: &other,
+            ..f.parts()
+        });
+        assert_eq!(
+            refused(f.check(b, &policy(REPO, None))),
+            Check::TransparencyLog
+        );
+        // The right log id with a signature by another key.
+        let mut b = bundle(&f.parts());
+        let forged = bundle(&Parts {
+            log_key: &other,
+            ..f.parts()
+        });
+        b["verificationMaterial"]["tlogEntries"][0]["inclusionPromise"] =
+            forged["verificationMaterial"]["tlogEntries"][0]["inclusionPromise"].clone();
+        assert_eq!(
+            refused(f.check(b, &policy(REPO, None))),
+            Check::TransparencyLog
+        );
+    }
+
+    #[test]
+    fn a_log_entry_for_another_certificate_is_refused() {
+        let f = fixture();
+        let (other_leaf, _) = f.ca.leaf(REPO, WORKFLOW, GITHUB_ACTIONS_ISSUER);
+        let b = bundle(&Parts {
+            logged_cert: Some(&other_leaf),
+            ..f.parts()
+        });
+        assert_eq!(
+            refused(f.check(b, &policy(REPO, None))),
+            Check::TransparencyLog
+        );
+    }
+
+    #[test]
+    fn a_tampered_statement_or_signature_is_refused() {
+        let f = fixture();
+        let mut b = bundle(&f.parts());
+        b["dsseEnvelope"]["payload"] = B64.encode(statement("kanban", "2.0.0", &[9; 64])).into();
+        // The log entry's payload hash catches it before the signature does.
+        assert_eq!(
+            refused(f.check(b, &policy(REPO, None))),
+            Check::TransparencyLog
+        );
+        let mut b = bundle(&f.parts());
+        let mut sig = B64
+            .decode(b["dsseEnvelope"]["signatures"][0]["sig"].as_str().unwrap())
+            .unwrap();
+        let last = sig.len() - 1;
+        sig[last] ^= 1;
+        b["dsseEnvelope"]["signatures"][0]["sig"] = B64.encode(sig).into();
+        assert_eq!(
+            refused(f.check(b, &policy(REPO, None))),
+            Check::TransparencyLog
+        );
+        // A log entry that names the forged signature: the signature check itself refuses it.
+        let leaf_key = p256();
+        let b = bundle(&Parts {
+            leaf_key: &leaf_key,
+            ..f.parts()
+        });
+        assert_eq!(refused(f.check(b, &policy(REPO, None))), Check::Signature);
+    }
+
+    #[test]
+    fn no_slsa_attestation_is_refused() {
+        let f = fixture();
+        let subject = Subject {
+            name: "kanban",
+            version: "2.0.0",
+            sha512: &SHA,
+        };
+        let p = policy(REPO, None);
+        for doc in [
+            &b"{\"attestations\":[]}"[..],
+            b"{}",
+            b"not json",
+            br#"{"attestations":[{"predicateType":"https://github.com/npm/attestation/tree/main/specs/publish/v0.1","bundle":{}}]}"#,
+        ] {
+            assert_eq!(refused(verify(doc, &subject, &p, &f.root)), Check::Attestation);
+        }
+    }
+
+    /// A real bundle from the public-good instance (a GitHub Actions run signing a release with
+    /// a cosign predicate, not npm provenance): the certificate chain, the identity, the SET and
+    /// the DSSE signature verify against the embedded trust root.
+    #[test]
+    fn a_public_good_bundle_verifies_against_the_embedded_trust_root() {
+        let root = TrustRoot::public_good().unwrap();
+        assert_eq!((root.cas.len(), root.logs.len()), (2, 1));
+        let real: Value =
+            serde_json::from_str(include_str!("../testdata/public-good-dsse-bundle.json")).unwrap();
+        let p = policy(
+            "kubewarden/kubewarden-controller",
+            Some(".github/workflows/release.yml"),
+        );
+        let payload = verify_signed(&real, &p, &root).unwrap();
+        // Not an npm provenance statement, so the whole check refuses it.
+        let subject = Subject {
+            name: "kanban",
+            version: "1.0.0",
+            sha512: &SHA,
+        };
+        assert!(check_statement(&payload, &subject).is_err());
+        let check = |b: &Value, p: &Policy| verify_signed(b, p, &root).map(|_| ());
+        assert_eq!(
+            refused(check(&real, &policy("kubewarden/other", None))),
+            Check::Identity
+        );
+        let mut tampered = real.clone();
+        tampered["verificationMaterial"]["tlogEntries"][0]["integratedTime"] = "1775719410".into();
+        assert_eq!(refused(check(&tampered, &p)), Check::TransparencyLog);
+        // Without the CT log that timestamped the certificate, its SCT cannot be verified.
+        let mut without_ct: Value = serde_json::from_str(PUBLIC_GOOD).unwrap();
+        without_ct["ctlogs"].as_array_mut().unwrap().remove(1);
+        let without_ct = TrustRoot::from_json(&without_ct.to_string()).unwrap();
+        assert_eq!(
+            refused(verify_signed(&real, &p, &without_ct).map(|_| ())),
+            Check::Certificate
+        );
+        let mut tampered = real.clone();
+        tampered["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["hashes"][3] =
+            B64.encode([0u8; 32]).into();
+        assert_eq!(refused(check(&tampered, &p)), Check::TransparencyLog);
+        // Our own test CA and log are not the public-good ones.
+        let f = fixture();
+        assert_eq!(
+            refused(check(&bundle(&f.parts()), &policy(REPO, None))),
+            Check::TransparencyLog
+        );
+    }
+
+    /// RFC 9162's Merkle tree hash, computed whole, to check the audit path against.
+    fn mth(leaves: &[[u8; 32]]) -> [u8; 32] {
+        if leaves.len() == 1 {
+            return leaves[0];
+        }
+        let k = leaves.len().next_power_of_two() / 2;
+        let mut h = Sha256::new();
+        h.update([1u8]);
+        h.update(mth(&leaves[..k]));
+        h.update(mth(&leaves[k..]));
+        h.finalize().into()
+    }
+
+    /// The audit path of leaf `m` (RFC 6962 §2.1.1).
+    fn path(m: usize, leaves: &[[u8; 32]]) -> Vec<[u8; 32]> {
+        if leaves.len() == 1 {
+            return Vec::new();
+        }
+        let k = leaves.len().next_power_of_two() / 2;
+        if m < k {
+            let mut p = path(m, &leaves[..k]);
+            p.push(mth(&leaves[k..]));
+            p
+        } else {
+            let mut p = path(m - k, &leaves[k..]);
+            p.push(mth(&leaves[..k]));
+            p
+        }
+    }
+
+    #[test]
+    fn inclusion_proofs_verify_for_every_leaf_of_small_trees() {
+        for size in 1..=17usize {
+            let leaves: Vec<[u8; 32]> = (0..size)
+                .map(|i| Sha256::digest([i as u8]).into())
+                .collect();
+            let root = mth(&leaves);
+            for m in 0..size {
+                let p = path(m, &leaves);
+                assert!(
+                    merkle_inclusion(m as u64, size as u64, leaves[m], &p, &root),
+                    "{m}/{size}"
+                );
+                // Another index, another leaf, a shorter or tampered path: refused.
+                let other = (m + 1) % size;
+                if other != m {
+                    assert!(!merkle_inclusion(
+                        other as u64,
+                        size as u64,
+                        leaves[m],
+                        &p,
+                        &root
+                    ));
+                    assert!(!merkle_inclusion(
+                        m as u64,
+                        size as u64,
+                        leaves[other],
+                        &p,
+                        &root
+                    ));
+                }
+                if let Some((first, rest)) = p.split_first() {
+                    assert!(!merkle_inclusion(
+                        m as u64,
+                        size as u64,
+                        leaves[m],
+                        rest,
+                        &root
+                    ));
+                    let mut bad = p.clone();
+                    bad[0] = Sha256::digest(first).into();
+                    assert!(!merkle_inclusion(
+                        m as u64,
+                        size as u64,
+                        leaves[m],
+                        &bad,
+                        &root
+                    ));
+                }
+                assert!(!merkle_inclusion(m as u64, m as u64, leaves[m], &p, &root));
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_inclusion_proof_or_checkpoint_is_refused() {
+        let f = fixture();
+        let entry = "/verificationMaterial/tlogEntries/0/inclusionProof";
+        let good = bundle(&f.parts());
+        f.check(good.clone(), &policy(REPO, None)).unwrap();
+        let other_key = p256();
+        let foreign = bundle(&Parts {
+            log_key: &other_key,
+            ..f.parts()
+        });
+        let tamper: [(&str, Value); 4] = [
+            ("rootHash", B64.encode([0u8; 32]).into()),
+            ("treeSize", "2".into()),
+            ("hashes", json!([B64.encode([0u8; 32])])),
+            (
+                "checkpoint",
+                foreign.pointer(entry).unwrap()["checkpoint"].clone(),
+            ),
+        ];
+        for (field, value) in tamper {
+            let mut b = good.clone();
+            b.pointer_mut(entry).unwrap()[field] = value;
+            assert_eq!(
+                refused(f.check(b, &policy(REPO, None))),
+                Check::TransparencyLog,
+                "{field}"
+            );
+        }
+    }
+
+    #[test]
+    fn policy_options_are_checked() {
+        let ok = Policy::new(
+            "kanban-org/kanban.js",
+            Some("./.github/workflows/publish.yml"),
+        )
+        .unwrap();
+        assert_eq!(ok.workflow_path.as_deref(), Some(WORKFLOW));
+        for bad in [
+            "",
+            "kanban",
+            "a/b/c",
+            "/b",
+            "a/",
+            "a b/c",
+            "https://github.com/a/b",
+        ] {
+            assert_eq!(Policy::new(bad, None).unwrap_err().0, "repository", "{bad}");
+        }
+        for bad in ["", "/abs.yml", "a@b", "a b", &"x".repeat(301)] {
+            assert_eq!(
+                Policy::new(REPO, Some(bad)).unwrap_err().0,
+                "workflowPath",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn helpers_follow_their_specs() {
+        assert_eq!(purl("@scope/pkg", "1.0.0"), "pkg:npm/%40scope/pkg@1.0.0");
+        assert_eq!(purl("kanban", "2.0.0-rc.1"), "pkg:npm/kanban@2.0.0-rc.1");
+        assert_eq!(pae("t", b"ab"), b"DSSEv1 1 t 2 ab");
+        assert_eq!(rfc3339_seconds("2025-01-01T00:05:00Z").unwrap(), INTEGRATED);
+        assert_eq!(rfc3339_seconds("1970-01-01T00:00:00.000Z").unwrap(), 0);
+        assert_eq!(
+            rfc3339_seconds("2022-12-31T23:59:59.999Z").unwrap(),
+            1_672_531_199
+        );
+        assert!(rfc3339_seconds("2022-13-01T00:00:00Z").is_err());
+        assert!(rfc3339_seconds("yesterday").is_err());
+        assert!(TrustRoot::from_json("{}").is_err());
+    }
+}
