@@ -30,17 +30,18 @@ const median = (xs) => {
 }
 const fmt = (n, d = 1) => n.toFixed(d)
 
-/** The native modules an app bundles: node-pty's package.json, lib/ and build/Release/. */
+/**
+ * The native modules an app bundles: node-pty's package.json, lib/ and its binaries (prebuilds/
+ * for this platform, or build/Release/ where it was compiled). The dev dependency is the node-pty
+ * the runtime asks for (^1.2.0-beta.11), so the compatibility guard passes as it does in the app.
+ */
 function bundledNativeDeps() {
   const src = path.dirname(createRequire(import.meta.url).resolve('node-pty/package.json'))
   const dest = path.join(work, 'native', 'node-pty')
-  for (const part of ['package.json', 'lib', 'build/Release']) {
+  const binaries = [`prebuilds/${process.platform}-${process.arch}`, 'build/Release']
+  for (const part of ['package.json', 'lib', ...binaries.filter((b) => fs.existsSync(path.join(src, b)))]) {
     fs.cpSync(path.join(src, part), path.join(dest, part), { recursive: true })
   }
-  // The app that ships kanban 0.1.70 bundles the node-pty it depends on (^1.2.0-beta.11); the
-  // dev install here may be older, and the compatibility guard would rightly refuse the runtime.
-  const manifest = path.join(dest, 'package.json')
-  fs.writeFileSync(manifest, JSON.stringify({ ...JSON.parse(fs.readFileSync(manifest, 'utf8')), version: '1.2.0-beta.11' }))
   return path.dirname(dest)
 }
 
