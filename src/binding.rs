@@ -61,6 +61,9 @@ pub struct StageOptions<'a> {
     /// Default: 8 MiB (8388608); `kanban`'s document is ~10 KB. A larger document rejects with
     /// `code: 'ETOO_LARGE'` and `limit: 'document'`.
     pub max_document_bytes: Option<f64>,
+    /// Most tarball bytes read per second, so a background update leaves bandwidth for the
+    /// user: a positive integer. Default: none (no cap).
+    pub max_bytes_per_second: Option<f64>,
     /// Aborts the call: it rejects promptly with `code: 'EABORTED'`, removes this run's partial
     /// folder and leaves the store as it was. Default: none.
     #[napi(ts_type = "AbortSignal")]
@@ -170,6 +173,7 @@ fn to_config(opts: StageOptions<'_>, env: EnvDefaults) -> std::result::Result<Co
             Some(Either::B(many)) => many,
         },
         auth_token: opts.auth_token.filter(|t| !t.is_empty()),
+        max_bytes_per_second: rate_cap(opts.max_bytes_per_second)?,
         ..defaults
     };
     let max_unpacked_bytes = match opts.max_unpacked_bytes {
@@ -451,6 +455,20 @@ fn document_cap(opt: Option<f64>) -> crate::error::Result<u64> {
         }
         Some(_) => Err(StageError::InvalidOption {
             name: "maxDocumentBytes",
+            reason: "must be a positive integer".into(),
+        }),
+    }
+}
+
+/// `maxBytesPerSecond` checked: absent, or a positive whole number JS can represent exactly.
+fn rate_cap(opt: Option<f64>) -> crate::error::Result<Option<u64>> {
+    match opt {
+        None => Ok(None),
+        Some(n) if n.is_finite() && n >= 1.0 && n.fract() == 0.0 && n <= 9007199254740991.0 => {
+            Ok(Some(n as u64))
+        }
+        Some(_) => Err(StageError::InvalidOption {
+            name: "maxBytesPerSecond",
             reason: "must be a positive integer".into(),
         }),
     }

@@ -4,12 +4,14 @@
 //! The core modules know nothing of Node; the `node` feature adds the thin napi binding.
 
 pub mod config;
+pub mod doccache;
 pub mod error;
 pub mod extract;
 pub mod fsutil;
 pub mod http;
 pub mod integrity;
 pub mod registry;
+pub mod resume;
 pub mod stage;
 pub mod store;
 pub mod version;

@@ -9,6 +9,9 @@
 //!                     pruning), so `markBadVersion` never waits for a download
 //! versions/<v>/       a whole staged runtime; never modified once it has this name
 //! versions/<v>.partial/  a staging run in flight; only the lock holder touches it
+//! versions/<v>.download   the tarball bytes received so far, resumed by the next attempt
+//! versions/<v>.download.json  what they are: URL, integrity, validator, size, time
+//! package-document.cache  the package document with its ETag / Last-Modified
 //! ```
 
 use crate::error::{Result, StageError};
@@ -129,6 +132,15 @@ impl Store {
     pub fn native_partial_dir(&self, version: &str) -> PathBuf {
         self.versions_dir()
             .join(format!("{version}.native{PARTIAL_SUFFIX}"))
+    }
+    /// The tarball bytes received so far for `version` (see `resume`).
+    pub fn kept_path(&self, version: &str) -> PathBuf {
+        self.versions_dir()
+            .join(format!("{version}{}", crate::resume::KEPT_SUFFIX))
+    }
+    pub fn sidecar_path(&self, version: &str) -> PathBuf {
+        self.versions_dir()
+            .join(format!("{version}{}", crate::resume::SIDECAR_SUFFIX))
     }
     pub fn pointer_path(&self) -> PathBuf {
         self.root.join(POINTER_FILE)
@@ -404,10 +416,18 @@ impl Store {
     }
 
     /// Removes every partial folder and temp file, and any stray regular file in `versions/`
-    /// (a file named like a version would block the rename of a staged folder). Only safe with
+    /// (a file named like a version would block the rename of a staged folder). Kept download
+    /// bytes survive only for `resuming`, the version this run stages, and only while it is not
+    /// staged, not bad and under a week old: every other version's are superseded. Only safe with
     /// the staging lock held: then no staging run is in flight, so every partial is a crashed
     /// run's leftover.
-    pub fn sweep_stale_locked(&self) -> Result<()> {
+    pub fn sweep_stale_locked(&self, resuming: Option<&str>) -> Result<()> {
+        let keep_download = resuming.is_some_and(|v| {
+            !self.is_whole(v)
+                && !self.is_bad(v)
+                && crate::resume::read_sidecar(&self.sidecar_path(v))
+                    .is_some_and(|s| !s.is_stale(crate::resume::now_secs()))
+        });
         let dir = self.versions_dir();
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
@@ -417,6 +437,10 @@ impl Store {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            let kept = crate::resume::kept_version(&name);
+            if keep_download && !is_dir && kept.is_some() && kept == resuming {
+                continue;
+            }
             if name.ends_with(PARTIAL_SUFFIX) || name.contains(".trash-") || !is_dir {
                 fsutil::remove_tree(&entry.path())?;
             }
@@ -612,7 +636,7 @@ pub(crate) mod tests {
         stage_fake(&store, "1.0.0");
         fs::create_dir_all(store.partial_dir("2.0.0").join("x")).unwrap();
         fs::write(store.root().join(".current.json.tmp-1"), "x").unwrap();
-        store.sweep_stale_locked().unwrap();
+        store.sweep_stale_locked(None).unwrap();
         assert!(!store.partial_dir("2.0.0").exists());
         assert!(!store.root().join(".current.json.tmp-1").exists());
         assert!(store.is_whole("1.0.0"));
@@ -733,7 +757,7 @@ pub(crate) mod tests {
             st.partials,
             ["0.9.0", "2.0.0.partial", "README", "notes.partial"]
         );
-        store.sweep_stale_locked().unwrap();
+        store.sweep_stale_locked(None).unwrap();
         let left: Vec<_> = fs::read_dir(store.versions_dir())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
