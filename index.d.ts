@@ -114,6 +114,11 @@ export interface StageOptions {
    */
   maxDocumentBytes?: number
   /**
+   * Most tarball bytes read per second, so a background update leaves bandwidth for the
+   * user: a positive integer. Default: none (no cap).
+   */
+  maxBytesPerSecond?: number
+  /**
    * Aborts the call: it rejects promptly with `code: 'EABORTED'`, removes this run's partial
    * folder and leaves the store as it was. Default: none.
    */
