@@ -29,6 +29,7 @@ Options:
   --tag TAG              dist-tag to follow                             default: latest
   --timeout-ms N         budget for the whole run                       default: 600000
   --proxy URL            proxy for every request     default: HTTPS_PROXY / HTTP_PROXY
+  --max-bytes-per-second N  cap the download rate                      default: no cap
   --json                 print the outcome as one JSON line (no progress)
 
 On a terminal a progress bar shows the phase and the bytes downloaded; otherwise each phase is
@@ -128,6 +129,7 @@ async function stage(argv, out) {
     tag: { type: 'string' },
     'timeout-ms': { type: 'string' },
     proxy: { type: 'string' },
+    'max-bytes-per-second': { type: 'string' },
   })
   if (values.help) return out.log(HELP.stage)
   const userData = requireUserData(values)
@@ -136,6 +138,11 @@ async function stage(argv, out) {
   const timeoutMs = values['timeout-ms'] === undefined ? undefined : Number(values['timeout-ms'])
   if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs > 0)) {
     throw new UsageError('--timeout-ms must be a positive integer')
+  }
+  const rate = values['max-bytes-per-second']
+  const maxBytesPerSecond = rate === undefined ? undefined : Number(rate)
+  if (maxBytesPerSecond !== undefined && !(Number.isInteger(maxBytesPerSecond) && maxBytesPerSecond > 0)) {
+    throw new UsageError('--max-bytes-per-second must be a positive integer')
   }
   const { checkAndStageLatestRuntime, readPointer } = loadBinding()
   const started = Date.now()
@@ -154,6 +161,7 @@ async function stage(argv, out) {
     distTag: values.tag,
     timeoutMs,
     proxy: values.proxy,
+    maxBytesPerSecond,
     signal: controller.signal,
     onProgress: progress?.onProgress,
   }).finally(() => {
