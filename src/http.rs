@@ -658,6 +658,66 @@ mod tests {
         server.await.unwrap();
     }
 
+    #[tokio::test]
+    async fn throttle_holds_the_rate_from_the_first_byte() {
+        let rate = 1_000_000u64;
+        let mut t = Throttle::new(rate);
+        assert_eq!(t.slice(), 100_000);
+        let start = std::time::Instant::now();
+        for _ in 0..30 {
+            t.take(10_000).await;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        // 300 KB at 1 MB/s: 0.3 s, give or take the timer's granularity.
+        assert!((0.27..0.45).contains(&secs), "{secs}");
+        // An idle moment earns at most one slice of burst.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let start = std::time::Instant::now();
+        t.take(300_000).await;
+        let secs = start.elapsed().as_secs_f64();
+        assert!((0.17..0.35).contains(&secs), "{secs}");
+    }
+
+    #[tokio::test]
+    async fn conditional_document_fetch_sends_validators_and_reads_304() {
+        let mut first =
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\netag: \"d1\"\r\nlast-modified: Tue, 01 Dec 2026 00:00:00 GMT\r\nconnection: close\r\n\r\n"
+                .to_vec();
+        first.extend_from_slice(b"{}");
+        let not_modified =
+            b"HTTP/1.1 304 Not Modified\r\netag: \"d1\"\r\nconnection: close\r\n\r\n".to_vec();
+        let (reg, server) = serve(vec![first, not_modified.clone(), not_modified]).await;
+        let http = Http::new(
+            &NetConfig {
+                retries: 0,
+                ..NetConfig::default()
+            },
+            &reg,
+        )
+        .unwrap();
+        let (ctl, _h) = Control::new(Duration::from_secs(20));
+        let url = format!("{reg}kanban");
+        let Fetched::Body { body, validators } = http
+            .get_document(&url, "*/*", 100, None, &ctl)
+            .await
+            .unwrap()
+        else {
+            panic!("expected a body")
+        };
+        assert_eq!(body, b"{}");
+        assert_eq!(validators.etag.as_deref(), Some("\"d1\""));
+        assert!(validators.last_modified.is_some());
+        let again = http
+            .get_document(&url, "*/*", 100, Some(&validators), &ctl)
+            .await
+            .unwrap();
+        assert!(matches!(again, Fetched::NotModified));
+        // A 304 to a request that asked nothing is the server's error.
+        let e = http.get_bytes(&url, "*/*", 100, &ctl).await.unwrap_err();
+        assert!(matches!(e, StageError::Http { status: 304, .. }), "{e}");
+        server.await.unwrap();
+    }
+
     /// Serves each reply in turn to one connection each, then stops.
     async fn serve(replies: Vec<Vec<u8>>) -> (String, tokio::task::JoinHandle<()>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -827,6 +827,53 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn sweep_keeps_only_the_fresh_download_of_the_version_being_staged() {
+        use crate::resume::{begin, now_secs, Sidecar, Validator, MAX_KEPT_AGE};
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        fs::create_dir_all(store.versions_dir()).unwrap();
+        let keep = |version: &str, age: u64| {
+            let sidecar = Sidecar {
+                url: "http://r/k.tgz".into(),
+                integrity: "sha512-x".into(),
+                validator: Validator::Etag("\"1\"".into()),
+                size: Some(10),
+                time: now_secs() - age,
+            };
+            begin(&store, version, &sidecar).unwrap();
+            fs::write(store.kept_path(version), "12345").unwrap();
+        };
+        let kept = |version: &str| {
+            store.kept_path(version).exists() && store.sidecar_path(version).exists()
+        };
+        keep("2.0.0", 0);
+        keep("1.5.0", 0);
+        store.sweep_stale_locked(Some("2.0.0")).unwrap();
+        // Superseded: another version's bytes go; the version being staged keeps its own.
+        assert!(kept("2.0.0"));
+        assert!(!store.kept_path("1.5.0").exists() && !store.sidecar_path("1.5.0").exists());
+        // Older than a week.
+        keep("2.0.0", MAX_KEPT_AGE.as_secs());
+        store.sweep_stale_locked(Some("2.0.0")).unwrap();
+        assert!(!kept("2.0.0"));
+        // Marked bad.
+        keep("2.0.0", 0);
+        store.add_bad("2.0.0").unwrap();
+        store.sweep_stale_locked(Some("2.0.0")).unwrap();
+        assert!(!kept("2.0.0"));
+        // Already staged.
+        stage_fake(&store, "3.0.0");
+        keep("3.0.0", 0);
+        store.sweep_stale_locked(Some("3.0.0")).unwrap();
+        assert!(!kept("3.0.0") && store.is_whole("3.0.0"));
+        // A kept file without its sidecar is never resumed, so never kept.
+        keep("4.0.0", 0);
+        fs::remove_file(store.sidecar_path("4.0.0")).unwrap();
+        store.sweep_stale_locked(Some("4.0.0")).unwrap();
+        assert!(!store.kept_path("4.0.0").exists());
+    }
+
+    #[test]
     fn versions_must_be_semver() {
         assert!(check_version("1.2.3-beta.1").is_ok());
         assert!(check_version("../../etc").is_err());
