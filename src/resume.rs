@@ -197,20 +197,32 @@ pub fn read_sidecar(path: &Path) -> Option<Sidecar> {
 pub fn begin(store: &Store, version: &str, sidecar: &Sidecar) -> Result<()> {
     let kept = store.kept_path(version);
     remove_file(&kept)?;
-    let json = serde_json::to_vec(sidecar).expect("sidecar serialises");
-    fsutil::write_atomic(store.renamer(), &store.sidecar_path(version), &json)?;
+    write_sidecar(store, version, sidecar)?;
     File::create(&kept).map_err(|e| StageError::io("creating", &kept, e))?;
     Ok(())
 }
 
+/// Replaces the sidecar in one rename. Not flushed to disk: after a power cut a torn sidecar
+/// fails to parse and torn kept bytes fail the hash, and either way the download starts over,
+/// so the flushes would only slow every download down.
+fn write_sidecar(store: &Store, version: &str, sidecar: &Sidecar) -> Result<()> {
+    let path = store.sidecar_path(version);
+    let tmp = path.with_extension("json.tmp");
+    let json = serde_json::to_vec(sidecar).expect("sidecar serialises");
+    fs::write(&tmp, json).map_err(|e| StageError::io("writing", &tmp, e))?;
+    fsutil::rename_retrying(store.renamer(), &tmp, &path)
+}
+
 /// Marks kept bytes as resumed now, so an active download never ages out.
 pub fn touch(store: &Store, version: &str, sidecar: &Sidecar) -> Result<()> {
-    let json = serde_json::to_vec(&Sidecar {
-        time: now_secs(),
-        ..sidecar.clone()
-    })
-    .expect("sidecar serialises");
-    fsutil::write_atomic(store.renamer(), &store.sidecar_path(version), &json)
+    write_sidecar(
+        store,
+        version,
+        &Sidecar {
+            time: now_secs(),
+            ..sidecar.clone()
+        },
+    )
 }
 
 /// Removes the kept bytes of `version` and their sidecar (the bytes first: a kept file without
