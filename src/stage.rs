@@ -453,9 +453,12 @@ async fn download_with_retries(
             discard_kept().await?;
         }
         let retry = match &err {
-            // Resumed bytes that fail to hash or unpack may have been damaged on disk, not by
-            // the registry: one clean download from byte 0 settles it, at no cost to the retries.
-            _ if attempt.resumed && !cut && clean_restart => {
+            // Resumed bytes that fail to hash (or to be read back) may have been damaged on
+            // disk, not by the registry: one clean download from byte 0 settles it, at no cost
+            // to the retries. Any other failure with the right hash is the package's own.
+            StageError::Integrity { .. } | StageError::Io { .. }
+                if attempt.resumed && clean_restart =>
+            {
                 clean_restart = false;
                 true
             }
