@@ -168,7 +168,7 @@ export async function flaky(work, native, fixture) {
 /** Prints what `flaky` measured; returns how many goals were missed. */
 export function printFlaky(f) {
   const mb = (n) => (n / 1e6).toFixed(2)
-  console.log(`\nflaky link: the ${mb(f.tarballBytes)} MB tarball from a registry that cuts every connection after ${mb(f.cutEvery)} MB (Range / If-Range honoured)`)
+  console.log(`\nflaky link: the ${mb(f.tarballBytes)} MB tarball from a registry that cuts every connection after ${f.cutEvery / 1048576} MiB (Range / If-Range honoured)`)
   let missed = 0
   for (const r of f.rows) {
     const what = r.finished ? 'finished' : `did NOT finish (${r.outcome?.error ?? JSON.stringify(r.outcome)})`

@@ -435,7 +435,11 @@ async fn download_with_retries(
         )
         .await;
         let err = match result {
-            Ok(()) => return discard_kept().await,
+            Ok(()) => {
+                // The version is in place: bytes that cannot be removed now are swept later.
+                let _ = discard_kept().await;
+                return Ok(());
+            }
             Err(e) => e,
         };
         let (partial, native) = (
