@@ -301,8 +301,14 @@ export interface StageOptions {
    */
   sigstoreTrustRoot?: string
   /**
+   * Most tarball bytes read per second, so a background update leaves bandwidth for the
+   * user: a positive integer. Default: none (no cap).
+   */
+  maxBytesPerSecond?: number
+  /**
    * Aborts the call: it rejects promptly with `code: 'EABORTED'`, removes this run's partial
-   * folder and leaves the store as it was. Default: none.
+   * folder and leaves the pointer and every staged version as they were (the tarball bytes received
+   * so far are kept for the next call to resume). Default: none.
    */
   signal?: AbortSignal
   /**

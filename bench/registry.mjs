@@ -1,5 +1,5 @@
 // A package registry on 127.0.0.1 for the benchmark and the install test: one package document
-// and its tarball, with request counts by kind.
+// and its tarball, with ETags, and request counts by kind.
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
@@ -18,16 +18,23 @@ export function startRegistry() {
   let doc = null
   const counts = { doc: 0, tarball: 0 }
   const server = http.createServer((req, res) => {
+    // ETags as npm's registry sends them: the addon caches the document and keeps tarball bytes.
     if (req.url === '/kanban') {
       counts.doc += 1
       const body = Buffer.from(JSON.stringify(doc))
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length })
+      const etag = `"${createHash('sha1').update(body).digest('hex')}"`
+      if (req.headers['if-none-match'] === etag) {
+        res.writeHead(304, { etag })
+        return res.end()
+      }
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length, etag })
       return res.end(body)
     }
     const tgz = tarballs.get(req.url)
     if (tgz) {
       counts.tarball += 1
-      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': tgz.length })
+      const etag = `"${createHash('sha1').update(tgz).digest('hex')}"`
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': tgz.length, etag })
       return res.end(tgz)
     }
     res.writeHead(404)

@@ -1,8 +1,8 @@
 // npm run bench: the addon against the pacote reference on the real kanban tarball, served by a
 // registry on 127.0.0.1. Each staging run is a fresh child process with a fresh userData; the
 // implementations alternate A B A B after a warm-up. Also: the floor (Rust inflate + untar +
-// write from memory), the no-op paths, the JS thread's worst lateness, and peak RSS with a
-// tarball four times larger.
+// write from memory), the no-op paths, the JS thread's worst lateness, peak RSS with a
+// tarball four times larger, and the flaky-link scenario (bench/flaky.mjs).
 import { execFileSync, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
@@ -10,6 +10,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
+import { flaky, printFlaky } from './flaky.mjs'
 import { hostile } from './hostile.mjs'
 import { startRegistry } from './registry.mjs'
 import { realRuntimeTarball } from '../scripts/fixtures/runtime.mjs'
@@ -171,6 +172,7 @@ async function main() {
   await registry.close()
 
   const hostileRows = await hostile(work, native)
+  const flakyLink = await flaky(work, native, FIXTURE)
 
   const sa = summary('addon', addon)
   const sp = summary('pacote reference', pacote)
@@ -195,12 +197,17 @@ async function main() {
     if (!ok) hostileFailures += 1
     console.log(`${h.name.padEnd(44)} ${String(h.code).padEnd(12)} peak RSS ${fmt(h.peakRssMB).padStart(6)} MB ${ok ? 'ok' : `FAIL (expected ${h.expected}, <= 80 MB)`}`)
   }
-  const results = { date: new Date().toISOString(), pairs: PAIRS, addon: sa, pacote: sp, quad: sq, ratio, floor: fl, noop, hostile: hostileRows }
+  const flakyMissed = printFlaky(flakyLink)
+  const results = { date: new Date().toISOString(), pairs: PAIRS, addon: sa, pacote: sp, quad: sq, ratio, floor: fl, noop, hostile: hostileRows, flaky: flakyLink }
   fs.mkdirSync(path.join(here, '.work'), { recursive: true })
   fs.writeFileSync(path.join(here, '.work', 'results.json'), `${JSON.stringify(results, null, 2)}\n`)
   fs.rmSync(work, { recursive: true, force: true })
   if (hostileFailures) {
     console.error(`${hostileFailures} hostile input(s) not refused as expected within 80 MB`)
+    process.exit(1)
+  }
+  if (flakyMissed) {
+    console.error('the flaky-link goal was missed')
     process.exit(1)
   }
 }

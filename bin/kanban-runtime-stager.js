@@ -56,6 +56,8 @@ Options:
   --sigstore-trust-root FILE
                          a Sigstore trusted_root.json to check provenance against
                          default: Sigstore's public-good trust root
+  --max-bytes-per-second N
+                         cap the download rate                          default: no cap
   --json                 print the outcome (or the error) as one JSON line, no progress
   --verbose              print what the stager decides and why on stderr
 
@@ -246,6 +248,7 @@ async function stage(argv, out) {
     'provenance-repository': { type: 'string' },
     'provenance-workflow': { type: 'string' },
     'sigstore-trust-root': { type: 'string' },
+    'max-bytes-per-second': { type: 'string' },
   })
   if (values.help) return out.log(HELP.stage)
   if (values['provenance-workflow'] !== undefined && values['provenance-repository'] === undefined) {
@@ -273,6 +276,11 @@ async function stage(argv, out) {
     throw new UsageError('--min-release-age must be a whole number of minutes')
   }
   const registryKeys = values['registry-keys'] === undefined ? undefined : readKeys(values['registry-keys'])
+  const rate = values['max-bytes-per-second']
+  const maxBytesPerSecond = rate === undefined ? undefined : Number(rate)
+  if (maxBytesPerSecond !== undefined && !(Number.isInteger(maxBytesPerSecond) && maxBytesPerSecond > 0)) {
+    throw new UsageError('--max-bytes-per-second must be a positive integer')
+  }
   const { checkAndStageLatestRuntime, readPointer } = loadBinding()
   const started = Date.now()
   if (!values.json) out.error(`checking ${safe(values.package ?? 'kanban')}@${safe(values.tag ?? 'latest')} ...`)
@@ -296,6 +304,7 @@ async function stage(argv, out) {
     hostNodeVersion: values['host-node-version'],
     provenance,
     sigstoreTrustRoot,
+    maxBytesPerSecond,
     signal: controller.signal,
     onProgress: progress?.onProgress,
     onLog: verbose(values) ? logPrinter(out.error) : undefined,

@@ -102,8 +102,12 @@ pub struct StageOptions<'a> {
     /// The text of a Sigstore `trusted_root.json` whose Fulcio CAs and Rekor keys replace the
     /// embedded ones, at most 1 MiB. Default: Sigstore's public-good trust root, embedded.
     pub sigstore_trust_root: Option<String>,
+    /// Most tarball bytes read per second, so a background update leaves bandwidth for the
+    /// user: a positive integer. Default: none (no cap).
+    pub max_bytes_per_second: Option<f64>,
     /// Aborts the call: it rejects promptly with `code: 'EABORTED'`, removes this run's partial
-    /// folder and leaves the store as it was. Default: none.
+    /// folder and leaves the pointer and every staged version as they were (the tarball bytes received
+    /// so far are kept for the next call to resume). Default: none.
     #[napi(ts_type = "AbortSignal")]
     pub signal: Option<Object<'a>>,
     /// Called with progress while the call runs (phase, bytes downloaded, tarball size). It never
@@ -539,6 +543,7 @@ fn to_config(
         env_proxy: env.proxy,
         ca: opts.ca()?,
         auth_token: opts.string("authToken")?.filter(|t| !t.is_empty()),
+        max_bytes_per_second: opts.whole("maxBytesPerSecond", 1, MAX_SAFE_INTEGER)?,
         ..defaults
     };
     let limits = Limits {

@@ -70,6 +70,8 @@ pub struct NetConfig {
     /// Bearer token sent to the registry's host only.
     pub auth_token: Option<String>,
     pub user_agent: String,
+    /// Most tarball bytes read per second; `None` reads as fast as the network allows.
+    pub max_bytes_per_second: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -183,6 +185,7 @@ impl Default for NetConfig {
                 std::env::consts::OS,
                 std::env::consts::ARCH
             ),
+            max_bytes_per_second: None,
         }
     }
 }

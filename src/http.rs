@@ -215,13 +215,29 @@ impl Http {
         accept: &str,
         phase: &'static str,
     ) -> Result<reqwest::Response> {
-        let resp = self
-            .request(url, accept)
+        self.send_with(url, accept, phase, &[], false).await
+    }
+
+    /// One GET with extra `headers`; 2xx (and 304 when `not_modified_ok`, for a conditional
+    /// request) gives the response, anything else an `EHTTP`.
+    async fn send_with(
+        &self,
+        url: &str,
+        accept: &str,
+        phase: &'static str,
+        headers: &[(reqwest::header::HeaderName, &str)],
+        not_modified_ok: bool,
+    ) -> Result<reqwest::Response> {
+        let mut req = self.request(url, accept);
+        for (name, value) in headers {
+            req = req.header(name, *value);
+        }
+        let resp = req
             .send()
             .await
             .map_err(|e| transport_error(url, phase, &e, &self.net))?;
         let status = resp.status();
-        if status.is_success() {
+        if status.is_success() || (not_modified_ok && status.as_u16() == 304) {
             return Ok(resp);
         }
         let retry_after = resp
@@ -237,9 +253,7 @@ impl Http {
         })
     }
 
-    /// GETs the whole body of a small document, with retries. The body is streamed into one
-    /// buffer and refused (`ETOO_LARGE`, limit `document`) as soon as it would pass `max_bytes`,
-    /// or before a byte is read when its Content-Length already does.
+    /// GETs the whole body of a small document, with retries (see `get_document`).
     pub async fn get_bytes(
         &self,
         url: &str,
@@ -247,6 +261,39 @@ impl Http {
         max_bytes: u64,
         ctl: &Control,
     ) -> Result<Vec<u8>> {
+        match self.get_document(url, accept, max_bytes, None, ctl).await? {
+            Fetched::Body { body, .. } => Ok(body),
+            Fetched::NotModified => Err(StageError::Http {
+                url: url.into(),
+                status: 304,
+                retry_after: None,
+            }),
+        }
+    }
+
+    /// GETs the whole body of a small document, with retries; with `cached`, conditionally
+    /// (`If-None-Match` / `If-Modified-Since`), and a 304 is `NotModified`. The body is streamed
+    /// into one buffer and refused (`ETOO_LARGE`, limit `document`) as soon as it would pass
+    /// `max_bytes`, or before a byte is read when its Content-Length already does.
+    pub async fn get_document(
+        &self,
+        url: &str,
+        accept: &str,
+        max_bytes: u64,
+        cached: Option<&CacheValidators>,
+        ctl: &Control,
+    ) -> Result<Fetched> {
+        use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+        let mut conditions = Vec::new();
+        if let Some(c) = cached {
+            if let Some(etag) = &c.etag {
+                conditions.push((IF_NONE_MATCH, etag.as_str()));
+            }
+            if let Some(lm) = &c.last_modified {
+                conditions.push((IF_MODIFIED_SINCE, lm.as_str()));
+            }
+        }
+        let conditional = !conditions.is_empty();
         let too_large = |size: String| StageError::TooLarge {
             url: clip(url),
             limit: "document",
@@ -256,7 +303,24 @@ impl Http {
         loop {
             let attempt = ctl
                 .guard(url, async {
-                    let mut resp = self.send(url, accept, "fetching").await?;
+                    let mut resp = self
+                        .send_with(url, accept, "fetching", &conditions, conditional)
+                        .await?;
+                    if resp.status().as_u16() == 304 {
+                        return Ok(Fetched::NotModified);
+                    }
+                    let header = |name| {
+                        resp.headers()
+                            .get(name)
+                            .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+                            // Validators are short; a huge one is not worth caching.
+                            .filter(|v| v.len() <= MAX_VALIDATOR_BYTES)
+                            .map(str::to_string)
+                    };
+                    let validators = CacheValidators {
+                        etag: header(ETAG),
+                        last_modified: header(LAST_MODIFIED),
+                    };
                     let declared = resp.content_length();
                     if let Some(len) = declared.filter(|len| *len > max_bytes) {
                         return Err(too_large(format!("{len} bytes")));
@@ -276,7 +340,7 @@ impl Http {
                         }
                         body.extend_from_slice(&chunk);
                     }
-                    Ok(body)
+                    Ok(Fetched::Body { body, validators })
                 })
                 .await;
             match attempt {
@@ -297,6 +361,28 @@ impl Http {
         ctl.guard(url, self.send(url, accept, "downloading")).await
     }
 
+    /// Opens a streaming GET for the bytes from `offset` on, if the representation still matches
+    /// `if_range` (a strong ETag or a Last-Modified date); else the server sends it whole (200).
+    pub async fn open_range(
+        &self,
+        url: &str,
+        accept: &str,
+        offset: u64,
+        if_range: &str,
+        ctl: &Control,
+    ) -> Result<reqwest::Response> {
+        let range = format!("bytes={offset}-");
+        let headers = [
+            (reqwest::header::RANGE, range.as_str()),
+            (reqwest::header::IF_RANGE, if_range),
+        ];
+        ctl.guard(
+            url,
+            self.send_with(url, accept, "downloading", &headers, false),
+        )
+        .await
+    }
+
     /// Maps a failure while reading a response body.
     pub fn transport_error(
         &self,
@@ -309,6 +395,69 @@ impl Http {
 
     pub fn retries(&self) -> u32 {
         self.net.retries
+    }
+
+    pub fn max_bytes_per_second(&self) -> Option<u64> {
+        self.net.max_bytes_per_second
+    }
+}
+
+/// Longest ETag or Last-Modified kept with a cached document: real ones are under 100 bytes.
+const MAX_VALIDATOR_BYTES: usize = 256;
+
+/// The validators of a cached document, sent back to ask whether it changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheValidators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+/// What a (possibly conditional) document fetch gave.
+#[derive(Debug)]
+pub enum Fetched {
+    /// 304: the cached copy is current.
+    NotModified,
+    Body {
+        body: Vec<u8>,
+        validators: CacheValidators,
+    },
+}
+
+/// A token bucket on the download stream: `take` waits (a tokio sleep, never a thread) until
+/// the bytes fit under `rate` per second.
+pub struct Throttle {
+    rate: f64,
+    /// Bytes that may pass now; negative while paying off a slice already passed.
+    allowance: f64,
+    last: Instant,
+}
+
+impl Throttle {
+    pub fn new(bytes_per_second: u64) -> Throttle {
+        Throttle {
+            rate: bytes_per_second.max(1) as f64,
+            // Starts empty: the first bytes wait like the rest, so the measured rate holds.
+            allowance: 0.0,
+            last: Instant::now(),
+        }
+    }
+
+    /// The largest slice to pass at once: a tenth of a second's worth, so the stream (and the
+    /// progress reported from it) moves steadily instead of in bursts.
+    pub fn slice(&self) -> usize {
+        ((self.rate / 10.0) as usize).clamp(1024, 1 << 20)
+    }
+
+    pub async fn take(&mut self, n: usize) {
+        let now = Instant::now();
+        // Unused allowance is capped at one slice: an idle moment never turns into a burst.
+        self.allowance = (self.allowance + now.duration_since(self.last).as_secs_f64() * self.rate)
+            .min(self.slice() as f64);
+        self.last = now;
+        self.allowance -= n as f64;
+        if self.allowance < 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(-self.allowance / self.rate)).await;
+        }
     }
 }
 
@@ -549,6 +698,66 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(e, StageError::Http { status: 404, .. }), "{e}");
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn throttle_holds_the_rate_from_the_first_byte() {
+        let rate = 1_000_000u64;
+        let mut t = Throttle::new(rate);
+        assert_eq!(t.slice(), 100_000);
+        let start = std::time::Instant::now();
+        for _ in 0..30 {
+            t.take(10_000).await;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        // 300 KB at 1 MB/s: 0.3 s, give or take the timer's granularity.
+        assert!((0.27..0.45).contains(&secs), "{secs}");
+        // An idle moment earns at most one slice of burst.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let start = std::time::Instant::now();
+        t.take(300_000).await;
+        let secs = start.elapsed().as_secs_f64();
+        assert!((0.17..0.35).contains(&secs), "{secs}");
+    }
+
+    #[tokio::test]
+    async fn conditional_document_fetch_sends_validators_and_reads_304() {
+        let mut first =
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\netag: \"d1\"\r\nlast-modified: Tue, 01 Dec 2026 00:00:00 GMT\r\nconnection: close\r\n\r\n"
+                .to_vec();
+        first.extend_from_slice(b"{}");
+        let not_modified =
+            b"HTTP/1.1 304 Not Modified\r\netag: \"d1\"\r\nconnection: close\r\n\r\n".to_vec();
+        let (reg, server) = serve(vec![first, not_modified.clone(), not_modified]).await;
+        let http = Http::new(
+            &NetConfig {
+                retries: 0,
+                ..NetConfig::default()
+            },
+            &reg,
+        )
+        .unwrap();
+        let (ctl, _h) = Control::new(Duration::from_secs(20));
+        let url = format!("{reg}kanban");
+        let Fetched::Body { body, validators } = http
+            .get_document(&url, "*/*", 100, None, &ctl)
+            .await
+            .unwrap()
+        else {
+            panic!("expected a body")
+        };
+        assert_eq!(body, b"{}");
+        assert_eq!(validators.etag.as_deref(), Some("\"d1\""));
+        assert!(validators.last_modified.is_some());
+        let again = http
+            .get_document(&url, "*/*", 100, Some(&validators), &ctl)
+            .await
+            .unwrap();
+        assert!(matches!(again, Fetched::NotModified));
+        // A 304 to a request that asked nothing is the server's error.
+        let e = http.get_bytes(&url, "*/*", 100, &ctl).await.unwrap_err();
+        assert!(matches!(e, StageError::Http { status: 304, .. }), "{e}");
         server.await.unwrap();
     }
 

@@ -4,6 +4,7 @@
 //! The core modules know nothing of Node; the `node` feature adds the thin napi binding.
 
 pub mod config;
+pub mod doccache;
 pub mod error;
 pub mod extract;
 pub mod fsutil;
@@ -12,6 +13,7 @@ pub mod integrity;
 pub mod log;
 pub mod provenance;
 pub mod registry;
+pub mod resume;
 pub mod stage;
 pub mod store;
 pub mod trust;

@@ -5,16 +5,17 @@ use crate::config::{
     Config, Provenance, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_BYTES, HARD_MAX_ENTRIES,
     HARD_MAX_UNPACKED_BYTES,
 };
+use crate::doccache;
 use crate::error::{clip, Result, StageError};
 use crate::extract::{extract_tgz, ExtractLimits};
 use crate::fsutil;
-use crate::http::log_retry;
-use crate::http::{Control, Http, Phase};
+use crate::http::{log_retry, Control, Fetched, Http, Phase, Throttle};
 use crate::log::Level;
 use crate::provenance::{self, Check, Subject, MAX_ATTESTATIONS_BYTES};
 use crate::registry::{
     document_url, rewrite_tarball_url, Dist, Document, ACCEPT_CORGI, ACCEPT_FULL,
 };
+use crate::resume::{self, Kept, RangeAnswer, Sidecar, Validator};
 use crate::store::{self, CompletionRecord, IncompatibleEntry, Store, CLI_ENTRY, NATIVE_MODULE};
 use crate::trust::{self, Compat, Signed};
 use crate::version;
@@ -73,7 +74,7 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
     let cool_down = cfg.trust.min_release_age.filter(|d| !d.is_zero());
     let mut full = cool_down.is_some();
     let accept = if full { ACCEPT_FULL } else { ACCEPT_CORGI };
-    let doc = fetch_document(cfg, &http, &doc_url, accept, ctl).await?;
+    let doc = fetch_document(cfg, store, &http, &doc_url, accept, ctl).await?;
     let tagged = doc.tag_version(&cfg.dist_tag)?;
     ctl.log(
         Level::Info,
@@ -193,7 +194,9 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
     .await
 }
 
-async fn fetch_document(
+/// The document as `accept` asks for it, fetched unconditionally: the full document, which the
+/// cool-down and expiring signing keys need, is not cached.
+async fn fetch_plain(
     cfg: &Config,
     http: &Http,
     url: &str,
@@ -288,7 +291,7 @@ async fn check_signatures(
             doc.published_ms(latest)
         } else {
             *full = true;
-            fetch_document(cfg, http, doc_url, ACCEPT_FULL, ctl)
+            fetch_plain(cfg, http, doc_url, ACCEPT_FULL, ctl)
                 .await?
                 .published_ms(latest)
         }
@@ -406,6 +409,59 @@ async fn check_provenance(
         ],
     );
     Ok(())
+}
+
+/// The package document, revalidated against the store's cached copy when there is one: a 304
+/// costs a few hundred bytes instead of the whole document. A cached copy that no longer parses
+/// is dropped and the document fetched again unconditionally. The raw bytes are dropped once
+/// parsed, and the cached body is read only on a 304: the document is never held twice.
+async fn fetch_document(
+    cfg: &Config,
+    store: &Store,
+    http: &Http,
+    url: &str,
+    accept: &str,
+    ctl: &Control,
+) -> Result<Document> {
+    if accept != ACCEPT_CORGI {
+        return fetch_plain(cfg, http, url, accept, ctl).await;
+    }
+    let max = cfg.limits.max_document_bytes;
+    let read_cache = || {
+        let (store, url) = (store.clone(), url.to_string());
+        blocking(move || Ok(doccache::read(&store, &url, max)))
+    };
+    let validators = read_cache().await?.map(|c| c.validators);
+    let mut fetched = http
+        .get_document(url, ACCEPT_CORGI, max, validators.as_ref(), ctl)
+        .await?;
+    if let Fetched::NotModified = fetched {
+        if let Some(doc) = read_cache()
+            .await?
+            .and_then(|c| Document::parse(url, &c.body).ok())
+        {
+            return Ok(doc);
+        }
+        // Cached copy gone (another writer) or unparsable: drop it and ask for the document.
+        blocking({
+            let store = store.clone();
+            move || doccache::remove(&store)
+        })
+        .await?;
+        fetched = http.get_document(url, ACCEPT_CORGI, max, None, ctl).await?;
+    }
+    let Fetched::Body { body, validators } = fetched else {
+        return Err(StageError::Http {
+            url: url.into(),
+            status: 304,
+            retry_after: None,
+        });
+    };
+    let doc = Document::parse(url, &body)?;
+    let (store, url) = (store.clone(), url.to_string());
+    // The cache is an optimisation: a store that cannot take it still gets its update.
+    let _ = blocking(move || doccache::write(&store, &url, &validators, &body)).await;
+    Ok(doc)
 }
 
 /// Staging runs in flight in this process, by store and version. Concurrent calls for the same
@@ -543,7 +599,7 @@ async fn stage_locked(
         let (store, latest) = (store.clone(), latest.clone());
         move || -> Result<(bool, Vec<String>)> {
             // With the staging lock held no run is in flight, so every partial is a crashed run's.
-            let swept = store.sweep_stale_locked()?;
+            let swept = store.sweep_stale_locked(Some(&latest))?;
             fsutil::create_dir_all(&store.versions_dir())?;
             // A whole, unpointed folder is a run that died before its pointer write: reuse it.
             if store.is_whole(&latest) {
@@ -710,7 +766,11 @@ fn limits_for(cfg: &Config, dist: &Dist) -> ExtractLimits {
 }
 
 /// Downloads and stages into `versions/<v>`, retrying transient failures and one integrity
-/// failure (a mirror may have served a bad copy once). The partial never outlives a failure.
+/// failure (a mirror may have served a bad copy once). The partial never outlives a failure; the
+/// tarball bytes received so far do, when the network is what failed, so the next attempt (or
+/// call) resumes them. An attempt that got further than the last does not count against the
+/// retries: on a link that drops every few MB each attempt moves the download on, and the
+/// call's deadline still bounds them all.
 #[allow(clippy::too_many_arguments)]
 async fn download_with_retries(
     cfg: &Config,
@@ -726,13 +786,32 @@ async fn download_with_retries(
     let limits = limits_for(cfg, dist);
     let mut retries_left = http.retries();
     let mut integrity_retry = true;
+    let mut clean_restart = true;
+    let discard_kept = || {
+        let (store, version) = (store.clone(), version.to_string());
+        blocking(move || resume::discard(&store, &version))
+    };
     loop {
+        let mut attempt = Attempt::default();
         let result = stage_once(
-            store, http, dist, &url, version, limits, native_src, compat, ctl,
+            store,
+            http,
+            dist,
+            &url,
+            version,
+            limits,
+            native_src,
+            compat,
+            ctl,
+            &mut attempt,
         )
         .await;
         let err = match result {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                // The version is in place: bytes that cannot be removed now are swept later.
+                let _ = discard_kept().await;
+                return Ok(());
+            }
             Err(e) => e,
         };
         let (partial, native) = (
@@ -744,7 +823,21 @@ async fn download_with_retries(
             fsutil::remove_tree(&native)
         })
         .await?;
+        // Kept bytes are worth keeping only when the network (or the caller) cut the download.
+        let cut = err.is_retryable() || matches!(err, StageError::Aborted);
+        if !cut {
+            discard_kept().await?;
+        }
         let retry = match &err {
+            // Resumed bytes that fail to hash (or to be read back) may have been damaged on
+            // disk, not by the registry: one clean download from byte 0 settles it, at no cost
+            // to the retries. Any other failure with the right hash is the package's own.
+            StageError::Integrity { .. } | StageError::Io { .. }
+                if attempt.resumed && clean_restart =>
+            {
+                clean_restart = false;
+                true
+            }
             StageError::Integrity { .. } if integrity_retry => {
                 integrity_retry = false;
                 ctl.log(
@@ -754,11 +847,18 @@ async fn download_with_retries(
                 );
                 true
             }
-            e if e.is_retryable() && retries_left > 0 && !ctl.is_aborted() => {
-                let attempt = http.retries() - retries_left;
+            e if e.is_retryable()
+                && !ctl.is_aborted()
+                && http.retries() > 0
+                && (retries_left > 0 || attempt.received > 0) =>
+            {
+                if attempt.received > 0 {
+                    retries_left = http.retries();
+                }
+                let n = http.retries() - retries_left;
                 retries_left -= 1;
-                let delay = crate::http::retry_delay(e, attempt);
-                log_retry(ctl, &url, e, attempt + 1, http.retries(), delay);
+                let delay = crate::http::retry_delay(e, n);
+                log_retry(ctl, &url, e, n + 1, http.retries(), delay);
                 ctl.sleep(&url, delay).await?;
                 true
             }
@@ -770,11 +870,191 @@ async fn download_with_retries(
     }
 }
 
+/// What one download attempt did, for the retry policy.
+#[derive(Debug, Default)]
+struct Attempt {
+    /// It continued from kept bytes.
+    resumed: bool,
+    /// Tarball bytes it received from the network.
+    received: u64,
+}
+
+/// The tarball response, and where its body starts.
+struct Opened {
+    resp: reqwest::Response,
+    /// Kept bytes to feed first: the response carries the bytes after them.
+    replay: Option<Kept>,
+    /// Whether the body's bytes are appended to the kept file as they arrive.
+    keeping: bool,
+}
+
+const TARBALL_ACCEPT: &str = "application/octet-stream";
+/// Kept bytes are read back in pieces of this size: large enough to be cheap, small enough
+/// that the pipe to the extractor stays a few MB at most.
+const REPLAY_CHUNK: u64 = 256 * 1024;
+
+fn validator_of(resp: &reqwest::Response) -> Option<Validator> {
+    let h = |name| {
+        resp.headers()
+            .get(name)
+            .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+    };
+    Validator::from_headers(h(reqwest::header::ETAG), h(reqwest::header::LAST_MODIFIED))
+}
+
+/// Asks for the tarball: for the rest of the kept bytes when there are some, else (or when the
+/// server's answer does not line up with them) for all of it, from byte 0.
+async fn open_tarball(
+    store: &Store,
+    http: &Http,
+    url: &str,
+    version: &str,
+    integrity: &str,
+    kept: Option<Kept>,
+    ctl: &Control,
+) -> Result<Opened> {
+    let discard = || {
+        let (store, version) = (store.clone(), version.to_string());
+        blocking(move || resume::discard(&store, &version))
+    };
+    if let Some(k) = kept {
+        let answer = http
+            .open_range(
+                url,
+                TARBALL_ACCEPT,
+                k.len,
+                k.sidecar.validator.header_value(),
+                ctl,
+            )
+            .await;
+        match answer {
+            Ok(resp) => {
+                let content_range = resp
+                    .headers()
+                    .get(reqwest::header::CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok());
+                let judged = resume::judge_range_answer(
+                    resp.status().as_u16(),
+                    content_range,
+                    validator_of(&resp).as_ref(),
+                    &k.sidecar,
+                    k.len,
+                );
+                match judged {
+                    RangeAnswer::Resumed => {
+                        let (store, version, sidecar) =
+                            (store.clone(), version.to_string(), k.sidecar.clone());
+                        blocking(move || resume::touch(&store, &version, &sidecar)).await?;
+                        return Ok(Opened {
+                            resp,
+                            replay: Some(k),
+                            keeping: true,
+                        });
+                    }
+                    RangeAnswer::WholeBody => {
+                        let keeping = start_keeping(store, version, url, integrity, &resp).await?;
+                        return Ok(Opened {
+                            resp,
+                            replay: None,
+                            keeping,
+                        });
+                    }
+                    RangeAnswer::Mismatch => discard().await?,
+                }
+            }
+            // The server cannot serve past the kept bytes (the tarball changed size): start over.
+            Err(StageError::Http { status: 416, .. }) => discard().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    let resp = http.open(url, TARBALL_ACCEPT, ctl).await?;
+    let keeping = start_keeping(store, version, url, integrity, &resp).await?;
+    Ok(Opened {
+        resp,
+        replay: None,
+        keeping,
+    })
+}
+
+/// Starts keeping a whole-body response's bytes, when it has a validator to guard a resume
+/// with; without one a resume could never be checked, so nothing is kept.
+async fn start_keeping(
+    store: &Store,
+    version: &str,
+    url: &str,
+    integrity: &str,
+    resp: &reqwest::Response,
+) -> Result<bool> {
+    let validator = validator_of(resp);
+    let size = resp.content_length();
+    let (store, version, url, integrity) = (
+        store.clone(),
+        version.to_string(),
+        url.to_string(),
+        integrity.to_string(),
+    );
+    blocking(move || match validator {
+        Some(validator) => {
+            let sidecar = Sidecar {
+                url,
+                integrity,
+                validator,
+                size,
+                time: resume::now_secs(),
+            };
+            resume::begin(&store, &version, &sidecar)?;
+            Ok(true)
+        }
+        None => {
+            resume::discard(&store, &version)?;
+            Ok(false)
+        }
+    })
+    .await
+}
+
+/// Appends the body's pieces to the kept file, in order, on a blocking thread; the file stays
+/// a prefix of the tarball whatever happens. Returns the bytes written.
+fn append_kept(path: &Path, mut rx: tokio::sync::mpsc::Receiver<bytes::Bytes>) -> Result<u64> {
+    use std::io::Write;
+    let f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|e| StageError::io("opening", path, e))?;
+    let mut w = io::BufWriter::with_capacity(256 * 1024, f);
+    let mut n = 0u64;
+    while let Some(piece) = rx.blocking_recv() {
+        w.write_all(&piece)
+            .map_err(|e| StageError::io("writing", path, e))?;
+        n += piece.len() as u64;
+    }
+    w.flush().map_err(|e| StageError::io("writing", path, e))?;
+    Ok(n)
+}
+
+/// Reads the next piece of kept bytes (at most `max`) from a blocking thread.
+async fn read_kept(
+    mut f: std::fs::File,
+    max: u64,
+    path: PathBuf,
+) -> Result<(std::fs::File, bytes::Bytes)> {
+    blocking(move || {
+        let mut buf = Vec::with_capacity(max as usize);
+        (&mut f)
+            .take(max)
+            .read_to_end(&mut buf)
+            .map_err(|e| StageError::io("reading", &path, e))?;
+        Ok((f, bytes::Bytes::from(buf)))
+    })
+    .await
+}
+
 /// One download-and-extract attempt into `versions/<v>.partial`, then the finishing steps and
-/// the rename. Three things run at once: the download (hashing each chunk as it arrives), the
-/// extractor (inflate, untar, write) fed through a small channel, and the copy of the native
-/// modules into their own partial folder. Nothing of the tarball is held in memory beyond a few
-/// chunks.
+/// the rename. Three things run at once: the download (hashing each chunk as it arrives, and
+/// appending it to the kept bytes), the extractor (inflate, untar, write) fed through a small
+/// channel, and the copy of the native modules into their own partial folder. When the attempt
+/// resumes kept bytes, they are read back (and hashed) into the extractor first, then the
+/// network's. Nothing of the tarball is held in memory beyond a few chunks.
 #[allow(clippy::too_many_arguments)]
 async fn stage_once(
     store: &Store,
@@ -786,12 +1066,31 @@ async fn stage_once(
     native_src: &Path,
     compat: &Compat,
     ctl: &Control,
+    attempt: &mut Attempt,
 ) -> Result<()> {
-    let mut resp = http.open(url, "application/octet-stream", ctl).await?;
+    let integrity = dist.integrity.to_string();
+    let kept = blocking({
+        let (store, version, url, integrity) = (
+            store.clone(),
+            version.to_string(),
+            url.to_string(),
+            integrity.clone(),
+        );
+        move || resume::load(&store, &version, &url, &integrity)
+    })
+    .await?;
+    let Opened {
+        mut resp,
+        replay,
+        keeping,
+    } = open_tarball(store, http, url, version, &integrity, kept, ctl).await?;
+    attempt.resumed = replay.is_some();
+    let offset = replay.as_ref().map_or(0, |k| k.len);
     let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(PIPE_CHUNKS);
     let cancel = Arc::new(AtomicBool::new(false));
     let partial = store.partial_dir(version);
     let native_partial = store.native_partial_dir(version);
+    let kept_path = store.kept_path(version);
 
     let native_copy = {
         let (from, to) = (native_src.to_path_buf(), native_partial.clone());
@@ -825,47 +1124,115 @@ async fn stage_once(
         })
     };
 
+    let (keep_tx, keeper) = if keeping {
+        let (ktx, krx) = tokio::sync::mpsc::channel::<bytes::Bytes>(PIPE_CHUNKS);
+        let path = kept_path.clone();
+        let handle = tokio::task::spawn_blocking(move || append_kept(&path, krx));
+        (Some(ktx), Some(handle))
+    } else {
+        (None, None)
+    };
+
     // Hashing here, as chunks arrive, runs in parallel with the extractor's inflating.
     let mut hasher = dist.integrity.hasher();
-    let total = resp.content_length();
+    let total = resp.content_length().map(|n| n.saturating_add(offset));
+    let mut throttle = http.max_bytes_per_second().map(Throttle::new);
+    // Under a cap, progress is reported every couple of slices so a slow bar still moves.
+    let step = throttle
+        .as_ref()
+        .map_or(PROGRESS_STEP, |t| (t.slice() as u64 * 2).min(PROGRESS_STEP));
     let mut downloaded = 0u64;
     let mut reported = 0u64;
+    let mut received = 0u64;
     ctl.report(Phase::Downloading, 0, total);
     let pump = ctl
         .guard(url, async {
+            if let Some(k) = &replay {
+                let mut f = std::fs::File::open(&kept_path)
+                    .map_err(|e| StageError::io("opening", &kept_path, e))?;
+                let mut left = k.len;
+                while left > 0 {
+                    let (back, piece) =
+                        read_kept(f, left.min(REPLAY_CHUNK), kept_path.clone()).await?;
+                    f = back;
+                    if piece.is_empty() {
+                        // Truncated on disk: a read-back failure, which restarts from byte 0.
+                        return Err(StageError::io(
+                            "reading",
+                            &kept_path,
+                            io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "the kept bytes are shorter than recorded",
+                            ),
+                        ));
+                    }
+                    left -= piece.len() as u64;
+                    hasher.update(&piece);
+                    downloaded += piece.len() as u64;
+                    if tx.send(Ok(piece)).await.is_err() {
+                        return Ok(false);
+                    }
+                }
+                reported = downloaded;
+                ctl.report(Phase::Downloading, downloaded, total);
+            }
             loop {
                 let chunk = resp
                     .chunk()
                     .await
                     .map_err(|e| http.transport_error(url, "downloading", &e));
-                match chunk {
-                    Ok(Some(bytes)) => {
-                        hasher.update(&bytes);
-                        downloaded += bytes.len() as u64;
-                        if downloaded - reported >= PROGRESS_STEP {
-                            reported = downloaded;
-                            ctl.report(Phase::Downloading, downloaded, total);
-                        }
-                        if tx.send(Ok(bytes)).await.is_err() {
-                            // The extractor stopped before the end: the body was not all read.
-                            return Ok(false);
-                        }
-                    }
+                let mut rest = match chunk {
+                    Ok(Some(bytes)) => bytes,
                     Ok(None) => {
                         ctl.report(Phase::Downloading, downloaded, total);
                         return Ok(true);
                     }
                     Err(e) => return Err(e),
+                };
+                while !rest.is_empty() {
+                    let piece = match &mut throttle {
+                        Some(t) => {
+                            let piece = rest.split_to(rest.len().min(t.slice()));
+                            t.take(piece.len()).await;
+                            piece
+                        }
+                        None => std::mem::take(&mut rest),
+                    };
+                    hasher.update(&piece);
+                    downloaded += piece.len() as u64;
+                    received += piece.len() as u64;
+                    if let Some(k) = &keep_tx {
+                        // A writer that failed has said why; the download goes on without it.
+                        let _ = k.send(piece.clone()).await;
+                    }
+                    if downloaded - reported >= step {
+                        reported = downloaded;
+                        ctl.report(Phase::Downloading, downloaded, total);
+                    }
+                    if tx.send(Ok(piece)).await.is_err() {
+                        // The extractor stopped before the end: the body was not all read.
+                        return Ok(false);
+                    }
                 }
             }
         })
         .await;
+    attempt.received = received;
     if pump.is_err() {
         // Stop the extractor: it may be mid-file, and the partial is removed after it returns.
         cancel.store(true, Ordering::Relaxed);
         let _ = tx.try_send(Err(io::Error::other("download interrupted")));
     }
     drop(tx);
+    drop(keep_tx);
+    if let Some(keeper) = keeper {
+        let kept_ok = matches!(keeper.await, Ok(Ok(_)));
+        if !kept_ok {
+            // Bytes that could not all be written are not a trustworthy prefix.
+            let (store, version) = (store.clone(), version.to_string());
+            blocking(move || resume::discard(&store, &version)).await?;
+        }
+    }
     let extracted = extractor
         .await
         .map_err(|e| StageError::joined("the extractor", e))?;

@@ -11,6 +11,9 @@
 //!                     pruning), so `markBadVersion` never waits for a download
 //! versions/<v>/       a whole staged runtime; never modified once it has this name
 //! versions/<v>.partial/  a staging run in flight; only the lock holder touches it
+//! versions/<v>.download   the tarball bytes received so far, resumed by the next attempt
+//! versions/<v>.download.json  what they are: URL, integrity, validator, size, time
+//! package-document.cache  the package document with its ETag / Last-Modified
 //! ```
 
 use crate::error::{Result, StageError};
@@ -156,6 +159,15 @@ impl Store {
     pub fn native_partial_dir(&self, version: &str) -> PathBuf {
         self.versions_dir()
             .join(format!("{version}.native{PARTIAL_SUFFIX}"))
+    }
+    /// The tarball bytes received so far for `version` (see `resume`).
+    pub fn kept_path(&self, version: &str) -> PathBuf {
+        self.versions_dir()
+            .join(format!("{version}{}", crate::resume::KEPT_SUFFIX))
+    }
+    pub fn sidecar_path(&self, version: &str) -> PathBuf {
+        self.versions_dir()
+            .join(format!("{version}{}", crate::resume::SIDECAR_SUFFIX))
     }
     pub fn pointer_path(&self) -> PathBuf {
         self.root.join(POINTER_FILE)
@@ -457,11 +469,19 @@ impl Store {
     }
 
     /// Removes every partial folder and temp file, and any stray regular file in `versions/`
-    /// (a file named like a version would block the rename of a staged folder). Only safe with
+    /// (a file named like a version would block the rename of a staged folder). Kept download
+    /// bytes survive only for `resuming`, the version this run stages, and only while it is not
+    /// staged, not bad and under a week old: every other version's are superseded. Only safe with
     /// the staging lock held: then no staging run is in flight, so every partial is a crashed
     /// run's leftover.
     /// Returns the names removed from `versions/`.
-    pub fn sweep_stale_locked(&self) -> Result<Vec<String>> {
+    pub fn sweep_stale_locked(&self, resuming: Option<&str>) -> Result<Vec<String>> {
+        let keep_download = resuming.is_some_and(|v| {
+            !self.is_whole(v)
+                && !self.is_bad(v)
+                && crate::resume::read_sidecar(&self.sidecar_path(v))
+                    .is_some_and(|s| !s.is_stale(crate::resume::now_secs()))
+        });
         let dir = self.versions_dir();
         let mut removed = Vec::new();
         let entries = match fs::read_dir(&dir) {
@@ -472,6 +492,10 @@ impl Store {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            let kept = crate::resume::kept_version(&name);
+            if keep_download && !is_dir && kept.is_some() && kept == resuming {
+                continue;
+            }
             if name.ends_with(PARTIAL_SUFFIX) || name.contains(".trash-") || !is_dir {
                 fsutil::remove_tree(&entry.path())?;
                 removed.push(name);
@@ -524,7 +548,7 @@ impl Store {
             }
             Err(e) => return Err(StageError::io("locking", &self.root.join(LOCK_FILE), e)),
         };
-        let mut removed = self.sweep_stale_locked()?;
+        let mut removed = self.sweep_stale_locked(None)?;
         removed.extend(self.with_store_lock(|| {
             let pointed = self.read_pointer().map(|p| p.version);
             let fallback = self.fallback_for(pointed.as_deref().unwrap_or(""));
@@ -722,7 +746,7 @@ pub(crate) mod tests {
         stage_fake(&store, "1.0.0");
         fs::create_dir_all(store.partial_dir("2.0.0").join("x")).unwrap();
         fs::write(store.root().join(".current.json.tmp-1"), "x").unwrap();
-        store.sweep_stale_locked().unwrap();
+        store.sweep_stale_locked(None).unwrap();
         assert!(!store.partial_dir("2.0.0").exists());
         assert!(!store.root().join(".current.json.tmp-1").exists());
         assert!(store.is_whole("1.0.0"));
@@ -843,7 +867,7 @@ pub(crate) mod tests {
             st.partials,
             ["0.9.0", "2.0.0.partial", "README", "notes.partial"]
         );
-        store.sweep_stale_locked().unwrap();
+        store.sweep_stale_locked(None).unwrap();
         let left: Vec<_> = fs::read_dir(store.versions_dir())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -936,6 +960,53 @@ pub(crate) mod tests {
         for v in ["1.0.0", "1.2.0", "2.0.0"] {
             assert!(store.is_whole(v), "{v}");
         }
+    }
+
+    #[test]
+    fn sweep_keeps_only_the_fresh_download_of_the_version_being_staged() {
+        use crate::resume::{begin, now_secs, Sidecar, Validator, MAX_KEPT_AGE};
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        fs::create_dir_all(store.versions_dir()).unwrap();
+        let keep = |version: &str, age: u64| {
+            let sidecar = Sidecar {
+                url: "http://r/k.tgz".into(),
+                integrity: "sha512-x".into(),
+                validator: Validator::Etag("\"1\"".into()),
+                size: Some(10),
+                time: now_secs() - age,
+            };
+            begin(&store, version, &sidecar).unwrap();
+            fs::write(store.kept_path(version), "12345").unwrap();
+        };
+        let kept = |version: &str| {
+            store.kept_path(version).exists() && store.sidecar_path(version).exists()
+        };
+        keep("2.0.0", 0);
+        keep("1.5.0", 0);
+        store.sweep_stale_locked(Some("2.0.0")).unwrap();
+        // Superseded: another version's bytes go; the version being staged keeps its own.
+        assert!(kept("2.0.0"));
+        assert!(!store.kept_path("1.5.0").exists() && !store.sidecar_path("1.5.0").exists());
+        // Older than a week.
+        keep("2.0.0", MAX_KEPT_AGE.as_secs());
+        store.sweep_stale_locked(Some("2.0.0")).unwrap();
+        assert!(!kept("2.0.0"));
+        // Marked bad.
+        keep("2.0.0", 0);
+        store.add_bad("2.0.0").unwrap();
+        store.sweep_stale_locked(Some("2.0.0")).unwrap();
+        assert!(!kept("2.0.0"));
+        // Already staged.
+        stage_fake(&store, "3.0.0");
+        keep("3.0.0", 0);
+        store.sweep_stale_locked(Some("3.0.0")).unwrap();
+        assert!(!kept("3.0.0") && store.is_whole("3.0.0"));
+        // A kept file without its sidecar is never resumed, so never kept.
+        keep("4.0.0", 0);
+        fs::remove_file(store.sidecar_path("4.0.0")).unwrap();
+        store.sweep_stale_locked(Some("4.0.0")).unwrap();
+        assert!(!store.kept_path("4.0.0").exists());
     }
 
     #[test]

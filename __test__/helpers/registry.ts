@@ -35,6 +35,10 @@ export class Registry {
   readonly routes = new Map<string, Handler>()
   url = ''
   port = 0
+  /** Serve documents with an ETag (a hash of the body) and answer a matching If-None-Match with 304. */
+  documentEtags = false
+  /** Document body bytes sent, 304s included as 0. */
+  documentBytes = 0
 
   /** Starts on a free loopback port; with `tls` it serves HTTPS with that key and certificate. */
   static async start(tls?: { key: string; cert: string }): Promise<Registry> {
@@ -124,6 +128,19 @@ export class Registry {
     const doc = this.docs.get(url)
     if (doc) {
       const body = Buffer.from(JSON.stringify(doc))
+      if (this.documentEtags) {
+        const etag = `"${createHash('sha1').update(body).digest('hex')}"`
+        if (req.headers['if-none-match'] === etag) {
+          res.writeHead(304, { etag })
+          res.end()
+          return
+        }
+        this.documentBytes += body.length
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length, etag })
+        res.end(body)
+        return
+      }
+      this.documentBytes += body.length
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length })
       res.end(body)
       return

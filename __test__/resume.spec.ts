@@ -1,0 +1,391 @@
+// Bad networks: a broken tarball download resumes (Range + If-Range) within a call, across calls
+// and across processes, and starts over cleanly whenever the server's answer or the kept bytes
+// cannot be trusted; the package document is revalidated with a 304; maxBytesPerSecond caps the
+// download rate.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import fs from 'node:fs'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import path from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { binding, rejection } from './helpers/binding'
+import { runtimeTarball } from './helpers/fixtures'
+import { Scenario } from './helpers/scenario'
+
+const { checkAndStageLatestRuntime, readPointer } = binding
+const CHILD = path.join(__dirname, 'helpers/stage-child.cjs')
+
+let s: Scenario
+beforeEach(async () => {
+  s = await Scenario.start()
+})
+afterEach(async () => {
+  await s.stop()
+})
+
+/** A runtime tarball of about `bytes`, incompressible, so byte offsets mean what they say. */
+function bigTarball(version: string, bytes: number): Buffer {
+  return runtimeTarball(version, { extra: [{ path: 'package/blob.bin', body: randomBytes(bytes) }] })
+}
+
+interface Served {
+  range?: string
+  ifRange?: string
+  status: number
+  bytes: number
+}
+
+interface RouteOptions {
+  /** Absolute byte position at which request `i`'s connection is cut; undefined: not cut. */
+  cutAt?: (i: number) => number | undefined
+  etag?: (i: number) => string
+  /** Honour Range (with If-Range) at all. */
+  ranges?: boolean
+  /** Send 206 whatever If-Range says (a server that ignores it). */
+  ignoreIfRange?: boolean
+  /** Added to the first byte named in Content-Range (a server that gets it wrong). */
+  shift?: number
+  /** Pause between 64 KiB writes, in ms. */
+  pace?: number
+}
+
+/** Serves `body` as kanban@version's tarball with an ETag and byte ranges, as configured. */
+function serveTarball(version: string, body: Buffer, o: RouteOptions = {}): { log: Served[]; served: () => number } {
+  const log: Served[] = []
+  s.registry.routes.set(s.registry.tarballPath('kanban', version), async (req: IncomingMessage, res: ServerResponse) => {
+    const i = log.length
+    const etag = o.etag?.(i) ?? '"v1"'
+    const range = req.headers.range
+    const ifRange = req.headers['if-range'] as string | undefined
+    const m = /^bytes=(\d+)-$/.exec(range ?? '')
+    const partial = !!m && (o.ranges ?? true) && (o.ignoreIfRange || ifRange === undefined || ifRange === etag)
+    const start = partial ? Number(m![1]) : 0
+    const entry: Served = { range, ifRange, status: partial ? 206 : 200, bytes: 0 }
+    log.push(entry)
+    const headers: Record<string, string | number> = {
+      'content-type': 'application/octet-stream',
+      'content-length': body.length - start,
+      etag,
+    }
+    if (partial) headers['content-range'] = `bytes ${start + (o.shift ?? 0)}-${body.length - 1}/${body.length}`
+    res.writeHead(entry.status, headers)
+    const cut = o.cutAt?.(i)
+    const end = cut === undefined ? body.length : Math.max(start, Math.min(body.length, cut))
+    for (let off = start; off < end && !res.destroyed; off += 64 * 1024) {
+      const piece = body.subarray(off, Math.min(end, off + 64 * 1024))
+      entry.bytes += piece.length
+      await new Promise<void>((r) => res.write(piece, () => r()))
+      if (o.pace) await new Promise((r) => setTimeout(r, o.pace))
+    }
+    if (cut === undefined) res.end()
+    else res.destroy()
+  })
+  return { log, served: () => log.reduce((n, e) => n + e.bytes, 0) }
+}
+
+function keptFiles(): string[] {
+  if (!fs.existsSync(s.versionsDir)) return []
+  return fs.readdirSync(s.versionsDir).filter((n) => n.includes('.download'))
+}
+
+function keptBytes(version: string): number {
+  return fs.statSync(path.join(s.versionsDir, `${version}.download`)).size
+}
+
+/** Runs one staging call in a child process; resolves to what it printed last. */
+function inChild(opts: Record<string, unknown>, onSpawn: (c: ChildProcess) => void = () => {}): Promise<any> {
+  const child = spawn(process.execPath, [CHILD, JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout!.on('data', (d) => (out += d))
+  onSpawn(child)
+  return new Promise((resolve) =>
+    child.on('exit', () => {
+      const last = out.trim().split('\n').pop() ?? ''
+      resolve(last.startsWith('{') ? JSON.parse(last) : last)
+    }),
+  )
+}
+
+function expectStagedClean(version: string) {
+  expect(readPointer(s.userData)?.version).toBe(version)
+  expect(s.isWhole(version)).toBe(true)
+  expect(s.partials()).toEqual([])
+  expect(keptFiles()).toEqual([])
+}
+
+describe('resume', () => {
+  it('resumes a cut mid-body within one call, fetching each byte once', async () => {
+    const tgz = bigTarball('1.1.0', 1 << 20)
+    s.publish('1.1.0', tgz)
+    const cut = Math.floor(tgz.length * 0.4)
+    const t = serveTarball('1.1.0', tgz, { cutAt: (i) => (i === 0 ? cut : undefined) })
+    const outcome = await checkAndStageLatestRuntime(s.opts({ retries: 2 }))
+    expect(outcome).toEqual({ kind: 'staged', version: '1.1.0' })
+    expect(t.log.map((e) => [e.status, e.range, e.ifRange])).toEqual([
+      [200, undefined, undefined],
+      [206, `bytes=${cut}-`, '"v1"'],
+    ])
+    expect(t.served()).toBe(tgz.length)
+    expectStagedClean('1.1.0')
+  })
+
+  it('keeps the bytes when the cuts outlast the retries, and the next call and another process resume them', async () => {
+    const tgz = bigTarball('1.1.0', 1 << 20)
+    s.publish('1.1.0', tgz)
+    const third = Math.floor(tgz.length / 3)
+    // Calls 1 and 2 each get one more third, then a connection that drops before any byte.
+    const cuts = [third, 0, 2 * third, 0]
+    const t = serveTarball('1.1.0', tgz, { cutAt: (i) => cuts[i] })
+    const opts = s.opts({ retries: 1 })
+
+    expect((await rejection(checkAndStageLatestRuntime(opts))).code).toBe('ENETWORK')
+    expect(keptBytes('1.1.0')).toBe(third)
+    expect(readPointer(s.userData)).toBeNull()
+
+    expect((await rejection(checkAndStageLatestRuntime(opts))).code).toBe('ENETWORK')
+    expect(keptBytes('1.1.0')).toBe(2 * third)
+    expect(t.log[2]).toMatchObject({ status: 206, range: `bytes=${third}-` })
+
+    expect(await inChild(opts)).toEqual({ kind: 'staged', version: '1.1.0' })
+    expect(t.log[4]).toMatchObject({ status: 206, range: `bytes=${2 * third}-` })
+    expect(t.served()).toBe(tgz.length)
+    expectStagedClean('1.1.0')
+  })
+
+  it('starts over from byte 0 when the server ignores Range', async () => {
+    const tgz = bigTarball('1.1.0', 1 << 20)
+    s.publish('1.1.0', tgz)
+    const cut = tgz.length >> 1
+    const t = serveTarball('1.1.0', tgz, { ranges: false, cutAt: (i) => (i === 0 ? cut : undefined) })
+    expect(await checkAndStageLatestRuntime(s.opts({ retries: 1 }))).toEqual({ kind: 'staged', version: '1.1.0' })
+    expect(t.log.map((e) => [e.status, e.range])).toEqual([
+      [200, undefined],
+      [200, `bytes=${cut}-`],
+    ])
+    expect(t.served()).toBe(cut + tgz.length)
+    expectStagedClean('1.1.0')
+  })
+
+  it('starts over when the ETag changed between attempts', async () => {
+    const tgz = bigTarball('1.1.0', 1 << 20)
+    s.publish('1.1.0', tgz)
+    const cut = tgz.length >> 1
+    const t = serveTarball('1.1.0', tgz, {
+      etag: (i) => (i === 0 ? '"v1"' : '"v2"'),
+      cutAt: (i) => (i === 0 ? cut : undefined),
+    })
+    expect(await checkAndStageLatestRuntime(s.opts({ retries: 1 }))).toEqual({ kind: 'staged', version: '1.1.0' })
+    // If-Range named the old ETag, so the server sent the whole new representation.
+    expect(t.log.map((e) => [e.status, e.ifRange])).toEqual([
+      [200, undefined],
+      [200, '"v1"'],
+    ])
+    expectStagedClean('1.1.0')
+  })
+
+  it('drops the kept bytes when a server that ignores If-Range sends a range of another ETag', async () => {
+    const tgz = bigTarball('1.1.0', 1 << 20)
+    s.publish('1.1.0', tgz)
+    const t = serveTarball('1.1.0', tgz, {
+      etag: (i) => (i === 0 ? '"v1"' : '"v2"'),
+      ignoreIfRange: true,
+      cutAt: (i) => (i === 0 ? tgz.length >> 1 : undefined),
+    })
+    expect(await checkAndStageLatestRuntime(s.opts({ retries: 1 }))).toEqual({ kind: 'staged', version: '1.1.0' })
+    expect(t.log.map((e) => [e.status, e.range === undefined])).toEqual([
+      [200, true],
+      [206, false],
+      [200, true],
+    ])
+    expectStagedClean('1.1.0')
+  })
+
+  it('starts over when Content-Range does not start at the kept length', async () => {
+    const tgz = bigTarball('1.1.0', 1 << 20)
+    s.publish('1.1.0', tgz)
+    const t = serveTarball('1.1.0', tgz, { shift: -100, cutAt: (i) => (i === 0 ? tgz.length >> 1 : undefined) })
+    expect(await checkAndStageLatestRuntime(s.opts({ retries: 1 }))).toEqual({ kind: 'staged', version: '1.1.0' })
+    expect(t.log.map((e) => [e.status, e.range === undefined])).toEqual([
+      [200, true],
+      [206, false],
+      [200, true],
+    ])
+    expectStagedClean('1.1.0')
+  })
+
+  it('restarts cleanly, never with EINTEGRITY, when the kept bytes were damaged on disk', async () => {
+    const tgz = bigTarball('1.1.0', 1 << 20)
+    s.publish('1.1.0', tgz)
+    const cut = tgz.length >> 1
+    const t = serveTarball('1.1.0', tgz, { cutAt: (i) => (i === 0 ? cut : undefined) })
+    expect((await rejection(checkAndStageLatestRuntime(s.opts()))).code).toBe('ENETWORK')
+    const kept = path.join(s.versionsDir, '1.1.0.download')
+    const fd = fs.openSync(kept, 'r+')
+    fs.writeSync(fd, Buffer.alloc(4096, 0x55), 0, 4096, cut >> 1)
+    fs.closeSync(fd)
+    expect(await checkAndStageLatestRuntime(s.opts())).toEqual({ kind: 'staged', version: '1.1.0' })
+    expect(t.log.map((e) => [e.status, e.range])).toEqual([
+      [200, undefined],
+      [206, `bytes=${cut}-`],
+      [200, undefined],
+    ])
+    expectStagedClean('1.1.0')
+  })
+
+  it('sweeps kept bytes once a newer version supersedes them', async () => {
+    const old = bigTarball('1.1.0', 256 * 1024)
+    s.publish('1.1.0', old)
+    serveTarball('1.1.0', old, { cutAt: () => old.length >> 1 })
+    expect((await rejection(checkAndStageLatestRuntime(s.opts()))).code).toBe('ENETWORK')
+    expect(keptFiles().sort()).toEqual(['1.1.0.download', '1.1.0.download.json'])
+    s.publish('1.2.0')
+    expect(await checkAndStageLatestRuntime(s.opts())).toEqual({ kind: 'staged', version: '1.2.0' })
+    expect(keptFiles()).toEqual([])
+  })
+
+  it('survives SIGKILL during a resumed download', { timeout: 120_000 }, async () => {
+    const tgz = bigTarball('1.1.0', 4 << 20)
+    s.registry.publish('kanban', [{ version: '1.1.0', tarball: tgz, unpackedSize: 5 << 20 }], { latest: '1.1.0' })
+    // ~70 writes 10 ms apart: a run takes about a second.
+    const t = serveTarball('1.1.0', tgz, { pace: 10 })
+    const opts = s.opts({ retries: 1 })
+    let resumedAfterKill = 0
+    for (let i = 0; i < 4; i++) {
+      fs.rmSync(s.userData, { recursive: true, force: true })
+      fs.mkdirSync(s.userData)
+      const before = t.log.length
+      // The first child is killed mid-download; the second resumes and is killed too.
+      for (const ms of [300 + Math.random() * 300, 100 + Math.random() * 400]) {
+        await inChild(opts, (c) => setTimeout(() => c.kill('SIGKILL'), ms))
+        s.expectPointerSafe()
+      }
+      if (t.log.slice(before).some((e) => e.status === 206)) resumedAfterKill += 1
+      const outcome = await checkAndStageLatestRuntime(opts)
+      expect(['staged', 'already-staged']).toContain(outcome.kind)
+      expectStagedClean('1.1.0')
+    }
+    expect(resumedAfterKill).toBeGreaterThan(0)
+  })
+})
+
+describe('conditional document fetch', () => {
+  const cacheFile = () => path.join(s.store, 'package-document.cache')
+  const docRequests = () => s.registry.requests.filter((r) => r.url === '/kanban')
+
+  it('revalidates the cached document and uses it on 304; a new document replaces it', async () => {
+    s.registry.documentEtags = true
+    s.publish('1.0.0')
+    const opts = s.opts({ currentVersion: '1.0.0' })
+    expect(await checkAndStageLatestRuntime(opts)).toEqual({ kind: 'up-to-date' })
+    const cold = s.registry.documentBytes
+    expect(cold).toBeGreaterThan(0)
+    expect(fs.existsSync(cacheFile())).toBe(true)
+    expect(await checkAndStageLatestRuntime(opts)).toEqual({ kind: 'up-to-date' })
+    expect(docRequests()[1].headers['if-none-match']).toMatch(/^"/)
+    expect(s.registry.documentBytes).toBe(cold)
+
+    s.publish('1.1.0')
+    expect(await checkAndStageLatestRuntime(opts)).toEqual({ kind: 'staged', version: '1.1.0' })
+    expect(s.registry.documentBytes).toBeGreaterThan(cold)
+  })
+
+  it('asks unconditionally without a cached copy', async () => {
+    s.registry.documentEtags = true
+    s.publish('1.0.0')
+    const opts = s.opts({ currentVersion: '1.0.0' })
+    await checkAndStageLatestRuntime(opts)
+    fs.rmSync(cacheFile())
+    expect(await checkAndStageLatestRuntime(opts)).toEqual({ kind: 'up-to-date' })
+    expect(docRequests().map((r) => r.headers['if-none-match'])).toEqual([undefined, undefined])
+    expect(fs.existsSync(cacheFile())).toBe(true)
+  })
+
+  it('drops a cached copy that no longer parses and fetches the document again', async () => {
+    s.registry.documentEtags = true
+    s.publish('1.0.0')
+    const opts = s.opts({ currentVersion: '1.0.0' })
+    await checkAndStageLatestRuntime(opts)
+    // Same validators, body replaced by something of the same length that is not JSON.
+    const raw = fs.readFileSync(cacheFile())
+    const nl = raw.indexOf(10)
+    fs.writeFileSync(cacheFile(), Buffer.concat([raw.subarray(0, nl + 1), Buffer.alloc(raw.length - nl - 1, 0x7b)]))
+    expect(await checkAndStageLatestRuntime(opts)).toEqual({ kind: 'up-to-date' })
+    const reqs = docRequests()
+    expect(reqs.length).toBe(3)
+    expect(reqs[1].headers['if-none-match']).toBeDefined()
+    expect(reqs[2].headers['if-none-match']).toBeUndefined()
+    expect(fs.readFileSync(cacheFile())).toEqual(raw)
+  })
+
+  it('rejects a 304 to a request that was not conditional', async () => {
+    s.registry.routes.set('/kanban', (_req, res) => {
+      res.writeHead(304)
+      res.end()
+    })
+    const e = await rejection(checkAndStageLatestRuntime(s.opts()))
+    expect(e).toMatchObject({ code: 'EHTTP', status: 304 })
+  })
+})
+
+describe('maxBytesPerSecond', () => {
+  it('holds the download to the cap, with steady progress', { timeout: 30_000 }, async () => {
+    const tgz = bigTarball('1.1.0', 2 << 20)
+    s.publish('1.1.0', tgz)
+    const cap = 1 << 20
+    const events: { at: number; bytes: number; phase: string }[] = []
+    const outcome = await checkAndStageLatestRuntime(
+      s.opts({
+        maxBytesPerSecond: cap,
+        onProgress: (p: { phase: string; downloadedBytes: number }) =>
+          events.push({ at: performance.now(), bytes: p.downloadedBytes, phase: p.phase }),
+      }),
+    )
+    expect(outcome).toEqual({ kind: 'staged', version: '1.1.0' })
+    const dl = events.filter((e) => e.phase === 'downloading')
+    const first = dl[0]
+    const last = dl[dl.length - 1]
+    expect(last.bytes).toBe(tgz.length)
+    const rate = (last.bytes - first.bytes) / ((last.at - first.at) / 1000)
+    expect(rate).toBeGreaterThan(cap * 0.8)
+    expect(rate).toBeLessThan(cap * 1.2)
+    // Smooth: no gap of more than half a second between progress events.
+    const gaps = dl.slice(1).map((e, i) => e.at - dl[i].at)
+    expect(Math.max(...gaps)).toBeLessThan(500)
+  })
+
+  it('must be a positive integer', async () => {
+    s.publish('1.1.0')
+    for (const bad of [0, -5, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+      const e = await rejection(checkAndStageLatestRuntime(s.opts({ maxBytesPerSecond: bad })))
+      expect(e).toMatchObject({ code: 'EINVALID_OPTION', option: 'maxBytesPerSecond' })
+    }
+    expect(s.registry.requests).toEqual([])
+  })
+})
+
+describe('cli --max-bytes-per-second', () => {
+  const BIN = path.join(__dirname, '../bin/kanban-runtime-stager.js')
+  const cli = (...args: string[]): Promise<{ code: number | null; stderr: string; ms: number }> =>
+    new Promise((resolve) => {
+      const t0 = Date.now()
+      const child = spawn(process.execPath, [BIN, 'stage', '--user-data', s.userData, '--native-deps', s.native, '--registry', s.registry.url, '--current-version', '1.0.0', '--json', ...args], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      })
+      let stderr = ''
+      child.stderr!.on('data', (d) => (stderr += d))
+      child.on('exit', (code) => resolve({ code, stderr, ms: Date.now() - t0 }))
+    })
+
+  it('passes the cap to the download, and refuses a bad value', { timeout: 20_000 }, async () => {
+    const tgz = bigTarball('1.1.0', 512 * 1024)
+    s.publish('1.1.0', tgz)
+    const r = await cli('--max-bytes-per-second', String(256 * 1024))
+    expect(r.code).toBe(0)
+    // About two seconds at the cap; uncapped it takes a few tens of ms.
+    expect(r.ms).toBeGreaterThan(1500)
+    expect(s.isWhole('1.1.0')).toBe(true)
+    const bad = await cli('--max-bytes-per-second', '0')
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toContain('--max-bytes-per-second must be a positive integer')
+  })
+})
