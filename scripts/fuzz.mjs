@@ -31,9 +31,13 @@ for (const target of targets) {
   console.log(`\n=== ${target}: ${seconds} s`)
   const started = Date.now()
   // 200 MB RSS and single-allocation cap: hostile input must never allocate without bound.
+  // The extractor starts a flush thread per input, and ASan keeps ~200 bytes per dead thread:
+  // over a long run that alone passes the cap, so those targets run without a sanitizer (safe
+  // Rust; the RSS cap is then our own allocations). The parsers run under ASan.
+  const sanitizer = target.startsWith('extract') ? ['--sanitizer', 'none'] : []
   const run = spawnSync(
     'cargo',
-    ['fuzz', 'run', target, '--', `-max_total_time=${seconds}`, '-rss_limit_mb=200', '-timeout=30'],
+    ['fuzz', 'run', ...sanitizer, target, '--', `-max_total_time=${seconds}`, '-rss_limit_mb=200', '-timeout=30'],
     { cwd: fuzzDir, env, stdio: 'inherit' },
   )
   const took = Math.round((Date.now() - started) / 1000)
