@@ -1,15 +1,14 @@
 // One stager at a time: concurrent calls in one process and in several processes download once
 // and all resolve; rollback and retention keep the store small and always runnable.
-import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { stageInChild } from './helpers/child'
 import { binding } from './helpers/binding'
 import { runtimeTarball } from './helpers/fixtures'
 import { Scenario } from './helpers/scenario'
 
 const { checkAndStageLatestRuntime, markBadVersion, readPointer } = binding
-const CHILD = path.join(__dirname, 'helpers/stage-child.cjs')
 
 let s: Scenario
 beforeEach(async () => {
@@ -30,16 +29,6 @@ function slowTarball(version: string, ms: number) {
   })
 }
 
-function runChild(opts: object): Promise<any> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CHILD, JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'inherit'] })
-    let out = ''
-    child.stdout.on('data', (d) => (out += d))
-    child.on('error', reject)
-    child.on('exit', () => resolve(JSON.parse(out.trim().split('\n').pop()!)))
-  })
-}
-
 describe('concurrency', () => {
   it('three concurrent calls in one process share one download', async () => {
     s.publish('1.1.0')
@@ -56,7 +45,7 @@ describe('concurrency', () => {
   it('six processes staging the same version at once download it once and all resolve', async () => {
     s.publish('1.1.0')
     slowTarball('1.1.0', 500)
-    const results = await Promise.all(Array.from({ length: 6 }, () => runChild(s.opts())))
+    const results = await Promise.all(Array.from({ length: 6 }, () => stageInChild(s.opts())))
     for (const r of results) expect(['staged', 'already-staged']).toContain(r.kind)
     expect(results.filter((r) => r.kind === 'staged')).toHaveLength(1)
     expect(s.registry.tarballRequests()).toBe(1)

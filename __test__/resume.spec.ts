@@ -2,18 +2,18 @@
 // and across processes, and starts over cleanly whenever the server's answer or the kept bytes
 // cannot be trusted; the package document is revalidated with a 304; maxBytesPerSecond caps the
 // download rate.
-import { type ChildProcess, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { stageInChild } from './helpers/child'
 import { binding, rejection } from './helpers/binding'
 import { runtimeTarball } from './helpers/fixtures'
 import { Scenario } from './helpers/scenario'
 
 const { checkAndStageLatestRuntime, readPointer } = binding
-const CHILD = path.join(__dirname, 'helpers/stage-child.cjs')
 
 let s: Scenario
 beforeEach(async () => {
@@ -92,20 +92,6 @@ function keptBytes(version: string): number {
   return fs.statSync(path.join(s.versionsDir, `${version}.download`)).size
 }
 
-/** Runs one staging call in a child process; resolves to what it printed last. */
-function inChild(opts: Record<string, unknown>, onSpawn: (c: ChildProcess) => void = () => {}): Promise<any> {
-  const child = spawn(process.execPath, [CHILD, JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'inherit'] })
-  let out = ''
-  child.stdout!.on('data', (d) => (out += d))
-  onSpawn(child)
-  return new Promise((resolve) =>
-    child.on('exit', () => {
-      const last = out.trim().split('\n').pop() ?? ''
-      resolve(last.startsWith('{') ? JSON.parse(last) : last)
-    }),
-  )
-}
-
 function expectStagedClean(version: string) {
   expect(readPointer(s.userData)?.version).toBe(version)
   expect(s.isWhole(version)).toBe(true)
@@ -146,7 +132,7 @@ describe('resume', () => {
     expect(keptBytes('1.1.0')).toBe(2 * third)
     expect(t.log[2]).toMatchObject({ status: 206, range: `bytes=${third}-` })
 
-    expect(await inChild(opts)).toEqual({ kind: 'staged', version: '1.1.0' })
+    expect(await stageInChild(opts)).toEqual({ kind: 'staged', version: '1.1.0' })
     expect(t.log[4]).toMatchObject({ status: 206, range: `bytes=${2 * third}-` })
     expect(t.served()).toBe(tgz.length)
     expectStagedClean('1.1.0')
@@ -256,7 +242,7 @@ describe('resume', () => {
       const before = t.log.length
       // The first child is killed mid-download; the second resumes and is killed too.
       for (const ms of [300 + Math.random() * 300, 100 + Math.random() * 400]) {
-        await inChild(opts, (c) => setTimeout(() => c.kill('SIGKILL'), ms))
+        await stageInChild(opts, (c) => setTimeout(() => c.kill('SIGKILL'), ms))
         s.expectPointerSafe()
       }
       if (t.log.slice(before).some((e) => e.status === 206)) resumedAfterKill += 1

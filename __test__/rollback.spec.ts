@@ -2,16 +2,15 @@
 // marking answers at once even while another process downloads, the pointer never moves back to
 // an older version except through that rollback, and stores of the original TypeScript
 // implementation keep working without a second download.
-import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { stageInChild } from './helpers/child'
 import { binding } from './helpers/binding'
 import { runtimeTarball } from './helpers/fixtures'
 import { Scenario } from './helpers/scenario'
 
 const { checkAndStageLatestRuntime, markBadVersion, readPointer, resolvePointerCliEntry, readStoreStatus } = binding
-const CHILD = path.join(__dirname, 'helpers/stage-child.cjs')
 
 let s: Scenario
 beforeEach(async () => {
@@ -47,16 +46,6 @@ function heldTarball(version: string) {
 async function downloadStarted(version: string) {
   const p = s.registry.tarballPath('kanban', version)
   while (s.registry.count(p) === 0) await new Promise((r) => setTimeout(r, 10))
-}
-
-function stageInChild(opts: object): Promise<any> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CHILD, JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'inherit'] })
-    let out = ''
-    child.stdout.on('data', (d) => (out += d))
-    child.on('error', reject)
-    child.on('exit', () => resolve(JSON.parse(out.trim().split('\n').pop()!)))
-  })
 }
 
 describe('marking bad', () => {

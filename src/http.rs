@@ -721,6 +721,18 @@ mod tests {
         assert!((0.17..0.35).contains(&secs), "{secs}");
     }
 
+    /// A client without retries and a call with a 20 s budget, for one test server.
+    fn client(reg: &str) -> (Http, Control) {
+        let net = NetConfig {
+            retries: 0,
+            ..NetConfig::default()
+        };
+        (
+            Http::new(&net, reg).unwrap(),
+            Control::new(Duration::from_secs(20)).0,
+        )
+    }
+
     #[tokio::test]
     async fn conditional_document_fetch_sends_validators_and_reads_304() {
         let mut first =
@@ -730,15 +742,7 @@ mod tests {
         let not_modified =
             b"HTTP/1.1 304 Not Modified\r\netag: \"d1\"\r\nconnection: close\r\n\r\n".to_vec();
         let (reg, server) = serve(vec![first, not_modified.clone(), not_modified]).await;
-        let http = Http::new(
-            &NetConfig {
-                retries: 0,
-                ..NetConfig::default()
-            },
-            &reg,
-        )
-        .unwrap();
-        let (ctl, _h) = Control::new(Duration::from_secs(20));
+        let (http, ctl) = client(&reg);
         let url = format!("{reg}kanban");
         let Fetched::Body { body, validators } = http
             .get_document(&url, "*/*", 100, None, &ctl)
@@ -802,15 +806,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\nconnection: close\r\n\r\n".to_vec();
         exact.extend_from_slice(&big[..1000]);
         let (reg, server) = serve(vec![with_len, chunked, exact]).await;
-        let http = Http::new(
-            &NetConfig {
-                retries: 0,
-                ..NetConfig::default()
-            },
-            &reg,
-        )
-        .unwrap();
-        let (ctl, _h) = Control::new(Duration::from_secs(20));
+        let (http, ctl) = client(&reg);
         let url = format!("{reg}kanban");
         for _ in 0..2 {
             let e = http.get_bytes(&url, "*/*", cap, &ctl).await.unwrap_err();

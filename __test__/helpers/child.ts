@@ -1,0 +1,24 @@
+// One checkAndStageLatestRuntime call in a process of its own (helpers/stage-child.cjs), for the
+// multi-process tests: another process staging is what the locks are for.
+import { type ChildProcess, spawn } from 'node:child_process'
+import path from 'node:path'
+
+const CHILD = path.join(__dirname, 'stage-child.cjs')
+
+/**
+ * Stages with `opts` in a child process; `onSpawn` may kill it. Resolves to the last line it
+ * printed: the outcome or `{ error, message }` as an object, or `'started'` if it was killed first.
+ */
+export function stageInChild(opts: object, onSpawn: (c: ChildProcess) => void = () => {}): Promise<any> {
+  const child = spawn(process.execPath, [CHILD, JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout!.on('data', (d) => (out += d))
+  onSpawn(child)
+  return new Promise((resolve, reject) => {
+    child.on('error', reject)
+    child.on('exit', () => {
+      const last = out.trim().split('\n').pop() ?? ''
+      resolve(last.startsWith('{') ? JSON.parse(last) : last)
+    })
+  })
+}
