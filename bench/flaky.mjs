@@ -13,6 +13,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { realRuntimeTarball } from '../scripts/fixtures/runtime.mjs'
+import { bundledNativeDeps } from './registry.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 /** Body bytes a connection carries before the link drops. */
@@ -129,7 +130,8 @@ export async function flaky(work, native, fixture) {
   for (const impl of ['addon', 'pacote']) {
     const userData = path.join(work, `flaky-${impl}`)
     const before = { ...registry.stats }
-    const opts = { userData, currentVersion: '0.1.69', nativeDepsSource: native, registry: registry.url, cache: path.join(userData, '.pacote-cache') }
+    // hostNodeVersion: the app's Electron Node; kanban 0.1.70 needs >=22 whatever Node runs the bench.
+    const opts = { userData, currentVersion: '0.1.69', nativeDepsSource: native, registry: registry.url, cache: path.join(userData, '.pacote-cache'), hostNodeVersion: '22.12.0' }
     const r = await runChild(impl, opts)
     await settle()
     const finished = r.outcome?.kind === 'staged'
@@ -186,11 +188,7 @@ export function printFlaky(f) {
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'krs-flaky-'))
-  const src = path.dirname(createRequire(import.meta.url).resolve('node-pty/package.json'))
-  const native = path.join(work, 'native')
-  for (const part of ['package.json', 'lib', 'build/Release']) {
-    fs.cpSync(path.join(src, part), path.join(native, 'node-pty', part), { recursive: true })
-  }
+  const native = bundledNativeDeps(work)
   const f = await flaky(work, native, realRuntimeTarball().file)
   const missed = printFlaky(f)
   fs.rmSync(work, { recursive: true, force: true })

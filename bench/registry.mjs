@@ -4,6 +4,8 @@ import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import http from 'node:http'
+import { createRequire } from 'node:module'
+import path from 'node:path'
 
 /** Sum of file sizes and file count of a .tgz, as a registry's dist.unpackedSize/fileCount. */
 function tarStats(tgz) {
@@ -75,3 +77,19 @@ export function startRegistry() {
   )
 }
 
+
+/**
+ * The native modules an app bundles, copied under `work/native`: node-pty's package.json, lib/ and
+ * its binaries (prebuilds/ for this platform, or build/Release/ where it was compiled). The dev
+ * dependency is the node-pty the runtime asks for (^1.2.0-beta.11), so the compatibility guard
+ * passes as it does in the app. Returns the folder that contains `node-pty/`.
+ */
+export function bundledNativeDeps(work) {
+  const src = path.dirname(createRequire(import.meta.url).resolve('node-pty/package.json'))
+  const dest = path.join(work, 'native', 'node-pty')
+  const binaries = [`prebuilds/${process.platform}-${process.arch}`, 'build/Release']
+  for (const part of ['package.json', 'lib', ...binaries.filter((b) => fs.existsSync(path.join(src, b)))]) {
+    fs.cpSync(path.join(src, part), path.join(dest, part), { recursive: true })
+  }
+  return path.dirname(dest)
+}

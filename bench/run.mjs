@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { flaky, printFlaky } from './flaky.mjs'
 import { hostile } from './hostile.mjs'
-import { startRegistry } from './registry.mjs'
+import { bundledNativeDeps, startRegistry } from './registry.mjs'
 import { realRuntimeTarball } from '../scripts/fixtures/runtime.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -31,20 +31,6 @@ const median = (xs) => {
 }
 const fmt = (n, d = 1) => n.toFixed(d)
 
-/**
- * The native modules an app bundles: node-pty's package.json, lib/ and its binaries (prebuilds/
- * for this platform, or build/Release/ where it was compiled). The dev dependency is the node-pty
- * the runtime asks for (^1.2.0-beta.11), so the compatibility guard passes as it does in the app.
- */
-function bundledNativeDeps() {
-  const src = path.dirname(createRequire(import.meta.url).resolve('node-pty/package.json'))
-  const dest = path.join(work, 'native', 'node-pty')
-  const binaries = [`prebuilds/${process.platform}-${process.arch}`, 'build/Release']
-  for (const part of ['package.json', 'lib', ...binaries.filter((b) => fs.existsSync(path.join(src, b)))]) {
-    fs.cpSync(path.join(src, part), path.join(dest, part), { recursive: true })
-  }
-  return path.dirname(dest)
-}
 
 let runNo = 0
 function stageInChild(impl, registry, native) {
@@ -142,7 +128,7 @@ async function main() {
   const fixture = realRuntimeTarball()
   FIXTURE = fixture.file
   const registry = await startRegistry()
-  const native = bundledNativeDeps()
+  const native = bundledNativeDeps(work)
   registry.publish('0.1.70', FIXTURE)
   const size = fs.statSync(FIXTURE).size
   console.log(`kanban-runtime-stager bench: ${path.basename(FIXTURE)} (${fixture.real ? 'the real runtime' : 'SYNTHETIC stand-in: the real runtime could not be fetched'}, ${fmt(size / 1e6)} MB), ${PAIRS} pairs, ${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}, node ${process.version}`)
