@@ -169,6 +169,24 @@ describe('hostile tarballs', () => {
     expect(err).toMatchObject({ code: 'EUNSAFE_ENTRY', entry: 'package/lnk' })
   })
 
+  it('refuses an endless tarball body with ETOO_LARGE before it fills the disk, and keeps none of it', async () => {
+    const before = await s.stageBaseline()
+    s.publish('1.1.0', tgz(base))
+    // No Content-Length, a strong ETag (so bytes would be kept for resuming), and bytes forever.
+    s.registry.routes.set(s.registry.tarballPath('kanban', '1.1.0'), (_req, res) => {
+      res.writeHead(200, { etag: '"endless"' })
+      const junk = crypto.randomBytes(64 * 1024)
+      const pump = () => {
+        while (!res.destroyed && res.write(junk)) {}
+        if (!res.destroyed) res.once('drain', pump)
+      }
+      pump()
+    })
+    const err = await rejection(checkAndStageLatestRuntime(s.opts({ maxUnpackedBytes: 1 << 20, maxEntries: 16 })))
+    expect(err).toMatchObject({ code: 'ETOO_LARGE', limit: 'tarballBytes' })
+    s.expectUnchanged(before, '1.0.5')
+  })
+
   it('maxUnpackedBytes lowers the cap', async () => {
     s.publish('1.1.0', tgz([...base, { path: 'package/big.bin', body: Buffer.alloc(200_000) }]))
     const err = await rejection(checkAndStageLatestRuntime(s.opts({ maxUnpackedBytes: 100_000 })))

@@ -81,8 +81,8 @@ pub enum StageError {
     #[error("{} exceeds a limit ({limit}): {}", clip(.url), clip(.reason))]
     TooLarge {
         url: String,
-        /// Which cap was hit: `document`, `entries`, `unpackedBytes`, `inflatedBytes`, `path` or
-        /// `extensionHeader`.
+        /// Which cap was hit: `document`, `tarballBytes`, `entries`, `unpackedBytes`,
+        /// `inflatedBytes`, `path` or `extensionHeader`.
         limit: &'static str,
         reason: String,
     },

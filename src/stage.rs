@@ -597,12 +597,17 @@ async fn stage_locked(
 
     let (reuse, swept) = blocking({
         let (store, latest) = (store.clone(), latest.clone());
+        let integrity = dist.integrity.to_string();
         move || -> Result<(bool, Vec<String>)> {
             // With the staging lock held no run is in flight, so every partial is a crashed run's.
             let swept = store.sweep_stale_locked(Some(&latest))?;
             fsutil::create_dir_all(&store.versions_dir())?;
-            // A whole, unpointed folder is a run that died before its pointer write: reuse it.
-            if store.is_whole(&latest) {
+            // A whole, unpointed folder is a run that died before its pointer write: reuse it,
+            // when it holds the tarball this document (and its checked signature or provenance)
+            // names; a folder staged from another registry's bytes is staged again.
+            let same_tarball = store::read_record(&store.version_dir(&latest))
+                .is_some_and(|r| r.integrity == integrity);
+            if store.is_whole(&latest) && same_tarball {
                 return Ok((true, swept));
             }
             store.discard_version_locked(&latest)?;
@@ -1137,6 +1142,14 @@ async fn stage_once(
     let mut hasher = dist.integrity.hasher();
     let total = resp.content_length().map(|n| n.saturating_add(offset));
     let mut throttle = http.max_bytes_per_second().map(Throttle::new);
+    // gzip never makes a tar much larger than its files plus a header block or two per entry, so
+    // a body past this is endless or hostile: refused before it fills the disk (its kept bytes
+    // go too, as the error is not a network cut).
+    let max_download = limits
+        .max_bytes
+        .saturating_mul(2)
+        .saturating_add(limits.max_entries.saturating_mul(2048))
+        .saturating_add(1 << 20);
     // Under a cap, progress is reported every couple of slices so a slow bar still moves.
     let step = throttle
         .as_ref()
@@ -1201,6 +1214,13 @@ async fn stage_once(
                     hasher.update(&piece);
                     downloaded += piece.len() as u64;
                     received += piece.len() as u64;
+                    if downloaded > max_download {
+                        return Err(StageError::TooLarge {
+                            url: url.into(),
+                            limit: "tarballBytes",
+                            reason: format!("the tarball is over {max_download} bytes"),
+                        });
+                    }
                     if let Some(k) = &keep_tx {
                         // A writer that failed has said why; the download goes on without it.
                         let _ = k.send(piece.clone()).await;

@@ -34,6 +34,8 @@ pub const INCOMPATIBLE_FILE: &str = "incompatible-versions.json";
 const MAX_INCOMPATIBLE_FILE_BYTES: u64 = 1024 * 1024;
 pub const LOCK_FILE: &str = "stage.lock";
 pub const STORE_LOCK_FILE: &str = "store.lock";
+/// Age past which the document cache's temp file (written without a lock) is a crashed writer's.
+const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 pub const VERSIONS_DIR: &str = "versions";
 pub const PARTIAL_SUFFIX: &str = ".partial";
 /// Written last into a staged folder, before its rename: its presence means the folder is whole.
@@ -501,14 +503,30 @@ impl Store {
                 removed.push(name);
             }
         }
-        if let Ok(entries) = fs::read_dir(&self.root) {
+        // The pointer's and the bad list's writers hold the store lock, so under it any temp file
+        // of theirs is a crashed writer's. The document cache is written with no lock: its temp
+        // file is a crashed writer's only once it has been left for minutes.
+        self.with_store_lock(|| {
+            let Ok(entries) = fs::read_dir(&self.root) else {
+                return Ok(());
+            };
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with('.') && name.contains(".tmp-") {
+                if !(name.starts_with('.') && name.contains(".tmp-")) {
+                    continue;
+                }
+                let unlocked_writer =
+                    name.starts_with(&format!(".{}", crate::doccache::CACHE_FILE));
+                let stale = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_TEMP_AGE));
+                if !unlocked_writer || stale {
                     let _ = fs::remove_file(entry.path());
                 }
             }
-        }
+            Ok(())
+        })?;
         Ok(removed)
     }
 
@@ -637,14 +655,11 @@ pub fn read_record(dir: &Path) -> Option<CompletionRecord> {
 }
 
 /// Writes the completion record into a folder about to be renamed into place, flushed.
+/// Written atomically (temp file, flush, rename, flush folder): an adopted folder gets its record
+/// while the pointer names it, and a torn record would make it look damaged after a crash.
 pub fn write_record(dir: &Path, record: &CompletionRecord) -> Result<()> {
-    use std::io::Write;
-    let path = dir.join(COMPLETE_FILE);
-    let mut f = File::create(&path).map_err(|e| StageError::io("creating", &path, e))?;
-    f.write_all(&serde_json::to_vec(record).expect("record serialises"))
-        .map_err(|e| StageError::io("writing", &path, e))?;
-    f.sync_all()
-        .map_err(|e| StageError::io("flushing", &path, e))
+    let json = serde_json::to_vec(record).expect("record serialises");
+    fsutil::write_atomic(&OsRenamer, &dir.join(COMPLETE_FILE), &json)
 }
 
 #[cfg(test)]
@@ -745,10 +760,21 @@ pub(crate) mod tests {
         let store = Store::new(tmp.path());
         stage_fake(&store, "1.0.0");
         fs::create_dir_all(store.partial_dir("2.0.0").join("x")).unwrap();
+        // A crashed pointer writer's temp file (its writers hold the store lock, which the sweep
+        // takes); the document cache's, old (crashed) and fresh (being written, without a lock).
         fs::write(store.root().join(".current.json.tmp-1"), "x").unwrap();
+        let old = store.root().join(".package-document.cache.tmp-1-1");
+        fs::write(&old, "x").unwrap();
+        let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let f = File::options().write(true).open(&old).unwrap();
+        f.set_modified(an_hour_ago).unwrap();
+        let fresh = store.root().join(".package-document.cache.tmp-2-1");
+        fs::write(&fresh, "x").unwrap();
         store.sweep_stale_locked(None).unwrap();
         assert!(!store.partial_dir("2.0.0").exists());
         assert!(!store.root().join(".current.json.tmp-1").exists());
+        assert!(!old.exists());
+        assert!(fresh.exists());
         assert!(store.is_whole("1.0.0"));
     }
 
