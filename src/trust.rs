@@ -264,7 +264,7 @@ fn check_range(
     } else {
         Err(Refusal {
             guard,
-            range: clip(range),
+            range: range.to_string(),
             provided: provided.to_string(),
         })
     }
