@@ -654,7 +654,12 @@ async fn stage_locked(
     let (outcome, pruned) = blocking({
         let (store, latest) = (store.clone(), latest.clone());
         let running = version::clean(&cfg.current_version);
-        move || store.with_store_lock(|| promote_locked(&store, &latest, running.as_ref()))
+        move || {
+            let promoted =
+                store.with_store_lock(|| promote_locked(&store, &latest, running.as_ref()));
+            store.empty_trash();
+            promoted
+        }
     })
     .await?;
     match &outcome {

@@ -577,6 +577,7 @@ impl Store {
                 .collect();
             self.prune_locked(&keep, running)
         })?);
+        self.empty_trash();
         Ok(PruneReport {
             removed,
             freed_bytes: before.saturating_sub(tree_size(&self.versions_dir())),
@@ -591,9 +592,7 @@ impl Store {
         if !dir.exists() {
             return Ok(());
         }
-        let trash = self
-            .versions_dir()
-            .join(format!("{version}.trash-{}", std::process::id()));
+        let trash = self.trash_path(version);
         fsutil::remove_tree(&trash)?;
         fsutil::rename_retrying(self.renamer(), &dir, &trash)?;
         fsutil::remove_tree(&trash)
@@ -622,10 +621,35 @@ impl Store {
             if keep.contains(&name.as_str()) || is_running {
                 continue;
             }
-            self.discard_version_locked(&name)?;
-            removed.push(name);
+            // Under the store lock only a rename, tried once: `markBadVersion` waits for this
+            // section, so neither a tree deletion nor Windows' retries on a held folder belong
+            // here. A folder that cannot move now is pruned by a later run; `empty_trash`
+            // deletes the rest once the store lock is released.
+            let trash = self.trash_path(&name);
+            if !trash.exists() && self.renamer().rename(&entry.path(), &trash).is_ok() {
+                removed.push(name);
+            }
         }
         Ok(removed)
+    }
+
+    fn trash_path(&self, version: &str) -> PathBuf {
+        self.versions_dir()
+            .join(format!("{version}.trash-{}", std::process::id()))
+    }
+
+    /// Deletes the folders pruning renamed aside. Call with the staging lock held (no other run
+    /// is in flight, so every `.trash-` folder is a leftover), after releasing the store lock.
+    pub fn empty_trash(&self) {
+        let Ok(entries) = fs::read_dir(self.versions_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().contains(".trash-") {
+                // Housekeeping: what cannot be deleted now is swept by the next run.
+                let _ = fsutil::remove_tree(&entry.path());
+            }
+        }
     }
 }
 
@@ -787,6 +811,22 @@ pub(crate) mod tests {
         }
         let removed = store.prune_locked(&["1.2.0", "1.1.0"], None).unwrap();
         assert_eq!(removed, ["1.0.0"]);
+        // Under the store lock the folder is only renamed aside; it is deleted after.
+        let trash = |store: &Store| {
+            fs::read_dir(store.versions_dir())
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .contains(".trash-")
+                })
+                .count()
+        };
+        assert_eq!(trash(&store), 1);
+        store.empty_trash();
+        assert_eq!(trash(&store), 0);
         assert!(store.is_whole("1.1.0") && store.is_whole("1.2.0"));
         assert!(!store.version_dir("1.0.0").exists());
     }
