@@ -5,7 +5,7 @@ import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { stageInChild } from './helpers/child'
 import { binding } from './helpers/binding'
-import { runtimeTarball } from './helpers/fixtures'
+import { nativeDeps, runtimeTarball } from './helpers/fixtures'
 import { Scenario } from './helpers/scenario'
 
 const { checkAndStageLatestRuntime, markBadVersion, readPointer } = binding
@@ -40,6 +40,20 @@ describe('concurrency', () => {
     expect(s.isWhole('1.1.0')).toBe(true)
     expect(readPointer(s.userData)?.version).toBe('1.1.0')
     expect(s.partials()).toEqual([])
+  })
+
+  it('a concurrent call that would stage something else does not take over another run\'s result', async () => {
+    s.publish('1.1.0')
+    slowTarball('1.1.0', 300)
+    // Same store and version, other bundled native modules: not the same run.
+    const outcomes = await Promise.all([
+      checkAndStageLatestRuntime(s.opts()),
+      checkAndStageLatestRuntime(s.opts({ nativeDepsSource: nativeDeps() })),
+    ])
+    // One stages; the other waits for the lock and finds the version staged by its own check,
+    // instead of receiving the first run's `staged`.
+    expect(outcomes.map((o) => o.kind).sort()).toEqual(['already-staged', 'staged'])
+    expect(s.registry.tarballRequests()).toBe(1)
   })
 
   it('six processes staging the same version at once download it once and all resolve', async () => {

@@ -188,7 +188,16 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
         check_provenance(cfg, provenance, &http, &dist, &latest, ctl).await?;
     }
 
-    single_flight(store, &latest, ctl, || {
+    // Calls share a run only when it stages what each would: the same tarball, the same
+    // native modules, the same host to check against.
+    let run_of = format!(
+        "{}\n{}\n{}\n{:?}",
+        dist.integrity,
+        rewrite_tarball_url(&dist.tarball, &cfg.registry),
+        native_src.display(),
+        compat
+    );
+    single_flight(store, &latest, &run_of, ctl, || {
         stage_locked(cfg, store, &http, &dist, &latest, &native_src, &compat, ctl)
     })
     .await
@@ -467,7 +476,8 @@ async fn fetch_document(
 /// Staging runs in flight in this process, by store and version. Concurrent calls for the same
 /// version share one run instead of queueing on the store lock and re-checking one by one.
 type FlightResult = Option<Result<Outcome>>;
-type FlightKey = (PathBuf, String);
+/// The store, the version, and what the run stages (tarball, native modules, host).
+type FlightKey = (PathBuf, String, String);
 type Flights = HashMap<FlightKey, tokio::sync::watch::Receiver<FlightResult>>;
 static FLIGHTS: LazyLock<Mutex<Flights>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
@@ -485,6 +495,7 @@ impl Drop for FlightEntry {
 async fn single_flight<F, Fut>(
     store: &Store,
     version: &str,
+    run_of: &str,
     ctl: &Control,
     run: F,
 ) -> Result<Outcome>
@@ -492,7 +503,11 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<Outcome>>,
 {
-    let key = (store.root().to_path_buf(), version.to_string());
+    let key = (
+        store.root().to_path_buf(),
+        version.to_string(),
+        run_of.to_string(),
+    );
     loop {
         let joined = {
             let mut flights = FLIGHTS.lock().unwrap_or_else(|e| e.into_inner());
