@@ -1265,20 +1265,26 @@ async fn stage_once(
     }
     drop(tx);
     drop(keep_tx);
+    let mut discarded = Ok(());
     if let Some(keeper) = keeper {
         let kept_ok = matches!(keeper.await, Ok(Ok(_)));
         if !kept_ok {
             // Bytes that could not all be written are not a trustworthy prefix.
             let (store, version) = (store.clone(), version.to_string());
-            blocking(move || resume::discard(&store, &version)).await?;
+            discarded = blocking(move || resume::discard(&store, &version)).await;
         }
     }
+    // Every task is awaited before any error is returned: the caller removes the partials next,
+    // and a task still writing into them would race with that (or with the next attempt).
     let extracted = extractor
         .await
-        .map_err(|e| StageError::joined("the extractor", e))?;
+        .map_err(|e| StageError::joined("the extractor", e));
     let native_bytes = native_copy
         .await
-        .map_err(|e| StageError::joined("the native module copy", e))?;
+        .map_err(|e| StageError::joined("the native module copy", e));
+    discarded?;
+    let extracted = extracted?;
+    let native_bytes = native_bytes?;
     // The transport's error is the cause when both failed.
     let whole_body = pump?;
     // With the whole body read, a hash mismatch explains any extraction failure too.
