@@ -73,13 +73,18 @@ function runChild(s: Scenario, onSpawn: (child: ChildProcess) => void): Promise<
 }
 
 it(`leaves a usable store after SIGKILL at a random moment (${ITERATIONS} iterations)`, { timeout: ITERATIONS * 15_000 }, async () => {
-  // Calibrate: how long one uninterrupted child run takes here, so kills spread over all of it.
-  const probe = freshStore()
-  await stageBaseline(probe)
-  const t0 = Date.now()
-  const probeResult = await runChild(probe, () => {})
-  const runMs = Date.now() - t0
-  expect(probeResult).toContain('"staged"')
+  // Calibrate: how long an uninterrupted child run takes here. The fastest of three, as one
+  // run can be slowed by a busy machine, and kills timed against a slow run land after the end.
+  let runMs = Infinity
+  for (let i = 0; i < 3; i++) {
+    const probe = freshStore()
+    await stageBaseline(probe)
+    const t0 = Date.now()
+    const probeResult = await runChild(probe, () => {})
+    runMs = Math.min(runMs, Date.now() - t0)
+    expect(probeResult).toContain('"staged"')
+    fs.rmSync(probe.userData, { recursive: true, force: true })
+  }
 
   let killedMidway = 0
   for (let i = 0; i < ITERATIONS; i++) {
