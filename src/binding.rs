@@ -186,7 +186,7 @@ impl From<LogEntry> for StageLogEntry {
 #[napi(object)]
 #[derive(Clone)]
 pub struct StageProgress {
-    #[napi(ts_type = "'resolving' | 'waiting-for-lock' | 'downloading' | 'finishing'")]
+    #[napi(ts_type = "StagePhase")]
     pub phase: String,
     /// Tarball bytes received so far.
     pub downloaded_bytes: f64,
@@ -604,11 +604,12 @@ fn absolute(p: &str) -> PathBuf {
     std::path::absolute(Path::new(p)).unwrap_or_else(|_| PathBuf::from(p))
 }
 
-/// Turns a core error into a JS `Error` with `code` and the structured fields.
+/// Turns a core error into a JS `Error` with `code`, `hint` and the structured fields.
 fn js_error(env: &Env, e: &StageError) -> Error {
     let build = || -> Result<Error> {
         let mut obj = env.create_error(Error::new(Status::GenericFailure, e.to_string()))?;
         obj.set_named_property("code", e.code())?;
+        obj.set_named_property("hint", e.hint())?;
         for (name, value) in e.fields() {
             match value {
                 Field::Str(s) => obj.set_named_property(name, s)?,

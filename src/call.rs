@@ -1,17 +1,20 @@
 //! The call's context: its overall deadline, its abort switch, and where its progress and log
 //! entries go. Every step of one call holds a clone.
 
-use crate::error::{Result, StageError};
+use crate::error::{Budget, Result, StageError};
 use crate::log::{Level, LogEntry, LogSink, Value};
 use std::future::Future;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-/// What a call is doing, for progress displays.
+/// What a call is doing: the phase progress events report, and the phase an `ENETWORK` or
+/// `ETIMEDOUT` names. JS sees it as a string (`StagePhase` in `error-types.d.ts`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
+    /// Fetching the package document, the registry's keys or the attestation, and checking them.
     Resolving,
     WaitingForLock,
     Downloading,
@@ -19,6 +22,14 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// Every phase, in the order a call goes through them; a phase's index is its `u8` form.
+    pub const ALL: [Phase; 4] = [
+        Phase::Resolving,
+        Phase::WaitingForLock,
+        Phase::Downloading,
+        Phase::Finishing,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Resolving => "resolving",
@@ -26,6 +37,19 @@ impl Phase {
             Phase::Downloading => "downloading",
             Phase::Finishing => "finishing",
         }
+    }
+
+    fn from_index(i: u8) -> Phase {
+        Phase::ALL
+            .get(usize::from(i))
+            .copied()
+            .unwrap_or(Phase::Resolving)
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -49,6 +73,8 @@ pub struct Control {
     _keep: Arc<watch::Sender<bool>>,
     progress: Option<ProgressSink>,
     log: Option<LogSink>,
+    /// The phase last reported, shared by every clone: a deadline that expires names it.
+    phase: Arc<AtomicU8>,
 }
 
 /// The handle that aborts a call.
@@ -72,6 +98,7 @@ impl Control {
             _keep: tx.clone(),
             progress: None,
             log: None,
+            phase: Arc::new(AtomicU8::new(Phase::Resolving as u8)),
         };
         (ctl, AbortHandle(tx))
     }
@@ -98,6 +125,7 @@ impl Control {
     }
 
     pub fn report(&self, phase: Phase, downloaded: u64, total: Option<u64>) {
+        self.phase.store(phase as u8, Ordering::Relaxed);
         if let Some(sink) = &self.progress {
             sink(Progress {
                 phase,
@@ -105,6 +133,11 @@ impl Control {
                 total,
             });
         }
+    }
+
+    /// The phase last reported (`resolving` before any).
+    pub fn phase(&self) -> Phase {
+        Phase::from_index(self.phase.load(Ordering::Relaxed))
     }
 
     pub fn is_aborted(&self) -> bool {
@@ -116,15 +149,16 @@ impl Control {
         Instant::now() >= self.deadline
     }
 
-    /// Runs `fut` until it finishes, the deadline passes (`ETIMEDOUT`), or the call is aborted
-    /// (`EABORTED`), whichever comes first.
+    /// Runs `fut` until it finishes, the deadline passes (`ETIMEDOUT` with the call's budget and
+    /// the phase the call was in), or the call is aborted (`EABORTED`), whichever comes first.
     pub async fn guard<T>(&self, what: &str, fut: impl Future<Output = Result<T>>) -> Result<T> {
         let mut abort = self.abort.clone();
         tokio::select! {
             r = fut => r,
             _ = tokio::time::sleep_until(self.deadline) => Err(StageError::Timeout {
                 url: what.to_string(),
-                phase: "staging",
+                phase: self.phase(),
+                budget: Budget::Call,
                 ms: self.total.as_millis() as u64,
             }),
             _ = abort.wait_for(|a| *a) => Err(StageError::Aborted),
@@ -163,5 +197,45 @@ mod tests {
         h.abort();
         assert_eq!(t.await.unwrap().unwrap_err().code(), "EABORTED");
         assert!(ctl.is_aborted());
+    }
+
+    #[tokio::test]
+    async fn the_deadline_names_the_call_budget_and_the_phase_last_reported() {
+        let (ctl, _h) = Control::new(Duration::from_millis(20));
+        assert_eq!(ctl.phase(), Phase::Resolving);
+        // A clone reports; the original's guard sees it.
+        ctl.clone().report(Phase::WaitingForLock, 0, None);
+        let e = ctl
+            .sleep("1.2.3", Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        match &e {
+            StageError::Timeout {
+                url,
+                phase,
+                budget,
+                ms,
+            } => {
+                assert_eq!(url, "1.2.3");
+                assert_eq!(*phase, Phase::WaitingForLock);
+                assert_eq!(*budget, Budget::Call);
+                assert_eq!(*ms, 20);
+            }
+            other => panic!("expected ETIMEDOUT, got {other}"),
+        }
+    }
+
+    #[test]
+    fn phases_are_the_progress_strings_and_round_trip() {
+        let names: Vec<_> = Phase::ALL.iter().map(|p| p.as_str()).collect();
+        assert_eq!(
+            names,
+            ["resolving", "waiting-for-lock", "downloading", "finishing"]
+        );
+        for p in Phase::ALL {
+            assert_eq!(Phase::from_index(p as u8), p);
+            assert_eq!(p.to_string(), p.as_str());
+        }
+        assert_eq!(Phase::from_index(200), Phase::Resolving);
     }
 }

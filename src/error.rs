@@ -1,7 +1,11 @@
-//! One error type for the whole stager. Every variant maps to a stable `code` that JS sees as
-//! `err.code`; messages name the operation and the path or URL involved.
+//! One error type for the whole stager. Each variant has its message (on the variant), and one
+//! arm of `describe` giving its kind (the stable `code` JS sees as `err.code`, with a hint a
+//! person can act on) and its structured fields; messages name the operation and the path or URL
+//! involved.
 
+use crate::call::Phase;
 use std::any::Any;
+use std::fmt;
 use std::future::Future;
 use std::io;
 use std::panic::AssertUnwindSafe;
@@ -13,9 +17,15 @@ pub type Result<T, E = StageError> = std::result::Result<T, E>;
 
 /// Cloneable so that concurrent callers sharing one staging run can each receive its result.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum StageError {
     #[error("invalid option `{name}`: {}", clip(.reason))]
     InvalidOption { name: &'static str, reason: String },
+
+    /// The HTTP client could not be set up with valid options: its TLS backend or the system's
+    /// certificate store failed.
+    #[error("cannot build the HTTP client: {}", clip(.reason))]
+    HttpClient { reason: String },
 
     #[error("GET {} answered HTTP {status}", clip(.url))]
     Http {
@@ -25,17 +35,20 @@ pub enum StageError {
         retry_after: Option<Duration>,
     },
 
-    #[error("{phase} {} timed out after {ms} ms", clip(.url))]
+    #[error("{} timed out while {phase} ({budget} of {ms} ms)", clip(.url))]
     Timeout {
         url: String,
-        phase: &'static str,
+        /// What the call was doing: for the call's own deadline, the phase it had reached.
+        phase: Phase,
+        /// Which timeout ran out.
+        budget: Budget,
         ms: u64,
     },
 
-    #[error("network error during {phase} {}: {}", clip(.url), clip(.message))]
+    #[error("network error while {phase} {}: {}", clip(.url), clip(.message))]
     Network {
         url: String,
-        phase: &'static str,
+        phase: Phase,
         message: String,
     },
 
@@ -158,54 +171,200 @@ pub enum StageError {
     Internal { what: String },
 }
 
-impl StageError {
-    /// The stable code JS sees as `err.code`. Part of the public API: never rename one.
-    /// Every code `code()` returns. The TypeScript `StageErrorCode` union (`error-types.d.ts`)
-    /// and the README's error table are tested against this list, so the three cannot drift.
-    pub const CODES: &'static [&'static str] = &[
-        "EINVALID_OPTION",
-        "ENETWORK",
-        "ETIMEDOUT",
-        "EHTTP",
-        "EBADMANIFEST",
-        "EINVALID_VERSION",
-        "EINTEGRITY",
-        "EPROVENANCE",
-        "EUNSAFE_ENTRY",
-        "ETOO_LARGE",
-        "EBADARCHIVE",
-        "EMISSING_CLI",
-        "ENATIVE_DEPS",
-        "ENOSPC",
-        "EIO",
-        "EABORTED",
-        "EINTERNAL",
-        "ESIGNATURE",
-        "EINCOMPATIBLE",
-    ];
+/// Which timeout ran out (`err.timeout` in JS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// The call's own deadline (`timeoutMs`).
+    Call,
+    /// Opening a connection (`connectTimeoutMs`).
+    Connect,
+    /// Waiting for the next bytes of an answer (`idleTimeoutMs`).
+    Idle,
+}
 
-    pub fn code(&self) -> &'static str {
+impl Budget {
+    pub fn as_str(self) -> &'static str {
         match self {
-            StageError::InvalidOption { .. } => "EINVALID_OPTION",
-            StageError::Http { .. } => "EHTTP",
-            StageError::Timeout { .. } => "ETIMEDOUT",
-            StageError::Network { .. } => "ENETWORK",
-            StageError::BadManifest { .. } => "EBADMANIFEST",
-            StageError::InvalidVersion { .. } => "EINVALID_VERSION",
-            StageError::Integrity { .. } => "EINTEGRITY",
-            StageError::Provenance { .. } => "EPROVENANCE",
-            StageError::UnsafeEntry { .. } => "EUNSAFE_ENTRY",
-            StageError::TooLarge { .. } => "ETOO_LARGE",
-            StageError::BadArchive { .. } => "EBADARCHIVE",
-            StageError::MissingCli { .. } => "EMISSING_CLI",
-            StageError::NativeDeps { .. } => "ENATIVE_DEPS",
-            StageError::NoSpace { .. } => "ENOSPC",
-            StageError::Io { .. } => "EIO",
-            StageError::Aborted => "EABORTED",
-            StageError::Signature { .. } => "ESIGNATURE",
-            StageError::Incompatible { .. } => "EINCOMPATIBLE",
-            StageError::Internal { .. } => "EINTERNAL",
+            Budget::Call => "call",
+            Budget::Connect => "connect",
+            Budget::Idle => "idle",
         }
+    }
+}
+
+impl fmt::Display for Budget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Budget::Call => "the call's timeout",
+            Budget::Connect => "the connect timeout",
+            Budget::Idle => "the idle timeout",
+        })
+    }
+}
+
+/// A stable code JS sees as `err.code`, and the one-line hint a person can act on that comes
+/// with it as `err.hint` (the CLI prints it, so it names the CLI's flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kind {
+    pub code: &'static str,
+    pub hint: &'static str,
+}
+
+/// Declares each kind once, as `Kind::<CODE>`, and lists them all in `Kind::ALL`.
+macro_rules! kinds {
+    ($($code:ident: $hint:expr,)*) => {
+        impl Kind {
+            $(pub const $code: Kind = Kind { code: stringify!($code), hint: $hint };)*
+            /// Every kind. Part of the public API: never rename a code. The TypeScript
+            /// `StageErrorCode` union (`error-types.d.ts`) and the README's error table are
+            /// tested against this list, so the three cannot drift.
+            pub const ALL: &'static [Kind] = &[$(Kind::$code),*];
+        }
+    };
+}
+
+kinds! {
+    EINVALID_OPTION: "check the option named in the message",
+    EHTTP_CLIENT: "the HTTP client could not be set up, most often because the system's \
+        certificate store holds no usable certificate; the message says why",
+    ENETWORK: "the registry could not be reached; check the network, --registry and --proxy",
+    ETIMEDOUT: "the registry did not answer in time; check the network or raise --timeout-ms",
+    EHTTP: "the registry refused the request; check --registry, --package and credentials",
+    EBADMANIFEST: "the package document lacks the tag, version or dist fields needed",
+    EINVALID_VERSION: "the dist-tag names something that is not a semver version",
+    EINTEGRITY: "the tarball did not match the registry integrity; a mirror or proxy may be \
+        corrupting it",
+    EPROVENANCE: "the version has no valid provenance from the expected repository (the message \
+        says which check failed); it may have been published with a stolen token, or a mirror \
+        strips attestations",
+    EUNSAFE_ENTRY: "the tarball holds a link, a path outside its folder, a name Windows cannot \
+        hold, or ambiguous headers; it was refused",
+    ETOO_LARGE: "the package document or the tarball exceeds a size limit (the message names \
+        which)",
+    EBADARCHIVE: "the tarball is truncated or corrupt",
+    EMISSING_CLI: "the package has no dist/cli.js, so it cannot be run",
+    ENATIVE_DEPS: "pass --native-deps DIR pointing at a folder that contains node-pty/",
+    ENOSPC: "the disk is full; free space under the userData folder and retry",
+    EIO: "a file operation failed; the message names the path",
+    EABORTED: "the run was aborted",
+    EINTERNAL: "a bug in kanban-runtime-stager; please report it with the message above",
+    ESIGNATURE: "a registry signature did not verify (or is missing with \
+        --require-signatures); the document may be tampered with, or pass the registry's keys \
+        with --registry-keys",
+    EINCOMPATIBLE: "this runtime needs another Node (engines.node) or node-pty than the app \
+        has; update the app first, or check --host-node-version",
+}
+
+/// What JS sees of an error beside its message: its kind and its structured fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Describe {
+    pub kind: Kind,
+    pub fields: Vec<(&'static str, Field)>,
+}
+
+impl Describe {
+    fn of(kind: Kind) -> Describe {
+        Describe {
+            kind,
+            fields: Vec::new(),
+        }
+    }
+
+    /// Adds a string field, clipped.
+    fn str(mut self, name: &'static str, value: &str) -> Describe {
+        self.fields.push((name, Field::Str(clip(value))));
+        self
+    }
+
+    /// Adds a string field when there is a value.
+    fn opt(self, name: &'static str, value: Option<&str>) -> Describe {
+        match value {
+            Some(v) => self.str(name, v),
+            None => self,
+        }
+    }
+
+    fn num(mut self, name: &'static str, value: f64) -> Describe {
+        self.fields.push((name, Field::Num(value)));
+        self
+    }
+
+    fn path(self, path: &Path) -> Describe {
+        self.str("path", &path.display().to_string())
+    }
+}
+
+impl StageError {
+    /// Every code `code()` returns, in the order of `Kind::ALL`.
+    pub const CODES: [&'static str; Kind::ALL.len()] = {
+        let mut codes = [""; Kind::ALL.len()];
+        let mut i = 0;
+        while i < codes.len() {
+            codes[i] = Kind::ALL[i].code;
+            i += 1;
+        }
+        codes
+    };
+
+    /// Each variant's kind and structured fields, one arm per variant (laid out as a table, so
+    /// kept from rustfmt); every string is clipped.
+    #[rustfmt::skip]
+    pub fn describe(&self) -> Describe {
+        use StageError::*;
+        let of = Describe::of;
+        match self {
+            InvalidOption { name, .. } => of(Kind::EINVALID_OPTION).str("option", name),
+            HttpClient { .. } => of(Kind::EHTTP_CLIENT),
+            Http { url, status, .. } => {
+                of(Kind::EHTTP).str("url", url).num("status", f64::from(*status))
+            }
+            Timeout { url, phase, budget, ms } => of(Kind::ETIMEDOUT)
+                .str("url", url).num("timeoutMs", *ms as f64)
+                .str("phase", phase.as_str()).str("timeout", budget.as_str()),
+            Network { url, phase, .. } => {
+                of(Kind::ENETWORK).str("url", url).str("phase", phase.as_str())
+            }
+            BadManifest { url, .. } => of(Kind::EBADMANIFEST).str("url", url),
+            InvalidVersion { version, tag, .. } => {
+                of(Kind::EINVALID_VERSION).str("version", version).str("tag", tag)
+            }
+            Integrity { url, expected, actual } => of(Kind::EINTEGRITY)
+                .str("url", url).str("expected", expected).str("actual", actual),
+            UnsafeEntry { url, entry, .. } => {
+                of(Kind::EUNSAFE_ENTRY).str("url", url).str("entry", entry)
+            }
+            TooLarge { url, limit, .. } => of(Kind::ETOO_LARGE).str("url", url).str("limit", limit),
+            BadArchive { url, .. } => of(Kind::EBADARCHIVE).str("url", url),
+            MissingCli { url, .. } => of(Kind::EMISSING_CLI).str("url", url),
+            NativeDeps { path } => of(Kind::ENATIVE_DEPS).path(path),
+            NoSpace { path, .. } => of(Kind::ENOSPC).path(path),
+            Io { path, .. } => of(Kind::EIO).path(path),
+            Signature { version, keyid, reason } => of(Kind::ESIGNATURE)
+                .str("version", version).str("reason", reason).opt("keyid", keyid.as_deref()),
+            Incompatible { version, guard, range, provided } => of(Kind::EINCOMPATIBLE)
+                .str("version", version).str("guard", guard)
+                .str("range", range).str("provided", provided),
+            Provenance { version, check, .. } => {
+                of(Kind::EPROVENANCE).str("version", version).str("check", check)
+            }
+            Aborted => of(Kind::EABORTED),
+            Internal { what } => of(Kind::EINTERNAL).str("what", what),
+        }
+    }
+
+    /// The stable code JS sees as `err.code`.
+    pub fn code(&self) -> &'static str {
+        self.describe().kind.code
+    }
+
+    /// What a person can do about it, as `err.hint`.
+    pub fn hint(&self) -> &'static str {
+        self.describe().kind.hint
+    }
+
+    /// Structured fields for JS, beside `code`, `message` and `hint`; every string is clipped.
+    pub fn fields(&self) -> Vec<(&'static str, Field)> {
+        self.describe().fields
     }
 
     /// Wraps an I/O error on `path`, singling out a full disk (or quota) so callers can tell it apart.
@@ -247,78 +406,6 @@ impl StageError {
         match e.try_into_panic() {
             Ok(payload) => StageError::panicked(what, &*payload),
             Err(e) => StageError::internal(format!("{what} did not finish: {e}")),
-        }
-    }
-
-    /// Structured fields for JS, beside `code` and `message`; every string is clipped.
-    pub fn fields(&self) -> Vec<(&'static str, Field)> {
-        use Field::*;
-        let s = |v: &str| Str(clip(v));
-        match self {
-            StageError::Http { url, status, .. } => {
-                vec![("url", s(url)), ("status", Num(*status as f64))]
-            }
-            StageError::Timeout { url, ms, phase } => vec![
-                ("url", s(url)),
-                ("timeoutMs", Num(*ms as f64)),
-                ("phase", s(phase)),
-            ],
-            StageError::Network { url, phase, .. } => {
-                vec![("url", s(url)), ("phase", s(phase))]
-            }
-            StageError::BadManifest { url, .. } | StageError::BadArchive { url, .. } => {
-                vec![("url", s(url))]
-            }
-            StageError::TooLarge { url, limit, .. } => {
-                vec![("url", s(url)), ("limit", s(limit))]
-            }
-            StageError::MissingCli { url, .. } => vec![("url", s(url))],
-            StageError::InvalidVersion { version, tag, .. } => {
-                vec![("version", s(version)), ("tag", s(tag))]
-            }
-            StageError::Integrity {
-                url,
-                expected,
-                actual,
-            } => vec![
-                ("url", s(url)),
-                ("expected", s(expected)),
-                ("actual", s(actual)),
-            ],
-            StageError::UnsafeEntry { url, entry, .. } => {
-                vec![("url", s(url)), ("entry", s(entry))]
-            }
-            StageError::Provenance { version, check, .. } => {
-                vec![("version", s(version)), ("check", s(check))]
-            }
-            StageError::NativeDeps { path }
-            | StageError::NoSpace { path, .. }
-            | StageError::Io { path, .. } => {
-                vec![("path", Str(clip_path(path)))]
-            }
-            StageError::InvalidOption { name, .. } => vec![("option", s(name))],
-            StageError::Internal { what } => vec![("what", s(what))],
-            StageError::Aborted => vec![],
-            StageError::Signature {
-                version,
-                keyid,
-                reason,
-            } => {
-                let mut f = vec![("version", s(version)), ("reason", s(reason))];
-                f.extend(keyid.as_deref().map(|k| ("keyid", s(k))));
-                f
-            }
-            StageError::Incompatible {
-                version,
-                guard,
-                range,
-                provided,
-            } => vec![
-                ("version", s(version)),
-                ("guard", s(guard)),
-                ("range", s(range)),
-                ("provided", s(provided)),
-            ],
         }
     }
 
@@ -518,7 +605,7 @@ mod tests {
             },
             StageError::Network {
                 url: huge.clone(),
-                phase: "fetching",
+                phase: Phase::Resolving,
                 message: huge.clone(),
             },
             StageError::InvalidOption {
@@ -566,14 +653,18 @@ mod tests {
                 status: 500,
                 retry_after: None,
             },
+            StageError::HttpClient {
+                reason: url.clone(),
+            },
             StageError::Timeout {
                 url: url.clone(),
-                phase: "fetching",
+                phase: Phase::Resolving,
+                budget: Budget::Call,
                 ms: 1,
             },
             StageError::Network {
                 url: url.clone(),
-                phase: "fetching",
+                phase: Phase::Resolving,
                 message: url.clone(),
             },
             StageError::BadManifest {
@@ -637,14 +728,115 @@ mod tests {
         for e in &each {
             assert!(StageError::CODES.contains(&e.code()), "{}", e.code());
         }
+        // And every listed code has a variant.
+        for code in StageError::CODES {
+            assert!(each.iter().any(|e| e.code() == code), "{code}");
+        }
+    }
+
+    #[test]
+    fn every_code_is_listed_once_with_a_hint() {
+        for (i, kind) in Kind::ALL.iter().enumerate() {
+            assert_eq!(StageError::CODES[i], kind.code);
+            // One line, as the CLI prints it after `hint: `.
+            assert!(!kind.hint.contains(['\n', '\r']), "{}", kind.code);
+            assert!(!kind.hint.contains("  "), "{}: {}", kind.code, kind.hint);
+            let again = Kind::ALL.iter().filter(|k| k.code == kind.code).count();
+            assert_eq!(again, 1, "{}", kind.code);
+        }
+    }
+
+    #[test]
+    fn an_http_client_that_cannot_be_built_is_its_own_code() {
+        let e = StageError::HttpClient {
+            reason: "no certificate store".into(),
+        };
+        assert_eq!(e.code(), "EHTTP_CLIENT");
+        assert_eq!(e.hint(), Kind::EHTTP_CLIENT.hint);
+        assert!(e.fields().is_empty(), "{:?}", e.fields());
+        assert!(!e.is_retryable());
+        assert!(e.to_string().contains("no certificate store"), "{e}");
+    }
+
+    #[test]
+    fn a_timeout_names_its_budget_and_phase() {
+        let timeout = |phase, budget| StageError::Timeout {
+            url: "http://r/kanban".into(),
+            phase,
+            budget,
+            ms: 400,
+        };
+        let cases = [
+            (Phase::Resolving, Budget::Connect, "resolving", "connect"),
+            (Phase::Downloading, Budget::Idle, "downloading", "idle"),
+            (
+                Phase::WaitingForLock,
+                Budget::Call,
+                "waiting-for-lock",
+                "call",
+            ),
+            (Phase::Finishing, Budget::Call, "finishing", "call"),
+        ];
+        for (phase, budget, phase_str, budget_str) in cases {
+            let e = timeout(phase, budget);
+            assert_eq!(e.code(), "ETIMEDOUT");
+            assert_eq!(
+                e.fields(),
+                [
+                    ("url", Field::Str("http://r/kanban".into())),
+                    ("timeoutMs", Field::Num(400.0)),
+                    ("phase", Field::Str(phase_str.into())),
+                    ("timeout", Field::Str(budget_str.into())),
+                ]
+            );
+            let m = e.to_string();
+            assert!(m.contains(phase_str) && m.contains("400 ms"), "{m}");
+        }
+        assert!(timeout(Phase::Resolving, Budget::Call).is_retryable());
+    }
+
+    /// The quoted strings of the TypeScript union that follows `start` in `error-types.d.ts`.
+    fn ts_union(start: &str) -> Vec<&'static str> {
+        let dts = include_str!("../error-types.d.ts");
+        let union = &dts[dts.find(start).unwrap() + start.len()..];
+        let union = &union[..union.find('\n').unwrap()];
+        union.split('\'').skip(1).step_by(2).collect()
+    }
+
+    #[test]
+    fn the_typescript_phase_and_timeout_unions_match_the_enums() {
+        let phases: Vec<_> = Phase::ALL.iter().map(|p| p.as_str()).collect();
+        assert_eq!(ts_union("export type StagePhase ="), phases);
+        let budgets: Vec<_> = [Budget::Call, Budget::Connect, Budget::Idle]
+            .iter()
+            .map(|b| b.as_str())
+            .collect();
+        assert_eq!(ts_union("timeout?:"), budgets);
+    }
+
+    #[test]
+    fn a_network_error_names_its_phase_in_the_progress_vocabulary() {
+        let e = StageError::Network {
+            url: "http://r/x.tgz".into(),
+            phase: Phase::Downloading,
+            message: "connection reset".into(),
+        };
+        assert_eq!(e.code(), "ENETWORK");
+        assert!(e
+            .fields()
+            .contains(&("phase", Field::Str("downloading".into()))));
+        assert_eq!(
+            e.to_string(),
+            "network error while downloading http://r/x.tgz: connection reset"
+        );
     }
 
     #[test]
     fn the_typescript_union_and_the_readme_table_list_every_code() {
         let codes: Vec<String> = StageError::CODES.iter().map(|c| c.to_string()).collect();
         let dts = include_str!("../error-types.d.ts");
-        let union =
-            &dts[dts.find("StageErrorCode =").unwrap()..dts.find("export interface").unwrap()];
+        let union = &dts[dts.find("StageErrorCode =").unwrap()..];
+        let union = &union[..union.find("\n\n").unwrap()];
         let mut in_union = codes_in(union, "'");
         let readme = include_str!("../README.md");
         let table = &readme[readme.find("### Error codes").unwrap()..];
@@ -656,5 +848,8 @@ mod tests {
         in_table.sort();
         assert_eq!(in_union, expected, "error-types.d.ts");
         assert_eq!(in_table, expected, "README.md error table");
+        for kind in Kind::ALL {
+            assert!(!kind.hint.trim().is_empty(), "{} has no hint", kind.code);
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Single flight: concurrent calls in one process that would stage the same thing share one run.
 
 use crate::call::Control;
-use crate::error::{Result, StageError};
+use crate::error::{Budget, Result, StageError};
 use crate::stage::Outcome;
 use crate::store::Store;
 use std::collections::HashMap;
@@ -78,7 +78,8 @@ where
                     None
                     | Some(Err(StageError::Aborted))
                     | Some(Err(StageError::Timeout {
-                        phase: "staging", ..
+                        budget: Budget::Call,
+                        ..
                     })) => continue,
                     Some(result) => return result,
                 }

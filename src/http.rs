@@ -1,9 +1,9 @@
 //! The HTTP client: one per call, with its timeouts, proxies, extra CAs and token; bounded
 //! document fetches with retries, and the streaming opens the tarball download builds on.
 
-use crate::call::Control;
+use crate::call::{Control, Phase};
 use crate::config::{NetConfig, DEFAULT_MAX_DOCUMENT_BYTES};
-use crate::error::{clip, Result, StageError};
+use crate::error::{clip, Budget, Result, StageError};
 use crate::registry::same_origin;
 use crate::retry::{log_retry, retry_delay, MAX_RETRY_AFTER};
 use std::time::Duration;
@@ -44,9 +44,8 @@ impl Http {
                 b = b.add_root_certificate(c);
             }
         }
-        let client = b.build().map_err(|e| StageError::InvalidOption {
-            name: "proxy",
-            reason: format!("cannot build the HTTP client: {e}"),
+        let client = b.build().map_err(|e| StageError::HttpClient {
+            reason: e.to_string(),
         })?;
         Ok(Http {
             client,
@@ -68,12 +67,7 @@ impl Http {
     }
 
     /// One GET whose status is checked: 2xx gives the response, anything else an `EHTTP`.
-    async fn send(
-        &self,
-        url: &str,
-        accept: &str,
-        phase: &'static str,
-    ) -> Result<reqwest::Response> {
+    async fn send(&self, url: &str, accept: &str, phase: Phase) -> Result<reqwest::Response> {
         self.send_with(url, accept, phase, &[], false).await
     }
 
@@ -83,7 +77,7 @@ impl Http {
         &self,
         url: &str,
         accept: &str,
-        phase: &'static str,
+        phase: Phase,
         headers: &[(reqwest::header::HeaderName, &str)],
         not_modified_ok: bool,
     ) -> Result<reqwest::Response> {
@@ -163,7 +157,7 @@ impl Http {
             let attempt = ctl
                 .guard(url, async {
                     let mut resp = self
-                        .send_with(url, accept, "fetching", &conditions, conditional)
+                        .send_with(url, accept, Phase::Resolving, &conditions, conditional)
                         .await?;
                     if resp.status().as_u16() == 304 {
                         return Ok(Fetched::NotModified);
@@ -192,7 +186,7 @@ impl Http {
                     while let Some(chunk) = resp
                         .chunk()
                         .await
-                        .map_err(|e| transport_error(url, "fetching", &e, &self.net))?
+                        .map_err(|e| transport_error(url, Phase::Resolving, &e, &self.net))?
                     {
                         if (body.len() + chunk.len()) as u64 > max_bytes {
                             return Err(too_large(format!("more than {max_bytes} bytes")));
@@ -217,7 +211,8 @@ impl Http {
     /// Opens a streaming GET: one attempt, its status checked. The caller retries the whole
     /// download (a body can fail midway too), so the retry budget is spent in one place.
     pub async fn open(&self, url: &str, accept: &str, ctl: &Control) -> Result<reqwest::Response> {
-        ctl.guard(url, self.send(url, accept, "downloading")).await
+        ctl.guard(url, self.send(url, accept, Phase::Downloading))
+            .await
     }
 
     /// Opens a streaming GET for the bytes from `offset` on, if the representation still matches
@@ -237,18 +232,13 @@ impl Http {
         ];
         ctl.guard(
             url,
-            self.send_with(url, accept, "downloading", &headers, false),
+            self.send_with(url, accept, Phase::Downloading, &headers, false),
         )
         .await
     }
 
     /// Maps a failure while reading a response body.
-    pub fn transport_error(
-        &self,
-        url: &str,
-        phase: &'static str,
-        e: &reqwest::Error,
-    ) -> StageError {
+    pub fn transport_error(&self, url: &str, phase: Phase, e: &reqwest::Error) -> StageError {
         transport_error(url, phase, e, &self.net)
     }
 
@@ -282,21 +272,17 @@ pub enum Fetched {
     },
 }
 /// Maps a transport failure to `ETIMEDOUT` (connect or idle timeout) or `ENETWORK`.
-pub fn transport_error(
-    url: &str,
-    phase: &'static str,
-    e: &reqwest::Error,
-    net: &NetConfig,
-) -> StageError {
+pub fn transport_error(url: &str, phase: Phase, e: &reqwest::Error, net: &NetConfig) -> StageError {
     if e.is_timeout() {
-        let ms = if e.is_connect() {
-            net.connect_timeout
+        let (budget, ms) = if e.is_connect() {
+            (Budget::Connect, net.connect_timeout)
         } else {
-            net.idle_timeout
+            (Budget::Idle, net.idle_timeout)
         };
         return StageError::Timeout {
             url: url.into(),
             phase,
+            budget,
             ms: ms.as_millis() as u64,
         };
     }

@@ -311,7 +311,7 @@ async fn stage_once(
                 let chunk = resp
                     .chunk()
                     .await
-                    .map_err(|e| http.transport_error(url, "downloading", &e));
+                    .map_err(|e| http.transport_error(url, Phase::Downloading, &e));
                 let mut rest = match chunk {
                     Ok(Some(bytes)) => bytes,
                     Ok(None) => {
