@@ -6,6 +6,7 @@
 /** Every `err.code` that this package's rejections and thrown errors carry. */
 export type StageErrorCode =
   | 'EINVALID_OPTION'
+  | 'EHTTP_CLIENT'
   | 'ENETWORK'
   | 'ETIMEDOUT'
   | 'EHTTP'
@@ -25,12 +26,20 @@ export type StageErrorCode =
   | 'ESIGNATURE'
   | 'EINCOMPATIBLE'
 
+/** What a call is doing: `StageProgress.phase`, and `phase` of an `ENETWORK` or `ETIMEDOUT`. */
+export type StagePhase = 'resolving' | 'waiting-for-lock' | 'downloading' | 'finishing'
+
 /**
  * What this package rejects with (and its store functions throw): an `Error` with a stable
  * `code` and the structured fields that apply to it (see the README's error table).
  */
 export interface StageError extends Error {
   code: StageErrorCode
+  /**
+   * What a person can do about it, one line (the CLI prints it, so it names the CLI's flags).
+   * Set on every error this package makes; an object that `isStageError` accepts may lack it.
+   */
+  hint?: string
   /** The URL of the request or tarball concerned. */
   url?: string
   /** The HTTP status (`EHTTP`). */
@@ -45,9 +54,17 @@ export interface StageError extends Error {
   expected?: string
   /** The integrity of the bytes received (`EINTEGRITY`). */
   actual?: string
-  /** What the call was doing (`ETIMEDOUT`, `ENETWORK`). */
-  phase?: string
-  /** The timeout that expired (`ETIMEDOUT`). */
+  /**
+   * What the call was doing (`ETIMEDOUT`, `ENETWORK`): `'resolving'` while it fetches the package
+   * document, the registry's keys or an attestation.
+   */
+  phase?: StagePhase
+  /**
+   * Which timeout expired (`ETIMEDOUT`): the call's `timeoutMs`, `connectTimeoutMs` or
+   * `idleTimeoutMs`.
+   */
+  timeout?: 'call' | 'connect' | 'idle'
+  /** The timeout that expired, in milliseconds (`ETIMEDOUT`). */
   timeoutMs?: number
   /** The version concerned (`EINVALID_VERSION`, `ESIGNATURE`, `EINCOMPATIBLE`, `EPROVENANCE`). */
   version?: string
@@ -335,7 +352,7 @@ export type StageOutcome =
 
 /** A progress event of `checkAndStageLatestRuntime`. */
 export interface StageProgress {
-  phase: 'resolving' | 'waiting-for-lock' | 'downloading' | 'finishing'
+  phase: StagePhase
   /** Tarball bytes received so far. */
   downloadedBytes: number
   /** The tarball's size, when the registry sent a Content-Length. */
