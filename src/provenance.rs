@@ -1096,11 +1096,9 @@ fn check_entry_body(
     if logged_signature(&logged)? != sig {
         return Err("the log entry is for another signature".into());
     }
-    let pem = b64(
-        logged
-            .cert
-            .and_then(Value::as_str)
-            .ok_or("the log entry has no certificate")?,
+    let pem = logged_b64(
+        logged.cert,
+        "the log entry has no certificate",
         "the log entry's certificate",
     )?;
     if pem_der(&pem).as_deref() != Some(leaf_der) {
@@ -1169,13 +1167,16 @@ fn check_payload_hash(payload_hash: Option<&Value>, payload: &[u8]) -> Result<()
     Ok(())
 }
 
+/// Returns the base64 string `field` decoded; `missing` when there is none.
+fn logged_b64(field: Option<&Value>, missing: &str, what: &str) -> Result<Vec<u8>, String> {
+    b64(field.and_then(Value::as_str).ok_or(missing)?, what)
+}
+
 /// Returns the envelope signature the entry records, decoded.
 fn logged_signature(logged: &LoggedEnvelope) -> Result<Vec<u8>, String> {
-    let entry_sig = b64(
-        logged
-            .sig
-            .and_then(Value::as_str)
-            .ok_or("the log entry has no signature")?,
+    let entry_sig = logged_b64(
+        logged.sig,
+        "the log entry has no signature",
         "the log entry's signature",
     )?;
     if !logged.sig_is_b64_twice {
