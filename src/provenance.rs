@@ -1223,7 +1223,7 @@ fn b64(s: &str, what: &str) -> Result<Vec<u8>, String> {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    base16ct::lower::encode_string(bytes)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.fff]Z` in Unix seconds: the only form `trusted_root.json` uses.
