@@ -84,32 +84,6 @@ Marks <version> bad. If the pointer names it, the pointer rolls back to the prev
 version, or is removed so the app runs its bundled runtime. Prints what the pointer now names.`,
 }
 
-/** One-line hints for the error codes a person at a terminal can act on. */
-const HINTS = {
-  ETIMEDOUT: 'the registry did not answer in time; check the network or raise --timeout-ms',
-  ENETWORK: 'the registry could not be reached; check the network, --registry and --proxy',
-  EHTTP: 'the registry refused the request; check --registry, --package and credentials',
-  EINTEGRITY: 'the tarball did not match the registry integrity; a mirror or proxy may be corrupting it',
-  EPROVENANCE:
-    'the version has no valid provenance from the expected repository (the message says which check failed); it may have been published with a stolen token, or a mirror strips attestations',
-  ENOSPC: 'the disk is full; free space under the userData folder and retry',
-  ENATIVE_DEPS: 'pass --native-deps DIR pointing at a folder that contains node-pty/',
-  EINVALID_VERSION: 'the dist-tag names something that is not a semver version',
-  EUNSAFE_ENTRY: 'the tarball holds a link, a path outside its folder, a name Windows cannot hold, or ambiguous headers; it was refused',
-  ETOO_LARGE: 'the package document or the tarball exceeds a size limit (the message names which)',
-  EBADARCHIVE: 'the tarball is truncated or corrupt',
-  EBADMANIFEST: 'the package document lacks the tag, version or dist fields needed',
-  EMISSING_CLI: 'the package has no dist/cli.js, so it cannot be run',
-  EINVALID_OPTION: 'check the option named in the message',
-  EIO: 'a file operation failed; the message names the path',
-  EABORTED: 'the run was aborted',
-  EINTERNAL: 'a bug in kanban-runtime-stager; please report it with the message above',
-  ESIGNATURE:
-    'a registry signature did not verify (or is missing with --require-signatures); the document may be tampered with, or pass the registry\'s keys with --registry-keys',
-  EINCOMPATIBLE:
-    'this runtime needs another Node (engines.node) or node-pty than the app has; update the app first, or check --host-node-version',
-}
-
 class UsageError extends Error {}
 
 function unexpectedArgument(arg) {
@@ -515,9 +489,9 @@ function errorCode(err) {
   return typeof err?.code === 'string' ? err.code : 'EUNKNOWN'
 }
 
-/** The hint printed under an error at a terminal, if its code has one. */
+/** The hint printed under an error at a terminal: the addon gives every error of its own one. */
 function hintFor(err) {
-  return HINTS[errorCode(err)]
+  return typeof err?.hint === 'string' && err.hint ? err.hint : undefined
 }
 
 /** An error as one JSON object: its code, message and structured fields. */
@@ -576,7 +550,7 @@ function reportError(err, command, json, out) {
   }
   out.error(`${out.errPaint.red(`error ${safe(errorCode(err))}`)}: ${safe(err?.message ?? err)}`)
   const hint = hintFor(err)
-  if (hint) out.error(`hint: ${hint}`)
+  if (hint) out.error(`hint: ${safe(hint)}`)
   return 1
 }
 
