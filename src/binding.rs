@@ -3,24 +3,18 @@
 #![cfg_attr(test, allow(dead_code))]
 
 use crate::config::{
-    normalize_registry, timeout_ms, user_data_dir, whole_number, Config, EnvDefaults, Limits,
-    NetConfig, Provenance, Trust, DEFAULT_PACKAGE, DEFAULT_TAG, MAX_RELEASE_AGE_MINUTES,
-    MAX_RETRIES, MAX_SAFE_INTEGER, PUBLIC_REGISTRY,
+    absolute, user_data_dir, Config, EnvDefaults, Options, ProvenanceInput, RegistryKeyInput,
 };
 use crate::error::{catching_panics, Field, StageError};
 use crate::http::{AbortHandle, Control, Progress};
 use crate::log::{LogEntry, Value as LogValue};
-use crate::provenance::{Policy, TrustRoot, MAX_TRUST_ROOT_BYTES};
 use crate::stage::{self, Outcome};
 use crate::store::{check_version, Store};
-use crate::trust::{key_from_json, RegistryKey};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 // Types only: it keeps the documented `StageOptions` interface in index.d.ts, while
 // `checkAndStageLatestRuntime` reads the object itself (`OptionsReader`) so that a wrong type or
@@ -264,8 +258,11 @@ fn invalid(name: &'static str, reason: &str) -> StartError {
     })
 }
 
+const REGISTRY_KEYS: &str = "registryKeys";
+
 /// The options object, read property by property with a type check on each. `undefined` and
-/// `null` both mean "not given", as they did with napi's own conversion.
+/// `null` both mean "not given", as they did with napi's own conversion. Only the JS types are
+/// checked here; ranges, defaults and parsing are `Config::resolve`'s.
 struct OptionsReader<'env> {
     obj: Object<'env>,
 }
@@ -281,6 +278,35 @@ impl<'env> OptionsReader<'env> {
         }
     }
 
+    /// Every option `Config::resolve` takes, in the order of `StageOptions`.
+    fn read(&self) -> std::result::Result<Options, StartError> {
+        Ok(Options {
+            user_data: self.string("userData")?,
+            current_version: self.string("currentVersion")?,
+            native_deps_source: self.string("nativeDepsSource")?,
+            registry: self.string("registry")?,
+            package_name: self.string("packageName")?,
+            dist_tag: self.string("distTag")?,
+            timeout_ms: self.number("timeoutMs")?,
+            connect_timeout_ms: self.number("connectTimeoutMs")?,
+            idle_timeout_ms: self.number("idleTimeoutMs")?,
+            retries: self.number("retries")?,
+            proxy: self.string("proxy")?,
+            ca: self.ca()?,
+            auth_token: self.string("authToken")?,
+            max_bytes_per_second: self.number("maxBytesPerSecond")?,
+            max_unpacked_bytes: self.number("maxUnpackedBytes")?,
+            max_entries: self.number("maxEntries")?,
+            max_document_bytes: self.number("maxDocumentBytes")?,
+            min_release_age_minutes: self.number("minReleaseAgeMinutes")?,
+            registry_keys: self.registry_keys()?,
+            require_signatures: self.boolean("requireSignatures")?,
+            host_node_version: self.string("hostNodeVersion")?,
+            provenance: self.provenance()?,
+            sigstore_trust_root: self.string("sigstoreTrustRoot")?,
+        })
+    }
+
     fn get(&self, name: &'static str) -> std::result::Result<Option<Unknown<'env>>, StartError> {
         let v: Unknown<'env> = self.obj.get_named_property(name)?;
         Ok(match v.get_type()? {
@@ -289,61 +315,58 @@ impl<'env> OptionsReader<'env> {
         })
     }
 
-    fn string(&self, name: &'static str) -> std::result::Result<Option<String>, StartError> {
+    /// The property when it has the JS type `ty`, else the error `wrong` makes.
+    fn typed<T: FromNapiValue>(
+        &self,
+        name: &'static str,
+        ty: ValueType,
+        wrong: impl FnOnce() -> StartError,
+    ) -> std::result::Result<Option<T>, StartError> {
         match self.get(name)? {
             None => Ok(None),
-            // SAFETY: the value's type was just checked to be a string.
-            Some(v) if v.get_type()? == ValueType::String => Ok(Some(unsafe { v.cast() }?)),
-            Some(_) => Err(invalid(name, "must be a string")),
+            // SAFETY: the value's type was just checked to be `ty`, the JS type of `T`.
+            Some(v) if v.get_type()? == ty => Ok(Some(unsafe { v.cast() }?)),
+            Some(_) => Err(wrong()),
         }
     }
 
-    fn required_string(&self, name: &'static str) -> std::result::Result<String, StartError> {
-        self.string(name)?
-            .ok_or_else(|| invalid(name, "is required (a string)"))
+    fn string(&self, name: &'static str) -> std::result::Result<Option<String>, StartError> {
+        self.typed(name, ValueType::String, || {
+            invalid(name, "must be a string")
+        })
     }
 
     fn number(&self, name: &'static str) -> std::result::Result<Option<f64>, StartError> {
-        match self.get(name)? {
-            None => Ok(None),
-            // SAFETY: the value's type was just checked to be a number.
-            Some(v) if v.get_type()? == ValueType::Number => Ok(Some(unsafe { v.cast() }?)),
-            Some(_) => Err(invalid(name, "must be a number")),
-        }
+        self.typed(name, ValueType::Number, || {
+            invalid(name, "must be a number")
+        })
     }
 
-    fn whole(
-        &self,
-        name: &'static str,
-        min: u64,
-        max: u64,
-    ) -> std::result::Result<Option<u64>, StartError> {
-        match self.number(name)? {
-            None => Ok(None),
-            Some(v) => Ok(Some(whole_number(name, v, min, max)?)),
-        }
+    fn boolean(&self, name: &'static str) -> std::result::Result<Option<bool>, StartError> {
+        self.typed(name, ValueType::Boolean, || {
+            invalid(name, "must be a boolean")
+        })
     }
 
-    fn timeout(
+    /// A callback option: a function, or absent.
+    fn callback<T: ToNapiValue + JsValuesTupleIntoVec>(
         &self,
         name: &'static str,
-        default: Duration,
-    ) -> std::result::Result<Duration, StartError> {
-        match self.number(name)? {
-            None => Ok(default),
-            Some(v) => Ok(timeout_ms(name, v)?),
-        }
+    ) -> std::result::Result<Option<Function<'env, T, ()>>, StartError> {
+        self.typed(name, ValueType::Function, || {
+            invalid(name, "must be a function")
+        })
     }
 
     /// `ca`: one PEM string or an array of them.
-    fn ca(&self) -> std::result::Result<Vec<String>, StartError> {
+    fn ca(&self) -> std::result::Result<Option<Vec<String>>, StartError> {
         let Some(v) = self.get("ca")? else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
         let not_pem = || invalid("ca", "must be a PEM string or an array of PEM strings");
         match v.get_type()? {
             // SAFETY: the value's type was just checked to be a string.
-            ValueType::String => Ok(vec![unsafe { v.cast() }?]),
+            ValueType::String => Ok(Some(vec![unsafe { v.cast() }?])),
             ValueType::Object if v.is_array()? => {
                 // SAFETY: the value was just checked to be an array.
                 let items: Vec<Unknown> = unsafe { v.cast() }?;
@@ -354,60 +377,55 @@ impl<'env> OptionsReader<'env> {
                         ValueType::String => Ok(unsafe { item.cast() }?),
                         _ => Err(not_pem()),
                     })
-                    .collect()
+                    .collect::<std::result::Result<_, _>>()
+                    .map(Some)
             }
             _ => Err(not_pem()),
         }
     }
 
-    fn boolean(&self, name: &'static str) -> std::result::Result<Option<bool>, StartError> {
-        match self.get(name)? {
-            None => Ok(None),
-            // SAFETY: the value's type was just checked to be a boolean.
-            Some(v) if v.get_type()? == ValueType::Boolean => Ok(Some(unsafe { v.cast() }?)),
-            Some(_) => Err(invalid(name, "must be a boolean")),
-        }
-    }
-
-    /// `registryKeys`: an array of key objects, each checked (a usable P-256 key, a date).
-    fn registry_keys(&self) -> std::result::Result<Option<Vec<RegistryKey>>, StartError> {
-        const NAME: &str = "registryKeys";
-        let Some(v) = self.get(NAME)? else {
+    /// `registryKeys`: an array of key objects whose fields are strings.
+    fn registry_keys(&self) -> std::result::Result<Option<Vec<RegistryKeyInput>>, StartError> {
+        let Some(v) = self.get(REGISTRY_KEYS)? else {
             return Ok(None);
         };
         if v.get_type()? != ValueType::Object || !v.is_array()? {
-            return Err(invalid(NAME, "must be an array of key objects"));
+            return Err(invalid(REGISTRY_KEYS, "must be an array of key objects"));
         }
         // SAFETY: the value was just checked to be an array.
         let items: Vec<Unknown> = unsafe { v.cast() }?;
-        let mut keys = Vec::with_capacity(items.len());
-        for (i, item) in items.into_iter().enumerate() {
-            if item.get_type()? != ValueType::Object {
-                return Err(invalid(NAME, &format!("entry {i} is not an object")));
-            }
-            // SAFETY: the item's type was just checked to be an object.
-            let obj: Object = unsafe { item.cast() }?;
-            let mut json = serde_json::Map::new();
-            for field in ["keyid", "keytype", "scheme", "key", "expires"] {
-                let value: Unknown = obj.get_named_property(field)?;
-                let value = match value.get_type()? {
-                    ValueType::Undefined | ValueType::Null => serde_json::Value::Null,
-                    // SAFETY: the value's type was just checked to be a string.
-                    ValueType::String => serde_json::Value::String(unsafe { value.cast() }?),
-                    _ => {
-                        return Err(invalid(
-                            NAME,
-                            &format!("entry {i}: `{field}` must be a string"),
-                        ))
-                    }
-                };
-                json.insert(field.to_string(), value);
-            }
-            let key = key_from_json(&serde_json::Value::Object(json))
-                .map_err(|reason| invalid(NAME, &format!("entry {i}: {reason}")))?;
-            keys.push(key);
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| registry_key(i, item))
+            .collect::<std::result::Result<_, _>>()
+            .map(Some)
+    }
+
+    /// `provenance`: `{ repository, workflowPath? }`.
+    fn provenance(&self) -> std::result::Result<Option<ProvenanceInput>, StartError> {
+        let Some(v) = self.get("provenance")? else {
+            return Ok(None);
+        };
+        if v.get_type()? != ValueType::Object || v.is_array()? {
+            return Err(invalid(
+                "provenance",
+                "must be an object `{ repository, workflowPath? }`",
+            ));
         }
-        Ok(Some(keys))
+        // SAFETY: the value's type was just checked to be an object.
+        let inner = OptionsReader {
+            obj: unsafe { v.cast() }?,
+        };
+        let field = |name, full| {
+            inner.typed(name, ValueType::String, || {
+                invalid(full, "must be a string")
+            })
+        };
+        Ok(Some(ProvenanceInput {
+            repository: field("repository", "provenance.repository")?,
+            workflow_path: field("workflowPath", "provenance.workflowPath")?,
+        }))
     }
 
     /// `signal`: anything shaped like an `AbortSignal` (`aborted` boolean, both listener methods),
@@ -433,175 +451,35 @@ impl<'env> OptionsReader<'env> {
         }
         Ok(Some(obj))
     }
-
-    /// `provenance`: `{ repository, workflowPath? }`, checked as `Policy::new` checks it.
-    fn provenance(&self) -> std::result::Result<Option<Policy>, StartError> {
-        let Some(v) = self.get("provenance")? else {
-            return Ok(None);
-        };
-        if v.get_type()? != ValueType::Object || v.is_array()? {
-            return Err(invalid(
-                "provenance",
-                "must be an object `{ repository, workflowPath? }`",
-            ));
-        }
-        // SAFETY: the value's type was just checked to be an object.
-        let inner = OptionsReader {
-            obj: unsafe { v.cast() }?,
-        };
-        let field = |name: &'static str, full: &'static str| match inner.string(name) {
-            Err(StartError::Stage(StageError::InvalidOption { reason, .. })) => {
-                Err(invalid(full, &reason))
-            }
-            other => other,
-        };
-        let repository = field("repository", "provenance.repository")?
-            .ok_or_else(|| invalid("provenance.repository", "is required (a string)"))?;
-        let workflow = field("workflowPath", "provenance.workflowPath")?;
-        Policy::new(&repository, workflow.as_deref())
-            .map_err(|(name, reason)| {
-                let full = match name {
-                    "repository" => "provenance.repository",
-                    _ => "provenance.workflowPath",
-                };
-                invalid(full, &reason)
-            })
-            .map(Some)
-    }
-
-    /// `sigstoreTrustRoot`: a `trusted_root.json`'s text, parsed now so a bad one is an option error.
-    fn trust_root(&self) -> std::result::Result<Option<TrustRoot>, StartError> {
-        let Some(text) = self.string("sigstoreTrustRoot")? else {
-            return Ok(None);
-        };
-        if text.len() > MAX_TRUST_ROOT_BYTES {
-            return Err(invalid(
-                "sigstoreTrustRoot",
-                &format!("is over {MAX_TRUST_ROOT_BYTES} bytes"),
-            ));
-        }
-        TrustRoot::from_json(&text)
-            .map(Some)
-            .map_err(|reason| invalid("sigstoreTrustRoot", &reason))
-    }
-
-    /// A callback option: a function, or absent.
-    fn callback<T: ToNapiValue + JsValuesTupleIntoVec>(
-        &self,
-        name: &'static str,
-    ) -> std::result::Result<Option<Function<'env, T, ()>>, StartError> {
-        match self.get(name)? {
-            None => Ok(None),
-            // SAFETY: the value's type was just checked to be a function.
-            Some(v) if v.get_type()? == ValueType::Function => Ok(Some(unsafe { v.cast() }?)),
-            Some(_) => Err(invalid(name, "must be a function")),
-        }
-    }
 }
 
-/// Reads and checks every option, in the order of `StageOptions`.
-fn to_config(
-    opts: &OptionsReader<'_>,
-    env: EnvDefaults,
-) -> std::result::Result<Config, StartError> {
-    let user_data = user_data_dir(&opts.required_string("userData")?)?;
-    let current_version = opts.required_string("currentVersion")?;
-    let native_deps_source = opts.required_string("nativeDepsSource")?;
-    if native_deps_source.trim().is_empty() {
-        return Err(invalid("nativeDepsSource", "must be a non-empty path"));
+/// `registryKeys`, one entry: an object whose fields are strings.
+fn registry_key(i: usize, item: Unknown<'_>) -> std::result::Result<RegistryKeyInput, StartError> {
+    if item.get_type()? != ValueType::Object {
+        return Err(invalid(
+            REGISTRY_KEYS,
+            &format!("entry {i} is not an object"),
+        ));
     }
-    let registry_raw = opts
-        .string("registry")?
-        .filter(|r| !r.trim().is_empty())
-        .or(env.registry)
-        .unwrap_or_else(|| PUBLIC_REGISTRY.to_string());
-    let registry = normalize_registry(&registry_raw).map_err(|reason| {
-        StartError::Stage(StageError::InvalidOption {
-            name: "registry",
-            reason,
+    // SAFETY: the item's type was just checked to be an object.
+    let entry = OptionsReader {
+        obj: unsafe { item.cast() }?,
+    };
+    let field = |name: &'static str| {
+        entry.typed(name, ValueType::String, || {
+            invalid(
+                REGISTRY_KEYS,
+                &format!("entry {i}: `{name}` must be a string"),
+            )
         })
-    })?;
-    let package_name = opts
-        .string("packageName")?
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| DEFAULT_PACKAGE.into());
-    let dist_tag = opts
-        .string("distTag")?
-        .filter(|t| !t.is_empty())
-        .unwrap_or_else(|| DEFAULT_TAG.into());
-    let defaults = NetConfig::default();
-    let net = NetConfig {
-        total_timeout: opts.timeout("timeoutMs", defaults.total_timeout)?,
-        connect_timeout: opts.timeout("connectTimeoutMs", defaults.connect_timeout)?,
-        idle_timeout: opts.timeout("idleTimeoutMs", defaults.idle_timeout)?,
-        retries: match opts.whole("retries", 0, MAX_RETRIES)? {
-            // At most MAX_RETRIES, so it fits.
-            Some(n) => n as u32,
-            None => defaults.retries,
-        },
-        proxy: opts.string("proxy")?,
-        env_proxy: env.proxy,
-        ca: opts.ca()?,
-        auth_token: opts.string("authToken")?.filter(|t| !t.is_empty()),
-        max_bytes_per_second: opts.whole("maxBytesPerSecond", 1, MAX_SAFE_INTEGER)?,
-        ..defaults
     };
-    let limits = Limits {
-        max_unpacked_bytes: opts.whole("maxUnpackedBytes", 1, MAX_SAFE_INTEGER)?,
-        max_entries: opts.whole("maxEntries", 1, MAX_SAFE_INTEGER)?,
-        max_document_bytes: opts
-            .whole("maxDocumentBytes", 1, MAX_SAFE_INTEGER)?
-            .unwrap_or(crate::config::DEFAULT_MAX_DOCUMENT_BYTES),
-    };
-    let trust = Trust {
-        min_release_age: opts
-            .whole("minReleaseAgeMinutes", 0, MAX_RELEASE_AGE_MINUTES)?
-            .filter(|m| *m > 0)
-            .map(|m| Duration::from_secs(m * 60)),
-        registry_keys: opts.registry_keys()?,
-        require_signatures: opts.boolean("requireSignatures")?.unwrap_or(false),
-        host_node_version: match opts.string("hostNodeVersion")? {
-            None => None,
-            Some(v) => Some(
-                nodejs_semver::Version::parse(v.trim().trim_start_matches(['v', '=']))
-                    .map_err(|_| invalid("hostNodeVersion", "must be a semver version"))?,
-            ),
-        },
-    };
-    let policy = opts.provenance()?;
-    let custom_root = opts.trust_root()?;
-    let provenance = match policy {
-        None => None,
-        Some(policy) => Some(Provenance {
-            policy,
-            // Parsed only when provenance is asked for: the default path pays nothing.
-            trust_root: match custom_root {
-                Some(root) => root,
-                None => TrustRoot::public_good().map_err(|e| {
-                    StartError::Stage(StageError::internal(format!(
-                        "the embedded Sigstore trust root: {e}"
-                    )))
-                })?,
-            },
-        }),
-    };
-    Ok(Config {
-        user_data,
-        current_version,
-        native_deps_source: absolute(&native_deps_source),
-        registry,
-        package_name,
-        dist_tag,
-        net,
-        limits,
-        trust,
-        provenance,
+    Ok(RegistryKeyInput {
+        keyid: field("keyid")?,
+        keytype: field("keytype")?,
+        scheme: field("scheme")?,
+        key: field("key")?,
+        expires: field("expires")?,
     })
-}
-
-/// The store's paths are absolute so the pointer's `cliEntry` is too, whatever the cwd.
-fn absolute(p: &str) -> PathBuf {
-    std::path::absolute(Path::new(p)).unwrap_or_else(|_| PathBuf::from(p))
 }
 
 /// Turns a core error into a JS `Error` with `code` and the structured fields.
@@ -643,18 +521,19 @@ fn start<'env>(
     opts: Option<Unknown<'env>>,
 ) -> std::result::Result<PromiseRaw<'env, StageOutcome>, StartError> {
     let opts = OptionsReader::new(opts)?;
-    let mut config = to_config(&opts, EnvDefaults::from_process())?;
-    if config.trust.host_node_version.is_none() {
-        // The runtime runs on the same Node as the app (Electron's own, in Electron).
-        let v = env.get_node_version()?;
-        config.trust.host_node_version = Some(nodejs_semver::Version::new(
+    let options = opts.read()?;
+    let v = env.get_node_version()?;
+    let defaults = EnvDefaults {
+        host_node_version: Some(nodejs_semver::Version::new(
             u64::from(v.major),
             u64::from(v.minor),
             u64::from(v.patch),
             Vec::new(),
             Vec::new(),
-        ));
-    }
+        )),
+        ..EnvDefaults::from_process()
+    };
+    let config = Config::resolve(options, &defaults)?;
     let signal = opts.signal()?;
     let on_log = match opts.callback::<StageLogEntry>("onLog")? {
         // Weak, like onProgress: a pending log call must not keep Node or Electron alive.
