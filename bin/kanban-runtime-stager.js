@@ -112,6 +112,14 @@ const HINTS = {
 
 class UsageError extends Error {}
 
+function unexpectedArgument(arg) {
+  return new UsageError(`unexpected argument '${safe(arg)}'`)
+}
+
+function unknownCommand(command) {
+  return new UsageError(`unknown command '${safe(command)}'`)
+}
+
 // C0 controls, DEL and C1 controls: ESC (0x1b) and CSI (0x9b) start terminal escape sequences.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g
 
@@ -126,9 +134,32 @@ function safe(text) {
   })
 }
 
+/** Names from the store or the registry, made safe and joined with commas. */
+function safeList(names) {
+  return names.map(safe).join(', ')
+}
+
 /** One JSON line. JSON.stringify escapes C0 controls but prints DEL and C1 controls raw. */
 function jsonLine(value) {
   return JSON.stringify(value).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}
+
+function readJson(file) {
+  return JSON.parse(fs.readFileSync(file, 'utf8'))
+}
+
+/** The file's JSON, or null where it cannot be read or parsed. */
+function readJsonOrNull(file) {
+  try {
+    return readJson(file)
+  } catch {
+    return null
+  }
+}
+
+/** `f(value)`, or undefined when the option was not given. */
+function ifGiven(value, f) {
+  return value === undefined ? undefined : f(value)
 }
 
 function loadBinding() {
@@ -206,9 +237,17 @@ const COMMON = {
 function parse(argv, options, positionals = 0) {
   const parsed = parseArgs({ args: argv, options: { ...COMMON, ...options }, allowPositionals: true, strict: true })
   if (!parsed.values.help && parsed.positionals.length > positionals) {
-    throw new UsageError(`unexpected argument '${safe(parsed.positionals[positionals])}'`)
+    throw unexpectedArgument(parsed.positionals[positionals])
   }
   return parsed
+}
+
+/** A command: parses its arguments and answers --help itself, else hands the parse to `run`. */
+function defineCommand(name, options, run, positionals = 0) {
+  return (argv, out) => {
+    const parsed = parse(argv, options, positionals)
+    return parsed.values.help ? out.log(HELP[name]) : run(parsed, out)
+  }
 }
 
 function requireUserData(values) {
@@ -216,11 +255,20 @@ function requireUserData(values) {
   return path.resolve(values['user-data'])
 }
 
+/** `--NAME N`: a whole number no less than `min`, or undefined when not given. */
+function integerOption(values, name, min, what) {
+  return ifGiven(values[name], (text) => {
+    const n = Number(text)
+    if (!(Number.isInteger(n) && n >= min)) throw new UsageError(`--${name} must be ${what}`)
+    return n
+  })
+}
+
 /** `--registry-keys FILE`: the registry's `/-/npm/v1/keys` response saved as is, or its `keys` array. */
 function readKeys(file) {
   let parsed
   try {
-    parsed = JSON.parse(fs.readFileSync(path.resolve(file), 'utf8'))
+    parsed = readJson(path.resolve(file))
   } catch (e) {
     throw new UsageError(`--registry-keys: cannot read ${safe(file)} as JSON: ${safe(e.message)}`)
   }
@@ -229,67 +277,47 @@ function readKeys(file) {
   return keys
 }
 
-const STORE_OPTIONS = { 'user-data': { type: 'string' }, 'current-version': { type: 'string' } }
+const USER_DATA = { 'user-data': { type: 'string' } }
+const STORE_OPTIONS = { ...USER_DATA, 'current-version': { type: 'string' } }
+const STAGE_OPTIONS = {
+  ...STORE_OPTIONS,
+  'native-deps': { type: 'string' },
+  registry: { type: 'string' },
+  package: { type: 'string' },
+  tag: { type: 'string' },
+  'timeout-ms': { type: 'string' },
+  proxy: { type: 'string' },
+  'min-release-age': { type: 'string' },
+  'registry-keys': { type: 'string' },
+  'require-signatures': { type: 'boolean' },
+  'host-node-version': { type: 'string' },
+  'provenance-repository': { type: 'string' },
+  'provenance-workflow': { type: 'string' },
+  'sigstore-trust-root': { type: 'string' },
+  'max-bytes-per-second': { type: 'string' },
+}
 
-async function stage(argv, out) {
-  const { values } = parse(argv, {
-    'user-data': { type: 'string' },
-    'native-deps': { type: 'string' },
-    'current-version': { type: 'string' },
-    registry: { type: 'string' },
-    package: { type: 'string' },
-    tag: { type: 'string' },
-    'timeout-ms': { type: 'string' },
-    proxy: { type: 'string' },
-    'min-release-age': { type: 'string' },
-    'registry-keys': { type: 'string' },
-    'require-signatures': { type: 'boolean' },
-    'host-node-version': { type: 'string' },
-    'provenance-repository': { type: 'string' },
-    'provenance-workflow': { type: 'string' },
-    'sigstore-trust-root': { type: 'string' },
-    'max-bytes-per-second': { type: 'string' },
-  })
-  if (values.help) return out.log(HELP.stage)
-  if (values['provenance-workflow'] !== undefined && values['provenance-repository'] === undefined) {
-    throw new UsageError('--provenance-workflow needs --provenance-repository')
-  }
-  const provenance =
-    values['provenance-repository'] === undefined
-      ? undefined
-      : { repository: values['provenance-repository'], workflowPath: values['provenance-workflow'] }
-  if (values['sigstore-trust-root'] !== undefined && provenance === undefined) {
-    throw new UsageError('--sigstore-trust-root needs --provenance-repository')
-  }
-  const sigstoreTrustRoot =
-    values['sigstore-trust-root'] === undefined ? undefined : fs.readFileSync(values['sigstore-trust-root'], 'utf8')
-  const userData = requireUserData(values)
-  const nativeDepsSource = values['native-deps'] ? path.resolve(values['native-deps']) : defaultNativeDeps()
-  if (!nativeDepsSource) throw new UsageError('node-pty is not installed here; pass --native-deps DIR')
-  const timeoutMs = values['timeout-ms'] === undefined ? undefined : Number(values['timeout-ms'])
-  if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs > 0)) {
-    throw new UsageError('--timeout-ms must be a positive integer')
-  }
-  const minReleaseAgeMinutes =
-    values['min-release-age'] === undefined ? undefined : Number(values['min-release-age'])
-  if (minReleaseAgeMinutes !== undefined && !(Number.isInteger(minReleaseAgeMinutes) && minReleaseAgeMinutes >= 0)) {
-    throw new UsageError('--min-release-age must be a whole number of minutes')
-  }
-  const registryKeys = values['registry-keys'] === undefined ? undefined : readKeys(values['registry-keys'])
-  const rate = values['max-bytes-per-second']
-  const maxBytesPerSecond = rate === undefined ? undefined : Number(rate)
-  if (maxBytesPerSecond !== undefined && !(Number.isInteger(maxBytesPerSecond) && maxBytesPerSecond > 0)) {
-    throw new UsageError('--max-bytes-per-second must be a positive integer')
-  }
+async function stage({ values }, out) {
+  const options = stageOptions(values)
   const { checkAndStageLatestRuntime, readPointer } = loadBinding()
   const started = Date.now()
-  if (!values.json) out.error(`checking ${safe(values.package ?? 'kanban')}@${safe(values.tag ?? 'latest')} ...`)
-  const progress = values.json ? null : progressReporter(out.error, out.tty)
-  const controller = new AbortController()
-  // Ctrl-C aborts cleanly: the partial folder is removed and the store left as it was.
-  const onSigint = () => controller.abort()
-  process.once('SIGINT', onSigint)
-  const outcome = await checkAndStageLatestRuntime({
+  const outcome = await runStaging(checkAndStageLatestRuntime, options, values, out)
+  const ms = Date.now() - started
+  if (values.json) return out.log(jsonLine({ ...outcome, ms }))
+  const line = outcomeLine(outcome, ms, () => safe(readPointer(options.userData)?.cliEntry), out.paint)
+  if (line !== undefined) out.log(line)
+}
+
+/** The options checkAndStageLatestRuntime takes, from the command line; the first bad one throws. */
+function stageOptions(values) {
+  const { provenance, sigstoreTrustRoot } = provenanceOptions(values)
+  const userData = requireUserData(values)
+  const nativeDepsSource = nativeDeps(values)
+  const timeoutMs = integerOption(values, 'timeout-ms', 1, 'a positive integer')
+  const minReleaseAgeMinutes = integerOption(values, 'min-release-age', 0, 'a whole number of minutes')
+  const registryKeys = ifGiven(values['registry-keys'], readKeys)
+  const maxBytesPerSecond = integerOption(values, 'max-bytes-per-second', 1, 'a positive integer')
+  return {
     userData,
     currentVersion: values['current-version'] ?? '0.0.0',
     nativeDepsSource,
@@ -305,6 +333,38 @@ async function stage(argv, out) {
     provenance,
     sigstoreTrustRoot,
     maxBytesPerSecond,
+  }
+}
+
+/** `provenance` and `sigstoreTrustRoot` (the trust root file's text), each undefined when not asked for. */
+function provenanceOptions(values) {
+  const repository = values['provenance-repository']
+  for (const flag of ['provenance-workflow', 'sigstore-trust-root']) {
+    if (values[flag] !== undefined && repository === undefined) throw new UsageError(`--${flag} needs --provenance-repository`)
+  }
+  return {
+    provenance: ifGiven(repository, () => ({ repository, workflowPath: values['provenance-workflow'] })),
+    sigstoreTrustRoot: ifGiven(values['sigstore-trust-root'], (file) => fs.readFileSync(file, 'utf8')),
+  }
+}
+
+/** The folder that holds node-pty/: --native-deps, else the node-pty this package was installed with. */
+function nativeDeps(values) {
+  const dir = values['native-deps'] ? path.resolve(values['native-deps']) : defaultNativeDeps()
+  if (!dir) throw new UsageError('node-pty is not installed here; pass --native-deps DIR')
+  return dir
+}
+
+/** Runs the staging with progress and logs on stderr (none with --json); resolves to its outcome. */
+function runStaging(checkAndStageLatestRuntime, options, values, out) {
+  if (!values.json) out.error(`checking ${safe(values.package ?? 'kanban')}@${safe(values.tag ?? 'latest')} ...`)
+  const progress = values.json ? null : progressReporter(out.error, out.tty)
+  const controller = new AbortController()
+  // Ctrl-C aborts cleanly: the partial folder is removed and the store left as it was.
+  const onSigint = () => controller.abort()
+  process.once('SIGINT', onSigint)
+  return checkAndStageLatestRuntime({
+    ...options,
     signal: controller.signal,
     onProgress: progress?.onProgress,
     onLog: verbose(values) ? logPrinter(out.error) : undefined,
@@ -312,22 +372,19 @@ async function stage(argv, out) {
     process.removeListener('SIGINT', onSigint)
     progress?.done()
   })
-  const ms = Date.now() - started
-  if (values.json) return out.log(jsonLine({ ...outcome, ms }))
-  const c = out.paint
+}
+
+/** The outcome in words, undefined for a kind not known here; `cliEntry` reads the new pointer's entry. */
+function outcomeLine(outcome, ms, cliEntry, c) {
   switch (outcome.kind) {
     case 'up-to-date':
-      out.log(`${c.green('up-to-date')} (${ms} ms)`)
-      break
+      return `${c.green('up-to-date')} (${ms} ms)`
     case 'bad-version':
-      out.log(`${c.yellow('bad-version')}: ${safe(outcome.version)} is marked bad; nothing staged (${ms} ms)`)
-      break
+      return `${c.yellow('bad-version')}: ${safe(outcome.version)} is marked bad; nothing staged (${ms} ms)`
     case 'already-staged':
-      out.log(`${c.green('already-staged')}: ${safe(readPointer(userData)?.cliEntry)} (${ms} ms)`)
-      break
+      return `${c.green('already-staged')}: ${cliEntry()} (${ms} ms)`
     case 'staged':
-      out.log(`${c.green(c.bold(`staged ${safe(outcome.version)}`))} in ${ms} ms: ${safe(readPointer(userData)?.cliEntry)}`)
-      break
+      return `${c.green(c.bold(`staged ${safe(outcome.version)}`))} in ${ms} ms: ${cliEntry()}`
   }
 }
 
@@ -341,9 +398,7 @@ function reasons(v, running) {
   return why
 }
 
-function status(argv, out) {
-  const { values } = parse(argv, STORE_OPTIONS)
-  if (values.help) return out.log(HELP.status)
+function status({ values }, out) {
   const userData = requireUserData(values)
   const report = loadBinding().readStoreStatus(userData)
   const running = values['current-version']
@@ -357,70 +412,77 @@ function status(argv, out) {
   out.log(`runs:     ${runnable ? safe(runnable) : 'bundled runtime'}`)
   out.log('versions:')
   if (versions.length === 0) out.log('  none')
-  for (const v of versions) {
-    const why = reasons(v, running)
-    const kept = why.filter((w) => w !== 'bad')
-    const note = kept.length ? kept.join(', ') : 'not kept: the next staging run or prune removes it'
-    out.log(`  ${v.pointed ? '*' : ' '} ${safe(v.version).padEnd(16)} ${mib(v.bytes).padStart(10)}  ${v.whole ? 'whole' : c.red('DAMAGED')}${v.bad ? ` ${c.yellow('bad')}` : ''}  ${note}`)
-  }
-  out.log(`bad:      ${bad.length ? bad.map(safe).join(', ') : 'none'}`)
+  for (const v of versions) out.log(versionLine(v, running, c))
+  out.log(`bad:      ${bad.length ? safeList(bad) : 'none'}`)
   out.log(`lock:     ${locked ? 'held: a staging run is in progress' : 'free'}`)
-  if (partials.length) out.log(`partials: ${partials.map(safe).join(', ')} (removed by the next stage run or prune)`)
+  if (partials.length) out.log(`partials: ${safeList(partials)} (removed by the next stage run or prune)`)
 }
 
-async function prune(argv, out) {
-  const { values } = parse(argv, STORE_OPTIONS)
-  if (values.help) return out.log(HELP.prune)
+/** A staged version's row in status: pointed mark, version, size, wholeness, bad mark, why it is kept. */
+function versionLine(v, running, c) {
+  const kept = reasons(v, running).filter((w) => w !== 'bad')
+  const note = kept.length ? kept.join(', ') : 'not kept: the next staging run or prune removes it'
+  return `  ${v.pointed ? '*' : ' '} ${safe(v.version).padEnd(16)} ${mib(v.bytes).padStart(10)}  ${v.whole ? 'whole' : c.red('DAMAGED')}${v.bad ? ` ${c.yellow('bad')}` : ''}  ${note}`
+}
+
+async function prune({ values }, out) {
   const userData = requireUserData(values)
   const result = await loadBinding().pruneStore(userData, values['current-version'])
   if (values.json) return out.log(jsonLine(result))
   if (result.busy) return out.log(out.paint.yellow('a staging run holds the store: nothing pruned (it prunes when it finishes)'))
   if (result.removed.length === 0) return out.log('nothing to prune')
-  out.log(`removed ${result.removed.map(safe).join(', ')}; freed ${mib(result.freedBytes)}`)
+  out.log(`removed ${safeList(result.removed)}; freed ${mib(result.freedBytes)}`)
 }
 
 /** The store's problems, each with what to do about it. */
 function diagnose(userData) {
   const b = loadBinding()
   const st = b.readStoreStatus(userData)
-  const problems = []
-  const pointerFile = path.join(st.store, 'current.json')
-  if (fs.existsSync(pointerFile)) {
-    let raw = null
-    try {
-      raw = JSON.parse(fs.readFileSync(pointerFile, 'utf8'))
-    } catch {}
-    if (!st.pointer) {
-      problems.push({
-        problem: raw && b.isBadVersion(userData, String(raw.version)) ? `the pointer names ${safe(raw.version)}, which is marked bad, and has no good fallback` : 'current.json is unreadable or names a folder outside this store',
-        fix: 'the app runs its bundled runtime; the next stage run writes a new pointer (or delete current.json)',
-      })
-    } else if (!st.runnable) {
-      problems.push({ problem: `the pointed version ${safe(st.pointer.version)} is not whole`, fix: 'run stage: it stages that version again' })
-    }
-  }
-  for (const v of st.versions.filter((v) => !v.whole)) {
-    problems.push({ problem: `versions/${safe(v.version)} is damaged (not whole)`, fix: 'run prune, or stage to replace it' })
-  }
-  if (st.locked) {
-    problems.push({ problem: 'a staging run holds the store lock', fix: 'wait for it to finish; an OS lock is released when its process dies' })
-  } else if (st.partials.length) {
-    problems.push({ problem: `leftovers in versions/: ${st.partials.map(safe).join(', ')}`, fix: 'run prune (the next stage run also removes them)' })
-  }
-  const badFile = path.join(st.store, 'bad-versions.json')
-  if (fs.existsSync(badFile)) {
-    try {
-      if (!Array.isArray(JSON.parse(fs.readFileSync(badFile, 'utf8')))) throw new Error()
-    } catch {
-      problems.push({ problem: 'bad-versions.json is unreadable, so no version counts as bad', fix: 'delete it; the app marks a failing version again' })
-    }
-  }
-  return problems
+  return [
+    ...pointerProblems(st, (version) => b.isBadVersion(userData, version)),
+    ...damagedProblems(st),
+    ...lockProblems(st),
+    ...badListProblems(st),
+  ]
 }
 
-function doctor(argv, out) {
-  const { values } = parse(argv, { 'user-data': { type: 'string' } })
-  if (values.help) return out.log(HELP.doctor)
+/** What is wrong with current.json, where there is one: no problem or one. */
+function pointerProblems(st, isBad) {
+  const pointerFile = path.join(st.store, 'current.json')
+  if (!fs.existsSync(pointerFile)) return []
+  const raw = readJsonOrNull(pointerFile)
+  if (!st.pointer) {
+    return [
+      {
+        problem: raw && isBad(String(raw.version)) ? `the pointer names ${safe(raw.version)}, which is marked bad, and has no good fallback` : 'current.json is unreadable or names a folder outside this store',
+        fix: 'the app runs its bundled runtime; the next stage run writes a new pointer (or delete current.json)',
+      },
+    ]
+  }
+  if (!st.runnable) return [{ problem: `the pointed version ${safe(st.pointer.version)} is not whole`, fix: 'run stage: it stages that version again' }]
+  return []
+}
+
+function damagedProblems(st) {
+  return st.versions
+    .filter((v) => !v.whole)
+    .map((v) => ({ problem: `versions/${safe(v.version)} is damaged (not whole)`, fix: 'run prune, or stage to replace it' }))
+}
+
+/** A held lock, else leftovers of interrupted runs (which a held lock may still be writing). */
+function lockProblems(st) {
+  if (st.locked) return [{ problem: 'a staging run holds the store lock', fix: 'wait for it to finish; an OS lock is released when its process dies' }]
+  if (st.partials.length) return [{ problem: `leftovers in versions/: ${safeList(st.partials)}`, fix: 'run prune (the next stage run also removes them)' }]
+  return []
+}
+
+function badListProblems(st) {
+  const badFile = path.join(st.store, 'bad-versions.json')
+  if (!fs.existsSync(badFile) || Array.isArray(readJsonOrNull(badFile))) return []
+  return [{ problem: 'bad-versions.json is unreadable, so no version counts as bad', fix: 'delete it; the app marks a failing version again' }]
+}
+
+function doctor({ values }, out) {
   const problems = diagnose(requireUserData(values))
   if (values.json) {
     out.log(jsonLine({ ok: problems.length === 0, problems }))
@@ -432,9 +494,7 @@ function doctor(argv, out) {
   return problems.length ? 1 : 0
 }
 
-async function markBad(argv, out) {
-  const { values, positionals } = parse(argv, { 'user-data': { type: 'string' } }, 1)
-  if (values.help) return out.log(HELP['mark-bad'])
+async function markBad({ values, positionals }, out) {
   const userData = requireUserData(values)
   if (positionals.length !== 1) throw new UsageError('mark-bad takes exactly one <version>')
   const now = await loadBinding().markBadVersion(userData, positionals[0])
@@ -442,12 +502,28 @@ async function markBad(argv, out) {
   out.log(`marked ${safe(positionals[0])} bad; pointer now: ${now ? safe(now) : 'none (bundled runtime)'}`)
 }
 
-const COMMANDS = { stage, status, prune, doctor, 'mark-bad': markBad }
+const COMMANDS = {
+  stage: defineCommand('stage', STAGE_OPTIONS, stage),
+  status: defineCommand('status', STORE_OPTIONS, status),
+  prune: defineCommand('prune', STORE_OPTIONS, prune),
+  doctor: defineCommand('doctor', USER_DATA, doctor),
+  'mark-bad': defineCommand('mark-bad', USER_DATA, markBad, 1),
+}
+
+/** The error's code, EUNKNOWN where it has none. */
+function errorCode(err) {
+  return typeof err?.code === 'string' ? err.code : 'EUNKNOWN'
+}
+
+/** The hint printed under an error at a terminal, if its code has one. */
+function hintFor(err) {
+  return HINTS[errorCode(err)]
+}
 
 /** An error as one JSON object: its code, message and structured fields. */
 function errorJson(err) {
   const { stack: _stack, ...fields } = Object.getOwnPropertyDescriptors(err ?? {})
-  const error = { code: typeof err?.code === 'string' ? err.code : 'EUNKNOWN', message: String(err?.message ?? err) }
+  const error = { code: errorCode(err), message: String(err?.message ?? err) }
   for (const [k, d] of Object.entries(fields)) if (d.enumerable && !(k in error)) error[k] = d.value
   return { error }
 }
@@ -458,37 +534,50 @@ async function main(argv, out = console) {
   const [command, ...rest] = argv
   const json = rest.includes('--json')
   try {
-    if (command === '--version' || command === '-v') {
-      out.log(packageVersion())
-      return 0
-    }
-    if (command === undefined || command === '--help' || command === '-h') {
-      ;(command === undefined ? out.error : out.log)(HELP.main)
-      return command === undefined ? 2 : 0
-    }
-    if (command === 'help') {
-      if (rest.length > 1) throw new UsageError(`unexpected argument '${safe(rest[1])}'`)
-      if (rest[0] !== undefined && !HELP[rest[0]]) throw new UsageError(`unknown command '${safe(rest[0])}'`)
-      out.log(HELP[rest[0] ?? 'main'])
-      return 0
-    }
-    const run = COMMANDS[command]
-    if (!run) throw new UsageError(`unknown command '${safe(command)}'`)
-    return (await run(rest, out)) ?? 0
+    return await dispatch(command, rest, out)
   } catch (err) {
-    if (err instanceof UsageError || err?.code?.startsWith?.('ERR_PARSE_ARGS')) {
-      out.error(`${out.errPaint.red('error')}: ${safe(err.message)}\n\n${HELP[command] ?? HELP.main}`)
-      return 2
-    }
-    if (json) {
-      out.log(jsonLine(errorJson(err)))
-      return 1
-    }
-    const code = typeof err?.code === 'string' ? err.code : 'EUNKNOWN'
-    out.error(`${out.errPaint.red(`error ${safe(code)}`)}: ${safe(err?.message ?? err)}`)
-    if (HINTS[code]) out.error(`hint: ${HINTS[code]}`)
+    return reportError(err, command, json, out)
+  }
+}
+
+/** Runs `command` with the arguments after it; resolves to the exit code. */
+async function dispatch(command, rest, out) {
+  if (command === '--version' || command === '-v') {
+    out.log(packageVersion())
+    return 0
+  }
+  if (command === undefined || command === '--help' || command === '-h') {
+    ;(command === undefined ? out.error : out.log)(HELP.main)
+    return command === undefined ? 2 : 0
+  }
+  if (command === 'help') return help(rest, out)
+  const run = COMMANDS[command]
+  if (!run) throw unknownCommand(command)
+  return (await run(rest, out)) ?? 0
+}
+
+/** `help [command]`: the exit code. */
+function help(rest, out) {
+  if (rest.length > 1) throw unexpectedArgument(rest[1])
+  if (rest[0] !== undefined && !HELP[rest[0]]) throw unknownCommand(rest[0])
+  out.log(HELP[rest[0] ?? 'main'])
+  return 0
+}
+
+/** Prints an error: bad usage with the command's help (exit code 2), else a failed operation (1). */
+function reportError(err, command, json, out) {
+  if (err instanceof UsageError || err?.code?.startsWith?.('ERR_PARSE_ARGS')) {
+    out.error(`${out.errPaint.red('error')}: ${safe(err.message)}\n\n${HELP[command] ?? HELP.main}`)
+    return 2
+  }
+  if (json) {
+    out.log(jsonLine(errorJson(err)))
     return 1
   }
+  out.error(`${out.errPaint.red(`error ${safe(errorCode(err))}`)}: ${safe(err?.message ?? err)}`)
+  const hint = hintFor(err)
+  if (hint) out.error(`hint: ${hint}`)
+  return 1
 }
 
 if (require.main === module) {

@@ -2,11 +2,11 @@
 // Under `cargo test` napi's macros register nothing, so the exports look unused.
 #![cfg_attr(test, allow(dead_code))]
 
+use crate::call::{AbortHandle, Control, Progress};
 use crate::config::{
     absolute, user_data_dir, Config, EnvDefaults, Options, ProvenanceInput, RegistryKeyInput,
 };
 use crate::error::{catching_panics, Field, StageError};
-use crate::http::{AbortHandle, Control, Progress};
 use crate::log::{LogEntry, Value as LogValue};
 use crate::stage::{self, Outcome};
 use crate::store::{check_version, Store};
@@ -862,7 +862,7 @@ pub fn prune_store(
             let prune = async {
                 let store = Store::new(&dir?);
                 let running = current_version.as_deref().and_then(crate::version::clean);
-                stage::blocking(move || store.prune_now(running.as_ref())).await
+                crate::fsutil::blocking(move || store.prune_now(running.as_ref())).await
             };
             Ok(prune.await)
         },
@@ -885,7 +885,7 @@ pub fn mark_bad_version(
 ) -> Result<PromiseRaw<'_, Option<String>>> {
     let store = Store::new(&absolute(&user_data));
     env.spawn_future_with_callback(
-        async move { Ok(stage::blocking(move || store.mark_bad(&version)).await) },
+        async move { Ok(crate::fsutil::blocking(move || store.mark_bad(&version)).await) },
         |env, r| r.map_err(|e| js_error(env, &e)),
     )
 }

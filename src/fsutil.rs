@@ -237,6 +237,15 @@ fn copy_file(src: &Path, dst: &Path) -> Result<u64> {
     Ok(n)
 }
 
+/// Runs file-system work on tokio's blocking pool, never on the JS thread or the libuv pool.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StageError::joined("a file task", e))?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,159 +1,18 @@
-//! The HTTP side: one client with timeouts, proxies and trust settings; retries with backoff;
-//! cancellation and the overall deadline.
+//! The HTTP client: one per call, with its timeouts, proxies, extra CAs and token; bounded
+//! document fetches with retries, and the streaming opens the tarball download builds on.
 
+use crate::call::Control;
 use crate::config::{NetConfig, DEFAULT_MAX_DOCUMENT_BYTES};
 use crate::error::{clip, Result, StageError};
-use crate::log::{Level, LogEntry, LogSink, Value};
 use crate::registry::same_origin;
-use std::future::Future;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::watch;
-use tokio::time::Instant;
-
-/// What a call is doing, for progress displays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Resolving,
-    WaitingForLock,
-    Downloading,
-    Finishing,
-}
-
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Resolving => "resolving",
-            Phase::WaitingForLock => "waiting-for-lock",
-            Phase::Downloading => "downloading",
-            Phase::Finishing => "finishing",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Progress {
-    pub phase: Phase,
-    pub downloaded: u64,
-    /// The tarball's size when the server sent a Content-Length.
-    pub total: Option<u64>,
-}
-
-pub type ProgressSink = Arc<dyn Fn(Progress) + Send + Sync>;
-
-/// The overall deadline, the abort switch and the progress sink shared by every step of one call.
-#[derive(Clone)]
-pub struct Control {
-    deadline: Instant,
-    total: Duration,
-    abort: watch::Receiver<bool>,
-    // Keeps the channel open when no one else holds the sender.
-    _keep: Arc<watch::Sender<bool>>,
-    progress: Option<ProgressSink>,
-    log: Option<LogSink>,
-}
-
-/// The handle that aborts a call.
-#[derive(Clone)]
-pub struct AbortHandle(Arc<watch::Sender<bool>>);
-
-impl AbortHandle {
-    pub fn abort(&self) {
-        self.0.send_replace(true);
-    }
-}
-
-impl Control {
-    pub fn new(total: Duration) -> (Control, AbortHandle) {
-        let (tx, rx) = watch::channel(false);
-        let tx = Arc::new(tx);
-        let ctl = Control {
-            deadline: Instant::now() + total,
-            total,
-            abort: rx,
-            _keep: tx.clone(),
-            progress: None,
-            log: None,
-        };
-        (ctl, AbortHandle(tx))
-    }
-
-    pub fn with_progress(mut self, sink: ProgressSink) -> Control {
-        self.progress = Some(sink);
-        self
-    }
-
-    pub fn with_log(mut self, sink: LogSink) -> Control {
-        self.log = Some(sink);
-        self
-    }
-
-    /// Sends a log entry to the call's log sink, if it has one.
-    pub fn log(&self, level: Level, message: impl Into<String>, fields: &[(&'static str, Value)]) {
-        if let Some(sink) = &self.log {
-            sink(LogEntry {
-                level,
-                message: message.into(),
-                fields: fields.to_vec(),
-            });
-        }
-    }
-
-    pub fn report(&self, phase: Phase, downloaded: u64, total: Option<u64>) {
-        if let Some(sink) = &self.progress {
-            sink(Progress {
-                phase,
-                downloaded,
-                total,
-            });
-        }
-    }
-
-    pub fn is_aborted(&self) -> bool {
-        *self.abort.borrow()
-    }
-
-    /// Whether the overall deadline has passed; no retry starts after it.
-    pub fn expired(&self) -> bool {
-        Instant::now() >= self.deadline
-    }
-
-    /// Runs `fut` until it finishes, the deadline passes (`ETIMEDOUT`), or the call is aborted
-    /// (`EABORTED`), whichever comes first.
-    pub async fn guard<T>(&self, what: &str, fut: impl Future<Output = Result<T>>) -> Result<T> {
-        let mut abort = self.abort.clone();
-        tokio::select! {
-            r = fut => r,
-            _ = tokio::time::sleep_until(self.deadline) => Err(StageError::Timeout {
-                url: what.to_string(),
-                phase: "staging",
-                ms: self.total.as_millis() as u64,
-            }),
-            _ = abort.wait_for(|a| *a) => Err(StageError::Aborted),
-        }
-    }
-
-    /// Sleeps for `d`, cut short by the deadline or an abort.
-    pub async fn sleep(&self, what: &str, d: Duration) -> Result<()> {
-        self.guard(what, async {
-            tokio::time::sleep(d).await;
-            Ok(())
-        })
-        .await
-    }
-}
+use crate::retry::{log_retry, retry_delay, MAX_RETRY_AFTER};
+use std::time::Duration;
 
 pub struct Http {
     client: reqwest::Client,
     net: NetConfig,
     registry: String,
 }
-
-/// Longest `Retry-After` we honour: a background update may wait, but not for an hour.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
-/// First backoff step; doubles per attempt up to `MAX_BACKOFF`.
-const BASE_BACKOFF: Duration = Duration::from_millis(250);
-const MAX_BACKOFF: Duration = Duration::from_secs(8);
 
 impl Http {
     pub fn new(net: &NetConfig, registry: &str) -> Result<Http> {
@@ -422,90 +281,6 @@ pub enum Fetched {
         validators: CacheValidators,
     },
 }
-
-/// A token bucket on the download stream: `take` waits (a tokio sleep, never a thread) until
-/// the bytes fit under `rate` per second.
-pub struct Throttle {
-    rate: f64,
-    /// Bytes that may pass now; negative while paying off a slice already passed.
-    allowance: f64,
-    last: Instant,
-}
-
-impl Throttle {
-    pub fn new(bytes_per_second: u64) -> Throttle {
-        Throttle {
-            rate: bytes_per_second.max(1) as f64,
-            // Starts empty: the first bytes wait like the rest, so the measured rate holds.
-            allowance: 0.0,
-            last: Instant::now(),
-        }
-    }
-
-    /// The largest slice to pass at once: a tenth of a second's worth, so the stream (and the
-    /// progress reported from it) moves steadily instead of in bursts.
-    pub fn slice(&self) -> usize {
-        ((self.rate / 10.0) as usize).clamp(1024, 1 << 20)
-    }
-
-    pub async fn take(&mut self, n: usize) {
-        let now = Instant::now();
-        // Unused allowance is capped at one slice: an idle moment never turns into a burst.
-        self.allowance = (self.allowance + now.duration_since(self.last).as_secs_f64() * self.rate)
-            .min(self.slice() as f64);
-        self.last = now;
-        self.allowance -= n as f64;
-        if self.allowance < 0.0 {
-            tokio::time::sleep(Duration::from_secs_f64(-self.allowance / self.rate)).await;
-        }
-    }
-}
-
-/// How long to wait before retry number `attempt` (from 0) after `e`: the server's `Retry-After`
-/// when it sent one, else the backoff.
-/// Logs a retry: its reason (the error's code), which attempt it is and the delay before it.
-pub fn log_retry(ctl: &Control, url: &str, e: &StageError, attempt: u32, of: u32, delay: Duration) {
-    ctl.log(
-        Level::Warn,
-        format!(
-            "retrying {} after {} in {} ms (retry {attempt} of {of})",
-            clip(url),
-            e.code(),
-            delay.as_millis()
-        ),
-        &[
-            ("url", url.into()),
-            ("reason", e.code().into()),
-            ("attempt", u64::from(attempt).into()),
-            ("delayMs", (delay.as_millis() as u64).into()),
-        ],
-    );
-}
-
-pub fn retry_delay(e: &StageError, attempt: u32) -> Duration {
-    match e {
-        StageError::Http {
-            retry_after: Some(d),
-            ..
-        } => *d,
-        _ => backoff(attempt),
-    }
-}
-
-/// Exponential backoff with jitter: 250 ms, 500 ms, 1 s ... capped at 8 s, each scaled by a
-/// random factor in [0.5, 1.0) so many clients hit by one outage do not retry in lockstep.
-pub fn backoff(attempt: u32) -> Duration {
-    let exp = BASE_BACKOFF
-        .saturating_mul(1 << attempt.min(16))
-        .min(MAX_BACKOFF);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let factor = 0.5 + (nanos % 1000) as f64 / 2000.0;
-    exp.mul_f64(factor)
-}
-
 /// Maps a transport failure to `ETIMEDOUT` (connect or idle timeout) or `ENETWORK`.
 pub fn transport_error(
     url: &str,
@@ -634,35 +409,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        for n in 0..20 {
-            let d = backoff(n);
-            let full = BASE_BACKOFF.saturating_mul(1 << n.min(16)).min(MAX_BACKOFF);
-            assert!(d >= full / 2 && d <= full, "attempt {n}: {d:?}");
-        }
-    }
-
-    #[tokio::test]
-    async fn guard_times_out_and_aborts() {
-        let (ctl, _h) = Control::new(Duration::from_millis(50));
-        let e = ctl
-            .guard("u", async {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                Ok(())
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(e.code(), "ETIMEDOUT");
-
-        let (ctl, h) = Control::new(Duration::from_secs(60));
-        let c2 = ctl.clone();
-        let t = tokio::spawn(async move { c2.sleep("u", Duration::from_secs(30)).await });
-        h.abort();
-        assert_eq!(t.await.unwrap().unwrap_err().code(), "EABORTED");
-        assert!(ctl.is_aborted());
-    }
-
     #[tokio::test]
     async fn retries_5xx_then_succeeds_and_stops_on_404() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -699,26 +445,6 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, StageError::Http { status: 404, .. }), "{e}");
         server.await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn throttle_holds_the_rate_from_the_first_byte() {
-        let rate = 1_000_000u64;
-        let mut t = Throttle::new(rate);
-        assert_eq!(t.slice(), 100_000);
-        let start = std::time::Instant::now();
-        for _ in 0..30 {
-            t.take(10_000).await;
-        }
-        let secs = start.elapsed().as_secs_f64();
-        // 300 KB at 1 MB/s: 0.3 s, give or take the timer's granularity.
-        assert!((0.27..0.45).contains(&secs), "{secs}");
-        // An idle moment earns at most one slice of burst.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let start = std::time::Instant::now();
-        t.take(300_000).await;
-        let secs = start.elapsed().as_secs_f64();
-        assert!((0.17..0.35).contains(&secs), "{secs}");
     }
 
     /// A client without retries and a call with a 20 s budget, for one test server.

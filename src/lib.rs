@@ -3,19 +3,27 @@
 //!
 //! The core modules know nothing of Node; the `node` feature adds the thin napi binding.
 
+pub mod call;
 pub mod config;
 pub mod doccache;
+pub mod document;
+pub mod download;
 pub mod error;
 pub mod extract;
+pub mod flight;
 pub mod fsutil;
+pub mod guards;
 pub mod http;
+pub mod install;
 pub mod integrity;
 pub mod log;
 pub mod provenance;
 pub mod registry;
 pub mod resume;
+pub mod retry;
 pub mod stage;
 pub mod store;
+pub mod throttle;
 pub mod trust;
 pub mod version;
 

@@ -1,0 +1,184 @@
+//! The tarball's bytes: opening the download (resumed from kept bytes when the server agrees),
+//! keeping what arrives for a later resume, and reading kept bytes back.
+
+use crate::call::Control;
+use crate::error::{Result, StageError};
+use crate::fsutil::blocking;
+use crate::http::Http;
+use crate::resume::{self, Kept, RangeAnswer, Sidecar, Validator};
+use crate::store::Store;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+/// The tarball response, and where its body starts.
+pub(crate) struct Opened {
+    pub(crate) resp: reqwest::Response,
+    /// Kept bytes to feed first: the response carries the bytes after them.
+    pub(crate) replay: Option<Kept>,
+    /// Whether the body's bytes are appended to the kept file as they arrive.
+    pub(crate) keeping: bool,
+}
+
+const TARBALL_ACCEPT: &str = "application/octet-stream";
+/// Kept bytes are read back in pieces of this size: large enough to be cheap, small enough
+/// that the pipe to the extractor stays a few MB at most.
+pub(crate) const REPLAY_CHUNK: u64 = 256 * 1024;
+
+fn validator_of(resp: &reqwest::Response) -> Option<Validator> {
+    let h = |name| {
+        resp.headers()
+            .get(name)
+            .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+    };
+    Validator::from_headers(h(reqwest::header::ETAG), h(reqwest::header::LAST_MODIFIED))
+}
+
+/// Asks for the tarball: for the rest of the kept bytes when there are some, else (or when the
+/// server's answer does not line up with them) for all of it, from byte 0.
+pub(crate) async fn open_tarball(
+    store: &Store,
+    http: &Http,
+    url: &str,
+    version: &str,
+    integrity: &str,
+    kept: Option<Kept>,
+    ctl: &Control,
+) -> Result<Opened> {
+    let discard = || {
+        let (store, version) = (store.clone(), version.to_string());
+        blocking(move || resume::discard(&store, &version))
+    };
+    if let Some(k) = kept {
+        let answer = http
+            .open_range(
+                url,
+                TARBALL_ACCEPT,
+                k.len,
+                k.sidecar.validator.header_value(),
+                ctl,
+            )
+            .await;
+        match answer {
+            Ok(resp) => {
+                let content_range = resp
+                    .headers()
+                    .get(reqwest::header::CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok());
+                let judged = resume::judge_range_answer(
+                    resp.status().as_u16(),
+                    content_range,
+                    validator_of(&resp).as_ref(),
+                    &k.sidecar,
+                    k.len,
+                );
+                match judged {
+                    RangeAnswer::Resumed => {
+                        let (store, version, sidecar) =
+                            (store.clone(), version.to_string(), k.sidecar.clone());
+                        blocking(move || resume::touch(&store, &version, &sidecar)).await?;
+                        return Ok(Opened {
+                            resp,
+                            replay: Some(k),
+                            keeping: true,
+                        });
+                    }
+                    RangeAnswer::WholeBody => {
+                        let keeping = start_keeping(store, version, url, integrity, &resp).await?;
+                        return Ok(Opened {
+                            resp,
+                            replay: None,
+                            keeping,
+                        });
+                    }
+                    RangeAnswer::Mismatch => discard().await?,
+                }
+            }
+            // The server cannot serve past the kept bytes (the tarball changed size): start over.
+            Err(StageError::Http { status: 416, .. }) => discard().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    let resp = http.open(url, TARBALL_ACCEPT, ctl).await?;
+    let keeping = start_keeping(store, version, url, integrity, &resp).await?;
+    Ok(Opened {
+        resp,
+        replay: None,
+        keeping,
+    })
+}
+
+/// Starts keeping a whole-body response's bytes, when it has a validator to guard a resume
+/// with; without one a resume could never be checked, so nothing is kept.
+async fn start_keeping(
+    store: &Store,
+    version: &str,
+    url: &str,
+    integrity: &str,
+    resp: &reqwest::Response,
+) -> Result<bool> {
+    let validator = validator_of(resp);
+    let size = resp.content_length();
+    let (store, version, url, integrity) = (
+        store.clone(),
+        version.to_string(),
+        url.to_string(),
+        integrity.to_string(),
+    );
+    blocking(move || match validator {
+        Some(validator) => {
+            let sidecar = Sidecar {
+                url,
+                integrity,
+                validator,
+                size,
+                time: resume::now_secs(),
+            };
+            resume::begin(&store, &version, &sidecar)?;
+            Ok(true)
+        }
+        None => {
+            resume::discard(&store, &version)?;
+            Ok(false)
+        }
+    })
+    .await
+}
+
+/// Appends the body's pieces to the kept file, in order, on a blocking thread; the file stays
+/// a prefix of the tarball whatever happens. Returns the bytes written.
+pub(crate) fn append_kept(
+    path: &Path,
+    mut rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+) -> Result<u64> {
+    use std::io::Write;
+    let f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|e| StageError::io("opening", path, e))?;
+    let mut w = io::BufWriter::with_capacity(256 * 1024, f);
+    let mut n = 0u64;
+    while let Some(piece) = rx.blocking_recv() {
+        w.write_all(&piece)
+            .map_err(|e| StageError::io("writing", path, e))?;
+        n += piece.len() as u64;
+    }
+    w.flush().map_err(|e| StageError::io("writing", path, e))?;
+    Ok(n)
+}
+
+/// Reads the next piece of kept bytes (at most `max`) from a blocking thread.
+pub(crate) async fn read_kept(
+    mut f: std::fs::File,
+    max: u64,
+    path: PathBuf,
+) -> Result<(std::fs::File, bytes::Bytes)> {
+    blocking(move || {
+        let mut buf = Vec::with_capacity(max as usize);
+        (&mut f)
+            .take(max)
+            .read_to_end(&mut buf)
+            .map_err(|e| StageError::io("reading", &path, e))?;
+        Ok((f, bytes::Bytes::from(buf)))
+    })
+    .await
+}

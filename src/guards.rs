@@ -1,0 +1,214 @@
+//! The checks a version passes before anything is downloaded: the compatibility guard, the
+//! registry's signatures and the provenance attestation.
+
+use crate::call::Control;
+use crate::config::{Config, Provenance};
+use crate::document::fetch_plain;
+use crate::error::{clip, Result, StageError};
+use crate::http::Http;
+use crate::log::Level;
+use crate::provenance::{self, Check, Subject, MAX_ATTESTATIONS_BYTES};
+use crate::registry::{rewrite_tarball_url, Dist, Document, ACCEPT_FULL};
+use crate::store::Store;
+use crate::trust::{self, Compat, Signed};
+use std::io::Read;
+use std::path::Path;
+
+/// The bundled node-pty's version, from its package.json; `None` (not checked) when it has none.
+pub(crate) fn bundled_node_pty_version(native_src: &Path) -> Option<nodejs_semver::Version> {
+    read_manifest(&native_src.join("package.json"))?
+        .get("version")?
+        .as_str()
+        .and_then(|v| nodejs_semver::Version::parse(v).ok())
+}
+
+/// A package.json read whole: real ones are a few KB, so anything past this cap is not one and
+/// is not read into memory.
+const MAX_MANIFEST_BYTES: u64 = 1024 * 1024;
+
+/// A package.json as JSON, or `None` when it is missing, oversized or not JSON.
+pub(crate) fn read_manifest(path: &Path) -> Option<serde_json::Value> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(MAX_MANIFEST_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        return None;
+    }
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The compatibility guard before any download: a refusal remembered from an earlier download
+/// (re-checked, as the app may have been updated since), then the document's own entry.
+pub(crate) fn compat_guard(
+    store: &Store,
+    doc: &Document,
+    latest: &str,
+    compat: &Compat,
+    ctl: &Control,
+) -> Result<()> {
+    let (host, pty) = (compat.host_node.as_ref(), compat.node_pty.as_ref());
+    let remembered = store
+        .incompatible_versions()
+        .remove(latest)
+        .and_then(|e| trust::still_refused(&e.guard, &e.range, host, pty));
+    let refusal = match remembered {
+        Some(r) => Some(r),
+        None => doc
+            .entry(latest)
+            .and_then(|entry| trust::check_compat(entry, host, pty).err()),
+    };
+    match refusal {
+        None => Ok(()),
+        Some(r) => {
+            let e = r.into_error(latest);
+            ctl.log(Level::Warn, e.to_string(), &[("version", latest.into())]);
+            Err(e)
+        }
+    }
+}
+
+/// The registry's signatures of `latest`: a present signature must verify with a known key, and
+/// with `requireSignatures` one must be present. Fetches the full document for the publish time
+/// only when a key in use expires.
+pub(crate) async fn check_signatures(
+    cfg: &Config,
+    http: &Http,
+    doc_url: &str,
+    doc: &Document,
+    full: &mut bool,
+    latest: &str,
+    ctl: &Control,
+) -> Result<()> {
+    let keys = cfg
+        .trust
+        .registry_keys
+        .clone()
+        .unwrap_or_else(trust::public_keys);
+    let signatures = doc.signatures(latest);
+    let published = if trust::needs_publish_time(&signatures, &keys) {
+        if *full {
+            doc.published_ms(latest)
+        } else {
+            *full = true;
+            fetch_plain(cfg, http, doc_url, ACCEPT_FULL, ctl)
+                .await?
+                .published_ms(latest)
+        }
+    } else {
+        None
+    };
+    let signed = trust::verify_signatures(
+        &cfg.package_name,
+        latest,
+        doc.raw_integrity(latest),
+        &signatures,
+        &keys,
+        published,
+    );
+    match signed {
+        Ok(Signed::Verified(keyid)) => {
+            ctl.log(
+                Level::Info,
+                format!("registry signature verified (key {})", clip(&keyid)),
+                &[("version", latest.into()), ("keyid", (&keyid).into())],
+            );
+            Ok(())
+        }
+        Ok(Signed::Missing) if cfg.trust.require_signatures => Err(StageError::Signature {
+            version: latest.to_string(),
+            keyid: None,
+            reason: "missing",
+        }),
+        Ok(Signed::Missing) => {
+            ctl.log(
+                Level::Debug,
+                "no registry signature (not required)",
+                &[("version", latest.into())],
+            );
+            Ok(())
+        }
+        Err(e) => {
+            ctl.log(Level::Warn, e.to_string(), &[("version", latest.into())]);
+            Err(e)
+        }
+    }
+}
+
+/// Before anything is downloaded or written: the version's attestation must prove it was built
+/// by the configured repository (and workflow) with the sha512 the document names. The download
+/// then checks the tarball against that same integrity, so the attestation covers what is staged.
+pub(crate) async fn check_provenance(
+    cfg: &Config,
+    provenance: &Provenance,
+    http: &Http,
+    dist: &Dist,
+    version: &str,
+    ctl: &Control,
+) -> Result<()> {
+    let refused = |check: Check, reason: String| StageError::Provenance {
+        package: cfg.package_name.clone(),
+        version: version.to_string(),
+        check: check.as_str(),
+        reason,
+    };
+    let sha512 = dist.integrity.sha512().ok_or_else(|| {
+        refused(
+            Check::Subject,
+            format!(
+                "the registry's integrity `{}` is not one sha512 digest",
+                dist.integrity
+            ),
+        )
+    })?;
+    let url = dist.attestations_url.as_deref().ok_or_else(|| {
+        refused(
+            Check::Attestation,
+            "the package document names no attestations for this version".into(),
+        )
+    })?;
+    let url = rewrite_tarball_url(url, &cfg.registry);
+    let body = match http
+        .get_bytes(&url, "application/json", MAX_ATTESTATIONS_BYTES, ctl)
+        .await
+    {
+        Ok(body) => body,
+        Err(StageError::Http {
+            status: 404 | 410, ..
+        }) => {
+            return Err(refused(
+                Check::Attestation,
+                format!("the registry serves no attestations at {}", clip(&url)),
+            ))
+        }
+        Err(StageError::TooLarge { .. }) => {
+            return Err(refused(
+                Check::Attestation,
+                format!("the attestations are over {MAX_ATTESTATIONS_BYTES} bytes"),
+            ))
+        }
+        Err(e) => return Err(e),
+    };
+    let subject = Subject {
+        name: &cfg.package_name,
+        version,
+        sha512,
+    };
+    provenance::verify(&body, &subject, &provenance.policy, &provenance.trust_root)
+        .map_err(|r| refused(r.check, r.reason))?;
+    ctl.log(
+        Level::Info,
+        format!(
+            "provenance verified: {} was built by {}",
+            clip(version),
+            clip(&provenance.policy.repository)
+        ),
+        &[
+            ("version", version.into()),
+            ("repository", (&provenance.policy.repository).into()),
+        ],
+    );
+    Ok(())
+}
