@@ -588,6 +588,13 @@ mod tests {
         }
     }
 
+    /// The three options without a default, with `change` made.
+    fn with(change: impl FnOnce(&mut Options)) -> Options {
+        let mut options = given();
+        change(&mut options);
+        options
+    }
+
     /// The option `resolve` refuses and why.
     fn refusal(options: Options) -> (&'static str, String) {
         match Config::resolve(options, &EnvDefaults::default()) {
@@ -606,6 +613,20 @@ mod tests {
             scheme: Some("ecdsa-sha2-nistp256".into()),
             key: Some(KEY.into()),
             expires: None,
+        }
+    }
+
+    /// A good key with one field changed.
+    fn key_with(change: fn(&mut RegistryKeyInput)) -> RegistryKeyInput {
+        let mut k = key("k");
+        change(&mut k);
+        k
+    }
+
+    fn provenance(repository: &str, workflow_path: Option<&str>) -> ProvenanceInput {
+        ProvenanceInput {
+            repository: Some(repository.into()),
+            workflow_path: workflow_path.map(Into::into),
         }
     }
 
@@ -759,315 +780,155 @@ mod tests {
 
     #[test]
     fn resolve_refuses_each_bad_option_by_name() {
-        let big_root = " ".repeat(MAX_TRUST_ROOT_BYTES + 1);
-        let cases: Vec<(Options, &str)> = vec![
+        type Change = fn(&mut Options);
+        let cases: [(Change, &str); 27] = [
+            (|o| o.user_data = None, "userData"),
+            (|o| o.user_data = Some("rel/dir".into()), "userData"),
+            (|o| o.current_version = None, "currentVersion"),
+            (|o| o.native_deps_source = None, "nativeDepsSource"),
             (
-                Options {
-                    user_data: None,
-                    ..given()
-                },
-                "userData",
-            ),
-            (
-                Options {
-                    user_data: Some("rel/dir".into()),
-                    ..given()
-                },
-                "userData",
-            ),
-            (
-                Options {
-                    current_version: None,
-                    ..given()
-                },
-                "currentVersion",
-            ),
-            (
-                Options {
-                    native_deps_source: None,
-                    ..given()
-                },
+                |o| o.native_deps_source = Some(" ".into()),
                 "nativeDepsSource",
             ),
+            (|o| o.registry = Some("ftp://x".into()), "registry"),
+            (|o| o.registry = Some("not a url".into()), "registry"),
+            (|o| o.timeout_ms = Some(0.0), "timeoutMs"),
             (
-                Options {
-                    native_deps_source: Some(" ".into()),
-                    ..given()
-                },
-                "nativeDepsSource",
-            ),
-            (
-                Options {
-                    registry: Some("ftp://x".into()),
-                    ..given()
-                },
-                "registry",
-            ),
-            (
-                Options {
-                    registry: Some("not a url".into()),
-                    ..given()
-                },
-                "registry",
-            ),
-            (
-                Options {
-                    timeout_ms: Some(0.0),
-                    ..given()
-                },
-                "timeoutMs",
-            ),
-            (
-                Options {
-                    connect_timeout_ms: Some(f64::NAN),
-                    ..given()
-                },
+                |o| o.connect_timeout_ms = Some(f64::NAN),
                 "connectTimeoutMs",
             ),
+            (|o| o.idle_timeout_ms = Some(1.5), "idleTimeoutMs"),
+            (|o| o.retries = Some(11.0), "retries"),
+            (|o| o.retries = Some(-1.0), "retries"),
+            (|o| o.max_bytes_per_second = Some(0.0), "maxBytesPerSecond"),
             (
-                Options {
-                    idle_timeout_ms: Some(1.5),
-                    ..given()
-                },
-                "idleTimeoutMs",
-            ),
-            (
-                Options {
-                    retries: Some(11.0),
-                    ..given()
-                },
-                "retries",
-            ),
-            (
-                Options {
-                    retries: Some(-1.0),
-                    ..given()
-                },
-                "retries",
-            ),
-            (
-                Options {
-                    max_bytes_per_second: Some(0.0),
-                    ..given()
-                },
-                "maxBytesPerSecond",
-            ),
-            (
-                Options {
-                    max_unpacked_bytes: Some(2f64.powi(53)),
-                    ..given()
-                },
+                |o| o.max_unpacked_bytes = Some(2f64.powi(53)),
                 "maxUnpackedBytes",
             ),
+            (|o| o.max_entries = Some(0.0), "maxEntries"),
+            (|o| o.max_document_bytes = Some(-5.0), "maxDocumentBytes"),
             (
-                Options {
-                    max_entries: Some(0.0),
-                    ..given()
-                },
-                "maxEntries",
-            ),
-            (
-                Options {
-                    max_document_bytes: Some(-5.0),
-                    ..given()
-                },
-                "maxDocumentBytes",
-            ),
-            (
-                Options {
-                    min_release_age_minutes: Some((MAX_RELEASE_AGE_MINUTES + 1) as f64),
-                    ..given()
-                },
+                |o| o.min_release_age_minutes = Some((MAX_RELEASE_AGE_MINUTES + 1) as f64),
                 "minReleaseAgeMinutes",
             ),
             (
-                Options {
-                    registry_keys: Some(vec![key("k"), RegistryKeyInput::default()]),
-                    ..given()
+                |o| o.registry_keys = Some(vec![key("k"), RegistryKeyInput::default()]),
+                "registryKeys",
+            ),
+            (
+                |o| o.registry_keys = Some(vec![key_with(|k| k.key = Some("AAAA".into()))]),
+                "registryKeys",
+            ),
+            (
+                |o| {
+                    o.registry_keys =
+                        Some(vec![key_with(|k| k.keytype = Some("ssh-ed25519".into()))])
                 },
                 "registryKeys",
             ),
             (
-                Options {
-                    registry_keys: Some(vec![RegistryKeyInput {
-                        key: Some("AAAA".into()),
-                        ..key("k")
-                    }]),
-                    ..given()
-                },
+                |o| o.registry_keys = Some(vec![key_with(|k| k.expires = Some("tomorrow".into()))]),
                 "registryKeys",
             ),
             (
-                Options {
-                    registry_keys: Some(vec![RegistryKeyInput {
-                        keytype: Some("ssh-ed25519".into()),
-                        ..key("k")
-                    }]),
-                    ..given()
-                },
-                "registryKeys",
-            ),
-            (
-                Options {
-                    registry_keys: Some(vec![RegistryKeyInput {
-                        expires: Some("tomorrow".into()),
-                        ..key("k")
-                    }]),
-                    ..given()
-                },
-                "registryKeys",
-            ),
-            (
-                Options {
-                    host_node_version: Some("twenty".into()),
-                    ..given()
-                },
+                |o| o.host_node_version = Some("twenty".into()),
                 "hostNodeVersion",
             ),
             (
-                Options {
-                    provenance: Some(ProvenanceInput::default()),
-                    ..given()
-                },
+                |o| o.provenance = Some(ProvenanceInput::default()),
                 "provenance.repository",
             ),
             (
-                Options {
-                    provenance: Some(ProvenanceInput {
-                        repository: Some("https://github.com/kanban-org/kanban".into()),
-                        workflow_path: None,
-                    }),
-                    ..given()
-                },
+                |o| o.provenance = Some(provenance("https://github.com/kanban-org/kanban", None)),
                 "provenance.repository",
             ),
             (
-                Options {
-                    provenance: Some(ProvenanceInput {
-                        repository: Some("kanban-org/kanban".into()),
-                        workflow_path: Some("publish.yml@main".into()),
-                    }),
-                    ..given()
-                },
+                |o| o.provenance = Some(provenance("kanban-org/kanban", Some("publish.yml@main"))),
                 "provenance.workflowPath",
             ),
             (
-                Options {
-                    sigstore_trust_root: Some("not json".into()),
-                    ..given()
-                },
+                |o| o.sigstore_trust_root = Some("not json".into()),
                 "sigstoreTrustRoot",
             ),
             (
-                Options {
-                    sigstore_trust_root: Some(big_root),
-                    ..given()
-                },
+                |o| o.sigstore_trust_root = Some(" ".repeat(MAX_TRUST_ROOT_BYTES + 1)),
                 "sigstoreTrustRoot",
             ),
         ];
-        for (options, name) in cases {
-            let what = format!("{options:?}");
-            assert_eq!(refusal(options).0, name, "{}", &what[..what.len().min(300)]);
+        for (i, (change, name)) in cases.into_iter().enumerate() {
+            assert_eq!(refusal(with(change)).0, name, "case {i}");
         }
     }
 
     #[test]
     fn refusals_say_why() {
-        let reason = |options| refusal(options).1;
-        assert_eq!(
-            reason(Options {
-                current_version: None,
-                ..given()
-            }),
-            "is required (a string)"
-        );
-        assert_eq!(
-            reason(Options {
-                native_deps_source: Some(String::new()),
-                ..given()
-            }),
-            "must be a non-empty path"
-        );
-        assert_eq!(
-            reason(Options {
-                retries: Some(11.0),
-                ..given()
-            }),
-            "must be a whole number from 0 to 10, got 11"
-        );
-        assert_eq!(
-            reason(Options {
-                host_node_version: Some("x".into()),
-                ..given()
-            }),
-            "must be a semver version"
-        );
-        assert!(reason(Options {
-            registry_keys: Some(vec![
-                key("a"),
-                RegistryKeyInput {
-                    key: Some("%%%".into()),
-                    ..key("b")
-                }
-            ]),
-            ..given()
-        })
-        .starts_with("entry 1: "));
-        assert_eq!(
-            reason(Options {
-                provenance: Some(ProvenanceInput::default()),
-                ..given()
-            }),
-            "is required (a string)"
-        );
-        assert_eq!(
-            reason(Options {
-                sigstore_trust_root: Some(" ".repeat(MAX_TRUST_ROOT_BYTES + 1)),
-                ..given()
-            }),
-            format!("is over {MAX_TRUST_ROOT_BYTES} bytes")
-        );
+        type Change = fn(&mut Options);
+        let cases: [(Change, &str); 6] = [
+            (|o| o.current_version = None, "is required (a string)"),
+            (
+                |o| o.native_deps_source = Some(String::new()),
+                "must be a non-empty path",
+            ),
+            (
+                |o| o.retries = Some(11.0),
+                "must be a whole number from 0 to 10, got 11",
+            ),
+            (
+                |o| o.host_node_version = Some("x".into()),
+                "must be a semver version",
+            ),
+            (
+                |o| o.provenance = Some(ProvenanceInput::default()),
+                "is required (a string)",
+            ),
+            (
+                |o| o.sigstore_trust_root = Some(" ".repeat(MAX_TRUST_ROOT_BYTES + 1)),
+                "is over 1048576 bytes",
+            ),
+        ];
+        for (i, (change, reason)) in cases.into_iter().enumerate() {
+            assert_eq!(refusal(with(change)).1, reason, "case {i}");
+        }
+        let bad_second = with(|o| {
+            o.registry_keys = Some(vec![key("a"), key_with(|k| k.key = Some("%%%".into()))])
+        });
+        assert!(refusal(bad_second).1.starts_with("entry 1: "));
     }
 
     #[test]
     fn the_first_option_at_fault_is_named() {
-        let options = Options {
-            user_data: Some("relative".into()),
-            timeout_ms: Some(-1.0),
-            sigstore_trust_root: Some("{}".into()),
-            ..given()
-        };
-        assert_eq!(refusal(options).0, "userData");
-        let options = Options {
-            retries: Some(99.0),
-            max_entries: Some(0.0),
-            host_node_version: Some("x".into()),
-            ..given()
-        };
-        assert_eq!(refusal(options).0, "retries");
-        let options = Options {
-            provenance: Some(ProvenanceInput::default()),
-            sigstore_trust_root: Some("{}".into()),
-            ..given()
-        };
-        assert_eq!(refusal(options).0, "provenance.repository");
+        let first = |change: fn(&mut Options)| refusal(with(change)).0;
+        let relative_user_data = first(|o| {
+            o.user_data = Some("relative".into());
+            o.timeout_ms = Some(-1.0);
+            o.sigstore_trust_root = Some("{}".into());
+        });
+        assert_eq!(relative_user_data, "userData");
+        let retries = first(|o| {
+            o.retries = Some(99.0);
+            o.max_entries = Some(0.0);
+            o.host_node_version = Some("x".into());
+        });
+        assert_eq!(retries, "retries");
+        let no_repository = first(|o| {
+            o.provenance = Some(ProvenanceInput::default());
+            o.sigstore_trust_root = Some("{}".into());
+        });
+        assert_eq!(no_repository, "provenance.repository");
     }
 
     #[test]
     fn provenance_takes_the_embedded_or_the_given_trust_root() {
-        let policy = ProvenanceInput {
-            repository: Some("kanban-org/kanban".into()),
-            workflow_path: Some("./.github/workflows/publish.yml".into()),
-        };
-        let options = Options {
-            provenance: Some(policy.clone()),
-            ..given()
-        };
-        let p = Config::resolve(options, &EnvDefaults::default())
-            .unwrap()
-            .provenance
-            .unwrap();
+        let workflow = "./.github/workflows/publish.yml";
+        let policy = provenance("kanban-org/kanban", Some(workflow));
+        let c = Config::resolve(
+            Options {
+                provenance: Some(policy.clone()),
+                ..given()
+            },
+            &EnvDefaults::default(),
+        );
+        let p = c.unwrap().provenance.unwrap();
         assert_eq!(p.policy.repository, "kanban-org/kanban");
         assert_eq!(
             p.policy.workflow_path.as_deref(),
@@ -1079,10 +940,8 @@ mod tests {
             sigstore_trust_root: Some(root.clone()),
             ..given()
         };
-        assert!(Config::resolve(options, &EnvDefaults::default())
-            .unwrap()
-            .provenance
-            .is_some());
+        let c = Config::resolve(options, &EnvDefaults::default()).unwrap();
+        assert!(c.provenance.is_some());
         // A trust root alone is checked, and asks for nothing.
         let options = Options {
             sigstore_trust_root: Some(root),
@@ -1090,10 +949,7 @@ mod tests {
         };
         let c = Config::resolve(options, &EnvDefaults::default()).unwrap();
         assert!(c.provenance.is_none());
-        let options = Options {
-            sigstore_trust_root: Some("{\"tlogs\":[]}".into()),
-            ..given()
-        };
-        assert_eq!(refusal(options).0, "sigstoreTrustRoot");
+        let empty_root = with(|o| o.sigstore_trust_root = Some("{\"tlogs\":[]}".into()));
+        assert_eq!(refusal(empty_root).0, "sigstoreTrustRoot");
     }
 }
