@@ -32,6 +32,8 @@ use x509_cert::der::asn1::{ObjectIdentifier, Utf8StringRef};
 use x509_cert::der::{Decode, Encode, Header, Reader, SliceReader};
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, SubjectAltName};
+use x509_cert::ext::Extension;
+use x509_cert::spki::SubjectPublicKeyInfoOwned;
 use x509_cert::Certificate;
 
 /// npm's attestations response for one version is ~10 KB; 1 MiB is ample and bounds memory.
@@ -225,6 +227,16 @@ enum Curve {
     P384,
 }
 
+impl Curve {
+    /// Returns ECDSA with the curve's own hash: how Sigstore's keys sign.
+    fn ecdsa(self) -> &'static EcdsaVerificationAlgorithm {
+        match self {
+            Curve::P256 => &signature::ECDSA_P256_SHA256_ASN1,
+            Curve::P384 => &signature::ECDSA_P384_SHA384_ASN1,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RootJson {
@@ -292,61 +304,71 @@ impl TrustRoot {
     pub fn from_json(text: &str) -> Result<TrustRoot, String> {
         let json: RootJson =
             serde_json::from_str(text).map_err(|e| format!("not a trusted root: {e}"))?;
-        let window = |v: &Option<ValidForJson>| -> Result<Window, String> {
-            let time = |s: &Option<String>| s.as_deref().map(rfc3339_seconds).transpose();
-            Ok(match v {
-                Some(v) => Window {
-                    start: time(&v.start)?,
-                    end: time(&v.end)?,
-                },
-                None => Window {
-                    start: None,
-                    end: None,
-                },
-            })
-        };
-        let mut cas = Vec::new();
-        for ca in &json.certificate_authorities {
-            let chain = ca
-                .cert_chain
-                .certificates
-                .iter()
-                .map(|c| {
-                    let der = b64(&c.raw_bytes, "a CA certificate")?;
-                    let cert = Certificate::from_der(&der)
-                        .map_err(|e| format!("a CA certificate does not parse: {e}"))?;
-                    Ok((der, cert))
-                })
-                .collect::<Result<Vec<_>, String>>()?;
-            if chain.is_empty() {
-                return Err("a certificate authority has no certificates".into());
-            }
-            cas.push(CertAuthority {
-                chain,
-                window: window(&ca.valid_for)?,
-            });
-        }
-        let keys = |list: &[TlogJson]| -> Result<Vec<LogKey>, String> {
-            let mut keys = Vec::new();
-            for log in list {
-                let spki = b64(&log.public_key.raw_bytes, "a log key")?;
-                if let Ok((curve, point)) = ec_key_of_spki(&spki) {
-                    keys.push(LogKey {
-                        key_id: b64(&log.log_id.key_id, "a log id")?,
-                        point,
-                        curve,
-                        window: window(&log.public_key.valid_for)?,
-                    });
-                }
-            }
-            Ok(keys)
-        };
-        let (logs, ct_logs) = (keys(&json.tlogs)?, keys(&json.ctlogs)?);
+        let cas = json
+            .certificate_authorities
+            .iter()
+            .map(authority_of)
+            .collect::<Result<Vec<_>, String>>()?;
+        let (logs, ct_logs) = (log_keys(&json.tlogs)?, log_keys(&json.ctlogs)?);
         if cas.is_empty() || logs.is_empty() {
             return Err("a trusted root needs a certificate authority and an ECDSA log key".into());
         }
         Ok(TrustRoot { cas, logs, ct_logs })
     }
+}
+
+/// Returns the period a `validFor` names; unbounded when there is none.
+fn window_of(v: &Option<ValidForJson>) -> Result<Window, String> {
+    let time = |s: &Option<String>| s.as_deref().map(rfc3339_seconds).transpose();
+    Ok(match v {
+        Some(v) => Window {
+            start: time(&v.start)?,
+            end: time(&v.end)?,
+        },
+        None => Window {
+            start: None,
+            end: None,
+        },
+    })
+}
+
+/// Returns the CA a trusted root's entry describes: its parsed chain and its window.
+fn authority_of(ca: &CaJson) -> Result<CertAuthority, String> {
+    let chain = ca
+        .cert_chain
+        .certificates
+        .iter()
+        .map(|c| {
+            let der = b64(&c.raw_bytes, "a CA certificate")?;
+            let cert = Certificate::from_der(&der)
+                .map_err(|e| format!("a CA certificate does not parse: {e}"))?;
+            Ok((der, cert))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    if chain.is_empty() {
+        return Err("a certificate authority has no certificates".into());
+    }
+    Ok(CertAuthority {
+        chain,
+        window: window_of(&ca.valid_for)?,
+    })
+}
+
+/// Returns the ECDSA keys of a trusted root's logs, skipping keys of other types.
+fn log_keys(list: &[TlogJson]) -> Result<Vec<LogKey>, String> {
+    let mut keys = Vec::new();
+    for log in list {
+        let spki = b64(&log.public_key.raw_bytes, "a log key")?;
+        if let Ok((curve, point)) = ec_key_of_spki(&spki) {
+            keys.push(LogKey {
+                key_id: b64(&log.log_id.key_id, "a log id")?,
+                point,
+                curve,
+                window: window_of(&log.public_key.valid_for)?,
+            });
+        }
+    }
+    Ok(keys)
 }
 
 /// Verifies npm's attestations response (`{ attestations: [{ predicateType, bundle }] }`) for
@@ -395,96 +417,131 @@ fn verify_bundle(
 /// Everything but the statement's content: certificate, identity, log entry, DSSE signature.
 /// Returns the in-toto statement the envelope carries.
 fn verify_signed(bundle: &Value, policy: &Policy, root: &TrustRoot) -> Result<Vec<u8>, Refusal> {
-    use Check::*;
     let material = bundle
         .get("verificationMaterial")
-        .ok_or_else(|| refuse(Attestation, "bundle has no verificationMaterial"))?;
+        .ok_or_else(|| refuse(Check::Attestation, "bundle has no verificationMaterial"))?;
+    let (leaf_der, leaf) = signing_certificate(material)?;
+    let envelope = envelope_of(bundle)?;
+    check_identity(&leaf, policy).map_err(as_check(Check::Identity))?;
+    let integrated = logged_time(material, &leaf_der, &envelope, root)?;
+    let issuer =
+        check_chain(&leaf_der, &leaf, root, integrated).map_err(as_check(Check::Certificate))?;
+    if !root.ct_logs.is_empty() {
+        check_sct(&leaf, issuer, root).map_err(as_check(Check::Certificate))?;
+    }
+    check_dsse_signature(&leaf, &envelope)?;
+    if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Err(refuse(
+            Check::Subject,
+            format!("DSSE payload type is `{}`", envelope.payload_type),
+        ));
+    }
+    Ok(envelope.payload)
+}
+
+/// What a bundle's DSSE envelope carries.
+struct Envelope<'a> {
+    payload_type: &'a str,
+    payload: Vec<u8>,
+    /// The envelope's one signature.
+    sig: Vec<u8>,
+}
+
+/// Returns the bundle's signing certificate, as DER and parsed.
+fn signing_certificate(material: &Value) -> Result<(Vec<u8>, Certificate), Refusal> {
     // v0.3 bundles carry the leaf alone; v0.1/v0.2 a chain whose first certificate is the leaf.
     let leaf_b64 = material
         .pointer("/certificate/rawBytes")
         .or_else(|| material.pointer("/x509CertificateChain/certificates/0/rawBytes"))
         .and_then(Value::as_str)
-        .ok_or_else(|| refuse(Attestation, "bundle has no signing certificate"))?;
-    let leaf_der = b64(leaf_b64, "the signing certificate").map_err(as_check(Attestation))?;
-    let leaf = x509_cert::Certificate::from_der(&leaf_der).map_err(|e| {
+        .ok_or_else(|| refuse(Check::Attestation, "bundle has no signing certificate"))?;
+    let leaf_der =
+        b64(leaf_b64, "the signing certificate").map_err(as_check(Check::Attestation))?;
+    let leaf = Certificate::from_der(&leaf_der).map_err(|e| {
         refuse(
-            Certificate,
+            Check::Certificate,
             format!("the signing certificate does not parse: {e}"),
         )
     })?;
+    Ok((leaf_der, leaf))
+}
 
+/// Returns the bundle's DSSE envelope: its payload type, payload and one signature.
+fn envelope_of(bundle: &Value) -> Result<Envelope<'_>, Refusal> {
     let envelope = bundle
         .get("dsseEnvelope")
-        .ok_or_else(|| refuse(Attestation, "bundle has no DSSE envelope"))?;
-    let payload_type = str_at(envelope, "payloadType").map_err(as_check(Attestation))?;
+        .ok_or_else(|| refuse(Check::Attestation, "bundle has no DSSE envelope"))?;
+    let payload_type = str_at(envelope, "payloadType").map_err(as_check(Check::Attestation))?;
     let payload = str_at(envelope, "payload")
         .and_then(|p| b64(p, "the DSSE payload"))
-        .map_err(as_check(Attestation))?;
+        .map_err(as_check(Check::Attestation))?;
     let sigs = envelope
         .get("signatures")
         .and_then(Value::as_array)
-        .ok_or_else(|| refuse(Attestation, "DSSE envelope has no signatures"))?;
+        .ok_or_else(|| refuse(Check::Attestation, "DSSE envelope has no signatures"))?;
     // One signature, as Sigstore bundles have: it is the one the log entry must name.
     let [sig] = sigs.as_slice() else {
         return Err(refuse(
-            Attestation,
+            Check::Attestation,
             format!("DSSE envelope has {} signatures, expected 1", sigs.len()),
         ));
     };
-    let dsse_sig = str_at(sig, "sig")
+    let sig = str_at(sig, "sig")
         .and_then(|s| b64(s, "the DSSE signature"))
-        .map_err(as_check(Attestation))?;
+        .map_err(as_check(Check::Attestation))?;
+    Ok(Envelope {
+        payload_type,
+        payload,
+        sig,
+    })
+}
 
-    check_identity(&leaf, policy).map_err(as_check(Identity))?;
-
+/// Returns the integrated time of the first log entry that records this envelope and certificate.
+fn logged_time(
+    material: &Value,
+    leaf_der: &[u8],
+    envelope: &Envelope,
+    root: &TrustRoot,
+) -> Result<i64, Refusal> {
     let entries = material
         .get("tlogEntries")
         .and_then(Value::as_array)
         .filter(|e| !e.is_empty())
-        .ok_or_else(|| refuse(TransparencyLog, "bundle has no transparency log entry"))?;
+        .ok_or_else(|| {
+            refuse(
+                Check::TransparencyLog,
+                "bundle has no transparency log entry",
+            )
+        })?;
     let mut log_error = None;
-    let mut integrated = None;
     for entry in entries {
-        match check_log_entry(entry, &leaf_der, &payload, &dsse_sig, root) {
-            Ok(t) => {
-                integrated = Some(t);
-                break;
-            }
+        match check_log_entry(entry, leaf_der, &envelope.payload, &envelope.sig, root) {
+            Ok(t) => return Ok(t),
             Err(e) => {
                 log_error.get_or_insert(e);
             }
         }
     }
-    let Some(integrated) = integrated else {
-        return Err(refuse(TransparencyLog, log_error.unwrap_or_default()));
-    };
+    Err(refuse(
+        Check::TransparencyLog,
+        log_error.unwrap_or_default(),
+    ))
+}
 
-    let issuer = check_chain(&leaf_der, &leaf, root, integrated).map_err(as_check(Certificate))?;
-    if !root.ct_logs.is_empty() {
-        check_sct(&leaf, issuer, root).map_err(as_check(Certificate))?;
-    }
-
-    let (curve, point) = ec_key_of_spki_info(&leaf).map_err(as_check(Certificate))?;
-    let alg = match curve {
-        Curve::P256 => &signature::ECDSA_P256_SHA256_ASN1,
-        Curve::P384 => &signature::ECDSA_P384_SHA384_ASN1,
-    };
-    UnparsedPublicKey::new(alg, &point)
-        .verify(&pae(payload_type, &payload), &dsse_sig)
+/// Returns whether the envelope's signature verifies with the certificate's key over its PAE.
+fn check_dsse_signature(leaf: &Certificate, envelope: &Envelope) -> Result<(), Refusal> {
+    let (curve, point) = ec_key_of_spki_info(leaf).map_err(as_check(Check::Certificate))?;
+    UnparsedPublicKey::new(curve.ecdsa(), &point)
+        .verify(
+            &pae(envelope.payload_type, &envelope.payload),
+            &envelope.sig,
+        )
         .map_err(|_| {
             refuse(
-                Signature,
+                Check::Signature,
                 "the DSSE signature does not verify with the certificate's key",
             )
-        })?;
-
-    if payload_type != IN_TOTO_PAYLOAD_TYPE {
-        return Err(refuse(
-            Subject,
-            format!("DSSE payload type is `{payload_type}`"),
-        ));
-    }
-    Ok(payload)
+        })
 }
 
 /// DSSE's pre-authentication encoding: what the envelope's signature covers.
@@ -546,17 +603,53 @@ fn check_statement(payload: &[u8], subject: &Subject) -> Result<(), String> {
 
 /// The Fulcio extensions say which CI run the certificate was issued to.
 fn check_identity(leaf: &Certificate, policy: &Policy) -> Result<(), String> {
-    let exts = leaf
-        .tbs_certificate
+    let exts = extensions(leaf);
+    check_critical_extensions(exts)?;
+    check_code_signing(exts)?;
+    let issuer = ext_utf8(exts, OID_ISSUER_V2).ok_or("the certificate names no OIDC issuer")?;
+    if issuer != GITHUB_ACTIONS_ISSUER {
+        return Err(format!(
+            "the certificate was issued for `{issuer}`, not GitHub Actions"
+        ));
+    }
+    let repository = policy.repository.trim_matches('/');
+    let want_repo = format!("https://github.com/{repository}");
+    let repo =
+        ext_utf8(exts, OID_SOURCE_REPOSITORY_URI).ok_or("the certificate names no repository")?;
+    // GitHub's owner and repository names are case-insensitive.
+    if !repo.eq_ignore_ascii_case(&want_repo) {
+        return Err(format!("built from `{repo}`, not `{want_repo}`"));
+    }
+    match &policy.workflow_path {
+        Some(workflow) => check_workflow(exts, &want_repo, workflow),
+        None => Ok(()),
+    }
+}
+
+/// Returns the certificate's extensions; none when it has none.
+fn extensions(cert: &Certificate) -> &[Extension] {
+    cert.tbs_certificate
         .extensions
         .as_deref()
-        .unwrap_or_default();
-    let utf8 = |oid: ObjectIdentifier| -> Option<String> {
-        let ext = exts.iter().find(|e| e.extn_id == oid)?;
-        Utf8StringRef::from_der(ext.extn_value.as_bytes())
-            .ok()
-            .map(|s| s.as_str().to_string())
-    };
+        .unwrap_or_default()
+}
+
+/// Returns the value of the extension `oid`, if the certificate has one.
+fn ext_bytes(exts: &[Extension], oid: ObjectIdentifier) -> Option<&[u8]> {
+    exts.iter()
+        .find(|e| e.extn_id == oid)
+        .map(|e| e.extn_value.as_bytes())
+}
+
+/// Returns the UTF8String the extension `oid` holds, as Fulcio's extensions do.
+fn ext_utf8(exts: &[Extension], oid: ObjectIdentifier) -> Option<String> {
+    Utf8StringRef::from_der(ext_bytes(exts, oid)?)
+        .ok()
+        .map(|s| s.as_str().to_string())
+}
+
+/// Returns an error naming the first critical extension the verifier does not understand.
+fn check_critical_extensions(exts: &[Extension]) -> Result<(), String> {
     for ext in exts {
         // As RFC 5280 asks: an extension we do not understand may not be critical.
         let known = [OID_KEY_USAGE, OID_EKU, OID_SAN, OID_BASIC_CONSTRAINTS];
@@ -567,63 +660,51 @@ fn check_identity(leaf: &Certificate, policy: &Policy) -> Result<(), String> {
             ));
         }
     }
-    let ext_bytes = |oid: ObjectIdentifier| {
-        exts.iter()
-            .find(|e| e.extn_id == oid)
-            .map(|e| e.extn_value.as_bytes())
-    };
-    let eku = ext_bytes(OID_EKU)
+    Ok(())
+}
+
+/// Returns an error unless the certificate is a code-signing end-entity certificate.
+fn check_code_signing(exts: &[Extension]) -> Result<(), String> {
+    let eku = ext_bytes(exts, OID_EKU)
         .and_then(|b| ExtendedKeyUsage::from_der(b).ok())
         .ok_or("the certificate has no extended key usage")?;
     if !eku.0.contains(&OID_CODE_SIGNING) {
         return Err("the certificate is not for code signing".into());
     }
-    if let Some(bc) = ext_bytes(OID_BASIC_CONSTRAINTS) {
+    if let Some(bc) = ext_bytes(exts, OID_BASIC_CONSTRAINTS) {
         let bc = BasicConstraints::from_der(bc).map_err(|_| "bad basic constraints")?;
         if bc.ca {
             return Err("the signing certificate is a CA certificate".into());
         }
     }
+    Ok(())
+}
 
-    let issuer = utf8(OID_ISSUER_V2).ok_or("the certificate names no OIDC issuer")?;
-    if issuer != GITHUB_ACTIONS_ISSUER {
-        return Err(format!(
-            "the certificate was issued for `{issuer}`, not GitHub Actions"
-        ));
-    }
-    let repository = policy.repository.trim_matches('/');
-    let want_repo = format!("https://github.com/{repository}");
-    let repo = utf8(OID_SOURCE_REPOSITORY_URI).ok_or("the certificate names no repository")?;
-    // GitHub's owner and repository names are case-insensitive.
-    if !repo.eq_ignore_ascii_case(&want_repo) {
-        return Err(format!("built from `{repo}`, not `{want_repo}`"));
-    }
-    if let Some(workflow) = &policy.workflow_path {
-        let san_uri = || {
-            ext_bytes(OID_SAN)
-                .and_then(|b| SubjectAltName::from_der(b).ok())
-                .and_then(|san| {
-                    san.0.into_iter().find_map(|n| match n {
-                        GeneralName::UniformResourceIdentifier(u) => Some(u.to_string()),
-                        _ => None,
-                    })
-                })
-        };
-        // The build config URI names the workflow the run started from (the SAN names a
-        // reusable workflow's file when one signs); older certificates have only the SAN.
-        let uri = utf8(OID_BUILD_CONFIG_URI)
-            .or_else(san_uri)
-            .ok_or("the certificate names no workflow")?;
-        let workflow = workflow.trim_start_matches("./").trim_start_matches('/');
-        let prefix = format!("{want_repo}/{workflow}@");
-        let matches = uri.len() > prefix.len()
-            && uri.is_char_boundary(prefix.len())
-            && uri[..prefix.len()].eq_ignore_ascii_case(&prefix);
-        if !matches {
-            return Err(format!("built by workflow `{uri}`, not `{prefix}…`"));
-        }
+/// Returns an error unless the certificate's workflow URI is `workflow` of `want_repo`.
+fn check_workflow(exts: &[Extension], want_repo: &str, workflow: &str) -> Result<(), String> {
+    // The build config URI names the workflow the run started from (the SAN names a
+    // reusable workflow's file when one signs); older certificates have only the SAN.
+    let uri = ext_utf8(exts, OID_BUILD_CONFIG_URI)
+        .or_else(|| san_uri(exts))
+        .ok_or("the certificate names no workflow")?;
+    let workflow = workflow.trim_start_matches("./").trim_start_matches('/');
+    let prefix = format!("{want_repo}/{workflow}@");
+    let matches = uri.len() > prefix.len()
+        && uri.is_char_boundary(prefix.len())
+        && uri[..prefix.len()].eq_ignore_ascii_case(&prefix);
+    if !matches {
+        return Err(format!("built by workflow `{uri}`, not `{prefix}…`"));
     }
     Ok(())
+}
+
+/// Returns the first URI of the certificate's subject alternative names.
+fn san_uri(exts: &[Extension]) -> Option<String> {
+    let san = SubjectAltName::from_der(ext_bytes(exts, OID_SAN)?).ok()?;
+    san.0.into_iter().find_map(|n| match n {
+        GeneralName::UniformResourceIdentifier(u) => Some(u.to_string()),
+        _ => None,
+    })
 }
 
 /// The leaf chains to a trusted CA's chain, each certificate valid at `t`, within the CA's window.
@@ -663,21 +744,11 @@ const MAX_SCTS: usize = 16;
 /// RFC 6962 §3.2: one of the certificate's embedded SCTs is a trusted CT log's signature over
 /// the precertificate (the TBS without the SCT list) and the issuer's key hash.
 fn check_sct(leaf: &Certificate, issuer: &Certificate, root: &TrustRoot) -> Result<(), String> {
-    let ext = leaf
-        .tbs_certificate
-        .extensions
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .find(|e| e.extn_id == OID_SCT_LIST)
-        .ok_or("the signing certificate has no SCT")?;
-    let list = x509_cert::der::asn1::OctetStringRef::from_der(ext.extn_value.as_bytes())
+    let ext =
+        ext_bytes(extensions(leaf), OID_SCT_LIST).ok_or("the signing certificate has no SCT")?;
+    let list = x509_cert::der::asn1::OctetStringRef::from_der(ext)
         .map_err(|_| "the SCT list is not an OCTET STRING")?;
-    let mut tbs = leaf.tbs_certificate.clone();
-    if let Some(exts) = tbs.extensions.as_mut() {
-        exts.retain(|e| e.extn_id != OID_SCT_LIST);
-    }
-    let tbs = tbs.to_der().map_err(|e| format!("precertificate: {e}"))?;
+    let tbs = precertificate_tbs(leaf)?;
     let issuer_key = issuer
         .tbs_certificate
         .subject_public_key_info
@@ -685,38 +756,52 @@ fn check_sct(leaf: &Certificate, issuer: &Certificate, root: &TrustRoot) -> Resu
         .map_err(|e| format!("issuer key: {e}"))?;
     let issuer_key_hash = Sha256::digest(issuer_key);
     let scts = parse_sct_list(list.as_bytes()).ok_or("the SCT list is malformed")?;
-    for sct in scts {
-        let Some(log) = root
-            .ct_logs
-            .iter()
-            .find(|l| l.key_id == sct.log_id && l.window.covers((sct.timestamp / 1000) as i64))
-        else {
-            continue;
-        };
-        // Only ECDSA with SHA-256 (hash 4, signature 3): what Sigstore's CT logs use.
-        if (sct.hash_alg, sct.sig_alg) != (4, 3) || tbs.len() >= 1 << 24 {
-            continue;
-        }
-        let mut signed = vec![0u8, 0u8]; // v1, certificate_timestamp
-        signed.extend_from_slice(&sct.timestamp.to_be_bytes());
-        signed.extend_from_slice(&[0, 1]); // precert_entry
-        signed.extend_from_slice(&issuer_key_hash);
-        signed.extend_from_slice(&(tbs.len() as u32).to_be_bytes()[1..]);
-        signed.extend_from_slice(&tbs);
-        signed.extend_from_slice(&(sct.extensions.len() as u16).to_be_bytes());
-        signed.extend_from_slice(sct.extensions);
-        let alg = match log.curve {
-            Curve::P256 => &signature::ECDSA_P256_SHA256_ASN1,
-            Curve::P384 => &signature::ECDSA_P384_SHA256_ASN1,
-        };
-        if UnparsedPublicKey::new(alg, &log.point)
-            .verify(&signed, sct.signature)
-            .is_ok()
-        {
-            return Ok(());
-        }
+    if scts
+        .iter()
+        .any(|sct| sct_verifies(sct, &issuer_key_hash, &tbs, root))
+    {
+        return Ok(());
     }
     Err("no SCT of the signing certificate verifies with a trusted CT log".into())
+}
+
+/// Returns the DER of the leaf's TBS without its SCT list: what the CT log signed.
+fn precertificate_tbs(leaf: &Certificate) -> Result<Vec<u8>, String> {
+    let mut tbs = leaf.tbs_certificate.clone();
+    if let Some(exts) = tbs.extensions.as_mut() {
+        exts.retain(|e| e.extn_id != OID_SCT_LIST);
+    }
+    tbs.to_der().map_err(|e| format!("precertificate: {e}"))
+}
+
+/// Returns whether `sct` is a trusted CT log's signature over the precertificate `tbs`.
+fn sct_verifies(sct: &Sct, issuer_key_hash: &[u8], tbs: &[u8], root: &TrustRoot) -> bool {
+    let Some(log) = root
+        .ct_logs
+        .iter()
+        .find(|l| l.key_id == sct.log_id && l.window.covers((sct.timestamp / 1000) as i64))
+    else {
+        return false;
+    };
+    // Only ECDSA with SHA-256 (hash 4, signature 3): what Sigstore's CT logs use.
+    if (sct.hash_alg, sct.sig_alg) != (4, 3) || tbs.len() >= 1 << 24 {
+        return false;
+    }
+    let mut signed = vec![0u8, 0u8]; // v1, certificate_timestamp
+    signed.extend_from_slice(&sct.timestamp.to_be_bytes());
+    signed.extend_from_slice(&[0, 1]); // precert_entry
+    signed.extend_from_slice(issuer_key_hash);
+    signed.extend_from_slice(&(tbs.len() as u32).to_be_bytes()[1..]);
+    signed.extend_from_slice(tbs);
+    signed.extend_from_slice(&(sct.extensions.len() as u16).to_be_bytes());
+    signed.extend_from_slice(sct.extensions);
+    let alg = match log.curve {
+        Curve::P256 => &signature::ECDSA_P256_SHA256_ASN1,
+        Curve::P384 => &signature::ECDSA_P384_SHA256_ASN1,
+    };
+    UnparsedPublicKey::new(alg, &log.point)
+        .verify(&signed, sct.signature)
+        .is_ok()
 }
 
 pub(crate) struct Sct<'a> {
@@ -810,21 +895,20 @@ fn raw_tbs(der: &[u8]) -> Result<&[u8], x509_cert::der::Error> {
     r.tlv_bytes()
 }
 
+/// Returns the curve and point of the certificate's EC key.
 fn ec_key_of_spki_info(cert: &Certificate) -> Result<(Curve, Vec<u8>), String> {
-    let spki = &cert.tbs_certificate.subject_public_key_info;
-    curve_of(
-        spki.algorithm.oid,
-        spki.algorithm
-            .parameters
-            .as_ref()
-            .and_then(|p| p.decode_as::<ObjectIdentifier>().ok()),
-    )
-    .map(|c| (c, spki.subject_public_key.raw_bytes().to_vec()))
+    ec_key(&cert.tbs_certificate.subject_public_key_info)
 }
 
+/// Returns the curve and point of the EC key a DER `SubjectPublicKeyInfo` holds.
 fn ec_key_of_spki(der: &[u8]) -> Result<(Curve, Vec<u8>), String> {
-    let spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(der)
-        .map_err(|e| format!("not a public key: {e}"))?;
+    let spki =
+        SubjectPublicKeyInfoOwned::from_der(der).map_err(|e| format!("not a public key: {e}"))?;
+    ec_key(&spki)
+}
+
+/// Returns the curve and uncompressed point of an EC public key.
+fn ec_key(spki: &SubjectPublicKeyInfoOwned) -> Result<(Curve, Vec<u8>), String> {
     curve_of(
         spki.algorithm.oid,
         spki.algorithm
@@ -880,11 +964,7 @@ fn check_log_entry(
         B64.encode(&body),
         hex(&log_id)
     );
-    let alg = match key.curve {
-        Curve::P256 => &signature::ECDSA_P256_SHA256_ASN1,
-        Curve::P384 => &signature::ECDSA_P384_SHA384_ASN1,
-    };
-    UnparsedPublicKey::new(alg, &key.point)
+    UnparsedPublicKey::new(key.curve.ecdsa(), &key.point)
         .verify(signed.as_bytes(), &set)
         .map_err(|_| "the log's signed entry timestamp does not verify")?;
     check_entry_body(&body, leaf_der, payload, dsse_sig)?;
@@ -983,10 +1063,6 @@ fn check_checkpoint(note: &str, size: u64, root: &[u8], key: &LogKey) -> Result<
     {
         return Err("the checkpoint is for another tree than the inclusion proof".into());
     }
-    let alg = match key.curve {
-        Curve::P256 => &signature::ECDSA_P256_SHA256_ASN1,
-        Curve::P384 => &signature::ECDSA_P384_SHA384_ASN1,
-    };
     let signed = sigs.lines().any(|line| {
         let sig = line
             .strip_prefix("\u{2014} ")
@@ -994,7 +1070,7 @@ fn check_checkpoint(note: &str, size: u64, root: &[u8], key: &LogKey) -> Result<
             .and_then(|(_name, sig)| B64.decode(sig).ok());
         // Each signature starts with a 4-byte key hint.
         sig.filter(|s| s.len() > 4).is_some_and(|s| {
-            UnparsedPublicKey::new(alg, &key.point)
+            UnparsedPublicKey::new(key.curve.ecdsa(), &key.point)
                 .verify(text.as_bytes(), &s[4..])
                 .is_ok()
         })
@@ -1015,43 +1091,70 @@ fn check_entry_body(
     sig: &[u8],
 ) -> Result<(), String> {
     let body: Value = serde_json::from_slice(body).map_err(|_| "the log entry body is not JSON")?;
+    let logged = logged_envelope(&body)?;
+    check_payload_hash(logged.payload_hash, payload)?;
+    if logged_signature(&logged)? != sig {
+        return Err("the log entry is for another signature".into());
+    }
+    let pem = logged_b64(
+        logged.cert,
+        "the log entry has no certificate",
+        "the log entry's certificate",
+    )?;
+    if pem_der(&pem).as_deref() != Some(leaf_der) {
+        return Err("the log entry is for another certificate".into());
+    }
+    Ok(())
+}
+
+/// What a log entry's body records of an envelope, each field where its kind keeps it.
+struct LoggedEnvelope<'a> {
+    payload_hash: Option<&'a Value>,
+    sig: Option<&'a Value>,
+    cert: Option<&'a Value>,
+    /// intoto 0.0.2 stores the envelope's base64 signature base64-encoded once more.
+    sig_is_b64_twice: bool,
+}
+
+/// Returns what a `dsse` 0.0.1 or `intoto` 0.0.2 entry body records of its envelope.
+fn logged_envelope(body: &Value) -> Result<LoggedEnvelope<'_>, String> {
     let kind = body.get("kind").and_then(Value::as_str).unwrap_or("");
     let version = body.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let spec = body.get("spec").ok_or("the log entry body has no spec")?;
-    let (payload_hash, entry_sig, cert_pem, sig_is_b64_twice) = match (kind, version) {
+    match (kind, version) {
         ("dsse", "0.0.1") => {
-            let s = spec
-                .pointer("/signatures/0")
-                .filter(|_| spec["signatures"].as_array().is_some_and(|a| a.len() == 1))
-                .ok_or("the log entry has not one signature")?;
-            (
-                spec.pointer("/payloadHash"),
-                s.get("signature"),
-                s.get("verifier"),
-                false,
-            )
+            let s = only_signature(spec.get("signatures"))?;
+            Ok(LoggedEnvelope {
+                payload_hash: spec.pointer("/payloadHash"),
+                sig: s.get("signature"),
+                cert: s.get("verifier"),
+                sig_is_b64_twice: false,
+            })
         }
         ("intoto", "0.0.2") => {
             let content = spec.get("content").ok_or("the log entry has no content")?;
-            let s = content
-                .pointer("/envelope/signatures/0")
-                .filter(|_| {
-                    content
-                        .pointer("/envelope/signatures")
-                        .and_then(Value::as_array)
-                        .is_some_and(|a| a.len() == 1)
-                })
-                .ok_or("the log entry has not one signature")?;
-            // intoto 0.0.2 stores the envelope's base64 signature base64-encoded once more.
-            (
-                content.get("payloadHash"),
-                s.get("sig"),
-                s.get("publicKey"),
-                true,
-            )
+            let s = only_signature(content.pointer("/envelope/signatures"))?;
+            Ok(LoggedEnvelope {
+                payload_hash: content.get("payloadHash"),
+                sig: s.get("sig"),
+                cert: s.get("publicKey"),
+                sig_is_b64_twice: true,
+            })
         }
-        _ => return Err(format!("unsupported log entry kind `{kind}` {version}")),
-    };
+        _ => Err(format!("unsupported log entry kind `{kind}` {version}")),
+    }
+}
+
+/// Returns the one signature of a log entry's `signatures` array.
+fn only_signature(sigs: Option<&Value>) -> Result<&Value, String> {
+    match sigs.and_then(Value::as_array).map(Vec::as_slice) {
+        Some([s]) => Ok(s),
+        _ => Err("the log entry has not one signature".into()),
+    }
+}
+
+/// Returns an error unless the entry's payload hash is the SHA-256 of `payload`.
+fn check_payload_hash(payload_hash: Option<&Value>, payload: &[u8]) -> Result<(), String> {
     let payload_hash = payload_hash.ok_or("the log entry has no payload hash")?;
     if payload_hash.get("algorithm").and_then(Value::as_str) != Some("sha256")
         || !payload_hash
@@ -1061,29 +1164,26 @@ fn check_entry_body(
     {
         return Err("the log entry is for another payload".into());
     }
-    let mut entry_sig = b64(
-        entry_sig
-            .and_then(Value::as_str)
-            .ok_or("the log entry has no signature")?,
+    Ok(())
+}
+
+/// Returns the base64 string `field` decoded; `missing` when there is none.
+fn logged_b64(field: Option<&Value>, missing: &str, what: &str) -> Result<Vec<u8>, String> {
+    b64(field.and_then(Value::as_str).ok_or(missing)?, what)
+}
+
+/// Returns the envelope signature the entry records, decoded.
+fn logged_signature(logged: &LoggedEnvelope) -> Result<Vec<u8>, String> {
+    let entry_sig = logged_b64(
+        logged.sig,
+        "the log entry has no signature",
         "the log entry's signature",
     )?;
-    if sig_is_b64_twice {
-        let inner = std::str::from_utf8(&entry_sig).map_err(|_| "bad log entry signature")?;
-        entry_sig = b64(inner, "the log entry's signature")?;
+    if !logged.sig_is_b64_twice {
+        return Ok(entry_sig);
     }
-    if entry_sig != sig {
-        return Err("the log entry is for another signature".into());
-    }
-    let pem = b64(
-        cert_pem
-            .and_then(Value::as_str)
-            .ok_or("the log entry has no certificate")?,
-        "the log entry's certificate",
-    )?;
-    if pem_der(&pem).as_deref() != Some(leaf_der) {
-        return Err("the log entry is for another certificate".into());
-    }
-    Ok(())
+    let inner = std::str::from_utf8(&entry_sig).map_err(|_| "bad log entry signature")?;
+    b64(inner, "the log entry's signature")
 }
 
 /// The DER of the first PEM block in `pem`.
@@ -1195,16 +1295,32 @@ pub(crate) mod tests {
 
     pub fn bundle(p: &Parts) -> Value {
         let sig = sign(p.leaf_key, &pae(IN_TOTO_PAYLOAD_TYPE, &p.statement));
+        json!({
+            "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+            "verificationMaterial": {
+                "certificate": { "rawBytes": B64.encode(p.leaf) },
+                "tlogEntries": [log_entry(p, &log_body(p, &sig).to_string())]
+            },
+            "dsseEnvelope": {
+                "payload": B64.encode(&p.statement),
+                "payloadType": IN_TOTO_PAYLOAD_TYPE,
+                "signatures": [{ "sig": B64.encode(&sig), "keyid": "" }]
+            }
+        })
+    }
+
+    /// Returns the body a log entry of kind `p.kind` records for the envelope signed `sig`.
+    fn log_body(p: &Parts, sig: &[u8]) -> Value {
         let payload_hash =
             json!({ "algorithm": "sha256", "value": hex(&Sha256::digest(&p.statement)) });
         let cert_pem = B64.encode(pem(p.logged_cert.unwrap_or(p.leaf)));
-        let body = match p.kind {
+        match p.kind {
             "dsse" => json!({
                 "apiVersion": "0.0.1", "kind": "dsse",
                 "spec": {
                     "envelopeHash": { "algorithm": "sha256", "value": "00" },
                     "payloadHash": payload_hash,
-                    "signatures": [{ "signature": B64.encode(&sig), "verifier": cert_pem }]
+                    "signatures": [{ "signature": B64.encode(sig), "verifier": cert_pem }]
                 }
             }),
             _ => json!({
@@ -1212,14 +1328,18 @@ pub(crate) mod tests {
                 "spec": { "content": {
                     "envelope": {
                         "payloadType": IN_TOTO_PAYLOAD_TYPE,
-                        "signatures": [{ "sig": B64.encode(B64.encode(&sig)), "publicKey": cert_pem }]
+                        "signatures": [{ "sig": B64.encode(B64.encode(sig)), "publicKey": cert_pem }]
                     },
                     "hash": { "algorithm": "sha256", "value": "00" },
                     "payloadHash": payload_hash
                 }}
             }),
-        };
-        let body_b64 = B64.encode(body.to_string());
+        }
+    }
+
+    /// Returns the log entry recording `body`, with the log's signed entry timestamp.
+    fn log_entry(p: &Parts, body: &str) -> Value {
+        let body_b64 = B64.encode(body);
         let log_id = Sha256::digest(p.log_key.public_key_der());
         let log_index = 42;
         let set = sign(
@@ -1231,40 +1351,34 @@ pub(crate) mod tests {
             )
             .as_bytes(),
         );
+        json!({
+            "logIndex": log_index.to_string(),
+            "logId": { "keyId": B64.encode(log_id) },
+            "kindVersion": { "kind": p.kind, "version": "0.0.1" },
+            "integratedTime": p.integrated.to_string(),
+            "inclusionPromise": { "signedEntryTimestamp": B64.encode(&set) },
+            "inclusionProof": inclusion_proof(p.log_key, body, &log_id),
+            "canonicalizedBody": body_b64
+        })
+    }
+
+    /// Returns the inclusion proof of `body` in a log of one entry, with the log's checkpoint.
+    fn inclusion_proof(log_key: &KeyPair, body: &str, log_id: &[u8]) -> Value {
         // A log of one entry: the root is the leaf hash and the proof is empty.
         let mut leaf = Sha256::new();
         leaf.update([0u8]);
-        leaf.update(body.to_string().as_bytes());
+        leaf.update(body.as_bytes());
         let root = leaf.finalize();
         let note = format!("rekor.test - 1\n1\n{}\n", B64.encode(root));
         let mut note_sig = log_id[..4].to_vec();
-        note_sig.extend(sign(p.log_key, note.as_bytes()));
+        note_sig.extend(sign(log_key, note.as_bytes()));
         let checkpoint = format!("{note}\n\u{2014} rekor.test {}\n", B64.encode(note_sig));
         json!({
-            "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
-            "verificationMaterial": {
-                "certificate": { "rawBytes": B64.encode(p.leaf) },
-                "tlogEntries": [{
-                    "logIndex": log_index.to_string(),
-                    "logId": { "keyId": B64.encode(log_id) },
-                    "kindVersion": { "kind": p.kind, "version": "0.0.1" },
-                    "integratedTime": p.integrated.to_string(),
-                    "inclusionPromise": { "signedEntryTimestamp": B64.encode(&set) },
-                    "inclusionProof": {
-                        "logIndex": "0",
-                        "rootHash": B64.encode(root),
-                        "treeSize": "1",
-                        "hashes": [],
-                        "checkpoint": { "envelope": checkpoint }
-                    },
-                    "canonicalizedBody": body_b64
-                }]
-            },
-            "dsseEnvelope": {
-                "payload": B64.encode(&p.statement),
-                "payloadType": IN_TOTO_PAYLOAD_TYPE,
-                "signatures": [{ "sig": B64.encode(&sig), "keyid": "" }]
-            }
+            "logIndex": "0",
+            "rootHash": B64.encode(root),
+            "treeSize": "1",
+            "hashes": [],
+            "checkpoint": { "envelope": checkpoint }
         })
     }
 
@@ -1287,6 +1401,11 @@ pub(crate) mod tests {
     }
 
     const SHA: [u8; 64] = [7; 64];
+    const SUBJECT: Subject<'static> = Subject {
+        name: "kanban",
+        version: "2.0.0",
+        sha512: &SHA,
+    };
 
     fn fixture() -> Fixture {
         let ca = TestCa::new("test fulcio");
@@ -1316,12 +1435,25 @@ pub(crate) mod tests {
         }
 
         fn check(&self, bundle: Value, policy: &Policy) -> Result<(), Refusal> {
-            let subject = Subject {
-                name: "kanban",
-                version: "2.0.0",
-                sha512: &SHA,
-            };
-            verify(&attestations(bundle), &subject, policy, &self.root)
+            verify(&attestations(bundle), &SUBJECT, policy, &self.root)
+        }
+
+        /// Returns a bundle of the fixture's parts as `edit` changes them.
+        fn bundle_with<'a>(&'a self, edit: impl FnOnce(&mut Parts<'a>)) -> Value {
+            let mut parts = self.parts();
+            edit(&mut parts);
+            bundle(&parts)
+        }
+
+        /// Returns the check a bundle of the fixture's parts as `edit` changes them fails under
+        /// a policy naming only the repository.
+        fn refusal<'a>(&'a self, edit: impl FnOnce(&mut Parts<'a>)) -> Check {
+            self.bundle_refusal(self.bundle_with(edit))
+        }
+
+        /// Returns the check `bundle` fails under a policy naming only the repository.
+        fn bundle_refusal(&self, bundle: Value) -> Check {
+            refused(self.check(bundle, &policy(REPO, None)))
         }
     }
 
@@ -1340,7 +1472,7 @@ pub(crate) mod tests {
     fn a_valid_attestation_verifies_with_either_log_entry_kind() {
         let f = fixture();
         for kind in ["dsse", "intoto"] {
-            let b = bundle(&Parts { kind, ..f.parts() });
+            let b = f.bundle_with(|p| p.kind = kind);
             f.check(b.clone(), &policy(REPO, None)).unwrap();
             f.check(b.clone(), &policy(REPO, Some(WORKFLOW))).unwrap();
             f.check(
@@ -1369,12 +1501,10 @@ pub(crate) mod tests {
     fn a_certificate_for_another_issuer_is_refused() {
         let f = fixture();
         let (leaf, leaf_key) = f.ca.leaf(REPO, WORKFLOW, "https://gitlab.com");
-        let b = bundle(&Parts {
-            leaf: &leaf,
-            leaf_key: &leaf_key,
-            ..f.parts()
-        });
-        assert_eq!(refused(f.check(b, &policy(REPO, None))), Check::Identity);
+        assert_eq!(
+            f.refusal(|p| (p.leaf, p.leaf_key) = (&leaf, &leaf_key)),
+            Check::Identity
+        );
     }
 
     #[test]
@@ -1385,11 +1515,7 @@ pub(crate) mod tests {
             statement("kanban-evil", "2.0.0", &SHA),
             statement("kanban", "2.0.1", &SHA),
         ] {
-            let b = bundle(&Parts {
-                statement,
-                ..f.parts()
-            });
-            assert_eq!(refused(f.check(b, &policy(REPO, None))), Check::Subject);
+            assert_eq!(f.refusal(|p| p.statement = statement), Check::Subject);
         }
     }
 
@@ -1398,38 +1524,19 @@ pub(crate) mod tests {
         let f = fixture();
         let other = TestCa::new("other");
         let (leaf, leaf_key) = other.leaf(REPO, WORKFLOW, GITHUB_ACTIONS_ISSUER);
-        let b = bundle(&Parts {
-            leaf: &leaf,
-            leaf_key: &leaf_key,
-            ..f.parts()
-        });
-        assert_eq!(refused(f.check(b, &policy(REPO, None))), Check::Certificate);
+        assert_eq!(
+            f.refusal(|p| (p.leaf, p.leaf_key) = (&leaf, &leaf_key)),
+            Check::Certificate
+        );
     }
 
     #[test]
     fn a_certificate_without_a_trusted_sct_is_refused() {
-        let mut ca = TestCa::new("test fulcio");
-        let (leaf, leaf_key) = ca.leaf(REPO, WORKFLOW, GITHUB_ACTIONS_ISSUER);
-        let log_key = p256();
+        let mut f = fixture();
         // The trust root names another CT log than the one that timestamped the leaf.
-        ca.ct_key = p256();
-        let root = TrustRoot::from_json(&trust_root_json(&ca, &log_key)).unwrap();
-        let b = bundle(&Parts {
-            leaf: &leaf,
-            leaf_key: &leaf_key,
-            log_key: &log_key,
-            statement: statement("kanban", "2.0.0", &SHA),
-            integrated: INTEGRATED,
-            kind: "dsse",
-            logged_cert: None,
-        });
-        let subject = Subject {
-            name: "kanban",
-            version: "2.0.0",
-            sha512: &SHA,
-        };
-        let r = verify(&attestations(b), &subject, &policy(REPO, None), &root);
-        assert_eq!(refused(r), Check::Certificate);
+        f.ca.ct_key = p256();
+        f.root = TrustRoot::from_json(&trust_root_json(&f.ca, &f.log_key)).unwrap();
+        assert_eq!(f.bundle_refusal(bundle(&f.parts())), Check::Certificate);
     }
 
     #[test]
@@ -1452,49 +1559,31 @@ pub(crate) mod tests {
     #[test]
     fn a_log_entry_outside_the_certificate_validity_is_refused() {
         let f = fixture();
-        let b = bundle(&Parts {
-            integrated: INTEGRATED + 3600,
-            ..f.parts()
-        });
-        assert_eq!(refused(f.check(b, &policy(REPO, None))), Check::Certificate);
+        assert_eq!(
+            f.refusal(|p| p.integrated = INTEGRATED + 3600),
+            Check::Certificate
+        );
     }
 
     #[test]
     fn a_set_from_another_log_key_is_refused() {
         let f = fixture();
         let other = p256();
-        let b = bundle(&Parts {
-            log_key: &other,
-            ..f.parts()
-        });
-        assert_eq!(
-            refused(f.check(b, &policy(REPO, None))),
-            Check::TransparencyLog
-        );
+        assert_eq!(f.refusal(|p| p.log_key = &other), Check::TransparencyLog);
         // The right log id with a signature by another key.
         let mut b = bundle(&f.parts());
-        let forged = bundle(&Parts {
-            log_key: &other,
-            ..f.parts()
-        });
+        let forged = f.bundle_with(|p| p.log_key = &other);
         b["verificationMaterial"]["tlogEntries"][0]["inclusionPromise"] =
             forged["verificationMaterial"]["tlogEntries"][0]["inclusionPromise"].clone();
-        assert_eq!(
-            refused(f.check(b, &policy(REPO, None))),
-            Check::TransparencyLog
-        );
+        assert_eq!(f.bundle_refusal(b), Check::TransparencyLog);
     }
 
     #[test]
     fn a_log_entry_for_another_certificate_is_refused() {
         let f = fixture();
         let (other_leaf, _) = f.ca.leaf(REPO, WORKFLOW, GITHUB_ACTIONS_ISSUER);
-        let b = bundle(&Parts {
-            logged_cert: Some(&other_leaf),
-            ..f.parts()
-        });
         assert_eq!(
-            refused(f.check(b, &policy(REPO, None))),
+            f.refusal(|p| p.logged_cert = Some(&other_leaf)),
             Check::TransparencyLog
         );
     }
@@ -1505,10 +1594,7 @@ pub(crate) mod tests {
         let mut b = bundle(&f.parts());
         b["dsseEnvelope"]["payload"] = B64.encode(statement("kanban", "2.0.0", &[9; 64])).into();
         // The log entry's payload hash catches it before the signature does.
-        assert_eq!(
-            refused(f.check(b, &policy(REPO, None))),
-            Check::TransparencyLog
-        );
+        assert_eq!(f.bundle_refusal(b), Check::TransparencyLog);
         let mut b = bundle(&f.parts());
         let mut sig = B64
             .decode(b["dsseEnvelope"]["signatures"][0]["sig"].as_str().unwrap())
@@ -1516,27 +1602,15 @@ pub(crate) mod tests {
         let last = sig.len() - 1;
         sig[last] ^= 1;
         b["dsseEnvelope"]["signatures"][0]["sig"] = B64.encode(sig).into();
-        assert_eq!(
-            refused(f.check(b, &policy(REPO, None))),
-            Check::TransparencyLog
-        );
+        assert_eq!(f.bundle_refusal(b), Check::TransparencyLog);
         // A log entry that names the forged signature: the signature check itself refuses it.
         let leaf_key = p256();
-        let b = bundle(&Parts {
-            leaf_key: &leaf_key,
-            ..f.parts()
-        });
-        assert_eq!(refused(f.check(b, &policy(REPO, None))), Check::Signature);
+        assert_eq!(f.refusal(|p| p.leaf_key = &leaf_key), Check::Signature);
     }
 
     #[test]
     fn no_slsa_attestation_is_refused() {
         let f = fixture();
-        let subject = Subject {
-            name: "kanban",
-            version: "2.0.0",
-            sha512: &SHA,
-        };
         let p = policy(REPO, None);
         for doc in [
             &b"{\"attestations\":[]}"[..],
@@ -1544,7 +1618,7 @@ pub(crate) mod tests {
             b"not json",
             br#"{"attestations":[{"predicateType":"https://github.com/npm/attestation/tree/main/specs/publish/v0.1","bundle":{}}]}"#,
         ] {
-            assert_eq!(refused(verify(doc, &subject, &p, &f.root)), Check::Attestation);
+            assert_eq!(refused(verify(doc, &SUBJECT, &p, &f.root)), Check::Attestation);
         }
     }
 
@@ -1688,10 +1762,7 @@ pub(crate) mod tests {
         let good = bundle(&f.parts());
         f.check(good.clone(), &policy(REPO, None)).unwrap();
         let other_key = p256();
-        let foreign = bundle(&Parts {
-            log_key: &other_key,
-            ..f.parts()
-        });
+        let foreign = f.bundle_with(|p| p.log_key = &other_key);
         let tamper: [(&str, Value); 4] = [
             ("rootHash", B64.encode([0u8; 32]).into()),
             ("treeSize", "2".into()),
@@ -1704,11 +1775,7 @@ pub(crate) mod tests {
         for (field, value) in tamper {
             let mut b = good.clone();
             b.pointer_mut(entry).unwrap()[field] = value;
-            assert_eq!(
-                refused(f.check(b, &policy(REPO, None))),
-                Check::TransparencyLog,
-                "{field}"
-            );
+            assert_eq!(f.bundle_refusal(b), Check::TransparencyLog, "{field}");
         }
     }
 

@@ -45,6 +45,32 @@ fn ca_params(cn: &str) -> CertificateParams {
     p
 }
 
+/// Returns a leaf's parameters as Fulcio sets them for a GitHub Actions run of `repo`'s
+/// `workflow`, before its SCT list.
+fn leaf_params(repo: &str, workflow: &str, issuer: &str) -> CertificateParams {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name = DistinguishedName::new();
+    let mut serial = [0u8; 16];
+    SystemRandom::new().fill(&mut serial).unwrap();
+    serial[0] &= 0x7f;
+    p.serial_number = Some(SerialNumber::from_slice(&serial));
+    let uri = format!("https://github.com/{repo}/{workflow}@refs/heads/main");
+    p.subject_alt_names = vec![SanType::URI(uri.clone().try_into().unwrap())];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+    let utf8 = |s: &str| Utf8StringRef::new(s).unwrap().to_der().unwrap();
+    p.custom_extensions = vec![
+        CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 57264, 1, 8], utf8(issuer)),
+        CustomExtension::from_oid_content(
+            &[1, 3, 6, 1, 4, 1, 57264, 1, 12],
+            utf8(&format!("https://github.com/{repo}")),
+        ),
+        CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 57264, 1, 18], utf8(&uri)),
+    ];
+    p.not_before = rcgen::date_time_ymd(2025, 1, 1);
+    p.not_after = rcgen::date_time_ymd(2025, 1, 1) + Duration::from_secs(600);
+    p
+}
+
 /// ECDSA P-256 with SHA-256, DER-encoded, as Sigstore's keys sign.
 pub fn sign(key: &KeyPair, msg: &[u8]) -> Vec<u8> {
     let rng = SystemRandom::new();
@@ -82,33 +108,26 @@ impl TestCa {
     /// minutes from 2025-01-01), with an SCT from this CA's CT log.
     pub fn leaf(&self, repo: &str, workflow: &str, issuer: &str) -> (Vec<u8>, KeyPair) {
         let key = p256();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.distinguished_name = DistinguishedName::new();
-        let mut serial = [0u8; 16];
-        SystemRandom::new().fill(&mut serial).unwrap();
-        serial[0] &= 0x7f;
-        p.serial_number = Some(SerialNumber::from_slice(&serial));
-        let uri = format!("https://github.com/{repo}/{workflow}@refs/heads/main");
-        p.subject_alt_names = vec![SanType::URI(uri.clone().try_into().unwrap())];
-        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
-        let utf8 = |s: &str| Utf8StringRef::new(s).unwrap().to_der().unwrap();
-        p.custom_extensions = vec![
-            CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 57264, 1, 8], utf8(issuer)),
-            CustomExtension::from_oid_content(
-                &[1, 3, 6, 1, 4, 1, 57264, 1, 12],
-                utf8(&format!("https://github.com/{repo}")),
-            ),
-            CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 57264, 1, 18], utf8(&uri)),
-        ];
-        p.not_before = rcgen::date_time_ymd(2025, 1, 1);
-        p.not_after = rcgen::date_time_ymd(2025, 1, 1) + Duration::from_secs(600);
-
+        let mut p = leaf_params(repo, workflow, issuer);
         // The precertificate: the same TBS without the SCT list, which the CT log signs.
         let pre = p
             .clone()
             .signed_by(&key, &self.inter, &self.inter_key)
             .unwrap();
-        let tbs = x509_cert::Certificate::from_der(pre.der())
+        p.custom_extensions.push(CustomExtension::from_oid_content(
+            &[1, 3, 6, 1, 4, 1, 11129, 2, 4, 2],
+            OctetStringRef::new(&self.sct_list(pre.der()))
+                .unwrap()
+                .to_der()
+                .unwrap(),
+        ));
+        let cert = p.signed_by(&key, &self.inter, &self.inter_key).unwrap();
+        (cert.der().to_vec(), key)
+    }
+
+    /// Returns the TLS-encoded SCT list holding this CA's CT log's SCT for the precertificate.
+    fn sct_list(&self, precertificate: &[u8]) -> Vec<u8> {
+        let tbs = x509_cert::Certificate::from_der(precertificate)
             .unwrap()
             .tbs_certificate
             .to_der()
@@ -139,12 +158,7 @@ impl TestCa {
         let mut list = ((sct.len() + 2) as u16).to_be_bytes().to_vec();
         list.extend_from_slice(&(sct.len() as u16).to_be_bytes());
         list.extend_from_slice(&sct);
-        p.custom_extensions.push(CustomExtension::from_oid_content(
-            &[1, 3, 6, 1, 4, 1, 11129, 2, 4, 2],
-            OctetStringRef::new(&list).unwrap().to_der().unwrap(),
-        ));
-        let cert = p.signed_by(&key, &self.inter, &self.inter_key).unwrap();
-        (cert.der().to_vec(), key)
+        list
     }
 
     fn chain_json(&self) -> Value {

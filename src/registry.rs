@@ -138,54 +138,19 @@ impl Document {
 
     pub fn dist(&self, version: &str) -> Result<Dist> {
         let entry = self
-            .body
-            .get("versions")
-            .and_then(|v| v.get(version))
+            .entry(version)
             .ok_or_else(|| bad(&self.url, &format!("no entry for version {version}")))?;
         let dist = entry
             .get("dist")
-            .ok_or_else(|| bad(&self.url, &format!("version {version} has no `dist`")))?;
+            .ok_or_else(|| self.bad_version(version, "has no `dist`"))?;
         let tarball = dist
             .get("tarball")
             .and_then(Value::as_str)
-            .ok_or_else(|| {
-                bad(
-                    &self.url,
-                    &format!("version {version} has no `dist.tarball`"),
-                )
-            })?
+            .ok_or_else(|| self.bad_version(version, "has no `dist.tarball`"))?
             .to_string();
-        // As npm: the SRI when present (a non-string one is a broken document, never a reason
-        // to fall back to the weaker sha1), the legacy `shasum` only when there is none.
-        let integrity = match dist.get("integrity") {
-            Some(Value::String(sri)) => Expected::from_sri(sri).ok_or_else(|| {
-                bad(
-                    &self.url,
-                    &format!("version {version} has no usable digest in `dist.integrity`"),
-                )
-            })?,
-            Some(_) => {
-                return Err(bad(
-                    &self.url,
-                    &format!("version {version} has a `dist.integrity` that is not a string"),
-                ))
-            }
-            None => dist
-                .get("shasum")
-                .and_then(Value::as_str)
-                .and_then(Expected::from_shasum)
-                .ok_or_else(|| {
-                    bad(
-                        &self.url,
-                        &format!(
-                            "version {version} has neither `dist.integrity` nor a usable `dist.shasum`"
-                        ),
-                    )
-                })?,
-        };
         Ok(Dist {
             tarball,
-            integrity,
+            integrity: self.expected_integrity(version, dist)?,
             unpacked_size: dist.get("unpackedSize").and_then(Value::as_u64),
             file_count: dist.get("fileCount").and_then(Value::as_u64),
             bins: bins(entry),
@@ -194,6 +159,35 @@ impl Document {
                 .and_then(Value::as_str)
                 .map(str::to_string),
         })
+    }
+
+    /// Returns the digest a version's `dist` promises for its tarball.
+    fn expected_integrity(&self, version: &str, dist: &Value) -> Result<Expected> {
+        // As npm: the SRI when present (a non-string one is a broken document, never a reason
+        // to fall back to the weaker sha1), the legacy `shasum` only when there is none.
+        match dist.get("integrity") {
+            Some(Value::String(sri)) => Expected::from_sri(sri).ok_or_else(|| {
+                self.bad_version(version, "has no usable digest in `dist.integrity`")
+            }),
+            Some(_) => {
+                Err(self.bad_version(version, "has a `dist.integrity` that is not a string"))
+            }
+            None => dist
+                .get("shasum")
+                .and_then(Value::as_str)
+                .and_then(Expected::from_shasum)
+                .ok_or_else(|| {
+                    self.bad_version(
+                        version,
+                        "has neither `dist.integrity` nor a usable `dist.shasum`",
+                    )
+                }),
+        }
+    }
+
+    /// Returns the BadManifest error for a fault in `version`'s entry, `what` saying which.
+    fn bad_version(&self, version: &str, what: &str) -> StageError {
+        bad(&self.url, &format!("version {version} {what}"))
     }
 }
 

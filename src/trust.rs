@@ -274,61 +274,17 @@ fn check_range(
 /// the Unix epoch. `None` for anything else: the registry's dates are always of this form.
 pub fn rfc3339_ms(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = b.get(r)?;
-        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        std::str::from_utf8(part).ok()?.parse().ok()
-    };
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
         return None;
     }
     if b[13] != b':' || b[16] != b':' {
         return None;
     }
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut i = 19;
-    let mut millis = 0i64;
-    if b[i] == b'.' {
-        let start = i + 1;
-        i = start;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == start {
-            return None;
-        }
-        // Milliseconds: the first three digits, right-padded.
-        let digits = &s[start..i.min(start + 3)];
-        millis = format!("{digits:0<3}").parse().ok()?;
-    }
-    let offset_min = match b.get(i..)? {
-        [b'Z' | b'z'] => 0,
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let h = num(i + 1..i + 3)?;
-            let m = num(i + 4..i + 6)?;
-            let _ = (h1, h2, m1, m2);
-            if h > 23 || m > 59 {
-                return None;
-            }
-            if *sign == b'+' {
-                h * 60 + m
-            } else {
-                -(h * 60 + m)
-            }
-        }
-        _ => return None,
-    };
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let days_in_month = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return None,
-    };
+    let (year, month, day) = (digits(b, 0..4)?, digits(b, 5..7)?, digits(b, 8..10)?);
+    let (hour, minute, second) = (digits(b, 11..13)?, digits(b, 14..16)?, digits(b, 17..19)?);
+    let (millis, end) = fraction_ms(b, 19)?;
+    let offset_min = offset_minutes(b, end)?;
+    let days_in_month = days_in_month(year, month)?;
     // Second 60 is a leap second; it is folded into the next minute's first.
     if day < 1 || day > days_in_month || hour > 23 || minute > 59 || second > 60 {
         return None;
@@ -336,6 +292,63 @@ pub fn rfc3339_ms(s: &str) -> Option<i64> {
     let days = days_from_civil(year, month, day);
     let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_min * 60;
     Some(secs * 1000 + millis)
+}
+
+/// Returns the number the ASCII digits at `r` spell; `None` when anything else is there.
+fn digits(b: &[u8], r: std::ops::Range<usize>) -> Option<i64> {
+    let part = b.get(r)?;
+    if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(part).ok()?.parse().ok()
+}
+
+/// Returns the milliseconds of the `.fff…` fraction at `i` (0 when there is none) and the index
+/// after it.
+fn fraction_ms(b: &[u8], i: usize) -> Option<(i64, usize)> {
+    if b.get(i) != Some(&b'.') {
+        return Some((0, i));
+    }
+    let start = i + 1;
+    let end = start + b[start..].iter().take_while(|c| c.is_ascii_digit()).count();
+    if end == start {
+        return None;
+    }
+    // Milliseconds: the first three digits, right-padded.
+    let digits = std::str::from_utf8(&b[start..end.min(start + 3)]).ok()?;
+    Some((format!("{digits:0<3}").parse().ok()?, end))
+}
+
+/// Returns the UTC offset in minutes of the `Z` or `±hh:mm` that is all of `b` from `i` on.
+fn offset_minutes(b: &[u8], i: usize) -> Option<i64> {
+    match b.get(i..)? {
+        [b'Z' | b'z'] => Some(0),
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let h = digits(b, i + 1..i + 3)?;
+            let m = digits(b, i + 4..i + 6)?;
+            if h > 23 || m > 59 {
+                return None;
+            }
+            Some(if *sign == b'+' {
+                h * 60 + m
+            } else {
+                -(h * 60 + m)
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Returns how many days `month` has in `year`; `None` when `month` is not one.
+fn days_in_month(year: i64, month: i64) -> Option<i64> {
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => Some(31),
+        4 | 6 | 9 | 11 => Some(30),
+        2 if leap => Some(29),
+        2 => Some(28),
+        _ => None,
+    }
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
@@ -413,16 +426,13 @@ mod tests {
         );
         let keys = public_keys();
         assert_eq!(keys.len(), 2);
-        let ok = verify_signatures(
-            REAL_NAME,
-            REAL_VERSION,
-            Some(REAL_INTEGRITY),
-            &sigs(CURRENT_KEYID, REAL_SIG),
-            &keys,
-            None,
-        );
+        let verify = |name: &str, version: &str, integrity: Option<&str>, sigs: &Signatures| {
+            verify_signatures(name, version, integrity, sigs, &keys, None)
+        };
+        let real = sigs(CURRENT_KEYID, REAL_SIG);
+        let ok = verify(REAL_NAME, REAL_VERSION, Some(REAL_INTEGRITY), &real);
         assert_eq!(ok.unwrap(), Signed::Verified(CURRENT_KEYID.into()));
-        assert!(!needs_publish_time(&sigs(CURRENT_KEYID, REAL_SIG), &keys));
+        assert!(!needs_publish_time(&real, &keys));
 
         let code = |r: Result<Signed, StageError>| match r {
             Err(StageError::Signature { reason, .. }) => reason,
@@ -435,54 +445,20 @@ mod tests {
             ("claude-code", REAL_VERSION, REAL_INTEGRITY),
             (REAL_NAME, REAL_VERSION, tampered.as_str()),
         ] {
-            let r = verify_signatures(
-                name,
-                version,
-                Some(integrity),
-                &sigs(CURRENT_KEYID, REAL_SIG),
-                &keys,
-                None,
-            );
+            let r = verify(name, version, Some(integrity), &real);
             assert_eq!(code(r), "invalid", "{name}@{version}:{integrity}");
         }
-        let r = verify_signatures(
-            REAL_NAME,
-            REAL_VERSION,
-            Some(REAL_INTEGRITY),
-            &sigs("SHA256:other", REAL_SIG),
-            &keys,
-            None,
-        );
-        assert_eq!(code(r), "unknown-key");
-        let r = verify_signatures(
-            REAL_NAME,
-            REAL_VERSION,
-            Some(REAL_INTEGRITY),
-            &sigs(CURRENT_KEYID, "not base64!"),
-            &keys,
-            None,
-        );
-        assert_eq!(code(r), "invalid");
-        let r = verify_signatures(
-            REAL_NAME,
-            REAL_VERSION,
-            None,
-            &sigs(CURRENT_KEYID, REAL_SIG),
-            &keys,
-            None,
-        );
-        assert_eq!(code(r), "no-integrity");
-        let r = verify_signatures(
-            REAL_NAME,
-            REAL_VERSION,
-            None,
-            &Signatures::Malformed,
-            &keys,
-            None,
-        );
-        assert_eq!(code(r), "malformed");
+        let refusal = |integrity: Option<&str>, sigs: &Signatures| {
+            code(verify(REAL_NAME, REAL_VERSION, integrity, sigs))
+        };
+        let other_key = sigs("SHA256:other", REAL_SIG);
+        assert_eq!(refusal(Some(REAL_INTEGRITY), &other_key), "unknown-key");
+        let not_base64 = sigs(CURRENT_KEYID, "not base64!");
+        assert_eq!(refusal(Some(REAL_INTEGRITY), &not_base64), "invalid");
+        assert_eq!(refusal(None, &real), "no-integrity");
+        assert_eq!(refusal(None, &Signatures::Malformed), "malformed");
         for missing in [Signatures::Absent, Signatures::Present(vec![])] {
-            let r = verify_signatures(REAL_NAME, REAL_VERSION, None, &missing, &keys, None);
+            let r = verify(REAL_NAME, REAL_VERSION, None, &missing);
             assert_eq!(r.unwrap(), Signed::Missing);
         }
     }
