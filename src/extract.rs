@@ -4,7 +4,6 @@
 //! are written, every path is sanitised and its top folder stripped, sizes and counts are capped,
 //! and every read or write error is fatal.
 
-use crate::config::{MAX_PATH_BYTES, MAX_PATH_DEPTH};
 use crate::error::{clip, Result, StageError};
 use crate::fsutil;
 use flate2::read::MultiGzDecoder;
@@ -13,6 +12,14 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use tar::EntryType;
+
+/// Hard ceilings whatever the registry claims: the runtime is ~60 MB in ~20 files today.
+pub const HARD_MAX_UNPACKED_BYTES: u64 = 1024 * 1024 * 1024;
+pub const HARD_MAX_ENTRIES: u64 = 100_000;
+/// Deepest path we accept; real packages stay under 20, and deep trees exhaust Windows' MAX_PATH.
+pub const MAX_PATH_DEPTH: usize = 32;
+/// Longest entry path in bytes; leaves room under Windows' 260-char MAX_PATH for userData.
+pub const MAX_PATH_BYTES: usize = 200;
 
 /// Caps for one tarball.
 #[derive(Debug, Clone, Copy)]
