@@ -834,6 +834,26 @@ mod tests {
         b.into_inner().unwrap().finish().unwrap()
     }
 
+    /// An ungzipped tar of regular files, written by the tar crate's own builder.
+    fn plain_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, body) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(body.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, path, *body).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    /// `bytes` as one gzip member.
+    fn gzip(bytes: &[u8], level: Compression) -> Vec<u8> {
+        let mut enc = GzEncoder::new(Vec::new(), level);
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
     const LIMITS: ExtractLimits = ExtractLimits {
         max_bytes: 1 << 20,
         max_entries: 100,
@@ -848,6 +868,28 @@ mod tests {
             "http://t/x.tgz",
             &AtomicBool::new(false),
         )
+    }
+
+    /// The error extracting `data` into a fresh folder ends with; the test fails if it succeeds.
+    fn refusal(data: &[u8]) -> StageError {
+        let tmp = tempfile::tempdir().unwrap();
+        run(data, &tmp.path().join("a")).unwrap_err()
+    }
+
+    /// The cap an `ETOO_LARGE` error names, `None` for any other error.
+    fn cap_hit(err: &StageError) -> Option<&'static str> {
+        match err {
+            StageError::TooLarge { limit, .. } => Some(limit),
+            _ => None,
+        }
+    }
+
+    /// The error extracting `data` with no bins under `limits` ends with, the cancel flag already
+    /// set when `cancelled`; the test fails if it succeeds.
+    fn refusal_with(data: &[u8], limits: ExtractLimits, cancelled: bool) -> StageError {
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = tmp.path().join("a");
+        extract_tgz(data, &dest, limits, &[], "u", &AtomicBool::new(cancelled)).unwrap_err()
     }
 
     #[test]
@@ -912,18 +954,13 @@ mod tests {
 
     #[test]
     fn caps_size_entries_and_depth() {
-        let tmp = tempfile::tempdir().unwrap();
         let big = vec![0u8; (LIMITS.max_bytes + 1) as usize];
         let data = tgz(&[("package/big", EntryType::Regular, &big)]);
-        let err = run(&data, &tmp.path().join("a")).unwrap_err();
-        assert_eq!(err.code(), "ETOO_LARGE");
+        assert_eq!(refusal(&data).code(), "ETOO_LARGE");
 
         let deep = format!("package/{}f", "d/".repeat(MAX_PATH_DEPTH + 1));
         let data = tgz(&[(&deep, EntryType::Regular, b"x")]);
-        assert_eq!(
-            run(&data, &tmp.path().join("b")).unwrap_err().code(),
-            "ETOO_LARGE"
-        );
+        assert_eq!(refusal(&data).code(), "ETOO_LARGE");
 
         let names: Vec<String> = (0..=LIMITS.max_entries)
             .map(|i| format!("package/{i}"))
@@ -933,88 +970,49 @@ mod tests {
             .map(|n| (n.as_str(), EntryType::Regular, &b""[..]))
             .collect();
         let data = tgz(&entries);
-        assert_eq!(
-            run(&data, &tmp.path().join("c")).unwrap_err().code(),
-            "ETOO_LARGE"
-        );
+        assert_eq!(refusal(&data).code(), "ETOO_LARGE");
     }
 
     #[test]
     fn truncated_and_corrupt_streams_fail() {
-        let tmp = tempfile::tempdir().unwrap();
         let data = tgz(&[("package/a", EntryType::Regular, &[7u8; 50_000])]);
         let cut = &data[..data.len() - 10];
-        assert_eq!(
-            run(cut, &tmp.path().join("a")).unwrap_err().code(),
-            "EBADARCHIVE"
-        );
+        assert_eq!(refusal(cut).code(), "EBADARCHIVE");
         let mut flipped = data.clone();
         let mid = flipped.len() / 2;
         flipped[mid] ^= 0xff;
-        let err = run(&flipped, &tmp.path().join("b")).unwrap_err();
+        let err = refusal(&flipped);
         assert!(matches!(err.code(), "EBADARCHIVE" | "ETOO_LARGE"), "{err}");
     }
 
     #[test]
     fn gzip_bomb_stops_at_the_cap() {
         // A single entry claiming a small size followed by a long run of zeros after the archive.
-        let mut tar_bytes = Vec::new();
-        {
-            let mut b = tar::Builder::new(&mut tar_bytes);
-            let mut h = tar::Header::new_gnu();
-            h.set_size(1);
-            h.set_cksum();
-            b.append_data(&mut h, "package/a", &b"x"[..]).unwrap();
-            b.finish().unwrap();
-        }
+        let mut tar_bytes = plain_tar(&[("package/a", b"x")]);
         tar_bytes.resize(tar_bytes.len() + (LIMITS.max_bytes as usize) * 3, 0);
-        let mut enc = GzEncoder::new(Vec::new(), Compression::best());
-        enc.write_all(&tar_bytes).unwrap();
-        let data = enc.finish().unwrap();
-        let tmp = tempfile::tempdir().unwrap();
+        let data = gzip(&tar_bytes, Compression::best());
         let small = ExtractLimits {
             max_bytes: 1 << 20,
             max_entries: 1,
         };
-        let err = extract_tgz(
-            &data[..],
-            &tmp.path().join("a"),
-            small,
-            &[],
-            "u",
-            &AtomicBool::new(false),
-        )
-        .unwrap_err();
+        let err = refusal_with(&data, small, false);
         assert_eq!(err.code(), "ETOO_LARGE");
     }
 
     #[test]
     fn cancel_stops_extraction() {
-        let tmp = tempfile::tempdir().unwrap();
         let data = tgz(&[("package/a", EntryType::Regular, b"x")]);
-        let err = extract_tgz(
-            &data[..],
-            &tmp.path().join("a"),
-            LIMITS,
-            &[],
-            "u",
-            &AtomicBool::new(true),
-        )
-        .unwrap_err();
+        let err = refusal_with(&data, LIMITS, true);
         assert_eq!(err.code(), "EABORTED");
     }
 
     #[test]
     fn refuses_two_top_folders() {
-        let tmp = tempfile::tempdir().unwrap();
         let data = tgz(&[
             ("package/a.js", EntryType::Regular, b"1"),
             ("other/a.js", EntryType::Regular, b"2"),
         ]);
-        assert_eq!(
-            run(&data, &tmp.path().join("a")).unwrap_err().code(),
-            "EUNSAFE_ENTRY"
-        );
+        assert_eq!(refusal(&data).code(), "EUNSAFE_ENTRY");
     }
 
     #[test]
@@ -1033,8 +1031,7 @@ mod tests {
         b.append_data(&mut h, "package/a.js", &[b'x'; 600][..])
             .unwrap();
         let data = b.into_inner().unwrap().finish().unwrap();
-        let tmp = tempfile::tempdir().unwrap();
-        let err = run(&data, &tmp.path().join("a")).unwrap_err();
+        let err = refusal(&data);
         assert_eq!(err.code(), "EUNSAFE_ENTRY", "{err}");
     }
 
@@ -1102,9 +1099,8 @@ mod tests {
     #[test]
     fn refuses_windows_names_through_the_extractor() {
         for name in ["package/nul.txt", "package/a|b", "package/COM\u{b2}"] {
-            let tmp = tempfile::tempdir().unwrap();
             let data = tgz(&[(name, EntryType::Regular, b"x")]);
-            let err = run(&data, &tmp.path().join("a")).unwrap_err();
+            let err = refusal(&data);
             assert_eq!(err.code(), "EUNSAFE_ENTRY", "{name}");
         }
     }
@@ -1118,11 +1114,8 @@ mod tests {
         h.set_cksum();
         tar_bytes.extend_from_slice(h.as_bytes());
         tar_bytes.extend_from_slice(&[0u8; 1024]);
-        let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
-        enc.write_all(&tar_bytes).unwrap();
-        let data = enc.finish().unwrap();
-        let tmp = tempfile::tempdir().unwrap();
-        let err = run(&data, &tmp.path().join("a")).unwrap_err();
+        let data = gzip(&tar_bytes, Compression::fast());
+        let err = refusal(&data);
         assert!(matches!(err.code(), "ETOO_LARGE" | "EBADARCHIVE"), "{err}");
     }
 
@@ -1130,28 +1123,12 @@ mod tests {
     fn reads_every_gzip_member() {
         // One tar stream cut in two, each half its own gzip member: the second member holds
         // dist/cli.js, which a single-member reader would never see.
-        let mut tar_bytes = Vec::new();
-        {
-            let mut b = tar::Builder::new(&mut tar_bytes);
-            for (path, body) in [
-                ("package/package.json", &b"{}"[..]),
-                ("package/dist/cli.js", &b"console.log(1)"[..]),
-            ] {
-                let mut h = tar::Header::new_gnu();
-                h.set_size(body.len() as u64);
-                h.set_mode(0o644);
-                h.set_cksum();
-                b.append_data(&mut h, path, body).unwrap();
-            }
-            b.finish().unwrap();
-        }
-        let member = |bytes: &[u8]| {
-            let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
-            enc.write_all(bytes).unwrap();
-            enc.finish().unwrap()
-        };
-        let mut data = member(&tar_bytes[..1024]);
-        data.extend(member(&tar_bytes[1024..]));
+        let tar_bytes = plain_tar(&[
+            ("package/package.json", b"{}"),
+            ("package/dist/cli.js", b"console.log(1)"),
+        ]);
+        let mut data = gzip(&tar_bytes[..1024], Compression::fast());
+        data.extend(gzip(&tar_bytes[1024..], Compression::fast()));
         let tmp = tempfile::tempdir().unwrap();
         let dest = tmp.path().join("out");
         let stats = run(&data, &dest).unwrap();
@@ -1180,9 +1157,7 @@ mod tests {
             out.resize(out.len().div_ceil(512) * 512, 0);
         }
         out.extend_from_slice(&[0u8; 1024]);
-        let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
-        enc.write_all(&out).unwrap();
-        enc.finish().unwrap()
+        gzip(&out, Compression::fast())
     }
 
     fn pax(records: &[(&str, &str)]) -> Vec<u8> {
@@ -1214,18 +1189,8 @@ mod tests {
                 (kind, "././@LongLink", huge, &[b'a'; 1024]),
                 (F, "package/a.js", 1, b"x"),
             ]);
-            let tmp = tempfile::tempdir().unwrap();
-            let err = run(&data, &tmp.path().join("a")).unwrap_err();
-            assert!(
-                matches!(
-                    err,
-                    StageError::TooLarge {
-                        limit: "extensionHeader",
-                        ..
-                    }
-                ),
-                "{kind:?}: {err}"
-            );
+            let err = refusal(&data);
+            assert_eq!(cap_hit(&err), Some("extensionHeader"), "{kind:?}: {err}");
             assert!(err.to_string().len() < 1000);
         }
     }
@@ -1237,18 +1202,8 @@ mod tests {
             (L, "././@LongLink", name.len() as u64, name.as_bytes()),
             (F, "package/a.js", 1, b"x"),
         ]);
-        let tmp = tempfile::tempdir().unwrap();
-        let err = run(&data, &tmp.path().join("a")).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                StageError::TooLarge {
-                    limit: "extensionHeader",
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        let err = refusal(&data);
+        assert_eq!(cap_hit(&err), Some("extensionHeader"), "{err}");
 
         // A PAX record under 64 KiB whose path is over 4 KiB.
         let rec = pax(&[("path", &name)]);
@@ -1256,11 +1211,8 @@ mod tests {
             (X, "pax", rec.len() as u64, &rec),
             (F, "package/a.js", 1, b"x"),
         ]);
-        let err = run(&data, &tmp.path().join("b")).unwrap_err();
-        assert!(
-            matches!(err, StageError::TooLarge { limit: "path", .. }),
-            "{err}"
-        );
+        let err = refusal(&data);
+        assert_eq!(cap_hit(&err), Some("path"), "{err}");
         assert!(err.to_string().len() < 1000);
 
         let rec = pax(&[("comment", &"c".repeat(MAX_EXTENSION_BYTES as usize))]);
@@ -1268,17 +1220,8 @@ mod tests {
             (X, "pax", rec.len() as u64, &rec),
             (F, "package/a.js", 1, b"x"),
         ]);
-        let err = run(&data, &tmp.path().join("c")).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                StageError::TooLarge {
-                    limit: "extensionHeader",
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        let err = refusal(&data);
+        assert_eq!(cap_hit(&err), Some("extensionHeader"), "{err}");
     }
 
     #[test]
@@ -1376,8 +1319,7 @@ mod tests {
             ),
         ];
         for (i, (records, code)) in cases.iter().enumerate() {
-            let tmp = tempfile::tempdir().unwrap();
-            let err = run(&raw_tgz(records), &tmp.path().join("a")).unwrap_err();
+            let err = refusal(&raw_tgz(records));
             assert_eq!(err.code(), *code, "case {i}: {err}");
         }
     }
@@ -1407,8 +1349,7 @@ mod tests {
             ],
         ];
         for (i, entries) in cases.iter().enumerate() {
-            let tmp = tempfile::tempdir().unwrap();
-            let err = run(&tgz(entries), &tmp.path().join("a")).unwrap_err();
+            let err = refusal(&tgz(entries));
             assert!(
                 matches!(&err, StageError::UnsafeEntry { entry, .. } if entry == "lib"),
                 "case {i}: {err}"
