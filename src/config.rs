@@ -106,9 +106,6 @@ impl Default for Limits {
     }
 }
 
-/// Hard ceilings whatever the registry claims: the runtime is ~60 MB in ~20 files today.
-pub const HARD_MAX_UNPACKED_BYTES: u64 = 1024 * 1024 * 1024;
-pub const HARD_MAX_ENTRIES: u64 = 100_000;
 /// Without a registry hint: generous for a CLI package, far below a zip bomb's payload.
 pub const DEFAULT_MAX_UNPACKED_BYTES: u64 = 512 * 1024 * 1024;
 pub const DEFAULT_MAX_ENTRIES: u64 = 20_000;
@@ -116,10 +113,6 @@ pub const DEFAULT_MAX_ENTRIES: u64 = 20_000;
 /// ~10 KB, and one of the largest on npm (`typescript`, ~3,500 versions) is ~9.4 MiB, so 8 MiB
 /// leaves room for years of releases while a hostile registry cannot exhaust memory.
 pub const DEFAULT_MAX_DOCUMENT_BYTES: u64 = 8 * 1024 * 1024;
-/// Deepest path we accept; real packages stay under 20, and deep trees exhaust Windows' MAX_PATH.
-pub const MAX_PATH_DEPTH: usize = 32;
-/// Longest entry path in bytes; leaves room under Windows' 260-char MAX_PATH for userData.
-pub const MAX_PATH_BYTES: usize = 200;
 
 /// Longest timeout an option may ask for: a background update check has no use for more than a
 /// day, and a bound keeps deadline arithmetic far from overflow.
@@ -128,7 +121,7 @@ pub const MAX_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
 /// more would only hammer a registry that is down.
 pub const MAX_RETRIES: u64 = 10;
 /// Largest count or size an option may give: beyond 2^53 - 1 a JS number is no longer an exact
-/// integer. The hard caps above still apply to what the core uses.
+/// integer. The extractor's hard caps still apply to what the core uses.
 pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
 /// A whole number from `min` to `max` given as a JS number, else `EINVALID_OPTION` naming

@@ -3,13 +3,10 @@
 //! whole.
 
 use crate::call::{Control, Phase};
-use crate::config::{
-    Config, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_BYTES, HARD_MAX_ENTRIES,
-    HARD_MAX_UNPACKED_BYTES,
-};
+use crate::config::{Config, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_BYTES};
 use crate::download::{append_kept, open_tarball, read_kept, Opened, REPLAY_CHUNK};
 use crate::error::{Result, StageError};
-use crate::extract::{extract_tgz, ExtractLimits};
+use crate::extract::{extract_tgz, ExtractLimits, HARD_MAX_ENTRIES, HARD_MAX_UNPACKED_BYTES};
 use crate::fsutil::{self, blocking};
 use crate::guards::read_manifest;
 use crate::http::Http;
