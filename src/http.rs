@@ -5,7 +5,7 @@ use crate::call::Control;
 use crate::config::{NetConfig, DEFAULT_MAX_DOCUMENT_BYTES};
 use crate::error::{clip, Result, StageError};
 use crate::registry::same_origin;
-use crate::retry::{log_retry, retry_delay, MAX_RETRY_AFTER};
+use crate::retry::{Attempt, RetryPolicy, MAX_RETRY_AFTER};
 use std::time::Duration;
 
 pub struct Http {
@@ -158,7 +158,7 @@ impl Http {
             limit: "document",
             reason: format!("the package document is {size}, over the {max_bytes}-byte cap"),
         };
-        let mut n = 0;
+        let mut policy = RetryPolicy::document(self.net.retries);
         loop {
             let attempt = ctl
                 .guard(url, async {
@@ -202,14 +202,12 @@ impl Http {
                     Ok(Fetched::Body { body, validators })
                 })
                 .await;
-            match attempt {
-                Err(e) if e.is_retryable() && n < self.net.retries && !ctl.expired() => {
-                    let delay = retry_delay(&e, n);
-                    log_retry(ctl, url, &e, n + 1, self.net.retries, delay);
-                    ctl.sleep(url, delay).await?;
-                    n += 1;
-                }
-                other => return other,
+            let e = match attempt {
+                Err(e) => e,
+                fetched => return fetched,
+            };
+            if !policy.retry(ctl, url, &e, Attempt::default()).await? {
+                return Err(e);
             }
         }
     }

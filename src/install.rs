@@ -13,10 +13,9 @@ use crate::extract::{extract_tgz, ExtractLimits};
 use crate::fsutil::{self, blocking};
 use crate::guards::read_manifest;
 use crate::http::Http;
-use crate::log::Level;
 use crate::registry::{rewrite_tarball_url, Dist};
 use crate::resume;
-use crate::retry::{log_retry, retry_delay};
+use crate::retry::{Attempt, RetryPolicy};
 use crate::store::{self, CompletionRecord, Store, CLI_ENTRY, NATIVE_MODULE};
 use crate::throttle::Throttle;
 use crate::trust::{self, Compat};
@@ -62,8 +61,7 @@ pub(crate) fn limits_for(cfg: &Config, dist: &Dist) -> ExtractLimits {
 /// failure (a mirror may have served a bad copy once). The partial never outlives a failure; the
 /// tarball bytes received so far do, when the network is what failed, so the next attempt (or
 /// call) resumes them. An attempt that got further than the last does not count against the
-/// retries: on a link that drops every few MB each attempt moves the download on, and the
-/// call's deadline still bounds them all.
+/// retries (see `RetryPolicy::download`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn download_with_retries(
     cfg: &Config,
@@ -77,9 +75,7 @@ pub(crate) async fn download_with_retries(
 ) -> Result<()> {
     let url = rewrite_tarball_url(&dist.tarball, &cfg.registry);
     let limits = limits_for(cfg, dist);
-    let mut retries_left = http.retries();
-    let mut integrity_retry = true;
-    let mut clean_restart = true;
+    let mut policy = RetryPolicy::download(http.retries());
     let discard_kept = || {
         let (store, version) = (store.clone(), version.to_string());
         blocking(move || resume::discard(&store, &version))
@@ -121,55 +117,10 @@ pub(crate) async fn download_with_retries(
         if !cut {
             discard_kept().await?;
         }
-        let retry = match &err {
-            // Resumed bytes that fail to hash (or to be read back) may have been damaged on
-            // disk, not by the registry: one clean download from byte 0 settles it, at no cost
-            // to the retries. Any other failure with the right hash is the package's own.
-            StageError::Integrity { .. } | StageError::Io { .. }
-                if attempt.resumed && clean_restart =>
-            {
-                clean_restart = false;
-                true
-            }
-            StageError::Integrity { .. } if integrity_retry => {
-                integrity_retry = false;
-                ctl.log(
-                    Level::Warn,
-                    "the tarball failed its integrity check: downloading it once more",
-                    &[("url", (&url).into())],
-                );
-                true
-            }
-            e if e.is_retryable()
-                && !ctl.is_aborted()
-                && http.retries() > 0
-                && (retries_left > 0 || attempt.received > 0) =>
-            {
-                if attempt.received > 0 {
-                    retries_left = http.retries();
-                }
-                let n = http.retries() - retries_left;
-                retries_left -= 1;
-                let delay = retry_delay(e, n);
-                log_retry(ctl, &url, e, n + 1, http.retries(), delay);
-                ctl.sleep(&url, delay).await?;
-                true
-            }
-            _ => false,
-        };
-        if !retry || ctl.expired() {
+        if !policy.retry(ctl, &url, &err, attempt).await? {
             return Err(err);
         }
     }
-}
-
-/// What one download attempt did, for the retry policy.
-#[derive(Debug, Default)]
-struct Attempt {
-    /// It continued from kept bytes.
-    resumed: bool,
-    /// Tarball bytes it received from the network.
-    received: u64,
 }
 
 /// One download-and-extract attempt into `versions/<v>.partial`, then the finishing steps and
