@@ -1,6 +1,9 @@
-//! The core's settings, with their defaults. The process environment is read here and only here.
+//! The core's settings: what the caller passed ([`Options`]), checked and completed with their
+//! defaults into a [`Config`]. The process environment is read here and only here.
 
 use crate::error::StageError;
+use crate::provenance::{Policy, TrustRoot, MAX_TRUST_ROOT_BYTES};
+use crate::trust::{key_from_json, RegistryKey};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -8,7 +11,8 @@ pub const PUBLIC_REGISTRY: &str = "https://registry.npmjs.org/";
 pub const DEFAULT_PACKAGE: &str = "kanban";
 pub const DEFAULT_TAG: &str = "latest";
 
-/// Everything one staging run needs. Built by the binding (or a test) from user options.
+/// Everything one staging run needs. Built by [`Config::resolve`] from what the caller passed,
+/// or directly by a test.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub user_data: PathBuf,
@@ -102,9 +106,6 @@ impl Default for Limits {
     }
 }
 
-/// Hard ceilings whatever the registry claims: the runtime is ~60 MB in ~20 files today.
-pub const HARD_MAX_UNPACKED_BYTES: u64 = 1024 * 1024 * 1024;
-pub const HARD_MAX_ENTRIES: u64 = 100_000;
 /// Without a registry hint: generous for a CLI package, far below a zip bomb's payload.
 pub const DEFAULT_MAX_UNPACKED_BYTES: u64 = 512 * 1024 * 1024;
 pub const DEFAULT_MAX_ENTRIES: u64 = 20_000;
@@ -112,10 +113,6 @@ pub const DEFAULT_MAX_ENTRIES: u64 = 20_000;
 /// ~10 KB, and one of the largest on npm (`typescript`, ~3,500 versions) is ~9.4 MiB, so 8 MiB
 /// leaves room for years of releases while a hostile registry cannot exhaust memory.
 pub const DEFAULT_MAX_DOCUMENT_BYTES: u64 = 8 * 1024 * 1024;
-/// Deepest path we accept; real packages stay under 20, and deep trees exhaust Windows' MAX_PATH.
-pub const MAX_PATH_DEPTH: usize = 32;
-/// Longest entry path in bytes; leaves room under Windows' 260-char MAX_PATH for userData.
-pub const MAX_PATH_BYTES: usize = 200;
 
 /// Longest timeout an option may ask for: a background update check has no use for more than a
 /// day, and a bound keeps deadline arithmetic far from overflow.
@@ -124,7 +121,7 @@ pub const MAX_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
 /// more would only hammer a registry that is down.
 pub const MAX_RETRIES: u64 = 10;
 /// Largest count or size an option may give: beyond 2^53 - 1 a JS number is no longer an exact
-/// integer. The hard caps above still apply to what the core uses.
+/// integer. The extractor's hard caps still apply to what the core uses.
 pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
 /// A whole number from `min` to `max` given as a JS number, else `EINVALID_OPTION` naming
@@ -134,10 +131,10 @@ pub fn whole_number(name: &'static str, v: f64, min: u64, max: u64) -> Result<u6
         // In range and integral, so the cast is exact.
         Ok(v as u64)
     } else {
-        Err(StageError::InvalidOption {
+        Err(invalid(
             name,
-            reason: format!("must be a whole number from {min} to {max}, got {v}"),
-        })
+            format!("must be a whole number from {min} to {max}, got {v}"),
+        ))
     }
 }
 
@@ -149,19 +146,14 @@ pub fn timeout_ms(name: &'static str, v: f64) -> Result<Duration, StageError> {
 /// The `userData` folder as given to the stager or a store function: non-empty and absolute, so
 /// that nothing is ever read or written relative to the process's working directory.
 pub fn user_data_dir(raw: &str) -> Result<PathBuf, StageError> {
-    let invalid = |reason: &str| StageError::InvalidOption {
-        name: "userData",
-        reason: reason.into(),
-    };
     if raw.trim().is_empty() {
-        return Err(invalid("must be a non-empty path"));
+        return Err(invalid("userData", "must be a non-empty path"));
     }
-    let path = Path::new(raw);
-    if !path.is_absolute() {
-        return Err(invalid("must be an absolute path"));
+    if !Path::new(raw).is_absolute() {
+        return Err(invalid("userData", "must be an absolute path"));
     }
     // Normalised (`.` and repeated separators dropped) so the pointer's paths are canonical.
-    Ok(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))
+    Ok(absolute(raw))
 }
 
 impl Default for NetConfig {
@@ -190,12 +182,16 @@ impl Default for NetConfig {
     }
 }
 
-/// Defaults taken from the environment: the registry and the proxies. The only place the core
-/// looks at environment variables.
+/// Defaults taken from the environment: the registry and the proxies, and the host's Node
+/// version. The only place the core looks at environment variables.
 #[derive(Debug, Clone, Default)]
 pub struct EnvDefaults {
     pub registry: Option<String>,
     pub proxy: EnvProxy,
+    /// The Node version this process runs on, which the runtime will run on too (Electron's own
+    /// Node in Electron). The environment variables cannot tell it: the binding asks Node, and
+    /// without it `engines.node` is not checked.
+    pub host_node_version: Option<nodejs_semver::Version>,
 }
 
 impl EnvDefaults {
@@ -212,6 +208,7 @@ impl EnvDefaults {
                 http: var(&["HTTP_PROXY", "http_proxy", "npm_config_proxy"]),
                 no_proxy: var(&["NO_PROXY", "no_proxy", "npm_config_noproxy"]),
             },
+            host_node_version: None,
         }
     }
 }
@@ -224,6 +221,280 @@ pub fn normalize_registry(url: &str) -> Result<String, String> {
         return Err(format!("`{trimmed}` is not an http(s) URL"));
     }
     Ok(format!("{}/", trimmed.trim_end_matches('/')))
+}
+
+/// The options of a staging run as the caller passed them, plain data: `None` for an option not
+/// given, numbers as the `f64` JS gave. [`Config::resolve`] checks them and fills in the defaults,
+/// so a `-1`, a `NaN` or a `2**32 + 5` is refused there rather than wrapped by a conversion. The
+/// meaning and default of each is documented on the binding's `StageOptions`.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub user_data: Option<String>,
+    pub current_version: Option<String>,
+    pub native_deps_source: Option<String>,
+    pub registry: Option<String>,
+    pub package_name: Option<String>,
+    pub dist_tag: Option<String>,
+    pub timeout_ms: Option<f64>,
+    pub connect_timeout_ms: Option<f64>,
+    pub idle_timeout_ms: Option<f64>,
+    pub retries: Option<f64>,
+    pub proxy: Option<String>,
+    pub ca: Option<Vec<String>>,
+    pub auth_token: Option<String>,
+    pub max_bytes_per_second: Option<f64>,
+    pub max_unpacked_bytes: Option<f64>,
+    pub max_entries: Option<f64>,
+    pub max_document_bytes: Option<f64>,
+    pub min_release_age_minutes: Option<f64>,
+    pub registry_keys: Option<Vec<RegistryKeyInput>>,
+    pub require_signatures: Option<bool>,
+    pub host_node_version: Option<String>,
+    pub provenance: Option<ProvenanceInput>,
+    pub sigstore_trust_root: Option<String>,
+}
+
+/// One registry signing key as given, shaped like an entry of the registry's `/-/npm/v1/keys`.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryKeyInput {
+    pub keyid: Option<String>,
+    pub keytype: Option<String>,
+    pub scheme: Option<String>,
+    pub key: Option<String>,
+    pub expires: Option<String>,
+}
+
+/// The `provenance` option as given: `{ repository, workflowPath? }`.
+#[derive(Debug, Clone, Default)]
+pub struct ProvenanceInput {
+    pub repository: Option<String>,
+    pub workflow_path: Option<String>,
+}
+
+fn invalid(name: &'static str, reason: impl Into<String>) -> StageError {
+    StageError::InvalidOption {
+        name,
+        reason: reason.into(),
+    }
+}
+
+fn required(name: &'static str, value: &Option<String>) -> Result<String, StageError> {
+    value
+        .clone()
+        .ok_or_else(|| invalid(name, "is required (a string)"))
+}
+
+fn optional_whole(
+    name: &'static str,
+    value: Option<f64>,
+    min: u64,
+    max: u64,
+) -> Result<Option<u64>, StageError> {
+    value.map(|v| whole_number(name, v, min, max)).transpose()
+}
+
+/// An empty string stands for "not given", as it always has for these options.
+fn non_empty_or(value: &Option<String>, default: &str) -> String {
+    value
+        .clone()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.into())
+}
+
+/// The store's paths are absolute so the pointer's `cliEntry` is too, whatever the cwd.
+pub fn absolute(p: &str) -> PathBuf {
+    std::path::absolute(Path::new(p)).unwrap_or_else(|_| PathBuf::from(p))
+}
+
+impl Config {
+    /// Checks every option and fills in every default. The first option at fault, in the order
+    /// of [`Options`]' fields, is refused with `EINVALID_OPTION` naming it. Nothing of the
+    /// process environment is used but what `env` carries.
+    pub fn resolve(options: Options, env: &EnvDefaults) -> Result<Config, StageError> {
+        let o = &options;
+        let user_data = user_data_dir(&required("userData", &o.user_data)?)?;
+        let current_version = required("currentVersion", &o.current_version)?;
+        let native_deps_source = required("nativeDepsSource", &o.native_deps_source)?;
+        if native_deps_source.trim().is_empty() {
+            return Err(invalid("nativeDepsSource", "must be a non-empty path"));
+        }
+        // Fields are evaluated in the order written, which keeps the order of the checks.
+        Ok(Config {
+            user_data,
+            current_version,
+            native_deps_source: absolute(&native_deps_source),
+            registry: resolve_registry(o.registry.as_deref(), env)?,
+            package_name: non_empty_or(&o.package_name, DEFAULT_PACKAGE),
+            dist_tag: non_empty_or(&o.dist_tag, DEFAULT_TAG),
+            net: NetConfig::resolve(o, env)?,
+            limits: Limits::resolve(o)?,
+            trust: Trust::resolve(o, env)?,
+            provenance: Provenance::resolve(o)?,
+        })
+    }
+}
+
+/// The `registry` option, else the environment's, else the public registry; an empty or
+/// whitespace-only value counts as not given.
+fn resolve_registry(given: Option<&str>, env: &EnvDefaults) -> Result<String, StageError> {
+    let raw = given
+        .filter(|r| !r.trim().is_empty())
+        .or(env.registry.as_deref())
+        .unwrap_or(PUBLIC_REGISTRY);
+    normalize_registry(raw).map_err(|reason| invalid("registry", reason))
+}
+
+impl NetConfig {
+    /// Timeouts, retries, proxy, CAs, token and bandwidth cap. The proxy and the CAs are checked
+    /// when the client is built from them.
+    fn resolve(o: &Options, env: &EnvDefaults) -> Result<NetConfig, StageError> {
+        let defaults = NetConfig::default();
+        let timeout = |name, value: Option<f64>, default| match value {
+            Some(v) => timeout_ms(name, v),
+            None => Ok(default),
+        };
+        Ok(NetConfig {
+            total_timeout: timeout("timeoutMs", o.timeout_ms, defaults.total_timeout)?,
+            connect_timeout: timeout(
+                "connectTimeoutMs",
+                o.connect_timeout_ms,
+                defaults.connect_timeout,
+            )?,
+            idle_timeout: timeout("idleTimeoutMs", o.idle_timeout_ms, defaults.idle_timeout)?,
+            retries: match optional_whole("retries", o.retries, 0, MAX_RETRIES)? {
+                // At most MAX_RETRIES, so it fits.
+                Some(n) => n as u32,
+                None => defaults.retries,
+            },
+            proxy: o.proxy.clone(),
+            env_proxy: env.proxy.clone(),
+            ca: o.ca.clone().unwrap_or_default(),
+            auth_token: o.auth_token.clone().filter(|t| !t.is_empty()),
+            max_bytes_per_second: optional_whole(
+                "maxBytesPerSecond",
+                o.max_bytes_per_second,
+                1,
+                MAX_SAFE_INTEGER,
+            )?,
+            ..defaults
+        })
+    }
+}
+
+impl Limits {
+    /// The caps given, each a positive whole number; the unpacked size and entry count are
+    /// otherwise derived from the registry's hints when the tarball is known.
+    fn resolve(o: &Options) -> Result<Limits, StageError> {
+        let cap = |name, value| optional_whole(name, value, 1, MAX_SAFE_INTEGER);
+        Ok(Limits {
+            max_unpacked_bytes: cap("maxUnpackedBytes", o.max_unpacked_bytes)?,
+            max_entries: cap("maxEntries", o.max_entries)?,
+            max_document_bytes: cap("maxDocumentBytes", o.max_document_bytes)?
+                .unwrap_or(DEFAULT_MAX_DOCUMENT_BYTES),
+        })
+    }
+}
+
+impl Trust {
+    /// Cool-down, registry keys, signature requirement and the host's Node version, which
+    /// defaults to the one `env` carries.
+    fn resolve(o: &Options, env: &EnvDefaults) -> Result<Trust, StageError> {
+        let minutes = optional_whole(
+            "minReleaseAgeMinutes",
+            o.min_release_age_minutes,
+            0,
+            MAX_RELEASE_AGE_MINUTES,
+        )?;
+        Ok(Trust {
+            min_release_age: minutes
+                .filter(|m| *m > 0)
+                .map(|m| Duration::from_secs(m * 60)),
+            registry_keys: o.registry_keys.as_deref().map(registry_keys).transpose()?,
+            require_signatures: o.require_signatures.unwrap_or(false),
+            host_node_version: match &o.host_node_version {
+                Some(v) => Some(node_version(v)?),
+                None => env.host_node_version.clone(),
+            },
+        })
+    }
+}
+
+/// Each key checked as the registry's own key list is (a usable P-256 key, a date).
+fn registry_keys(keys: &[RegistryKeyInput]) -> Result<Vec<RegistryKey>, StageError> {
+    let text = |v: &Option<String>| match v {
+        Some(s) => serde_json::Value::String(s.clone()),
+        None => serde_json::Value::Null,
+    };
+    keys.iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let json = serde_json::json!({
+                "keyid": text(&k.keyid),
+                "keytype": text(&k.keytype),
+                "scheme": text(&k.scheme),
+                "key": text(&k.key),
+                "expires": text(&k.expires),
+            });
+            key_from_json(&json)
+                .map_err(|reason| invalid("registryKeys", format!("entry {i}: {reason}")))
+        })
+        .collect()
+}
+
+/// `hostNodeVersion`, with the `v` of `process.version` or a leading `=` allowed.
+fn node_version(raw: &str) -> Result<nodejs_semver::Version, StageError> {
+    nodejs_semver::Version::parse(raw.trim().trim_start_matches(['v', '=']))
+        .map_err(|_| invalid("hostNodeVersion", "must be a semver version"))
+}
+
+impl Provenance {
+    /// The policy, and the trust root its attestations are checked against. A given trust root is
+    /// checked even without a policy, so a bad one is refused whatever else is passed.
+    fn resolve(o: &Options) -> Result<Option<Provenance>, StageError> {
+        let policy = o.provenance.as_ref().map(policy).transpose()?;
+        let custom_root = o
+            .sigstore_trust_root
+            .as_deref()
+            .map(trust_root)
+            .transpose()?;
+        let Some(policy) = policy else {
+            return Ok(None);
+        };
+        let trust_root = match custom_root {
+            Some(root) => root,
+            // Parsed only when provenance is asked for: the default path pays nothing.
+            None => TrustRoot::public_good().map_err(|e| {
+                StageError::internal(format!("the embedded Sigstore trust root: {e}"))
+            })?,
+        };
+        Ok(Some(Provenance { policy, trust_root }))
+    }
+}
+
+/// `provenance`, checked as `Policy::new` checks it, the error naming the field at fault.
+fn policy(given: &ProvenanceInput) -> Result<Policy, StageError> {
+    let repository = given
+        .repository
+        .as_deref()
+        .ok_or_else(|| invalid("provenance.repository", "is required (a string)"))?;
+    Policy::new(repository, given.workflow_path.as_deref()).map_err(|(name, reason)| {
+        let full = match name {
+            "repository" => "provenance.repository",
+            _ => "provenance.workflowPath",
+        };
+        invalid(full, reason)
+    })
+}
+
+/// `sigstoreTrustRoot`: a `trusted_root.json`'s text, parsed now so a bad one is an option error.
+fn trust_root(text: &str) -> Result<TrustRoot, StageError> {
+    if text.len() > MAX_TRUST_ROOT_BYTES {
+        return Err(invalid(
+            "sigstoreTrustRoot",
+            format!("is over {MAX_TRUST_ROOT_BYTES} bytes"),
+        ));
+    }
+    TrustRoot::from_json(text).map_err(|reason| invalid("sigstoreTrustRoot", reason))
 }
 
 #[cfg(test)]
@@ -293,5 +564,385 @@ mod tests {
         assert_eq!(refused(user_data_dir("relative/dir")), "userData");
         let abs = std::env::temp_dir().join("ud");
         assert_eq!(user_data_dir(abs.to_str().unwrap()).unwrap(), abs);
+    }
+
+    /// The three options without a default.
+    fn given() -> Options {
+        Options {
+            user_data: Some(
+                std::env::temp_dir()
+                    .join("ud")
+                    .to_string_lossy()
+                    .into_owned(),
+            ),
+            current_version: Some("1.0.0".into()),
+            native_deps_source: Some("native".into()),
+            ..Options::default()
+        }
+    }
+
+    /// The three options without a default, with `change` made.
+    fn with(change: impl FnOnce(&mut Options)) -> Options {
+        let mut options = given();
+        change(&mut options);
+        options
+    }
+
+    /// The option `resolve` refuses and why.
+    fn refusal(options: Options) -> (&'static str, String) {
+        match Config::resolve(options, &EnvDefaults::default()) {
+            Err(StageError::InvalidOption { name, reason }) => (name, reason),
+            other => panic!("expected EINVALID_OPTION, got {other:?}"),
+        }
+    }
+
+    /// A P-256 public key, base64 of its SPKI DER.
+    const KEY: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEY6Ya7W++7aUPzvMTrezH6Ycx3c+HOKYCcNGybJZSCJq/fd7Qa8uuAKtdIkUQtQiEKERhAmE5lMMJhP8OkDOa2g==";
+
+    fn key(keyid: &str) -> RegistryKeyInput {
+        RegistryKeyInput {
+            keyid: Some(keyid.into()),
+            keytype: Some("ecdsa-sha2-nistp256".into()),
+            scheme: Some("ecdsa-sha2-nistp256".into()),
+            key: Some(KEY.into()),
+            expires: None,
+        }
+    }
+
+    /// A good key with one field changed.
+    fn key_with(change: fn(&mut RegistryKeyInput)) -> RegistryKeyInput {
+        let mut k = key("k");
+        change(&mut k);
+        k
+    }
+
+    fn provenance(repository: &str, workflow_path: Option<&str>) -> ProvenanceInput {
+        ProvenanceInput {
+            repository: Some(repository.into()),
+            workflow_path: workflow_path.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn resolve_fills_in_every_default() {
+        let c = Config::resolve(given(), &EnvDefaults::default()).unwrap();
+        assert_eq!(c.user_data, std::env::temp_dir().join("ud"));
+        assert_eq!(c.current_version, "1.0.0");
+        assert_eq!(c.native_deps_source, absolute("native"));
+        assert!(c.native_deps_source.is_absolute());
+        assert_eq!(c.registry, PUBLIC_REGISTRY);
+        assert_eq!(c.package_name, DEFAULT_PACKAGE);
+        assert_eq!(c.dist_tag, DEFAULT_TAG);
+        let net = NetConfig::default();
+        assert_eq!(c.net.total_timeout, Duration::from_secs(600));
+        assert_eq!(c.net.connect_timeout, Duration::from_secs(10));
+        assert_eq!(c.net.idle_timeout, Duration::from_secs(30));
+        assert_eq!(c.net.retries, 3);
+        assert_eq!(c.net.proxy, None);
+        assert!(c.net.ca.is_empty());
+        assert_eq!(c.net.auth_token, None);
+        assert_eq!(c.net.user_agent, net.user_agent);
+        assert_eq!(c.net.max_bytes_per_second, None);
+        assert_eq!(c.limits.max_unpacked_bytes, None);
+        assert_eq!(c.limits.max_entries, None);
+        assert_eq!(c.limits.max_document_bytes, DEFAULT_MAX_DOCUMENT_BYTES);
+        assert_eq!(c.trust.min_release_age, None);
+        assert!(c.trust.registry_keys.is_none());
+        assert!(!c.trust.require_signatures);
+        assert_eq!(c.trust.host_node_version, None);
+        assert!(c.provenance.is_none());
+    }
+
+    #[test]
+    fn resolve_takes_what_is_given() {
+        let options = Options {
+            registry: Some(" http://127.0.0.1:4873// ".into()),
+            package_name: Some("other".into()),
+            dist_tag: Some("next".into()),
+            timeout_ms: Some(1.0),
+            connect_timeout_ms: Some(2.0),
+            idle_timeout_ms: Some(MAX_TIMEOUT_MS as f64),
+            retries: Some(0.0),
+            proxy: Some("http://proxy:8080".into()),
+            ca: Some(vec!["PEM".into()]),
+            auth_token: Some("t".into()),
+            max_bytes_per_second: Some(1.0),
+            max_unpacked_bytes: Some(MAX_SAFE_INTEGER as f64),
+            max_entries: Some(7.0),
+            max_document_bytes: Some(1024.0),
+            min_release_age_minutes: Some(90.0),
+            registry_keys: Some(vec![RegistryKeyInput {
+                expires: Some("2030-01-01T00:00:00Z".into()),
+                ..key("k1")
+            }]),
+            require_signatures: Some(true),
+            host_node_version: Some(" v20.11.1".into()),
+            ..given()
+        };
+        let c = Config::resolve(options, &EnvDefaults::default()).unwrap();
+        assert_eq!(c.registry, "http://127.0.0.1:4873/");
+        assert_eq!(
+            (c.package_name.as_str(), c.dist_tag.as_str()),
+            ("other", "next")
+        );
+        assert_eq!(c.net.total_timeout, Duration::from_millis(1));
+        assert_eq!(c.net.connect_timeout, Duration::from_millis(2));
+        assert_eq!(c.net.idle_timeout, Duration::from_millis(MAX_TIMEOUT_MS));
+        assert_eq!(c.net.retries, 0);
+        assert_eq!(c.net.proxy.as_deref(), Some("http://proxy:8080"));
+        assert_eq!(c.net.ca, ["PEM"]);
+        assert_eq!(c.net.auth_token.as_deref(), Some("t"));
+        assert_eq!(c.net.max_bytes_per_second, Some(1));
+        assert_eq!(c.limits.max_unpacked_bytes, Some(MAX_SAFE_INTEGER));
+        assert_eq!(c.limits.max_entries, Some(7));
+        assert_eq!(c.limits.max_document_bytes, 1024);
+        assert_eq!(c.trust.min_release_age, Some(Duration::from_secs(90 * 60)));
+        let keys = c.trust.registry_keys.unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].keyid, "k1");
+        assert_eq!(
+            keys[0].expires,
+            crate::trust::rfc3339_ms("2030-01-01T00:00:00Z")
+        );
+        assert!(c.trust.require_signatures);
+        assert_eq!(
+            c.trust.host_node_version,
+            Some(nodejs_semver::Version::parse("20.11.1").unwrap())
+        );
+    }
+
+    #[test]
+    fn empty_strings_and_zero_mean_not_given() {
+        let options = Options {
+            registry: Some("  ".into()),
+            package_name: Some(String::new()),
+            dist_tag: Some(String::new()),
+            auth_token: Some(String::new()),
+            min_release_age_minutes: Some(0.0),
+            host_node_version: Some("=22.0.0".into()),
+            ..given()
+        };
+        let c = Config::resolve(options, &EnvDefaults::default()).unwrap();
+        assert_eq!(c.registry, PUBLIC_REGISTRY);
+        assert_eq!(c.package_name, DEFAULT_PACKAGE);
+        assert_eq!(c.dist_tag, DEFAULT_TAG);
+        assert_eq!(c.net.auth_token, None);
+        assert_eq!(c.trust.min_release_age, None);
+        assert_eq!(
+            c.trust.host_node_version,
+            Some(nodejs_semver::Version::parse("22.0.0").unwrap())
+        );
+    }
+
+    #[test]
+    fn the_environment_fills_in_what_is_not_given() {
+        let env = EnvDefaults {
+            registry: Some("https://mirror.example.com/npm".into()),
+            proxy: EnvProxy {
+                https: Some("http://p:1".into()),
+                http: None,
+                no_proxy: Some("localhost".into()),
+            },
+            host_node_version: Some(nodejs_semver::Version::parse("20.0.0").unwrap()),
+        };
+        let c = Config::resolve(given(), &env).unwrap();
+        assert_eq!(c.registry, "https://mirror.example.com/npm/");
+        assert_eq!(c.net.env_proxy.https.as_deref(), Some("http://p:1"));
+        assert_eq!(c.net.env_proxy.no_proxy.as_deref(), Some("localhost"));
+        assert_eq!(c.net.proxy, None);
+        assert_eq!(c.trust.host_node_version, env.host_node_version);
+        // What the caller gives wins over the environment.
+        let options = Options {
+            registry: Some("http://127.0.0.1:4873".into()),
+            host_node_version: Some("22.1.0".into()),
+            ..given()
+        };
+        let c = Config::resolve(options, &env).unwrap();
+        assert_eq!(c.registry, "http://127.0.0.1:4873/");
+        assert_eq!(
+            c.trust.host_node_version,
+            Some(nodejs_semver::Version::parse("22.1.0").unwrap())
+        );
+        // A bad registry from the environment is refused as the option would be.
+        let env = EnvDefaults {
+            registry: Some("ftp://mirror".into()),
+            ..EnvDefaults::default()
+        };
+        assert_eq!(refused(Config::resolve(given(), &env)), "registry");
+    }
+
+    #[test]
+    fn resolve_refuses_each_bad_option_by_name() {
+        type Change = fn(&mut Options);
+        let cases: [(Change, &str); 27] = [
+            (|o| o.user_data = None, "userData"),
+            (|o| o.user_data = Some("rel/dir".into()), "userData"),
+            (|o| o.current_version = None, "currentVersion"),
+            (|o| o.native_deps_source = None, "nativeDepsSource"),
+            (
+                |o| o.native_deps_source = Some(" ".into()),
+                "nativeDepsSource",
+            ),
+            (|o| o.registry = Some("ftp://x".into()), "registry"),
+            (|o| o.registry = Some("not a url".into()), "registry"),
+            (|o| o.timeout_ms = Some(0.0), "timeoutMs"),
+            (
+                |o| o.connect_timeout_ms = Some(f64::NAN),
+                "connectTimeoutMs",
+            ),
+            (|o| o.idle_timeout_ms = Some(1.5), "idleTimeoutMs"),
+            (|o| o.retries = Some(11.0), "retries"),
+            (|o| o.retries = Some(-1.0), "retries"),
+            (|o| o.max_bytes_per_second = Some(0.0), "maxBytesPerSecond"),
+            (
+                |o| o.max_unpacked_bytes = Some(2f64.powi(53)),
+                "maxUnpackedBytes",
+            ),
+            (|o| o.max_entries = Some(0.0), "maxEntries"),
+            (|o| o.max_document_bytes = Some(-5.0), "maxDocumentBytes"),
+            (
+                |o| o.min_release_age_minutes = Some((MAX_RELEASE_AGE_MINUTES + 1) as f64),
+                "minReleaseAgeMinutes",
+            ),
+            (
+                |o| o.registry_keys = Some(vec![key("k"), RegistryKeyInput::default()]),
+                "registryKeys",
+            ),
+            (
+                |o| o.registry_keys = Some(vec![key_with(|k| k.key = Some("AAAA".into()))]),
+                "registryKeys",
+            ),
+            (
+                |o| {
+                    o.registry_keys =
+                        Some(vec![key_with(|k| k.keytype = Some("ssh-ed25519".into()))])
+                },
+                "registryKeys",
+            ),
+            (
+                |o| o.registry_keys = Some(vec![key_with(|k| k.expires = Some("tomorrow".into()))]),
+                "registryKeys",
+            ),
+            (
+                |o| o.host_node_version = Some("twenty".into()),
+                "hostNodeVersion",
+            ),
+            (
+                |o| o.provenance = Some(ProvenanceInput::default()),
+                "provenance.repository",
+            ),
+            (
+                |o| o.provenance = Some(provenance("https://github.com/kanban-org/kanban", None)),
+                "provenance.repository",
+            ),
+            (
+                |o| o.provenance = Some(provenance("kanban-org/kanban", Some("publish.yml@main"))),
+                "provenance.workflowPath",
+            ),
+            (
+                |o| o.sigstore_trust_root = Some("not json".into()),
+                "sigstoreTrustRoot",
+            ),
+            (
+                |o| o.sigstore_trust_root = Some(" ".repeat(MAX_TRUST_ROOT_BYTES + 1)),
+                "sigstoreTrustRoot",
+            ),
+        ];
+        for (i, (change, name)) in cases.into_iter().enumerate() {
+            assert_eq!(refusal(with(change)).0, name, "case {i}");
+        }
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        type Change = fn(&mut Options);
+        let cases: [(Change, &str); 6] = [
+            (|o| o.current_version = None, "is required (a string)"),
+            (
+                |o| o.native_deps_source = Some(String::new()),
+                "must be a non-empty path",
+            ),
+            (
+                |o| o.retries = Some(11.0),
+                "must be a whole number from 0 to 10, got 11",
+            ),
+            (
+                |o| o.host_node_version = Some("x".into()),
+                "must be a semver version",
+            ),
+            (
+                |o| o.provenance = Some(ProvenanceInput::default()),
+                "is required (a string)",
+            ),
+            (
+                |o| o.sigstore_trust_root = Some(" ".repeat(MAX_TRUST_ROOT_BYTES + 1)),
+                "is over 1048576 bytes",
+            ),
+        ];
+        for (i, (change, reason)) in cases.into_iter().enumerate() {
+            assert_eq!(refusal(with(change)).1, reason, "case {i}");
+        }
+        let bad_second = with(|o| {
+            o.registry_keys = Some(vec![key("a"), key_with(|k| k.key = Some("%%%".into()))])
+        });
+        assert!(refusal(bad_second).1.starts_with("entry 1: "));
+    }
+
+    #[test]
+    fn the_first_option_at_fault_is_named() {
+        let first = |change: fn(&mut Options)| refusal(with(change)).0;
+        let relative_user_data = first(|o| {
+            o.user_data = Some("relative".into());
+            o.timeout_ms = Some(-1.0);
+            o.sigstore_trust_root = Some("{}".into());
+        });
+        assert_eq!(relative_user_data, "userData");
+        let retries = first(|o| {
+            o.retries = Some(99.0);
+            o.max_entries = Some(0.0);
+            o.host_node_version = Some("x".into());
+        });
+        assert_eq!(retries, "retries");
+        let no_repository = first(|o| {
+            o.provenance = Some(ProvenanceInput::default());
+            o.sigstore_trust_root = Some("{}".into());
+        });
+        assert_eq!(no_repository, "provenance.repository");
+    }
+
+    #[test]
+    fn provenance_takes_the_embedded_or_the_given_trust_root() {
+        let workflow = "./.github/workflows/publish.yml";
+        let policy = provenance("kanban-org/kanban", Some(workflow));
+        let c = Config::resolve(
+            Options {
+                provenance: Some(policy.clone()),
+                ..given()
+            },
+            &EnvDefaults::default(),
+        );
+        let p = c.unwrap().provenance.unwrap();
+        assert_eq!(p.policy.repository, "kanban-org/kanban");
+        assert_eq!(
+            p.policy.workflow_path.as_deref(),
+            Some(".github/workflows/publish.yml")
+        );
+        let root = include_str!("sigstore_trusted_root.json").to_string();
+        let options = Options {
+            provenance: Some(policy),
+            sigstore_trust_root: Some(root.clone()),
+            ..given()
+        };
+        let c = Config::resolve(options, &EnvDefaults::default()).unwrap();
+        assert!(c.provenance.is_some());
+        // A trust root alone is checked, and asks for nothing.
+        let options = Options {
+            sigstore_trust_root: Some(root),
+            ..given()
+        };
+        let c = Config::resolve(options, &EnvDefaults::default()).unwrap();
+        assert!(c.provenance.is_none());
+        let empty_root = with(|o| o.sigstore_trust_root = Some("{\"tlogs\":[]}".into()));
+        assert_eq!(refusal(empty_root).0, "sigstoreTrustRoot");
     }
 }

@@ -44,67 +44,95 @@ pub(crate) async fn open_tarball(
     kept: Option<Kept>,
     ctl: &Control,
 ) -> Result<Opened> {
-    let discard = || {
-        let (store, version) = (store.clone(), version.to_string());
-        blocking(move || resume::discard(&store, &version))
-    };
     if let Some(k) = kept {
-        let answer = http
-            .open_range(
-                url,
-                TARBALL_ACCEPT,
-                k.len,
-                k.sidecar.validator.header_value(),
-                ctl,
-            )
-            .await;
-        match answer {
-            Ok(resp) => {
-                let content_range = resp
-                    .headers()
-                    .get(reqwest::header::CONTENT_RANGE)
-                    .and_then(|v| v.to_str().ok());
-                let judged = resume::judge_range_answer(
-                    resp.status().as_u16(),
-                    content_range,
-                    validator_of(&resp).as_ref(),
-                    &k.sidecar,
-                    k.len,
-                );
-                match judged {
-                    RangeAnswer::Resumed => {
-                        let (store, version, sidecar) =
-                            (store.clone(), version.to_string(), k.sidecar.clone());
-                        blocking(move || resume::touch(&store, &version, &sidecar)).await?;
-                        return Ok(Opened {
-                            resp,
-                            replay: Some(k),
-                            keeping: true,
-                        });
-                    }
-                    RangeAnswer::WholeBody => {
-                        let keeping = start_keeping(store, version, url, integrity, &resp).await?;
-                        return Ok(Opened {
-                            resp,
-                            replay: None,
-                            keeping,
-                        });
-                    }
-                    RangeAnswer::Mismatch => discard().await?,
-                }
-            }
-            // The server cannot serve past the kept bytes (the tarball changed size): start over.
-            Err(StageError::Http { status: 416, .. }) => discard().await?,
-            Err(e) => return Err(e),
+        if let Some(opened) = open_rest(store, http, url, version, integrity, k, ctl).await? {
+            return Ok(opened);
         }
     }
     let resp = http.open(url, TARBALL_ACCEPT, ctl).await?;
+    whole_body(store, version, url, integrity, resp).await
+}
+
+/// Asks for the bytes after the kept ones `k`: the rest of the body, or the whole of it when
+/// the server sends it all; `None` when its answer does not line up with them, which are
+/// discarded.
+async fn open_rest(
+    store: &Store,
+    http: &Http,
+    url: &str,
+    version: &str,
+    integrity: &str,
+    k: Kept,
+    ctl: &Control,
+) -> Result<Option<Opened>> {
+    let if_range = k.sidecar.validator.header_value();
+    let resp = match http
+        .open_range(url, TARBALL_ACCEPT, k.len, if_range, ctl)
+        .await
+    {
+        Ok(resp) => resp,
+        // The server cannot serve past the kept bytes (the tarball changed size): start over.
+        Err(StageError::Http { status: 416, .. }) => {
+            discard_kept(store, version).await?;
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    match judge(&resp, &k) {
+        RangeAnswer::Resumed => {
+            let (store, version, sidecar) = (store.clone(), version.to_string(), k.sidecar.clone());
+            blocking(move || resume::touch(&store, &version, &sidecar)).await?;
+            Ok(Some(Opened {
+                resp,
+                replay: Some(k),
+                keeping: true,
+            }))
+        }
+        RangeAnswer::WholeBody => whole_body(store, version, url, integrity, resp)
+            .await
+            .map(Some),
+        RangeAnswer::Mismatch => {
+            discard_kept(store, version).await?;
+            Ok(None)
+        }
+    }
+}
+
+/// What the answer to a range request for the bytes after `k` means for them.
+fn judge(resp: &reqwest::Response, k: &Kept) -> RangeAnswer {
+    let content_range = resp
+        .headers()
+        .get(reqwest::header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok());
+    resume::judge_range_answer(
+        resp.status().as_u16(),
+        content_range,
+        validator_of(resp).as_ref(),
+        &k.sidecar,
+        k.len,
+    )
+}
+
+/// A response with the whole body, from byte 0; its bytes are kept when they can be resumed.
+async fn whole_body(
+    store: &Store,
+    version: &str,
+    url: &str,
+    integrity: &str,
+    resp: reqwest::Response,
+) -> Result<Opened> {
     let keeping = start_keeping(store, version, url, integrity, &resp).await?;
     Ok(Opened {
         resp,
         replay: None,
         keeping,
     })
+}
+
+/// Removes the kept bytes of `version`, on a blocking thread.
+pub(crate) async fn discard_kept(store: &Store, version: &str) -> Result<()> {
+    let (store, version) = (store.clone(), version.to_string());
+    blocking(move || resume::discard(&store, &version)).await
 }
 
 /// Starts keeping a whole-body response's bytes, when it has a validator to guard a resume

@@ -4,7 +4,6 @@
 //! are written, every path is sanitised and its top folder stripped, sizes and counts are capped,
 //! and every read or write error is fatal.
 
-use crate::config::{MAX_PATH_BYTES, MAX_PATH_DEPTH};
 use crate::error::{clip, Result, StageError};
 use crate::fsutil;
 use flate2::read::MultiGzDecoder;
@@ -13,6 +12,20 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use tar::EntryType;
+
+/// Hard ceilings whatever the registry claims: the runtime is ~60 MB in ~20 files today.
+pub const HARD_MAX_UNPACKED_BYTES: u64 = 1024 * 1024 * 1024;
+pub const HARD_MAX_ENTRIES: u64 = 100_000;
+/// Deepest path we accept; real packages stay under 20, and deep trees exhaust Windows' MAX_PATH.
+pub const MAX_PATH_DEPTH: usize = 32;
+/// Longest entry path in bytes; leaves room under Windows' 260-char MAX_PATH for userData.
+pub const MAX_PATH_BYTES: usize = 200;
+/// Largest PAX or GNU extension record read: real ones hold a path and a few times, well under
+/// 1 KiB; the cap is checked against the header before a byte of the body is buffered.
+pub const MAX_EXTENSION_BYTES: u64 = 64 * 1024;
+/// Longest path an extension may name, far past any real one (the sanitiser allows much less);
+/// only a bound on what is held in memory and quoted, the real path caps come after.
+pub const MAX_EXTENDED_PATH_BYTES: usize = 4096;
 
 /// Caps for one tarball.
 #[derive(Debug, Clone, Copy)]
@@ -74,6 +87,15 @@ pub fn extract_tgz<R: Read>(
     cancel: &AtomicBool,
 ) -> Result<Extracted> {
     fs::create_dir(dest).map_err(|e| StageError::io("creating", dest, e))?;
+    let mut archive = tar::Archive::new(inflate(src, limits));
+    let mut unpacker = Unpacker::new(dest, limits, bins, url, cancel);
+    unpacker.unpack_all(&mut archive)?;
+    drain(archive.into_inner(), url)?;
+    unpacker.finish()
+}
+
+/// The inflated stream of `src`, failing once it grows past what `limits` can account for.
+fn inflate<R: Read>(src: R, limits: ExtractLimits) -> CappedReader<MultiGzDecoder<R>> {
     // Headers, padding and PAX records cost at most a few KiB per entry on top of file bodies.
     let cap = limits
         .max_bytes
@@ -81,201 +103,341 @@ pub fn extract_tgz<R: Read>(
         .saturating_add(1 << 20);
     // Every gzip member, as npm and GNU tar read it: a tarball written as several concatenated
     // members (parallel compressors do this) is one archive, not its first piece.
-    let gz = MultiGzDecoder::new(src);
-    let mut archive = tar::Archive::new(CappedReader {
-        inner: gz,
+    CappedReader {
+        inner: MultiGzDecoder::new(src),
         read: 0,
         cap,
-    });
-    let archive_err = |e: io::Error| archive_error(url, e);
-    let mut stats = Extracted::default();
-    let mut entries_seen = 0u64;
-    let mut root: Option<Vec<u8>> = None;
-    let mut buf = vec![0u8; COPY_BUF];
-    let syncer = fsutil::Syncer::start();
+    }
+}
 
-    // Raw iteration: the tar crate would otherwise read GNU long names and PAX records into memory
-    // whole, whatever their size, before this loop could look at them.
-    let mut ext = Extensions::default();
-    for entry in archive.entries().map_err(archive_err)?.raw(true) {
-        let mut entry = entry.map_err(archive_err)?;
-        if cancel.load(Ordering::Relaxed) {
+/// Ok once the inflated stream and then the raw source are read to their ends.
+fn drain<R: Read>(mut capped: CappedReader<MultiGzDecoder<R>>, url: &str) -> Result<()> {
+    // Read the inflated stream to its end: the gzip trailer's CRC and length are only checked
+    // there, and a truncated stream must fail here rather than stage a runtime.
+    io::copy(&mut capped, &mut io::sink()).map_err(|e| archive_error(url, e))?;
+    let mut raw = capped.inner.into_inner();
+    // Drain anything the decoder left unread: the download must end for its hash to be checked.
+    io::copy(&mut raw, &mut io::sink()).map_err(|e| archive_error(url, e))?;
+    Ok(())
+}
+
+/// One extraction's settings and what it has written so far.
+struct Unpacker<'a> {
+    dest: &'a Path,
+    limits: ExtractLimits,
+    bins: &'a [String],
+    url: &'a str,
+    cancel: &'a AtomicBool,
+    stats: Extracted,
+    entries_seen: u64,
+    /// The top folder every entry must share, once the first entry named it.
+    root: Option<Vec<u8>>,
+    buf: Vec<u8>,
+    syncer: fsutil::Syncer,
+}
+
+impl<'a> Unpacker<'a> {
+    /// An unpacker writing below `dest`, its flush thread started.
+    fn new(
+        dest: &'a Path,
+        limits: ExtractLimits,
+        bins: &'a [String],
+        url: &'a str,
+        cancel: &'a AtomicBool,
+    ) -> Self {
+        Unpacker {
+            dest,
+            limits,
+            bins,
+            url,
+            cancel,
+            stats: Extracted::default(),
+            entries_seen: 0,
+            root: None,
+            buf: vec![0u8; COPY_BUF],
+            syncer: fsutil::Syncer::start(),
+        }
+    }
+
+    /// What was written, once every file is flushed.
+    fn finish(self) -> Result<Extracted> {
+        self.syncer.finish()?;
+        Ok(self.stats)
+    }
+
+    /// Ok once every entry of `archive` is written and no extension header is left dangling.
+    fn unpack_all<R: Read>(&mut self, archive: &mut tar::Archive<R>) -> Result<()> {
+        let url = self.url;
+        let archive_err = |e: io::Error| archive_error(url, e);
+        // Raw iteration: the tar crate would otherwise read GNU long names and PAX records into
+        // memory whole, whatever their size, before this loop could look at them.
+        let mut ext = Extensions::default();
+        for entry in archive.entries().map_err(archive_err)?.raw(true) {
+            let mut entry = entry.map_err(archive_err)?;
+            self.check_cancel()?;
+            let kind = entry.header().entry_type();
+            let is_extension = matches!(
+                kind,
+                EntryType::GNULongName | EntryType::GNULongLink | EntryType::XHeader
+            );
+            // Global PAX headers are counted like entries: nothing else bounds how many there are.
+            if !is_extension {
+                self.count_entry()?;
+            }
+            if is_extension || kind == EntryType::XGlobalHeader {
+                ext.read(&mut entry, url)?;
+                continue;
+            }
+            self.unpack_entry(&mut entry, kind, std::mem::take(&mut ext))?;
+        }
+        if ext.is_pending() {
+            return Err(StageError::BadArchive {
+                url: url.into(),
+                reason: "a long-name or PAX header describes no entry".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Ok unless the caller asked to stop.
+    fn check_cancel(&self) -> Result<()> {
+        if self.cancel.load(Ordering::Relaxed) {
             return Err(StageError::Aborted);
         }
-        let kind = entry.header().entry_type();
-        let is_extension = matches!(
-            kind,
-            EntryType::GNULongName | EntryType::GNULongLink | EntryType::XHeader
-        );
-        // Global PAX headers are counted like entries: nothing else bounds how many there are.
-        if !is_extension {
-            entries_seen += 1;
-            if entries_seen > limits.max_entries {
-                return Err(StageError::TooLarge {
-                    url: url.into(),
-                    limit: "entries",
-                    reason: format!("more than {} entries", limits.max_entries),
-                });
-            }
+        Ok(())
+    }
+
+    /// Ok while the entries counted so far, this one included, are within the cap.
+    fn count_entry(&mut self) -> Result<()> {
+        self.entries_seen += 1;
+        let max = self.limits.max_entries;
+        if self.entries_seen > max {
+            return Err(too_large(
+                self.url,
+                "entries",
+                format!("more than {max} entries"),
+            ));
         }
-        if is_extension || kind == EntryType::XGlobalHeader {
-            ext.read(&mut entry, url)?;
-            continue;
-        }
-        let ext = std::mem::take(&mut ext);
-        let raw_path = match (ext.long_name, ext.pax_path) {
-            (Some(p), None) | (None, Some(p)) => p,
-            (None, None) => entry.path_bytes().into_owned(),
-            (Some(p), Some(_)) => {
-                return Err(StageError::UnsafeEntry {
-                    url: url.into(),
-                    entry: clip(&String::from_utf8_lossy(&p)),
-                    reason: "both a GNU long name and a PAX path name this entry".into(),
-                })
-            }
-        };
+        Ok(())
+    }
+
+    /// Ok once a file or folder entry, named as `ext` says, is written (or skipped: the top
+    /// folder itself).
+    fn unpack_entry<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        kind: EntryType,
+        ext: Extensions,
+    ) -> Result<()> {
+        let url = self.url;
+        let raw_path = entry_path(entry, ext.long_name, ext.pax_path, url)?;
         let shown = clip(&String::from_utf8_lossy(&raw_path));
-        let unsafe_entry = |reason: &str| StageError::UnsafeEntry {
-            url: url.into(),
-            entry: shown.clone(),
-            reason: reason.into(),
+        check_kind(kind, url, &shown)?;
+        check_pax_size(entry.header(), ext.pax_size, url, &shown)?;
+        self.check_root(&raw_path, &shown)?;
+        let Some(rel) = relative_path(&raw_path, url, &shown)? else {
+            return Ok(());
         };
-        match kind {
-            EntryType::Regular | EntryType::Continuous | EntryType::Directory => {}
-            EntryType::Symlink => return Err(unsafe_entry("symbolic links are not allowed")),
-            EntryType::Link => return Err(unsafe_entry("hard links are not allowed")),
-            other => {
-                return Err(unsafe_entry(&format!(
-                    "entry type {other:?} is not a regular file or directory"
-                )))
-            }
+        // No link can exist below `dest`: it was created empty and only regular files and
+        // directories are ever written, so joining a sanitised relative path stays inside it.
+        let target = self.dest.join(&rel);
+        if kind == EntryType::Directory {
+            return fs::create_dir_all(&target).map_err(|e| self.clash(&rel, &target, e));
         }
-        // A PAX size that differs from the header's lets two tar readers see two different
-        // archives (one reads the hidden bytes as more entries); refuse the ambiguity. The body
-        // is read by the header's size, which is then the only one.
-        let header_size = entry.header().entry_size().map_err(archive_err)?;
-        if let Some(pax_size) = ext.pax_size {
-            if pax_size != header_size {
-                return Err(unsafe_entry(&format!(
-                    "PAX size {pax_size} disagrees with the header's {header_size}"
-                )));
-            }
-        }
-        let top = top_component(&raw_path);
-        match &root {
-            None => root = Some(top.to_vec()),
+        self.write_file(entry, &rel, target, &shown)
+    }
+
+    /// Ok when the entry's top folder is the one every earlier entry had.
+    fn check_root(&mut self, raw_path: &[u8], shown: &str) -> Result<()> {
+        let top = top_component(raw_path);
+        match &self.root {
+            None => self.root = Some(top.to_vec()),
             // Two top folders would both be stripped onto one tree, one silently overwriting
             // the other's files; npm packages have exactly one.
             Some(r) if r.as_slice() != top => {
-                return Err(unsafe_entry("the tarball has more than one top folder"))
+                return Err(unsafe_entry(
+                    self.url,
+                    shown,
+                    "the tarball has more than one top folder",
+                ))
             }
             Some(_) => {}
         }
-        let rel = match sanitize(&raw_path) {
-            Ok(Some(rel)) => rel,
-            Ok(None) => continue, // the top folder itself
-            Err(PathProblem::Unsafe(reason)) => return Err(unsafe_entry(&reason)),
-            Err(PathProblem::TooLarge(reason)) => {
-                return Err(StageError::TooLarge {
-                    url: url.into(),
-                    limit: "path",
-                    reason: format!("entry `{shown}`: {reason}"),
-                })
-            }
-        };
-        // No link can exist below `dest`: it was created empty above and only regular files and
-        // directories are ever written, so joining a sanitised relative path stays inside it.
-        let target = dest.join(&rel);
+        Ok(())
+    }
 
+    /// The error for a failed creation of `target`: the package's when a file and a folder
+    /// claim one name, else the disk's.
+    fn clash(&self, rel: &Path, target: &Path, e: io::Error) -> StageError {
         // A name that is a file in one entry and a folder in another is the package's fault;
         // the file system's refusal is reported as such, not as a disk failure.
-        let clash = |e: io::Error| match kind_clash(dest, &rel) {
-            Some(name) => StageError::UnsafeEntry {
-                url: url.into(),
-                entry: clip(&name),
-                reason: "a file and a folder of the same name".into(),
-            },
-            None => StageError::io("creating", &target, e),
-        };
-        if kind == EntryType::Directory {
-            fs::create_dir_all(&target).map_err(clash)?;
-            continue;
+        match kind_clash(self.dest, rel) {
+            Some(name) => unsafe_entry(
+                self.url,
+                &clip(&name),
+                "a file and a folder of the same name",
+            ),
+            None => StageError::io("creating", target, e),
         }
+    }
 
+    /// Ok once the entry's body is written whole to `target` and queued for flushing.
+    fn write_file<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        rel: &Path,
+        target: PathBuf,
+        shown: &str,
+    ) -> Result<()> {
         let size = entry.size();
-        if stats.bytes.saturating_add(size) > limits.max_bytes {
-            return Err(StageError::TooLarge {
-                url: url.into(),
-                limit: "unpackedBytes",
-                reason: format!("unpacked size exceeds {} bytes", limits.max_bytes),
-            });
-        }
+        self.check_room(size)?;
         if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent).map_err(clash)?;
+            fs::create_dir_all(parent).map_err(|e| self.clash(rel, &target, e))?;
         }
-        let rel_str = rel.to_string_lossy().replace('\\', "/");
-        let executable = entry
-            .header()
-            .mode()
-            .map(|m| m & 0o111 != 0)
-            .unwrap_or(false)
-            || bins.contains(&rel_str);
+        let executable = is_executable(entry.header(), rel, self.bins);
         let mut file = open_for_write(&target, executable).map_err(|e| match e {
-            StageError::Io { .. } if kind_clash(dest, &rel).is_some() => {
-                clash(io::ErrorKind::AlreadyExists.into())
+            StageError::Io { .. } if kind_clash(self.dest, rel).is_some() => {
+                self.clash(rel, &target, io::ErrorKind::AlreadyExists.into())
             }
             e => e,
         })?;
-        let mut written = 0u64;
-        loop {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(StageError::Aborted);
-            }
-            let n = entry.read(&mut buf).map_err(archive_err)?;
-            if n == 0 {
-                break;
-            }
-            file.write_all(&buf[..n])
-                .map_err(|e| StageError::io("writing", &target, e))?;
-            written += n as u64;
-        }
+        let written = self.copy_body(entry, &mut file, &target)?;
         if written != size {
             return Err(StageError::BadArchive {
-                url: url.into(),
+                url: self.url.into(),
                 reason: format!("entry `{shown}` declares {size} bytes but holds {written}"),
             });
         }
         // Flushed before the folder is renamed into place: a power cut must not leave a
         // named version with empty files. The flush runs beside the next entries' writes.
-        syncer.push(file, target);
-        stats.files += 1;
-        stats.bytes += written;
+        self.syncer.push(file, target);
+        self.stats.files += 1;
+        self.stats.bytes += written;
+        Ok(())
     }
 
-    if ext.is_pending() {
-        return Err(StageError::BadArchive {
-            url: url.into(),
-            reason: "a long-name or PAX header describes no entry".into(),
-        });
+    /// Ok while `size` more bytes keep the unpacked total within the cap.
+    fn check_room(&self, size: u64) -> Result<()> {
+        let max = self.limits.max_bytes;
+        if self.stats.bytes.saturating_add(size) > max {
+            let reason = format!("unpacked size exceeds {max} bytes");
+            return Err(too_large(self.url, "unpackedBytes", reason));
+        }
+        Ok(())
     }
 
-    // Read the inflated stream to its end: the gzip trailer's CRC and length are only checked
-    // there, and a truncated stream must fail here rather than stage a runtime.
-    let mut capped = archive.into_inner();
-    io::copy(&mut capped, &mut io::sink()).map_err(archive_err)?;
-    let mut raw = capped.inner.into_inner();
-    // Drain anything the decoder left unread: the download must end for its hash to be checked.
-    io::copy(&mut raw, &mut io::sink()).map_err(archive_err)?;
-    syncer.finish()?;
-    Ok(stats)
+    /// How many bytes of the entry's body were copied into `file`, polling for cancellation
+    /// between chunks.
+    fn copy_body<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        file: &mut File,
+        target: &Path,
+    ) -> Result<u64> {
+        let mut written = 0u64;
+        loop {
+            self.check_cancel()?;
+            let n = entry
+                .read(&mut self.buf)
+                .map_err(|e| archive_error(self.url, e))?;
+            if n == 0 {
+                return Ok(written);
+            }
+            file.write_all(&self.buf[..n])
+                .map_err(|e| StageError::io("writing", target, e))?;
+            written += n as u64;
+        }
+    }
 }
 
-/// Largest PAX or GNU extension record read: real ones hold a path and a few times, well under
-/// 1 KiB; the cap is checked against the header before a byte of the body is buffered.
-pub const MAX_EXTENSION_BYTES: u64 = 64 * 1024;
-/// Longest path an extension may name, far past any real one (the sanitiser allows much less);
-/// only a bound on what is held in memory and quoted, the real path caps come after.
-pub const MAX_EXTENDED_PATH_BYTES: usize = 4096;
+/// The entry's raw path: a GNU long name's or a PAX path's if one came before it, else the
+/// header's own.
+fn entry_path<R: Read>(
+    entry: &tar::Entry<'_, R>,
+    long_name: Option<Vec<u8>>,
+    pax_path: Option<Vec<u8>>,
+    url: &str,
+) -> Result<Vec<u8>> {
+    match (long_name, pax_path) {
+        (Some(p), None) | (None, Some(p)) => Ok(p),
+        (None, None) => Ok(entry.path_bytes().into_owned()),
+        (Some(p), Some(_)) => Err(unsafe_entry(
+            url,
+            &clip(&String::from_utf8_lossy(&p)),
+            "both a GNU long name and a PAX path name this entry",
+        )),
+    }
+}
+
+/// Ok for a regular file or a folder; links and every other kind are refused.
+fn check_kind(kind: EntryType, url: &str, shown: &str) -> Result<()> {
+    match kind {
+        EntryType::Regular | EntryType::Continuous | EntryType::Directory => Ok(()),
+        EntryType::Symlink => Err(unsafe_entry(url, shown, "symbolic links are not allowed")),
+        EntryType::Link => Err(unsafe_entry(url, shown, "hard links are not allowed")),
+        other => Err(unsafe_entry(
+            url,
+            shown,
+            &format!("entry type {other:?} is not a regular file or directory"),
+        )),
+    }
+}
+
+/// Ok when the entry has no PAX size or one equal to its header's.
+fn check_pax_size(
+    header: &tar::Header,
+    pax_size: Option<u64>,
+    url: &str,
+    shown: &str,
+) -> Result<()> {
+    // A PAX size that differs from the header's lets two tar readers see two different
+    // archives (one reads the hidden bytes as more entries); refuse the ambiguity. The body
+    // is read by the header's size, which is then the only one.
+    let header_size = header.entry_size().map_err(|e| archive_error(url, e))?;
+    match pax_size {
+        Some(pax_size) if pax_size != header_size => Err(unsafe_entry(
+            url,
+            shown,
+            &format!("PAX size {pax_size} disagrees with the header's {header_size}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The sanitised path below the destination, `None` for the top folder itself.
+fn relative_path(raw_path: &[u8], url: &str, shown: &str) -> Result<Option<PathBuf>> {
+    match sanitize(raw_path) {
+        Ok(rel) => Ok(rel),
+        Err(PathProblem::Unsafe(reason)) => Err(unsafe_entry(url, shown, &reason)),
+        Err(PathProblem::TooLarge(reason)) => {
+            Err(too_large(url, "path", format!("entry `{shown}`: {reason}")))
+        }
+    }
+}
+
+/// Whether the file gets the executable bit: any execute bit in its header, or named in `bins`.
+fn is_executable(header: &tar::Header, rel: &Path, bins: &[String]) -> bool {
+    let rel_str = rel.to_string_lossy().replace('\\', "/");
+    header.mode().map(|m| m & 0o111 != 0).unwrap_or(false) || bins.contains(&rel_str)
+}
+
+/// An `ETOO_LARGE` error for the cap named `limit`.
+fn too_large(url: &str, limit: &'static str, reason: String) -> StageError {
+    StageError::TooLarge {
+        url: url.into(),
+        limit,
+        reason,
+    }
+}
+
+/// An `EUNSAFE_ENTRY` error quoting `entry` (already clipped).
+fn unsafe_entry(url: &str, entry: &str, reason: &str) -> StageError {
+    StageError::UnsafeEntry {
+        url: url.into(),
+        entry: entry.into(),
+        reason: reason.into(),
+    }
+}
 
 /// What GNU long-name and PAX headers say about the next entry, applied to it here rather than by
 /// the tar crate, so their sizes are checked before their bodies are read.
@@ -302,28 +464,22 @@ impl Extensions {
             .header()
             .entry_size()
             .map_err(|e| archive_error(url, e))?;
-        let is_name = matches!(kind, EntryType::GNULongName | EntryType::GNULongLink);
-        // A long name's body is the name itself (plus a NUL), so it gets the path bound.
-        let cap = if is_name {
-            MAX_EXTENDED_PATH_BYTES as u64 + 1
-        } else {
-            MAX_EXTENSION_BYTES
-        };
-        if size > cap {
-            return Err(StageError::TooLarge {
-                url: url.into(),
-                limit: "extensionHeader",
-                reason: format!(
-                    "the {} header `{header_name}` holds {size} bytes, more than {cap}",
-                    kind_name(kind)
-                ),
-            });
+        check_extension_size(kind, size, &header_name, url)?;
+        self.check_first(kind, &header_name, url)?;
+        let body = read_body(entry, size, url)?;
+        match kind {
+            EntryType::GNULongName => self.long_name = Some(trim_nuls(body)),
+            EntryType::GNULongLink => self.long_link = Some(trim_nuls(body)),
+            _ => {
+                let global = kind == EntryType::XGlobalHeader;
+                self.read_pax(&body, global, &header_name, url)?;
+            }
         }
-        let unsafe_entry = |reason: &str| StageError::UnsafeEntry {
-            url: url.into(),
-            entry: header_name.clone(),
-            reason: reason.into(),
-        };
+        Ok(())
+    }
+
+    /// Ok unless a header of this kind already describes the coming entry.
+    fn check_first(&self, kind: EntryType, header_name: &str, url: &str) -> Result<()> {
         let twice = match kind {
             EntryType::GNULongName => self.long_name.is_some(),
             EntryType::GNULongLink => self.long_link.is_some(),
@@ -332,39 +488,19 @@ impl Extensions {
         };
         // Readers disagree on which of two such headers wins; refuse the ambiguity.
         if twice {
-            return Err(unsafe_entry(&format!(
-                "two {} headers describe one entry",
-                kind_name(kind)
-            )));
-        }
-        let mut body = Vec::with_capacity(size as usize);
-        entry
-            .take(size)
-            .read_to_end(&mut body)
-            .map_err(|e| archive_error(url, e))?;
-        if body.len() as u64 != size {
-            return Err(archive_error(
+            return Err(unsafe_entry(
                 url,
-                io::Error::from(io::ErrorKind::UnexpectedEof),
+                header_name,
+                &format!("two {} headers describe one entry", kind_name(kind)),
             ));
         }
-        match kind {
-            EntryType::GNULongName | EntryType::GNULongLink => {
-                while body.last() == Some(&0) {
-                    body.pop();
-                }
-                if kind == EntryType::GNULongName {
-                    self.long_name = Some(body);
-                } else {
-                    self.long_link = Some(body);
-                }
-                return Ok(());
-            }
-            _ => {}
-        }
-        let global = kind == EntryType::XGlobalHeader;
+        Ok(())
+    }
+
+    /// Ok once every record of a PAX header's body is applied (or ignored: most keys are).
+    fn read_pax(&mut self, body: &[u8], global: bool, header_name: &str, url: &str) -> Result<()> {
         self.pax_seen |= !global;
-        for record in tar::PaxExtensions::new(&body) {
+        for record in tar::PaxExtensions::new(body) {
             let record = record.map_err(|_| StageError::BadArchive {
                 url: url.into(),
                 reason: format!("malformed PAX record in `{header_name}`"),
@@ -372,40 +508,97 @@ impl Extensions {
             let (key, value) = (record.key_bytes(), record.value_bytes());
             if matches!(key, b"path" | b"linkpath" | b"size") && global {
                 // Readers disagree on whether a global path or size applies to every entry.
-                return Err(unsafe_entry(&format!(
-                    "a global PAX header sets `{}`",
-                    String::from_utf8_lossy(key)
-                )));
+                return Err(unsafe_entry(
+                    url,
+                    header_name,
+                    &format!(
+                        "a global PAX header sets `{}`",
+                        String::from_utf8_lossy(key)
+                    ),
+                ));
             }
-            match key {
-                b"path" | b"linkpath" if value.len() > MAX_EXTENDED_PATH_BYTES => {
-                    return Err(StageError::TooLarge {
-                        url: url.into(),
-                        limit: "path",
-                        reason: format!(
-                            "PAX `{}` is {} bytes, more than {MAX_EXTENDED_PATH_BYTES}",
-                            String::from_utf8_lossy(key),
-                            value.len()
-                        ),
-                    });
-                }
-                b"path" => self.pax_path = Some(value.to_vec()),
-                // Links are refused whatever their target; the target itself is not needed.
-                b"linkpath" => {}
-                b"size" => {
-                    let size = std::str::from_utf8(value)
-                        .ok()
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .ok_or_else(|| unsafe_entry("PAX size is not a number"))?;
-                    self.pax_size = Some(size);
-                }
-                _ => {}
+            self.apply_pax(key, value, header_name, url)?;
+        }
+        Ok(())
+    }
+
+    /// Ok once one PAX record of an entry's own header is applied: its path or size.
+    fn apply_pax(&mut self, key: &[u8], value: &[u8], header_name: &str, url: &str) -> Result<()> {
+        match key {
+            b"path" | b"linkpath" if value.len() > MAX_EXTENDED_PATH_BYTES => {
+                return Err(too_large(
+                    url,
+                    "path",
+                    format!(
+                        "PAX `{}` is {} bytes, more than {MAX_EXTENDED_PATH_BYTES}",
+                        String::from_utf8_lossy(key),
+                        value.len()
+                    ),
+                ));
             }
+            b"path" => self.pax_path = Some(value.to_vec()),
+            // Links are refused whatever their target; the target itself is not needed.
+            b"linkpath" => {}
+            b"size" => {
+                let size = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .ok_or_else(|| unsafe_entry(url, header_name, "PAX size is not a number"))?;
+                self.pax_size = Some(size);
+            }
+            _ => {}
         }
         Ok(())
     }
 }
 
+/// Ok when an extension header's declared size is within its cap, before a byte of it is read.
+fn check_extension_size(kind: EntryType, size: u64, header_name: &str, url: &str) -> Result<()> {
+    let is_name = matches!(kind, EntryType::GNULongName | EntryType::GNULongLink);
+    // A long name's body is the name itself (plus a NUL), so it gets the path bound.
+    let cap = if is_name {
+        MAX_EXTENDED_PATH_BYTES as u64 + 1
+    } else {
+        MAX_EXTENSION_BYTES
+    };
+    if size > cap {
+        return Err(too_large(
+            url,
+            "extensionHeader",
+            format!(
+                "the {} header `{header_name}` holds {size} bytes, more than {cap}",
+                kind_name(kind)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The extension header's body, exactly `size` bytes (already checked against its cap).
+fn read_body<R: Read>(entry: &mut tar::Entry<'_, R>, size: u64, url: &str) -> Result<Vec<u8>> {
+    let mut body = Vec::with_capacity(size as usize);
+    entry
+        .take(size)
+        .read_to_end(&mut body)
+        .map_err(|e| archive_error(url, e))?;
+    if body.len() as u64 != size {
+        return Err(archive_error(
+            url,
+            io::Error::from(io::ErrorKind::UnexpectedEof),
+        ));
+    }
+    Ok(body)
+}
+
+/// A GNU long name or link without the NULs that end it.
+fn trim_nuls(mut body: Vec<u8>) -> Vec<u8> {
+    while body.last() == Some(&0) {
+        body.pop();
+    }
+    body
+}
+
+/// How an extension header's kind is named in errors.
 fn kind_name(kind: EntryType) -> &'static str {
     match kind {
         EntryType::GNULongName => "GNU long-name",
@@ -490,11 +683,7 @@ fn open_for_write(target: &Path, executable: bool) -> Result<File> {
 
 fn archive_error(url: &str, e: io::Error) -> StageError {
     if let Some(limit) = e.get_ref().and_then(|i| i.downcast_ref::<LimitExceeded>()) {
-        return StageError::TooLarge {
-            url: url.into(),
-            limit: "inflatedBytes",
-            reason: limit.to_string(),
-        };
+        return too_large(url, "inflatedBytes", limit.to_string());
     }
     let reason = match e.kind() {
         io::ErrorKind::UnexpectedEof => "the stream ends early (truncated)".to_string(),
@@ -645,6 +834,26 @@ mod tests {
         b.into_inner().unwrap().finish().unwrap()
     }
 
+    /// An ungzipped tar of regular files, written by the tar crate's own builder.
+    fn plain_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, body) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(body.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, path, *body).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    /// `bytes` as one gzip member.
+    fn gzip(bytes: &[u8], level: Compression) -> Vec<u8> {
+        let mut enc = GzEncoder::new(Vec::new(), level);
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
     const LIMITS: ExtractLimits = ExtractLimits {
         max_bytes: 1 << 20,
         max_entries: 100,
@@ -659,6 +868,28 @@ mod tests {
             "http://t/x.tgz",
             &AtomicBool::new(false),
         )
+    }
+
+    /// The error extracting `data` into a fresh folder ends with; the test fails if it succeeds.
+    fn refusal(data: &[u8]) -> StageError {
+        let tmp = tempfile::tempdir().unwrap();
+        run(data, &tmp.path().join("a")).unwrap_err()
+    }
+
+    /// The cap an `ETOO_LARGE` error names, `None` for any other error.
+    fn cap_hit(err: &StageError) -> Option<&'static str> {
+        match err {
+            StageError::TooLarge { limit, .. } => Some(limit),
+            _ => None,
+        }
+    }
+
+    /// The error extracting `data` with no bins under `limits` ends with, the cancel flag already
+    /// set when `cancelled`; the test fails if it succeeds.
+    fn refusal_with(data: &[u8], limits: ExtractLimits, cancelled: bool) -> StageError {
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = tmp.path().join("a");
+        extract_tgz(data, &dest, limits, &[], "u", &AtomicBool::new(cancelled)).unwrap_err()
     }
 
     #[test]
@@ -723,18 +954,13 @@ mod tests {
 
     #[test]
     fn caps_size_entries_and_depth() {
-        let tmp = tempfile::tempdir().unwrap();
         let big = vec![0u8; (LIMITS.max_bytes + 1) as usize];
         let data = tgz(&[("package/big", EntryType::Regular, &big)]);
-        let err = run(&data, &tmp.path().join("a")).unwrap_err();
-        assert_eq!(err.code(), "ETOO_LARGE");
+        assert_eq!(refusal(&data).code(), "ETOO_LARGE");
 
         let deep = format!("package/{}f", "d/".repeat(MAX_PATH_DEPTH + 1));
         let data = tgz(&[(&deep, EntryType::Regular, b"x")]);
-        assert_eq!(
-            run(&data, &tmp.path().join("b")).unwrap_err().code(),
-            "ETOO_LARGE"
-        );
+        assert_eq!(refusal(&data).code(), "ETOO_LARGE");
 
         let names: Vec<String> = (0..=LIMITS.max_entries)
             .map(|i| format!("package/{i}"))
@@ -744,88 +970,49 @@ mod tests {
             .map(|n| (n.as_str(), EntryType::Regular, &b""[..]))
             .collect();
         let data = tgz(&entries);
-        assert_eq!(
-            run(&data, &tmp.path().join("c")).unwrap_err().code(),
-            "ETOO_LARGE"
-        );
+        assert_eq!(refusal(&data).code(), "ETOO_LARGE");
     }
 
     #[test]
     fn truncated_and_corrupt_streams_fail() {
-        let tmp = tempfile::tempdir().unwrap();
         let data = tgz(&[("package/a", EntryType::Regular, &[7u8; 50_000])]);
         let cut = &data[..data.len() - 10];
-        assert_eq!(
-            run(cut, &tmp.path().join("a")).unwrap_err().code(),
-            "EBADARCHIVE"
-        );
+        assert_eq!(refusal(cut).code(), "EBADARCHIVE");
         let mut flipped = data.clone();
         let mid = flipped.len() / 2;
         flipped[mid] ^= 0xff;
-        let err = run(&flipped, &tmp.path().join("b")).unwrap_err();
+        let err = refusal(&flipped);
         assert!(matches!(err.code(), "EBADARCHIVE" | "ETOO_LARGE"), "{err}");
     }
 
     #[test]
     fn gzip_bomb_stops_at_the_cap() {
         // A single entry claiming a small size followed by a long run of zeros after the archive.
-        let mut tar_bytes = Vec::new();
-        {
-            let mut b = tar::Builder::new(&mut tar_bytes);
-            let mut h = tar::Header::new_gnu();
-            h.set_size(1);
-            h.set_cksum();
-            b.append_data(&mut h, "package/a", &b"x"[..]).unwrap();
-            b.finish().unwrap();
-        }
+        let mut tar_bytes = plain_tar(&[("package/a", b"x")]);
         tar_bytes.resize(tar_bytes.len() + (LIMITS.max_bytes as usize) * 3, 0);
-        let mut enc = GzEncoder::new(Vec::new(), Compression::best());
-        enc.write_all(&tar_bytes).unwrap();
-        let data = enc.finish().unwrap();
-        let tmp = tempfile::tempdir().unwrap();
+        let data = gzip(&tar_bytes, Compression::best());
         let small = ExtractLimits {
             max_bytes: 1 << 20,
             max_entries: 1,
         };
-        let err = extract_tgz(
-            &data[..],
-            &tmp.path().join("a"),
-            small,
-            &[],
-            "u",
-            &AtomicBool::new(false),
-        )
-        .unwrap_err();
+        let err = refusal_with(&data, small, false);
         assert_eq!(err.code(), "ETOO_LARGE");
     }
 
     #[test]
     fn cancel_stops_extraction() {
-        let tmp = tempfile::tempdir().unwrap();
         let data = tgz(&[("package/a", EntryType::Regular, b"x")]);
-        let err = extract_tgz(
-            &data[..],
-            &tmp.path().join("a"),
-            LIMITS,
-            &[],
-            "u",
-            &AtomicBool::new(true),
-        )
-        .unwrap_err();
+        let err = refusal_with(&data, LIMITS, true);
         assert_eq!(err.code(), "EABORTED");
     }
 
     #[test]
     fn refuses_two_top_folders() {
-        let tmp = tempfile::tempdir().unwrap();
         let data = tgz(&[
             ("package/a.js", EntryType::Regular, b"1"),
             ("other/a.js", EntryType::Regular, b"2"),
         ]);
-        assert_eq!(
-            run(&data, &tmp.path().join("a")).unwrap_err().code(),
-            "EUNSAFE_ENTRY"
-        );
+        assert_eq!(refusal(&data).code(), "EUNSAFE_ENTRY");
     }
 
     #[test]
@@ -844,8 +1031,7 @@ mod tests {
         b.append_data(&mut h, "package/a.js", &[b'x'; 600][..])
             .unwrap();
         let data = b.into_inner().unwrap().finish().unwrap();
-        let tmp = tempfile::tempdir().unwrap();
-        let err = run(&data, &tmp.path().join("a")).unwrap_err();
+        let err = refusal(&data);
         assert_eq!(err.code(), "EUNSAFE_ENTRY", "{err}");
     }
 
@@ -913,9 +1099,8 @@ mod tests {
     #[test]
     fn refuses_windows_names_through_the_extractor() {
         for name in ["package/nul.txt", "package/a|b", "package/COM\u{b2}"] {
-            let tmp = tempfile::tempdir().unwrap();
             let data = tgz(&[(name, EntryType::Regular, b"x")]);
-            let err = run(&data, &tmp.path().join("a")).unwrap_err();
+            let err = refusal(&data);
             assert_eq!(err.code(), "EUNSAFE_ENTRY", "{name}");
         }
     }
@@ -929,11 +1114,8 @@ mod tests {
         h.set_cksum();
         tar_bytes.extend_from_slice(h.as_bytes());
         tar_bytes.extend_from_slice(&[0u8; 1024]);
-        let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
-        enc.write_all(&tar_bytes).unwrap();
-        let data = enc.finish().unwrap();
-        let tmp = tempfile::tempdir().unwrap();
-        let err = run(&data, &tmp.path().join("a")).unwrap_err();
+        let data = gzip(&tar_bytes, Compression::fast());
+        let err = refusal(&data);
         assert!(matches!(err.code(), "ETOO_LARGE" | "EBADARCHIVE"), "{err}");
     }
 
@@ -941,28 +1123,12 @@ mod tests {
     fn reads_every_gzip_member() {
         // One tar stream cut in two, each half its own gzip member: the second member holds
         // dist/cli.js, which a single-member reader would never see.
-        let mut tar_bytes = Vec::new();
-        {
-            let mut b = tar::Builder::new(&mut tar_bytes);
-            for (path, body) in [
-                ("package/package.json", &b"{}"[..]),
-                ("package/dist/cli.js", &b"console.log(1)"[..]),
-            ] {
-                let mut h = tar::Header::new_gnu();
-                h.set_size(body.len() as u64);
-                h.set_mode(0o644);
-                h.set_cksum();
-                b.append_data(&mut h, path, body).unwrap();
-            }
-            b.finish().unwrap();
-        }
-        let member = |bytes: &[u8]| {
-            let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
-            enc.write_all(bytes).unwrap();
-            enc.finish().unwrap()
-        };
-        let mut data = member(&tar_bytes[..1024]);
-        data.extend(member(&tar_bytes[1024..]));
+        let tar_bytes = plain_tar(&[
+            ("package/package.json", b"{}"),
+            ("package/dist/cli.js", b"console.log(1)"),
+        ]);
+        let mut data = gzip(&tar_bytes[..1024], Compression::fast());
+        data.extend(gzip(&tar_bytes[1024..], Compression::fast()));
         let tmp = tempfile::tempdir().unwrap();
         let dest = tmp.path().join("out");
         let stats = run(&data, &dest).unwrap();
@@ -991,9 +1157,7 @@ mod tests {
             out.resize(out.len().div_ceil(512) * 512, 0);
         }
         out.extend_from_slice(&[0u8; 1024]);
-        let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
-        enc.write_all(&out).unwrap();
-        enc.finish().unwrap()
+        gzip(&out, Compression::fast())
     }
 
     fn pax(records: &[(&str, &str)]) -> Vec<u8> {
@@ -1025,18 +1189,8 @@ mod tests {
                 (kind, "././@LongLink", huge, &[b'a'; 1024]),
                 (F, "package/a.js", 1, b"x"),
             ]);
-            let tmp = tempfile::tempdir().unwrap();
-            let err = run(&data, &tmp.path().join("a")).unwrap_err();
-            assert!(
-                matches!(
-                    err,
-                    StageError::TooLarge {
-                        limit: "extensionHeader",
-                        ..
-                    }
-                ),
-                "{kind:?}: {err}"
-            );
+            let err = refusal(&data);
+            assert_eq!(cap_hit(&err), Some("extensionHeader"), "{kind:?}: {err}");
             assert!(err.to_string().len() < 1000);
         }
     }
@@ -1048,18 +1202,8 @@ mod tests {
             (L, "././@LongLink", name.len() as u64, name.as_bytes()),
             (F, "package/a.js", 1, b"x"),
         ]);
-        let tmp = tempfile::tempdir().unwrap();
-        let err = run(&data, &tmp.path().join("a")).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                StageError::TooLarge {
-                    limit: "extensionHeader",
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        let err = refusal(&data);
+        assert_eq!(cap_hit(&err), Some("extensionHeader"), "{err}");
 
         // A PAX record under 64 KiB whose path is over 4 KiB.
         let rec = pax(&[("path", &name)]);
@@ -1067,11 +1211,8 @@ mod tests {
             (X, "pax", rec.len() as u64, &rec),
             (F, "package/a.js", 1, b"x"),
         ]);
-        let err = run(&data, &tmp.path().join("b")).unwrap_err();
-        assert!(
-            matches!(err, StageError::TooLarge { limit: "path", .. }),
-            "{err}"
-        );
+        let err = refusal(&data);
+        assert_eq!(cap_hit(&err), Some("path"), "{err}");
         assert!(err.to_string().len() < 1000);
 
         let rec = pax(&[("comment", &"c".repeat(MAX_EXTENSION_BYTES as usize))]);
@@ -1079,17 +1220,8 @@ mod tests {
             (X, "pax", rec.len() as u64, &rec),
             (F, "package/a.js", 1, b"x"),
         ]);
-        let err = run(&data, &tmp.path().join("c")).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                StageError::TooLarge {
-                    limit: "extensionHeader",
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        let err = refusal(&data);
+        assert_eq!(cap_hit(&err), Some("extensionHeader"), "{err}");
     }
 
     #[test]
@@ -1187,8 +1319,7 @@ mod tests {
             ),
         ];
         for (i, (records, code)) in cases.iter().enumerate() {
-            let tmp = tempfile::tempdir().unwrap();
-            let err = run(&raw_tgz(records), &tmp.path().join("a")).unwrap_err();
+            let err = refusal(&raw_tgz(records));
             assert_eq!(err.code(), *code, "case {i}: {err}");
         }
     }
@@ -1218,8 +1349,7 @@ mod tests {
             ],
         ];
         for (i, entries) in cases.iter().enumerate() {
-            let tmp = tempfile::tempdir().unwrap();
-            let err = run(&tgz(entries), &tmp.path().join("a")).unwrap_err();
+            let err = refusal(&tgz(entries));
             assert!(
                 matches!(&err, StageError::UnsafeEntry { entry, .. } if entry == "lib"),
                 "case {i}: {err}"

@@ -5,7 +5,7 @@ use crate::call::{Control, Phase};
 use crate::config::{NetConfig, DEFAULT_MAX_DOCUMENT_BYTES};
 use crate::error::{clip, Budget, Result, StageError};
 use crate::registry::same_origin;
-use crate::retry::{log_retry, retry_delay, MAX_RETRY_AFTER};
+use crate::retry::{Attempt, RetryPolicy, MAX_RETRY_AFTER};
 use std::time::Duration;
 
 pub struct Http {
@@ -136,76 +136,71 @@ impl Http {
         cached: Option<&CacheValidators>,
         ctl: &Control,
     ) -> Result<Fetched> {
-        use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
-        let mut conditions = Vec::new();
-        if let Some(c) = cached {
-            if let Some(etag) = &c.etag {
-                conditions.push((IF_NONE_MATCH, etag.as_str()));
-            }
-            if let Some(lm) = &c.last_modified {
-                conditions.push((IF_MODIFIED_SINCE, lm.as_str()));
-            }
-        }
-        let conditional = !conditions.is_empty();
-        let too_large = |size: String| StageError::TooLarge {
-            url: clip(url),
-            limit: "document",
-            reason: format!("the package document is {size}, over the {max_bytes}-byte cap"),
-        };
-        let mut n = 0;
+        let conditions = conditions(cached);
+        let mut policy = RetryPolicy::document(self.net.retries);
         loop {
-            let attempt = ctl
-                .guard(url, async {
-                    let mut resp = self
-                        .send_with(url, accept, Phase::Resolving, &conditions, conditional)
-                        .await?;
-                    if resp.status().as_u16() == 304 {
-                        return Ok(Fetched::NotModified);
-                    }
-                    let header = |name| {
-                        resp.headers()
-                            .get(name)
-                            .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
-                            // Validators are short; a huge one is not worth caching.
-                            .filter(|v| v.len() <= MAX_VALIDATOR_BYTES)
-                            .map(str::to_string)
-                    };
-                    let validators = CacheValidators {
-                        etag: header(ETAG),
-                        last_modified: header(LAST_MODIFIED),
-                    };
-                    let declared = resp.content_length();
-                    if let Some(len) = declared.filter(|len| *len > max_bytes) {
-                        return Err(too_large(format!("{len} bytes")));
-                    }
-                    // Sized from the header so the buffer grows once, but never reserved beyond
-                    // the default cap on the header's word alone: a raised cap is spent only as
-                    // bytes actually arrive.
-                    let reserve = declared.unwrap_or(0).min(DEFAULT_MAX_DOCUMENT_BYTES);
-                    let mut body = Vec::with_capacity(reserve as usize);
-                    while let Some(chunk) = resp
-                        .chunk()
-                        .await
-                        .map_err(|e| transport_error(url, Phase::Resolving, &e, &self.net))?
-                    {
-                        if (body.len() + chunk.len()) as u64 > max_bytes {
-                            return Err(too_large(format!("more than {max_bytes} bytes")));
-                        }
-                        body.extend_from_slice(&chunk);
-                    }
-                    Ok(Fetched::Body { body, validators })
-                })
-                .await;
-            match attempt {
-                Err(e) if e.is_retryable() && n < self.net.retries && !ctl.expired() => {
-                    let delay = retry_delay(&e, n);
-                    log_retry(ctl, url, &e, n + 1, self.net.retries, delay);
-                    ctl.sleep(url, delay).await?;
-                    n += 1;
-                }
-                other => return other,
+            let once = self.fetch_document(url, accept, max_bytes, &conditions);
+            let e = match ctl.guard(url, once).await {
+                Err(e) => e,
+                fetched => return fetched,
+            };
+            if !policy.retry(ctl, url, &e, Attempt::default()).await? {
+                return Err(e);
             }
         }
+    }
+
+    /// One attempt at a document: `NotModified` for a 304 to a conditional request, else the
+    /// body and its validators.
+    async fn fetch_document(
+        &self,
+        url: &str,
+        accept: &str,
+        max_bytes: u64,
+        conditions: &[(reqwest::header::HeaderName, &str)],
+    ) -> Result<Fetched> {
+        let conditional = !conditions.is_empty();
+        let resp = self
+            .send_with(url, accept, Phase::Resolving, conditions, conditional)
+            .await?;
+        if resp.status().as_u16() == 304 {
+            return Ok(Fetched::NotModified);
+        }
+        let validators = CacheValidators::of(&resp);
+        let body = self.read_document(resp, url, max_bytes).await?;
+        Ok(Fetched::Body { body, validators })
+    }
+
+    /// The whole body of a document, refused once it would pass `max_bytes`.
+    async fn read_document(
+        &self,
+        mut resp: reqwest::Response,
+        url: &str,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>> {
+        let declared = resp.content_length();
+        if let Some(len) = declared.filter(|len| *len > max_bytes) {
+            return Err(too_large(url, max_bytes, format!("{len} bytes")));
+        }
+        // Sized from the header so the buffer grows once, but never reserved beyond the default
+        // cap on the header's word alone: a raised cap is spent only as bytes actually arrive.
+        let reserve = declared.unwrap_or(0).min(DEFAULT_MAX_DOCUMENT_BYTES);
+        let mut body = Vec::with_capacity(reserve as usize);
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| transport_error(url, Phase::Resolving, &e, &self.net))?
+        {
+            if (body.len() + chunk.len()) as u64 > max_bytes {
+                return Err(too_large(
+                    url,
+                    max_bytes,
+                    format!("more than {max_bytes} bytes"),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     /// Opens a streaming GET: one attempt, its status checked. The caller retries the whole
@@ -259,6 +254,44 @@ const MAX_VALIDATOR_BYTES: usize = 256;
 pub struct CacheValidators {
     pub etag: Option<String>,
     pub last_modified: Option<String>,
+}
+
+impl CacheValidators {
+    /// The validators a response carries.
+    fn of(resp: &reqwest::Response) -> CacheValidators {
+        let header = |name| {
+            resp.headers()
+                .get(name)
+                .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+                // Validators are short; a huge one is not worth caching.
+                .filter(|v| v.len() <= MAX_VALIDATOR_BYTES)
+                .map(str::to_string)
+        };
+        CacheValidators {
+            etag: header(reqwest::header::ETAG),
+            last_modified: header(reqwest::header::LAST_MODIFIED),
+        }
+    }
+}
+
+/// The headers that make a request conditional on `cached` having changed.
+fn conditions(cached: Option<&CacheValidators>) -> Vec<(reqwest::header::HeaderName, &str)> {
+    use reqwest::header::{IF_MODIFIED_SINCE, IF_NONE_MATCH};
+    let Some(c) = cached else {
+        return Vec::new();
+    };
+    let etag = c.etag.as_deref().map(|v| (IF_NONE_MATCH, v));
+    let modified = c.last_modified.as_deref().map(|v| (IF_MODIFIED_SINCE, v));
+    etag.into_iter().chain(modified).collect()
+}
+
+/// `ETOO_LARGE` for a document of `size` over the `max_bytes` cap.
+fn too_large(url: &str, max_bytes: u64, size: String) -> StageError {
+    StageError::TooLarge {
+        url: clip(url),
+        limit: "document",
+        reason: format!("the package document is {size}, over the {max_bytes}-byte cap"),
+    }
 }
 
 /// What a (possibly conditional) document fetch gave.

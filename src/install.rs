@@ -3,20 +3,19 @@
 //! whole.
 
 use crate::call::{Control, Phase};
-use crate::config::{
-    Config, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_BYTES, HARD_MAX_ENTRIES,
-    HARD_MAX_UNPACKED_BYTES,
-};
-use crate::download::{append_kept, open_tarball, read_kept, Opened, REPLAY_CHUNK};
+use crate::config::{Config, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_BYTES};
+use crate::download::{append_kept, discard_kept, open_tarball, read_kept, Opened, REPLAY_CHUNK};
 use crate::error::{Result, StageError};
-use crate::extract::{extract_tgz, ExtractLimits};
+use crate::extract::{
+    extract_tgz, ExtractLimits, Extracted, HARD_MAX_ENTRIES, HARD_MAX_UNPACKED_BYTES,
+};
 use crate::fsutil::{self, blocking};
 use crate::guards::read_manifest;
 use crate::http::Http;
-use crate::log::Level;
+use crate::integrity::Hasher;
 use crate::registry::{rewrite_tarball_url, Dist};
-use crate::resume;
-use crate::retry::{log_retry, retry_delay};
+use crate::resume::{self, Kept};
+use crate::retry::{Attempt, RetryPolicy};
 use crate::store::{self, CompletionRecord, Store, CLI_ENTRY, NATIVE_MODULE};
 use crate::throttle::Throttle;
 use crate::trust::{self, Compat};
@@ -24,6 +23,7 @@ use std::io::{self, Read};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use tokio::task::JoinHandle;
 
 /// One piece of the response body on its way to the extractor.
 type Chunk = io::Result<bytes::Bytes>;
@@ -62,8 +62,7 @@ pub(crate) fn limits_for(cfg: &Config, dist: &Dist) -> ExtractLimits {
 /// failure (a mirror may have served a bad copy once). The partial never outlives a failure; the
 /// tarball bytes received so far do, when the network is what failed, so the next attempt (or
 /// call) resumes them. An attempt that got further than the last does not count against the
-/// retries: on a link that drops every few MB each attempt moves the download on, and the
-/// call's deadline still bounds them all.
+/// retries (see `RetryPolicy::download`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn download_with_retries(
     cfg: &Config,
@@ -75,101 +74,44 @@ pub(crate) async fn download_with_retries(
     compat: &Compat,
     ctl: &Control,
 ) -> Result<()> {
-    let url = rewrite_tarball_url(&dist.tarball, &cfg.registry);
-    let limits = limits_for(cfg, dist);
-    let mut retries_left = http.retries();
-    let mut integrity_retry = true;
-    let mut clean_restart = true;
-    let discard_kept = || {
-        let (store, version) = (store.clone(), version.to_string());
-        blocking(move || resume::discard(&store, &version))
+    let job = Job {
+        store,
+        http,
+        dist,
+        url: rewrite_tarball_url(&dist.tarball, &cfg.registry),
+        version,
+        limits: limits_for(cfg, dist),
+        native_src,
+        compat,
+        ctl,
     };
+    let mut policy = RetryPolicy::download(http.retries());
     loop {
         let mut attempt = Attempt::default();
-        let result = stage_once(
-            store,
-            http,
-            dist,
-            &url,
-            version,
-            limits,
-            native_src,
-            compat,
-            ctl,
-            &mut attempt,
-        )
-        .await;
-        let err = match result {
-            Ok(()) => {
-                // The version is in place: bytes that cannot be removed now are swept later.
-                let _ = discard_kept().await;
-                return Ok(());
-            }
-            Err(e) => e,
+        let Err(err) = stage_once(&job, &mut attempt).await else {
+            // The version is in place: bytes that cannot be removed now are swept later.
+            let _ = discard_kept(store, version).await;
+            return Ok(());
         };
-        let (partial, native) = (
-            store.partial_dir(version),
-            store.native_partial_dir(version),
-        );
-        blocking(move || {
-            fsutil::remove_tree(&partial)?;
-            fsutil::remove_tree(&native)
-        })
-        .await?;
-        // Kept bytes are worth keeping only when the network (or the caller) cut the download.
-        let cut = err.is_retryable() || matches!(err, StageError::Aborted);
-        if !cut {
-            discard_kept().await?;
-        }
-        let retry = match &err {
-            // Resumed bytes that fail to hash (or to be read back) may have been damaged on
-            // disk, not by the registry: one clean download from byte 0 settles it, at no cost
-            // to the retries. Any other failure with the right hash is the package's own.
-            StageError::Integrity { .. } | StageError::Io { .. }
-                if attempt.resumed && clean_restart =>
-            {
-                clean_restart = false;
-                true
-            }
-            StageError::Integrity { .. } if integrity_retry => {
-                integrity_retry = false;
-                ctl.log(
-                    Level::Warn,
-                    "the tarball failed its integrity check: downloading it once more",
-                    &[("url", (&url).into())],
-                );
-                true
-            }
-            e if e.is_retryable()
-                && !ctl.is_aborted()
-                && http.retries() > 0
-                && (retries_left > 0 || attempt.received > 0) =>
-            {
-                if attempt.received > 0 {
-                    retries_left = http.retries();
-                }
-                let n = http.retries() - retries_left;
-                retries_left -= 1;
-                let delay = retry_delay(e, n);
-                log_retry(ctl, &url, e, n + 1, http.retries(), delay);
-                ctl.sleep(&url, delay).await?;
-                true
-            }
-            _ => false,
-        };
-        if !retry || ctl.expired() {
+        job.clean_up(&err).await?;
+        if !policy.retry(ctl, &job.url, &err, attempt).await? {
             return Err(err);
         }
     }
 }
 
-/// What one download attempt did, for the retry policy.
-#[derive(Debug, Default)]
-struct Attempt {
-    /// It continued from kept bytes.
-    resumed: bool,
-    /// Tarball bytes it received from the network.
-    received: u64,
+/// One version's download, as every attempt at it sees it.
+struct Job<'a> {
+    store: &'a Store,
+    http: &'a Http,
+    dist: &'a Dist,
+    /// The tarball's URL, rewritten onto the configured registry.
+    url: String,
+    version: &'a str,
+    limits: ExtractLimits,
+    native_src: &'a Path,
+    compat: &'a Compat,
+    ctl: &'a Control,
 }
 
 /// One download-and-extract attempt into `versions/<v>.partial`, then the finishing steps and
@@ -178,58 +120,71 @@ struct Attempt {
 /// channel, and the copy of the native modules into their own partial folder. When the attempt
 /// resumes kept bytes, they are read back (and hashed) into the extractor first, then the
 /// network's. Nothing of the tarball is held in memory beyond a few chunks.
-#[allow(clippy::too_many_arguments)]
-async fn stage_once(
-    store: &Store,
-    http: &Http,
-    dist: &Dist,
-    url: &str,
-    version: &str,
-    limits: ExtractLimits,
-    native_src: &Path,
-    compat: &Compat,
-    ctl: &Control,
-    attempt: &mut Attempt,
-) -> Result<()> {
-    let integrity = dist.integrity.to_string();
-    let kept = blocking({
-        let (store, version, url, integrity) = (
-            store.clone(),
-            version.to_string(),
-            url.to_string(),
-            integrity.clone(),
-        );
-        move || resume::load(&store, &version, &url, &integrity)
-    })
-    .await?;
-    let Opened {
-        mut resp,
-        replay,
-        keeping,
-    } = open_tarball(store, http, url, version, &integrity, kept, ctl).await?;
-    attempt.resumed = replay.is_some();
-    let offset = replay.as_ref().map_or(0, |k| k.len);
+async fn stage_once(job: &Job<'_>, attempt: &mut Attempt) -> Result<()> {
+    let opened = job.open().await?;
+    attempt.resumed = opened.replay.is_some();
     let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(PIPE_CHUNKS);
     let cancel = Arc::new(AtomicBool::new(false));
-    let partial = store.partial_dir(version);
-    let native_partial = store.native_partial_dir(version);
-    let kept_path = store.kept_path(version);
+    let (keep_tx, keeper) = job.spawn_keeper(opened.keeping);
+    let tasks = Tasks {
+        native_copy: job.spawn_native_copy(),
+        extractor: job.spawn_extractor(rx, cancel.clone()),
+        keeper,
+    };
+    let mut pump = Pump::new(job, opened, tx, keep_tx, cancel);
+    let pumped = pump.run().await;
+    attempt.received = pump.received;
+    let body = pump.close(pumped.is_err());
+    let (extracted, native_bytes) = tasks.join(job).await?;
+    // The transport's error is the cause when both failed.
+    let whole_body = pumped?;
+    // With the whole body read, a hash mismatch explains any extraction failure too.
+    if whole_body {
+        job.verify(body.hasher)?;
+    }
+    let stats = extracted?;
+    let native_bytes = native_bytes?;
+    job.ctl
+        .report(Phase::Finishing, body.downloaded, body.total);
+    job.promote(stats, native_bytes).await
+}
 
-    let native_copy = {
-        let (from, to) = (native_src.to_path_buf(), native_partial.clone());
+impl Job<'_> {
+    /// The tarball's response, after the kept bytes of an earlier attempt when they resume.
+    async fn open(&self) -> Result<Opened> {
+        let integrity = self.dist.integrity.to_string();
+        let kept = blocking({
+            let (store, version, url, integrity) = (
+                self.store.clone(),
+                self.version.to_string(),
+                self.url.clone(),
+                integrity.clone(),
+            );
+            move || resume::load(&store, &version, &url, &integrity)
+        })
+        .await?;
+        let (store, http, ctl) = (self.store, self.http, self.ctl);
+        open_tarball(store, http, &self.url, self.version, &integrity, kept, ctl).await
+    }
+
+    /// The copy of the native modules into their partial folder; gives the bytes copied.
+    fn spawn_native_copy(&self) -> JoinHandle<Result<u64>> {
+        let from = self.native_src.to_path_buf();
+        let to = self.store.native_partial_dir(self.version);
         tokio::task::spawn_blocking(move || {
             fsutil::remove_tree(&to)?;
             fsutil::copy_tree(&from, &to.join(NATIVE_MODULE[1]))
         })
-    };
+    }
 
-    let extractor = {
-        let (cancel, partial, bins, url) = (
-            cancel.clone(),
-            partial.clone(),
-            dist.bins.clone(),
-            url.to_string(),
-        );
+    /// The extractor, reading the tarball from `rx` into the partial; gives what it wrote.
+    fn spawn_extractor(
+        &self,
+        rx: tokio::sync::mpsc::Receiver<Chunk>,
+        cancel: Arc<AtomicBool>,
+    ) -> JoinHandle<Result<Extracted>> {
+        let (partial, limits) = (self.store.partial_dir(self.version), self.limits);
+        let (bins, url) = (self.dist.bins.clone(), self.url.clone());
         tokio::task::spawn_blocking(move || {
             let mut reader = PipeReader {
                 rx,
@@ -245,174 +200,323 @@ async fn stage_once(
             }
             result
         })
-    };
+    }
 
-    let (keep_tx, keeper) = if keeping {
+    /// When `keeping`, the writer that appends the body's pieces to the kept bytes, and the
+    /// sender that feeds it; else neither.
+    fn spawn_keeper(&self, keeping: bool) -> (Option<KeepSender>, Option<JoinHandle<Result<u64>>>) {
+        if !keeping {
+            return (None, None);
+        }
         let (ktx, krx) = tokio::sync::mpsc::channel::<bytes::Bytes>(PIPE_CHUNKS);
-        let path = kept_path.clone();
+        let path = self.store.kept_path(self.version);
         let handle = tokio::task::spawn_blocking(move || append_kept(&path, krx));
         (Some(ktx), Some(handle))
-    } else {
-        (None, None)
-    };
+    }
 
+    /// `Ok` when the whole body's hash is the registry's integrity, else `EINTEGRITY`.
+    fn verify(&self, hasher: Hasher) -> Result<()> {
+        hasher
+            .verify(&self.dist.integrity)
+            .map_err(|actual| StageError::Integrity {
+                url: self.url.clone(),
+                expected: self.dist.integrity.to_string(),
+                actual,
+            })
+    }
+
+    /// The version in place: `finish` on a blocking thread, with the completion record.
+    async fn promote(&self, stats: Extracted, native_bytes: u64) -> Result<()> {
+        let record = CompletionRecord {
+            version: self.version.to_string(),
+            integrity: self.dist.integrity.to_string(),
+            files: stats.files,
+            bytes: stats.bytes + native_bytes,
+        };
+        let (store, url, compat) = (self.store.clone(), self.url.clone(), self.compat.clone());
+        let partial = store.partial_dir(self.version);
+        let native_partial = store.native_partial_dir(self.version);
+        blocking(move || finish(&store, &partial, &native_partial, &url, &compat, record)).await
+    }
+
+    /// `Ok` once a failed attempt's partials are gone, and its kept bytes too unless the network
+    /// (or the caller) cut the download.
+    async fn clean_up(&self, err: &StageError) -> Result<()> {
+        let partial = self.store.partial_dir(self.version);
+        let native = self.store.native_partial_dir(self.version);
+        blocking(move || {
+            fsutil::remove_tree(&partial)?;
+            fsutil::remove_tree(&native)
+        })
+        .await?;
+        // Kept bytes are worth keeping only when the network (or the caller) cut the download.
+        let cut = err.is_retryable() || matches!(err, StageError::Aborted);
+        if !cut {
+            discard_kept(self.store, self.version).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The tasks an attempt runs beside the download.
+struct Tasks {
+    native_copy: JoinHandle<Result<u64>>,
+    extractor: JoinHandle<Result<Extracted>>,
+    keeper: Option<JoinHandle<Result<u64>>>,
+}
+
+impl Tasks {
+    /// The extractor's and the native copy's own results, once every task has finished; an error
+    /// when one could not be joined, or when kept bytes the keeper failed on could not be removed.
+    async fn join(self, job: &Job<'_>) -> Result<(Result<Extracted>, Result<u64>)> {
+        let discarded = match self.keeper {
+            Some(keeper) => settle_keeper(keeper, job).await,
+            None => Ok(()),
+        };
+        // Every task is awaited before any error is returned: the caller removes the partials next,
+        // and a task still writing into them would race with that (or with the next attempt).
+        let extracted = self
+            .extractor
+            .await
+            .map_err(|e| StageError::joined("the extractor", e));
+        let native_bytes = self
+            .native_copy
+            .await
+            .map_err(|e| StageError::joined("the native module copy", e));
+        discarded?;
+        Ok((extracted?, native_bytes?))
+    }
+}
+
+/// `Ok` once the keeper has finished and, when it failed, its kept bytes are gone.
+async fn settle_keeper(keeper: JoinHandle<Result<u64>>, job: &Job<'_>) -> Result<()> {
+    if matches!(keeper.await, Ok(Ok(_))) {
+        return Ok(());
+    }
+    // Bytes that could not all be written are not a trustworthy prefix.
+    discard_kept(job.store, job.version).await
+}
+
+/// Feeds the keeper: the pieces of the body to append to the kept bytes.
+type KeepSender = tokio::sync::mpsc::Sender<bytes::Bytes>;
+
+/// The download's side of an attempt: kept bytes read back, then the network's, each piece
+/// hashed, counted and reported on its way to the extractor (and the network's to the keeper).
+struct Pump<'a> {
+    job: &'a Job<'a>,
+    resp: reqwest::Response,
+    replay: Option<Kept>,
+    tx: tokio::sync::mpsc::Sender<Chunk>,
+    keep_tx: Option<KeepSender>,
+    /// Stops the extractor.
+    cancel: Arc<AtomicBool>,
     // Hashing here, as chunks arrive, runs in parallel with the extractor's inflating.
-    let mut hasher = dist.integrity.hasher();
-    let total = resp.content_length().map(|n| n.saturating_add(offset));
-    let mut throttle = http.max_bytes_per_second().map(Throttle::new);
-    // gzip never makes a tar much larger than its files plus a header block or two per entry, so
-    // a body past this is endless or hostile: refused before it fills the disk (its kept bytes
-    // go too, as the error is not a network cut).
-    let max_download = limits
+    hasher: Hasher,
+    throttle: Option<Throttle>,
+    /// The tarball's size, when the server sent a Content-Length.
+    total: Option<u64>,
+    max_download: u64,
+    /// Bytes between progress reports.
+    step: u64,
+    /// Bytes passed to the extractor, kept ones included.
+    downloaded: u64,
+    reported: u64,
+    /// Bytes received from the network.
+    received: u64,
+}
+
+/// What the pump leaves for the checks after it: the hash of the bytes it passed, their count
+/// and the expected total.
+struct Pumped {
+    hasher: Hasher,
+    downloaded: u64,
+    total: Option<u64>,
+}
+
+impl<'a> Pump<'a> {
+    /// A pump for the `opened` response, feeding the extractor through `tx` and the keeper
+    /// through `keep_tx`.
+    fn new(
+        job: &'a Job<'a>,
+        opened: Opened,
+        tx: tokio::sync::mpsc::Sender<Chunk>,
+        keep_tx: Option<KeepSender>,
+        cancel: Arc<AtomicBool>,
+    ) -> Pump<'a> {
+        let offset = opened.replay.as_ref().map_or(0, |k| k.len);
+        let throttle = job.http.max_bytes_per_second().map(Throttle::new);
+        Pump {
+            job,
+            total: opened
+                .resp
+                .content_length()
+                .map(|n| n.saturating_add(offset)),
+            resp: opened.resp,
+            replay: opened.replay,
+            tx,
+            keep_tx,
+            cancel,
+            hasher: job.dist.integrity.hasher(),
+            step: progress_step(throttle.as_ref()),
+            throttle,
+            max_download: max_download(job.limits),
+            downloaded: 0,
+            reported: 0,
+            received: 0,
+        }
+    }
+
+    /// `true` once the whole body went to the extractor, `false` when it stopped reading first;
+    /// cut short by the deadline or an abort.
+    async fn run(&mut self) -> Result<bool> {
+        let job = self.job;
+        job.ctl.report(Phase::Downloading, 0, self.total);
+        job.ctl
+            .guard(&job.url, async {
+                if !self.replay_kept().await? {
+                    return Ok(false);
+                }
+                self.stream().await
+            })
+            .await
+    }
+
+    /// `true` once the kept bytes (if any) went to the extractor, read back and hashed; `false`
+    /// when it stopped reading first.
+    async fn replay_kept(&mut self) -> Result<bool> {
+        let Some(len) = self.replay.as_ref().map(|k| k.len) else {
+            return Ok(true);
+        };
+        let kept_path = self.job.store.kept_path(self.job.version);
+        let mut f = std::fs::File::open(&kept_path)
+            .map_err(|e| StageError::io("opening", &kept_path, e))?;
+        let mut left = len;
+        while left > 0 {
+            let (back, piece) = read_kept(f, left.min(REPLAY_CHUNK), kept_path.clone()).await?;
+            f = back;
+            if piece.is_empty() {
+                // Truncated on disk: a read-back failure, which restarts from byte 0.
+                return Err(StageError::io(
+                    "reading",
+                    &kept_path,
+                    io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the kept bytes are shorter than recorded",
+                    ),
+                ));
+            }
+            left -= piece.len() as u64;
+            self.hasher.update(&piece);
+            self.downloaded += piece.len() as u64;
+            if self.tx.send(Ok(piece)).await.is_err() {
+                return Ok(false);
+            }
+        }
+        self.reported = self.downloaded;
+        self.job
+            .ctl
+            .report(Phase::Downloading, self.downloaded, self.total);
+        Ok(true)
+    }
+
+    /// `true` once the network's bytes all went to the extractor, `false` when it stopped
+    /// reading first.
+    async fn stream(&mut self) -> Result<bool> {
+        let (http, url) = (self.job.http, self.job.url.as_str());
+        loop {
+            let chunk = self
+                .resp
+                .chunk()
+                .await
+                .map_err(|e| http.transport_error(url, Phase::Downloading, &e))?;
+            let Some(mut rest) = chunk else {
+                self.job
+                    .ctl
+                    .report(Phase::Downloading, self.downloaded, self.total);
+                return Ok(true);
+            };
+            while !rest.is_empty() {
+                let piece = self.next_piece(&mut rest).await;
+                if !self.pass(piece).await? {
+                    return Ok(false);
+                }
+            }
+        }
+    }
+
+    /// The next piece of `rest` to pass on: all of it, or under a rate cap one slice, once the
+    /// cap lets it through.
+    async fn next_piece(&mut self, rest: &mut bytes::Bytes) -> bytes::Bytes {
+        match &mut self.throttle {
+            Some(t) => {
+                let piece = rest.split_to(rest.len().min(t.slice()));
+                t.take(piece.len()).await;
+                piece
+            }
+            None => std::mem::take(rest),
+        }
+    }
+
+    /// `true` once a piece of the network's bytes is hashed, counted against the cap, kept,
+    /// reported and sent to the extractor; `false` when the extractor stopped reading.
+    async fn pass(&mut self, piece: bytes::Bytes) -> Result<bool> {
+        self.hasher.update(&piece);
+        self.downloaded += piece.len() as u64;
+        self.received += piece.len() as u64;
+        if self.downloaded > self.max_download {
+            return Err(StageError::TooLarge {
+                url: self.job.url.clone(),
+                limit: "tarballBytes",
+                reason: format!("the tarball is over {} bytes", self.max_download),
+            });
+        }
+        if let Some(k) = &self.keep_tx {
+            // A writer that failed has said why; the download goes on without it.
+            let _ = k.send(piece.clone()).await;
+        }
+        if self.downloaded - self.reported >= self.step {
+            self.reported = self.downloaded;
+            self.job
+                .ctl
+                .report(Phase::Downloading, self.downloaded, self.total);
+        }
+        // An extractor that stopped before the end did not read the whole body.
+        Ok(self.tx.send(Ok(piece)).await.is_ok())
+    }
+
+    /// What the pump passed, once it is closed: its pipes to the extractor and the keeper end
+    /// here, so both finish. After a failure the extractor is stopped first.
+    fn close(self, failed: bool) -> Pumped {
+        if failed {
+            // Stop the extractor: it may be mid-file, and the partial is removed after it returns.
+            self.cancel.store(true, Ordering::Relaxed);
+            let _ = self
+                .tx
+                .try_send(Err(io::Error::other("download interrupted")));
+        }
+        Pumped {
+            hasher: self.hasher,
+            downloaded: self.downloaded,
+            total: self.total,
+        }
+    }
+}
+
+/// The most tarball bytes an attempt accepts. gzip never makes a tar much larger than its files
+/// plus a header block or two per entry, so a body past this is endless or hostile: refused
+/// before it fills the disk (its kept bytes go too, as the error is not a network cut).
+fn max_download(limits: ExtractLimits) -> u64 {
+    limits
         .max_bytes
         .saturating_mul(2)
         .saturating_add(limits.max_entries.saturating_mul(2048))
-        .saturating_add(1 << 20);
-    // Under a cap, progress is reported every couple of slices so a slow bar still moves.
-    let step = throttle
-        .as_ref()
-        .map_or(PROGRESS_STEP, |t| (t.slice() as u64 * 2).min(PROGRESS_STEP));
-    let mut downloaded = 0u64;
-    let mut reported = 0u64;
-    let mut received = 0u64;
-    ctl.report(Phase::Downloading, 0, total);
-    let pump = ctl
-        .guard(url, async {
-            if let Some(k) = &replay {
-                let mut f = std::fs::File::open(&kept_path)
-                    .map_err(|e| StageError::io("opening", &kept_path, e))?;
-                let mut left = k.len;
-                while left > 0 {
-                    let (back, piece) =
-                        read_kept(f, left.min(REPLAY_CHUNK), kept_path.clone()).await?;
-                    f = back;
-                    if piece.is_empty() {
-                        // Truncated on disk: a read-back failure, which restarts from byte 0.
-                        return Err(StageError::io(
-                            "reading",
-                            &kept_path,
-                            io::Error::new(
-                                io::ErrorKind::UnexpectedEof,
-                                "the kept bytes are shorter than recorded",
-                            ),
-                        ));
-                    }
-                    left -= piece.len() as u64;
-                    hasher.update(&piece);
-                    downloaded += piece.len() as u64;
-                    if tx.send(Ok(piece)).await.is_err() {
-                        return Ok(false);
-                    }
-                }
-                reported = downloaded;
-                ctl.report(Phase::Downloading, downloaded, total);
-            }
-            loop {
-                let chunk = resp
-                    .chunk()
-                    .await
-                    .map_err(|e| http.transport_error(url, Phase::Downloading, &e));
-                let mut rest = match chunk {
-                    Ok(Some(bytes)) => bytes,
-                    Ok(None) => {
-                        ctl.report(Phase::Downloading, downloaded, total);
-                        return Ok(true);
-                    }
-                    Err(e) => return Err(e),
-                };
-                while !rest.is_empty() {
-                    let piece = match &mut throttle {
-                        Some(t) => {
-                            let piece = rest.split_to(rest.len().min(t.slice()));
-                            t.take(piece.len()).await;
-                            piece
-                        }
-                        None => std::mem::take(&mut rest),
-                    };
-                    hasher.update(&piece);
-                    downloaded += piece.len() as u64;
-                    received += piece.len() as u64;
-                    if downloaded > max_download {
-                        return Err(StageError::TooLarge {
-                            url: url.into(),
-                            limit: "tarballBytes",
-                            reason: format!("the tarball is over {max_download} bytes"),
-                        });
-                    }
-                    if let Some(k) = &keep_tx {
-                        // A writer that failed has said why; the download goes on without it.
-                        let _ = k.send(piece.clone()).await;
-                    }
-                    if downloaded - reported >= step {
-                        reported = downloaded;
-                        ctl.report(Phase::Downloading, downloaded, total);
-                    }
-                    if tx.send(Ok(piece)).await.is_err() {
-                        // The extractor stopped before the end: the body was not all read.
-                        return Ok(false);
-                    }
-                }
-            }
-        })
-        .await;
-    attempt.received = received;
-    if pump.is_err() {
-        // Stop the extractor: it may be mid-file, and the partial is removed after it returns.
-        cancel.store(true, Ordering::Relaxed);
-        let _ = tx.try_send(Err(io::Error::other("download interrupted")));
-    }
-    drop(tx);
-    drop(keep_tx);
-    let mut discarded = Ok(());
-    if let Some(keeper) = keeper {
-        let kept_ok = matches!(keeper.await, Ok(Ok(_)));
-        if !kept_ok {
-            // Bytes that could not all be written are not a trustworthy prefix.
-            let (store, version) = (store.clone(), version.to_string());
-            discarded = blocking(move || resume::discard(&store, &version)).await;
-        }
-    }
-    // Every task is awaited before any error is returned: the caller removes the partials next,
-    // and a task still writing into them would race with that (or with the next attempt).
-    let extracted = extractor
-        .await
-        .map_err(|e| StageError::joined("the extractor", e));
-    let native_bytes = native_copy
-        .await
-        .map_err(|e| StageError::joined("the native module copy", e));
-    discarded?;
-    let extracted = extracted?;
-    let native_bytes = native_bytes?;
-    // The transport's error is the cause when both failed.
-    let whole_body = pump?;
-    // With the whole body read, a hash mismatch explains any extraction failure too.
-    if whole_body {
-        hasher
-            .verify(&dist.integrity)
-            .map_err(|actual| StageError::Integrity {
-                url: url.into(),
-                expected: dist.integrity.to_string(),
-                actual,
-            })?;
-    }
-    let stats = extracted?;
-    let native_bytes = native_bytes?;
-    ctl.report(Phase::Finishing, downloaded, total);
+        .saturating_add(1 << 20)
+}
 
-    let (store, version, url, integrity) = (
-        store.clone(),
-        version.to_string(),
-        url.to_string(),
-        dist.integrity.to_string(),
-    );
-    let record = CompletionRecord {
-        version,
-        integrity,
-        files: stats.files,
-        bytes: stats.bytes + native_bytes,
-    };
-    let compat = compat.clone();
-    blocking(move || finish(&store, &partial, &native_partial, &url, &compat, record)).await
+/// Bytes between progress reports: under a cap, every couple of slices so a slow bar still
+/// moves.
+fn progress_step(throttle: Option<&Throttle>) -> u64 {
+    throttle.map_or(PROGRESS_STEP, |t| (t.slice() as u64 * 2).min(PROGRESS_STEP))
 }
 
 /// Moves the native modules in, checks the CLI, writes the completion record, flushes, renames.

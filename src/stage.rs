@@ -397,7 +397,7 @@ fn pointer_is_newer(store: &Store, version: &str) -> bool {
 mod tests {
     use super::*;
     use crate::config::{Limits, NetConfig};
-    use crate::config::{HARD_MAX_ENTRIES, HARD_MAX_UNPACKED_BYTES};
+    use crate::extract::{HARD_MAX_ENTRIES, HARD_MAX_UNPACKED_BYTES};
     use crate::fsutil::Renamer;
     use crate::install::limits_for;
     use crate::integrity::sri_of;

@@ -1,0 +1,229 @@
+//! The napi binding: options in, outcomes and coded errors out. No logic of its own: `options`
+//! reads the JS options into the core's `Options`, `types` is what goes back to JS, `signal` the
+//! caller's `AbortSignal`, `store` the store functions; this file starts a staging call.
+// Under `cargo test` napi's macros register nothing, so the exports look unused.
+#![cfg_attr(test, allow(dead_code))]
+
+mod options;
+mod signal;
+mod store;
+mod types;
+
+use crate::call::{AbortHandle, Control, Progress};
+use crate::config::{Config, EnvDefaults};
+use crate::error::{catching_panics, StageError};
+use crate::log::LogEntry;
+use crate::stage;
+use crate::store::Store;
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::CleanupEnvHook;
+use napi_derive::napi;
+use options::OptionsReader;
+use signal::SignalListener;
+use std::sync::Arc;
+use types::{js_error, StageLogEntry, StageOutcome, StageProgress};
+
+/// Why a call could not start: a bad option, or a JS call (a getter, `addEventListener`) that
+/// threw. Either way the returned promise rejects; nothing throws synchronously.
+enum StartError {
+    Stage(StageError),
+    Js(Error),
+}
+
+impl From<StageError> for StartError {
+    fn from(e: StageError) -> Self {
+        StartError::Stage(e)
+    }
+}
+
+impl From<Error> for StartError {
+    fn from(e: Error) -> Self {
+        StartError::Js(e)
+    }
+}
+
+/// Checks the registry for a newer runtime and stages it. Never blocks the JS thread: the network
+/// runs on the addon's async runtime and file work on its blocking pool. Never throws: every
+/// failure, a bad option included, rejects with an `Error` whose `code` is one of the documented
+/// codes.
+#[napi(
+    ts_args_type = "opts: StageOptions",
+    ts_return_type = "Promise<StageOutcome>"
+)]
+pub fn check_and_stage_latest_runtime<'env>(
+    env: &'env Env,
+    opts: Option<Unknown<'env>>,
+) -> Result<PromiseRaw<'env, StageOutcome>> {
+    match start(env, opts) {
+        Ok(promise) => Ok(promise),
+        Err(e) => rejected(env, e),
+    }
+}
+
+fn start<'env>(
+    env: &'env Env,
+    opts: Option<Unknown<'env>>,
+) -> std::result::Result<PromiseRaw<'env, StageOutcome>, StartError> {
+    let opts = OptionsReader::new(opts)?;
+    let config = Config::resolve(opts.read()?, &env_defaults(env)?)?;
+    let signal = opts.signal()?;
+    let (ctl, abort) = control(&opts, &config)?;
+    let watch = Watch::attach(env, signal, abort)?;
+    Ok(spawn(env, config, ctl, watch)?)
+}
+
+/// The environment's defaults, and the Node version the runtime will run on: the same Node as
+/// the app (Electron's own, in Electron).
+fn env_defaults(env: &Env) -> Result<EnvDefaults> {
+    let v = env.get_node_version()?;
+    Ok(EnvDefaults {
+        host_node_version: Some(nodejs_semver::Version::new(
+            u64::from(v.major),
+            u64::from(v.minor),
+            u64::from(v.patch),
+            Vec::new(),
+            Vec::new(),
+        )),
+        ..EnvDefaults::from_process()
+    })
+}
+
+/// A JS callback the staging run calls from its own threads. Weak: a pending call must not keep
+/// Node or Electron alive.
+type Callback<T> = ThreadsafeFunction<T, (), T, Status, false, true>;
+
+fn callback<T: 'static + JsValuesTupleIntoVec>(f: Function<'_, T, ()>) -> Result<Callback<T>> {
+    f.build_threadsafe_function::<T>()
+        .weak::<true>()
+        .callee_handled::<false>()
+        .build()
+}
+
+/// Non-blocking, status ignored: a closing environment refuses the call, harmlessly. With a
+/// return-value handler napi hands a throw from the callback to that handler instead of raising
+/// it as an uncaught exception (the Electron main process would die): the handler drops it, so a
+/// faulty callback loses its event, not the call.
+fn deliver<T: 'static + JsValuesTupleIntoVec>(callback: &Callback<T>, value: T) {
+    let _ = callback.call_with_return_value(
+        value,
+        ThreadsafeFunctionCallMode::NonBlocking,
+        |_thrown_or_returned, _env| Ok(()),
+    );
+}
+
+/// The call's deadline and abort handle, with the `onProgress` and `onLog` callbacks attached.
+fn control(
+    opts: &OptionsReader<'_>,
+    config: &Config,
+) -> std::result::Result<(Control, AbortHandle), StartError> {
+    let on_log = opts.callback::<StageLogEntry>("onLog")?.map(callback);
+    let on_log = on_log.transpose()?;
+    let on_progress = opts.callback::<StageProgress>("onProgress")?.map(callback);
+    let on_progress = on_progress.transpose()?;
+    let (mut ctl, abort) = Control::new(config.net.total_timeout);
+    if let Some(f) = on_progress {
+        ctl = ctl.with_progress(Arc::new(move |p: Progress| deliver(&f, p.into())));
+    }
+    if let Some(f) = on_log {
+        ctl = ctl.with_log(Arc::new(move |e: LogEntry| deliver(&f, e.into())));
+    }
+    Ok((ctl, abort))
+}
+
+/// What aborts a running call besides its deadline: the teardown of its JS context, and its
+/// signal when it has one. Both are let go when the call settles.
+struct Watch {
+    teardown: CleanupEnvHook<AbortHandle>,
+    listener: Option<SignalListener>,
+}
+
+impl Watch {
+    fn attach(env: &Env, signal: Option<Object<'_>>, abort: AbortHandle) -> Result<Watch> {
+        // Electron tears JS contexts down (worker exit, window reload) while calls may be in
+        // flight: abort them then, so the store lock is released now rather than after the
+        // download.
+        let teardown = env.add_env_cleanup_hook(abort.clone(), |abort| abort.abort())?;
+        let listener = match signal.map(|s| SignalListener::attach(env, &s, abort)) {
+            None => None,
+            Some(Ok(listener)) => Some(listener),
+            Some(Err(e)) => {
+                // The call does not start, so it needs no teardown either.
+                let _ = env.remove_env_cleanup_hook(teardown);
+                return Err(e);
+            }
+        };
+        Ok(Watch { teardown, listener })
+    }
+
+    fn detach(self, env: &Env) -> Result<()> {
+        env.remove_env_cleanup_hook(self.teardown)?;
+        // Detach from the signal so a long-lived signal does not keep this call's state. A
+        // signal whose removeEventListener throws must not turn the outcome into an error.
+        if let Some(listener) = self.listener {
+            let _ = listener.detach(env);
+        }
+        Ok(())
+    }
+}
+
+/// Runs the staging on the addon's runtime; the promise settles on the JS thread.
+fn spawn<'env>(
+    env: &'env Env,
+    config: Config,
+    ctl: Control,
+    watch: Watch,
+) -> Result<PromiseRaw<'env, StageOutcome>> {
+    env.spawn_future_with_callback(
+        async move {
+            let store = Store::new(&config.user_data);
+            let run = stage::check_and_stage(&config, &store, &ctl);
+            Ok(catching_panics("staging", run).await)
+        },
+        move |env, result| {
+            watch.detach(env)?;
+            match result {
+                Ok(outcome) => Ok(StageOutcome::from(outcome)),
+                Err(e) => Err(js_error(env, &e)),
+            }
+        },
+    )
+}
+
+/// A promise already rejected with why the call could not start.
+fn rejected<'env>(env: &'env Env, e: StartError) -> Result<PromiseRaw<'env, StageOutcome>> {
+    // A JS exception (a throwing getter or `addEventListener`) may still be pending: take it,
+    // so it becomes the rejection and nothing is thrown when this function returns.
+    let pending = take_pending_exception(env);
+    env.spawn_future_with_callback(async { Ok(()) }, move |env, ()| {
+        Err(match e {
+            StartError::Stage(e) => js_error(env, &e),
+            StartError::Js(e) => pending.unwrap_or(e),
+        })
+    })
+}
+
+/// The pending JS exception, cleared, if there is one.
+fn take_pending_exception(env: &Env) -> Option<Error> {
+    let mut pending = false;
+    // SAFETY: called on the JS thread with this call's live env; both calls are allowed while
+    // an exception is pending.
+    unsafe {
+        if napi::sys::napi_is_exception_pending(env.raw(), &mut pending)
+            != napi::sys::Status::napi_ok
+            || !pending
+        {
+            return None;
+        }
+        let mut exception = std::ptr::null_mut();
+        if napi::sys::napi_get_and_clear_last_exception(env.raw(), &mut exception)
+            != napi::sys::Status::napi_ok
+        {
+            return None;
+        }
+        Some(Error::from(Unknown::from_raw_unchecked(
+            env.raw(),
+            exception,
+        )))
+    }
+}

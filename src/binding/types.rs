@@ -1,0 +1,124 @@
+//! What the binding hands back to JS: outcomes, progress, log entries, the pointer, and errors.
+
+use crate::call::Progress;
+use crate::error::{Field, StageError};
+use crate::log::{LogEntry, Value as LogValue};
+use crate::stage::Outcome;
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use std::collections::HashMap;
+
+/// A log entry of `checkAndStageLatestRuntime`: what it decided and why.
+#[napi(object)]
+pub struct StageLogEntry {
+    #[napi(ts_type = "'debug' | 'info' | 'warn'")]
+    pub level: String,
+    pub message: String,
+    /// Structured details (version, tag, url, reason, delayMs, ...).
+    #[napi(ts_type = "Record<string, string | number>")]
+    pub fields: Option<HashMap<String, Either<String, f64>>>,
+}
+
+impl From<LogEntry> for StageLogEntry {
+    fn from(e: LogEntry) -> Self {
+        let fields: HashMap<String, Either<String, f64>> = e
+            .fields
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    LogValue::Str(s) => Either::A(s),
+                    LogValue::Num(n) => Either::B(n),
+                };
+                (k.to_string(), v)
+            })
+            .collect();
+        StageLogEntry {
+            level: e.level.as_str().to_string(),
+            message: e.message,
+            fields: (!fields.is_empty()).then_some(fields),
+        }
+    }
+}
+
+/// A progress event of `checkAndStageLatestRuntime`.
+#[napi(object)]
+#[derive(Clone)]
+pub struct StageProgress {
+    #[napi(ts_type = "StagePhase")]
+    pub phase: String,
+    /// Tarball bytes received so far.
+    pub downloaded_bytes: f64,
+    /// The tarball's size, when the registry sent a Content-Length.
+    pub total_bytes: Option<f64>,
+}
+
+impl From<Progress> for StageProgress {
+    fn from(p: Progress) -> Self {
+        StageProgress {
+            phase: p.phase.as_str().to_string(),
+            downloaded_bytes: p.downloaded as f64,
+            total_bytes: p.total.map(|t| t as f64),
+        }
+    }
+}
+
+/// What `checkAndStageLatestRuntime` resolved to.
+#[napi(discriminant = "kind", discriminant_case = "kebab-case")]
+pub enum StageOutcome {
+    /// The running runtime is as new as the registry's.
+    UpToDate,
+    /// The newest version is marked bad; nothing was staged.
+    BadVersion { version: String },
+    /// The pointer already names the newest version and its folder is whole.
+    AlreadyStaged,
+    /// The newest version was staged and the pointer now names it.
+    Staged { version: String },
+}
+
+/// The pointer `current.json`.
+#[napi(object)]
+pub struct RuntimePointer {
+    pub version: String,
+    /// Absolute path of the staged `dist/cli.js`.
+    pub cli_entry: String,
+    /// The previously pointed version, kept as the known-good fallback.
+    pub previous: Option<String>,
+}
+
+impl From<crate::store::Pointer> for RuntimePointer {
+    fn from(p: crate::store::Pointer) -> Self {
+        RuntimePointer {
+            version: p.version,
+            cli_entry: p.cli_entry,
+            previous: p.previous,
+        }
+    }
+}
+
+impl From<Outcome> for StageOutcome {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::UpToDate => StageOutcome::UpToDate,
+            Outcome::BadVersion(version) => StageOutcome::BadVersion { version },
+            Outcome::AlreadyStaged => StageOutcome::AlreadyStaged,
+            Outcome::Staged(version) => StageOutcome::Staged { version },
+        }
+    }
+}
+
+/// Turns a core error into a JS `Error` with `code`, `hint` and the structured fields.
+pub(super) fn js_error(env: &Env, e: &StageError) -> Error {
+    let build = || -> Result<Error> {
+        let mut obj = env.create_error(Error::new(Status::GenericFailure, e.to_string()))?;
+        obj.set_named_property("code", e.code())?;
+        obj.set_named_property("hint", e.hint())?;
+        for (name, value) in e.fields() {
+            match value {
+                Field::Str(s) => obj.set_named_property(name, s)?,
+                Field::Num(n) => obj.set_named_property(name, n)?,
+            }
+        }
+        Ok(Error::from(obj.to_unknown()))
+    };
+    build().unwrap_or_else(|err| err)
+}
