@@ -36,7 +36,7 @@ export type StagePhase = 'resolving' | 'waiting-for-lock' | 'downloading' | 'fin
 export interface StageError extends Error {
   code: StageErrorCode
   /**
-   * What a person can do about it, one line (the CLI prints it, so it names the CLI's flags).
+   * What a person can do about it, one line (it names the option, and the CLI's flag in parentheses).
    * Set on every error this package makes; an object that `isStageError` accepts may lack it.
    */
   hint?: string

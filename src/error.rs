@@ -227,9 +227,12 @@ kinds! {
     EINVALID_OPTION: "check the option named in the message",
     EHTTP_CLIENT: "the HTTP client could not be set up, most often because the system's \
         certificate store holds no usable certificate; the message says why",
-    ENETWORK: "the registry could not be reached; check the network, --registry and --proxy",
-    ETIMEDOUT: "the registry did not answer in time; check the network or raise --timeout-ms",
-    EHTTP: "the registry refused the request; check --registry, --package and credentials",
+    ENETWORK: "the registry could not be reached; check the network, `registry` and `proxy` \
+        (--registry, --proxy)",
+    ETIMEDOUT: "the registry did not answer in time; check the network or raise `timeoutMs` \
+        (--timeout-ms)",
+    EHTTP: "the registry refused the request; check `registry`, `packageName` and `authToken` \
+        (--registry, --package)",
     EBADMANIFEST: "the package document lacks the tag, version or dist fields needed",
     EINVALID_VERSION: "the dist-tag names something that is not a semver version",
     EINTEGRITY: "the tarball did not match the registry integrity; a mirror or proxy may be \
@@ -243,16 +246,16 @@ kinds! {
         which)",
     EBADARCHIVE: "the tarball is truncated or corrupt",
     EMISSING_CLI: "the package has no dist/cli.js, so it cannot be run",
-    ENATIVE_DEPS: "pass --native-deps DIR pointing at a folder that contains node-pty/",
+    ENATIVE_DEPS: "`nativeDepsSource` (--native-deps) must be a folder that contains node-pty/",
     ENOSPC: "the disk is full; free space under the userData folder and retry",
     EIO: "a file operation failed; the message names the path",
     EABORTED: "the run was aborted",
     EINTERNAL: "a bug in kanban-runtime-stager; please report it with the message above",
-    ESIGNATURE: "a registry signature did not verify (or is missing with \
-        --require-signatures); the document may be tampered with, or pass the registry's keys \
-        with --registry-keys",
+    ESIGNATURE: "a registry signature did not verify (or is missing with `requireSignatures`); \
+        the document may be tampered with, or pass the registry's keys as `registryKeys` \
+        (--require-signatures, --registry-keys)",
     EINCOMPATIBLE: "this runtime needs another Node (engines.node) or node-pty than the app \
-        has; update the app first, or check --host-node-version",
+        has; update the app first, or check `hostNodeVersion` (--host-node-version)",
 }
 
 /// What JS sees of an error beside its message: its kind and its structured fields.
