@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { binding, rejection } from './helpers/binding'
 import { cleanupTempDirs, cliBody, listTree, nativeDeps, runtimeTarball, snapshot, tempDir } from './helpers/fixtures'
 import { Registry, sri } from './helpers/registry'
-import { tgz } from './helpers/tar'
+import { tgz } from '../scripts/testkit/tar.mjs'
 
 const { checkAndStageLatestRuntime, readPointer, resolvePointerCliEntry, markBadVersion, isBadVersion, versionDir } =
   binding

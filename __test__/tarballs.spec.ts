@@ -10,7 +10,7 @@ import { binding, rejection } from './helpers/binding'
 import { cliBody, snapshot, tempDir } from './helpers/fixtures'
 import { Scenario } from './helpers/scenario'
 import { hugeLongName } from '../scripts/fixtures/hostile.mjs'
-import { tar, tgz, type TarEntry } from './helpers/tar'
+import { tar, tgz, type TarEntry } from '../scripts/testkit/tar.mjs'
 
 const { checkAndStageLatestRuntime } = binding
 

@@ -8,7 +8,7 @@ import { binding, rejection } from './helpers/binding'
 import { cliBody, runtimeTarball, snapshot } from './helpers/fixtures'
 import { sri } from './helpers/registry'
 import { Scenario } from './helpers/scenario'
-import { tgz } from './helpers/tar'
+import { tgz } from '../scripts/testkit/tar.mjs'
 
 const { checkAndStageLatestRuntime } = binding
 const MINUTE = 60_000
