@@ -7,11 +7,11 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
+import { syntheticRuntimeTarball } from '../scripts/fixtures/runtime.mjs'
+import { Registry } from '../scripts/testkit/registry.mjs'
 import { binding } from './helpers/binding'
 import { nativeDeps, runtimeTarball, snapshot, tempDir, cleanupTempDirs } from './helpers/fixtures'
-import { Registry } from './helpers/registry'
 import { Scenario } from './helpers/scenario'
-import { syntheticRuntimeTarball } from '../scripts/fixtures/runtime.mjs'
 
 const ITERATIONS = Number(process.env.CRASH_ITERATIONS ?? 25)
 const CHILD = path.join(__dirname, 'helpers/stage-child.cjs')
@@ -31,15 +31,9 @@ beforeAll(async () => {
     ],
     { latest: '0.1.70', previous: '0.1.69' },
   )
-  // About 45 chunks 15 ms apart: the download takes ~0.7 s, so kills land in every phase.
-  registry.routes.set(registry.tarballPath('kanban', '0.1.70'), async (_req, res) => {
-    res.writeHead(200, { 'content-length': real.length })
-    for (let off = 0; off < real.length && !res.destroyed; off += CHUNK) {
-      res.write(real.subarray(off, off + CHUNK))
-      await new Promise((r) => setTimeout(r, 15))
-    }
-    res.end()
-  })
+  // About 45 chunks 15 ms apart: the download takes ~0.7 s, so kills land in every phase. No
+  // ETag and no ranges: every run downloads from the first byte.
+  registry.serveBody(registry.tarballPath('kanban', '0.1.70'), real, { etag: null, ranges: false, chunk: CHUNK, pace: 15 })
 })
 afterAll(async () => {
   await registry.close()

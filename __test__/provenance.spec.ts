@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { binding, rejection } from './helpers/binding'
 import { cleanupTempDirs, nativeDeps, runtimeTarball, snapshot, tempDir } from './helpers/fixtures'
 import { attestations, otherCaLeaf, REPOSITORY, trustRoot, WORKFLOW } from './helpers/provenance'
-import { Registry } from './helpers/registry'
+import { Registry } from '../scripts/testkit/registry.mjs'
 
 const { checkAndStageLatestRuntime, readPointer } = binding
 

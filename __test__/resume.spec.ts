@@ -5,9 +5,9 @@
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
-import type { IncomingMessage, ServerResponse } from 'node:http'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import type { BodyOptions } from '../scripts/testkit/registry.mjs'
 import { stageInChild } from './helpers/child'
 import { binding, rejection } from './helpers/binding'
 import { runtimeTarball } from './helpers/fixtures'
@@ -28,59 +28,9 @@ function bigTarball(version: string, bytes: number): Buffer {
   return runtimeTarball(version, { extra: [{ path: 'package/blob.bin', body: randomBytes(bytes) }] })
 }
 
-interface Served {
-  range?: string
-  ifRange?: string
-  status: number
-  bytes: number
-}
-
-interface RouteOptions {
-  /** Absolute byte position at which request `i`'s connection is cut; undefined: not cut. */
-  cutAt?: (i: number) => number | undefined
-  etag?: (i: number) => string
-  /** Honour Range (with If-Range) at all. */
-  ranges?: boolean
-  /** Send 206 whatever If-Range says (a server that ignores it). */
-  ignoreIfRange?: boolean
-  /** Added to the first byte named in Content-Range (a server that gets it wrong). */
-  shift?: number
-  /** Pause between 64 KiB writes, in ms. */
-  pace?: number
-}
-
-/** Serves `body` as kanban@version's tarball with an ETag and byte ranges, as configured. */
-function serveTarball(version: string, body: Buffer, o: RouteOptions = {}): { log: Served[]; served: () => number } {
-  const log: Served[] = []
-  s.registry.routes.set(s.registry.tarballPath('kanban', version), async (req: IncomingMessage, res: ServerResponse) => {
-    const i = log.length
-    const etag = o.etag?.(i) ?? '"v1"'
-    const range = req.headers.range
-    const ifRange = req.headers['if-range'] as string | undefined
-    const m = /^bytes=(\d+)-$/.exec(range ?? '')
-    const partial = !!m && (o.ranges ?? true) && (o.ignoreIfRange || ifRange === undefined || ifRange === etag)
-    const start = partial ? Number(m![1]) : 0
-    const entry: Served = { range, ifRange, status: partial ? 206 : 200, bytes: 0 }
-    log.push(entry)
-    const headers: Record<string, string | number> = {
-      'content-type': 'application/octet-stream',
-      'content-length': body.length - start,
-      etag,
-    }
-    if (partial) headers['content-range'] = `bytes ${start + (o.shift ?? 0)}-${body.length - 1}/${body.length}`
-    res.writeHead(entry.status, headers)
-    const cut = o.cutAt?.(i)
-    const end = cut === undefined ? body.length : Math.max(start, Math.min(body.length, cut))
-    for (let off = start; off < end && !res.destroyed; off += 64 * 1024) {
-      const piece = body.subarray(off, Math.min(end, off + 64 * 1024))
-      entry.bytes += piece.length
-      await new Promise<void>((r) => res.write(piece, () => r()))
-      if (o.pace) await new Promise((r) => setTimeout(r, o.pace))
-    }
-    if (cut === undefined) res.end()
-    else res.destroy()
-  })
-  return { log, served: () => log.reduce((n, e) => n + e.bytes, 0) }
+/** Serves `body` as kanban@version's tarball with the ETag "v1" and byte ranges, as configured. */
+function serveTarball(version: string, body: Buffer, o: BodyOptions = {}) {
+  return s.registry.serveBody(s.registry.tarballPath('kanban', version), body, { etag: '"v1"', ...o })
 }
 
 function keptFiles(): string[] {

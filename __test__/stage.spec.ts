@@ -3,7 +3,7 @@ import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { binding, rejection } from './helpers/binding'
 import { cleanupTempDirs, cliBody, listTree, nativeDeps, runtimeTarball, snapshot, tempDir } from './helpers/fixtures'
-import { Registry, sri } from './helpers/registry'
+import { Registry, sri } from '../scripts/testkit/registry.mjs'
 import { tgz } from '../scripts/testkit/tar.mjs'
 
 const { checkAndStageLatestRuntime, readPointer, resolvePointerCliEntry, markBadVersion, isBadVersion, versionDir } =

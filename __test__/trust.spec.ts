@@ -6,7 +6,7 @@ import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { binding, rejection } from './helpers/binding'
 import { cliBody, runtimeTarball, snapshot } from './helpers/fixtures'
-import { sri } from './helpers/registry'
+import { sri } from '../scripts/testkit/registry.mjs'
 import { Scenario } from './helpers/scenario'
 import { tgz } from '../scripts/testkit/tar.mjs'
 

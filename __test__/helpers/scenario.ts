@@ -3,9 +3,9 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { expect } from 'vitest'
+import { Registry } from '../../scripts/testkit/registry.mjs'
 import { binding } from './binding'
 import { cleanupTempDirs, listTree, nativeDeps, runtimeTarball, snapshot, tempDir } from './fixtures'
-import { Registry } from './registry'
 
 export class Scenario {
   registry!: Registry

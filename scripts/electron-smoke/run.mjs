@@ -10,7 +10,7 @@ import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { startRegistry } from '../../bench/registry.mjs'
+import { Registry } from '../testkit/registry.mjs'
 import { tgz } from '../testkit/tar.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -88,7 +88,7 @@ function runElectron(appAsar, env) {
 }
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'krs-electron-'))
-const registry = await startRegistry()
+const registry = (await Registry.start()).withEtags()
 try {
   const binary = builtBinary()
   const appDir = path.join(work, 'app')
@@ -104,7 +104,7 @@ try {
 
   const tarball = path.join(work, 'kanban-1.0.0.tgz')
   fs.writeFileSync(tarball, kanbanTarball('1.0.0'))
-  registry.publish('1.0.0', tarball)
+  registry.publishFile('kanban', '1.0.0', tarball)
   // What the app bundles as resources/native: a node-pty folder to copy beside the runtime.
   const native = path.join(resources, 'native')
   fs.mkdirSync(path.join(native, 'node-pty', 'build', 'Release'), { recursive: true })
