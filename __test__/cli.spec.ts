@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { binding } from './helpers/binding'
 import { runtimeTarball, tempDir } from './helpers/fixtures'
 import { attestations, REPOSITORY, trustRoot, WORKFLOW } from './helpers/provenance'
@@ -11,13 +11,7 @@ import { Scenario } from './helpers/scenario'
 
 const BIN = path.join(__dirname, '../bin/kanban-runtime-stager.js')
 
-let s: Scenario
-beforeEach(async () => {
-  s = await Scenario.start()
-})
-afterEach(async () => {
-  await s.stop()
-})
+const s = Scenario.perTest()
 
 function cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return cliWith({}, ...args)
@@ -141,9 +135,7 @@ describe('cli', () => {
 
     it('stage stages a version whose provenance verifies', async () => {
       const tarball = runtimeTarball('1.1.0')
-      s.registry.publish('kanban', [{ version: '1.1.0', tarball, attestations: attestations('kanban', '1.1.0', tarball) }], {
-        latest: '1.1.0',
-      })
+      s.publish('1.1.0', tarball, { attestations: attestations('kanban', '1.1.0', tarball) })
       const r = await cli(...stageArgs(), ...flags, '--sigstore-trust-root', trustRootFile(), '--json')
       expect([r.code, JSON.parse(r.stdout)]).toMatchObject([0, { kind: 'staged', version: '1.1.0' }])
     })
@@ -193,7 +185,7 @@ describe('cli', () => {
 
     it('a dist-tag naming a version with an escape sequence', async () => {
       for (const version of ['1.0.0\u001b[31m', '1.0.0\u009b31m']) {
-        s.registry.publish('kanban', [{ version, tarball: runtimeTarball('1.1.0') }], { latest: version })
+        s.publish(version, runtimeTarball('1.1.0'))
         const r = await cli(...stageArgs())
         expect(r.code).toBe(1)
         expect(r.stderr).toMatch(/^error EINVALID_VERSION: /m)

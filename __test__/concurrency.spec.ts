@@ -2,7 +2,7 @@
 // and all resolve; rollback and retention keep the store small and always runnable.
 import fs from 'node:fs'
 import path from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { stageInChild } from './helpers/child'
 import { binding } from './helpers/binding'
 import { nativeDeps, runtimeTarball } from './helpers/fixtures'
@@ -10,13 +10,7 @@ import { Scenario } from './helpers/scenario'
 
 const { checkAndStageLatestRuntime, markBadVersion, readPointer } = binding
 
-let s: Scenario
-beforeEach(async () => {
-  s = await Scenario.start()
-})
-afterEach(async () => {
-  await s.stop()
-})
+const s = Scenario.perTest()
 
 /** Serves the tarball slowly so that every caller is in flight at once. */
 function slowTarball(version: string, ms: number) {

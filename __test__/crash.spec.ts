@@ -10,7 +10,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { syntheticRuntimeTarball } from '../scripts/fixtures/runtime.mjs'
 import { Registry } from '../scripts/testkit/registry.mjs'
 import { binding } from './helpers/binding'
-import { nativeDeps, runtimeTarball, snapshot, tempDir, cleanupTempDirs } from './helpers/fixtures'
+import { cleanupTempDirs, runtimeTarball, snapshot } from './helpers/fixtures'
 import { Scenario } from './helpers/scenario'
 
 const ITERATIONS = Number(process.env.CRASH_ITERATIONS ?? 25)
@@ -40,14 +40,6 @@ afterAll(async () => {
   cleanupTempDirs()
 })
 
-function freshStore(): Scenario {
-  const s = new Scenario()
-  s.registry = registry
-  s.userData = tempDir()
-  s.native = nativeDeps()
-  return s
-}
-
 /** Stages 0.1.69 as the earlier good version; returns its snapshot. */
 async function stageBaseline(s: Scenario): Promise<Record<string, string>> {
   const outcome = await binding.checkAndStageLatestRuntime(s.opts({ currentVersion: '0.0.1', distTag: 'previous' }))
@@ -71,7 +63,7 @@ it(`leaves a usable store after SIGKILL at a random moment (${ITERATIONS} iterat
   // run can be slowed by a busy machine, and kills timed against a slow run land after the end.
   let runMs = Infinity
   for (let i = 0; i < 3; i++) {
-    const probe = freshStore()
+    const probe = Scenario.of(registry)
     await stageBaseline(probe)
     const t0 = Date.now()
     const probeResult = await runChild(probe, () => {})
@@ -82,7 +74,7 @@ it(`leaves a usable store after SIGKILL at a random moment (${ITERATIONS} iterat
 
   let killedMidway = 0
   for (let i = 0; i < ITERATIONS; i++) {
-    const s = freshStore()
+    const s = Scenario.of(registry)
     const baseline = await stageBaseline(s)
     const out = await runChild(s, (child) => setTimeout(() => child.kill('SIGKILL'), Math.random() * runMs))
     if (!out.includes('"kind"')) killedMidway += 1

@@ -2,17 +2,11 @@
 // entry, never the call; a pending entry never keeps the process alive).
 import { spawn } from 'node:child_process'
 import path from 'node:path'
-import { afterEach, beforeEach, expect, it } from 'vitest'
+import { expect, it } from 'vitest'
 import { binding, rejection } from './helpers/binding'
 import { Scenario } from './helpers/scenario'
 
-let s: Scenario
-beforeEach(async () => {
-  s = await Scenario.start()
-})
-afterEach(async () => {
-  await s.stop()
-})
+const s = Scenario.perTest()
 
 it('reports the tag, each decision, retries with their reason and delay, and the pointing', async () => {
   s.publish('1.1.0')

@@ -14,13 +14,7 @@ import { makeTestCa } from './helpers/tls'
 
 const { checkAndStageLatestRuntime, readPointer } = binding
 
-let s: Scenario
-beforeEach(async () => {
-  s = await Scenario.start()
-})
-afterEach(async () => {
-  await s.stop()
-})
+const s = Scenario.perTest()
 
 const TARBALL = '/kanban/-/kanban-1.1.0.tgz'
 

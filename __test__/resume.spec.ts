@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { BodyOptions } from '../scripts/testkit/registry.mjs'
 import { stageInChild } from './helpers/child'
 import { binding, rejection } from './helpers/binding'
@@ -15,13 +15,7 @@ import { Scenario } from './helpers/scenario'
 
 const { checkAndStageLatestRuntime, readPointer } = binding
 
-let s: Scenario
-beforeEach(async () => {
-  s = await Scenario.start()
-})
-afterEach(async () => {
-  await s.stop()
-})
+const s = Scenario.perTest()
 
 /** A runtime tarball of about `bytes`, incompressible, so byte offsets mean what they say. */
 function bigTarball(version: string, bytes: number): Buffer {
@@ -181,7 +175,7 @@ describe('resume', () => {
 
   it('survives SIGKILL during a resumed download', { timeout: 120_000 }, async () => {
     const tgz = bigTarball('1.1.0', 4 << 20)
-    s.registry.publish('kanban', [{ version: '1.1.0', tarball: tgz, unpackedSize: 5 << 20 }], { latest: '1.1.0' })
+    s.publish('1.1.0', tgz, { unpackedSize: 5 << 20 })
     // ~70 writes 10 ms apart: a run takes about a second.
     const t = serveTarball('1.1.0', tgz, { pace: 10 })
     const opts = s.opts({ retries: 1 })
