@@ -452,10 +452,8 @@ describe('onProgress', () => {
   it('exiting in the middle of a call with onProgress does not crash', async () => {
     s.publish('1.1.0')
     const body = (await import('./helpers/fixtures')).runtimeTarball('1.1.0')
-    s.registry.routes.set('/kanban/-/kanban-1.1.0.tgz', (_req, res) => {
-      res.writeHead(200, { 'content-length': body.length })
-      res.write(body.subarray(0, 100)) // and stalls: the call is mid-download at exit
-    })
+    // The body stalls after 100 bytes: the call is mid-download at exit.
+    s.registry.hold('/kanban/-/kanban-1.1.0.tgz', body, { head: 100 })
     const opts = JSON.stringify(s.opts())
     const r = await runScript(
       `${load} b.checkAndStageLatestRuntime({ ...${opts}, onProgress: (p) => { if (p.phase === 'downloading') { console.log('exiting'); process.exit(0) } } })`,

@@ -10,14 +10,10 @@ const s = Scenario.perTest()
 
 it('reports the tag, each decision, retries with their reason and delay, and the pointing', async () => {
   s.publish('1.1.0')
-  let failures = 1
   const tarball = s.registry.tarballPath('kanban', '1.1.0')
-  s.registry.routes.set(tarball, (req, res) => {
-    if (failures-- > 0) {
-      res.writeHead(503, { 'retry-after': '0' })
-      return void res.end()
-    }
-    s.registry.serveDefault(req, res)
+  s.registry.failFirst(tarball, 1, (res) => {
+    res.writeHead(503, { 'retry-after': '0' })
+    res.end()
   })
   const entries: any[] = []
   const outcome = await binding.checkAndStageLatestRuntime(s.opts({ retries: 2, onLog: (e: any) => entries.push(e) }))
