@@ -3,18 +3,18 @@
 // registry and is killed with SIGKILL at a random moment. After every kill the store must hold
 // no pointer or one naming a whole version, the earlier version must be intact, and a new call
 // must finish the job. CRASH_ITERATIONS sets the count (25 by default, as in CI).
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { syntheticRuntimeTarball } from '../scripts/fixtures/runtime.mjs'
 import { Registry } from '../scripts/testkit/registry.mjs'
 import { binding } from './helpers/binding'
+import { runStageChild } from './helpers/child'
 import { cleanupTempDirs, runtimeTarball, snapshot } from './helpers/fixtures'
 import { Scenario } from './helpers/scenario'
 
 const ITERATIONS = Number(process.env.CRASH_ITERATIONS ?? 25)
-const CHILD = path.join(__dirname, 'helpers/stage-child.cjs')
 const CHUNK = 256 * 1024
 
 let registry: Registry
@@ -49,13 +49,7 @@ async function stageBaseline(s: Scenario): Promise<Record<string, string>> {
 
 /** Runs the real staging in a child; `onSpawn` may kill it. Resolves to what it printed. */
 function runChild(s: Scenario, onSpawn: (child: ChildProcess) => void): Promise<string> {
-  const child = spawn(process.execPath, [CHILD, JSON.stringify(s.opts({ currentVersion: '0.1.69' }))], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  let out = ''
-  child.stdout!.on('data', (d) => (out += d))
-  onSpawn(child)
-  return new Promise((resolve) => child.on('exit', () => resolve(out)))
+  return runStageChild(s.opts({ currentVersion: '0.1.69' }), onSpawn)
 }
 
 it(`leaves a usable store after SIGKILL at a random moment (${ITERATIONS} iterations)`, { timeout: ITERATIONS * 15_000 }, async () => {

@@ -1,9 +1,8 @@
 // onLog: what the stager decided and why, delivered like onProgress (a throwing callback loses its
 // entry, never the call; a pending entry never keeps the process alive).
-import { spawn } from 'node:child_process'
-import path from 'node:path'
 import { expect, it } from 'vitest'
 import { binding, rejection } from './helpers/binding'
+import { LOAD_ADDON, runScript } from './helpers/cli'
 import { Scenario } from './helpers/scenario'
 
 const s = Scenario.perTest()
@@ -54,14 +53,8 @@ it('onLog must be a function', async () => {
 
 it('an onLog callback never keeps the process alive', async () => {
   s.publish('1.1.0')
-  const load = `const b = require(${JSON.stringify(path.join(__dirname, '../index.js'))});`
   const opts = JSON.stringify(s.opts())
-  const child = spawn(process.execPath, ['-e', `${load} b.checkAndStageLatestRuntime({ ...${opts}, onLog: () => {} }).then((o) => console.log(o.kind))`], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  let out = ''
-  child.stdout.on('data', (d) => (out += d))
-  const code = await new Promise((r) => child.on('exit', r))
-  expect(code).toBe(0)
-  expect(out.trim()).toBe('staged')
+  const r = await runScript(`${LOAD_ADDON} b.checkAndStageLatestRuntime({ ...${opts}, onLog: () => {} }).then((o) => console.log(o.kind))`)
+  expect(r.code).toBe(0)
+  expect(r.stdout.trim()).toBe('staged')
 })

@@ -2,7 +2,6 @@
 // and across processes, and starts over cleanly whenever the server's answer or the kept bytes
 // cannot be trusted; the package document is revalidated with a 304; maxBytesPerSecond caps the
 // download rate.
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -10,6 +9,7 @@ import { describe, expect, it } from 'vitest'
 import type { BodyOptions } from '../scripts/testkit/registry.mjs'
 import { stageInChild } from './helpers/child'
 import { binding, rejection } from './helpers/binding'
+import { runCli, stageArgs } from './helpers/cli'
 import { runtimeTarball } from './helpers/fixtures'
 import { Scenario } from './helpers/scenario'
 
@@ -294,17 +294,7 @@ describe('maxBytesPerSecond', () => {
 })
 
 describe('cli --max-bytes-per-second', () => {
-  const BIN = path.join(__dirname, '../bin/kanban-runtime-stager.js')
-  const cli = (...args: string[]): Promise<{ code: number | null; stderr: string; ms: number }> =>
-    new Promise((resolve) => {
-      const t0 = Date.now()
-      const child = spawn(process.execPath, [BIN, 'stage', '--user-data', s.userData, '--native-deps', s.native, '--registry', s.registry.url, '--current-version', '1.0.0', '--json', ...args], {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      })
-      let stderr = ''
-      child.stderr!.on('data', (d) => (stderr += d))
-      child.on('exit', (code) => resolve({ code, stderr, ms: Date.now() - t0 }))
-    })
+  const cli = (...args: string[]) => runCli([...stageArgs(s), '--json', ...args])
 
   it('passes the cap to the download, and refuses a bad value', { timeout: 20_000 }, async () => {
     const tgz = bigTarball('1.1.0', 512 * 1024)
