@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import type { BodyOptions } from '../scripts/testkit/registry.mjs'
+import type { BodyOptions, Served } from '../scripts/testkit/registry.mjs'
 import { stageInChild } from './helpers/child'
 import { binding, rejection } from './helpers/binding'
 import { runCli, stageArgs } from './helpers/cli'
@@ -27,6 +27,34 @@ function serveTarball(version: string, body: Buffer, o: BodyOptions = {}) {
   return s.registry.serveBody(s.registry.tarballPath('kanban', version), body, { etag: '"v1"', ...o })
 }
 
+/** Publishes 1.1.0 as a big tarball of about `bytes`; returns the tarball. */
+function publishBig(bytes = 1 << 20): Buffer {
+  const tgz = bigTarball('1.1.0', bytes)
+  s.publish('1.1.0', tgz)
+  return tgz
+}
+
+/**
+ * Publishes a big 1.1.0, serves it with `o` and the first connection cut halfway, and stages it
+ * with one retry.
+ */
+async function stageAfterOneCut(o: BodyOptions = {}) {
+  const tgz = publishBig()
+  const cut = tgz.length >> 1
+  const t = serveTarball('1.1.0', tgz, { ...o, cutAt: (i) => (i === 0 ? cut : undefined) })
+  expect(await checkAndStageLatestRuntime(s.opts({ retries: 1 }))).toEqual({ kind: 'staged', version: '1.1.0' })
+  return { tgz, cut, t }
+}
+
+/** The resume was answered with a 206 that could not be used, so the download started over. */
+function expectUnusableRange(log: Served[]) {
+  expect(log.map((e) => [e.status, e.range === undefined])).toEqual([
+    [200, true],
+    [206, false],
+    [200, true],
+  ])
+}
+
 function keptFiles(): string[] {
   if (!fs.existsSync(s.versionsDir)) return []
   return fs.readdirSync(s.versionsDir).filter((n) => n.includes('.download'))
@@ -45,8 +73,7 @@ function expectStagedClean(version: string) {
 
 describe('resume', () => {
   it('resumes a cut mid-body within one call, fetching each byte once', async () => {
-    const tgz = bigTarball('1.1.0', 1 << 20)
-    s.publish('1.1.0', tgz)
+    const tgz = publishBig()
     const cut = Math.floor(tgz.length * 0.4)
     const t = serveTarball('1.1.0', tgz, { cutAt: (i) => (i === 0 ? cut : undefined) })
     const outcome = await checkAndStageLatestRuntime(s.opts({ retries: 2 }))
@@ -60,8 +87,7 @@ describe('resume', () => {
   })
 
   it('keeps the bytes when the cuts outlast the retries, and the next call and another process resume them', async () => {
-    const tgz = bigTarball('1.1.0', 1 << 20)
-    s.publish('1.1.0', tgz)
+    const tgz = publishBig()
     const third = Math.floor(tgz.length / 3)
     // Calls 1 and 2 each get one more third, then a connection that drops before any byte.
     const cuts = [third, 0, 2 * third, 0]
@@ -83,11 +109,7 @@ describe('resume', () => {
   })
 
   it('starts over from byte 0 when the server ignores Range', async () => {
-    const tgz = bigTarball('1.1.0', 1 << 20)
-    s.publish('1.1.0', tgz)
-    const cut = tgz.length >> 1
-    const t = serveTarball('1.1.0', tgz, { ranges: false, cutAt: (i) => (i === 0 ? cut : undefined) })
-    expect(await checkAndStageLatestRuntime(s.opts({ retries: 1 }))).toEqual({ kind: 'staged', version: '1.1.0' })
+    const { tgz, cut, t } = await stageAfterOneCut({ ranges: false })
     expect(t.log.map((e) => [e.status, e.range])).toEqual([
       [200, undefined],
       [200, `bytes=${cut}-`],
@@ -97,14 +119,7 @@ describe('resume', () => {
   })
 
   it('starts over when the ETag changed between attempts', async () => {
-    const tgz = bigTarball('1.1.0', 1 << 20)
-    s.publish('1.1.0', tgz)
-    const cut = tgz.length >> 1
-    const t = serveTarball('1.1.0', tgz, {
-      etag: (i) => (i === 0 ? '"v1"' : '"v2"'),
-      cutAt: (i) => (i === 0 ? cut : undefined),
-    })
-    expect(await checkAndStageLatestRuntime(s.opts({ retries: 1 }))).toEqual({ kind: 'staged', version: '1.1.0' })
+    const { t } = await stageAfterOneCut({ etag: (i) => (i === 0 ? '"v1"' : '"v2"') })
     // If-Range named the old ETag, so the server sent the whole new representation.
     expect(t.log.map((e) => [e.status, e.ifRange])).toEqual([
       [200, undefined],
@@ -114,38 +129,19 @@ describe('resume', () => {
   })
 
   it('drops the kept bytes when a server that ignores If-Range sends a range of another ETag', async () => {
-    const tgz = bigTarball('1.1.0', 1 << 20)
-    s.publish('1.1.0', tgz)
-    const t = serveTarball('1.1.0', tgz, {
-      etag: (i) => (i === 0 ? '"v1"' : '"v2"'),
-      ignoreIfRange: true,
-      cutAt: (i) => (i === 0 ? tgz.length >> 1 : undefined),
-    })
-    expect(await checkAndStageLatestRuntime(s.opts({ retries: 1 }))).toEqual({ kind: 'staged', version: '1.1.0' })
-    expect(t.log.map((e) => [e.status, e.range === undefined])).toEqual([
-      [200, true],
-      [206, false],
-      [200, true],
-    ])
+    const { t } = await stageAfterOneCut({ etag: (i) => (i === 0 ? '"v1"' : '"v2"'), ignoreIfRange: true })
+    expectUnusableRange(t.log)
     expectStagedClean('1.1.0')
   })
 
   it('starts over when Content-Range does not start at the kept length', async () => {
-    const tgz = bigTarball('1.1.0', 1 << 20)
-    s.publish('1.1.0', tgz)
-    const t = serveTarball('1.1.0', tgz, { shift: -100, cutAt: (i) => (i === 0 ? tgz.length >> 1 : undefined) })
-    expect(await checkAndStageLatestRuntime(s.opts({ retries: 1 }))).toEqual({ kind: 'staged', version: '1.1.0' })
-    expect(t.log.map((e) => [e.status, e.range === undefined])).toEqual([
-      [200, true],
-      [206, false],
-      [200, true],
-    ])
+    const { t } = await stageAfterOneCut({ shift: -100 })
+    expectUnusableRange(t.log)
     expectStagedClean('1.1.0')
   })
 
   it('restarts cleanly, never with EINTEGRITY, when the kept bytes were damaged on disk', async () => {
-    const tgz = bigTarball('1.1.0', 1 << 20)
-    s.publish('1.1.0', tgz)
+    const tgz = publishBig()
     const cut = tgz.length >> 1
     const t = serveTarball('1.1.0', tgz, { cutAt: (i) => (i === 0 ? cut : undefined) })
     expect((await rejection(checkAndStageLatestRuntime(s.opts()))).code).toBe('ENETWORK')
@@ -163,8 +159,7 @@ describe('resume', () => {
   })
 
   it('sweeps kept bytes once a newer version supersedes them', async () => {
-    const old = bigTarball('1.1.0', 256 * 1024)
-    s.publish('1.1.0', old)
+    const old = publishBig(256 * 1024)
     serveTarball('1.1.0', old, { cutAt: () => old.length >> 1 })
     expect((await rejection(checkAndStageLatestRuntime(s.opts()))).code).toBe('ENETWORK')
     expect(keptFiles().sort()).toEqual(['1.1.0.download', '1.1.0.download.json'])
@@ -202,10 +197,15 @@ describe('conditional document fetch', () => {
   const cacheFile = () => path.join(s.store, 'package-document.cache')
   const docRequests = () => s.registry.requests.filter((r) => r.url === '/kanban')
 
-  it('revalidates the cached document and uses it on 304; a new document replaces it', async () => {
+  /** Serves documents with ETags and publishes 1.0.0; returns options of an app running 1.0.0. */
+  function upToDateWithEtags() {
     s.registry.documentEtags = true
     s.publish('1.0.0')
-    const opts = s.opts({ currentVersion: '1.0.0' })
+    return s.opts({ currentVersion: '1.0.0' })
+  }
+
+  it('revalidates the cached document and uses it on 304; a new document replaces it', async () => {
+    const opts = upToDateWithEtags()
     expect(await checkAndStageLatestRuntime(opts)).toEqual({ kind: 'up-to-date' })
     const cold = s.registry.documentBytes
     expect(cold).toBeGreaterThan(0)
@@ -220,9 +220,7 @@ describe('conditional document fetch', () => {
   })
 
   it('asks unconditionally without a cached copy', async () => {
-    s.registry.documentEtags = true
-    s.publish('1.0.0')
-    const opts = s.opts({ currentVersion: '1.0.0' })
+    const opts = upToDateWithEtags()
     await checkAndStageLatestRuntime(opts)
     fs.rmSync(cacheFile())
     expect(await checkAndStageLatestRuntime(opts)).toEqual({ kind: 'up-to-date' })
@@ -231,9 +229,7 @@ describe('conditional document fetch', () => {
   })
 
   it('drops a cached copy that no longer parses and fetches the document again', async () => {
-    s.registry.documentEtags = true
-    s.publish('1.0.0')
-    const opts = s.opts({ currentVersion: '1.0.0' })
+    const opts = upToDateWithEtags()
     await checkAndStageLatestRuntime(opts)
     // Same validators, body replaced by something of the same length that is not JSON.
     const raw = fs.readFileSync(cacheFile())
@@ -259,8 +255,7 @@ describe('conditional document fetch', () => {
 
 describe('maxBytesPerSecond', () => {
   it('holds the download to the cap, with steady progress', { timeout: 30_000 }, async () => {
-    const tgz = bigTarball('1.1.0', 2 << 20)
-    s.publish('1.1.0', tgz)
+    const tgz = publishBig(2 << 20)
     const cap = 1 << 20
     const events: { at: number; bytes: number; phase: string }[] = []
     const outcome = await checkAndStageLatestRuntime(
@@ -297,8 +292,7 @@ describe('cli --max-bytes-per-second', () => {
   const cli = (...args: string[]) => runCli([...stageArgs(s), '--json', ...args])
 
   it('passes the cap to the download, and refuses a bad value', { timeout: 20_000 }, async () => {
-    const tgz = bigTarball('1.1.0', 512 * 1024)
-    s.publish('1.1.0', tgz)
+    const tgz = publishBig(512 * 1024)
     const r = await cli('--max-bytes-per-second', String(256 * 1024))
     expect(r.code).toBe(0)
     // About two seconds at the cap; uncapped it takes a few tens of ms.
