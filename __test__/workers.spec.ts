@@ -13,7 +13,7 @@ const WORKER = path.join(__dirname, 'helpers/stage-worker.cjs')
 const s = Scenario.perTest((fresh) => fresh.publish('2.0.0'))
 
 /** Options for a store of its own. */
-function storeOpts(): Record<string, unknown> {
+function storeOpts() {
   return { ...s.opts(), userData: tempDir(), nativeDepsSource: nativeDeps() }
 }
 
