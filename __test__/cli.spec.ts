@@ -1,55 +1,29 @@
 // The command line, driven as a person or a script would (stdout is not a TTY here), and the
 // onProgress callback it is built on.
-import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { binding } from './helpers/binding'
+import { BIN, LOAD_ADDON, runCli, runScript, stageArgs } from './helpers/cli'
 import { runtimeTarball, tempDir } from './helpers/fixtures'
 import { attestations, REPOSITORY, trustRoot, WORKFLOW } from './helpers/provenance'
 import { Scenario } from './helpers/scenario'
 
-const BIN = path.join(__dirname, '../bin/kanban-runtime-stager.js')
+const s = Scenario.perTest()
 
-let s: Scenario
-beforeEach(async () => {
-  s = await Scenario.start()
-})
-afterEach(async () => {
-  await s.stop()
-})
+const cli = (...args: string[]) => runCli(args)
+const cliWith = (env: Record<string, string>, ...args: string[]) => runCli(args, env)
 
-function cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return cliWith({}, ...args)
+/** Publishes `version` and stages it with the command line. */
+async function stageByCli(version: string) {
+  s.publish(version)
+  await cli(...stageArgs(s))
 }
-
-function cliWith(env: Record<string, string>, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
-    child.on('exit', (code) => resolve({ code, stdout, stderr }))
-  })
-}
-
-const stageArgs = () => [
-  'stage',
-  '--user-data',
-  s.userData,
-  '--native-deps',
-  s.native,
-  '--registry',
-  s.registry.url,
-  '--current-version',
-  '1.0.0',
-]
 
 describe('cli', () => {
   it('stage prints each phase on a line of stderr and the outcome alone on stdout, exit 0', async () => {
     s.publish('1.1.0')
-    const r = await cli(...stageArgs())
+    const r = await cli(...stageArgs(s))
     expect(r.code).toBe(0)
     const lines = r.stderr.trim().split('\n')
     expect(lines[0]).toBe('checking kanban@latest ...')
@@ -65,18 +39,17 @@ describe('cli', () => {
 
   it('stage --json prints one JSON line and no progress', async () => {
     s.publish('1.1.0')
-    const r = await cli(...stageArgs(), '--json')
+    const r = await cli(...stageArgs(s), '--json')
     expect(r.code).toBe(0)
     const lines = r.stdout.trim().split('\n')
     expect(lines).toHaveLength(1)
     expect(JSON.parse(lines[0])).toMatchObject({ kind: 'staged', version: '1.1.0' })
-    const again = await cli(...stageArgs(), '--json')
+    const again = await cli(...stageArgs(s), '--json')
     expect(JSON.parse(again.stdout)).toMatchObject({ kind: 'already-staged' })
   })
 
   it('status shows the pointer, versions with sizes, bad versions and the lock', async () => {
-    s.publish('1.1.0')
-    await cli(...stageArgs())
+    await stageByCli('1.1.0')
     const r = await cli('status', '--user-data', s.userData)
     expect(r.code).toBe(0)
     expect(r.stdout).toContain('pointer:  1.1.0')
@@ -91,8 +64,7 @@ describe('cli', () => {
   })
 
   it('mark-bad marks the version and reports where the pointer went', async () => {
-    s.publish('1.1.0')
-    await cli(...stageArgs())
+    await stageByCli('1.1.0')
     const r = await cli('mark-bad', '1.1.0', '--user-data', s.userData)
     expect(r.code).toBe(0)
     expect(r.stdout.trim()).toBe('marked 1.1.0 bad; pointer now: none (bundled runtime)')
@@ -102,7 +74,7 @@ describe('cli', () => {
   })
 
   it('a failure exits 1 with the error code and a hint', async () => {
-    const r = await cli(...stageArgs())
+    const r = await cli(...stageArgs(s))
     expect(r.code).toBe(1)
     expect(r.stderr).toMatch(/^error EHTTP: /m)
     expect(r.stderr).toMatch(/^hint: /m)
@@ -110,23 +82,23 @@ describe('cli', () => {
 
   it('stage passes the supply-chain flags through', async () => {
     s.publish('1.1.0')
-    const required = await cli(...stageArgs(), '--require-signatures', '--json')
+    const required = await cli(...stageArgs(s), '--require-signatures', '--json')
     expect(required.code).toBe(1)
     expect(JSON.parse(required.stdout).error).toMatchObject({ code: 'ESIGNATURE', reason: 'missing' })
-    const human = await cli(...stageArgs(), '--require-signatures')
+    const human = await cli(...stageArgs(s), '--require-signatures')
     expect(human.stderr).toMatch(/^error ESIGNATURE: /m)
     expect(human.stderr).toMatch(/^hint: /m)
     s.registry.setDoc('kanban', {
       'dist-tags': { latest: '1.1.0' },
       versions: { '1.1.0': { engines: { node: '>=30' }, dist: { tarball: 'http://127.0.0.1:1/x.tgz', integrity: 'sha512-AAAA' } } },
     })
-    const old = await cli(...stageArgs(), '--host-node-version', '22.0.0', '--json')
+    const old = await cli(...stageArgs(s), '--host-node-version', '22.0.0', '--json')
     expect(JSON.parse(old.stdout).error).toMatchObject({ code: 'EINCOMPATIBLE', guard: 'engines.node', provided: '22.0.0' })
     const keys = path.join(s.userData, 'keys.json')
     fs.writeFileSync(keys, JSON.stringify({ keys: [{ keyid: 'k', key: 'AAAA' }] }))
-    const badKeys = await cli(...stageArgs(), '--registry-keys', keys, '--json')
+    const badKeys = await cli(...stageArgs(s), '--registry-keys', keys, '--json')
     expect(JSON.parse(badKeys.stdout).error).toMatchObject({ code: 'EINVALID_OPTION', option: 'registryKeys' })
-    const cool = await cli(...stageArgs(), '--min-release-age', 'soon')
+    const cool = await cli(...stageArgs(s), '--min-release-age', 'soon')
     expect(cool.code).toBe(2)
     expect(cool.stderr).toContain('--min-release-age must be a whole number of minutes')
   })
@@ -141,30 +113,28 @@ describe('cli', () => {
 
     it('stage stages a version whose provenance verifies', async () => {
       const tarball = runtimeTarball('1.1.0')
-      s.registry.publish('kanban', [{ version: '1.1.0', tarball, attestations: attestations('kanban', '1.1.0', tarball) }], {
-        latest: '1.1.0',
-      })
-      const r = await cli(...stageArgs(), ...flags, '--sigstore-trust-root', trustRootFile(), '--json')
+      s.publish('1.1.0', tarball, { attestations: attestations('kanban', '1.1.0', tarball) })
+      const r = await cli(...stageArgs(s), ...flags, '--sigstore-trust-root', trustRootFile(), '--json')
       expect([r.code, JSON.parse(r.stdout)]).toMatchObject([0, { kind: 'staged', version: '1.1.0' }])
     })
 
     it('a version without provenance exits 1 with EPROVENANCE, its check and a hint', async () => {
       s.publish('1.1.0')
-      const r = await cli(...stageArgs(), ...flags)
+      const r = await cli(...stageArgs(s), ...flags)
       expect(r.code).toBe(1)
       expect(r.stderr).toMatch(/^error EPROVENANCE: /m)
       expect(r.stderr).toMatch(/^hint: .*provenance/m)
-      const json = await cli(...stageArgs(), ...flags, '--json')
+      const json = await cli(...stageArgs(s), ...flags, '--json')
       expect(JSON.parse(json.stdout).error).toMatchObject({ code: 'EPROVENANCE', check: 'attestation', version: '1.1.0' })
       expect(s.registry.tarballRequests()).toBe(0)
     })
 
     it('--provenance-workflow or --sigstore-trust-root without --provenance-repository is bad usage', async () => {
       s.publish('1.1.0')
-      const workflowAlone = await cli(...stageArgs(), '--provenance-workflow', WORKFLOW)
+      const workflowAlone = await cli(...stageArgs(s), '--provenance-workflow', WORKFLOW)
       expect(workflowAlone.code).toBe(2)
       expect(workflowAlone.stderr).toContain('--provenance-workflow needs --provenance-repository')
-      const rootAlone = await cli(...stageArgs(), '--sigstore-trust-root', trustRootFile())
+      const rootAlone = await cli(...stageArgs(s), '--sigstore-trust-root', trustRootFile())
       expect(rootAlone.code).toBe(2)
       expect(s.registry.requests).toEqual([])
     })
@@ -193,14 +163,14 @@ describe('cli', () => {
 
     it('a dist-tag naming a version with an escape sequence', async () => {
       for (const version of ['1.0.0\u001b[31m', '1.0.0\u009b31m']) {
-        s.registry.publish('kanban', [{ version, tarball: runtimeTarball('1.1.0') }], { latest: version })
-        const r = await cli(...stageArgs())
+        s.publish(version, runtimeTarball('1.1.0'))
+        const r = await cli(...stageArgs(s))
         expect(r.code).toBe(1)
         expect(r.stderr).toMatch(/^error EINVALID_VERSION: /m)
         expect(r.stderr).toContain(version.startsWith('1.0.0\u001b') ? '1.0.0\\x1b[31m' : '1.0.0\\u009b31m')
         expectClean(r)
         // As JSON, escaped on the wire and exact once parsed.
-        const j = await cli(...stageArgs(), '--json')
+        const j = await cli(...stageArgs(s), '--json')
         expect(j.code).toBe(1)
         expect(JSON.parse(j.stdout).error).toMatchObject({ code: 'EINVALID_VERSION', version })
         expectClean(j)
@@ -212,7 +182,7 @@ describe('cli', () => {
         extra: [{ path: 'package/../\u001b[2J\u009bevil', body: 'x' }],
       })
       s.publish('1.1.0', tarball)
-      const r = await cli(...stageArgs())
+      const r = await cli(...stageArgs(s))
       expect(r.code).toBe(1)
       expect(r.stderr).toMatch(/^error EUNSAFE_ENTRY: /m)
       expect(r.stderr).toContain('\\x1b[2J\\u009bevil')
@@ -220,8 +190,7 @@ describe('cli', () => {
     })
 
     it('status and mark-bad with control characters in folder names and versions', async () => {
-      s.publish('1.1.0')
-      await cli(...stageArgs())
+      await stageByCli('1.1.0')
       fs.mkdirSync(path.join(s.versionsDir, '2.0.0\u001b[31m\u009b.partial'))
       fs.writeFileSync(path.join(s.store, 'bad-versions.json'), JSON.stringify(['1.0.0\u001b[31m', '1.0.1\u009b']))
       for (const json of [[], ['--json']]) {
@@ -278,7 +247,7 @@ describe('cli', () => {
   })
 
   it('--json prints a failure as one JSON line on stdout with its code and fields, exit 1', async () => {
-    const r = await cli(...stageArgs(), '--json')
+    const r = await cli(...stageArgs(s), '--json')
     expect(r.code).toBe(1)
     const lines = r.stdout.trim().split('\n')
     expect(lines).toHaveLength(1)
@@ -290,24 +259,21 @@ describe('cli', () => {
 
   it('--verbose and DEBUG=kanban-runtime-stager print what the stager decided on stderr', async () => {
     s.publish('1.1.0')
-    const quiet = await cli(...stageArgs())
+    const quiet = await cli(...stageArgs(s))
     expect(quiet.stderr).not.toContain('staging 1.1.0')
     fs.rmSync(s.userData, { recursive: true })
-    const r = await cli(...stageArgs(), '--verbose')
+    const r = await cli(...stageArgs(s), '--verbose')
     expect(r.code).toBe(0)
     expect(r.stderr).toMatch(/^info  dist-tag latest of kanban names 1\.1\.0 .*version=1\.1\.0/m)
     expect(r.stderr).toMatch(/^info  staging 1\.1\.0/m)
     expect(r.stderr).toMatch(/^info  pointed at 1\.1\.0/m)
     expect(r.stdout).not.toContain('info')
-    const debug = await cliWith({ DEBUG: 'kanban-runtime-stager' }, ...stageArgs(), '--current-version', '1.1.0')
+    const debug = await cliWith({ DEBUG: 'kanban-runtime-stager' }, ...stageArgs(s), '--current-version', '1.1.0')
     expect(debug.stderr).toMatch(/^info  up to date: 1\.1\.0 is not newer than the running 1\.1\.0/m)
   })
 
   it('status says why each version is kept; prune removes the rest and reports the space freed', async () => {
-    for (const v of ['1.1.0', '1.2.0']) {
-      s.publish(v)
-      await cli(...stageArgs())
-    }
+    for (const v of ['1.1.0', '1.2.0']) await stageByCli(v)
     // An older whole version the app no longer needs, and a leftover of an interrupted run.
     fs.cpSync(path.join(s.versionsDir, '1.1.0'), path.join(s.versionsDir, '1.0.5'), { recursive: true })
     fs.writeFileSync(path.join(s.versionsDir, '1.0.5', '.kanban-runtime-complete.json'), JSON.stringify({ version: '1.0.5', integrity: 'x', files: 1, bytes: 1 }))
@@ -333,8 +299,7 @@ describe('cli', () => {
   })
 
   it('doctor passes a healthy store and names each problem of a damaged one, exit 1', async () => {
-    s.publish('1.1.0')
-    await cli(...stageArgs())
+    await stageByCli('1.1.0')
     const ok = await cli('doctor', '--user-data', s.userData)
     expect(ok.code).toBe(0)
     expect(ok.stdout.trim()).toBe('the store is healthy')
@@ -366,7 +331,7 @@ describe('cli', () => {
     const run = (env: Record<string, string>) =>
       new Promise<string>((resolve) => {
         let out = ''
-        const term = pty.spawn(process.execPath, [BIN, ...stageArgs()], { env: { ...process.env, ...env } as any, cols: 200 })
+        const term = pty.spawn(process.execPath, [BIN, ...stageArgs(s)], { env: { ...process.env, ...env } as any, cols: 200 })
         term.onData((d) => (out += d))
         term.onExit(() => resolve(out))
       })
@@ -393,26 +358,11 @@ describe('onProgress', () => {
     expect(lastDownload).toEqual({ phase: 'downloading', downloadedBytes: size, totalBytes: size })
   })
 
-  function runScript(script: string): Promise<{ code: number | null; signal: string | null; stdout: string }> {
-    return new Promise((resolve) => {
-      const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
-      let stdout = ''
-      child.stdout.on('data', (d) => (stdout += d))
-      // A hang shows as a kill by this timer.
-      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
-      child.on('exit', (code, signal) => {
-        clearTimeout(timer)
-        resolve({ code, signal, stdout })
-      })
-    })
-  }
-  const load = `const b = require(${JSON.stringify(path.join(__dirname, '../index.js'))});`
-
   it('an onProgress callback never keeps the process alive after the call', async () => {
     s.publish('1.1.0')
     const opts = JSON.stringify(s.opts())
     const r = await runScript(
-      `${load} b.checkAndStageLatestRuntime({ ...${opts}, onProgress: () => {} }).then((o) => console.log(o.kind))`,
+      `${LOAD_ADDON} b.checkAndStageLatestRuntime({ ...${opts}, onProgress: () => {} }).then((o) => console.log(o.kind))`,
     )
     expect(r).toMatchObject({ code: 0, signal: null })
     expect(r.stdout.trim()).toBe('staged')
@@ -422,7 +372,7 @@ describe('onProgress', () => {
     s.publish('1.1.0')
     const opts = JSON.stringify(s.opts())
     const r = await runScript(
-      `${load}
+      `${LOAD_ADDON}
       let calls = 0
       process.on('uncaughtException', (e) => { console.log('uncaught ' + e.message); process.exit(3) })
       b.checkAndStageLatestRuntime({ ...${opts}, onProgress: () => { calls++; throw new Error('progress') } })
@@ -460,13 +410,11 @@ describe('onProgress', () => {
   it('exiting in the middle of a call with onProgress does not crash', async () => {
     s.publish('1.1.0')
     const body = (await import('./helpers/fixtures')).runtimeTarball('1.1.0')
-    s.registry.routes.set('/kanban/-/kanban-1.1.0.tgz', (_req, res) => {
-      res.writeHead(200, { 'content-length': body.length })
-      res.write(body.subarray(0, 100)) // and stalls: the call is mid-download at exit
-    })
+    // The body stalls after 100 bytes: the call is mid-download at exit.
+    s.registry.hold('/kanban/-/kanban-1.1.0.tgz', body, { head: 100 })
     const opts = JSON.stringify(s.opts())
     const r = await runScript(
-      `${load} b.checkAndStageLatestRuntime({ ...${opts}, onProgress: (p) => { if (p.phase === 'downloading') { console.log('exiting'); process.exit(0) } } })`,
+      `${LOAD_ADDON} b.checkAndStageLatestRuntime({ ...${opts}, onProgress: (p) => { if (p.phase === 'downloading') { console.log('exiting'); process.exit(0) } } })`,
     )
     expect(r).toMatchObject({ code: 0, signal: null })
     expect(r.stdout.trim()).toBe('exiting')

@@ -2,7 +2,7 @@
 // and all resolve; rollback and retention keep the store small and always runnable.
 import fs from 'node:fs'
 import path from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { stageInChild } from './helpers/child'
 import { binding } from './helpers/binding'
 import { nativeDeps, runtimeTarball } from './helpers/fixtures'
@@ -10,29 +10,22 @@ import { Scenario } from './helpers/scenario'
 
 const { checkAndStageLatestRuntime, markBadVersion, readPointer } = binding
 
-let s: Scenario
-beforeEach(async () => {
-  s = await Scenario.start()
-})
-afterEach(async () => {
-  await s.stop()
-})
+const s = Scenario.perTest()
 
-/** Serves the tarball slowly so that every caller is in flight at once. */
-function slowTarball(version: string, ms: number) {
-  const body = runtimeTarball(version)
-  s.registry.routes.set(s.registry.tarballPath('kanban', version), async (_req, res) => {
-    res.writeHead(200, { 'content-length': body.length })
-    res.write(body.subarray(0, 10))
-    await new Promise((r) => setTimeout(r, ms))
-    res.end(body.subarray(10))
+/**
+ * Publishes 1.1.0 and serves its tarball slowly (held `ms` after 10 bytes), so that every caller
+ * is in flight at once.
+ */
+function publishSlow(ms: number) {
+  s.publish('1.1.0')
+  s.registry.hold(s.registry.tarballPath('kanban', '1.1.0'), runtimeTarball('1.1.0'), {
+    until: () => new Promise((r) => setTimeout(r, ms)),
   })
 }
 
 describe('concurrency', () => {
   it('three concurrent calls in one process share one download', async () => {
-    s.publish('1.1.0')
-    slowTarball('1.1.0', 300)
+    publishSlow(300)
     const outcomes = await Promise.all([1, 2, 3].map(() => checkAndStageLatestRuntime(s.opts())))
     for (const o of outcomes) expect(['staged', 'already-staged']).toContain(o.kind)
     expect(outcomes.filter((o) => o.kind === 'staged').every((o: any) => o.version === '1.1.0')).toBe(true)
@@ -43,8 +36,7 @@ describe('concurrency', () => {
   })
 
   it('a concurrent call that would stage something else does not take over another run\'s result', async () => {
-    s.publish('1.1.0')
-    slowTarball('1.1.0', 300)
+    publishSlow(300)
     // Same store and version, other bundled native modules: not the same run.
     const outcomes = await Promise.all([
       checkAndStageLatestRuntime(s.opts()),
@@ -57,8 +49,7 @@ describe('concurrency', () => {
   })
 
   it('six processes staging the same version at once download it once and all resolve', async () => {
-    s.publish('1.1.0')
-    slowTarball('1.1.0', 500)
+    publishSlow(500)
     const results = await Promise.all(Array.from({ length: 6 }, () => stageInChild(s.opts())))
     for (const r of results) expect(['staged', 'already-staged']).toContain(r.kind)
     expect(results.filter((r) => r.kind === 'staged')).toHaveLength(1)
@@ -71,8 +62,7 @@ describe('concurrency', () => {
   })
 
   it('an up-to-date check does not wait behind a staging run', async () => {
-    s.publish('1.1.0')
-    slowTarball('1.1.0', 1500)
+    publishSlow(1500)
     const staging = checkAndStageLatestRuntime(s.opts())
     await new Promise((r) => setTimeout(r, 200))
     let settled = false

@@ -3,18 +3,18 @@
 // registry and is killed with SIGKILL at a random moment. After every kill the store must hold
 // no pointer or one naming a whole version, the earlier version must be intact, and a new call
 // must finish the job. CRASH_ITERATIONS sets the count (25 by default, as in CI).
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { binding } from './helpers/binding'
-import { nativeDeps, runtimeTarball, snapshot, tempDir, cleanupTempDirs } from './helpers/fixtures'
-import { Registry } from './helpers/registry'
-import { Scenario } from './helpers/scenario'
 import { syntheticRuntimeTarball } from '../scripts/fixtures/runtime.mjs'
+import { Registry } from '../scripts/testkit/registry.mjs'
+import { binding } from './helpers/binding'
+import { runStageChild } from './helpers/child'
+import { cleanupTempDirs, runtimeTarball, snapshot } from './helpers/fixtures'
+import { Scenario } from './helpers/scenario'
 
 const ITERATIONS = Number(process.env.CRASH_ITERATIONS ?? 25)
-const CHILD = path.join(__dirname, 'helpers/stage-child.cjs')
 const CHUNK = 256 * 1024
 
 let registry: Registry
@@ -31,28 +31,14 @@ beforeAll(async () => {
     ],
     { latest: '0.1.70', previous: '0.1.69' },
   )
-  // About 45 chunks 15 ms apart: the download takes ~0.7 s, so kills land in every phase.
-  registry.routes.set(registry.tarballPath('kanban', '0.1.70'), async (_req, res) => {
-    res.writeHead(200, { 'content-length': real.length })
-    for (let off = 0; off < real.length && !res.destroyed; off += CHUNK) {
-      res.write(real.subarray(off, off + CHUNK))
-      await new Promise((r) => setTimeout(r, 15))
-    }
-    res.end()
-  })
+  // About 45 chunks 15 ms apart: the download takes ~0.7 s, so kills land in every phase. No
+  // ETag and no ranges: every run downloads from the first byte.
+  registry.serveBody(registry.tarballPath('kanban', '0.1.70'), real, { etag: null, ranges: false, chunk: CHUNK, pace: 15 })
 })
 afterAll(async () => {
   await registry.close()
   cleanupTempDirs()
 })
-
-function freshStore(): Scenario {
-  const s = new Scenario()
-  s.registry = registry
-  s.userData = tempDir()
-  s.native = nativeDeps()
-  return s
-}
 
 /** Stages 0.1.69 as the earlier good version; returns its snapshot. */
 async function stageBaseline(s: Scenario): Promise<Record<string, string>> {
@@ -63,13 +49,7 @@ async function stageBaseline(s: Scenario): Promise<Record<string, string>> {
 
 /** Runs the real staging in a child; `onSpawn` may kill it. Resolves to what it printed. */
 function runChild(s: Scenario, onSpawn: (child: ChildProcess) => void): Promise<string> {
-  const child = spawn(process.execPath, [CHILD, JSON.stringify(s.opts({ currentVersion: '0.1.69' }))], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  let out = ''
-  child.stdout!.on('data', (d) => (out += d))
-  onSpawn(child)
-  return new Promise((resolve) => child.on('exit', () => resolve(out)))
+  return runStageChild(s.opts({ currentVersion: '0.1.69' }), onSpawn)
 }
 
 it(`leaves a usable store after SIGKILL at a random moment (${ITERATIONS} iterations)`, { timeout: ITERATIONS * 15_000 }, async () => {
@@ -77,7 +57,7 @@ it(`leaves a usable store after SIGKILL at a random moment (${ITERATIONS} iterat
   // run can be slowed by a busy machine, and kills timed against a slow run land after the end.
   let runMs = Infinity
   for (let i = 0; i < 3; i++) {
-    const probe = freshStore()
+    const probe = Scenario.of(registry)
     await stageBaseline(probe)
     const t0 = Date.now()
     const probeResult = await runChild(probe, () => {})
@@ -88,7 +68,7 @@ it(`leaves a usable store after SIGKILL at a random moment (${ITERATIONS} iterat
 
   let killedMidway = 0
   for (let i = 0; i < ITERATIONS; i++) {
-    const s = freshStore()
+    const s = Scenario.of(registry)
     const baseline = await stageBaseline(s)
     const out = await runChild(s, (child) => setTimeout(() => child.kill('SIGKILL'), Math.random() * runMs))
     if (!out.includes('"kind"')) killedMidway += 1

@@ -1,29 +1,18 @@
 // onLog: what the stager decided and why, delivered like onProgress (a throwing callback loses its
 // entry, never the call; a pending entry never keeps the process alive).
-import { spawn } from 'node:child_process'
-import path from 'node:path'
-import { afterEach, beforeEach, expect, it } from 'vitest'
+import { expect, it } from 'vitest'
 import { binding, rejection } from './helpers/binding'
+import { LOAD_ADDON, runScript } from './helpers/cli'
 import { Scenario } from './helpers/scenario'
 
-let s: Scenario
-beforeEach(async () => {
-  s = await Scenario.start()
-})
-afterEach(async () => {
-  await s.stop()
-})
+const s = Scenario.perTest()
 
 it('reports the tag, each decision, retries with their reason and delay, and the pointing', async () => {
   s.publish('1.1.0')
-  let failures = 1
   const tarball = s.registry.tarballPath('kanban', '1.1.0')
-  s.registry.routes.set(tarball, (req, res) => {
-    if (failures-- > 0) {
-      res.writeHead(503, { 'retry-after': '0' })
-      return void res.end()
-    }
-    s.registry.serveDefault(req, res)
+  s.registry.failFirst(tarball, 1, (res) => {
+    res.writeHead(503, { 'retry-after': '0' })
+    res.end()
   })
   const entries: any[] = []
   const outcome = await binding.checkAndStageLatestRuntime(s.opts({ retries: 2, onLog: (e: any) => entries.push(e) }))
@@ -64,14 +53,8 @@ it('onLog must be a function', async () => {
 
 it('an onLog callback never keeps the process alive', async () => {
   s.publish('1.1.0')
-  const load = `const b = require(${JSON.stringify(path.join(__dirname, '../index.js'))});`
   const opts = JSON.stringify(s.opts())
-  const child = spawn(process.execPath, ['-e', `${load} b.checkAndStageLatestRuntime({ ...${opts}, onLog: () => {} }).then((o) => console.log(o.kind))`], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  let out = ''
-  child.stdout.on('data', (d) => (out += d))
-  const code = await new Promise((r) => child.on('exit', r))
-  expect(code).toBe(0)
-  expect(out.trim()).toBe('staged')
+  const r = await runScript(`${LOAD_ADDON} b.checkAndStageLatestRuntime({ ...${opts}, onLog: () => {} }).then((o) => console.log(o.kind))`)
+  expect(r.code).toBe(0)
+  expect(r.stdout.trim()).toBe('staged')
 })

@@ -1,38 +1,31 @@
 // Hostile networks: stalls, errors, resets, truncation, corruption, aborts, proxies, auth.
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
-import type { ServerResponse } from 'node:http'
 import net from 'node:net'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { Registry, sri } from '../scripts/testkit/registry.mjs'
 import { binding, rejection } from './helpers/binding'
 import { runtimeTarball } from './helpers/fixtures'
 import { Proxy } from './helpers/proxy'
-import { Registry, sri } from './helpers/registry'
 import { Scenario } from './helpers/scenario'
 import { makeTestCa } from './helpers/tls'
 
 const { checkAndStageLatestRuntime, readPointer } = binding
 
-let s: Scenario
-beforeEach(async () => {
-  s = await Scenario.start()
-})
-afterEach(async () => {
-  await s.stop()
-})
+const s = Scenario.perTest()
 
 const TARBALL = '/kanban/-/kanban-1.1.0.tgz'
 
-/** Answers the first `n` requests for `path` with `fail`, then normally. Returns request times. */
-function failFirst(path: string, n: number, fail: (res: ServerResponse) => void): number[] {
-  const times: number[] = []
-  s.registry.routes.set(path, (req, res) => {
-    times.push(Date.now())
-    if (times.length <= n) return fail(res)
-    s.registry.serveDefault(req, res)
-  })
-  return times
+/**
+ * Stages the baseline, then publishes 1.1.0 with a tarball that sends its first `head` bytes and
+ * then nothing, forever. Returns the baseline's snapshot.
+ */
+async function stallOverBaseline(head: number): Promise<Record<string, string>> {
+  const before = await s.stageBaseline()
+  s.publish('1.1.0')
+  s.registry.hold(TARBALL, runtimeTarball('1.1.0'), { head })
+  return before
 }
 
 /** Runs `fn` against an HTTPS registry whose certificate comes from a private test CA. */
@@ -93,13 +86,7 @@ describe('timeouts', () => {
   })
 
   it('a tarball that stalls mid-body fails with ETIMEDOUT, leaving the store as it was', async () => {
-    const before = await s.stageBaseline()
-    s.publish('1.1.0')
-    const body = runtimeTarball('1.1.0')
-    s.registry.routes.set(TARBALL, (_req, res) => {
-      res.writeHead(200, { 'content-length': body.length })
-      res.write(body.subarray(0, 20)) // then nothing, forever
-    })
+    const before = await stallOverBaseline(20)
     const err = await rejection(checkAndStageLatestRuntime(s.opts({ idleTimeoutMs: 300 })))
     expect(err.code).toBe('ETIMEDOUT')
     expect(err.url).toBe(`${s.registry.url}kanban/-/kanban-1.1.0.tgz`)
@@ -171,7 +158,7 @@ describe('the package document size cap', () => {
 describe('retries', () => {
   it('retries a 500 on the document and then stages', async () => {
     s.publish('1.1.0')
-    failFirst('/kanban', 1, (res) => {
+    s.registry.failFirst('/kanban', 1, (res) => {
       res.writeHead(500)
       res.end()
     })
@@ -194,7 +181,7 @@ describe('retries', () => {
   it('spends one retry budget on a tarball that answers 503 forever', async () => {
     const before = await s.stageBaseline()
     s.publish('1.1.0')
-    failFirst(TARBALL, Infinity, (res) => {
+    s.registry.failFirst(TARBALL, Infinity, (res) => {
       res.writeHead(503)
       res.end()
     })
@@ -218,7 +205,7 @@ describe('retries', () => {
 
   it('honours Retry-After on a 429 and then stages', async () => {
     s.publish('1.1.0')
-    const times = failFirst(TARBALL, 1, (res) => {
+    const times = s.registry.failFirst(TARBALL, 1, (res) => {
       res.writeHead(429, { 'retry-after': '1' })
       res.end()
     })
@@ -230,7 +217,7 @@ describe('retries', () => {
   it('retries a connection reset mid-body and stages whole', async () => {
     s.publish('1.1.0')
     const body = runtimeTarball('1.1.0')
-    failFirst(TARBALL, 1, (res) => {
+    s.registry.failFirst(TARBALL, 1, (res) => {
       res.writeHead(200, { 'content-length': body.length })
       res.write(body.subarray(0, body.length >> 1), () => res.socket?.resetAndDestroy())
     })
@@ -289,13 +276,7 @@ describe('retries', () => {
 
 describe('cancellation', () => {
   it('aborting mid-download rejects with EABORTED and removes the partial', async () => {
-    const before = await s.stageBaseline()
-    s.publish('1.1.0')
-    const body = runtimeTarball('1.1.0')
-    s.registry.routes.set(TARBALL, (_req, res) => {
-      res.writeHead(200, { 'content-length': body.length })
-      res.write(body.subarray(0, 30))
-    })
+    const before = await stallOverBaseline(30)
     const controller = new AbortController()
     const call = checkAndStageLatestRuntime(s.opts({ signal: controller.signal }))
     await vi.waitFor(() => expect(fs.existsSync(path.join(s.versionsDir, '1.1.0.partial'))).toBe(true))

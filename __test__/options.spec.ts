@@ -11,14 +11,7 @@ import { Scenario } from './helpers/scenario'
 const { checkAndStageLatestRuntime } = binding
 const stage = checkAndStageLatestRuntime as (...args: unknown[]) => Promise<unknown>
 
-let s: Scenario
-beforeEach(async () => {
-  s = await Scenario.start()
-  s.publish('1.1.0')
-})
-afterEach(async () => {
-  await s.stop()
-})
+const s = Scenario.perTest((fresh) => fresh.publish('1.1.0'))
 
 /** Calls the stager with raw arguments: it must return a promise, never throw. */
 function call(...args: unknown[]): Promise<unknown> {

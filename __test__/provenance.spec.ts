@@ -2,55 +2,33 @@
 // test Fulcio CA and test log key (__test__/fixtures/provenance), trusted via sigstoreTrustRoot.
 import fs from 'node:fs'
 import path from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { binding, rejection } from './helpers/binding'
-import { cleanupTempDirs, nativeDeps, runtimeTarball, snapshot, tempDir } from './helpers/fixtures'
+import { runtimeTarball, snapshot } from './helpers/fixtures'
 import { attestations, otherCaLeaf, REPOSITORY, trustRoot, WORKFLOW } from './helpers/provenance'
-import { Registry } from './helpers/registry'
+import { Scenario } from './helpers/scenario'
 
 const { checkAndStageLatestRuntime, readPointer } = binding
 
-let registry: Registry
-let userData: string
-let native: string
-
-beforeEach(async () => {
-  registry = await Registry.start()
-  userData = tempDir()
-  native = nativeDeps()
-})
-
-afterEach(async () => {
-  await registry.close()
-  cleanupTempDirs()
-})
+const s = Scenario.perTest()
 
 const VERSION = '2.0.0'
-const attestationsPath = () => registry.attestationsPath('kanban', VERSION)
+const attestationsPath = () => s.registry.attestationsPath('kanban', VERSION)
 
+/** The scenario's options, verifying provenance against the test trust root. */
 function opts(extra: Record<string, unknown> = {}) {
-  return {
-    userData,
-    currentVersion: '1.0.0',
-    nativeDepsSource: native,
-    registry: registry.url,
-    retries: 0,
-    provenance: { repository: REPOSITORY, workflowPath: WORKFLOW },
-    sigstoreTrustRoot: trustRoot,
-    ...extra,
-  }
+  return s.opts({ provenance: { repository: REPOSITORY, workflowPath: WORKFLOW }, sigstoreTrustRoot: trustRoot, ...extra })
 }
 
 /** Publishes 2.0.0 as `latest`, with the attestations `attest` makes from its tarball (none without). */
 function publish(attest?: (tarball: Buffer) => Buffer) {
   const tarball = runtimeTarball(VERSION)
-  registry.publish('kanban', [{ version: VERSION, tarball, attestations: attest?.(tarball) }], { latest: VERSION })
+  s.publish(VERSION, tarball, { attestations: attest?.(tarball) })
 }
 
 /** Stages 1.0.0 without provenance, so a refusal can be shown to leave a real store untouched. */
 async function stageOneZero() {
-  const tarball = runtimeTarball('1.0.0')
-  registry.publish('kanban', [{ version: '1.0.0', tarball }], { latest: '1.0.0' })
+  s.publish('1.0.0')
   await checkAndStageLatestRuntime(opts({ currentVersion: '0.1.0', provenance: undefined }))
 }
 
@@ -59,8 +37,8 @@ describe('provenance', () => {
     publish((tgz) => attestations('kanban', VERSION, tgz))
     const outcome = await checkAndStageLatestRuntime(opts())
     expect(outcome).toEqual({ kind: 'staged', version: VERSION })
-    expect(readPointer(userData)?.version).toBe(VERSION)
-    expect(registry.count(attestationsPath())).toBe(1)
+    expect(readPointer(s.userData)?.version).toBe(VERSION)
+    expect(s.registry.count(attestationsPath())).toBe(1)
   })
 
   it('any workflow of the repository is accepted without workflowPath', async () => {
@@ -86,41 +64,41 @@ describe('provenance', () => {
     it(`refuses ${name} with EPROVENANCE, downloading and writing nothing`, async () => {
       await stageOneZero()
       publish(attest)
-      const before = snapshot(userData)
-      registry.requests.length = 0
+      const before = snapshot(s.userData)
+      s.registry.requests.length = 0
       const err = await rejection(checkAndStageLatestRuntime(opts(extra)))
       expect(err.code).toBe('EPROVENANCE')
       expect(err.check).toBe(check)
       expect(err.version).toBe(VERSION)
-      expect(registry.tarballRequests()).toBe(0)
-      expect(snapshot(userData)).toEqual(before)
-      expect(readPointer(userData)?.version).toBe('1.0.0')
+      expect(s.registry.tarballRequests()).toBe(0)
+      expect(snapshot(s.userData)).toEqual(before)
+      expect(readPointer(s.userData)?.version).toBe('1.0.0')
     })
   }
 
   it('refuses a version whose attestations URL answers 404', async () => {
     publish((tgz) => attestations('kanban', VERSION, tgz))
-    registry.routes.delete(attestationsPath())
+    s.registry.routes.delete(attestationsPath())
     const err = await rejection(checkAndStageLatestRuntime(opts()))
     expect(err.code).toBe('EPROVENANCE')
     expect(err.check).toBe('attestation')
-    expect(registry.count(attestationsPath())).toBe(1)
-    expect(registry.tarballRequests()).toBe(0)
-    expect(fs.existsSync(path.join(userData, 'kanban-runtime', 'versions', VERSION))).toBe(false)
+    expect(s.registry.count(attestationsPath())).toBe(1)
+    expect(s.registry.tarballRequests()).toBe(0)
+    expect(fs.existsSync(path.join(s.userData, 'kanban-runtime', 'versions', VERSION))).toBe(false)
   })
 
   it('requests no attestation when provenance is not set', async () => {
     publish((tgz) => attestations('kanban', VERSION, tgz, { signer: otherCaLeaf }))
     const outcome = await checkAndStageLatestRuntime(opts({ provenance: undefined }))
     expect(outcome).toEqual({ kind: 'staged', version: VERSION })
-    expect(registry.requests.filter((r) => r.url.includes('/attestations/'))).toEqual([])
+    expect(s.registry.requests.filter((r) => r.url.includes('/attestations/'))).toEqual([])
   })
 
   it('requests no attestation when already up to date', async () => {
     publish((tgz) => attestations('kanban', VERSION, tgz))
     const outcome = await checkAndStageLatestRuntime(opts({ currentVersion: VERSION }))
     expect(outcome.kind).toBe('up-to-date')
-    expect(registry.count(attestationsPath())).toBe(0)
+    expect(s.registry.count(attestationsPath())).toBe(0)
   })
 
   it('checks the options', async () => {
@@ -140,6 +118,6 @@ describe('provenance', () => {
       const err = await rejection(checkAndStageLatestRuntime(opts(extra)))
       expect([err.code, err.option]).toEqual(['EINVALID_OPTION', option])
     }
-    expect(registry.requests).toEqual([])
+    expect(s.registry.requests).toEqual([])
   })
 })

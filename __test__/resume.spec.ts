@@ -2,85 +2,57 @@
 // and across processes, and starts over cleanly whenever the server's answer or the kept bytes
 // cannot be trusted; the package document is revalidated with a 304; maxBytesPerSecond caps the
 // download rate.
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
-import type { IncomingMessage, ServerResponse } from 'node:http'
 import path from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
+import type { BodyOptions, Served } from '../scripts/testkit/registry.mjs'
 import { stageInChild } from './helpers/child'
 import { binding, rejection } from './helpers/binding'
+import { runCli, stageArgs } from './helpers/cli'
 import { runtimeTarball } from './helpers/fixtures'
 import { Scenario } from './helpers/scenario'
 
 const { checkAndStageLatestRuntime, readPointer } = binding
 
-let s: Scenario
-beforeEach(async () => {
-  s = await Scenario.start()
-})
-afterEach(async () => {
-  await s.stop()
-})
+const s = Scenario.perTest()
 
 /** A runtime tarball of about `bytes`, incompressible, so byte offsets mean what they say. */
 function bigTarball(version: string, bytes: number): Buffer {
   return runtimeTarball(version, { extra: [{ path: 'package/blob.bin', body: randomBytes(bytes) }] })
 }
 
-interface Served {
-  range?: string
-  ifRange?: string
-  status: number
-  bytes: number
+/** Serves `body` as kanban@version's tarball with the ETag "v1" and byte ranges, as configured. */
+function serveTarball(version: string, body: Buffer, o: BodyOptions = {}) {
+  return s.registry.serveBody(s.registry.tarballPath('kanban', version), body, { etag: '"v1"', ...o })
 }
 
-interface RouteOptions {
-  /** Absolute byte position at which request `i`'s connection is cut; undefined: not cut. */
-  cutAt?: (i: number) => number | undefined
-  etag?: (i: number) => string
-  /** Honour Range (with If-Range) at all. */
-  ranges?: boolean
-  /** Send 206 whatever If-Range says (a server that ignores it). */
-  ignoreIfRange?: boolean
-  /** Added to the first byte named in Content-Range (a server that gets it wrong). */
-  shift?: number
-  /** Pause between 64 KiB writes, in ms. */
-  pace?: number
+/** Publishes 1.1.0 as a big tarball of about `bytes`; returns the tarball. */
+function publishBig(bytes = 1 << 20): Buffer {
+  const tgz = bigTarball('1.1.0', bytes)
+  s.publish('1.1.0', tgz)
+  return tgz
 }
 
-/** Serves `body` as kanban@version's tarball with an ETag and byte ranges, as configured. */
-function serveTarball(version: string, body: Buffer, o: RouteOptions = {}): { log: Served[]; served: () => number } {
-  const log: Served[] = []
-  s.registry.routes.set(s.registry.tarballPath('kanban', version), async (req: IncomingMessage, res: ServerResponse) => {
-    const i = log.length
-    const etag = o.etag?.(i) ?? '"v1"'
-    const range = req.headers.range
-    const ifRange = req.headers['if-range'] as string | undefined
-    const m = /^bytes=(\d+)-$/.exec(range ?? '')
-    const partial = !!m && (o.ranges ?? true) && (o.ignoreIfRange || ifRange === undefined || ifRange === etag)
-    const start = partial ? Number(m![1]) : 0
-    const entry: Served = { range, ifRange, status: partial ? 206 : 200, bytes: 0 }
-    log.push(entry)
-    const headers: Record<string, string | number> = {
-      'content-type': 'application/octet-stream',
-      'content-length': body.length - start,
-      etag,
-    }
-    if (partial) headers['content-range'] = `bytes ${start + (o.shift ?? 0)}-${body.length - 1}/${body.length}`
-    res.writeHead(entry.status, headers)
-    const cut = o.cutAt?.(i)
-    const end = cut === undefined ? body.length : Math.max(start, Math.min(body.length, cut))
-    for (let off = start; off < end && !res.destroyed; off += 64 * 1024) {
-      const piece = body.subarray(off, Math.min(end, off + 64 * 1024))
-      entry.bytes += piece.length
-      await new Promise<void>((r) => res.write(piece, () => r()))
-      if (o.pace) await new Promise((r) => setTimeout(r, o.pace))
-    }
-    if (cut === undefined) res.end()
-    else res.destroy()
-  })
-  return { log, served: () => log.reduce((n, e) => n + e.bytes, 0) }
+/**
+ * Publishes a big 1.1.0, serves it with `o` and the first connection cut halfway, and stages it
+ * with one retry.
+ */
+async function stageAfterOneCut(o: BodyOptions = {}) {
+  const tgz = publishBig()
+  const cut = tgz.length >> 1
+  const t = serveTarball('1.1.0', tgz, { ...o, cutAt: (i) => (i === 0 ? cut : undefined) })
+  expect(await checkAndStageLatestRuntime(s.opts({ retries: 1 }))).toEqual({ kind: 'staged', version: '1.1.0' })
+  return { tgz, cut, t }
+}
+
+/** The resume was answered with a 206 that could not be used, so the download started over. */
+function expectUnusableRange(log: Served[]) {
+  expect(log.map((e) => [e.status, e.range === undefined])).toEqual([
+    [200, true],
+    [206, false],
+    [200, true],
+  ])
 }
 
 function keptFiles(): string[] {
@@ -101,8 +73,7 @@ function expectStagedClean(version: string) {
 
 describe('resume', () => {
   it('resumes a cut mid-body within one call, fetching each byte once', async () => {
-    const tgz = bigTarball('1.1.0', 1 << 20)
-    s.publish('1.1.0', tgz)
+    const tgz = publishBig()
     const cut = Math.floor(tgz.length * 0.4)
     const t = serveTarball('1.1.0', tgz, { cutAt: (i) => (i === 0 ? cut : undefined) })
     const outcome = await checkAndStageLatestRuntime(s.opts({ retries: 2 }))
@@ -116,8 +87,7 @@ describe('resume', () => {
   })
 
   it('keeps the bytes when the cuts outlast the retries, and the next call and another process resume them', async () => {
-    const tgz = bigTarball('1.1.0', 1 << 20)
-    s.publish('1.1.0', tgz)
+    const tgz = publishBig()
     const third = Math.floor(tgz.length / 3)
     // Calls 1 and 2 each get one more third, then a connection that drops before any byte.
     const cuts = [third, 0, 2 * third, 0]
@@ -139,11 +109,7 @@ describe('resume', () => {
   })
 
   it('starts over from byte 0 when the server ignores Range', async () => {
-    const tgz = bigTarball('1.1.0', 1 << 20)
-    s.publish('1.1.0', tgz)
-    const cut = tgz.length >> 1
-    const t = serveTarball('1.1.0', tgz, { ranges: false, cutAt: (i) => (i === 0 ? cut : undefined) })
-    expect(await checkAndStageLatestRuntime(s.opts({ retries: 1 }))).toEqual({ kind: 'staged', version: '1.1.0' })
+    const { tgz, cut, t } = await stageAfterOneCut({ ranges: false })
     expect(t.log.map((e) => [e.status, e.range])).toEqual([
       [200, undefined],
       [200, `bytes=${cut}-`],
@@ -153,14 +119,7 @@ describe('resume', () => {
   })
 
   it('starts over when the ETag changed between attempts', async () => {
-    const tgz = bigTarball('1.1.0', 1 << 20)
-    s.publish('1.1.0', tgz)
-    const cut = tgz.length >> 1
-    const t = serveTarball('1.1.0', tgz, {
-      etag: (i) => (i === 0 ? '"v1"' : '"v2"'),
-      cutAt: (i) => (i === 0 ? cut : undefined),
-    })
-    expect(await checkAndStageLatestRuntime(s.opts({ retries: 1 }))).toEqual({ kind: 'staged', version: '1.1.0' })
+    const { t } = await stageAfterOneCut({ etag: (i) => (i === 0 ? '"v1"' : '"v2"') })
     // If-Range named the old ETag, so the server sent the whole new representation.
     expect(t.log.map((e) => [e.status, e.ifRange])).toEqual([
       [200, undefined],
@@ -170,38 +129,19 @@ describe('resume', () => {
   })
 
   it('drops the kept bytes when a server that ignores If-Range sends a range of another ETag', async () => {
-    const tgz = bigTarball('1.1.0', 1 << 20)
-    s.publish('1.1.0', tgz)
-    const t = serveTarball('1.1.0', tgz, {
-      etag: (i) => (i === 0 ? '"v1"' : '"v2"'),
-      ignoreIfRange: true,
-      cutAt: (i) => (i === 0 ? tgz.length >> 1 : undefined),
-    })
-    expect(await checkAndStageLatestRuntime(s.opts({ retries: 1 }))).toEqual({ kind: 'staged', version: '1.1.0' })
-    expect(t.log.map((e) => [e.status, e.range === undefined])).toEqual([
-      [200, true],
-      [206, false],
-      [200, true],
-    ])
+    const { t } = await stageAfterOneCut({ etag: (i) => (i === 0 ? '"v1"' : '"v2"'), ignoreIfRange: true })
+    expectUnusableRange(t.log)
     expectStagedClean('1.1.0')
   })
 
   it('starts over when Content-Range does not start at the kept length', async () => {
-    const tgz = bigTarball('1.1.0', 1 << 20)
-    s.publish('1.1.0', tgz)
-    const t = serveTarball('1.1.0', tgz, { shift: -100, cutAt: (i) => (i === 0 ? tgz.length >> 1 : undefined) })
-    expect(await checkAndStageLatestRuntime(s.opts({ retries: 1 }))).toEqual({ kind: 'staged', version: '1.1.0' })
-    expect(t.log.map((e) => [e.status, e.range === undefined])).toEqual([
-      [200, true],
-      [206, false],
-      [200, true],
-    ])
+    const { t } = await stageAfterOneCut({ shift: -100 })
+    expectUnusableRange(t.log)
     expectStagedClean('1.1.0')
   })
 
   it('restarts cleanly, never with EINTEGRITY, when the kept bytes were damaged on disk', async () => {
-    const tgz = bigTarball('1.1.0', 1 << 20)
-    s.publish('1.1.0', tgz)
+    const tgz = publishBig()
     const cut = tgz.length >> 1
     const t = serveTarball('1.1.0', tgz, { cutAt: (i) => (i === 0 ? cut : undefined) })
     expect((await rejection(checkAndStageLatestRuntime(s.opts()))).code).toBe('ENETWORK')
@@ -219,8 +159,7 @@ describe('resume', () => {
   })
 
   it('sweeps kept bytes once a newer version supersedes them', async () => {
-    const old = bigTarball('1.1.0', 256 * 1024)
-    s.publish('1.1.0', old)
+    const old = publishBig(256 * 1024)
     serveTarball('1.1.0', old, { cutAt: () => old.length >> 1 })
     expect((await rejection(checkAndStageLatestRuntime(s.opts()))).code).toBe('ENETWORK')
     expect(keptFiles().sort()).toEqual(['1.1.0.download', '1.1.0.download.json'])
@@ -231,7 +170,7 @@ describe('resume', () => {
 
   it('survives SIGKILL during a resumed download', { timeout: 120_000 }, async () => {
     const tgz = bigTarball('1.1.0', 4 << 20)
-    s.registry.publish('kanban', [{ version: '1.1.0', tarball: tgz, unpackedSize: 5 << 20 }], { latest: '1.1.0' })
+    s.publish('1.1.0', tgz, { unpackedSize: 5 << 20 })
     // ~70 writes 10 ms apart: a run takes about a second.
     const t = serveTarball('1.1.0', tgz, { pace: 10 })
     const opts = s.opts({ retries: 1 })
@@ -258,10 +197,15 @@ describe('conditional document fetch', () => {
   const cacheFile = () => path.join(s.store, 'package-document.cache')
   const docRequests = () => s.registry.requests.filter((r) => r.url === '/kanban')
 
-  it('revalidates the cached document and uses it on 304; a new document replaces it', async () => {
+  /** Serves documents with ETags and publishes 1.0.0; returns options of an app running 1.0.0. */
+  function upToDateWithEtags() {
     s.registry.documentEtags = true
     s.publish('1.0.0')
-    const opts = s.opts({ currentVersion: '1.0.0' })
+    return s.opts({ currentVersion: '1.0.0' })
+  }
+
+  it('revalidates the cached document and uses it on 304; a new document replaces it', async () => {
+    const opts = upToDateWithEtags()
     expect(await checkAndStageLatestRuntime(opts)).toEqual({ kind: 'up-to-date' })
     const cold = s.registry.documentBytes
     expect(cold).toBeGreaterThan(0)
@@ -276,9 +220,7 @@ describe('conditional document fetch', () => {
   })
 
   it('asks unconditionally without a cached copy', async () => {
-    s.registry.documentEtags = true
-    s.publish('1.0.0')
-    const opts = s.opts({ currentVersion: '1.0.0' })
+    const opts = upToDateWithEtags()
     await checkAndStageLatestRuntime(opts)
     fs.rmSync(cacheFile())
     expect(await checkAndStageLatestRuntime(opts)).toEqual({ kind: 'up-to-date' })
@@ -287,9 +229,7 @@ describe('conditional document fetch', () => {
   })
 
   it('drops a cached copy that no longer parses and fetches the document again', async () => {
-    s.registry.documentEtags = true
-    s.publish('1.0.0')
-    const opts = s.opts({ currentVersion: '1.0.0' })
+    const opts = upToDateWithEtags()
     await checkAndStageLatestRuntime(opts)
     // Same validators, body replaced by something of the same length that is not JSON.
     const raw = fs.readFileSync(cacheFile())
@@ -315,8 +255,7 @@ describe('conditional document fetch', () => {
 
 describe('maxBytesPerSecond', () => {
   it('holds the download to the cap, with steady progress', { timeout: 30_000 }, async () => {
-    const tgz = bigTarball('1.1.0', 2 << 20)
-    s.publish('1.1.0', tgz)
+    const tgz = publishBig(2 << 20)
     const cap = 1 << 20
     const events: { at: number; bytes: number; phase: string }[] = []
     const outcome = await checkAndStageLatestRuntime(
@@ -350,21 +289,10 @@ describe('maxBytesPerSecond', () => {
 })
 
 describe('cli --max-bytes-per-second', () => {
-  const BIN = path.join(__dirname, '../bin/kanban-runtime-stager.js')
-  const cli = (...args: string[]): Promise<{ code: number | null; stderr: string; ms: number }> =>
-    new Promise((resolve) => {
-      const t0 = Date.now()
-      const child = spawn(process.execPath, [BIN, 'stage', '--user-data', s.userData, '--native-deps', s.native, '--registry', s.registry.url, '--current-version', '1.0.0', '--json', ...args], {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      })
-      let stderr = ''
-      child.stderr!.on('data', (d) => (stderr += d))
-      child.on('exit', (code) => resolve({ code, stderr, ms: Date.now() - t0 }))
-    })
+  const cli = (...args: string[]) => runCli([...stageArgs(s), '--json', ...args])
 
   it('passes the cap to the download, and refuses a bad value', { timeout: 20_000 }, async () => {
-    const tgz = bigTarball('1.1.0', 512 * 1024)
-    s.publish('1.1.0', tgz)
+    const tgz = publishBig(512 * 1024)
     const r = await cli('--max-bytes-per-second', String(256 * 1024))
     expect(r.code).toBe(0)
     // About two seconds at the cap; uncapped it takes a few tens of ms.

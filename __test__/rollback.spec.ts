@@ -4,43 +4,14 @@
 // implementation keep working without a second download.
 import fs from 'node:fs'
 import path from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { stageInChild } from './helpers/child'
 import { binding } from './helpers/binding'
-import { runtimeTarball } from './helpers/fixtures'
 import { Scenario } from './helpers/scenario'
 
 const { checkAndStageLatestRuntime, markBadVersion, readPointer, resolvePointerCliEntry, readStoreStatus } = binding
 
-let s: Scenario
-beforeEach(async () => {
-  s = await Scenario.start()
-})
-afterEach(async () => {
-  await s.stop()
-})
-
-function publish(versions: string[], tags: Record<string, string>) {
-  s.registry.publish(
-    'kanban',
-    versions.map((version) => ({ version, tarball: runtimeTarball(version) })),
-    tags,
-  )
-}
-
-/** Serves `version`'s tarball with its body held back until `release` is called. */
-function heldTarball(version: string) {
-  const body = runtimeTarball(version)
-  let release!: () => void
-  const held = new Promise<void>((r) => (release = r))
-  s.registry.routes.set(s.registry.tarballPath('kanban', version), async (_req, res) => {
-    res.writeHead(200, { 'content-length': body.length })
-    res.write(body.subarray(0, 10))
-    await held
-    if (!res.destroyed) res.end(body.subarray(10))
-  })
-  return release
-}
+const s = Scenario.perTest()
 
 /** Waits until a tarball request for `version` has arrived. */
 async function downloadStarted(version: string) {
@@ -50,10 +21,10 @@ async function downloadStarted(version: string) {
 
 describe('marking bad', () => {
   it('answers within a second while another process downloads, and that download is never pointed', async () => {
-    publish(['1.0.0'], { latest: '1.0.0' })
+    s.publish('1.0.0')
     expect((await checkAndStageLatestRuntime(s.opts({ currentVersion: '0.0.1' }))).kind).toBe('staged')
-    publish(['1.0.0', '2.0.0'], { latest: '2.0.0' })
-    const release = heldTarball('2.0.0')
+    s.publishVersions(['1.0.0', '2.0.0'])
+    const release = s.holdTarball('2.0.0')
     const child = stageInChild(s.opts({ currentVersion: '1.0.0' }))
     await downloadStarted('2.0.0')
     expect(readStoreStatus(s.userData).locked).toBe(true)
@@ -70,9 +41,9 @@ describe('marking bad', () => {
   })
 
   it('readPointer and resolvePointerCliEntry never return a bad version, whoever wrote the list', async () => {
-    publish(['1.0.0'], { latest: '1.0.0' })
+    s.publish('1.0.0')
     await checkAndStageLatestRuntime(s.opts({ currentVersion: '0.0.1' }))
-    publish(['1.0.0', '2.0.0'], { latest: '2.0.0' })
+    s.publishVersions(['1.0.0', '2.0.0'])
     await checkAndStageLatestRuntime(s.opts({ currentVersion: '1.0.0' }))
     expect(readPointer(s.userData)).toMatchObject({ version: '2.0.0', previous: '1.0.0' })
     // Written without the rollback (an older app, a crash between the two writes).
@@ -86,16 +57,16 @@ describe('marking bad', () => {
 
   it('staging keeps the last good fallback when the pointed version and its fallback are bad', async () => {
     for (const v of ['1.0.0', '1.1.0', '1.2.0']) {
-      publish([v], { latest: v })
+      s.publish(v)
       await checkAndStageLatestRuntime(s.opts({ currentVersion: '0.0.1' }))
     }
     // 1.1.0 and 1.2.0 went bad without a rollback; 1.0.0 was pruned, so nothing good is left...
     fs.writeFileSync(path.join(s.store, 'bad-versions.json'), '["1.1.0","1.2.0"]')
-    publish(['2.0.0'], { latest: '2.0.0' })
+    s.publish('2.0.0')
     expect(await checkAndStageLatestRuntime(s.opts({ currentVersion: '0.0.1' }))).toEqual({ kind: 'staged', version: '2.0.0' })
     expect(readPointer(s.userData)?.previous).toBeUndefined()
     // ...and once 2.0.0 is good and 3.0.0 comes, 2.0.0 is the fallback that pruning keeps.
-    publish(['3.0.0'], { latest: '3.0.0' })
+    s.publish('3.0.0')
     await checkAndStageLatestRuntime(s.opts({ currentVersion: '0.0.1' }))
     expect(readPointer(s.userData)).toMatchObject({ version: '3.0.0', previous: '2.0.0' })
     expect(fs.readdirSync(s.versionsDir).sort()).toEqual(['2.0.0', '3.0.0'])
@@ -104,7 +75,7 @@ describe('marking bad', () => {
 
 describe('the pointer never moves backwards', () => {
   it('a stager whose tag names an older version leaves the newer pointer alone, without downloading', async () => {
-    publish(['2.0.0', '3.0.0'], { latest: '2.0.0', next: '3.0.0' })
+    s.publishVersions(['2.0.0', '3.0.0'], { latest: '2.0.0', next: '3.0.0' })
     expect(await checkAndStageLatestRuntime(s.opts({ currentVersion: '1.0.0', distTag: 'next' }))).toEqual({ kind: 'staged', version: '3.0.0' })
     expect(await checkAndStageLatestRuntime(s.opts({ currentVersion: '1.0.0' }))).toEqual({ kind: 'already-staged' })
     expect(readPointer(s.userData)?.version).toBe('3.0.0')
@@ -112,9 +83,9 @@ describe('the pointer never moves backwards', () => {
   })
 
   it('two stagers racing with different tags leave the newer version pointed', async () => {
-    publish(['2.0.0', '3.0.0'], { latest: '2.0.0', next: '3.0.0' })
+    s.publishVersions(['2.0.0', '3.0.0'], { latest: '2.0.0', next: '3.0.0' })
     // The older one waits for the lock while the newer one downloads, then finds it staged.
-    const release = heldTarball('3.0.0')
+    const release = s.holdTarball('3.0.0')
     const newer = checkAndStageLatestRuntime(s.opts({ currentVersion: '1.0.0', distTag: 'next' }))
     await downloadStarted('3.0.0')
     const older = stageInChild(s.opts({ currentVersion: '1.0.0' }))
@@ -128,12 +99,12 @@ describe('the pointer never moves backwards', () => {
 
 describe('versions compare as npm compares them', () => {
   it.each(['v2.0.0', '=2.0.0', '  2.0.0 ', '2.0.0+local.3'])('currentVersion %j is 2.0.0: up-to-date', async (current) => {
-    publish(['2.0.0'], { latest: '2.0.0' })
+    s.publish('2.0.0')
     expect(await checkAndStageLatestRuntime(s.opts({ currentVersion: current }))).toEqual({ kind: 'up-to-date' })
   })
 
   it('build metadata does not make a version newer', async () => {
-    publish(['2.0.0+build.5'], { latest: '2.0.0+build.5' })
+    s.publish('2.0.0+build.5')
     expect(await checkAndStageLatestRuntime(s.opts({ currentVersion: '2.0.0' }))).toEqual({ kind: 'up-to-date' })
   })
 })
@@ -155,7 +126,7 @@ describe('stores of the original TypeScript implementation', () => {
   it('its pointed folder is run at start-up and adopted, not downloaded again', async () => {
     const cli = legacyStore('2.0.0')
     expect(resolvePointerCliEntry(s.userData)).toBe(cli)
-    publish(['2.0.0'], { latest: '2.0.0' })
+    s.publish('2.0.0')
     expect(await checkAndStageLatestRuntime(s.opts({ currentVersion: '1.0.0' }))).toEqual({ kind: 'already-staged' })
     expect(s.registry.tarballRequests()).toBe(0)
     expect(fs.existsSync(path.join(s.versionsDir, '2.0.0', '.kanban-runtime-complete.json'))).toBe(true)
@@ -165,7 +136,7 @@ describe('stores of the original TypeScript implementation', () => {
 
   it('a newer version is staged over it, with the adopted one as the fallback', async () => {
     legacyStore('2.0.0')
-    publish(['3.0.0'], { latest: '3.0.0' })
+    s.publish('3.0.0')
     expect(await checkAndStageLatestRuntime(s.opts({ currentVersion: '2.0.0' }))).toEqual({ kind: 'staged', version: '3.0.0' })
     expect(readPointer(s.userData)).toMatchObject({ version: '3.0.0', previous: '2.0.0' })
     expect(await markBadVersion(s.userData, '3.0.0')).toBe('2.0.0')
@@ -175,7 +146,7 @@ describe('stores of the original TypeScript implementation', () => {
 it('stray regular files in versions/ never block staging', async () => {
   fs.mkdirSync(s.versionsDir, { recursive: true })
   for (const name of ['notes.partial', '0.9.0', '2.0.0.partial', '2.0.0']) fs.writeFileSync(path.join(s.versionsDir, name), 'x')
-  publish(['2.0.0'], { latest: '2.0.0' })
+  s.publish('2.0.0')
   expect(await checkAndStageLatestRuntime(s.opts())).toEqual({ kind: 'staged', version: '2.0.0' })
   expect(fs.readdirSync(s.versionsDir)).toEqual(['2.0.0'])
   expect(s.isWhole('2.0.0')).toBe(true)

@@ -1,55 +1,21 @@
 import fs from 'node:fs'
 import path from 'node:path'
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
+import { sri } from '../scripts/testkit/registry.mjs'
+import { tgz } from '../scripts/testkit/tar.mjs'
 import { binding, rejection } from './helpers/binding'
-import { cleanupTempDirs, cliBody, listTree, nativeDeps, runtimeTarball, snapshot, tempDir } from './helpers/fixtures'
-import { Registry, sri } from './helpers/registry'
-import { tgz } from './helpers/tar'
+import { cliBody, listTree, runtimeTarball, snapshot, tempDir } from './helpers/fixtures'
+import { Scenario } from './helpers/scenario'
 
 const { checkAndStageLatestRuntime, readPointer, resolvePointerCliEntry, markBadVersion, isBadVersion, versionDir } =
   binding
 
-let registry: Registry
-let userData: string
-let native: string
-
-beforeEach(async () => {
-  registry = await Registry.start()
-  userData = tempDir()
-  native = nativeDeps()
-})
-
-afterEach(async () => {
-  await registry.close()
-  cleanupTempDirs()
-})
-
-const store = () => path.join(userData, 'kanban-runtime')
-const versionsDir = () => path.join(store(), 'versions')
-
-function opts(extra: Record<string, unknown> = {}) {
-  return {
-    userData,
-    currentVersion: '1.0.0',
-    nativeDepsSource: native,
-    registry: registry.url,
-    retries: 0,
-    ...extra,
-  }
-}
-
-function publish(...versions: string[]) {
-  registry.publish(
-    'kanban',
-    versions.map((version) => ({ version, tarball: runtimeTarball(version) })),
-    { latest: versions[versions.length - 1] },
-  )
-}
+const s = Scenario.perTest()
 
 /** Asserts `versions/<v>` is a whole staged runtime with the package's and our files. */
 function expectWholeVersion(version: string) {
-  const dir = versionDir(userData, version)
-  expect(dir).toBe(path.join(versionsDir(), version))
+  const dir = versionDir(s.userData, version)
+  expect(dir).toBe(path.join(s.versionsDir, version))
   expect(listTree(dir)).toEqual([
     '.kanban-runtime-complete.json',
     'README.md',
@@ -68,196 +34,181 @@ function expectWholeVersion(version: string) {
 }
 
 function expectPointerAt(version: string) {
-  const cli = path.join(versionsDir(), version, 'dist', 'cli.js')
-  expect(readPointer(userData)).toMatchObject({ version, cliEntry: cli })
-  expect(resolvePointerCliEntry(userData)).toBe(cli)
-  const raw = JSON.parse(fs.readFileSync(path.join(store(), 'current.json'), 'utf8'))
+  const cli = path.join(s.versionsDir, version, 'dist', 'cli.js')
+  expect(readPointer(s.userData)).toMatchObject({ version, cliEntry: cli })
+  expect(resolvePointerCliEntry(s.userData)).toBe(cli)
+  const raw = JSON.parse(fs.readFileSync(path.join(s.store, 'current.json'), 'utf8'))
   expect(raw.version).toBe(version)
   expect(raw.cliEntry).toBe(cli)
 }
 
 function expectNoPartials() {
-  const names = fs.existsSync(versionsDir()) ? fs.readdirSync(versionsDir()) : []
-  expect(names.filter((n) => n.includes('.partial') || n.includes('.trash-'))).toEqual([])
+  expect(s.partials()).toEqual([])
 }
 
 describe('outcomes', () => {
   it('stages a newer version: pointer, layout, contents and modes', async () => {
-    publish('1.0.0', '1.1.0')
-    const outcome = await checkAndStageLatestRuntime(opts())
+    s.publishVersions(['1.0.0', '1.1.0'])
+    const outcome = await checkAndStageLatestRuntime(s.opts())
     expect(outcome).toEqual({ kind: 'staged', version: '1.1.0' })
     expectWholeVersion('1.1.0')
     expectPointerAt('1.1.0')
     expectNoPartials()
     if (process.platform !== 'win32') {
-      const mode = fs.statSync(path.join(versionsDir(), '1.1.0/dist/cli.js')).mode & 0o7777
+      const mode = fs.statSync(path.join(s.versionsDir, '1.1.0/dist/cli.js')).mode & 0o7777
       expect(mode).toBe(0o755) // the package's bin
-      expect(fs.statSync(path.join(versionsDir(), '1.1.0/README.md')).mode & 0o7777).toBe(0o644)
+      expect(fs.statSync(path.join(s.versionsDir, '1.1.0/README.md')).mode & 0o7777).toBe(0o644)
     }
-    expect(registry.count('/kanban')).toBe(1)
-    expect(registry.count('/kanban/-/kanban-1.1.0.tgz')).toBe(1)
-    const docReq = registry.requests.find((r) => r.url === '/kanban')!
+    expect(s.registry.count('/kanban')).toBe(1)
+    expect(s.registry.count('/kanban/-/kanban-1.1.0.tgz')).toBe(1)
+    const docReq = s.registry.requests.find((r) => r.url === '/kanban')!
     expect(docReq.headers.accept).toContain('application/vnd.npm.install-v1+json')
     expect(docReq.headers['user-agent']).toMatch(/^kanban-runtime-stager\/\d+\.\d+\.\d+/)
   })
 
   it('is up-to-date when latest equals or is older than the current version, without a download', async () => {
-    publish('1.0.0')
-    expect(await checkAndStageLatestRuntime(opts({ currentVersion: '1.0.0' }))).toEqual({ kind: 'up-to-date' })
-    expect(await checkAndStageLatestRuntime(opts({ currentVersion: '2.0.0' }))).toEqual({ kind: 'up-to-date' })
-    expect(registry.tarballRequests()).toBe(0)
-    expect(fs.existsSync(store())).toBe(false)
-    expect(readPointer(userData)).toBeNull()
+    s.publish('1.0.0')
+    expect(await checkAndStageLatestRuntime(s.opts({ currentVersion: '1.0.0' }))).toEqual({ kind: 'up-to-date' })
+    expect(await checkAndStageLatestRuntime(s.opts({ currentVersion: '2.0.0' }))).toEqual({ kind: 'up-to-date' })
+    expect(s.registry.tarballRequests()).toBe(0)
+    expect(fs.existsSync(s.store)).toBe(false)
+    expect(readPointer(s.userData)).toBeNull()
   })
 
   it('reports bad-version for a latest marked bad and downloads nothing', async () => {
-    publish('1.1.0')
-    expect(await markBadVersion(userData, '1.1.0')).toBeNull()
-    expect(isBadVersion(userData, '1.1.0')).toBe(true)
-    expect(await checkAndStageLatestRuntime(opts())).toEqual({ kind: 'bad-version', version: '1.1.0' })
-    expect(registry.tarballRequests()).toBe(0)
-    expect(readPointer(userData)).toBeNull()
-    expect(fs.existsSync(versionsDir())).toBe(false)
+    s.publish('1.1.0')
+    expect(await markBadVersion(s.userData, '1.1.0')).toBeNull()
+    expect(isBadVersion(s.userData, '1.1.0')).toBe(true)
+    expect(await checkAndStageLatestRuntime(s.opts())).toEqual({ kind: 'bad-version', version: '1.1.0' })
+    expect(s.registry.tarballRequests()).toBe(0)
+    expect(readPointer(s.userData)).toBeNull()
+    expect(fs.existsSync(s.versionsDir)).toBe(false)
   })
 
   it('reports already-staged once the pointer names latest, with one download in all', async () => {
-    publish('1.1.0')
-    expect((await checkAndStageLatestRuntime(opts())).kind).toBe('staged')
-    const before = snapshot(store())
-    expect(await checkAndStageLatestRuntime(opts())).toEqual({ kind: 'already-staged' })
-    expect(registry.tarballRequests()).toBe(1)
-    expect(snapshot(store())).toEqual(before)
+    s.publish('1.1.0')
+    expect((await checkAndStageLatestRuntime(s.opts())).kind).toBe('staged')
+    const before = snapshot(s.store)
+    expect(await checkAndStageLatestRuntime(s.opts())).toEqual({ kind: 'already-staged' })
+    expect(s.registry.tarballRequests()).toBe(1)
+    expect(snapshot(s.store)).toEqual(before)
   })
 
   it('stages when currentVersion is not semver, and writes the pointer', async () => {
-    publish('0.0.1')
-    const outcome = await checkAndStageLatestRuntime(opts({ currentVersion: 'dev-build' }))
+    s.publish('0.0.1')
+    const outcome = await checkAndStageLatestRuntime(s.opts({ currentVersion: 'dev-build' }))
     expect(outcome).toEqual({ kind: 'staged', version: '0.0.1' })
     expectPointerAt('0.0.1')
     expectWholeVersion('0.0.1')
   })
 
   it('rejects a dist-tag naming a non-semver version and writes nothing', async () => {
-    registry.setDoc('kanban', { name: 'kanban', 'dist-tags': { latest: 'banana' }, versions: {} })
-    const err = await rejection(checkAndStageLatestRuntime(opts()))
+    s.registry.setDoc('kanban', { name: 'kanban', 'dist-tags': { latest: 'banana' }, versions: {} })
+    const err = await rejection(checkAndStageLatestRuntime(s.opts()))
     expect(err).toBeInstanceOf(Error)
     expect(err.code).toBe('EINVALID_VERSION')
     expect(err.version).toBe('banana')
-    expect(fs.readdirSync(userData)).toEqual([])
+    expect(fs.readdirSync(s.userData)).toEqual([])
   })
 
   it('strips a top folder that is not package/', async () => {
-    registry.publish('kanban', [{ version: '1.2.0', tarball: runtimeTarball('1.2.0', { top: 'kanban-1.2.0' }) }], {
-      latest: '1.2.0',
-    })
-    expect(await checkAndStageLatestRuntime(opts())).toEqual({ kind: 'staged', version: '1.2.0' })
+    s.publish('1.2.0', runtimeTarball('1.2.0', { top: 'kanban-1.2.0' }))
+    expect(await checkAndStageLatestRuntime(s.opts())).toEqual({ kind: 'staged', version: '1.2.0' })
     expectWholeVersion('1.2.0')
     expectPointerAt('1.2.0')
   })
 
   it('follows packageName and distTag', async () => {
-    registry.publish('@kanban/rt', [{ version: '3.0.0-beta.1', tarball: runtimeTarball('3.0.0-beta.1') }], {
+    s.registry.publish('@kanban/rt', [{ version: '3.0.0-beta.1', tarball: runtimeTarball('3.0.0-beta.1') }], {
       latest: '0.0.1',
       beta: '3.0.0-beta.1',
     })
-    const outcome = await checkAndStageLatestRuntime(opts({ packageName: '@kanban/rt', distTag: 'beta' }))
+    const outcome = await checkAndStageLatestRuntime(s.opts({ packageName: '@kanban/rt', distTag: 'beta' }))
     expect(outcome).toEqual({ kind: 'staged', version: '3.0.0-beta.1' })
-    expect(registry.count('/@kanban%2frt')).toBe(1)
+    expect(s.registry.count('/@kanban%2frt')).toBe(1)
     expectPointerAt('3.0.0-beta.1')
   })
 })
 
 describe('fixed defects of the original', () => {
   it('re-stages a pointed folder that lost node-pty instead of reporting already-staged', async () => {
-    publish('1.1.0')
-    await checkAndStageLatestRuntime(opts())
-    fs.rmSync(path.join(versionsDir(), '1.1.0/node_modules/node-pty'), { recursive: true })
-    expect(resolvePointerCliEntry(userData)).toBeNull()
-    expect(await checkAndStageLatestRuntime(opts())).toEqual({ kind: 'staged', version: '1.1.0' })
+    s.publish('1.1.0')
+    await checkAndStageLatestRuntime(s.opts())
+    fs.rmSync(path.join(s.versionsDir, '1.1.0/node_modules/node-pty'), { recursive: true })
+    expect(resolvePointerCliEntry(s.userData)).toBeNull()
+    expect(await checkAndStageLatestRuntime(s.opts())).toEqual({ kind: 'staged', version: '1.1.0' })
     expectWholeVersion('1.1.0')
     expectPointerAt('1.1.0')
-    expect(registry.tarballRequests()).toBe(2)
+    expect(s.registry.tarballRequests()).toBe(2)
   })
 
   it('re-stages a pointed folder that lost its cli, or its completion record and its package.json', async () => {
-    publish('1.1.0')
-    await checkAndStageLatestRuntime(opts())
-    fs.rmSync(path.join(versionsDir(), '1.1.0/dist/cli.js'))
-    expect((await checkAndStageLatestRuntime(opts())).kind).toBe('staged')
+    s.publish('1.1.0')
+    await checkAndStageLatestRuntime(s.opts())
+    fs.rmSync(path.join(s.versionsDir, '1.1.0/dist/cli.js'))
+    expect((await checkAndStageLatestRuntime(s.opts())).kind).toBe('staged')
     // Without its record, a folder is whole only by the original implementation's rule, which
     // needs a package.json naming the version (see rollback.spec.ts for such stores).
-    fs.rmSync(path.join(versionsDir(), '1.1.0/.kanban-runtime-complete.json'))
-    fs.rmSync(path.join(versionsDir(), '1.1.0/package.json'))
-    expect((await checkAndStageLatestRuntime(opts())).kind).toBe('staged')
+    fs.rmSync(path.join(s.versionsDir, '1.1.0/.kanban-runtime-complete.json'))
+    fs.rmSync(path.join(s.versionsDir, '1.1.0/package.json'))
+    expect((await checkAndStageLatestRuntime(s.opts())).kind).toBe('staged')
     expectWholeVersion('1.1.0')
-    expect(registry.tarballRequests()).toBe(3)
+    expect(s.registry.tarballRequests()).toBe(3)
   })
 
   it('removes a stale partial left by a crashed run', async () => {
-    publish('1.1.0')
-    fs.mkdirSync(path.join(versionsDir(), '1.1.0.partial/dist'), { recursive: true })
-    fs.writeFileSync(path.join(versionsDir(), '1.1.0.partial/dist/cli.js'), 'half')
-    fs.mkdirSync(path.join(versionsDir(), '0.9.0.partial'), { recursive: true })
-    expect((await checkAndStageLatestRuntime(opts())).kind).toBe('staged')
+    s.publish('1.1.0')
+    fs.mkdirSync(path.join(s.versionsDir, '1.1.0.partial/dist'), { recursive: true })
+    fs.writeFileSync(path.join(s.versionsDir, '1.1.0.partial/dist/cli.js'), 'half')
+    fs.mkdirSync(path.join(s.versionsDir, '0.9.0.partial'), { recursive: true })
+    expect((await checkAndStageLatestRuntime(s.opts())).kind).toBe('staged')
     expectNoPartials()
-    expect(fs.readdirSync(versionsDir())).toEqual(['1.1.0'])
+    expect(fs.readdirSync(s.versionsDir)).toEqual(['1.1.0'])
     expectWholeVersion('1.1.0')
   })
 
   it("never deletes another caller's partial: a second stager waits for the lock", async () => {
-    registry.publish(
-      'kanban',
-      [
-        { version: '2.0.0', tarball: runtimeTarball('2.0.0') },
-        { version: '3.0.0', tarball: runtimeTarball('3.0.0') },
-      ],
-      { latest: '2.0.0', next: '3.0.0' },
-    )
+    s.publishVersions(['2.0.0', '3.0.0'], { latest: '2.0.0', next: '3.0.0' })
     // The first caller's tarball trickles in, so its partial is in flight while the second starts.
-    const slowPath = registry.tarballPath('kanban', '2.0.0')
     let firstStarted!: () => void
     const started = new Promise<void>((r) => (firstStarted = r))
-    registry.routes.set(slowPath, async (_req, res) => {
-      const body = runtimeTarball('2.0.0')
-      res.writeHead(200, { 'content-length': body.length })
-      res.write(body.subarray(0, 10))
-      firstStarted()
-      await new Promise((r) => setTimeout(r, 600))
-      res.end(body.subarray(10))
+    s.registry.hold(s.registry.tarballPath('kanban', '2.0.0'), runtimeTarball('2.0.0'), {
+      onHead: () => firstStarted(),
+      until: () => new Promise((r) => setTimeout(r, 600)),
     })
-    const first = checkAndStageLatestRuntime(opts())
+    const first = checkAndStageLatestRuntime(s.opts())
     await started
-    await vi.waitFor(() => expect(fs.existsSync(path.join(versionsDir(), '2.0.0.partial'))).toBe(true))
-    const second = checkAndStageLatestRuntime(opts({ distTag: 'next' }))
+    await vi.waitFor(() => expect(fs.existsSync(path.join(s.versionsDir, '2.0.0.partial'))).toBe(true))
+    const second = checkAndStageLatestRuntime(s.opts({ distTag: 'next' }))
     expect(await first).toEqual({ kind: 'staged', version: '2.0.0' })
     expect(await second).toEqual({ kind: 'staged', version: '3.0.0' })
     expectWholeVersion('3.0.0')
     expectWholeVersion('2.0.0')
-    expect(readPointer(userData)).toMatchObject({ version: '3.0.0', previous: '2.0.0' })
+    expect(readPointer(s.userData)).toMatchObject({ version: '3.0.0', previous: '2.0.0' })
   })
 
   it('repairs the pointer from a complete version after a failed pointer write, without downloading again', async () => {
-    publish('1.1.0')
+    s.publish('1.1.0')
     // A folder where the pointer file goes makes the pointer's rename fail after the version's
     // own rename succeeded: the state the original left orphaned.
-    fs.mkdirSync(path.join(store(), 'current.json/blocker'), { recursive: true })
-    const err = await rejection(checkAndStageLatestRuntime(opts()))
+    fs.mkdirSync(path.join(s.store, 'current.json/blocker'), { recursive: true })
+    const err = await rejection(checkAndStageLatestRuntime(s.opts()))
     expect(err.code).toBe('EIO')
     expect(err.path).toContain('current.json')
     expectWholeVersion('1.1.0')
-    expect(readPointer(userData)).toBeNull()
-    fs.rmSync(path.join(store(), 'current.json'), { recursive: true })
+    expect(readPointer(s.userData)).toBeNull()
+    fs.rmSync(path.join(s.store, 'current.json'), { recursive: true })
 
-    expect(await checkAndStageLatestRuntime(opts())).toEqual({ kind: 'staged', version: '1.1.0' })
+    expect(await checkAndStageLatestRuntime(s.opts())).toEqual({ kind: 'staged', version: '1.1.0' })
     expectPointerAt('1.1.0')
-    expect(registry.tarballRequests()).toBe(1)
-    expect(fs.readdirSync(store()).filter((n) => n.includes('.tmp-'))).toEqual([])
+    expect(s.registry.tarballRequests()).toBe(1)
+    expect(fs.readdirSync(s.store).filter((n) => n.includes('.tmp-'))).toEqual([])
   })
 
   it("treats a file where a folder must go as the package's fault: nothing staged, pointer untouched", async () => {
-    publish('1.0.5')
-    await checkAndStageLatestRuntime(opts({ currentVersion: '0.0.1' }))
-    const before = snapshot(store())
+    s.publish('1.0.5')
+    await checkAndStageLatestRuntime(s.opts({ currentVersion: '0.0.1' }))
+    const before = snapshot(s.store)
     // `dist` is first written as a file, then needed as a folder: the package contradicts itself.
     // (A genuine write failure is the full-disk case in tarballs.spec.ts.)
     const broken = tgz([
@@ -265,11 +216,11 @@ describe('fixed defects of the original', () => {
       { path: 'package/dist', body: 'a file where a folder must go' },
       { path: 'package/dist/cli.js', body: cliBody('1.1.0') },
     ])
-    registry.publish('kanban', [{ version: '1.1.0', tarball: broken }], { latest: '1.1.0' })
-    const err = await rejection(checkAndStageLatestRuntime(opts()))
+    s.publish('1.1.0', broken)
+    const err = await rejection(checkAndStageLatestRuntime(s.opts()))
     expect(err).toMatchObject({ code: 'EUNSAFE_ENTRY', entry: 'dist' })
     expectNoPartials()
-    expect(snapshot(store())).toEqual(before)
+    expect(snapshot(s.store)).toEqual(before)
     expectPointerAt('1.0.5')
   })
 })
@@ -279,56 +230,54 @@ describe('integrity and errors', () => {
     const good = runtimeTarball('1.1.0')
     const other = runtimeTarball('9.9.9')
     const expected = sri(other)
-    registry.publish('kanban', [{ version: '1.1.0', tarball: good, integrity: expected }], { latest: '1.1.0' })
-    const err = await rejection(checkAndStageLatestRuntime(opts()))
+    s.publish('1.1.0', good, { integrity: expected })
+    const err = await rejection(checkAndStageLatestRuntime(s.opts()))
     expect(err).toBeInstanceOf(Error)
     expect(err.code).toBe('EINTEGRITY')
     expect(err.expected).toBe(expected)
     expect(err.actual).toBe(sri(good))
-    expect(err.url).toBe(`${registry.url}kanban/-/kanban-1.1.0.tgz`)
-    expect(registry.tarballRequests()).toBe(2)
+    expect(err.url).toBe(`${s.registry.url}kanban/-/kanban-1.1.0.tgz`)
+    expect(s.registry.tarballRequests()).toBe(2)
     expectNoPartials()
-    expect(readPointer(userData)).toBeNull()
-    expect(fs.existsSync(path.join(versionsDir(), '1.1.0'))).toBe(false)
+    expect(readPointer(s.userData)).toBeNull()
+    expect(fs.existsSync(path.join(s.versionsDir, '1.1.0'))).toBe(false)
   })
 
   it('rejects with EHTTP and the status when the document is missing', async () => {
-    const err = await rejection(checkAndStageLatestRuntime(opts({ packageName: 'nope' })))
+    const err = await rejection(checkAndStageLatestRuntime(s.opts({ packageName: 'nope' })))
     expect(err.code).toBe('EHTTP')
     expect(err.status).toBe(404)
-    expect(err.url).toBe(`${registry.url}nope`)
+    expect(err.url).toBe(`${s.registry.url}nope`)
   })
 
   it('rejects with ENATIVE_DEPS when the bundled node-pty is missing, before downloading', async () => {
-    publish('1.1.0')
+    s.publish('1.1.0')
     const empty = tempDir()
-    const err = await rejection(checkAndStageLatestRuntime(opts({ nativeDepsSource: empty })))
+    const err = await rejection(checkAndStageLatestRuntime(s.opts({ nativeDepsSource: empty })))
     expect(err.code).toBe('ENATIVE_DEPS')
     expect(err.path).toBe(empty)
-    expect(registry.tarballRequests()).toBe(0)
+    expect(s.registry.tarballRequests()).toBe(0)
   })
 
   it('rejects with EMISSING_CLI when the package has no dist/cli.js', async () => {
-    registry.publish('kanban', [{ version: '1.1.0', tarball: tgz([{ path: 'package/package.json', body: '{}' }]) }], {
-      latest: '1.1.0',
-    })
-    const err = await rejection(checkAndStageLatestRuntime(opts()))
+    s.publish('1.1.0', tgz([{ path: 'package/package.json', body: '{}' }]))
+    const err = await rejection(checkAndStageLatestRuntime(s.opts()))
     expect(err.code).toBe('EMISSING_CLI')
     expectNoPartials()
-    expect(fs.existsSync(path.join(versionsDir(), '1.1.0'))).toBe(false)
+    expect(fs.existsSync(path.join(s.versionsDir, '1.1.0'))).toBe(false)
   })
 
   it('rejects a document without the tag with EBADMANIFEST', async () => {
-    publish('1.1.0')
-    const err = await rejection(checkAndStageLatestRuntime(opts({ distTag: 'missing' })))
+    s.publish('1.1.0')
+    const err = await rejection(checkAndStageLatestRuntime(s.opts({ distTag: 'missing' })))
     expect(err.code).toBe('EBADMANIFEST')
   })
 
   it('rejects bad options with EINVALID_OPTION', async () => {
-    const err = await rejection(checkAndStageLatestRuntime(opts({ registry: 'ftp://example' })))
+    const err = await rejection(checkAndStageLatestRuntime(s.opts({ registry: 'ftp://example' })))
     expect(err.code).toBe('EINVALID_OPTION')
     expect(err.option).toBe('registry')
-    const err2 = await rejection(checkAndStageLatestRuntime(opts({ userData: '' })))
+    const err2 = await rejection(checkAndStageLatestRuntime(s.opts({ userData: '' })))
     expect(err2.code).toBe('EINVALID_OPTION')
   })
 
@@ -339,23 +288,23 @@ describe('integrity and errors', () => {
       [{ path: 'package/../../evil', body: 'x' }],
       [{ path: `${outside}/evil`, body: 'x' }],
     ]) {
-      registry.publish('kanban', [{ version: '1.1.0', tarball: tgz(entries) }], { latest: '1.1.0' })
-      const err = await rejection(checkAndStageLatestRuntime(opts()))
+      s.publish('1.1.0', tgz(entries))
+      const err = await rejection(checkAndStageLatestRuntime(s.opts()))
       expect(err.code).toBe('EUNSAFE_ENTRY')
       expect(typeof err.entry).toBe('string')
       expectNoPartials()
     }
     expect(fs.readdirSync(outside)).toEqual([])
-    expect(readPointer(userData)).toBeNull()
+    expect(readPointer(s.userData)).toBeNull()
   })
 })
 
 describe('store functions', () => {
   it('versionDir names the canonical folder and refuses non-semver', () => {
-    expect(versionDir(userData, '1.2.3')).toBe(path.join(userData, 'kanban-runtime', 'versions', '1.2.3'))
+    expect(versionDir(s.userData, '1.2.3')).toBe(path.join(s.userData, 'kanban-runtime', 'versions', '1.2.3'))
     let err: any
     try {
-      versionDir(userData, '../../etc')
+      versionDir(s.userData, '../../etc')
     } catch (e) {
       err = e
     }
@@ -363,32 +312,32 @@ describe('store functions', () => {
   })
 
   it('readPointer and resolvePointerCliEntry distrust a pointer outside the store', async () => {
-    publish('1.1.0')
-    await checkAndStageLatestRuntime(opts())
-    const pointer = path.join(store(), 'current.json')
+    s.publish('1.1.0')
+    await checkAndStageLatestRuntime(s.opts())
+    const pointer = path.join(s.store, 'current.json')
     fs.writeFileSync(pointer, JSON.stringify({ version: '1.1.0', cliEntry: '/tmp/evil.js' }))
-    expect(readPointer(userData)).toBeNull()
-    expect(resolvePointerCliEntry(userData)).toBeNull()
+    expect(readPointer(s.userData)).toBeNull()
+    expect(resolvePointerCliEntry(s.userData)).toBeNull()
     fs.writeFileSync(pointer, '{not json')
-    expect(readPointer(userData)).toBeNull()
+    expect(readPointer(s.userData)).toBeNull()
   })
 
   it('markBadVersion rolls the pointer back to the previous good version, then to none', async () => {
-    publish('1.1.0')
-    await checkAndStageLatestRuntime(opts())
-    publish('1.1.0', '1.2.0')
-    expect(await checkAndStageLatestRuntime(opts())).toEqual({ kind: 'staged', version: '1.2.0' })
-    expect(readPointer(userData)).toMatchObject({ version: '1.2.0', previous: '1.1.0' })
+    s.publish('1.1.0')
+    await checkAndStageLatestRuntime(s.opts())
+    s.publishVersions(['1.1.0', '1.2.0'])
+    expect(await checkAndStageLatestRuntime(s.opts())).toEqual({ kind: 'staged', version: '1.2.0' })
+    expect(readPointer(s.userData)).toMatchObject({ version: '1.2.0', previous: '1.1.0' })
 
-    expect(await markBadVersion(userData, '1.2.0')).toBe('1.1.0')
+    expect(await markBadVersion(s.userData, '1.2.0')).toBe('1.1.0')
     expectPointerAt('1.1.0')
-    expect(isBadVersion(userData, '1.2.0')).toBe(true)
-    expect(await checkAndStageLatestRuntime(opts())).toEqual({ kind: 'bad-version', version: '1.2.0' })
+    expect(isBadVersion(s.userData, '1.2.0')).toBe(true)
+    expect(await checkAndStageLatestRuntime(s.opts())).toEqual({ kind: 'bad-version', version: '1.2.0' })
 
-    expect(await markBadVersion(userData, '1.1.0')).toBeNull()
-    expect(readPointer(userData)).toBeNull()
-    expect(resolvePointerCliEntry(userData)).toBeNull()
-    expect(JSON.parse(fs.readFileSync(path.join(store(), 'bad-versions.json'), 'utf8'))).toEqual(['1.2.0', '1.1.0'])
-    await expect(markBadVersion(userData, 'not-semver')).rejects.toMatchObject({ code: 'EINVALID_OPTION' })
+    expect(await markBadVersion(s.userData, '1.1.0')).toBeNull()
+    expect(readPointer(s.userData)).toBeNull()
+    expect(resolvePointerCliEntry(s.userData)).toBeNull()
+    expect(JSON.parse(fs.readFileSync(path.join(s.store, 'bad-versions.json'), 'utf8'))).toEqual(['1.2.0', '1.1.0'])
+    await expect(markBadVersion(s.userData, 'not-semver')).rejects.toMatchObject({ code: 'EINVALID_OPTION' })
   })
 })

@@ -5,26 +5,21 @@ import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { gzipSync } from 'node:zlib'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
+import { hugeLongName } from '../scripts/fixtures/hostile.mjs'
+import { tar, tgz, type TarEntry } from '../scripts/testkit/tar.mjs'
 import { binding, rejection } from './helpers/binding'
 import { cliBody, snapshot, tempDir } from './helpers/fixtures'
 import { Scenario } from './helpers/scenario'
-import { hugeLongName } from '../scripts/fixtures/hostile.mjs'
-import { tar, tgz, type TarEntry } from './helpers/tar'
 
 const { checkAndStageLatestRuntime } = binding
 
-let s: Scenario
 let outside: string
 let sentinel: string
-beforeEach(async () => {
-  s = await Scenario.start()
+const s = Scenario.perTest(() => {
   outside = tempDir('krs-outside-')
   sentinel = path.join(outside, 'sentinel.txt')
   fs.writeFileSync(sentinel, 'untouched')
-})
-afterEach(async () => {
-  await s.stop()
 })
 
 const base: TarEntry[] = [

@@ -3,24 +3,18 @@
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
+import { sri } from '../scripts/testkit/registry.mjs'
+import { tgz } from '../scripts/testkit/tar.mjs'
 import { binding, rejection } from './helpers/binding'
 import { cliBody, runtimeTarball, snapshot } from './helpers/fixtures'
-import { sri } from './helpers/registry'
 import { Scenario } from './helpers/scenario'
-import { tgz } from './helpers/tar'
 
 const { checkAndStageLatestRuntime } = binding
 const MINUTE = 60_000
 const KEY_TYPE = 'ecdsa-sha2-nistp256'
 
-let s: Scenario
-beforeEach(async () => {
-  s = await Scenario.start()
-})
-afterEach(async () => {
-  await s.stop()
-})
+const s = Scenario.perTest()
 
 function keyPair() {
   return generateKeyPairSync('ec', { namedCurve: 'P-256' })

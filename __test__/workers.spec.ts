@@ -3,24 +3,17 @@
 // once, and a worker terminated mid-call neither crashes the process nor leaves its store locked.
 import path from 'node:path'
 import { Worker } from 'node:worker_threads'
-import { afterEach, beforeEach, expect, it } from 'vitest'
+import { expect, it } from 'vitest'
 import { binding } from './helpers/binding'
-import { nativeDeps, runtimeTarball, tempDir } from './helpers/fixtures'
+import { nativeDeps, tempDir } from './helpers/fixtures'
 import { Scenario } from './helpers/scenario'
 
 const WORKER = path.join(__dirname, 'helpers/stage-worker.cjs')
 
-let s: Scenario
-beforeEach(async () => {
-  s = await Scenario.start()
-  s.publish('2.0.0')
-})
-afterEach(async () => {
-  await s.stop()
-})
+const s = Scenario.perTest((fresh) => fresh.publish('2.0.0'))
 
 /** Options for a store of its own. */
-function storeOpts(): Record<string, unknown> {
+function storeOpts() {
   return { ...s.opts(), userData: tempDir(), nativeDepsSource: nativeDeps() }
 }
 
@@ -50,15 +43,7 @@ it('stages from two worker threads and the main thread at once, into separate st
 
 it('survives a worker terminated mid-download, and its store is neither locked nor half-staged', async () => {
   // The tarball's body stalls after 10 bytes, so the worker is terminated mid-download.
-  const body = runtimeTarball('2.0.0')
-  let release!: () => void
-  const stalled = new Promise<void>((r) => (release = r))
-  s.registry.routes.set(s.registry.tarballPath('kanban', '2.0.0'), async (_req, res) => {
-    res.writeHead(200, { 'content-length': body.length })
-    res.write(body.subarray(0, 10))
-    await stalled
-    if (!res.destroyed) res.end(body.subarray(10))
-  })
+  const release = s.holdTarball('2.0.0')
   const opts = storeOpts()
   const w = startWorker(opts)
   expect(await w.next('progress')).toBe('downloading')

@@ -4,18 +4,16 @@
 // and every byte the registry wrote to the wire (headers included). Also the bytes a no-change
 // background check costs with a cold and a warm document cache (ETag / 304).
 // Standalone: `node bench/flaky.mjs` (after a release build).
-import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
-import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { realRuntimeTarball } from '../scripts/fixtures/runtime.mjs'
-import { bundledNativeDeps } from './registry.mjs'
+import { Registry, sri } from '../scripts/testkit/registry.mjs'
+import { bundledNativeDeps, runChild, runOptions } from './runs.mjs'
 
-const here = path.dirname(fileURLToPath(import.meta.url))
 /** Body bytes a connection carries before the link drops. */
 export const CUT_EVERY = 2 * 1024 * 1024
 /** A run that has not finished by then is reported as not finished. */
@@ -26,7 +24,6 @@ const RUN_LIMIT_MS = Number(process.env.BENCH_FLAKY_LIMIT_MS ?? 120_000)
  * no-change figures are of a realistically sized document.
  */
 function documentFor(url, version, tgz) {
-  const integrity = `sha512-${createHash('sha512').update(tgz).digest('base64')}`
   const versions = {}
   for (let i = 0; i <= 70; i++) {
     const v = `0.1.${i}`
@@ -37,113 +34,64 @@ function documentFor(url, version, tgz) {
       engines: { node: '>=20' },
       dist: {
         tarball: `${url}kanban/-/kanban-${v}.tgz`,
-        integrity: v === version ? integrity : `sha512-${createHash('sha512').update(v).digest('base64')}`,
+        integrity: v === version ? sri(tgz) : sri(v),
         shasum: createHash('sha1').update(v).digest('hex'),
         fileCount: 21,
         unpackedSize: 57_500_000,
       },
     }
   }
-  return Buffer.from(JSON.stringify({ name: 'kanban', 'dist-tags': { latest: version }, modified: '2026-11-20T00:00:00.000Z', versions }))
+  return { name: 'kanban', 'dist-tags': { latest: version }, modified: '2026-11-20T00:00:00.000Z', versions }
 }
 
-/** The flaky registry. `wire` counts every byte written to any socket. */
-export function startFlakyRegistry(tgz, version = '0.1.70') {
-  const stats = { wire: 0, tarballRequests: 0, ranged: 0 }
-  const tarballEtag = `"${createHash('sha1').update(tgz).digest('hex')}"`
-  let doc
-  let docEtag
-  const server = http.createServer(async (req, res) => {
-    if (req.url === '/kanban') {
-      if (req.headers['if-none-match'] === docEtag) {
-        res.writeHead(304, { etag: docEtag })
-        return res.end()
-      }
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': doc.length, etag: docEtag })
-      return res.end(doc)
-    }
-    if (req.url !== `/kanban/-/kanban-${version}.tgz`) {
-      res.writeHead(404)
-      return res.end()
-    }
-    stats.tarballRequests += 1
-    const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '')
-    const ifRange = req.headers['if-range']
-    const start = m && (ifRange === undefined || ifRange === tarballEtag) ? Math.min(Number(m[1]), tgz.length) : 0
-    const headers = { 'content-type': 'application/octet-stream', 'content-length': tgz.length - start, etag: tarballEtag, 'accept-ranges': 'bytes' }
-    if (m && start > 0) {
-      stats.ranged += 1
-      headers['content-range'] = `bytes ${start}-${tgz.length - 1}/${tgz.length}`
-    }
-    res.writeHead(start > 0 ? 206 : 200, headers)
-    const end = Math.min(tgz.length, start + CUT_EVERY)
-    for (let off = start; off < end && !res.destroyed; off += 64 * 1024) {
-      await new Promise((r) => res.write(tgz.subarray(off, Math.min(end, off + 64 * 1024)), r))
-    }
-    if (end === tgz.length) res.end()
-    // The link drops: the connection ends without the rest of the body.
-    else res.destroy()
-  })
-  server.on('connection', (sock) => sock.on('close', () => (stats.wire += sock.bytesWritten)))
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () => {
-      const url = `http://127.0.0.1:${server.address().port}/`
-      doc = documentFor(url, version, tgz)
-      docEtag = `"${createHash('sha1').update(doc).digest('hex')}"`
-      resolve({
-        url,
-        stats,
-        documentBytes: doc.length,
-        close: () => new Promise((r) => (server.closeAllConnections(), server.close(r))),
-      })
-    }),
-  )
+/**
+ * The flaky registry: ETags on the document and the tarball, `Range` / `If-Range` honoured, and
+ * every tarball connection cut after CUT_EVERY bytes of body. Returns it, the tarball's request
+ * log and the document's size.
+ */
+export async function startFlakyRegistry(tgz, version = '0.1.70') {
+  const registry = (await Registry.start()).withEtags()
+  const doc = documentFor(registry.url, version, tgz)
+  registry.setDoc('kanban', doc)
+  const tarball = registry.serveBody(registry.tarballPath('kanban', version), tgz, { cutAt: (_i, start) => start + CUT_EVERY })
+  return { registry, tarball, documentBytes: Buffer.byteLength(JSON.stringify(doc)) }
 }
 
 /** Waits until every connection the server saw has closed and been counted. */
 const settle = () => new Promise((r) => setTimeout(r, 100))
 
-function runChild(impl, opts) {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(here, 'child.mjs'), impl, JSON.stringify(opts)], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    })
-    let out = ''
-    const timer = setTimeout(() => child.kill('SIGKILL'), RUN_LIMIT_MS)
-    child.stdout.on('data', (d) => (out += d))
-    child.on('exit', () => {
-      clearTimeout(timer)
-      try {
-        resolve(JSON.parse(out.trim().split('\n').pop()))
-      } catch {
-        resolve({ impl, ms: RUN_LIMIT_MS, outcome: { error: `no result within ${RUN_LIMIT_MS} ms` } })
-      }
-    })
-  })
+/** One run's report, or a run that did not finish in time reported as such. */
+async function reportOf(impl, opts) {
+  const { report } = await runChild(impl, opts, RUN_LIMIT_MS)
+  return report ?? { impl, ms: RUN_LIMIT_MS, outcome: { error: `no result within ${RUN_LIMIT_MS} ms` } }
 }
 
 /** The flaky-link runs and the no-change figures. */
 export async function flaky(work, native, fixture) {
   const tgz = fs.readFileSync(fixture)
-  const registry = await startFlakyRegistry(tgz)
+  const { registry, tarball, documentBytes } = await startFlakyRegistry(tgz)
+  const stats = () => ({
+    wire: registry.wireBytes,
+    tarballRequests: tarball.log.length,
+    ranged: tarball.log.filter((e) => e.status === 206).length,
+  })
   const rows = []
   for (const impl of ['addon', 'pacote']) {
     const userData = path.join(work, `flaky-${impl}`)
-    const before = { ...registry.stats }
-    // hostNodeVersion: the app's Electron Node; kanban 0.1.70 needs >=22 whatever Node runs the bench.
-    const opts = { userData, currentVersion: '0.1.69', nativeDepsSource: native, registry: registry.url, cache: path.join(userData, '.pacote-cache'), hostNodeVersion: '22.12.0' }
-    const r = await runChild(impl, opts)
+    const before = stats()
+    const r = await reportOf(impl, runOptions(userData, native, registry.url))
     await settle()
+    const after = stats()
     const finished = r.outcome?.kind === 'staged'
     rows.push({
       impl,
       finished,
       outcome: r.outcome,
       ms: r.ms,
-      wireBytes: registry.stats.wire - before.wire,
-      tarballRequests: registry.stats.tarballRequests - before.tarballRequests,
-      rangedRequests: registry.stats.ranged - before.ranged,
-      ratio: (registry.stats.wire - before.wire) / tgz.length,
+      wireBytes: after.wire - before.wire,
+      tarballRequests: after.tarballRequests - before.tarballRequests,
+      rangedRequests: after.ranged - before.ranged,
+      ratio: (after.wire - before.wire) / tgz.length,
     })
     fs.rmSync(userData, { recursive: true, force: true })
   }
@@ -154,17 +102,17 @@ export async function flaky(work, native, fixture) {
   const userData = path.join(work, 'flaky-noop')
   const opts = { userData, currentVersion: '0.1.70', nativeDepsSource: native, registry: registry.url }
   const check = async () => {
-    const before = registry.stats.wire
+    const before = registry.wireBytes
     const outcome = await checkAndStageLatestRuntime(opts)
     if (outcome.kind !== 'up-to-date') throw new Error(`expected up-to-date, got ${outcome.kind}`)
     await settle()
-    return registry.stats.wire - before
+    return registry.wireBytes - before
   }
   const coldBytes = await check()
   const warmBytes = await check()
   await registry.close()
   fs.rmSync(userData, { recursive: true, force: true })
-  return { tarballBytes: tgz.length, cutEvery: CUT_EVERY, rows, noChange: { documentBytes: registry.documentBytes, coldBytes, warmBytes } }
+  return { tarballBytes: tgz.length, cutEvery: CUT_EVERY, rows, noChange: { documentBytes, coldBytes, warmBytes } }
 }
 
 /** Prints what `flaky` measured; returns how many goals were missed. */

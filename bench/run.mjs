@@ -3,17 +3,18 @@
 // implementations alternate A B A B after a warm-up. Also: the floor (Rust inflate + untar +
 // write from memory), the no-op paths, the JS thread's worst lateness, peak RSS with a
 // tarball four times larger, and the flaky-link scenario (bench/flaky.mjs).
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
+import { realRuntimeTarball } from '../scripts/fixtures/runtime.mjs'
+import { Registry } from '../scripts/testkit/registry.mjs'
 import { flaky, printFlaky } from './flaky.mjs'
 import { hostile } from './hostile.mjs'
-import { bundledNativeDeps, startRegistry } from './registry.mjs'
-import { realRuntimeTarball } from '../scripts/fixtures/runtime.mjs'
+import { bundledNativeDeps, runChild, runOptions } from './runs.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.dirname(here)
@@ -33,25 +34,14 @@ const fmt = (n, d = 1) => n.toFixed(d)
 
 
 let runNo = 0
-function stageInChild(impl, registry, native) {
+async function stageInChild(impl, registry, native) {
   const userData = path.join(work, `run-${runNo++}`)
-  // hostNodeVersion: the app's Electron Node; kanban 0.1.70 needs >=22 whatever Node runs the bench.
-  const opts = { userData, currentVersion: '0.1.69', nativeDepsSource: native, registry, cache: path.join(userData, '.pacote-cache'), hostNodeVersion: '22.12.0' }
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(here, 'child.mjs'), impl, JSON.stringify(opts)], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    })
-    let out = ''
-    child.stdout.on('data', (d) => (out += d))
-    child.on('exit', (code) => {
-      fs.rmSync(userData, { recursive: true, force: true })
-      if (code !== 0) return reject(new Error(`${impl} run exited with ${code}`))
-      const r = JSON.parse(out.trim())
-      if (r.outcome.kind !== 'staged') return reject(new Error(`${impl} run: ${JSON.stringify(r.outcome)}`))
-      if (process.env.BENCH_VERBOSE) console.log(JSON.stringify(r))
-      resolve(r)
-    })
-  })
+  const { code, report } = await runChild(impl, runOptions(userData, native, registry))
+  fs.rmSync(userData, { recursive: true, force: true })
+  if (code !== 0 || !report) throw new Error(`${impl} run exited with ${code}`)
+  if (report.outcome.kind !== 'staged') throw new Error(`${impl} run: ${JSON.stringify(report.outcome)}`)
+  if (process.env.BENCH_VERBOSE) console.log(JSON.stringify(report))
+  return report
 }
 
 function summary(label, runs) {
@@ -81,7 +71,8 @@ async function noopPaths(registry, native) {
   const opts = { userData, currentVersion: '0.1.69', nativeDepsSource: native, registry: registry.url, hostNodeVersion: '22.12.0' }
   await checkAndStageLatestRuntime(opts) // stage once so already-staged has something to find
   const time = async (o, kind) => {
-    const before = { ...registry.counts }
+    const requests = () => ({ doc: registry.count('/kanban'), tarball: registry.tarballRequests() })
+    const before = requests()
     const ms = []
     for (let i = 0; i < NOOP_CALLS; i++) {
       const t = performance.now()
@@ -89,11 +80,12 @@ async function noopPaths(registry, native) {
       ms.push(performance.now() - t)
       if (outcome.kind !== kind) throw new Error(`expected ${kind}, got ${outcome.kind}`)
     }
+    const after = requests()
     return {
       kind,
       medianMs: median(ms),
-      docRequestsPerCall: (registry.counts.doc - before.doc) / NOOP_CALLS,
-      tarballRequests: registry.counts.tarball - before.tarball,
+      docRequestsPerCall: (after.doc - before.doc) / NOOP_CALLS,
+      tarballRequests: after.tarball - before.tarball,
     }
   }
   const upToDate = await time({ ...opts, currentVersion: '0.1.70' }, 'up-to-date')
@@ -127,9 +119,9 @@ function floor() {
 async function main() {
   const fixture = realRuntimeTarball()
   FIXTURE = fixture.file
-  const registry = await startRegistry()
+  const registry = (await Registry.start()).withEtags()
   const native = bundledNativeDeps(work)
-  registry.publish('0.1.70', FIXTURE)
+  registry.publishFile('kanban', '0.1.70', FIXTURE)
   const size = fs.statSync(FIXTURE).size
   console.log(`kanban-runtime-stager bench: ${path.basename(FIXTURE)} (${fixture.real ? 'the real runtime' : 'SYNTHETIC stand-in: the real runtime could not be fetched'}, ${fmt(size / 1e6)} MB), ${PAIRS} pairs, ${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}, node ${process.version}`)
 
@@ -152,7 +144,7 @@ async function main() {
   const noop = await noopPaths(registry, native)
 
   const quad = scaledTarball()
-  registry.publish('0.1.70', quad)
+  registry.publishFile('kanban', '0.1.70', quad)
   const quadRuns = []
   for (let i = 0; i < 3; i++) quadRuns.push(await stageInChild('addon', registry.url, native))
   await registry.close()

@@ -5,20 +5,23 @@ import path from 'node:path'
 
 const CHILD = path.join(__dirname, 'stage-child.cjs')
 
-/**
- * Stages with `opts` in a child process; `onSpawn` may kill it. Resolves to the last line it
- * printed: the outcome or `{ error, message }` as an object, or `'started'` if it was killed first.
- */
-export function stageInChild(opts: object, onSpawn: (c: ChildProcess) => void = () => {}): Promise<any> {
+/** Stages with `opts` in a child process; `onSpawn` may kill it. Resolves to what it printed. */
+export function runStageChild(opts: object, onSpawn: (c: ChildProcess) => void = () => {}): Promise<string> {
   const child = spawn(process.execPath, [CHILD, JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   child.stdout!.on('data', (d) => (out += d))
   onSpawn(child)
   return new Promise((resolve, reject) => {
     child.on('error', reject)
-    child.on('exit', () => {
-      const last = out.trim().split('\n').pop() ?? ''
-      resolve(last.startsWith('{') ? JSON.parse(last) : last)
-    })
+    child.on('exit', () => resolve(out))
   })
+}
+
+/**
+ * Stages with `opts` in a child process; `onSpawn` may kill it. Resolves to the last line it
+ * printed: the outcome or `{ error, message }` as an object, or `'started'` if it was killed first.
+ */
+export async function stageInChild(opts: object, onSpawn?: (c: ChildProcess) => void): Promise<any> {
+  const last = (await runStageChild(opts, onSpawn)).trim().split('\n').pop() ?? ''
+  return last.startsWith('{') ? JSON.parse(last) : last
 }

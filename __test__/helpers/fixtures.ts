@@ -2,7 +2,7 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { tgz, type TarEntry } from './tar'
+import { tgz, type TarEntry } from '../../scripts/testkit/tar.mjs'
 
 const made: string[] = []
 

@@ -2,10 +2,10 @@
 // and assertions on the store's state.
 import fs from 'node:fs'
 import path from 'node:path'
-import { expect } from 'vitest'
+import { afterEach, beforeEach, expect } from 'vitest'
+import { type Published, Registry } from '../../scripts/testkit/registry.mjs'
 import { binding } from './binding'
 import { cleanupTempDirs, listTree, nativeDeps, runtimeTarball, snapshot, tempDir } from './fixtures'
-import { Registry } from './registry'
 
 export class Scenario {
   registry!: Registry
@@ -13,10 +13,29 @@ export class Scenario {
   native!: string
 
   static async start(): Promise<Scenario> {
+    return Scenario.of(await Registry.start())
+  }
+
+  /** A fresh userData and bundled native modules, staging from `registry`. */
+  static of(registry: Registry): Scenario {
     const s = new Scenario()
-    s.registry = await Registry.start()
+    s.registry = registry
     s.userData = tempDir()
     s.native = nativeDeps()
+    return s
+  }
+
+  /**
+   * One Scenario for the tests of a file, started afresh before each (then given to `setup`) and
+   * stopped after it.
+   */
+  static perTest(setup?: (s: Scenario) => void | Promise<void>): Scenario {
+    const s = new Scenario()
+    beforeEach(async () => {
+      Object.assign(s, await Scenario.start())
+      await setup?.(s)
+    })
+    afterEach(() => s.stop())
     return s
   }
 
@@ -44,8 +63,25 @@ export class Scenario {
     }
   }
 
-  publish(version: string, tarball = runtimeTarball(version), extra: { integrity?: string } = {}) {
+  publish(version: string, tarball = runtimeTarball(version), extra: Omit<Published, 'version' | 'tarball'> = {}) {
     this.registry.publish('kanban', [{ version, tarball, ...extra }], { latest: version })
+  }
+
+  /** Publishes runtime tarballs of `versions`, `latest` naming the last unless `distTags` say otherwise. */
+  publishVersions(versions: string[], distTags: Record<string, string> = { latest: versions[versions.length - 1] }) {
+    this.registry.publish(
+      'kanban',
+      versions.map((version) => ({ version, tarball: runtimeTarball(version) })),
+      distTags,
+    )
+  }
+
+  /** Serves `version`'s tarball with its body held back after 10 bytes until `release` is called. */
+  holdTarball(version: string): () => void {
+    let release!: () => void
+    const held = new Promise<void>((r) => (release = r))
+    this.registry.hold(this.registry.tarballPath('kanban', version), runtimeTarball(version), { until: () => held })
+    return release
   }
 
   /** Stages `version` as the store's known-good state that a failing run must leave alone. */

@@ -10,9 +10,8 @@ import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { gzipSync } from 'node:zlib'
-import { startRegistry } from '../../bench/registry.mjs'
-import { blockPadding, END_OF_ARCHIVE, tarHeader } from '../fixtures/tar.mjs'
+import { Registry } from '../testkit/registry.mjs'
+import { tgz } from '../testkit/tar.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, '../..')
@@ -52,16 +51,11 @@ function installApp(appDir, binary) {
 }
 
 /** A small kanban tarball as npm publishes it: package/package.json and package/dist/cli.js. */
-function kanbanTarball(file, version) {
-  const entries = [
-    ['package/package.json', JSON.stringify({ name: 'kanban', version, bin: { kanban: 'dist/cli.js' } })],
-    ['package/dist/cli.js', `#!/usr/bin/env node\nconsole.log('kanban ${version}')\n`],
-  ]
-  const blocks = entries.flatMap(([name, body]) => {
-    const data = Buffer.from(body)
-    return [tarHeader(name, '0', data.length, 0o644), data, blockPadding(data.length)]
-  })
-  fs.writeFileSync(file, gzipSync(Buffer.concat([...blocks, END_OF_ARCHIVE])))
+function kanbanTarball(version) {
+  return tgz([
+    { path: 'package/package.json', body: JSON.stringify({ name: 'kanban', version, bin: { kanban: 'dist/cli.js' } }) },
+    { path: 'package/dist/cli.js', body: `#!/usr/bin/env node\nconsole.log('kanban ${version}')\n` },
+  ])
 }
 
 /** Runs Electron on the app and resolves to its exit code and stdout. */
@@ -94,7 +88,7 @@ function runElectron(appAsar, env) {
 }
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'krs-electron-'))
-const registry = await startRegistry()
+const registry = (await Registry.start()).withEtags()
 try {
   const binary = builtBinary()
   const appDir = path.join(work, 'app')
@@ -108,9 +102,9 @@ try {
   const unpacked = path.join(`${appAsar}.unpacked`, 'node_modules', `kanban-runtime-stager-${binary.platform}`, binary.file)
   if (!fs.existsSync(unpacked)) fail(`the README's asarUnpack pattern did not unpack ${binary.file}`)
 
-  const tgz = path.join(work, 'kanban-1.0.0.tgz')
-  kanbanTarball(tgz, '1.0.0')
-  registry.publish('1.0.0', tgz)
+  const tarball = path.join(work, 'kanban-1.0.0.tgz')
+  fs.writeFileSync(tarball, kanbanTarball('1.0.0'))
+  registry.publishFile('kanban', '1.0.0', tarball)
   // What the app bundles as resources/native: a node-pty folder to copy beside the runtime.
   const native = path.join(resources, 'native')
   fs.mkdirSync(path.join(native, 'node-pty', 'build', 'Release'), { recursive: true })

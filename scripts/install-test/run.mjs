@@ -8,8 +8,8 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { startRegistry } from '../../bench/registry.mjs'
 import { syntheticRuntimeTarball } from '../fixtures/runtime.mjs'
+import { Registry } from '../testkit/registry.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, '../..')
@@ -68,9 +68,9 @@ try {
   )
   run(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], app)
 
-  const registry = await startRegistry()
+  const registry = (await Registry.start()).withEtags()
   try {
-    registry.publish('0.1.70', syntheticRuntimeTarball())
+    registry.publishFile('kanban', '0.1.70', syntheticRuntimeTarball())
     const native = path.join(work, 'native')
     fs.mkdirSync(path.join(native, 'node-pty'), { recursive: true })
     fs.writeFileSync(path.join(native, 'node-pty', 'package.json'), '{"name":"node-pty"}')
@@ -82,7 +82,8 @@ try {
     if (JSON.stringify(first) !== JSON.stringify(expected)) throw new Error(`unexpected result ${JSON.stringify(first)}`)
     const second = JSON.parse(await runAsync(app, env))
     if (second.outcome !== 'already-staged') throw new Error(`unexpected second result ${JSON.stringify(second)}`)
-    if (registry.counts.tarball !== 1) throw new Error(`expected one tarball download, saw ${registry.counts.tarball}`)
+    const downloads = registry.tarballRequests()
+    if (downloads !== 1) throw new Error(`expected one tarball download, saw ${downloads}`)
     console.log(`install test: installed from ${path.basename(rootTgz)} + ${path.basename(platformTgz)}, strict consumer compiled, staged 0.1.70 then already-staged`)
     console.log('1 passed, 0 failed')
   } finally {
