@@ -36,7 +36,7 @@ export type StagePhase = 'resolving' | 'waiting-for-lock' | 'downloading' | 'fin
 export interface StageError extends Error {
   code: StageErrorCode
   /**
-   * What a person can do about it, one line (the CLI prints it, so it names the CLI's flags).
+   * What a person can do about it, one line (it names the option, and the CLI's flag in parentheses).
    * Set on every error this package makes; an object that `isStageError` accepts may lack it.
    */
   hint?: string
@@ -167,9 +167,10 @@ export declare function readPointer(userData: string): RuntimePointer | null
 
 /**
  * Everything about a store at once: pointer, staged versions with sizes and wholeness, bad
- * versions, partial folders and the lock.
+ * versions, partial folders and the lock. The folders are walked off the JS thread; an empty or
+ * relative `userData` still throws `EINVALID_OPTION` at once.
  */
-export declare function readStoreStatus(userData: string): StoreStatus
+export declare function readStoreStatus(userData: string): Promise<StoreStatus>
 
 /** One registry signing key, as an entry of the registry's `/-/npm/v1/keys`. */
 export interface RegistryKeyOption {

@@ -27,7 +27,7 @@ describe('marking bad', () => {
     const release = s.holdTarball('2.0.0')
     const child = stageInChild(s.opts({ currentVersion: '1.0.0' }))
     await downloadStarted('2.0.0')
-    expect(readStoreStatus(s.userData).locked).toBe(true)
+    expect((await readStoreStatus(s.userData)).locked).toBe(true)
 
     const t0 = Date.now()
     expect(await markBadVersion(s.userData, '2.0.0')).toBe('1.0.0')

@@ -60,5 +60,5 @@ it('survives a worker terminated mid-download, and its store is neither locked n
   expect(binding.readPointer(opts.userData as string)).toBeNull()
   s.registry.routes.delete(s.registry.tarballPath('kanban', '2.0.0'))
   expect(await binding.checkAndStageLatestRuntime(opts)).toEqual({ kind: 'staged', version: '2.0.0' })
-  expect(binding.readStoreStatus(opts.userData as string).versions.map((v) => v.version)).toEqual(['2.0.0'])
+  expect((await binding.readStoreStatus(opts.userData as string)).versions.map((v) => v.version)).toEqual(['2.0.0'])
 })

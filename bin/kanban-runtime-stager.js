@@ -372,9 +372,9 @@ function reasons(v, running) {
   return why
 }
 
-function status({ values }, out) {
+async function status({ values }, out) {
   const userData = requireUserData(values)
-  const report = loadBinding().readStoreStatus(userData)
+  const report = await loadBinding().readStoreStatus(userData)
   const running = values['current-version']
   if (values.json) {
     return out.log(jsonLine({ ...report, versions: report.versions.map((v) => ({ ...v, keptBecause: reasons(v, running) })) }))
@@ -409,9 +409,9 @@ async function prune({ values }, out) {
 }
 
 /** The store's problems, each with what to do about it. */
-function diagnose(userData) {
+async function diagnose(userData) {
   const b = loadBinding()
-  const st = b.readStoreStatus(userData)
+  const st = await b.readStoreStatus(userData)
   return [
     ...pointerProblems(st, (version) => b.isBadVersion(userData, version)),
     ...damagedProblems(st),
@@ -456,8 +456,8 @@ function badListProblems(st) {
   return [{ problem: 'bad-versions.json is unreadable, so no version counts as bad', fix: 'delete it; the app marks a failing version again' }]
 }
 
-function doctor({ values }, out) {
-  const problems = diagnose(requireUserData(values))
+async function doctor({ values }, out) {
+  const problems = await diagnose(requireUserData(values))
   if (values.json) {
     out.log(jsonLine({ ok: problems.length === 0, problems }))
   } else if (problems.length === 0) {

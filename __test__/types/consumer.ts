@@ -64,7 +64,7 @@ export async function main(userData: string): Promise<string> {
     },
   })
   // readPointer and readStoreStatus describe the pointer the same way: a value or null.
-  const status = readStoreStatus(userData)
+  const status = await readStoreStatus(userData)
   const same: ReturnType<typeof readPointer> = status.pointer
   const kept: boolean = status.versions.every((v) => v.pointed || v.fallback || v.bad)
   const pruned = await pruneStore(userData, '0.1.69')

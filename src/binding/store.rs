@@ -77,13 +77,26 @@ pub struct StoreStatus {
 }
 
 /// Everything about a store at once: pointer, staged versions with sizes and wholeness, bad
-/// versions, partial folders and the lock.
-#[napi]
-pub fn read_store_status(env: &Env, user_data: String) -> Result<StoreStatus> {
+/// versions, partial folders and the lock. The folders are walked off the JS thread; an empty or
+/// relative `userData` still throws `EINVALID_OPTION` at once.
+#[napi(ts_return_type = "Promise<StoreStatus>")]
+pub fn read_store_status(env: &Env, user_data: String) -> Result<PromiseRaw<'_, StoreStatus>> {
     let store = store_at(env, &user_data)?;
-    let st = sync_result(env, store.status())?;
-    Ok(StoreStatus {
-        store: store.root().to_string_lossy().into_owned(),
+    env.spawn_future_with_callback(
+        async move {
+            let root = store.root().to_string_lossy().into_owned();
+            Ok(crate::fsutil::blocking(move || store.status())
+                .await
+                .map(|st| store_status(root, st)))
+        },
+        |env, r| r.map_err(|e| js_error(env, &e)),
+    )
+}
+
+/// The store's state as JS sees it: each version says why it is kept.
+fn store_status(store: String, st: crate::store::StoreStatus) -> StoreStatus {
+    StoreStatus {
+        store,
         total_bytes: st.total_bytes as f64,
         versions: st
             .versions
@@ -111,7 +124,7 @@ pub fn read_store_status(env: &Env, user_data: String) -> Result<StoreStatus> {
         bad_versions: st.bad,
         partials: st.partials,
         locked: st.locked,
-    })
+    }
 }
 
 /// Whether a staging run (in any process) holds the store lock right now.
