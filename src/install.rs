@@ -592,3 +592,37 @@ impl Read for PipeReader {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Limits, NetConfig, Trust};
+    use crate::integrity::{sri_of, Expected};
+
+    #[test]
+    fn registry_size_hints_at_the_integer_limit_do_not_overflow() {
+        let cfg = Config {
+            user_data: "userData".into(),
+            current_version: "1.0.0".into(),
+            native_deps_source: "native".into(),
+            registry: "http://127.0.0.1:1/".into(),
+            package_name: "kanban".into(),
+            dist_tag: "latest".into(),
+            net: NetConfig::default(),
+            limits: Limits::default(),
+            trust: Trust::default(),
+            provenance: None,
+        };
+        let dist = Dist {
+            tarball: "t".into(),
+            integrity: Expected::from_sri(&sri_of(b"x")).unwrap(),
+            unpacked_size: Some(u64::MAX),
+            file_count: Some(u64::MAX),
+            bins: Vec::new(),
+            attestations_url: None,
+        };
+        let limits = limits_for(&cfg, &dist);
+        assert_eq!(limits.max_bytes, HARD_MAX_UNPACKED_BYTES);
+        assert_eq!(limits.max_entries, HARD_MAX_ENTRIES);
+    }
+}

@@ -107,6 +107,7 @@ impl Expected {
         }
     }
 
+    #[cfg(test)]
     pub fn algo(&self) -> Algo {
         self.algo
     }

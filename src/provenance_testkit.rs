@@ -1,7 +1,11 @@
 //! Sigstore test material for the provenance tests: a Fulcio-like CA whose leaves carry Fulcio's
-//! extensions and an SCT from the CA's own CT log, and the `trusted_root.json` trusting it and a
-//! test Rekor key. Shared by the unit tests and `scripts/provenance-fixtures`, which writes the
-//! binding tests' fixtures; self-contained for that reason.
+//! extensions and an SCT from the CA's own CT log, the `trusted_root.json` trusting it and a
+//! test Rekor key, and npm attestation bundles signed with them. Shared by the unit tests, the
+//! integration tests in `tests/` and `scripts/provenance-fixtures`, which writes the binding
+//! tests' fixtures; self-contained for that reason.
+
+// Each includer uses a part: the fixture script only the CA material.
+#![allow(dead_code)]
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -20,8 +24,6 @@ use x509_cert::der::{Decode, Encode};
 
 pub const REPO: &str = "kanban-org/kanban";
 pub const WORKFLOW: &str = ".github/workflows/publish.yml";
-// The unit tests take it from the verifier; the fixture script from here.
-#[allow(dead_code)]
 pub const GITHUB_ACTIONS_ISSUER: &str = "https://token.actions.githubusercontent.com";
 /// 2025-01-01T00:05:00Z: inside the test leaves' ten minutes of validity.
 pub const INTEGRATED: i64 = 1_735_689_900;
@@ -197,4 +199,156 @@ pub fn trust_root_json(ca: &TestCa, log_key: &KeyPair) -> String {
         "ctlogs": [log_json("https://ctfe.test", &ca.ct_key)],
     }))
     .unwrap()
+}
+
+// The attestation formats are written out here rather than borrowed from the verifier: this file
+// stands alone, and a slip in the verifier's encoding cannot cancel out in its own tests.
+const IN_TOTO_STATEMENT_V1: &str = "https://in-toto.io/Statement/v1";
+const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+pub const SLSA_PROVENANCE_V1: &str = "https://slsa.dev/provenance/v1";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An in-toto statement naming `name@version` (as a package URL) with the tarball's `sha512`.
+pub fn statement(name: &str, version: &str, sha512: &[u8]) -> Vec<u8> {
+    let purl = format!("pkg:npm/{}@{version}", name.replace('@', "%40"));
+    json!({
+        "_type": IN_TOTO_STATEMENT_V1,
+        "subject": [{ "name": purl, "digest": { "sha512": hex(sha512) } }],
+        "predicateType": SLSA_PROVENANCE_V1,
+        "predicate": { "buildDefinition": {}, "runDetails": {} }
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn pem(der: &[u8]) -> String {
+    format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        B64.encode(der)
+    )
+}
+
+/// What a bundle is made of, so a test can change one part.
+pub struct Parts<'a> {
+    pub leaf: &'a [u8],
+    pub leaf_key: &'a KeyPair,
+    pub log_key: &'a KeyPair,
+    pub statement: Vec<u8>,
+    pub integrated: i64,
+    /// `dsse` (0.0.1) or `intoto` (0.0.2).
+    pub kind: &'a str,
+    /// The certificate the log entry names; the leaf when `None`.
+    pub logged_cert: Option<&'a [u8]>,
+}
+
+/// A Sigstore bundle: the statement in a DSSE envelope signed by the leaf, logged by the log.
+pub fn bundle(p: &Parts) -> Value {
+    // DSSE's pre-authentication encoding: what the envelope's signature covers.
+    let mut pae = format!(
+        "DSSEv1 {} {IN_TOTO_PAYLOAD_TYPE} {} ",
+        IN_TOTO_PAYLOAD_TYPE.len(),
+        p.statement.len()
+    )
+    .into_bytes();
+    pae.extend_from_slice(&p.statement);
+    let sig = sign(p.leaf_key, &pae);
+    json!({
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": {
+            "certificate": { "rawBytes": B64.encode(p.leaf) },
+            "tlogEntries": [log_entry(p, &log_body(p, &sig).to_string())]
+        },
+        "dsseEnvelope": {
+            "payload": B64.encode(&p.statement),
+            "payloadType": IN_TOTO_PAYLOAD_TYPE,
+            "signatures": [{ "sig": B64.encode(&sig), "keyid": "" }]
+        }
+    })
+}
+
+/// Returns the body a log entry of kind `p.kind` records for the envelope signed `sig`.
+fn log_body(p: &Parts, sig: &[u8]) -> Value {
+    let payload_hash =
+        json!({ "algorithm": "sha256", "value": hex(&Sha256::digest(&p.statement)) });
+    let cert_pem = B64.encode(pem(p.logged_cert.unwrap_or(p.leaf)));
+    match p.kind {
+        "dsse" => json!({
+            "apiVersion": "0.0.1", "kind": "dsse",
+            "spec": {
+                "envelopeHash": { "algorithm": "sha256", "value": "00" },
+                "payloadHash": payload_hash,
+                "signatures": [{ "signature": B64.encode(sig), "verifier": cert_pem }]
+            }
+        }),
+        _ => json!({
+            "apiVersion": "0.0.2", "kind": "intoto",
+            "spec": { "content": {
+                "envelope": {
+                    "payloadType": IN_TOTO_PAYLOAD_TYPE,
+                    "signatures": [{ "sig": B64.encode(B64.encode(sig)), "publicKey": cert_pem }]
+                },
+                "hash": { "algorithm": "sha256", "value": "00" },
+                "payloadHash": payload_hash
+            }}
+        }),
+    }
+}
+
+/// Returns the log entry recording `body`, with the log's signed entry timestamp.
+fn log_entry(p: &Parts, body: &str) -> Value {
+    let body_b64 = B64.encode(body);
+    let log_id = Sha256::digest(p.log_key.public_key_der());
+    let log_index = 42;
+    let set = sign(
+        p.log_key,
+        format!(
+            "{{\"body\":\"{body_b64}\",\"integratedTime\":{},\"logID\":\"{}\",\"logIndex\":{log_index}}}",
+            p.integrated,
+            hex(&log_id)
+        )
+        .as_bytes(),
+    );
+    json!({
+        "logIndex": log_index.to_string(),
+        "logId": { "keyId": B64.encode(log_id) },
+        "kindVersion": { "kind": p.kind, "version": "0.0.1" },
+        "integratedTime": p.integrated.to_string(),
+        "inclusionPromise": { "signedEntryTimestamp": B64.encode(&set) },
+        "inclusionProof": inclusion_proof(p.log_key, body, &log_id),
+        "canonicalizedBody": body_b64
+    })
+}
+
+/// Returns the inclusion proof of `body` in a log of one entry, with the log's checkpoint.
+fn inclusion_proof(log_key: &KeyPair, body: &str, log_id: &[u8]) -> Value {
+    // A log of one entry: the root is the leaf hash and the proof is empty.
+    let mut leaf = Sha256::new();
+    leaf.update([0u8]);
+    leaf.update(body.as_bytes());
+    let root = leaf.finalize();
+    let note = format!("rekor.test - 1\n1\n{}\n", B64.encode(root));
+    let mut note_sig = log_id[..4].to_vec();
+    note_sig.extend(sign(log_key, note.as_bytes()));
+    let checkpoint = format!("{note}\n\u{2014} rekor.test {}\n", B64.encode(note_sig));
+    json!({
+        "logIndex": "0",
+        "rootHash": B64.encode(root),
+        "treeSize": "1",
+        "hashes": [],
+        "checkpoint": { "envelope": checkpoint }
+    })
+}
+
+/// An npm attestations response: a publish attestation, then the provenance `bundle`.
+pub fn attestations(bundle: Value) -> Vec<u8> {
+    json!({ "attestations": [
+        { "predicateType": "https://github.com/npm/attestation/tree/main/specs/publish/v0.1",
+          "bundle": {} },
+        { "predicateType": SLSA_PROVENANCE_V1, "bundle": bundle },
+    ]})
+    .to_string()
+    .into_bytes()
 }

@@ -1,0 +1,95 @@
+//! Staging with a provenance requirement, against a loopback registry serving attestations.
+
+mod common;
+
+use common::kit::{self, TestCa};
+use common::{ctl, env, Env, Server};
+use kanban_runtime_stager::{check_and_stage, Policy, Provenance, StageError, Store, TrustRoot};
+use sha2::{Digest, Sha512};
+
+/// A registry whose attestation for 2.0.0 was made for a run of `repo` (by another CA than the
+/// trusted one when asked), naming `digest` (the tarball's own when `None`).
+async fn scenario(repo: &str, sign_with_other_ca: bool, digest: Option<[u8; 64]>) -> (Server, Env) {
+    let trusted = TestCa::new("trusted");
+    let other = sign_with_other_ca.then(|| TestCa::new("other"));
+    let signer = other.as_ref().unwrap_or(&trusted);
+    let (leaf, leaf_key) = signer.leaf(repo, kit::WORKFLOW, kit::GITHUB_ACTIONS_ISSUER);
+    let log_key = kit::p256();
+    let make = |tgz: &[u8]| {
+        let sha: [u8; 64] = digest.unwrap_or_else(|| Sha512::digest(tgz).into());
+        kit::attestations(kit::bundle(&kit::Parts {
+            leaf: &leaf,
+            leaf_key: &leaf_key,
+            log_key: &log_key,
+            statement: kit::statement("kanban", "2.0.0", &sha),
+            integrated: kit::INTEGRATED,
+            kind: "dsse",
+            logged_cert: None,
+        }))
+    };
+    let reg = Server::registry_with("2.0.0", None, Some(&make)).await;
+    let mut e = env(&reg.url, "1.0.0");
+    e.cfg.provenance = Some(Provenance {
+        policy: Policy {
+            repository: kit::REPO.into(),
+            workflow_path: Some(kit::WORKFLOW.into()),
+        },
+        trust_root: TrustRoot::from_json(&kit::trust_root_json(&trusted, &log_key)).unwrap(),
+    });
+    (reg, e)
+}
+
+fn versions(e: &Env) -> usize {
+    std::fs::read_dir(e.cfg.user_data.join("kanban-runtime/versions"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_valid_attestation_stages() {
+    let (reg, e) = scenario(kit::REPO, false, None).await;
+    let store = Store::new(&e.cfg.user_data);
+    let out = check_and_stage(&e.cfg, &store, &ctl()).await.unwrap();
+    assert_eq!(out.kind(), "staged");
+    assert_eq!((reg.attestation_requests(), reg.tarball_requests()), (1, 1));
+}
+
+#[tokio::test]
+async fn refusals_download_and_write_nothing() {
+    for (repo, other_ca, digest, check) in [
+        ("evil/kanban", false, None, "identity"),
+        (kit::REPO, true, None, "certificate"),
+        (kit::REPO, false, Some([1u8; 64]), "subject"),
+    ] {
+        let (reg, e) = scenario(repo, other_ca, digest).await;
+        let store = Store::new(&e.cfg.user_data);
+        match check_and_stage(&e.cfg, &store, &ctl()).await {
+            Err(StageError::Provenance {
+                check: c, version, ..
+            }) => assert_eq!((c, version.as_str()), (check, "2.0.0")),
+            other => panic!("expected EPROVENANCE ({check}), got {other:?}"),
+        }
+        assert_eq!(reg.tarball_requests(), 0, "{check}");
+        assert_eq!(versions(&e), 0, "{check}");
+    }
+}
+
+#[tokio::test]
+async fn no_attestations_is_refused_and_no_option_asks_for_none() {
+    let reg = Server::registry("2.0.0", None).await;
+    let (_, with) = scenario(kit::REPO, false, None).await;
+    let mut e = env(&reg.url, "1.0.0");
+    e.cfg.provenance = with.cfg.provenance.clone();
+    let store = Store::new(&e.cfg.user_data);
+    match check_and_stage(&e.cfg, &store, &ctl()).await {
+        Err(StageError::Provenance { check, .. }) => assert_eq!(check, "attestation"),
+        other => panic!("expected EPROVENANCE, got {other:?}"),
+    }
+    assert_eq!((reg.tarball_requests(), versions(&e)), (0, 0));
+
+    let (reg, mut e) = scenario(kit::REPO, false, None).await;
+    e.cfg.provenance = None;
+    let store = Store::new(&e.cfg.user_data);
+    check_and_stage(&e.cfg, &store, &ctl()).await.unwrap();
+    assert_eq!(reg.attestation_requests(), 0);
+}
