@@ -936,21 +936,13 @@ fn check_log_entry(
     dsse_sig: &[u8],
     root: &TrustRoot,
 ) -> Result<i64, String> {
-    let log_id = b64(
-        entry
-            .pointer("/logId/keyId")
-            .and_then(Value::as_str)
-            .ok_or("log entry has no logId")?,
-        "the log id",
-    )?;
+    let log_id = b64_at(entry, "/logId/keyId", "the log id")?;
     let integrated = int_at(entry, "integratedTime")?;
     let log_index = int_at(entry, "logIndex")?;
     let body = b64(str_at(entry, "canonicalizedBody")?, "the log entry body")?;
-    let set = b64(
-        entry
-            .pointer("/inclusionPromise/signedEntryTimestamp")
-            .and_then(Value::as_str)
-            .ok_or("log entry has no signed entry timestamp")?,
+    let set = b64_at(
+        entry,
+        "/inclusionPromise/signedEntryTimestamp",
         "the signed entry timestamp",
     )?;
     let key = root
@@ -1215,6 +1207,15 @@ fn int_at(v: &Value, key: &str) -> Result<i64, String> {
         _ => None,
     }
     .ok_or_else(|| format!("log entry has no integer `{key}`"))
+}
+
+/// The base64 string at `pointer` in a log entry, decoded.
+fn b64_at(entry: &Value, pointer: &str, what: &str) -> Result<Vec<u8>, String> {
+    let s = entry
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("{what} is missing from the log entry"))?;
+    b64(s, what)
 }
 
 fn b64(s: &str, what: &str) -> Result<Vec<u8>, String> {
