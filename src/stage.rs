@@ -57,7 +57,7 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
     // The cool-down reads publish dates, which only the full document has; without it the
     // abbreviated document is all we fetch.
     let cool_down = cfg.trust.min_release_age.filter(|d| !d.is_zero());
-    let mut full = cool_down.is_some();
+    let full = cool_down.is_some();
     let accept = if full { ACCEPT_FULL } else { ACCEPT_CORGI };
     let doc = fetch_document(cfg, store, &http, &doc_url, accept, ctl).await?;
     let tagged = doc.tag_version(&cfg.dist_tag)?;
@@ -162,7 +162,7 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
         node_pty: bundled_node_pty_version(&native_src),
     };
     compat_guard(store, &doc, &latest, &compat, ctl)?;
-    check_signatures(cfg, &http, &doc_url, &doc, &mut full, &latest, ctl).await?;
+    check_signatures(cfg, &http, &doc_url, &doc, full, &latest, ctl).await?;
     ctl.log(
         Level::Info,
         format!("staging {}", clip(&latest)),
