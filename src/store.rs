@@ -107,8 +107,6 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Accepts only valid semver, which also guarantees a version can never name a path outside
-/// `versions/` (no `/`, `\` or `..` can appear in one).
 /// Why a downloaded version was refused by the compatibility guard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IncompatibleEntry {
@@ -117,6 +115,8 @@ pub struct IncompatibleEntry {
     pub range: String,
 }
 
+/// Accepts only valid semver, which also guarantees a version can never name a path outside
+/// `versions/` (no `/`, `\` or `..` can appear in one).
 pub fn check_version(version: &str) -> Result<semver::Version> {
     semver::Version::parse(version).map_err(|e| StageError::InvalidOption {
         name: "version",
@@ -233,11 +233,9 @@ impl Store {
     /// the record alone: this rule only adopts stores from before records existed.
     pub fn is_legacy_whole(&self, version: &str) -> bool {
         let dir = self.version_dir(version);
-        let mut native = dir.clone();
-        native.extend(NATIVE_MODULE);
         if fs::symlink_metadata(dir.join(COMPLETE_FILE)).is_ok()
             || !self.cli_entry(version).is_file()
-            || !native.is_dir()
+            || !self.native_module(version).is_dir()
         {
             return false;
         }
@@ -269,12 +267,15 @@ impl Store {
     /// A staged folder is whole when its CLI, its native module and its completion record for
     /// this very version are all there: a half-deleted folder fails at least one of these.
     pub fn is_whole(&self, version: &str) -> bool {
-        let dir = self.version_dir(version);
-        let mut native = dir.clone();
-        native.extend(NATIVE_MODULE);
         self.cli_entry(version).is_file()
-            && native.is_dir()
-            && read_record(&dir).is_some_and(|r| r.version == version)
+            && self.native_module(version).is_dir()
+            && read_record(&self.version_dir(version)).is_some_and(|r| r.version == version)
+    }
+
+    fn native_module(&self, version: &str) -> PathBuf {
+        let mut p = self.version_dir(version);
+        p.extend(NATIVE_MODULE);
+        p
     }
 
     /// Writes the pointer atomically (temp file, flush, rename, flush folder). A `previous` that
@@ -334,9 +335,7 @@ impl Store {
     pub fn add_incompatible(&self, version: &str, entry: IncompatibleEntry) -> Result<()> {
         let mut map = self.incompatible_versions();
         map.insert(version.to_string(), entry);
-        fsutil::create_dir_all(&self.root)?;
-        let json = serde_json::to_vec_pretty(&map).expect("map serialises");
-        fsutil::write_atomic(self.renamer(), &self.root.join(INCOMPATIBLE_FILE), &json)
+        self.write_list(INCOMPATIBLE_FILE, &map)
     }
 
     /// Adds `version` to the bad list (call with the lock held).
@@ -345,9 +344,14 @@ impl Store {
         if !list.iter().any(|v| v == version) {
             list.push(version.into());
         }
+        self.write_list(BAD_FILE, &list)
+    }
+
+    /// Writes one of the store's lists (bad, incompatible) atomically, creating the store.
+    fn write_list(&self, name: &str, list: &impl Serialize) -> Result<()> {
         fsutil::create_dir_all(&self.root)?;
-        let json = serde_json::to_vec_pretty(&list).expect("list serialises");
-        fsutil::write_atomic(self.renamer(), &self.root.join(BAD_FILE), &json)
+        let json = serde_json::to_vec_pretty(list).expect("list serialises");
+        fsutil::write_atomic(self.renamer(), &self.root.join(name), &json)
     }
 
     /// Takes the store lock (held only for short sections, never for a download: this answers at
@@ -503,31 +507,35 @@ impl Store {
                 removed.push(name);
             }
         }
-        // The pointer's and the bad list's writers hold the store lock, so under it any temp file
-        // of theirs is a crashed writer's. The document cache is written with no lock: its temp
-        // file is a crashed writer's only once it has been left for minutes.
         self.with_store_lock(|| {
-            let Ok(entries) = fs::read_dir(&self.root) else {
-                return Ok(());
-            };
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if !(name.starts_with('.') && name.contains(".tmp-")) {
-                    continue;
-                }
-                let unlocked_writer =
-                    name.starts_with(&format!(".{}", crate::doccache::CACHE_FILE));
-                let stale = entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_TEMP_AGE));
-                if !unlocked_writer || stale {
-                    let _ = fs::remove_file(entry.path());
-                }
-            }
+            self.sweep_temp_files();
             Ok(())
         })?;
         Ok(removed)
+    }
+
+    /// Removes the temp files crashed writers left in the store's root. The pointer's and the bad
+    /// list's writers hold the store lock, so under it any temp file of theirs is a crashed
+    /// writer's. The document cache is written with no lock: its temp file is a crashed writer's
+    /// only once it has been left for minutes. Call with the store lock held.
+    fn sweep_temp_files(&self) {
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with('.') && name.contains(".tmp-")) {
+                continue;
+            }
+            let unlocked_writer = name.starts_with(&format!(".{}", crate::doccache::CACHE_FILE));
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_TEMP_AGE));
+            if !unlocked_writer || stale {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
     }
 
     /// The fallback kept beside a newly pointed `latest`: the version pointed so far, else its own
@@ -690,6 +698,13 @@ pub fn write_record(dir: &Path, record: &CompletionRecord) -> Result<()> {
 pub(crate) mod tests {
     use super::*;
 
+    /// A store in a fresh temp folder, which lives as long as the returned `TempDir`.
+    fn temp_store() -> (tempfile::TempDir, Store) {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        (tmp, store)
+    }
+
     /// Lays out a whole staged version as a staging run would leave it.
     pub(crate) fn stage_fake(store: &Store, version: &str) {
         let dir = store.version_dir(version);
@@ -710,8 +725,7 @@ pub(crate) mod tests {
 
     #[test]
     fn pointer_round_trip_and_trust_rules() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
+        let (_tmp, store) = temp_store();
         assert_eq!(store.read_pointer(), None);
         fs::create_dir_all(store.root()).unwrap();
         store.write_pointer("1.0.0", Some("0.9.0")).unwrap();
@@ -741,8 +755,7 @@ pub(crate) mod tests {
 
     #[test]
     fn whole_requires_cli_native_and_record() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
+        let (_tmp, store) = temp_store();
         stage_fake(&store, "1.0.0");
         assert!(store.is_whole("1.0.0"));
         fs::remove_dir_all(store.version_dir("1.0.0").join("node_modules/node-pty")).unwrap();
@@ -757,8 +770,7 @@ pub(crate) mod tests {
 
     #[test]
     fn mark_bad_rolls_back_to_previous_or_clears() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
+        let (_tmp, store) = temp_store();
         stage_fake(&store, "1.0.0");
         stage_fake(&store, "1.1.0");
         store.write_pointer("1.1.0", Some("1.0.0")).unwrap();
@@ -780,8 +792,7 @@ pub(crate) mod tests {
 
     #[test]
     fn sweep_removes_partials_and_temps_only() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
+        let (_tmp, store) = temp_store();
         stage_fake(&store, "1.0.0");
         fs::create_dir_all(store.partial_dir("2.0.0").join("x")).unwrap();
         // A crashed pointer writer's temp file (its writers hold the store lock, which the sweep
@@ -804,8 +815,7 @@ pub(crate) mod tests {
 
     #[test]
     fn prune_keeps_named_versions() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
+        let (_tmp, store) = temp_store();
         for v in ["1.0.0", "1.1.0", "1.2.0"] {
             stage_fake(&store, v);
         }
@@ -833,8 +843,7 @@ pub(crate) mod tests {
 
     #[test]
     fn lock_excludes_a_second_holder() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
+        let (_tmp, store) = temp_store();
         let mut a = store.lock_file().unwrap();
         let mut b = store.lock_file().unwrap();
         assert!(!store.is_locked().unwrap());
@@ -847,8 +856,7 @@ pub(crate) mod tests {
 
     #[test]
     fn status_lists_versions_partials_and_bad() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
+        let (_tmp, store) = temp_store();
         stage_fake(&store, "1.10.0");
         stage_fake(&store, "1.9.0");
         fs::remove_file(store.cli_entry("1.9.0")).unwrap();
@@ -872,8 +880,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_bad_version_is_never_returned_as_the_pointer() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
+        let (_tmp, store) = temp_store();
         stage_fake(&store, "1.0.0");
         stage_fake(&store, "2.0.0");
         store.write_pointer("2.0.0", Some("1.0.0")).unwrap();
@@ -895,8 +902,7 @@ pub(crate) mod tests {
 
     #[test]
     fn marking_the_fallback_bad_drops_it_from_the_pointer() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
+        let (_tmp, store) = temp_store();
         stage_fake(&store, "1.0.0");
         stage_fake(&store, "2.0.0");
         store.write_pointer("2.0.0", Some("1.0.0")).unwrap();
@@ -907,8 +913,7 @@ pub(crate) mod tests {
 
     #[test]
     fn mark_bad_does_not_wait_for_a_staging_run() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
+        let (_tmp, store) = temp_store();
         stage_fake(&store, "1.0.0");
         store.write_pointer("1.0.0", None).unwrap();
         let mut staging = store.lock_file().unwrap();
@@ -921,8 +926,7 @@ pub(crate) mod tests {
 
     #[test]
     fn stray_files_in_versions_are_swept_and_pruned() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
+        let (_tmp, store) = temp_store();
         stage_fake(&store, "1.0.0");
         for name in ["notes.partial", "0.9.0", "2.0.0.partial", "README"] {
             fs::write(store.versions_dir().join(name), "x").unwrap();
@@ -946,8 +950,7 @@ pub(crate) mod tests {
 
     #[test]
     fn prune_keeps_the_running_version_by_precedence() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
+        let (_tmp, store) = temp_store();
         for v in ["1.0.0+build.7", "1.1.0", "1.2.0"] {
             stage_fake(&store, v);
         }
@@ -969,8 +972,7 @@ pub(crate) mod tests {
 
     #[test]
     fn folders_of_the_original_implementation_are_adopted() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
+        let (_tmp, store) = temp_store();
         stage_legacy(&store, "1.0.0");
         fs::create_dir_all(store.root()).unwrap();
         let legacy = serde_json::json!({
@@ -1004,8 +1006,7 @@ pub(crate) mod tests {
 
     #[test]
     fn prune_now_keeps_pointed_fallback_and_running_and_waits_for_no_one() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
+        let (_tmp, store) = temp_store();
         for v in ["1.0.0", "1.1.0", "1.2.0", "2.0.0"] {
             stage_fake(&store, v);
         }
@@ -1031,8 +1032,7 @@ pub(crate) mod tests {
     #[test]
     fn sweep_keeps_only_the_fresh_download_of_the_version_being_staged() {
         use crate::resume::{begin, now_secs, Sidecar, Validator, MAX_KEPT_AGE};
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
+        let (_tmp, store) = temp_store();
         fs::create_dir_all(store.versions_dir()).unwrap();
         let keep = |version: &str, age: u64| {
             let sidecar = Sidecar {
