@@ -12,11 +12,10 @@ use crate::http::Http;
 use crate::install::download_with_retries;
 use crate::log::Level;
 use crate::registry::{document_url, rewrite_tarball_url, Dist, ACCEPT_CORGI, ACCEPT_FULL};
-use crate::store::{self, IncompatibleEntry, Store, NATIVE_MODULE};
+use crate::store::{self, IncompatibleEntry, StagingLock, Store, StoreLock, NATIVE_MODULE};
 use crate::trust::{self, Compat};
 use crate::version;
 
-use std::io;
 use std::path::Path;
 use std::time::Duration;
 
@@ -188,7 +187,7 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
     .await
 }
 
-/// Steps 3 to 7: under the store lock, re-check, clean up, stage (or reuse), repoint, prune.
+/// Under the staging lock: re-check, clean up, stage (or reuse), repoint, prune.
 #[allow(clippy::too_many_arguments)]
 async fn stage_locked(
     cfg: &Config,
@@ -201,42 +200,41 @@ async fn stage_locked(
     ctl: &Control,
 ) -> Result<Outcome> {
     let latest = latest.to_string();
-    let mut lock = blocking({
+    let mut file = blocking({
         let store = store.clone();
-        move || store.lock_file()
+        move || store.staging_lock_file()
     })
     .await?;
-    let lock_path = store.root().join(store::LOCK_FILE);
     let mut waiting = false;
-    let _guard = loop {
-        match lock.try_write() {
-            Ok(guard) => break guard,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if !waiting {
-                    waiting = true;
-                    ctl.report(Phase::WaitingForLock, 0, None);
-                    ctl.log(
-                        Level::Info,
-                        "waiting for another staging run to release the store",
-                        &[("lock", (&lock_path.display().to_string()).into())],
-                    );
-                }
-            }
-            Err(e) => return Err(StageError::io("locking", &lock_path, e)),
+    let staging = loop {
+        if let Some(guard) = file.try_lock()? {
+            break guard;
         }
-        ctl.sleep(&lock_path.display().to_string(), LOCK_POLL)
+        if !waiting {
+            waiting = true;
+            ctl.report(Phase::WaitingForLock, 0, None);
+            ctl.log(
+                Level::Info,
+                "waiting for another staging run to release the store",
+                &[("lock", (&file.path().display().to_string()).into())],
+            );
+        }
+        ctl.sleep(&file.path().display().to_string(), LOCK_POLL)
             .await?;
     };
 
     // Another stager may have finished this version (or a newer one) while we waited, the app
     // may have marked it bad meanwhile, or the pointer names a whole folder the original
     // TypeScript stager left without a completion record.
-    let before = blocking({
-        let (store, latest, integrity) =
-            (store.clone(), latest.clone(), dist.integrity.to_string());
-        move || store.with_store_lock(|| recheck_locked(&store, &latest, &integrity))
-    })
-    .await?;
+    let before = staging
+        .blocking({
+            let (store, latest, integrity) =
+                (store.clone(), latest.clone(), dist.integrity.to_string());
+            move |staging| {
+                store.with_store_lock(|lock| recheck(&store, staging, lock, &latest, &integrity))
+            }
+        })
+        .await?;
     if let Some(outcome) = before {
         ctl.log(
             Level::Info,
@@ -246,26 +244,28 @@ async fn stage_locked(
         return Ok(outcome);
     }
 
-    let (reuse, swept) = blocking({
-        let (store, latest) = (store.clone(), latest.clone());
-        let integrity = dist.integrity.to_string();
-        move || -> Result<(bool, Vec<String>)> {
-            // With the staging lock held no run is in flight, so every partial is a crashed run's.
-            let swept = store.sweep_stale_locked(Some(&latest))?;
-            fsutil::create_dir_all(&store.versions_dir())?;
-            // A whole, unpointed folder is a run that died before its pointer write: reuse it,
-            // when it holds the tarball this document (and its checked signature or provenance)
-            // names; a folder staged from another registry's bytes is staged again.
-            let same_tarball = store::read_record(&store.version_dir(&latest))
-                .is_some_and(|r| r.integrity == integrity);
-            if store.is_whole(&latest) && same_tarball {
-                return Ok((true, swept));
+    let (reuse, swept) = staging
+        .blocking({
+            let (store, latest) = (store.clone(), latest.clone());
+            let integrity = dist.integrity.to_string();
+            move |staging| {
+                // With the staging lock held no run is in flight, so every partial is a crashed
+                // run's.
+                let swept = store.sweep_stale(staging, Some(&latest))?;
+                fsutil::create_dir_all(&store.versions_dir())?;
+                // A whole, unpointed folder is a run that died before its pointer write: reuse it,
+                // when it holds the tarball this document (and its checked signature or provenance)
+                // names; a folder staged from another registry's bytes is staged again.
+                let same_tarball = store::read_record(&store.version_dir(&latest))
+                    .is_some_and(|r| r.integrity == integrity);
+                if store.is_whole(&latest) && same_tarball {
+                    return Ok((true, swept));
+                }
+                store.discard_version(staging, &latest)?;
+                Ok((false, swept))
             }
-            store.discard_version_locked(&latest)?;
-            Ok((false, swept))
-        }
-    })
-    .await?;
+        })
+        .await?;
     if !swept.is_empty() {
         ctl.log(
             Level::Info,
@@ -295,24 +295,26 @@ async fn stage_locked(
             };
             blocking({
                 let (store, latest) = (store.clone(), latest.clone());
-                move || store.with_store_lock(|| store.add_incompatible(&latest, entry))
+                move || store.with_store_lock(|lock| store.add_incompatible(lock, &latest, entry))
             })
             .await?;
         }
         downloaded?;
     }
 
-    let (outcome, pruned) = blocking({
-        let (store, latest) = (store.clone(), latest.clone());
-        let running = version::clean(&cfg.current_version);
-        move || {
-            let promoted =
-                store.with_store_lock(|| promote_locked(&store, &latest, running.as_ref()));
-            store.empty_trash();
-            promoted
-        }
-    })
-    .await?;
+    let (outcome, pruned) = staging
+        .blocking({
+            let (store, latest) = (store.clone(), latest.clone());
+            let running = version::clean(&cfg.current_version);
+            move |staging| {
+                let promoted = store.with_store_lock(|lock| {
+                    promote(&store, staging, lock, &latest, running.as_ref())
+                });
+                store.empty_trash(staging);
+                promoted
+            }
+        })
+        .await?;
     match &outcome {
         Outcome::Staged(v) => ctl.log(
             Level::Info,
@@ -335,8 +337,14 @@ async fn stage_locked(
     Ok(outcome)
 }
 
-/// Under the store lock, before staging: the outcome when there is nothing to download.
-fn recheck_locked(store: &Store, latest: &str, integrity: &str) -> Result<Option<Outcome>> {
+/// Under both locks, before staging: the outcome when there is nothing to download.
+fn recheck(
+    store: &Store,
+    staging: &StagingLock,
+    _: &StoreLock,
+    latest: &str,
+    integrity: &str,
+) -> Result<Option<Outcome>> {
     if store.is_bad(latest) {
         return Ok(Some(Outcome::BadVersion(latest.to_string())));
     }
@@ -345,17 +353,19 @@ fn recheck_locked(store: &Store, latest: &str, integrity: &str) -> Result<Option
     }
     let pointed = store.read_pointer_file().map(|p| p.version);
     if pointed.as_deref() == Some(latest) && store.is_legacy_whole(latest) {
-        store.adopt_legacy_locked(latest, integrity)?;
+        store.adopt_legacy(staging, latest, integrity)?;
         return Ok(Some(Outcome::AlreadyStaged));
     }
     Ok(None)
 }
 
-/// Under the store lock, after staging: re-reads the bad list (the app may have marked this
-/// version bad during the download), never moves the pointer back to an older version, points
-/// at `latest` with the best fallback, prunes.
-fn promote_locked(
+/// Under both locks, after staging: re-reads the bad list (the app may have marked this version
+/// bad during the download), never moves the pointer back to an older version, points at
+/// `latest` with the best fallback, prunes. The outcome, and the names pruned.
+fn promote(
     store: &Store,
+    staging: &StagingLock,
+    lock: &StoreLock,
     latest: &str,
     running: Option<&semver::Version>,
 ) -> Result<(Outcome, Vec<String>)> {
@@ -366,14 +376,16 @@ fn promote_locked(
         return Ok((Outcome::AlreadyStaged, Vec::new()));
     }
     let previous = store.fallback_for(latest);
-    store.write_pointer(latest, previous.as_deref())?;
+    store.write_pointer(lock, latest, previous.as_deref())?;
     let mut keep = vec![latest];
     keep.extend(previous.as_deref());
     // Pruning is housekeeping: the new runtime is already staged and pointed, so a folder that
     // cannot be removed now (a running runtime holding it on Windows) waits for the next run
     // instead of failing this one. The version the app runs right now stays too: it may be
     // neither the new pointer nor its fallback when several updates are staged without a restart.
-    let pruned = store.prune_locked(&keep, running).unwrap_or_default();
+    let pruned = store
+        .prune(staging, lock, &keep, running)
+        .unwrap_or_default();
     Ok((Outcome::Staged(latest.to_string()), pruned))
 }
 
@@ -403,6 +415,7 @@ mod tests {
     use crate::integrity::sri_of;
     use flate2::write::GzEncoder;
     use std::collections::HashMap;
+    use std::io;
     use std::sync::Arc;
     use std::sync::Mutex;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -567,7 +580,9 @@ mod tests {
             check_and_stage(&newer, &store, &ctl()).await.unwrap(),
             Outcome::UpToDate
         );
-        store.add_bad("2.0.0").unwrap();
+        store
+            .with_store_lock(|lock| store.add_bad(lock, "2.0.0"))
+            .unwrap();
         assert_eq!(
             check_and_stage(&e.cfg, &store, &ctl()).await.unwrap(),
             Outcome::BadVersion("2.0.0".into())
