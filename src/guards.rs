@@ -72,13 +72,13 @@ pub(crate) fn compat_guard(
 
 /// The registry's signatures of `latest`: a present signature must verify with a known key, and
 /// with `requireSignatures` one must be present. Fetches the full document for the publish time
-/// only when a key in use expires.
+/// only when a key in use expires and `doc` is not the `full` one.
 pub(crate) async fn check_signatures(
     cfg: &Config,
     http: &Http,
     doc_url: &str,
     doc: &Document,
-    full: &mut bool,
+    full: bool,
     latest: &str,
     ctl: &Control,
 ) -> Result<()> {
@@ -88,17 +88,14 @@ pub(crate) async fn check_signatures(
         .clone()
         .unwrap_or_else(trust::public_keys);
     let signatures = doc.signatures(latest);
-    let published = if trust::needs_publish_time(&signatures, &keys) {
-        if *full {
-            doc.published_ms(latest)
-        } else {
-            *full = true;
-            fetch_plain(cfg, http, doc_url, ACCEPT_FULL, ctl)
-                .await?
-                .published_ms(latest)
-        }
-    } else {
+    let published = if !trust::needs_publish_time(&signatures, &keys) {
         None
+    } else if full {
+        doc.published_ms(latest)
+    } else {
+        fetch_plain(cfg, http, doc_url, ACCEPT_FULL, ctl)
+            .await?
+            .published_ms(latest)
     };
     let signed = trust::verify_signatures(
         &cfg.package_name,
@@ -108,6 +105,16 @@ pub(crate) async fn check_signatures(
         &keys,
         published,
     );
+    signature_verdict(cfg, signed, latest, ctl)
+}
+
+/// Whether the signature check lets `latest` through, logged either way.
+fn signature_verdict(
+    cfg: &Config,
+    signed: Result<Signed>,
+    latest: &str,
+    ctl: &Control,
+) -> Result<()> {
     match signed {
         Ok(Signed::Verified(keyid)) => {
             ctl.log(
@@ -148,12 +155,7 @@ pub(crate) async fn check_provenance(
     version: &str,
     ctl: &Control,
 ) -> Result<()> {
-    let refused = |check: Check, reason: String| StageError::Provenance {
-        package: cfg.package_name.clone(),
-        version: version.to_string(),
-        check: check.as_str(),
-        reason,
-    };
+    let refused = |check: Check, reason: String| refusal(cfg, version, check, reason);
     let sha512 = dist.integrity.sha512().ok_or_else(|| {
         refused(
             Check::Subject,
@@ -169,28 +171,7 @@ pub(crate) async fn check_provenance(
             "the package document names no attestations for this version".into(),
         )
     })?;
-    let url = rewrite_tarball_url(url, &cfg.registry);
-    let body = match http
-        .get_bytes(&url, "application/json", MAX_ATTESTATIONS_BYTES, ctl)
-        .await
-    {
-        Ok(body) => body,
-        Err(StageError::Http {
-            status: 404 | 410, ..
-        }) => {
-            return Err(refused(
-                Check::Attestation,
-                format!("the registry serves no attestations at {}", clip(&url)),
-            ))
-        }
-        Err(StageError::TooLarge { .. }) => {
-            return Err(refused(
-                Check::Attestation,
-                format!("the attestations are over {MAX_ATTESTATIONS_BYTES} bytes"),
-            ))
-        }
-        Err(e) => return Err(e),
-    };
+    let body = fetch_attestations(cfg, http, url, version, ctl).await?;
     let subject = Subject {
         name: &cfg.package_name,
         version,
@@ -211,4 +192,46 @@ pub(crate) async fn check_provenance(
         ],
     );
     Ok(())
+}
+
+/// The provenance check's refusal of `version`.
+fn refusal(cfg: &Config, version: &str, check: Check, reason: String) -> StageError {
+    StageError::Provenance {
+        package: cfg.package_name.clone(),
+        version: version.to_string(),
+        check: check.as_str(),
+        reason,
+    }
+}
+
+/// The attestations the document names for `version`, fetched from the configured registry;
+/// none served, or too many bytes, is a refusal.
+async fn fetch_attestations(
+    cfg: &Config,
+    http: &Http,
+    url: &str,
+    version: &str,
+    ctl: &Control,
+) -> Result<Vec<u8>> {
+    let url = rewrite_tarball_url(url, &cfg.registry);
+    match http
+        .get_bytes(&url, "application/json", MAX_ATTESTATIONS_BYTES, ctl)
+        .await
+    {
+        Err(StageError::Http {
+            status: 404 | 410, ..
+        }) => Err(refusal(
+            cfg,
+            version,
+            Check::Attestation,
+            format!("the registry serves no attestations at {}", clip(&url)),
+        )),
+        Err(StageError::TooLarge { .. }) => Err(refusal(
+            cfg,
+            version,
+            Check::Attestation,
+            format!("the attestations are over {MAX_ATTESTATIONS_BYTES} bytes"),
+        )),
+        other => other,
+    }
 }

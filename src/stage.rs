@@ -11,13 +11,16 @@ use crate::guards::{bundled_node_pty_version, check_provenance, check_signatures
 use crate::http::Http;
 use crate::install::download_with_retries;
 use crate::log::Level;
-use crate::registry::{document_url, rewrite_tarball_url, Dist, ACCEPT_CORGI, ACCEPT_FULL};
-use crate::store::{self, IncompatibleEntry, Store, NATIVE_MODULE};
+use crate::registry::{
+    document_url, rewrite_tarball_url, Dist, Document, ACCEPT_CORGI, ACCEPT_FULL,
+};
+use crate::store::{
+    self, IncompatibleEntry, StagingGuard, StagingLock, Store, StoreLock, NATIVE_MODULE,
+};
 use crate::trust::{self, Compat};
 use crate::version;
 
-use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The result of one call; mirrors the JS `StageOutcome` union.
@@ -45,7 +48,10 @@ impl Outcome {
 /// blocking wait on a thread) keeps the wait abortable and bounded by the deadline.
 const LOCK_POLL: Duration = Duration::from_millis(25);
 
-/// Runs the whole check-and-stage algorithm (design §4).
+/// Checks the registry for a newer runtime and stages it: resolves the version the dist-tag
+/// names, applies the cool-down, answers from the version guards when nothing needs staging,
+/// runs the guards that come before any download, then stages under the staging lock.
+/// Concurrent calls in this process that would stage the same thing share one run.
 pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Result<Outcome> {
     // An already-aborted signal never starts a request.
     if ctl.is_aborted() {
@@ -53,13 +59,40 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
     }
     ctl.report(Phase::Resolving, 0, None);
     let http = Http::new(&cfg.net, &cfg.registry)?;
-    let doc_url = document_url(&cfg.registry, &cfg.package_name);
+    let resolved = resolve_tag(cfg, store, &http, ctl).await?;
+    let Some(latest) = apply_cool_down(cfg, &resolved, ctl) else {
+        return Ok(Outcome::UpToDate);
+    };
+    if let Some(outcome) = version_guards(cfg, store, &latest, ctl)? {
+        return Ok(outcome);
+    }
+    let run = pre_download_guards(cfg, store, &http, &resolved, latest, ctl).await?;
+    single_flight(store, &run.latest, &run.key(), ctl, || run.stage()).await
+}
+
+/// The package document as this call fetched it, and the version its dist-tag names.
+struct Resolved {
+    url: String,
+    doc: Document,
+    /// The full document (with publish dates), not the abbreviated one.
+    full: bool,
+    tagged: String,
+    tagged_v: semver::Version,
+}
+
+/// The release-age cool-down, when one is set.
+fn cool_down(cfg: &Config) -> Option<Duration> {
+    cfg.trust.min_release_age.filter(|d| !d.is_zero())
+}
+
+/// The package document and the version the dist-tag names, which must be semver.
+async fn resolve_tag(cfg: &Config, store: &Store, http: &Http, ctl: &Control) -> Result<Resolved> {
+    let url = document_url(&cfg.registry, &cfg.package_name);
     // The cool-down reads publish dates, which only the full document has; without it the
     // abbreviated document is all we fetch.
-    let cool_down = cfg.trust.min_release_age.filter(|d| !d.is_zero());
-    let mut full = cool_down.is_some();
+    let full = cool_down(cfg).is_some();
     let accept = if full { ACCEPT_FULL } else { ACCEPT_CORGI };
-    let doc = fetch_document(cfg, store, &http, &doc_url, accept, ctl).await?;
+    let doc = fetch_document(cfg, store, http, &url, accept, ctl).await?;
     let tagged = doc.tag_version(&cfg.dist_tag)?;
     ctl.log(
         Level::Info,
@@ -75,50 +108,71 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
             ("registry", (&cfg.registry).into()),
         ],
     );
-    let invalid = |version: &str| StageError::InvalidVersion {
+    let tagged_v = parse_version(cfg, &tagged)?;
+    Ok(Resolved {
+        url,
+        doc,
+        full,
+        tagged,
+        tagged_v,
+    })
+}
+
+/// `version` as semver, or the error naming the dist-tag that led to it.
+fn parse_version(cfg: &Config, version: &str) -> Result<semver::Version> {
+    semver::Version::parse(version).map_err(|_| StageError::InvalidVersion {
         package: cfg.package_name.clone(),
         tag: cfg.dist_tag.clone(),
         version: version.to_string(),
-    };
-    let tagged_v = semver::Version::parse(&tagged).map_err(|_| invalid(&tagged))?;
+    })
+}
 
-    let latest = match cool_down {
-        None => tagged,
-        Some(age) => {
-            let minutes = age.as_secs() / 60;
-            let age_ms = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
-            match trust::cooled_candidate(&doc, &tagged_v, trust::now_ms(), age_ms) {
-                Some(v) => {
-                    if v != tagged {
-                        ctl.log(
-                            Level::Info,
-                            format!(
-                                "cool-down: {} is younger than {minutes} minutes (or deprecated); considering {}",
-                                clip(&tagged),
-                                clip(&v)
-                            ),
-                            &[("version", (&v).into()), ("minutes", minutes.into())],
-                        );
-                    }
-                    v
-                }
-                None => {
-                    ctl.log(
-                        Level::Info,
-                        format!(
-                            "cool-down: no release up to {} is {minutes} minutes old and not deprecated",
-                            clip(&tagged)
-                        ),
-                        &[("version", (&tagged).into()), ("minutes", minutes.into())],
-                    );
-                    return Ok(Outcome::UpToDate);
-                }
-            }
-        }
+/// The version to consider: the tagged one, or under a cool-down the newest release up to it that
+/// is old enough and not deprecated; `None` when no release qualifies (nothing to stage).
+fn apply_cool_down(cfg: &Config, resolved: &Resolved, ctl: &Control) -> Option<String> {
+    let Some(age) = cool_down(cfg) else {
+        return Some(resolved.tagged.clone());
     };
+    let tagged = &resolved.tagged;
+    let minutes = age.as_secs() / 60;
+    let age_ms = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+    let candidate =
+        trust::cooled_candidate(&resolved.doc, &resolved.tagged_v, trust::now_ms(), age_ms);
+    match &candidate {
+        Some(v) if v != tagged => ctl.log(
+            Level::Info,
+            format!(
+                "cool-down: {} is younger than {minutes} minutes (or deprecated); considering {}",
+                clip(tagged),
+                clip(v)
+            ),
+            &[("version", v.into()), ("minutes", minutes.into())],
+        ),
+        Some(_) => {}
+        None => ctl.log(
+            Level::Info,
+            format!(
+                "cool-down: no release up to {} is {minutes} minutes old and not deprecated",
+                clip(tagged)
+            ),
+            &[("version", tagged.into()), ("minutes", minutes.into())],
+        ),
+    }
+    candidate
+}
 
-    // Guards, in the original's order.
-    let latest_v = semver::Version::parse(&latest).map_err(|_| invalid(&latest))?;
+/// The outcome when `latest` needs no staging. These guards read only the store, so a call that
+/// stages nothing costs no request beyond the document; they run in this order because the first
+/// that applies names the outcome: a version not newer than the running one is `up-to-date` even
+/// when it is marked bad or staged, a bad one is `bad-version` even when staged, and only then is
+/// a version `already-staged`.
+fn version_guards(
+    cfg: &Config,
+    store: &Store,
+    latest: &str,
+    ctl: &Control,
+) -> Result<Option<Outcome>> {
+    let latest_v = parse_version(cfg, latest)?;
     // A current version that is not semver (a dev build, say) counts as older than anything;
     // `v1.2.3` and `=1.2.3` are cleaned as npm does, and build metadata never makes a version newer.
     if let Some(current) = version::clean(&cfg.current_version) {
@@ -127,30 +181,43 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
                 Level::Info,
                 format!(
                     "up to date: {} is not newer than the running {current}",
-                    clip(&latest)
+                    clip(latest)
                 ),
                 &[("current", (&current.to_string()).into())],
             );
-            return Ok(Outcome::UpToDate);
+            return Ok(Some(Outcome::UpToDate));
         }
     }
-    if store.is_bad(&latest) {
+    if store.is_bad(latest) {
         ctl.log(
             Level::Info,
-            format!("{} is marked bad: not staged", clip(&latest)),
-            &[("version", (&latest).into())],
+            format!("{} is marked bad: not staged", clip(latest)),
+            &[("version", latest.into())],
         );
-        return Ok(Outcome::BadVersion(latest));
+        return Ok(Some(Outcome::BadVersion(latest.to_string())));
     }
-    if already_staged(store, &latest) {
+    if already_staged(store, latest) {
         ctl.log(
             Level::Info,
             "already staged: the pointer names it (or a newer version), whole",
-            &[("version", (&latest).into())],
+            &[("version", latest.into())],
         );
-        return Ok(Outcome::AlreadyStaged);
+        return Ok(Some(Outcome::AlreadyStaged));
     }
+    Ok(None)
+}
 
+/// The staging run of `latest`, once it passes the guards that come before anything is
+/// downloaded or written: the bundled native modules are there, the version is compatible with
+/// them and with the host, its registry signature holds and, when configured, its provenance.
+async fn pre_download_guards<'a>(
+    cfg: &'a Config,
+    store: &'a Store,
+    http: &'a Http,
+    resolved: &Resolved,
+    latest: String,
+    ctl: &'a Control,
+) -> Result<Run<'a>> {
     let native_src = cfg.native_deps_source.join(NATIVE_MODULE[1]);
     if !native_src.is_dir() {
         return Err(StageError::NativeDeps {
@@ -161,8 +228,9 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
         host_node: cfg.trust.host_node_version.clone(),
         node_pty: bundled_node_pty_version(&native_src),
     };
-    compat_guard(store, &doc, &latest, &compat, ctl)?;
-    check_signatures(cfg, &http, &doc_url, &doc, &mut full, &latest, ctl).await?;
+    let Resolved { url, doc, full, .. } = resolved;
+    compat_guard(store, doc, &latest, &compat, ctl)?;
+    check_signatures(cfg, http, url, doc, *full, &latest, ctl).await?;
     ctl.log(
         Level::Info,
         format!("staging {}", clip(&latest)),
@@ -170,173 +238,235 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
     );
     let dist = doc.dist(&latest)?;
     if let Some(provenance) = &cfg.provenance {
-        check_provenance(cfg, provenance, &http, &dist, &latest, ctl).await?;
+        check_provenance(cfg, provenance, http, &dist, &latest, ctl).await?;
     }
-
-    // Calls share a run only when it stages what each would: the same tarball, the same
-    // native modules, the same host to check against.
-    let run_of = format!(
-        "{}\n{}\n{}\n{:?}",
-        dist.integrity,
-        rewrite_tarball_url(&dist.tarball, &cfg.registry),
-        native_src.display(),
-        compat
-    );
-    single_flight(store, &latest, &run_of, ctl, || {
-        stage_locked(cfg, store, &http, &dist, &latest, &native_src, &compat, ctl)
+    Ok(Run {
+        cfg,
+        store,
+        http,
+        ctl,
+        latest,
+        dist,
+        native_src,
+        compat,
     })
-    .await
 }
 
-/// Steps 3 to 7: under the store lock, re-check, clean up, stage (or reuse), repoint, prune.
-#[allow(clippy::too_many_arguments)]
-async fn stage_locked(
-    cfg: &Config,
-    store: &Store,
-    http: &Http,
-    dist: &Dist,
-    latest: &str,
-    native_src: &Path,
-    compat: &Compat,
-    ctl: &Control,
-) -> Result<Outcome> {
-    let latest = latest.to_string();
-    let mut lock = blocking({
-        let store = store.clone();
-        move || store.lock_file()
-    })
-    .await?;
-    let lock_path = store.root().join(store::LOCK_FILE);
-    let mut waiting = false;
-    let _guard = loop {
-        match lock.try_write() {
-            Ok(guard) => break guard,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if !waiting {
-                    waiting = true;
-                    ctl.report(Phase::WaitingForLock, 0, None);
-                    ctl.log(
-                        Level::Info,
-                        "waiting for another staging run to release the store",
-                        &[("lock", (&lock_path.display().to_string()).into())],
-                    );
-                }
+/// One staging run: the version it stages, from which tarball and with which native modules, and
+/// the call it runs for.
+struct Run<'a> {
+    cfg: &'a Config,
+    store: &'a Store,
+    http: &'a Http,
+    ctl: &'a Control,
+    latest: String,
+    dist: Dist,
+    native_src: PathBuf,
+    compat: Compat,
+}
+
+impl Run<'_> {
+    /// What calls must agree on to share this run: it stages what each would only with the same
+    /// tarball, the same native modules and the same host to check against.
+    fn key(&self) -> String {
+        format!(
+            "{}\n{}\n{}\n{:?}",
+            self.dist.integrity,
+            rewrite_tarball_url(&self.dist.tarball, &self.cfg.registry),
+            self.native_src.display(),
+            self.compat
+        )
+    }
+
+    /// The outcome of the run, which holds the staging lock from its re-check to its pruning.
+    async fn stage(&self) -> Result<Outcome> {
+        let mut file = blocking({
+            let store = self.store.clone();
+            move || store.staging_lock_file()
+        })
+        .await?;
+        // The wait for the lock stays here, not in a helper: the guard borrows `file`, and a
+        // function returning that borrow from inside its polling loop does not borrow-check.
+        let mut waiting = false;
+        let staging = loop {
+            if let Some(guard) = file.try_lock()? {
+                break guard;
             }
-            Err(e) => return Err(StageError::io("locking", &lock_path, e)),
+            if !waiting {
+                waiting = true;
+                self.log_waiting(file.path());
+            }
+            let what = file.path().display().to_string();
+            self.ctl.sleep(&what, LOCK_POLL).await?;
+        };
+        if let Some(outcome) = self.recheck_under_lock(&staging).await? {
+            return Ok(outcome);
         }
-        ctl.sleep(&lock_path.display().to_string(), LOCK_POLL)
+        if !self.sweep_and_reuse(&staging).await? {
+            self.download().await?;
+        }
+        self.promote_and_prune(&staging).await
+    }
+
+    /// The outcome when, by the time the lock is held, there is nothing to download: another
+    /// stager finished this version (or a newer one) while this one waited, the app marked it bad
+    /// meanwhile, or the pointer names a whole folder the original TypeScript stager left without
+    /// a completion record.
+    async fn recheck_under_lock(&self, staging: &StagingGuard<'_>) -> Result<Option<Outcome>> {
+        let (store, latest) = (self.store.clone(), self.latest.clone());
+        let integrity = self.dist.integrity.to_string();
+        let before = staging
+            .blocking(move |staging| {
+                store.with_store_lock(|lock| recheck(&store, staging, lock, &latest, &integrity))
+            })
             .await?;
-    };
-
-    // Another stager may have finished this version (or a newer one) while we waited, the app
-    // may have marked it bad meanwhile, or the pointer names a whole folder the original
-    // TypeScript stager left without a completion record.
-    let before = blocking({
-        let (store, latest, integrity) =
-            (store.clone(), latest.clone(), dist.integrity.to_string());
-        move || store.with_store_lock(|| recheck_locked(&store, &latest, &integrity))
-    })
-    .await?;
-    if let Some(outcome) = before {
-        ctl.log(
-            Level::Info,
-            format!("re-checked under the lock: {}", outcome.kind()),
-            &[("version", (&latest).into())],
-        );
-        return Ok(outcome);
-    }
-
-    let (reuse, swept) = blocking({
-        let (store, latest) = (store.clone(), latest.clone());
-        let integrity = dist.integrity.to_string();
-        move || -> Result<(bool, Vec<String>)> {
-            // With the staging lock held no run is in flight, so every partial is a crashed run's.
-            let swept = store.sweep_stale_locked(Some(&latest))?;
-            fsutil::create_dir_all(&store.versions_dir())?;
-            // A whole, unpointed folder is a run that died before its pointer write: reuse it,
-            // when it holds the tarball this document (and its checked signature or provenance)
-            // names; a folder staged from another registry's bytes is staged again.
-            let same_tarball = store::read_record(&store.version_dir(&latest))
-                .is_some_and(|r| r.integrity == integrity);
-            if store.is_whole(&latest) && same_tarball {
-                return Ok((true, swept));
-            }
-            store.discard_version_locked(&latest)?;
-            Ok((false, swept))
+        if let Some(outcome) = &before {
+            let message = format!("re-checked under the lock: {}", outcome.kind());
+            self.log_version(Level::Info, message);
         }
-    })
-    .await?;
-    if !swept.is_empty() {
-        ctl.log(
-            Level::Info,
-            format!(
-                "removed leftovers of interrupted runs: {}",
-                clip(&swept.join(", "))
-            ),
-            &[("count", swept.len().into())],
-        );
-    }
-    if reuse {
-        ctl.log(
-            Level::Info,
-            "a whole, unpointed folder of this version is reused: no download",
-            &[("version", (&latest).into())],
-        );
+        Ok(before)
     }
 
-    if !reuse {
-        let downloaded =
-            download_with_retries(cfg, store, http, dist, &latest, native_src, compat, ctl).await;
+    /// Whether a whole, unpointed folder of this version is reused instead of downloaded, once the
+    /// leftovers of crashed runs are swept; a folder that is not reused is discarded.
+    async fn sweep_and_reuse(&self, staging: &StagingGuard<'_>) -> Result<bool> {
+        let (store, latest) = (self.store.clone(), self.latest.clone());
+        let integrity = self.dist.integrity.to_string();
+        let (reuse, swept) = staging
+            .blocking(move |staging| {
+                // With the staging lock held no run is in flight, so every partial is a crashed
+                // run's.
+                let swept = store.sweep_stale(staging, Some(&latest))?;
+                fsutil::create_dir_all(&store.versions_dir())?;
+                // A whole, unpointed folder is a run that died before its pointer write: reuse
+                // it, when it holds the tarball this document (and its checked signature or
+                // provenance) names; a folder staged from another registry's bytes is staged
+                // again.
+                let same_tarball = store::read_record(&store.version_dir(&latest))
+                    .is_some_and(|r| r.integrity == integrity);
+                if store.is_whole(&latest) && same_tarball {
+                    return Ok((true, swept));
+                }
+                store.discard_version(staging, &latest)?;
+                Ok((false, swept))
+            })
+            .await?;
+        self.log_swept(&swept);
+        if reuse {
+            let message = "a whole, unpointed folder of this version is reused: no download";
+            self.log_version(Level::Info, message);
+        }
+        Ok(reuse)
+    }
+
+    /// Downloads, verifies and extracts this version into place. A version its own package.json
+    /// refuses is remembered, so later calls refuse it from the store instead of downloading it
+    /// again.
+    async fn download(&self) -> Result<()> {
+        let downloaded = download_with_retries(
+            self.cfg,
+            self.store,
+            self.http,
+            &self.dist,
+            &self.latest,
+            &self.native_src,
+            &self.compat,
+            self.ctl,
+        )
+        .await;
         if let Err(StageError::Incompatible { guard, range, .. }) = &downloaded {
-            // Remembered, so later calls refuse it from the store instead of downloading it again.
             let entry = IncompatibleEntry {
                 guard: guard.to_string(),
                 range: range.clone(),
             };
-            blocking({
-                let (store, latest) = (store.clone(), latest.clone());
-                move || store.with_store_lock(|| store.add_incompatible(&latest, entry))
+            let (store, latest) = (self.store.clone(), self.latest.clone());
+            blocking(move || {
+                store.with_store_lock(|lock| store.add_incompatible(lock, &latest, entry))
             })
             .await?;
         }
-        downloaded?;
+        downloaded
     }
 
-    let (outcome, pruned) = blocking({
-        let (store, latest) = (store.clone(), latest.clone());
-        let running = version::clean(&cfg.current_version);
-        move || {
-            let promoted =
-                store.with_store_lock(|| promote_locked(&store, &latest, running.as_ref()));
-            store.empty_trash();
-            promoted
-        }
-    })
-    .await?;
-    match &outcome {
-        Outcome::Staged(v) => ctl.log(
-            Level::Info,
-            format!("pointed at {}", clip(v)),
-            &[("version", v.into())],
-        ),
-        other => ctl.log(
-            Level::Warn,
-            format!("not pointed after the download: {}", other.kind()),
-            &[("version", (&latest).into())],
-        ),
+    /// The outcome of pointing at this version, which prunes what the new pointer no longer
+    /// needs; the pruned folders are deleted once the store lock is released.
+    async fn promote_and_prune(&self, staging: &StagingGuard<'_>) -> Result<Outcome> {
+        let (store, latest) = (self.store.clone(), self.latest.clone());
+        let running = version::clean(&self.cfg.current_version);
+        let (outcome, pruned) = staging
+            .blocking(move |staging| {
+                let promoted = store.with_store_lock(|lock| {
+                    promote(&store, staging, lock, &latest, running.as_ref())
+                });
+                store.empty_trash(staging);
+                promoted
+            })
+            .await?;
+        self.log_promoted(&outcome, &pruned);
+        Ok(outcome)
     }
-    if !pruned.is_empty() {
-        ctl.log(
+
+    /// Logs `message` with this run's version.
+    fn log_version(&self, level: Level, message: impl Into<String>) {
+        self.ctl
+            .log(level, message, &[("version", (&self.latest).into())]);
+    }
+
+    /// Reports and logs that another run holds the staging lock.
+    fn log_waiting(&self, lock_path: &Path) {
+        self.ctl.report(Phase::WaitingForLock, 0, None);
+        self.ctl.log(
             Level::Info,
-            format!("pruned {}", clip(&pruned.join(", "))),
-            &[("count", pruned.len().into())],
+            "waiting for another staging run to release the store",
+            &[("lock", (&lock_path.display().to_string()).into())],
         );
     }
-    Ok(outcome)
+
+    /// Logs the leftovers of interrupted runs the sweep removed, if any.
+    fn log_swept(&self, swept: &[String]) {
+        if !swept.is_empty() {
+            self.ctl.log(
+                Level::Info,
+                format!(
+                    "removed leftovers of interrupted runs: {}",
+                    clip(&swept.join(", "))
+                ),
+                &[("count", swept.len().into())],
+            );
+        }
+    }
+
+    /// Logs where the pointer went and what was pruned.
+    fn log_promoted(&self, outcome: &Outcome, pruned: &[String]) {
+        match outcome {
+            Outcome::Staged(v) => self.ctl.log(
+                Level::Info,
+                format!("pointed at {}", clip(v)),
+                &[("version", v.into())],
+            ),
+            other => self.log_version(
+                Level::Warn,
+                format!("not pointed after the download: {}", other.kind()),
+            ),
+        }
+        if !pruned.is_empty() {
+            self.ctl.log(
+                Level::Info,
+                format!("pruned {}", clip(&pruned.join(", "))),
+                &[("count", pruned.len().into())],
+            );
+        }
+    }
 }
 
-/// Under the store lock, before staging: the outcome when there is nothing to download.
-fn recheck_locked(store: &Store, latest: &str, integrity: &str) -> Result<Option<Outcome>> {
+/// Under both locks, before staging: the outcome when there is nothing to download.
+fn recheck(
+    store: &Store,
+    staging: &StagingLock,
+    _: &StoreLock,
+    latest: &str,
+    integrity: &str,
+) -> Result<Option<Outcome>> {
     if store.is_bad(latest) {
         return Ok(Some(Outcome::BadVersion(latest.to_string())));
     }
@@ -345,17 +475,19 @@ fn recheck_locked(store: &Store, latest: &str, integrity: &str) -> Result<Option
     }
     let pointed = store.read_pointer_file().map(|p| p.version);
     if pointed.as_deref() == Some(latest) && store.is_legacy_whole(latest) {
-        store.adopt_legacy_locked(latest, integrity)?;
+        store.adopt_legacy(staging, latest, integrity)?;
         return Ok(Some(Outcome::AlreadyStaged));
     }
     Ok(None)
 }
 
-/// Under the store lock, after staging: re-reads the bad list (the app may have marked this
-/// version bad during the download), never moves the pointer back to an older version, points
-/// at `latest` with the best fallback, prunes.
-fn promote_locked(
+/// Under both locks, after staging: re-reads the bad list (the app may have marked this version
+/// bad during the download), never moves the pointer back to an older version, points at
+/// `latest` with the best fallback, prunes. The outcome, and the names pruned.
+fn promote(
     store: &Store,
+    staging: &StagingLock,
+    lock: &StoreLock,
     latest: &str,
     running: Option<&semver::Version>,
 ) -> Result<(Outcome, Vec<String>)> {
@@ -366,14 +498,16 @@ fn promote_locked(
         return Ok((Outcome::AlreadyStaged, Vec::new()));
     }
     let previous = store.fallback_for(latest);
-    store.write_pointer(latest, previous.as_deref())?;
+    store.write_pointer(lock, latest, previous.as_deref())?;
     let mut keep = vec![latest];
     keep.extend(previous.as_deref());
     // Pruning is housekeeping: the new runtime is already staged and pointed, so a folder that
     // cannot be removed now (a running runtime holding it on Windows) waits for the next run
     // instead of failing this one. The version the app runs right now stays too: it may be
     // neither the new pointer nor its fallback when several updates are staged without a restart.
-    let pruned = store.prune_locked(&keep, running).unwrap_or_default();
+    let pruned = store
+        .prune(staging, lock, &keep, running)
+        .unwrap_or_default();
     Ok((Outcome::Staged(latest.to_string()), pruned))
 }
 

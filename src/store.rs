@@ -107,8 +107,69 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Accepts only valid semver, which also guarantees a version can never name a path outside
-/// `versions/` (no `/`, `\` or `..` can appear in one).
+/// The store lock, held. Only `Store::with_store_lock` makes one, and lends it to the closure it
+/// runs, so a method that takes `&StoreLock` can only run inside such a section.
+pub struct StoreLock<'a> {
+    _guard: fd_lock::RwLockWriteGuard<'a, File>,
+}
+
+/// The staging lock file, opened but not locked: `try_lock` takes the lock.
+pub struct StagingLockFile {
+    lock: fd_lock::RwLock<File>,
+    path: PathBuf,
+}
+
+impl StagingLockFile {
+    /// The staging lock, or `None` while another run holds it. Never waits.
+    pub fn try_lock(&mut self) -> Result<Option<StagingGuard<'_>>> {
+        match self.lock.try_write() {
+            Ok(guard) => Ok(Some(StagingGuard {
+                _guard: guard,
+                held: StagingLock { _private: () },
+            })),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(StageError::io("locking", &self.path, e)),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The staging lock, held until this is dropped. It dereferences to the `StagingLock` proof that
+/// the methods touching what only the holder may touch (partials, version folders, kept
+/// downloads, the trash) take.
+pub struct StagingGuard<'f> {
+    _guard: fd_lock::RwLockWriteGuard<'f, File>,
+    held: StagingLock,
+}
+
+impl StagingGuard<'_> {
+    /// `f`'s result, run on a blocking thread with the proof that the staging lock is held. The
+    /// guard stays borrowed while this is awaited; like any blocking task, `f` still runs to its
+    /// end when the caller drops this future, and the lock is then released under it.
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&StagingLock) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        fsutil::blocking(move || f(&StagingLock { _private: () })).await
+    }
+}
+
+impl std::ops::Deref for StagingGuard<'_> {
+    type Target = StagingLock;
+    fn deref(&self) -> &StagingLock {
+        &self.held
+    }
+}
+
+/// Proof that the staging lock is held: made only here, lent by a `StagingGuard` for no longer
+/// than it is borrowed.
+pub struct StagingLock {
+    _private: (),
+}
+
 /// Why a downloaded version was refused by the compatibility guard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IncompatibleEntry {
@@ -117,6 +178,8 @@ pub struct IncompatibleEntry {
     pub range: String,
 }
 
+/// Accepts only valid semver, which also guarantees a version can never name a path outside
+/// `versions/` (no `/`, `\` or `..` can appear in one).
 pub fn check_version(version: &str) -> Result<semver::Version> {
     semver::Version::parse(version).map_err(|e| StageError::InvalidOption {
         name: "version",
@@ -233,11 +296,9 @@ impl Store {
     /// the record alone: this rule only adopts stores from before records existed.
     pub fn is_legacy_whole(&self, version: &str) -> bool {
         let dir = self.version_dir(version);
-        let mut native = dir.clone();
-        native.extend(NATIVE_MODULE);
         if fs::symlink_metadata(dir.join(COMPLETE_FILE)).is_ok()
             || !self.cli_entry(version).is_file()
-            || !native.is_dir()
+            || !self.native_module(version).is_dir()
         {
             return false;
         }
@@ -252,8 +313,8 @@ impl Store {
     }
 
     /// Writes the completion record into a legacy-whole version folder, so that it is judged by
-    /// the record from now on. Call with the staging lock held.
-    pub fn adopt_legacy_locked(&self, version: &str, integrity: &str) -> Result<()> {
+    /// the record from now on.
+    pub fn adopt_legacy(&self, _: &StagingLock, version: &str, integrity: &str) -> Result<()> {
         let dir = self.version_dir(version);
         let (files, bytes) = tree_stats(&dir);
         let record = CompletionRecord {
@@ -269,17 +330,25 @@ impl Store {
     /// A staged folder is whole when its CLI, its native module and its completion record for
     /// this very version are all there: a half-deleted folder fails at least one of these.
     pub fn is_whole(&self, version: &str) -> bool {
-        let dir = self.version_dir(version);
-        let mut native = dir.clone();
-        native.extend(NATIVE_MODULE);
         self.cli_entry(version).is_file()
-            && native.is_dir()
-            && read_record(&dir).is_some_and(|r| r.version == version)
+            && self.native_module(version).is_dir()
+            && read_record(&self.version_dir(version)).is_some_and(|r| r.version == version)
+    }
+
+    fn native_module(&self, version: &str) -> PathBuf {
+        let mut p = self.version_dir(version);
+        p.extend(NATIVE_MODULE);
+        p
     }
 
     /// Writes the pointer atomically (temp file, flush, rename, flush folder). A `previous` that
-    /// is marked bad is left out: the fallback must be runnable. Call with the store lock held.
-    pub fn write_pointer(&self, version: &str, previous: Option<&str>) -> Result<()> {
+    /// is marked bad is left out: the fallback must be runnable.
+    pub fn write_pointer(
+        &self,
+        _: &StoreLock,
+        version: &str,
+        previous: Option<&str>,
+    ) -> Result<()> {
         let bad = self.bad_versions();
         let p = Pointer {
             version: version.into(),
@@ -292,7 +361,7 @@ impl Store {
         fsutil::write_atomic(self.renamer(), &self.pointer_path(), &json)
     }
 
-    pub fn remove_pointer(&self) -> Result<()> {
+    pub fn remove_pointer(&self, _: &StoreLock) -> Result<()> {
         let path = self.pointer_path();
         match fs::remove_file(&path) {
             Ok(()) => fsutil::sync_dir(&self.root),
@@ -330,57 +399,69 @@ impl Store {
         serde_json::from_slice(&bytes).unwrap_or_default()
     }
 
-    /// Remembers that `version`'s own package.json refused this app (call with the store lock held).
-    pub fn add_incompatible(&self, version: &str, entry: IncompatibleEntry) -> Result<()> {
+    /// Remembers that `version`'s own package.json refused this app.
+    pub fn add_incompatible(
+        &self,
+        _: &StoreLock,
+        version: &str,
+        entry: IncompatibleEntry,
+    ) -> Result<()> {
         let mut map = self.incompatible_versions();
         map.insert(version.to_string(), entry);
-        fsutil::create_dir_all(&self.root)?;
-        let json = serde_json::to_vec_pretty(&map).expect("map serialises");
-        fsutil::write_atomic(self.renamer(), &self.root.join(INCOMPATIBLE_FILE), &json)
+        self.write_list(INCOMPATIBLE_FILE, &map)
     }
 
-    /// Adds `version` to the bad list (call with the lock held).
-    pub fn add_bad(&self, version: &str) -> Result<()> {
+    /// Adds `version` to the bad list.
+    pub fn add_bad(&self, _: &StoreLock, version: &str) -> Result<()> {
         let mut list = self.bad_versions();
         if !list.iter().any(|v| v == version) {
             list.push(version.into());
         }
+        self.write_list(BAD_FILE, &list)
+    }
+
+    /// Writes one of the store's lists (bad, incompatible) atomically, creating the store.
+    fn write_list(&self, name: &str, list: &impl Serialize) -> Result<()> {
         fsutil::create_dir_all(&self.root)?;
-        let json = serde_json::to_vec_pretty(&list).expect("list serialises");
-        fsutil::write_atomic(self.renamer(), &self.root.join(BAD_FILE), &json)
+        let json = serde_json::to_vec_pretty(list).expect("list serialises");
+        fsutil::write_atomic(self.renamer(), &self.root.join(name), &json)
     }
 
     /// Takes the store lock (held only for short sections, never for a download: this answers at
-    /// once while another process downloads), then marks `version` bad as `mark_bad_locked` does.
-    /// Call from a blocking thread.
+    /// once while another process downloads), then marks `version` bad as
+    /// `mark_bad_and_roll_back` does. Call from a blocking thread.
     pub fn mark_bad(&self, version: &str) -> Result<Option<String>> {
         check_version(version)?;
-        self.with_store_lock(|| self.mark_bad_locked(version))
+        self.with_store_lock(|lock| self.mark_bad_and_roll_back(lock, version))
     }
 
     /// Runs `f` with the store lock held, waiting for the holder of a short section (call from a
-    /// blocking thread).
-    pub fn with_store_lock<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    /// blocking thread). The lock is released when `f` returns.
+    pub fn with_store_lock<T>(&self, f: impl FnOnce(&StoreLock<'_>) -> Result<T>) -> Result<T> {
         let mut lock = self.open_lock(STORE_LOCK_FILE)?;
-        let _guard = lock
+        let guard = lock
             .write()
             .map_err(|e| StageError::io("locking", &self.root.join(STORE_LOCK_FILE), e))?;
-        f()
+        let held = StoreLock { _guard: guard };
+        f(&held)
     }
 
     /// Marks `version` bad and, when it is the pointed version, rolls the pointer back to the
     /// previous known-good version if that folder is whole and not bad, else removes the pointer
     /// so the app falls back to its bundled runtime. Returns the version the pointer now names.
-    /// Call with the lock held.
-    pub fn mark_bad_locked(&self, version: &str) -> Result<Option<String>> {
-        self.add_bad(version)?;
+    pub fn mark_bad_and_roll_back(
+        &self,
+        lock: &StoreLock,
+        version: &str,
+    ) -> Result<Option<String>> {
+        self.add_bad(lock, version)?;
         let Some(p) = self.read_pointer_file() else {
             return Ok(None);
         };
         if p.version != version {
             // The fallback must never be a bad version either.
             if p.previous.as_deref() == Some(version) {
-                self.write_pointer(&p.version, None)?;
+                self.write_pointer(lock, &p.version, None)?;
             }
             return Ok(Some(p.version));
         }
@@ -389,19 +470,22 @@ impl Store {
             .filter(|prev| self.is_runnable(prev) && !self.is_bad(prev))
         {
             Some(prev) => {
-                self.write_pointer(&prev, None)?;
+                self.write_pointer(lock, &prev, None)?;
                 Ok(Some(prev))
             }
             None => {
-                self.remove_pointer()?;
+                self.remove_pointer(lock)?;
                 Ok(None)
             }
         }
     }
 
     /// Opens (creating) the staging lock file, held by a staging run for its whole run.
-    pub fn lock_file(&self) -> Result<fd_lock::RwLock<File>> {
-        self.open_lock(LOCK_FILE)
+    pub fn staging_lock_file(&self) -> Result<StagingLockFile> {
+        Ok(StagingLockFile {
+            lock: self.open_lock(LOCK_FILE)?,
+            path: self.root.join(LOCK_FILE),
+        })
     }
 
     /// Opens (creating) a lock file. The lock is the OS's advisory lock on it, released by the
@@ -424,12 +508,7 @@ impl Store {
         if !self.root.join(LOCK_FILE).exists() {
             return Ok(false);
         }
-        let mut lock = self.lock_file()?;
-        let held = match lock.try_write() {
-            Ok(_guard) => false,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
-            Err(e) => return Err(StageError::io("locking", &self.root.join(LOCK_FILE), e)),
-        };
+        let held = self.staging_lock_file()?.try_lock()?.is_none();
         Ok(held)
     }
 
@@ -473,11 +552,10 @@ impl Store {
     /// Removes every partial folder and temp file, and any stray regular file in `versions/`
     /// (a file named like a version would block the rename of a staged folder). Kept download
     /// bytes survive only for `resuming`, the version this run stages, and only while it is not
-    /// staged, not bad and under a week old: every other version's are superseded. Only safe with
-    /// the staging lock held: then no staging run is in flight, so every partial is a crashed
-    /// run's leftover.
-    /// Returns the names removed from `versions/`.
-    pub fn sweep_stale_locked(&self, resuming: Option<&str>) -> Result<Vec<String>> {
+    /// staged, not bad and under a week old: every other version's are superseded. The staging
+    /// lock makes this safe: while it is held no staging run is in flight, so every partial is a
+    /// crashed run's leftover. Returns the names removed from `versions/`.
+    pub fn sweep_stale(&self, _: &StagingLock, resuming: Option<&str>) -> Result<Vec<String>> {
         let keep_download = resuming.is_some_and(|v| {
             !self.is_whole(v)
                 && !self.is_bad(v)
@@ -503,31 +581,35 @@ impl Store {
                 removed.push(name);
             }
         }
-        // The pointer's and the bad list's writers hold the store lock, so under it any temp file
-        // of theirs is a crashed writer's. The document cache is written with no lock: its temp
-        // file is a crashed writer's only once it has been left for minutes.
-        self.with_store_lock(|| {
-            let Ok(entries) = fs::read_dir(&self.root) else {
-                return Ok(());
-            };
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if !(name.starts_with('.') && name.contains(".tmp-")) {
-                    continue;
-                }
-                let unlocked_writer =
-                    name.starts_with(&format!(".{}", crate::doccache::CACHE_FILE));
-                let stale = entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_TEMP_AGE));
-                if !unlocked_writer || stale {
-                    let _ = fs::remove_file(entry.path());
-                }
-            }
+        self.with_store_lock(|lock| {
+            self.sweep_temp_files(lock);
             Ok(())
         })?;
         Ok(removed)
+    }
+
+    /// Removes the temp files crashed writers left in the store's root. The pointer's and the bad
+    /// list's writers hold the store lock, so under it any temp file of theirs is a crashed
+    /// writer's. The document cache is written with no lock: its temp file is a crashed writer's
+    /// only once it has been left for minutes.
+    fn sweep_temp_files(&self, _: &StoreLock) {
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with('.') && name.contains(".tmp-")) {
+                continue;
+            }
+            let unlocked_writer = name.starts_with(&format!(".{}", crate::doccache::CACHE_FILE));
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_TEMP_AGE));
+            if !unlocked_writer || stale {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
     }
 
     /// The fallback kept beside a newly pointed `latest`: the version pointed so far, else its own
@@ -555,19 +637,15 @@ impl Store {
     /// run holds the store: it prunes when it finishes. Call from a blocking thread.
     pub fn prune_now(&self, running: Option<&semver::Version>) -> Result<PruneReport> {
         let before = tree_size(&self.versions_dir());
-        let mut staging = self.lock_file()?;
-        let _staging = match staging.try_write() {
-            Ok(guard) => guard,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                return Ok(PruneReport {
-                    busy: true,
-                    ..PruneReport::default()
-                })
-            }
-            Err(e) => return Err(StageError::io("locking", &self.root.join(LOCK_FILE), e)),
+        let mut file = self.staging_lock_file()?;
+        let Some(staging) = file.try_lock()? else {
+            return Ok(PruneReport {
+                busy: true,
+                ..PruneReport::default()
+            });
         };
-        let mut removed = self.sweep_stale_locked(None)?;
-        removed.extend(self.with_store_lock(|| {
+        let mut removed = self.sweep_stale(&staging, None)?;
+        removed.extend(self.with_store_lock(|lock| {
             let pointed = self.read_pointer().map(|p| p.version);
             let fallback = self.fallback_for(pointed.as_deref().unwrap_or(""));
             let keep: Vec<&str> = pointed
@@ -575,9 +653,9 @@ impl Store {
                 .chain(fallback.iter())
                 .map(String::as_str)
                 .collect();
-            self.prune_locked(&keep, running)
+            self.prune(&staging, lock, &keep, running)
         })?);
-        self.empty_trash();
+        self.empty_trash(&staging);
         Ok(PruneReport {
             removed,
             freed_bytes: before.saturating_sub(tree_size(&self.versions_dir())),
@@ -586,8 +664,8 @@ impl Store {
     }
 
     /// Takes a damaged `versions/<v>` out of the way: renamed aside first so that it vanishes from
-    /// its name in one step, then deleted. Call with the lock held.
-    pub fn discard_version_locked(&self, version: &str) -> Result<()> {
+    /// its name in one step, then deleted.
+    pub fn discard_version(&self, _: &StagingLock, version: &str) -> Result<()> {
         let dir = self.version_dir(version);
         if !dir.exists() {
             return Ok(());
@@ -600,9 +678,10 @@ impl Store {
 
     /// Removes staged versions other than `keep` (the pointed one and its fallback) and the
     /// version the app runs now, `running` (compared by precedence, as npm does).
-    /// Call with the staging and store locks held.
-    pub fn prune_locked(
+    pub fn prune(
         &self,
+        _: &StagingLock,
+        _: &StoreLock,
         keep: &[&str],
         running: Option<&semver::Version>,
     ) -> Result<Vec<String>> {
@@ -638,9 +717,9 @@ impl Store {
             .join(format!("{version}.trash-{}", std::process::id()))
     }
 
-    /// Deletes the folders pruning renamed aside. Call with the staging lock held (no other run
-    /// is in flight, so every `.trash-` folder is a leftover), after releasing the store lock.
-    pub fn empty_trash(&self) {
+    /// Deletes the folders pruning renamed aside. Under the staging lock no other run is in
+    /// flight, so every `.trash-` folder is a leftover. Call after releasing the store lock.
+    pub fn empty_trash(&self, _: &StagingLock) {
         let Ok(entries) = fs::read_dir(self.versions_dir()) else {
             return;
         };
@@ -690,6 +769,32 @@ pub fn write_record(dir: &Path, record: &CompletionRecord) -> Result<()> {
 pub(crate) mod tests {
     use super::*;
 
+    /// A store in a fresh temp folder, which lives as long as the returned `TempDir`.
+    fn temp_store() -> (tempfile::TempDir, Store) {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        (tmp, store)
+    }
+
+    /// `f`'s result, with the store lock held.
+    fn locked<T>(store: &Store, f: impl FnOnce(&StoreLock) -> Result<T>) -> T {
+        store.with_store_lock(f).unwrap()
+    }
+
+    /// `f`'s result, with the staging lock held.
+    fn staged<T>(store: &Store, f: impl FnOnce(&StagingLock) -> Result<T>) -> T {
+        let mut file = store.staging_lock_file().unwrap();
+        let guard = file.try_lock().unwrap().unwrap();
+        f(&guard).unwrap()
+    }
+
+    /// What pruning all but `keep` and `running` removes, with both locks held.
+    fn prune(store: &Store, keep: &[&str], running: Option<&semver::Version>) -> Vec<String> {
+        staged(store, |staging| {
+            store.with_store_lock(|lock| store.prune(staging, lock, keep, running))
+        })
+    }
+
     /// Lays out a whole staged version as a staging run would leave it.
     pub(crate) fn stage_fake(store: &Store, version: &str) {
         let dir = store.version_dir(version);
@@ -710,11 +815,10 @@ pub(crate) mod tests {
 
     #[test]
     fn pointer_round_trip_and_trust_rules() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
+        let (_tmp, store) = temp_store();
         assert_eq!(store.read_pointer(), None);
         fs::create_dir_all(store.root()).unwrap();
-        store.write_pointer("1.0.0", Some("0.9.0")).unwrap();
+        locked(&store, |l| store.write_pointer(l, "1.0.0", Some("0.9.0")));
         let p = store.read_pointer().unwrap();
         assert_eq!(p.version, "1.0.0");
         assert_eq!(Path::new(&p.cli_entry), store.cli_entry("1.0.0"));
@@ -741,8 +845,7 @@ pub(crate) mod tests {
 
     #[test]
     fn whole_requires_cli_native_and_record() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
+        let (_tmp, store) = temp_store();
         stage_fake(&store, "1.0.0");
         assert!(store.is_whole("1.0.0"));
         fs::remove_dir_all(store.version_dir("1.0.0").join("node_modules/node-pty")).unwrap();
@@ -757,31 +860,32 @@ pub(crate) mod tests {
 
     #[test]
     fn mark_bad_rolls_back_to_previous_or_clears() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
+        let (_tmp, store) = temp_store();
         stage_fake(&store, "1.0.0");
         stage_fake(&store, "1.1.0");
-        store.write_pointer("1.1.0", Some("1.0.0")).unwrap();
+        locked(&store, |l| store.write_pointer(l, "1.1.0", Some("1.0.0")));
         // Not the pointed version: only marked.
         assert_eq!(
-            store.mark_bad_locked("0.5.0").unwrap().as_deref(),
+            locked(&store, |l| store.mark_bad_and_roll_back(l, "0.5.0")).as_deref(),
             Some("1.1.0")
         );
         assert!(store.is_bad("0.5.0"));
         assert_eq!(
-            store.mark_bad_locked("1.1.0").unwrap().as_deref(),
+            locked(&store, |l| store.mark_bad_and_roll_back(l, "1.1.0")).as_deref(),
             Some("1.0.0")
         );
         assert_eq!(store.read_pointer().unwrap().version, "1.0.0");
-        assert_eq!(store.mark_bad_locked("1.0.0").unwrap(), None);
+        assert_eq!(
+            locked(&store, |l| store.mark_bad_and_roll_back(l, "1.0.0")),
+            None
+        );
         assert_eq!(store.read_pointer(), None);
         assert_eq!(store.bad_versions(), ["0.5.0", "1.1.0", "1.0.0"]);
     }
 
     #[test]
     fn sweep_removes_partials_and_temps_only() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
+        let (_tmp, store) = temp_store();
         stage_fake(&store, "1.0.0");
         fs::create_dir_all(store.partial_dir("2.0.0").join("x")).unwrap();
         // A crashed pointer writer's temp file (its writers hold the store lock, which the sweep
@@ -794,7 +898,7 @@ pub(crate) mod tests {
         f.set_modified(an_hour_ago).unwrap();
         let fresh = store.root().join(".package-document.cache.tmp-2-1");
         fs::write(&fresh, "x").unwrap();
-        store.sweep_stale_locked(None).unwrap();
+        staged(&store, |s| store.sweep_stale(s, None));
         assert!(!store.partial_dir("2.0.0").exists());
         assert!(!store.root().join(".current.json.tmp-1").exists());
         assert!(!old.exists());
@@ -804,12 +908,11 @@ pub(crate) mod tests {
 
     #[test]
     fn prune_keeps_named_versions() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
+        let (_tmp, store) = temp_store();
         for v in ["1.0.0", "1.1.0", "1.2.0"] {
             stage_fake(&store, v);
         }
-        let removed = store.prune_locked(&["1.2.0", "1.1.0"], None).unwrap();
+        let removed = prune(&store, &["1.2.0", "1.1.0"], None);
         assert_eq!(removed, ["1.0.0"]);
         // Under the store lock the folder is only renamed aside; it is deleted after.
         let trash = |store: &Store| {
@@ -825,7 +928,10 @@ pub(crate) mod tests {
                 .count()
         };
         assert_eq!(trash(&store), 1);
-        store.empty_trash();
+        staged(&store, |s| {
+            store.empty_trash(s);
+            Ok(())
+        });
         assert_eq!(trash(&store), 0);
         assert!(store.is_whole("1.1.0") && store.is_whole("1.2.0"));
         assert!(!store.version_dir("1.0.0").exists());
@@ -833,28 +939,26 @@ pub(crate) mod tests {
 
     #[test]
     fn lock_excludes_a_second_holder() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
-        let mut a = store.lock_file().unwrap();
-        let mut b = store.lock_file().unwrap();
+        let (_tmp, store) = temp_store();
+        let mut a = store.staging_lock_file().unwrap();
+        let mut b = store.staging_lock_file().unwrap();
         assert!(!store.is_locked().unwrap());
-        let g = a.try_write().unwrap();
-        assert!(b.try_write().is_err());
+        let g = a.try_lock().unwrap().unwrap();
+        assert!(b.try_lock().unwrap().is_none());
         assert!(store.is_locked().unwrap());
         drop(g);
-        assert!(b.try_write().is_ok());
+        assert!(b.try_lock().unwrap().is_some());
     }
 
     #[test]
     fn status_lists_versions_partials_and_bad() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
+        let (_tmp, store) = temp_store();
         stage_fake(&store, "1.10.0");
         stage_fake(&store, "1.9.0");
         fs::remove_file(store.cli_entry("1.9.0")).unwrap();
         fs::create_dir_all(store.partial_dir("2.0.0")).unwrap();
-        store.write_pointer("1.10.0", Some("1.9.0")).unwrap();
-        store.add_bad("1.8.0").unwrap();
+        locked(&store, |l| store.write_pointer(l, "1.10.0", Some("1.9.0")));
+        locked(&store, |l| store.add_bad(l, "1.8.0"));
         let st = store.status().unwrap();
         assert_eq!(st.pointer.unwrap().version, "1.10.0");
         assert_eq!(st.runnable, Some(store.cli_entry("1.10.0")));
@@ -872,11 +976,10 @@ pub(crate) mod tests {
 
     #[test]
     fn a_bad_version_is_never_returned_as_the_pointer() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
+        let (_tmp, store) = temp_store();
         stage_fake(&store, "1.0.0");
         stage_fake(&store, "2.0.0");
-        store.write_pointer("2.0.0", Some("1.0.0")).unwrap();
+        locked(&store, |l| store.write_pointer(l, "2.0.0", Some("1.0.0")));
         // Marked bad behind the pointer's back (as by a process that died before the rollback).
         fs::write(store.root().join(BAD_FILE), r#"["2.0.0"]"#).unwrap();
         let p = store.read_pointer().unwrap();
@@ -889,17 +992,16 @@ pub(crate) mod tests {
         // A bad previous is hidden, and never written.
         fs::write(store.root().join(BAD_FILE), r#"["1.0.0"]"#).unwrap();
         assert_eq!(store.read_pointer().unwrap().previous, None);
-        store.write_pointer("2.0.0", Some("1.0.0")).unwrap();
+        locked(&store, |l| store.write_pointer(l, "2.0.0", Some("1.0.0")));
         assert_eq!(store.read_pointer_file().unwrap().previous, None);
     }
 
     #[test]
     fn marking_the_fallback_bad_drops_it_from_the_pointer() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
+        let (_tmp, store) = temp_store();
         stage_fake(&store, "1.0.0");
         stage_fake(&store, "2.0.0");
-        store.write_pointer("2.0.0", Some("1.0.0")).unwrap();
+        locked(&store, |l| store.write_pointer(l, "2.0.0", Some("1.0.0")));
         assert_eq!(store.mark_bad("1.0.0").unwrap().as_deref(), Some("2.0.0"));
         let p = store.read_pointer_file().unwrap();
         assert_eq!((p.version.as_str(), p.previous), ("2.0.0", None));
@@ -907,12 +1009,11 @@ pub(crate) mod tests {
 
     #[test]
     fn mark_bad_does_not_wait_for_a_staging_run() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
+        let (_tmp, store) = temp_store();
         stage_fake(&store, "1.0.0");
-        store.write_pointer("1.0.0", None).unwrap();
-        let mut staging = store.lock_file().unwrap();
-        let _held = staging.try_write().unwrap();
+        locked(&store, |l| store.write_pointer(l, "1.0.0", None));
+        let mut staging = store.staging_lock_file().unwrap();
+        let _held = staging.try_lock().unwrap().unwrap();
         // Would deadlock (same thread) if marking took the staging lock.
         assert_eq!(store.mark_bad("1.0.0").unwrap(), None);
         assert!(store.is_bad("1.0.0"));
@@ -921,8 +1022,7 @@ pub(crate) mod tests {
 
     #[test]
     fn stray_files_in_versions_are_swept_and_pruned() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
+        let (_tmp, store) = temp_store();
         stage_fake(&store, "1.0.0");
         for name in ["notes.partial", "0.9.0", "2.0.0.partial", "README"] {
             fs::write(store.versions_dir().join(name), "x").unwrap();
@@ -933,7 +1033,7 @@ pub(crate) mod tests {
             st.partials,
             ["0.9.0", "2.0.0.partial", "README", "notes.partial"]
         );
-        store.sweep_stale_locked(None).unwrap();
+        staged(&store, |s| store.sweep_stale(s, None));
         let left: Vec<_> = fs::read_dir(store.versions_dir())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -941,18 +1041,17 @@ pub(crate) mod tests {
         assert_eq!(left, ["1.0.0"]);
         // A file named like a version is pruned as a file.
         fs::write(store.versions_dir().join("0.8.0"), "x").unwrap();
-        assert_eq!(store.prune_locked(&["1.0.0"], None).unwrap(), ["0.8.0"]);
+        assert_eq!(prune(&store, &["1.0.0"], None), ["0.8.0"]);
     }
 
     #[test]
     fn prune_keeps_the_running_version_by_precedence() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
+        let (_tmp, store) = temp_store();
         for v in ["1.0.0+build.7", "1.1.0", "1.2.0"] {
             stage_fake(&store, v);
         }
         let running = crate::version::clean("v1.0.0");
-        let removed = store.prune_locked(&["1.2.0"], running.as_ref()).unwrap();
+        let removed = prune(&store, &["1.2.0"], running.as_ref());
         assert_eq!(removed, ["1.1.0"]);
         assert!(store.is_whole("1.0.0+build.7"));
     }
@@ -969,8 +1068,7 @@ pub(crate) mod tests {
 
     #[test]
     fn folders_of_the_original_implementation_are_adopted() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
+        let (_tmp, store) = temp_store();
         stage_legacy(&store, "1.0.0");
         fs::create_dir_all(store.root()).unwrap();
         let legacy = serde_json::json!({
@@ -980,7 +1078,7 @@ pub(crate) mod tests {
         fs::write(store.pointer_path(), legacy.to_string()).unwrap();
         assert!(!store.is_whole("1.0.0") && store.is_legacy_whole("1.0.0"));
         assert_eq!(store.resolve_cli_entry(), Some(store.cli_entry("1.0.0")));
-        store.adopt_legacy_locked("1.0.0", "sha512-x").unwrap();
+        staged(&store, |s| store.adopt_legacy(s, "1.0.0", "sha512-x"));
         assert!(store.is_whole("1.0.0"));
         let record = read_record(&store.version_dir("1.0.0")).unwrap();
         assert_eq!((record.files, record.integrity.as_str()), (2, "sha512-x"));
@@ -1004,17 +1102,16 @@ pub(crate) mod tests {
 
     #[test]
     fn prune_now_keeps_pointed_fallback_and_running_and_waits_for_no_one() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
+        let (_tmp, store) = temp_store();
         for v in ["1.0.0", "1.1.0", "1.2.0", "2.0.0"] {
             stage_fake(&store, v);
         }
         fs::create_dir_all(store.partial_dir("3.0.0")).unwrap();
-        store.write_pointer("2.0.0", Some("1.2.0")).unwrap();
+        locked(&store, |l| store.write_pointer(l, "2.0.0", Some("1.2.0")));
         let running = crate::version::clean("1.0.0");
         {
-            let mut staging = store.lock_file().unwrap();
-            let _held = staging.try_write().unwrap();
+            let mut staging = store.staging_lock_file().unwrap();
+            let _held = staging.try_lock().unwrap().unwrap();
             let busy = store.prune_now(running.as_ref()).unwrap();
             assert!(busy.busy && busy.removed.is_empty());
         }
@@ -1031,8 +1128,7 @@ pub(crate) mod tests {
     #[test]
     fn sweep_keeps_only_the_fresh_download_of_the_version_being_staged() {
         use crate::resume::{begin, now_secs, Sidecar, Validator, MAX_KEPT_AGE};
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::new(tmp.path());
+        let (_tmp, store) = temp_store();
         fs::create_dir_all(store.versions_dir()).unwrap();
         let keep = |version: &str, age: u64| {
             let sidecar = Sidecar {
@@ -1050,28 +1146,28 @@ pub(crate) mod tests {
         };
         keep("2.0.0", 0);
         keep("1.5.0", 0);
-        store.sweep_stale_locked(Some("2.0.0")).unwrap();
+        staged(&store, |s| store.sweep_stale(s, Some("2.0.0")));
         // Superseded: another version's bytes go; the version being staged keeps its own.
         assert!(kept("2.0.0"));
         assert!(!store.kept_path("1.5.0").exists() && !store.sidecar_path("1.5.0").exists());
         // Older than a week.
         keep("2.0.0", MAX_KEPT_AGE.as_secs());
-        store.sweep_stale_locked(Some("2.0.0")).unwrap();
+        staged(&store, |s| store.sweep_stale(s, Some("2.0.0")));
         assert!(!kept("2.0.0"));
         // Marked bad.
         keep("2.0.0", 0);
-        store.add_bad("2.0.0").unwrap();
-        store.sweep_stale_locked(Some("2.0.0")).unwrap();
+        locked(&store, |l| store.add_bad(l, "2.0.0"));
+        staged(&store, |s| store.sweep_stale(s, Some("2.0.0")));
         assert!(!kept("2.0.0"));
         // Already staged.
         stage_fake(&store, "3.0.0");
         keep("3.0.0", 0);
-        store.sweep_stale_locked(Some("3.0.0")).unwrap();
+        staged(&store, |s| store.sweep_stale(s, Some("3.0.0")));
         assert!(!kept("3.0.0") && store.is_whole("3.0.0"));
         // A kept file without its sidecar is never resumed, so never kept.
         keep("4.0.0", 0);
         fs::remove_file(store.sidecar_path("4.0.0")).unwrap();
-        store.sweep_stale_locked(Some("4.0.0")).unwrap();
+        staged(&store, |s| store.sweep_stale(s, Some("4.0.0")));
         assert!(!store.kept_path("4.0.0").exists());
     }
 
