@@ -16,7 +16,7 @@ use crate::integrity::Hasher;
 use crate::registry::{rewrite_tarball_url, Dist};
 use crate::resume::{self, Kept};
 use crate::retry::{Attempt, RetryPolicy};
-use crate::store::{self, CompletionRecord, Store, CLI_ENTRY, NATIVE_MODULE};
+use crate::store::{self, CompletionRecord, StagingLock, Store, CLI_ENTRY, NATIVE_MODULE};
 use crate::throttle::Throttle;
 use crate::trust::{self, Compat};
 use std::io::{self, Read};
@@ -62,9 +62,11 @@ pub(crate) fn limits_for(cfg: &Config, dist: &Dist) -> ExtractLimits {
 /// failure (a mirror may have served a bad copy once). The partial never outlives a failure; the
 /// tarball bytes received so far do, when the network is what failed, so the next attempt (or
 /// call) resumes them. An attempt that got further than the last does not count against the
-/// retries (see `RetryPolicy::download`).
+/// retries (see `RetryPolicy::download`). Only the holder of the staging lock may call it: the
+/// partial folders and kept bytes it writes and removes are then no other run's.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn download_with_retries(
+    _staging: &StagingLock,
     cfg: &Config,
     store: &Store,
     http: &Http,

@@ -303,7 +303,7 @@ impl Run<'_> {
             return Ok(outcome);
         }
         if !self.sweep_and_reuse(&staging).await? {
-            self.download().await?;
+            self.download(&staging).await?;
         }
         self.promote_and_prune(&staging).await
     }
@@ -362,8 +362,9 @@ impl Run<'_> {
     /// Downloads, verifies and extracts this version into place. A version its own package.json
     /// refuses is remembered, so later calls refuse it from the store instead of downloading it
     /// again.
-    async fn download(&self) -> Result<()> {
+    async fn download(&self, staging: &StagingLock) -> Result<()> {
         let downloaded = download_with_retries(
+            staging,
             self.cfg,
             self.store,
             self.http,
