@@ -89,6 +89,11 @@ describe('wrong types reject with the option named', () => {
     ['onProgress: 5', () => [s.opts({ onProgress: 5 })], 'onProgress'],
     ['ca: 5', () => [s.opts({ ca: 5 })], 'ca'],
     ['ca: [5]', () => [s.opts({ ca: [5] })], 'ca'],
+    [
+      'a ca PEM block that holds no certificate',
+      () => [s.opts({ ca: '-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n' })],
+      'ca',
+    ],
   ]
   for (const [what, args, option] of cases) {
     it(what, async () => {

@@ -40,12 +40,13 @@ impl Http {
                     reason: "no certificate found in the PEM text".into(),
                 });
             }
+            check_ca_certificates(pem)?;
             for c in certs {
                 b = b.add_root_certificate(c);
             }
         }
         let client = b.build().map_err(|e| StageError::HttpClient {
-            reason: e.to_string(),
+            reason: with_sources(&e),
         })?;
         Ok(Http {
             client,
@@ -304,6 +305,45 @@ pub enum Fetched {
         validators: CacheValidators,
     },
 }
+/// Refuses a `ca` PEM block that decodes but holds no X.509 certificate: reqwest accepts it and
+/// the TLS backend only fails when the client is built, which would blame the machine, not the
+/// option.
+fn check_ca_certificates(pem: &str) -> Result<()> {
+    use base64::Engine;
+    use x509_cert::der::Decode;
+    let invalid = |reason: String| StageError::InvalidOption { name: "ca", reason };
+    let mut body: Option<String> = None;
+    for line in pem.lines().map(str::trim) {
+        match (&mut body, line) {
+            (None, "-----BEGIN CERTIFICATE-----") => body = Some(String::new()),
+            (Some(b64), "-----END CERTIFICATE-----") => {
+                let der = base64::engine::general_purpose::STANDARD
+                    .decode(b64.as_bytes())
+                    .map_err(|e| invalid(format!("a certificate is not base64: {e}")))?;
+                x509_cert::Certificate::from_der(&der).map_err(|e| {
+                    invalid(format!("a PEM block is not an X.509 certificate: {e}"))
+                })?;
+                body = None;
+            }
+            (Some(b64), l) => b64.push_str(l),
+            (None, _) => {}
+        }
+    }
+    Ok(())
+}
+
+/// An error's message followed by its sources' ("builder error: invalid peer certificate ...").
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        src = s.source();
+    }
+    message
+}
+
 /// Maps a transport failure to `ETIMEDOUT` (connect or idle timeout) or `ENETWORK`.
 pub fn transport_error(url: &str, phase: Phase, e: &reqwest::Error, net: &NetConfig) -> StageError {
     if e.is_timeout() {
@@ -320,13 +360,7 @@ pub fn transport_error(url: &str, phase: Phase, e: &reqwest::Error, net: &NetCon
         };
     }
     // The chain holds the useful part ("connection refused", "unexpected EOF").
-    let mut message = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        src = s.source();
-    }
+    let message = with_sources(e);
     StageError::Network {
         url: url.into(),
         phase,
@@ -401,6 +435,22 @@ pub fn parse_proxy_option(opt: &str) -> Result<Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ca_block_that_is_no_certificate_is_an_invalid_ca() {
+        // Valid base64 ("hello world"), not DER: the TLS backend would only fail at build time.
+        let net = NetConfig {
+            ca: vec![
+                "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n".into(),
+            ],
+            ..NetConfig::default()
+        };
+        match Http::new(&net, "http://127.0.0.1:1/") {
+            Err(StageError::InvalidOption { name, .. }) => assert_eq!(name, "ca"),
+            Err(e) => panic!("expected EINVALID_OPTION for ca, got {} ({e})", e.code()),
+            Ok(_) => panic!("expected EINVALID_OPTION for ca, got a client"),
+        }
+    }
 
     #[test]
     fn proxy_option_forms() {
