@@ -936,13 +936,19 @@ fn check_log_entry(
     dsse_sig: &[u8],
     root: &TrustRoot,
 ) -> Result<i64, String> {
-    let log_id = b64_at(entry, "/logId/keyId", "the log id")?;
+    let log_id = b64_at(
+        entry,
+        "/logId/keyId",
+        "log entry has no logId",
+        "the log id",
+    )?;
     let integrated = int_at(entry, "integratedTime")?;
     let log_index = int_at(entry, "logIndex")?;
     let body = b64(str_at(entry, "canonicalizedBody")?, "the log entry body")?;
     let set = b64_at(
         entry,
         "/inclusionPromise/signedEntryTimestamp",
+        "log entry has no signed entry timestamp",
         "the signed entry timestamp",
     )?;
     let key = root
@@ -1209,12 +1215,12 @@ fn int_at(v: &Value, key: &str) -> Result<i64, String> {
     .ok_or_else(|| format!("log entry has no integer `{key}`"))
 }
 
-/// The base64 string at `pointer` in a log entry, decoded.
-fn b64_at(entry: &Value, pointer: &str, what: &str) -> Result<Vec<u8>, String> {
+/// The base64 string at `pointer` in a log entry, decoded; `missing` when it has none.
+fn b64_at(entry: &Value, pointer: &str, missing: &str, what: &str) -> Result<Vec<u8>, String> {
     let s = entry
         .pointer(pointer)
         .and_then(Value::as_str)
-        .ok_or_else(|| format!("{what} is missing from the log entry"))?;
+        .ok_or(missing)?;
     b64(s, what)
 }
 
