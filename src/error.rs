@@ -229,8 +229,8 @@ kinds! {
         certificate store holds no usable certificate; the message says why",
     ENETWORK: "the registry could not be reached; check the network, `registry` and `proxy` \
         (--registry, --proxy)",
-    ETIMEDOUT: "the registry did not answer in time; check the network or raise `timeoutMs` \
-        (--timeout-ms)",
+    ETIMEDOUT: "the registry did not answer in time; check the network, or raise the timeout \
+        `err.timeout` names (`timeoutMs`, --timeout-ms; `connectTimeoutMs`; `idleTimeoutMs`)",
     EHTTP: "the registry refused the request; check `registry`, `packageName` and `authToken` \
         (--registry, --package)",
     EBADMANIFEST: "the package document lacks the tag, version or dist fields needed",
