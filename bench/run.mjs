@@ -125,10 +125,37 @@ async function main() {
   const size = fs.statSync(FIXTURE).size
   console.log(`kanban-runtime-stager bench: ${path.basename(FIXTURE)} (${fixture.real ? 'the real runtime' : 'SYNTHETIC stand-in: the real runtime could not be fetched'}, ${fmt(size / 1e6)} MB), ${PAIRS} pairs, ${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}, node ${process.version}`)
 
-  // Warm-up: one run of each, not counted.
+  const { addon, pacote, ratios } = await pairs(registry, native)
+  const fl = floor()
+  const noop = await noopPaths(registry, native)
+  const quad = scaledTarball()
+  const quadRuns = await scaledRuns(registry, native, quad)
+  await registry.close()
+  const hostileRows = await hostile(work, native)
+  const flakyLink = await flaky(work, native, FIXTURE)
+
+  const sa = summary('addon', addon)
+  const sp = summary('pacote reference', pacote)
+  const sq = summary(`addon, ${SCALE}x (${fmt(fs.statSync(quad).size / 1e6)} MB)`, quadRuns)
+  const ratio = median(ratios)
+  printSpeed(sa, sp, sq, ratio, fl, noop)
+  const hostileFailures = printHostile(hostileRows)
+  const flakyMissed = printFlaky(flakyLink)
+  saveResults({ date: new Date().toISOString(), pairs: PAIRS, addon: sa, pacote: sp, quad: sq, ratio, floor: fl, noop, hostile: hostileRows, flaky: flakyLink })
+  if (hostileFailures) {
+    console.error(`${hostileFailures} hostile input(s) not refused as expected within 80 MB`)
+    process.exit(1)
+  }
+  if (flakyMissed) {
+    console.error('the flaky-link goal was missed')
+    process.exit(1)
+  }
+}
+
+/** The timed runs, addon then pacote in each pair after one warm-up run of each (not counted). */
+async function pairs(registry, native) {
   await stageInChild('addon', registry.url, native)
   await stageInChild('pacote', registry.url, native)
-
   const addon = []
   const pacote = []
   const ratios = []
@@ -139,28 +166,24 @@ async function main() {
     pacote.push(b)
     ratios.push(a.ms / b.ms)
   }
+  return { addon, pacote, ratios }
+}
 
-  const fl = floor()
-  const noop = await noopPaths(registry, native)
-
-  const quad = scaledTarball()
+/** Three addon runs of the scaled tarball, which the registry serves from now on. */
+async function scaledRuns(registry, native, quad) {
   registry.publishFile('kanban', '0.1.70', quad)
-  const quadRuns = []
-  for (let i = 0; i < 3; i++) quadRuns.push(await stageInChild('addon', registry.url, native))
-  await registry.close()
+  const runs = []
+  for (let i = 0; i < 3; i++) runs.push(await stageInChild('addon', registry.url, native))
+  return runs
+}
 
-  const hostileRows = await hostile(work, native)
-  const flakyLink = await flaky(work, native, FIXTURE)
-
-  const sa = summary('addon', addon)
-  const sp = summary('pacote reference', pacote)
-  const sq = summary(`addon, ${SCALE}x (${fmt(fs.statSync(quad).size / 1e6)} MB)`, quadRuns)
+/** The speed, memory, JS-thread and no-change figures, each beside its target. */
+function printSpeed(sa, sp, sq, ratio, fl, noop) {
   console.log(`\nstaging the real tarball (wall time of the call in ms; peak RSS of the process in MB)`)
   console.log(`${''.padEnd(22)} ${'median'.padStart(8)} ${'min'.padStart(8)} ${'max'.padStart(8)} ${'rss med'.padStart(9)} ${'rss max'.padStart(9)} ${'js late'.padStart(9)}`)
   printRow(sa)
   printRow(sp)
   printRow(sq)
-  const ratio = median(ratios)
   console.log(`\nmedian ratio addon / pacote over ${PAIRS} pairs: ${fmt(ratio, 3)} (target <= 0.33)`)
   console.log(`floor (Rust inflate + untar + durable write from memory): median ${fmt(fl.medianMs)} ms; addon / floor: ${fmt(sa.medianMs / fl.medianMs, 2)} (target <= 1.5)`)
   console.log(`peak RSS: addon ${fmt(sa.maxRssMB)} MB (target <= 80), ${SCALE}x tarball ${fmt(sq.maxRssMB)} MB, pacote ${fmt(sp.maxRssMB)} MB`)
@@ -168,26 +191,25 @@ async function main() {
   for (const n of noop) {
     console.log(`${n.kind}: median ${fmt(n.medianMs, 2)} ms over ${NOOP_CALLS} calls, ${n.docRequestsPerCall} document request(s) per call, ${n.tarballRequests} tarball requests (target < 20 ms, 1, 0)`)
   }
+}
+
+/** Prints each hostile input's row; the number refused otherwise than expected. */
+function printHostile(rows) {
   console.log(`\nhostile input, each staged by a fresh child (peak RSS target <= 80 MB, refused with its code)`)
-  let hostileFailures = 0
-  for (const h of hostileRows) {
+  let failures = 0
+  for (const h of rows) {
     const ok = h.code === h.expected && h.peakRssMB <= 80
-    if (!ok) hostileFailures += 1
+    if (!ok) failures += 1
     console.log(`${h.name.padEnd(44)} ${String(h.code).padEnd(12)} peak RSS ${fmt(h.peakRssMB).padStart(6)} MB ${ok ? 'ok' : `FAIL (expected ${h.expected}, <= 80 MB)`}`)
   }
-  const flakyMissed = printFlaky(flakyLink)
-  const results = { date: new Date().toISOString(), pairs: PAIRS, addon: sa, pacote: sp, quad: sq, ratio, floor: fl, noop, hostile: hostileRows, flaky: flakyLink }
+  return failures
+}
+
+/** Writes the figures to bench/.work/results.json and removes the run's work folder. */
+function saveResults(results) {
   fs.mkdirSync(path.join(here, '.work'), { recursive: true })
   fs.writeFileSync(path.join(here, '.work', 'results.json'), `${JSON.stringify(results, null, 2)}\n`)
   fs.rmSync(work, { recursive: true, force: true })
-  if (hostileFailures) {
-    console.error(`${hostileFailures} hostile input(s) not refused as expected within 80 MB`)
-    process.exit(1)
-  }
-  if (flakyMissed) {
-    console.error('the flaky-link goal was missed')
-    process.exit(1)
-  }
 }
 
 main().catch((e) => {
