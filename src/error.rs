@@ -203,7 +203,7 @@ impl fmt::Display for Budget {
 }
 
 /// A stable code JS sees as `err.code`, and the one-line hint a person can act on that comes
-/// with it as `err.hint` (the CLI prints it, so it names the CLI's flags).
+/// with it as `err.hint` (it names the option an app sets, with the CLI's flag beside it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Kind {
     pub code: &'static str,
