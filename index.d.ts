@@ -140,6 +140,12 @@ export interface ProvenanceOptions {
    * Default: any workflow of the repository.
    */
   workflowPath?: string
+  /**
+   * The git ref the run must have built, or a glob of it (`*`: any run of characters), e.g.
+   * `refs/tags/v*`. Default: a branch or a tag (`refs/heads/*`, `refs/tags/*`). Runs
+   * triggered by `pull_request` or `pull_request_target` are refused whatever it says.
+   */
+  ref?: string
 }
 
 /** What `pruneStore` did. */

@@ -5,7 +5,16 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { binding, rejection } from './helpers/binding'
 import { runtimeTarball, snapshot } from './helpers/fixtures'
-import { attestations, otherCaLeaf, REPOSITORY, trustRoot, WORKFLOW } from './helpers/provenance'
+import {
+  attestations,
+  otherCaLeaf,
+  pullRequestLeaf,
+  pullRequestTargetLeaf,
+  REPOSITORY,
+  tagLeaf,
+  trustRoot,
+  WORKFLOW,
+} from './helpers/provenance'
 import { Scenario } from './helpers/scenario'
 
 const { checkAndStageLatestRuntime, readPointer } = binding
@@ -55,6 +64,25 @@ describe('provenance', () => {
       (tgz) => attestations('kanban', VERSION, tgz),
       'identity',
     ],
+    [
+      'a workflow path that differs only in case',
+      { provenance: { repository: REPOSITORY, workflowPath: '.github/workflows/PUBLISH.yml' } },
+      (tgz) => attestations('kanban', VERSION, tgz),
+      'identity',
+    ],
+    ['a run triggered by pull_request', {}, (tgz) => attestations('kanban', VERSION, tgz, { signer: pullRequestLeaf }), 'identity'],
+    [
+      'a run triggered by pull_request_target (on the base branch’s ref)',
+      {},
+      (tgz) => attestations('kanban', VERSION, tgz, { signer: pullRequestTargetLeaf }),
+      'identity',
+    ],
+    [
+      'a branch run when the policy asks for a tag',
+      { provenance: { repository: REPOSITORY, workflowPath: WORKFLOW, ref: 'refs/tags/v*' } },
+      (tgz) => attestations('kanban', VERSION, tgz),
+      'identity',
+    ],
     ['a digest that is not the tarball’s', {}, (tgz) => attestations('kanban', VERSION, tgz, { digestHex: 'ab'.repeat(64) }), 'subject'],
     ['a certificate from another CA', {}, (tgz) => attestations('kanban', VERSION, tgz, { signer: otherCaLeaf }), 'certificate'],
     ['the public-good trust root (the test CA is not trusted there)', { sigstoreTrustRoot: undefined }, (tgz) => attestations('kanban', VERSION, tgz), 'transparencyLog'],
@@ -87,6 +115,13 @@ describe('provenance', () => {
     expect(fs.existsSync(path.join(s.userData, 'kanban-runtime', 'versions', VERSION))).toBe(false)
   })
 
+  it('the owner and repository compare without case, and a tag run matches a ref glob', async () => {
+    publish((tgz) => attestations('kanban', VERSION, tgz, { signer: tagLeaf }))
+    const provenance = { repository: 'Kanban-Org/KANBAN', workflowPath: WORKFLOW, ref: 'refs/tags/v*' }
+    const outcome = await checkAndStageLatestRuntime(opts({ provenance }))
+    expect(outcome).toEqual({ kind: 'staged', version: VERSION })
+  })
+
   it('requests no attestation when provenance is not set', async () => {
     publish((tgz) => attestations('kanban', VERSION, tgz, { signer: otherCaLeaf }))
     const outcome = await checkAndStageLatestRuntime(opts({ provenance: undefined }))
@@ -110,6 +145,8 @@ describe('provenance', () => {
       [{ provenance: { repository: 'https://github.com/kanban-org/kanban' } }, 'provenance.repository'],
       [{ provenance: { repository: 42 } }, 'provenance.repository'],
       [{ provenance: { repository: REPOSITORY, workflowPath: 'publish.yml@main' } }, 'provenance.workflowPath'],
+      [{ provenance: { repository: REPOSITORY, ref: 'v*' } }, 'provenance.ref'],
+      [{ provenance: { repository: REPOSITORY, ref: 7 } }, 'provenance.ref'],
       [{ sigstoreTrustRoot: '{"tlogs":[]}' }, 'sigstoreTrustRoot'],
       [{ sigstoreTrustRoot: 'not json' }, 'sigstoreTrustRoot'],
       [{ sigstoreTrustRoot: {} }, 'sigstoreTrustRoot'],

@@ -53,6 +53,10 @@ Options:
   --provenance-workflow PATH
                          and that run's workflow file, e.g. .github/workflows/publish.yml
                          (needs --provenance-repository)
+  --provenance-ref GLOB  and the git ref the run built, e.g. 'refs/tags/v*' (* is any run of
+                         characters; needs --provenance-repository)
+                         default: a branch or a tag (refs/heads/*, refs/tags/*); runs triggered
+                         by pull_request or pull_request_target are always refused
   --sigstore-trust-root FILE
                          a Sigstore trusted_root.json to check provenance against
                          default: Sigstore's public-good trust root
@@ -267,6 +271,7 @@ const STAGE_OPTIONS = {
   'host-node-version': { type: 'string' },
   'provenance-repository': { type: 'string' },
   'provenance-workflow': { type: 'string' },
+  'provenance-ref': { type: 'string' },
   'sigstore-trust-root': { type: 'string' },
   'max-bytes-per-second': { type: 'string' },
 }
@@ -313,11 +318,15 @@ function stageOptions(values) {
 /** `provenance` and `sigstoreTrustRoot` (the trust root file's text), each undefined when not asked for. */
 function provenanceOptions(values) {
   const repository = values['provenance-repository']
-  for (const flag of ['provenance-workflow', 'sigstore-trust-root']) {
+  for (const flag of ['provenance-workflow', 'provenance-ref', 'sigstore-trust-root']) {
     if (values[flag] !== undefined && repository === undefined) throw new UsageError(`--${flag} needs --provenance-repository`)
   }
   return {
-    provenance: ifGiven(repository, () => ({ repository, workflowPath: values['provenance-workflow'] })),
+    provenance: ifGiven(repository, () => ({
+      repository,
+      workflowPath: values['provenance-workflow'],
+      ref: values['provenance-ref'],
+    })),
     sigstoreTrustRoot: ifGiven(values['sigstore-trust-root'], (file) => fs.readFileSync(file, 'utf8')),
   }
 }

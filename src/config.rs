@@ -264,11 +264,12 @@ pub struct RegistryKeyInput {
     pub expires: Option<String>,
 }
 
-/// The `provenance` option as given: `{ repository, workflowPath? }`.
+/// The `provenance` option as given: `{ repository, workflowPath?, ref? }`.
 #[derive(Debug, Clone, Default)]
 pub struct ProvenanceInput {
     pub repository: Option<String>,
     pub workflow_path: Option<String>,
+    pub git_ref: Option<String>,
 }
 
 fn invalid(name: &'static str, reason: impl Into<String>) -> StageError {
@@ -477,9 +478,15 @@ fn policy(given: &ProvenanceInput) -> Result<Policy, StageError> {
         .repository
         .as_deref()
         .ok_or_else(|| invalid("provenance.repository", "is required (a string)"))?;
-    Policy::new(repository, given.workflow_path.as_deref()).map_err(|(name, reason)| {
+    Policy::new(
+        repository,
+        given.workflow_path.as_deref(),
+        given.git_ref.as_deref(),
+    )
+    .map_err(|(name, reason)| {
         let full = match name {
             "repository" => "provenance.repository",
+            "ref" => "provenance.ref",
             _ => "provenance.workflowPath",
         };
         invalid(full, reason)
@@ -618,6 +625,7 @@ mod tests {
 
     fn provenance(repository: &str, workflow_path: Option<&str>) -> ProvenanceInput {
         ProvenanceInput {
+            git_ref: None,
             repository: Some(repository.into()),
             workflow_path: workflow_path.map(Into::into),
         }
@@ -774,7 +782,7 @@ mod tests {
     #[test]
     fn resolve_refuses_each_bad_option_by_name() {
         type Change = fn(&mut Options);
-        let cases: [(Change, &str); 27] = [
+        let cases: [(Change, &str); 28] = [
             (|o| o.user_data = None, "userData"),
             (|o| o.user_data = Some("rel/dir".into()), "userData"),
             (|o| o.current_version = None, "currentVersion"),
@@ -838,6 +846,15 @@ mod tests {
             (
                 |o| o.provenance = Some(provenance("kanban-org/kanban", Some("publish.yml@main"))),
                 "provenance.workflowPath",
+            ),
+            (
+                |o| {
+                    o.provenance = Some(ProvenanceInput {
+                        git_ref: Some("v*".into()),
+                        ..provenance("kanban-org/kanban", None)
+                    })
+                },
+                "provenance.ref",
             ),
             (
                 |o| o.sigstore_trust_root = Some("not json".into()),

@@ -87,6 +87,7 @@ pub mod fuzzing {
         let policy = Policy {
             repository: "kanban-org/kanban".into(),
             workflow_path: Some(".github/workflows/publish.yml".into()),
+            git_ref: None,
         };
         let subject = Subject {
             name: "kanban",

@@ -53,6 +53,15 @@ const OID_SOURCE_REPOSITORY_URI: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.12");
 const OID_BUILD_CONFIG_URI: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.18");
+const OID_SOURCE_REPOSITORY_REF: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.14");
+const OID_BUILD_TRIGGER: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.20");
+/// Fulcio's first extensions for the same facts, raw strings rather than DER: certificates issued
+/// before the `1.14` / `1.20` ones existed carry only these.
+const OID_GITHUB_WORKFLOW_TRIGGER_V1: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.2");
+const OID_GITHUB_WORKFLOW_REF_V1: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.6");
 const OID_SCT_LIST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.11129.2.4.2");
 const OID_SAN: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.17");
 const OID_EKU: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37");
@@ -72,10 +81,23 @@ pub struct Policy {
     pub repository: String,
     /// The workflow file, e.g. `.github/workflows/publish.yml`; any workflow when `None`.
     pub workflow_path: Option<String>,
+    /// A glob (`*` for any run of characters) the run's git ref must match, e.g.
+    /// `refs/tags/v*`; when `None`, [`DEFAULT_REFS`].
+    pub git_ref: Option<String>,
 }
 
-/// Longest `workflowPath`: GitHub workflow paths are short; a bound keeps messages small.
+/// Longest `workflowPath` and `ref`: GitHub workflow paths and refs are short; a bound keeps
+/// messages small and the glob match cheap.
 const MAX_WORKFLOW_PATH: usize = 300;
+
+/// The refs a release is built from when the policy names none: a branch (a push to `main`, a
+/// manual run) or a tag (a push of `v1.2.3`, a published release). A pull request's run has
+/// `refs/pull/<n>/merge`, which neither matches.
+pub const DEFAULT_REFS: [&str; 2] = ["refs/heads/*", "refs/tags/*"];
+
+/// Triggers whose runs build code nobody with write access has reviewed: a pull request's (its
+/// author's code) and `pull_request_target`'s (the base branch's workflow, run for any fork).
+const REFUSED_TRIGGERS: [&str; 2] = ["pull_request", "pull_request_target"];
 
 impl Policy {
     /// Checks the options: `repository` is `owner/name` as GitHub spells names, `workflow_path` a
@@ -83,6 +105,7 @@ impl Policy {
     pub fn new(
         repository: &str,
         workflow_path: Option<&str>,
+        git_ref: Option<&str>,
     ) -> Result<Policy, (&'static str, String)> {
         let segment_ok = |s: &str| {
             !s.is_empty()
@@ -117,9 +140,25 @@ impl Policy {
                 Some(w.to_string())
             }
         };
+        let git_ref = match git_ref {
+            None => None,
+            Some(r) => {
+                if !r.starts_with("refs/")
+                    || r.len() > MAX_WORKFLOW_PATH
+                    || r.chars().any(|c| c.is_whitespace() || c.is_control())
+                {
+                    return Err((
+                        "ref",
+                        "must be a git ref or a glob of one, such as `refs/tags/v*`".into(),
+                    ));
+                }
+                Some(r.to_string())
+            }
+        };
         Ok(Policy {
             repository: repository.to_string(),
             workflow_path,
+            git_ref,
         })
     }
 }
@@ -620,10 +659,56 @@ fn check_identity(leaf: &Certificate, policy: &Policy) -> Result<(), String> {
     if !repo.eq_ignore_ascii_case(&want_repo) {
         return Err(format!("built from `{repo}`, not `{want_repo}`"));
     }
-    match &policy.workflow_path {
-        Some(workflow) => check_workflow(exts, &want_repo, workflow),
-        None => Ok(()),
+    if let Some(workflow) = &policy.workflow_path {
+        check_workflow(exts, &want_repo, workflow)?;
     }
+    check_run(exts, policy)
+}
+
+/// Returns an error unless the run was triggered by something other than a pull request and
+/// built a ref the policy accepts.
+fn check_run(exts: &[Extension], policy: &Policy) -> Result<(), String> {
+    let trigger = ext_utf8(exts, OID_BUILD_TRIGGER)
+        .or_else(|| ext_raw(exts, OID_GITHUB_WORKFLOW_TRIGGER_V1))
+        .ok_or("the certificate names no build trigger")?;
+    if REFUSED_TRIGGERS.contains(&trigger.as_str()) {
+        return Err(format!("the run was triggered by `{trigger}`"));
+    }
+    let git_ref = ext_utf8(exts, OID_SOURCE_REPOSITORY_REF)
+        .or_else(|| ext_raw(exts, OID_GITHUB_WORKFLOW_REF_V1))
+        .ok_or("the certificate names no git ref")?;
+    let accepted = match &policy.git_ref {
+        Some(glob) => glob_matches(glob, &git_ref),
+        None => DEFAULT_REFS.iter().any(|g| glob_matches(g, &git_ref)),
+    };
+    if !accepted {
+        return Err(format!(
+            "the run built `{git_ref}`, which the policy does not accept"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `text` matches `glob`, where `*` stands for any run of characters (`/` included) and
+/// every other character for itself.
+pub(crate) fn glob_matches(glob: &str, text: &str) -> bool {
+    let mut parts = glob.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let mut parts: Vec<&str> = parts.collect();
+    let Some(last) = parts.pop() else {
+        return rest.is_empty();
+    };
+    // Leftmost match of each middle piece is optimal for a `*`-only glob: linear, no backtracking.
+    for part in parts {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.ends_with(last)
 }
 
 /// Returns the certificate's extensions; none when it has none.
@@ -646,6 +731,13 @@ fn ext_utf8(exts: &[Extension], oid: ObjectIdentifier) -> Option<String> {
     Utf8StringRef::from_der(ext_bytes(exts, oid)?)
         .ok()
         .map(|s| s.as_str().to_string())
+}
+
+/// Returns the extension `oid`'s value as the text it is, as Fulcio's first extensions hold it.
+fn ext_raw(exts: &[Extension], oid: ObjectIdentifier) -> Option<String> {
+    std::str::from_utf8(ext_bytes(exts, oid)?)
+        .ok()
+        .map(str::to_string)
 }
 
 /// Returns an error naming the first critical extension the verifier does not understand.
@@ -688,12 +780,19 @@ fn check_workflow(exts: &[Extension], want_repo: &str, workflow: &str) -> Result
         .or_else(|| san_uri(exts))
         .ok_or("the certificate names no workflow")?;
     let workflow = workflow.trim_start_matches("./").trim_start_matches('/');
-    let prefix = format!("{want_repo}/{workflow}@");
-    let matches = uri.len() > prefix.len()
-        && uri.is_char_boundary(prefix.len())
-        && uri[..prefix.len()].eq_ignore_ascii_case(&prefix);
+    // Owner and repository compare without case, as GitHub names them; the path exactly, as
+    // `publish.yml` and `PUBLISH.yml` are two files of the repository.
+    let repo_part = format!("{want_repo}/");
+    let matches = uri.len() > repo_part.len()
+        && uri.is_char_boundary(repo_part.len())
+        && uri[..repo_part.len()].eq_ignore_ascii_case(&repo_part)
+        && uri[repo_part.len()..]
+            .strip_prefix(workflow)
+            .is_some_and(|at| at.starts_with('@') && at.len() > 1);
     if !matches {
-        return Err(format!("built by workflow `{uri}`, not `{prefix}…`"));
+        return Err(format!(
+            "built by workflow `{uri}`, not `{repo_part}{workflow}@…`"
+        ));
     }
     Ok(())
 }
@@ -1265,8 +1364,8 @@ pub(crate) mod testkit;
 #[cfg(test)]
 pub(crate) mod tests {
     pub use super::testkit::{
-        attestations, bundle, p256, statement, trust_root_json, Parts, TestCa, INTEGRATED, REPO,
-        WORKFLOW,
+        attestations, bundle, p256, statement, trust_root_json, Parts, Run, TestCa, INTEGRATED,
+        REPO, WORKFLOW,
     };
     use super::*;
     use rcgen::KeyPair;
@@ -1345,6 +1444,118 @@ pub(crate) mod tests {
         Policy {
             repository: repo.into(),
             workflow_path: workflow.map(Into::into),
+            git_ref: None,
+        }
+    }
+
+    #[test]
+    fn the_workflow_path_compares_exactly_and_the_repository_without_case() {
+        let f = fixture();
+        let b = bundle(&f.parts());
+        f.check(
+            b.clone(),
+            &policy("KANBAN-ORG/Kanban", Some(".github/workflows/publish.yml")),
+        )
+        .unwrap();
+        for workflow in [
+            ".github/workflows/PUBLISH.yml",
+            ".GITHUB/workflows/publish.yml",
+            ".github/workflows/publish.ym",
+        ] {
+            assert_eq!(
+                refused(f.check(b.clone(), &policy(REPO, Some(workflow)))),
+                Check::Identity,
+                "{workflow}"
+            );
+        }
+    }
+
+    /// A bundle signed by a leaf the fixture's CA issued to `run`.
+    fn bundle_for_run(f: &Fixture, run: &Run) -> Value {
+        let (leaf, leaf_key) = f.ca.leaf_for(run);
+        f.bundle_with(|p| (p.leaf, p.leaf_key) = (&leaf, &leaf_key))
+    }
+
+    #[test]
+    fn runs_triggered_by_pull_requests_are_refused() {
+        let f = fixture();
+        for (trigger, git_ref) in [
+            ("pull_request", "refs/pull/7/merge"),
+            // Runs on the base branch's ref, so only the trigger tells it apart.
+            ("pull_request_target", "refs/heads/main"),
+        ] {
+            let run = Run {
+                trigger,
+                git_ref,
+                ..Run::push(REPO, WORKFLOW)
+            };
+            let b = bundle_for_run(&f, &run);
+            let mut p = policy(REPO, Some(WORKFLOW));
+            p.git_ref = Some("*".into());
+            assert_eq!(refused(f.check(b, &p)), Check::Identity, "{trigger}");
+        }
+        for trigger in ["push", "release", "workflow_dispatch"] {
+            let run = Run {
+                trigger,
+                ..Run::push(REPO, WORKFLOW)
+            };
+            f.check(bundle_for_run(&f, &run), &policy(REPO, None))
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn the_ref_must_match_the_policy_glob_or_the_default() {
+        let f = fixture();
+        let on = |git_ref| {
+            bundle_for_run(
+                &f,
+                &Run {
+                    git_ref,
+                    ..Run::push(REPO, WORKFLOW)
+                },
+            )
+        };
+        let with_ref = |glob: &str| Policy {
+            git_ref: Some(glob.into()),
+            ..policy(REPO, Some(WORKFLOW))
+        };
+        let (tag, main, pull) = (
+            on("refs/tags/v2.0.0"),
+            on("refs/heads/main"),
+            on("refs/pull/7/merge"),
+        );
+        // The default: a branch or a tag, never a pull request's merge ref.
+        f.check(tag.clone(), &policy(REPO, None)).unwrap();
+        f.check(main.clone(), &policy(REPO, None)).unwrap();
+        assert_eq!(refused(f.check(pull, &policy(REPO, None))), Check::Identity);
+        f.check(tag.clone(), &with_ref("refs/tags/v*")).unwrap();
+        f.check(main.clone(), &with_ref("refs/heads/main")).unwrap();
+        assert_eq!(
+            refused(f.check(main, &with_ref("refs/tags/v*"))),
+            Check::Identity
+        );
+        assert_eq!(
+            refused(f.check(tag, &with_ref("refs/tags/V*"))),
+            Check::Identity
+        );
+    }
+
+    #[test]
+    fn globs_match_as_documented() {
+        for (glob, text, want) in [
+            ("refs/tags/v*", "refs/tags/v1.2.3", true),
+            ("refs/tags/v*", "refs/tags/v", true),
+            ("refs/tags/v*", "refs/tags/x1", false),
+            ("refs/tags/v*", "refs/heads/refs/tags/v1", false),
+            ("refs/heads/main", "refs/heads/main", true),
+            ("refs/heads/main", "refs/heads/main2", false),
+            ("refs/*/v*.0", "refs/tags/v2.0", true),
+            ("refs/*/v*.0", "refs/tags/v2.1", false),
+            ("refs/*a*a", "refs/xa", false),
+            ("*", "anything", true),
+        ] {
+            assert_eq!(glob_matches(glob, text), want, "{glob} {text}");
         }
     }
 
@@ -1664,8 +1875,17 @@ pub(crate) mod tests {
         let ok = Policy::new(
             "kanban-org/kanban.js",
             Some("./.github/workflows/publish.yml"),
+            Some("refs/tags/v*"),
         )
         .unwrap();
+        assert_eq!(ok.git_ref.as_deref(), Some("refs/tags/v*"));
+        for bad in ["v*", "", "refs/tags/v 1", "refs/\n"] {
+            assert_eq!(
+                Policy::new(REPO, None, Some(bad)).unwrap_err().0,
+                "ref",
+                "{bad}"
+            );
+        }
         assert_eq!(ok.workflow_path.as_deref(), Some(WORKFLOW));
         for bad in [
             "",
@@ -1676,11 +1896,15 @@ pub(crate) mod tests {
             "a b/c",
             "https://github.com/a/b",
         ] {
-            assert_eq!(Policy::new(bad, None).unwrap_err().0, "repository", "{bad}");
+            assert_eq!(
+                Policy::new(bad, None, None).unwrap_err().0,
+                "repository",
+                "{bad}"
+            );
         }
         for bad in ["", "/abs.yml", "a@b", "a b", &"x".repeat(301)] {
             assert_eq!(
-                Policy::new(REPO, Some(bad)).unwrap_err().0,
+                Policy::new(REPO, Some(bad), None).unwrap_err().0,
                 "workflowPath",
                 "{bad}"
             );

@@ -47,16 +47,47 @@ fn ca_params(cn: &str) -> CertificateParams {
     p
 }
 
-/// Returns a leaf's parameters as Fulcio sets them for a GitHub Actions run of `repo`'s
-/// `workflow`, before its SCT list.
-fn leaf_params(repo: &str, workflow: &str, issuer: &str) -> CertificateParams {
+/// The GitHub Actions run a test leaf is issued to.
+#[derive(Debug, Clone, Copy)]
+pub struct Run<'a> {
+    pub repo: &'a str,
+    pub workflow: &'a str,
+    pub issuer: &'a str,
+    /// The git ref the run built (Fulcio's `1.3.6.1.4.1.57264.1.14`).
+    pub git_ref: &'a str,
+    /// The event that started it (Fulcio's `1.3.6.1.4.1.57264.1.20`).
+    pub trigger: &'a str,
+}
+
+impl<'a> Run<'a> {
+    /// A push to `main` of `repo`'s `workflow`, as GitHub's OIDC issuer names it.
+    pub fn push(repo: &'a str, workflow: &'a str) -> Run<'a> {
+        Run {
+            repo,
+            workflow,
+            issuer: GITHUB_ACTIONS_ISSUER,
+            git_ref: "refs/heads/main",
+            trigger: "push",
+        }
+    }
+}
+
+/// Returns a leaf's parameters as Fulcio sets them for a GitHub Actions run, before its SCT list.
+fn leaf_params(run: &Run) -> CertificateParams {
+    let Run {
+        repo,
+        workflow,
+        issuer,
+        git_ref,
+        trigger,
+    } = *run;
     let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
     p.distinguished_name = DistinguishedName::new();
     let mut serial = [0u8; 16];
     SystemRandom::new().fill(&mut serial).unwrap();
     serial[0] &= 0x7f;
     p.serial_number = Some(SerialNumber::from_slice(&serial));
-    let uri = format!("https://github.com/{repo}/{workflow}@refs/heads/main");
+    let uri = format!("https://github.com/{repo}/{workflow}@{git_ref}");
     p.subject_alt_names = vec![SanType::URI(uri.clone().try_into().unwrap())];
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
     let utf8 = |s: &str| Utf8StringRef::new(s).unwrap().to_der().unwrap();
@@ -66,7 +97,9 @@ fn leaf_params(repo: &str, workflow: &str, issuer: &str) -> CertificateParams {
             &[1, 3, 6, 1, 4, 1, 57264, 1, 12],
             utf8(&format!("https://github.com/{repo}")),
         ),
+        CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 57264, 1, 14], utf8(git_ref)),
         CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 57264, 1, 18], utf8(&uri)),
+        CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 57264, 1, 20], utf8(trigger)),
     ];
     p.not_before = rcgen::date_time_ymd(2025, 1, 1);
     p.not_after = rcgen::date_time_ymd(2025, 1, 1) + Duration::from_secs(600);
@@ -109,8 +142,17 @@ impl TestCa {
     /// A leaf as Fulcio issues one to a GitHub Actions run of `repo`'s `workflow` (valid ten
     /// minutes from 2025-01-01), with an SCT from this CA's CT log.
     pub fn leaf(&self, repo: &str, workflow: &str, issuer: &str) -> (Vec<u8>, KeyPair) {
+        self.leaf_for(&Run {
+            issuer,
+            ..Run::push(repo, workflow)
+        })
+    }
+
+    /// A leaf as Fulcio issues one to `run` (valid ten minutes from 2025-01-01), with an SCT
+    /// from this CA's CT log.
+    pub fn leaf_for(&self, run: &Run) -> (Vec<u8>, KeyPair) {
         let key = p256();
-        let mut p = leaf_params(repo, workflow, issuer);
+        let mut p = leaf_params(run);
         // The precertificate: the same TBS without the SCT list, which the CT log signs.
         let pre = p
             .clone()

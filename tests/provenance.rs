@@ -33,6 +33,7 @@ async fn scenario(repo: &str, sign_with_other_ca: bool, digest: Option<[u8; 64]>
         policy: Policy {
             repository: kit::REPO.into(),
             workflow_path: Some(kit::WORKFLOW.into()),
+            git_ref: None,
         },
         trust_root: TrustRoot::from_json(&kit::trust_root_json(&trusted, &log_key)).unwrap(),
     });

@@ -25,6 +25,11 @@ export interface Signer {
 }
 export const trustedLeaf: Signer = { certPem: read('leaf.pem'), keyPem: read('leaf.key.pem') }
 export const otherCaLeaf: Signer = { certPem: read('other-ca-leaf.pem'), keyPem: read('other-ca-leaf.key.pem') }
+const leafOf = (name: string): Signer => ({ certPem: read(`${name}.pem`), keyPem: read(`${name}.key.pem`) })
+/** Leaves of the trusted CA for a push of tag `v2.0.0`, and for runs a pull request triggered. */
+export const tagLeaf = leafOf('tag-leaf')
+export const pullRequestLeaf = leafOf('pull-request-leaf')
+export const pullRequestTargetLeaf = leafOf('pull-request-target-leaf')
 const logKey = createPrivateKey(read('rekor.key.pem'))
 
 function pae(type: string, payload: Buffer): Buffer {

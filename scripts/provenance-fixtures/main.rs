@@ -1,7 +1,7 @@
 //! Writes the Sigstore test material of the binding's provenance tests to
 //! `__test__/fixtures/provenance/`: a leaf issued by the test Fulcio CA as Fulcio issues one to a
 //! GitHub Actions run of `kanban-org/kanban` (with an SCT from the CA's CT log), a leaf from
-//! another CA, a Rekor-like log key, and the `trusted_root.json` that trusts the first CA, its CT
+//! another CA, leaves for a tag's run and for runs a pull request triggered, a Rekor-like log key, and the `trusted_root.json` that trusts the first CA, its CT
 //! log and the log key. The tests sign DSSE envelopes and log entries themselves with these keys.
 //!
 //! Run: `cargo run --no-default-features --example provenance-fixtures`
@@ -10,7 +10,7 @@
 mod testkit;
 
 use std::path::Path;
-use testkit::{p256, trust_root_json, TestCa, GITHUB_ACTIONS_ISSUER, REPO, WORKFLOW};
+use testkit::{p256, trust_root_json, Run, TestCa, GITHUB_ACTIONS_ISSUER, REPO, WORKFLOW};
 
 fn pem(der: &[u8]) -> String {
     use base64::Engine;
@@ -42,6 +42,24 @@ fn main() {
     write("other-ca-leaf.pem", pem(&other_leaf));
     write("other-ca-leaf.key.pem", other_leaf_key.serialize_pem());
     write("rekor.key.pem", log_key.serialize_pem());
+    // Leaves of the trusted CA for runs a policy tells apart by their ref or trigger.
+    for (name, git_ref, trigger) in [
+        ("tag-leaf", "refs/tags/v2.0.0", "push"),
+        ("pull-request-leaf", "refs/pull/7/merge", "pull_request"),
+        (
+            "pull-request-target-leaf",
+            "refs/heads/main",
+            "pull_request_target",
+        ),
+    ] {
+        let (leaf, key) = ca.leaf_for(&Run {
+            git_ref,
+            trigger,
+            ..Run::push(REPO, WORKFLOW)
+        });
+        write(&format!("{name}.pem"), pem(&leaf));
+        write(&format!("{name}.key.pem"), key.serialize_pem());
+    }
     write("trusted_root.json", trust_root_json(&ca, &log_key) + "\n");
     println!("wrote {}", dir.display());
 }

@@ -135,6 +135,11 @@ pub struct ProvenanceOptions {
     /// The workflow file that must have built it, e.g. `.github/workflows/publish.yml`.
     /// Default: any workflow of the repository.
     pub workflow_path: Option<String>,
+    /// The git ref the run must have built, or a glob of it (`*`: any run of characters), e.g.
+    /// `refs/tags/v*`. Default: a branch or a tag (`refs/heads/*`, `refs/tags/*`). Runs
+    /// triggered by `pull_request` or `pull_request_target` are refused whatever it says.
+    #[napi(js_name = "ref")]
+    pub git_ref: Option<String>,
 }
 
 fn invalid(name: &'static str, reason: &str) -> StartError {
@@ -288,7 +293,7 @@ impl<'env> OptionsReader<'env> {
             .map(Some)
     }
 
-    /// `provenance`: `{ repository, workflowPath? }`.
+    /// `provenance`: `{ repository, workflowPath?, ref? }`.
     fn provenance(&self) -> std::result::Result<Option<ProvenanceInput>, StartError> {
         let Some(v) = self.get("provenance")? else {
             return Ok(None);
@@ -296,7 +301,7 @@ impl<'env> OptionsReader<'env> {
         if v.get_type()? != ValueType::Object || v.is_array()? {
             return Err(invalid(
                 "provenance",
-                "must be an object `{ repository, workflowPath? }`",
+                "must be an object `{ repository, workflowPath?, ref? }`",
             ));
         }
         // SAFETY: the value's type was just checked to be an object.
@@ -311,6 +316,7 @@ impl<'env> OptionsReader<'env> {
         Ok(Some(ProvenanceInput {
             repository: field("repository", "provenance.repository")?,
             workflow_path: field("workflowPath", "provenance.workflowPath")?,
+            git_ref: field("ref", "provenance.ref")?,
         }))
     }
 
