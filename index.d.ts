@@ -385,6 +385,32 @@ export interface StoreStatus {
   locked: boolean
 }
 
+/**
+ * Verifies a Sigstore bundle offline, as the staging path verifies provenance. Returns nothing
+ * when it verifies; throws `EPROVENANCE` (with `check`) when it does not, `EINVALID_OPTION` for
+ * a bad option or trust root.
+ */
+export declare function verifyBundle(opts: VerifyBundleOptions): void
+
+/** What `verifyBundle` checks a bundle against. */
+export interface VerifyBundleOptions {
+  /** The bundle's JSON text (`*.sigstore.json`); at most 1 MiB. */
+  bundle: string
+  /**
+   * The artifact's SHA-256, 64 hex digits: what a message signature signs, or a subject of
+   * the DSSE envelope's in-toto statement.
+   */
+  artifactSha256: string
+  /** The certificate's expected SAN (URI or email), exactly; with `certificateOidcIssuer`. */
+  certificateIdentity?: string
+  /** The certificate's expected OIDC issuer, exactly. */
+  certificateOidcIssuer?: string
+  /** A managed key's PEM `PUBLIC KEY`, instead of an identity. */
+  key?: string
+  /** A `trusted_root.json`'s text. Default: Sigstore's public-good trust root, embedded. */
+  trustedRoot?: string
+}
+
 /** The folder a version is (or would be) staged in. Rejects a version that is not semver. */
 export declare function versionDir(userData: string, version: string): string
 

@@ -844,4 +844,5 @@ module.exports.pruneStore = nativeBinding.pruneStore
 module.exports.readPointer = nativeBinding.readPointer
 module.exports.readStoreStatus = nativeBinding.readStoreStatus
 module.exports.resolvePointerCliEntry = nativeBinding.resolvePointerCliEntry
+module.exports.verifyBundle = nativeBinding.verifyBundle
 module.exports.versionDir = nativeBinding.versionDir

@@ -19,6 +19,8 @@ Commands:
   prune       remove what staging would prune, and report the space freed
   doctor      check a store and say what to do about each problem (exit 1 if any)
   mark-bad    mark a version bad (rolls the pointer back when it names that version)
+  verify-bundle
+              check a Sigstore bundle offline, with the verifier provenance uses
   help        show a command's help: help <command>
 
 Options for every command:
@@ -86,6 +88,24 @@ exits 1 when there is one.`,
 
 Marks <version> bad. If the pointer names it, the pointer rolls back to the previous known-good
 version, or is removed so the app runs its bundled runtime. Prints what the pointer now names.`,
+  'verify-bundle': `Usage: ${NAME} verify-bundle --bundle FILE
+         (--certificate-identity ID --certificate-oidc-issuer URL | --key PEM_FILE)
+         [--trusted-root FILE] [--json] FILE_OR_DIGEST
+
+Checks a Sigstore bundle (v0.1 to v0.3) offline with the verifier that checks npm provenance:
+the certificate's chain, SCT and identity (or the managed key), the transparency log entry (SET,
+inclusion proof, checkpoint; Rekor v1 or v2), RFC 3161 timestamps, and the signature over the
+artifact. FILE_OR_DIGEST is the artifact, or sha256:<64 hex digits>; for a DSSE envelope, a
+subject of its in-toto statement.
+
+  --bundle FILE                  the bundle (*.sigstore.json)                      required
+  --certificate-identity ID      the certificate's SAN (URI or email), exactly
+  --certificate-oidc-issuer URL  the certificate's OIDC issuer, exactly
+  --key PEM_FILE                 a managed key's PEM public key, instead of an identity
+  --trusted-root FILE            a trusted_root.json   default: Sigstore's public-good root
+
+Exit codes: 0 verified, 1 refused (the error code and the check that failed are printed), 2 bad
+usage. Nothing here reaches a network.`,
 }
 
 class UsageError extends Error {}
@@ -485,12 +505,65 @@ async function markBad({ values, positionals }, out) {
   out.log(`marked ${safe(positionals[0])} bad; pointer now: ${now ? safe(now) : 'none (bundled runtime)'}`)
 }
 
+const VERIFY_OPTIONS = {
+  bundle: { type: 'string' },
+  'certificate-identity': { type: 'string' },
+  'certificate-oidc-issuer': { type: 'string' },
+  key: { type: 'string' },
+  'trusted-root': { type: 'string' },
+}
+
+/** A file's text for verify-bundle; one that cannot be read fails the check (exit 1), coded. */
+function readInput(file, what) {
+  try {
+    return fs.readFileSync(file, 'utf8')
+  } catch (e) {
+    throw Object.assign(new Error(`cannot read the ${what} ${file}: ${e.message}`), { code: 'EIO', path: file })
+  }
+}
+
+/** The artifact's SHA-256 in hex: the digest given as sha256:<hex>, else the file's. */
+async function artifactSha256(input) {
+  const digest = /^sha256:([0-9a-fA-F]{64})$/.exec(input)
+  if (digest && !fs.existsSync(input)) return digest[1].toLowerCase()
+  const hash = require('node:crypto').createHash('sha256')
+  try {
+    for await (const chunk of fs.createReadStream(input)) hash.update(chunk)
+  } catch (e) {
+    throw Object.assign(new Error(`cannot read the artifact ${input}: ${e.message}`), { code: 'EIO', path: input })
+  }
+  return hash.digest('hex')
+}
+
+async function verifyBundleCommand({ values, positionals }, out) {
+  if (!values.bundle) throw new UsageError('--bundle FILE is required')
+  if (positionals.length !== 1) throw new UsageError('verify-bundle takes exactly one FILE_OR_DIGEST')
+  const identity = values['certificate-identity']
+  const issuer = values['certificate-oidc-issuer']
+  const byKey = values.key !== undefined
+  if (byKey ? identity !== undefined || issuer !== undefined : identity === undefined || issuer === undefined) {
+    throw new UsageError('give --key, or both --certificate-identity and --certificate-oidc-issuer')
+  }
+  const options = {
+    bundle: readInput(values.bundle, 'bundle'),
+    artifactSha256: await artifactSha256(positionals[0]),
+    certificateIdentity: identity,
+    certificateOidcIssuer: issuer,
+    key: byKey ? readInput(values.key, 'key') : undefined,
+    trustedRoot: ifGiven(values['trusted-root'], (f) => readInput(f, 'trusted root')),
+  }
+  loadBinding().verifyBundle(options)
+  if (values.json) return out.log(jsonLine({ verified: true }))
+  out.log(out.paint.green('verified'))
+}
+
 const COMMANDS = {
   stage: defineCommand('stage', STAGE_OPTIONS, stage),
   status: defineCommand('status', STORE_OPTIONS, status),
   prune: defineCommand('prune', STORE_OPTIONS, prune),
   doctor: defineCommand('doctor', USER_DATA, doctor),
   'mark-bad': defineCommand('mark-bad', USER_DATA, markBad, 1),
+  'verify-bundle': defineCommand('verify-bundle', VERIFY_OPTIONS, verifyBundleCommand, 1),
 }
 
 /** The error's code, EUNKNOWN where it has none. */

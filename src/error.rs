@@ -163,6 +163,10 @@ pub enum StageError {
         reason: String,
     },
 
+    /// A Sigstore bundle checked by hand (`verifyBundle`) that does not verify.
+    #[error("the bundle does not verify ({check}): {}", clip(.reason))]
+    BundleRefused { check: &'static str, reason: String },
+
     #[error("staging was aborted")]
     Aborted,
 
@@ -350,6 +354,7 @@ impl StageError {
             Provenance { version, check, .. } => {
                 of(Kind::EPROVENANCE).str("version", version).str("check", check)
             }
+            BundleRefused { check, .. } => of(Kind::EPROVENANCE).str("check", check),
             Aborted => of(Kind::EABORTED),
             Internal { what } => of(Kind::EINTERNAL).str("what", what),
         }

@@ -25,6 +25,7 @@ mod provenance;
 mod registry;
 mod resume;
 mod retry;
+mod rfc3161;
 mod stage;
 mod store;
 mod throttle;
@@ -135,7 +136,7 @@ pub use config::{Config, Limits, NetConfig, Provenance, Trust};
 pub use error::{Result, StageError};
 pub use extract::{extract_tgz, ExtractLimits};
 pub use log::{LogEntry, Value as LogValue};
-pub use provenance::{Policy, TrustRoot};
+pub use provenance::{verify_sigstore_bundle, Policy, Signer, TrustRoot};
 pub use stage::{check_and_stage, Outcome};
 pub use store::Store;
 

@@ -48,6 +48,8 @@ const IN_TOTO_STATEMENT_V1: &str = "https://in-toto.io/Statement/v1";
 const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 pub const GITHUB_ACTIONS_ISSUER: &str = "https://token.actions.githubusercontent.com";
 
+/// Fulcio's first issuer extension, a raw string; certificates before `1.8` carry only it.
+const OID_ISSUER_V1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.1");
 const OID_ISSUER_V2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.8");
 const OID_SOURCE_REPOSITORY_URI: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.12");
@@ -72,6 +74,7 @@ const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.84
 const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
 const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
 const OID_ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 const OID_ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
 
 /// Who must have built the version.
@@ -189,6 +192,8 @@ pub enum Check {
     Signature,
     /// The statement does not name this package, version and sha512.
     Subject,
+    /// An RFC 3161 timestamp does not verify with a trusted timestamp authority.
+    Timestamp,
 }
 
 impl Check {
@@ -200,6 +205,7 @@ impl Check {
             Check::TransparencyLog => "transparencyLog",
             Check::Signature => "signature",
             Check::Subject => "subject",
+            Check::Timestamp => "timestamp",
         }
     }
 }
@@ -229,6 +235,8 @@ pub struct TrustRoot {
     logs: Vec<LogKey>,
     /// Certificate transparency logs whose SCTs a certificate must carry; none checks none.
     ct_logs: Vec<LogKey>,
+    /// RFC 3161 timestamp authorities: each one's chain (signing certificate first) and window.
+    tsas: Vec<CertAuthority>,
 }
 
 #[derive(Debug, Clone)]
@@ -241,10 +249,12 @@ struct CertAuthority {
 #[derive(Debug, Clone)]
 struct LogKey {
     key_id: Vec<u8>,
-    /// The uncompressed EC point of the key.
+    /// The uncompressed EC point of the key, or the Ed25519 key.
     point: Vec<u8>,
     curve: Curve,
     window: Window,
+    /// The host of the log's `baseUrl`: the name its checkpoints are signed under.
+    origin: String,
 }
 
 /// A `validFor` period in Unix seconds; open ends are unbounded.
@@ -264,14 +274,18 @@ impl Window {
 enum Curve {
     P256,
     P384,
+    /// Rekor v2 logs sign their checkpoints with Ed25519.
+    Ed25519,
 }
 
 impl Curve {
-    /// Returns ECDSA with the curve's own hash: how Sigstore's keys sign.
-    fn ecdsa(self) -> &'static EcdsaVerificationAlgorithm {
+    /// Returns the key's own signature scheme (ECDSA with the curve's hash): how Sigstore's
+    /// keys sign.
+    fn ecdsa(self) -> &'static dyn signature::VerificationAlgorithm {
         match self {
             Curve::P256 => &signature::ECDSA_P256_SHA256_ASN1,
             Curve::P384 => &signature::ECDSA_P384_SHA384_ASN1,
+            Curve::Ed25519 => &signature::ED25519,
         }
     }
 }
@@ -285,11 +299,15 @@ struct RootJson {
     ctlogs: Vec<TlogJson>,
     #[serde(default)]
     certificate_authorities: Vec<CaJson>,
+    #[serde(default)]
+    timestamp_authorities: Vec<CaJson>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct TlogJson {
+    #[serde(default)]
+    base_url: String,
     public_key: PublicKeyJson,
     log_id: LogIdJson,
 }
@@ -352,16 +370,28 @@ impl TrustRoot {
         if cas.is_empty() || logs.is_empty() {
             return Err("a trusted root needs a certificate authority and an ECDSA log key".into());
         }
-        Ok(TrustRoot { cas, logs, ct_logs })
+        let tsas = json
+            .timestamp_authorities
+            .iter()
+            .map(authority_of)
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(TrustRoot {
+            cas,
+            logs,
+            ct_logs,
+            tsas,
+        })
     }
 }
 
-/// Returns the period a `validFor` names; unbounded when there is none.
+/// Returns the period a `validFor` names (its end inclusive); unbounded when there is none. A
+/// `validFor` without its start is refused: the format requires one, and reading it as "since
+/// ever" would trust a key for times before it existed.
 fn window_of(v: &Option<ValidForJson>) -> Result<Window, String> {
     let time = |s: &Option<String>| s.as_deref().map(rfc3339_seconds).transpose();
     Ok(match v {
         Some(v) => Window {
-            start: time(&v.start)?,
+            start: Some(time(&v.start)?.ok_or("a `validFor` has no `start`")?),
             end: time(&v.end)?,
         },
         None => Window {
@@ -404,10 +434,20 @@ fn log_keys(list: &[TlogJson]) -> Result<Vec<LogKey>, String> {
                 point,
                 curve,
                 window: window_of(&log.public_key.valid_for)?,
+                origin: host_of(&log.base_url),
             });
         }
     }
     Ok(keys)
+}
+
+/// The host of `https://host[:port]/path`: what a log names its checkpoints by.
+fn host_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split(['/', ':'])
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Verifies npm's attestations response (`{ attestations: [{ predicateType, bundle }] }`) for
@@ -453,22 +493,21 @@ fn verify_bundle(
     check_statement(&payload, subject).map_err(as_check(Check::Subject))
 }
 
-/// Everything but the statement's content: certificate, identity, log entry, DSSE signature.
-/// Returns the in-toto statement the envelope carries.
+/// Everything but the statement's content: certificate, identity, log entry, timestamps, DSSE
+/// signature. Returns the in-toto statement the envelope carries.
 fn verify_signed(bundle: &Value, policy: &Policy, root: &TrustRoot) -> Result<Vec<u8>, Refusal> {
-    let material = bundle
-        .get("verificationMaterial")
-        .ok_or_else(|| refuse(Check::Attestation, "bundle has no verificationMaterial"))?;
-    let (leaf_der, leaf) = signing_certificate(material)?;
-    let envelope = envelope_of(bundle)?;
-    check_identity(&leaf, policy).map_err(as_check(Check::Identity))?;
-    let integrated = logged_time(material, &leaf_der, &envelope, root)?;
-    let issuer =
-        check_chain(&leaf_der, &leaf, root, integrated).map_err(as_check(Check::Certificate))?;
-    if !root.ct_logs.is_empty() {
-        check_sct(&leaf, issuer, root).map_err(as_check(Check::Certificate))?;
+    let identity = |leaf: &Certificate| check_identity(leaf, policy);
+    match verify_core(bundle, root, None, None, &identity)? {
+        Content::Dsse(envelope) => in_toto_payload(envelope),
+        Content::Message { .. } => Err(refuse(
+            Check::Attestation,
+            "the bundle signs a message, not an attestation",
+        )),
     }
-    check_dsse_signature(&leaf, &envelope)?;
+}
+
+/// The envelope's statement, when it is an in-toto one.
+fn in_toto_payload(envelope: Envelope) -> Result<Vec<u8>, Refusal> {
     if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
         return Err(refuse(
             Check::Subject,
@@ -476,6 +515,271 @@ fn verify_signed(bundle: &Value, policy: &Policy, root: &TrustRoot) -> Result<Ve
         ));
     }
     Ok(envelope.payload)
+}
+
+/// Who must have signed a bundle checked by [`verify_sigstore_bundle`].
+#[derive(Debug, Clone, Copy)]
+pub enum Signer<'a> {
+    /// A Fulcio certificate whose SAN (URI or email) is `identity`, issued on a token of
+    /// `issuer`.
+    Identity { identity: &'a str, issuer: &'a str },
+    /// A managed key: the PEM `PUBLIC KEY` the signature must verify with.
+    Key(&'a str),
+}
+
+/// Verifies a Sigstore bundle (v0.1 to v0.3) for an artifact whose SHA-256 is `artifact`: a
+/// message signature over it, or a DSSE envelope whose in-toto statement names it as a subject.
+/// The same checks as the staging path's, with the identity given as Sigstore's clients take
+/// it.
+pub fn verify_sigstore_bundle(
+    bundle: &[u8],
+    artifact: &[u8; 32],
+    signer: &Signer,
+    root: &TrustRoot,
+) -> Result<(), Refusal> {
+    let bundle: Value = serde_json::from_slice(bundle)
+        .map_err(|e| refuse(Check::Attestation, format!("the bundle is not JSON: {e}")))?;
+    let key = match signer {
+        Signer::Key(pem) => Some(
+            pem_der(pem.as_bytes())
+                .filter(|der| ec_key_of_spki(der).is_ok())
+                .ok_or_else(|| {
+                    refuse(Check::Signature, "the key is not a usable PEM public key")
+                })?,
+        ),
+        Signer::Identity { .. } => None,
+    };
+    let identity = |leaf: &Certificate| match signer {
+        Signer::Identity { identity, issuer } => check_san_identity(leaf, identity, issuer),
+        Signer::Key(_) => Err("a key was given, but the bundle is signed by a certificate".into()),
+    };
+    match verify_core(&bundle, root, key.as_deref(), Some(artifact), &identity)? {
+        Content::Message { .. } => Ok(()),
+        Content::Dsse(envelope) => {
+            let payload = in_toto_payload(envelope)?;
+            check_subject_sha256(&payload, artifact).map_err(as_check(Check::Subject))
+        }
+    }
+}
+
+/// The statement names a subject whose `sha256` is `artifact`.
+fn check_subject_sha256(payload: &[u8], artifact: &[u8; 32]) -> Result<(), String> {
+    let statement: Value =
+        serde_json::from_slice(payload).map_err(|e| format!("statement is not JSON: {e}"))?;
+    let want = hex(artifact);
+    let named = statement
+        .get("subject")
+        .and_then(Value::as_array)
+        .ok_or("statement has no subject")?
+        .iter()
+        .any(|s| {
+            s.pointer("/digest/sha256")
+                .and_then(Value::as_str)
+                .is_some_and(|d| d.eq_ignore_ascii_case(&want))
+        });
+    if !named {
+        return Err("no subject of the statement has the artifact's sha256".into());
+    }
+    Ok(())
+}
+
+/// The certificate's SAN is exactly `identity` and its Fulcio issuer `issuer`, as Sigstore's
+/// clients compare them.
+fn check_san_identity(leaf: &Certificate, identity: &str, issuer: &str) -> Result<(), String> {
+    let exts = extensions(leaf);
+    check_critical_extensions(exts)?;
+    check_code_signing(exts)?;
+    let got_issuer = ext_utf8(exts, OID_ISSUER_V2)
+        .or_else(|| ext_raw(exts, OID_ISSUER_V1))
+        .ok_or("the certificate names no OIDC issuer")?;
+    if got_issuer != issuer {
+        return Err(format!("the certificate was issued for `{got_issuer}`"));
+    }
+    let san = ext_bytes(exts, OID_SAN)
+        .and_then(|b| SubjectAltName::from_der(b).ok())
+        .ok_or("the certificate has no subject alternative name")?;
+    let matches = san.0.iter().any(|n| match n {
+        GeneralName::UniformResourceIdentifier(u) => u.as_str() == identity,
+        GeneralName::Rfc822Name(e) => e.as_str() == identity,
+        _ => false,
+    });
+    if !matches {
+        return Err("the certificate was issued to another identity".into());
+    }
+    Ok(())
+}
+
+/// A bundle's media type names its version: 1 to 3.
+fn bundle_version(bundle: &Value) -> Result<u8, Refusal> {
+    let media = bundle
+        .get("mediaType")
+        .and_then(Value::as_str)
+        .ok_or_else(|| refuse(Check::Attestation, "the bundle has no media type"))?;
+    match media {
+        "application/vnd.dev.sigstore.bundle+json;version=0.1" => Ok(1),
+        "application/vnd.dev.sigstore.bundle+json;version=0.2" => Ok(2),
+        "application/vnd.dev.sigstore.bundle+json;version=0.3"
+        | "application/vnd.dev.sigstore.bundle.v0.3+json" => Ok(3),
+        _ => Err(refuse(
+            Check::Attestation,
+            format!("unsupported bundle media type `{media}`"),
+        )),
+    }
+}
+
+/// What signed the bundle: a certificate, or the managed key the caller gave.
+enum Material {
+    Cert(Vec<u8>, Certificate),
+    /// The key's SPKI DER.
+    Key(Vec<u8>),
+}
+
+impl Material {
+    /// The DER a log entry must name: the certificate's, or the key's SPKI.
+    fn der(&self) -> &[u8] {
+        match self {
+            Material::Cert(der, _) => der,
+            Material::Key(der) => der,
+        }
+    }
+
+    fn key(&self) -> Result<(Curve, Vec<u8>), String> {
+        match self {
+            Material::Cert(_, cert) => ec_key_of_spki_info(cert),
+            Material::Key(der) => ec_key_of_spki(der),
+        }
+    }
+}
+
+/// What a bundle signs: a DSSE envelope or a message (the artifact's digest).
+enum Content<'a> {
+    Dsse(Envelope<'a>),
+    Message {
+        /// The digest the bundle says it signed: a hint, checked against the artifact's.
+        digest: Option<Vec<u8>>,
+        sig: Vec<u8>,
+    },
+}
+
+impl Content<'_> {
+    /// The signature bytes: what the log entry and every timestamp must be over.
+    fn sig(&self) -> &[u8] {
+        match self {
+            Content::Dsse(e) => &e.sig,
+            Content::Message { sig, .. } => sig,
+        }
+    }
+}
+
+/// Every check but what the signed content says: the bundle's form, the signer (`identity` on
+/// the certificate, or the managed `key`), a log entry that records this signature, the times
+/// the log and the timestamp authorities vouch for, the certificate chain and its SCT at those
+/// times, and the signature itself (over `artifact` for a message).
+fn verify_core<'b>(
+    bundle: &'b Value,
+    root: &TrustRoot,
+    key: Option<&[u8]>,
+    artifact: Option<&[u8; 32]>,
+    identity: &dyn Fn(&Certificate) -> Result<(), String>,
+) -> Result<Content<'b>, Refusal> {
+    let version = bundle_version(bundle)?;
+    let vm = bundle
+        .get("verificationMaterial")
+        .ok_or_else(|| refuse(Check::Attestation, "bundle has no verificationMaterial"))?;
+    let material = match (vm.get("publicKey"), key) {
+        (Some(_), Some(key)) => Material::Key(key.to_vec()),
+        (Some(_), None) => {
+            return Err(refuse(
+                Check::Identity,
+                "the bundle is signed by a key, not a certificate",
+            ))
+        }
+        (None, _) => {
+            let (der, leaf) = signing_certificate(vm)?;
+            identity(&leaf).map_err(as_check(Check::Identity))?;
+            Material::Cert(der, leaf)
+        }
+    };
+    let content = content_of(bundle)?;
+    if let (
+        Content::Message {
+            digest: Some(d), ..
+        },
+        Some(a),
+    ) = (&content, artifact)
+    {
+        if d.as_slice() != a.as_slice() {
+            return Err(refuse(
+                Check::Subject,
+                "the bundle's message digest is not the artifact's",
+            ));
+        }
+    }
+    let logged = logged_times(vm, version, &material, &content, artifact, root)?;
+    let mut times: Vec<i64> = logged.integrated.into_iter().collect();
+    times.extend(timestamp_times(vm, content.sig(), root)?);
+    if times.is_empty() {
+        return Err(refuse(
+            Check::TransparencyLog,
+            "no verified time: neither a signed entry timestamp nor a timestamp authority's",
+        ));
+    }
+    if !times.iter().all(|&t| logged.key.window.covers(t)) {
+        return Err(refuse(
+            Check::TransparencyLog,
+            "the log's key was not trusted at the time of the entry",
+        ));
+    }
+    if let Material::Cert(der, leaf) = &material {
+        let mut issuer = None;
+        for &t in &times {
+            issuer = Some(check_chain(der, leaf, root, t).map_err(as_check(Check::Certificate))?);
+        }
+        if let (Some(issuer), false) = (issuer, root.ct_logs.is_empty()) {
+            check_sct(leaf, issuer, root).map_err(as_check(Check::Certificate))?;
+        }
+    }
+    check_signature(&material, &content, artifact)?;
+    Ok(content)
+}
+
+/// The envelope's or the message's signature verifies with the signer's key.
+fn check_signature(
+    material: &Material,
+    content: &Content,
+    artifact: Option<&[u8; 32]>,
+) -> Result<(), Refusal> {
+    let (curve, point) = material.key().map_err(as_check(Check::Certificate))?;
+    let bad = || {
+        refuse(
+            Check::Signature,
+            "the signature does not verify with the signer's key",
+        )
+    };
+    match content {
+        Content::Dsse(envelope) => UnparsedPublicKey::new(curve.ecdsa(), &point)
+            .verify(
+                &pae(envelope.payload_type, &envelope.payload),
+                &envelope.sig,
+            )
+            .map_err(|_| bad()),
+        Content::Message { sig, .. } => {
+            let digest = artifact.ok_or_else(|| refuse(Check::Subject, "no artifact to check"))?;
+            verify_prehashed(curve, &point, digest, sig).map_err(|()| bad())
+        }
+    }
+}
+
+/// ECDSA P-256 over a SHA-256 digest the caller computed: a message signature may be checked
+/// from the artifact's digest alone, which `ring` cannot do.
+fn verify_prehashed(curve: Curve, point: &[u8], digest: &[u8; 32], sig: &[u8]) -> Result<(), ()> {
+    use p256::ecdsa::signature::hazmat::PrehashVerifier;
+    if curve != Curve::P256 {
+        return Err(());
+    }
+    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| ())?;
+    let sig = p256::ecdsa::Signature::from_der(sig).map_err(|_| ())?;
+    key.verify_prehash(digest, &sig).map_err(|_| ())
 }
 
 /// What a bundle's DSSE envelope carries.
@@ -486,12 +790,40 @@ struct Envelope<'a> {
     sig: Vec<u8>,
 }
 
-/// Returns the bundle's signing certificate, as DER and parsed.
-fn signing_certificate(material: &Value) -> Result<(Vec<u8>, Certificate), Refusal> {
-    // v0.3 bundles carry the leaf alone; v0.1/v0.2 a chain whose first certificate is the leaf.
-    let leaf_b64 = material
+/// Returns the bundle's signing certificate, as DER and parsed. A chain (v0.1/v0.2) may hold
+/// intermediates after it, never a root: the trust root alone says which roots are trusted.
+fn signing_certificate(vm: &Value) -> Result<(Vec<u8>, Certificate), Refusal> {
+    let chain = vm.pointer("/x509CertificateChain/certificates");
+    if let Some(chain) = chain {
+        let list = chain
+            .as_array()
+            .filter(|l| !l.is_empty())
+            .ok_or_else(|| refuse(Check::Attestation, "the certificate chain is empty"))?;
+        for c in &list[1..] {
+            let der = c
+                .get("rawBytes")
+                .and_then(Value::as_str)
+                .ok_or_else(|| refuse(Check::Attestation, "a chain certificate has no bytes"))
+                .and_then(|s| {
+                    b64(s, "a chain certificate").map_err(as_check(Check::Attestation))
+                })?;
+            let cert = Certificate::from_der(&der).map_err(|e| {
+                refuse(
+                    Check::Certificate,
+                    format!("a chain certificate does not parse: {e}"),
+                )
+            })?;
+            if cert.tbs_certificate.issuer == cert.tbs_certificate.subject {
+                return Err(refuse(
+                    Check::Certificate,
+                    "the bundle's certificate chain holds a root certificate",
+                ));
+            }
+        }
+    }
+    let leaf_b64 = vm
         .pointer("/certificate/rawBytes")
-        .or_else(|| material.pointer("/x509CertificateChain/certificates/0/rawBytes"))
+        .or_else(|| chain.and_then(|c| c.pointer("/0/rawBytes")))
         .and_then(Value::as_str)
         .ok_or_else(|| refuse(Check::Attestation, "bundle has no signing certificate"))?;
     let leaf_der =
@@ -505,8 +837,31 @@ fn signing_certificate(material: &Value) -> Result<(Vec<u8>, Certificate), Refus
     Ok((leaf_der, leaf))
 }
 
-/// Returns the bundle's DSSE envelope: its payload type, payload and one signature.
-fn envelope_of(bundle: &Value) -> Result<Envelope<'_>, Refusal> {
+/// Returns what the bundle signs: its DSSE envelope (payload type, payload, one signature) or
+/// its message signature.
+fn content_of(bundle: &Value) -> Result<Content<'_>, Refusal> {
+    if let Some(m) = bundle.get("messageSignature") {
+        let sig = str_at(m, "signature")
+            .and_then(|s| b64(s, "the message signature"))
+            .map_err(as_check(Check::Attestation))?;
+        let digest = match m.get("messageDigest") {
+            Some(d) => {
+                if d.get("algorithm").and_then(Value::as_str) != Some("SHA2_256") {
+                    return Err(refuse(
+                        Check::Attestation,
+                        "the message digest is not SHA-256",
+                    ));
+                }
+                Some(
+                    str_at(d, "digest")
+                        .and_then(|s| b64(s, "the message digest"))
+                        .map_err(as_check(Check::Attestation))?,
+                )
+            }
+            None => None,
+        };
+        return Ok(Content::Message { digest, sig });
+    }
     let envelope = bundle
         .get("dsseEnvelope")
         .ok_or_else(|| refuse(Check::Attestation, "bundle has no DSSE envelope"))?;
@@ -528,21 +883,30 @@ fn envelope_of(bundle: &Value) -> Result<Envelope<'_>, Refusal> {
     let sig = str_at(sig, "sig")
         .and_then(|s| b64(s, "the DSSE signature"))
         .map_err(as_check(Check::Attestation))?;
-    Ok(Envelope {
+    Ok(Content::Dsse(Envelope {
         payload_type,
         payload,
         sig,
-    })
+    }))
 }
 
-/// Returns the integrated time of the first log entry that records this envelope and certificate.
-fn logged_time(
-    material: &Value,
-    leaf_der: &[u8],
-    envelope: &Envelope,
-    root: &TrustRoot,
-) -> Result<i64, Refusal> {
-    let entries = material
+/// What a verified log entry vouches for.
+struct Logged<'r> {
+    /// The integrated time its SET signs; none for a Rekor v2 entry, which has no SET.
+    integrated: Option<i64>,
+    key: &'r LogKey,
+}
+
+/// Returns what the first log entry that verifies and records this signature vouches for.
+fn logged_times<'r>(
+    vm: &Value,
+    version: u8,
+    material: &Material,
+    content: &Content,
+    artifact: Option<&[u8; 32]>,
+    root: &'r TrustRoot,
+) -> Result<Logged<'r>, Refusal> {
+    let entries = vm
         .get("tlogEntries")
         .and_then(Value::as_array)
         .filter(|e| !e.is_empty())
@@ -554,7 +918,7 @@ fn logged_time(
         })?;
     let mut log_error = None;
     for entry in entries {
-        match check_log_entry(entry, leaf_der, &envelope.payload, &envelope.sig, root) {
+        match check_log_entry(entry, version, material, content, artifact, root) {
             Ok(t) => return Ok(t),
             Err(e) => {
                 log_error.get_or_insert(e);
@@ -567,20 +931,309 @@ fn logged_time(
     ))
 }
 
-/// Returns whether the envelope's signature verifies with the certificate's key over its PAE.
-fn check_dsse_signature(leaf: &Certificate, envelope: &Envelope) -> Result<(), Refusal> {
-    let (curve, point) = ec_key_of_spki_info(leaf).map_err(as_check(Check::Certificate))?;
-    UnparsedPublicKey::new(curve.ecdsa(), &point)
-        .verify(
-            &pae(envelope.payload_type, &envelope.payload),
-            &envelope.sig,
-        )
-        .map_err(|_| {
-            refuse(
-                Check::Signature,
-                "the DSSE signature does not verify with the certificate's key",
+/// Verifies a Rekor entry: it records this signature, its SET (a v0.1 bundle needs one) and
+/// its inclusion proof with its checkpoint (v0.2 on needs one) verify with a trusted log key.
+fn check_log_entry<'r>(
+    entry: &Value,
+    version: u8,
+    material: &Material,
+    content: &Content,
+    artifact: Option<&[u8; 32]>,
+    root: &'r TrustRoot,
+) -> Result<Logged<'r>, String> {
+    let log_id = b64_at(
+        entry,
+        "/logId/keyId",
+        "log entry has no logId",
+        "the log id",
+    )?;
+    let log_index = int_at(entry, "logIndex")?;
+    if log_index < 0 {
+        return Err("the log entry has a negative index".into());
+    }
+    let body = b64(str_at(entry, "canonicalizedBody")?, "the log entry body")?;
+    let key = root
+        .logs
+        .iter()
+        .find(|k| k.key_id == log_id)
+        .ok_or("log entry is from an unknown transparency log")?;
+    check_entry_body(&body, material, content, artifact)?;
+    let integrated = match entry.pointer("/inclusionPromise/signedEntryTimestamp") {
+        Some(set) => {
+            let set = b64(set.as_str().ok_or("bad signed entry timestamp")?, "the SET")?;
+            let integrated = int_at(entry, "integratedTime")?;
+            // Rekor signs the canonical JSON (sorted keys, no spaces) of these four fields.
+            let signed = format!(
+                "{{\"body\":\"{}\",\"integratedTime\":{integrated},\"logID\":\"{}\",\"logIndex\":{log_index}}}",
+                B64.encode(&body),
+                hex(&log_id)
+            );
+            UnparsedPublicKey::new(key.curve.ecdsa(), &key.point)
+                .verify(signed.as_bytes(), &set)
+                .map_err(|_| "the log's signed entry timestamp does not verify")?;
+            Some(integrated)
+        }
+        None if version == 1 => return Err("log entry has no signed entry timestamp".into()),
+        None => None,
+    };
+    match entry.get("inclusionProof") {
+        Some(proof) => check_inclusion(proof, &body, key, version >= 2)?,
+        None if version >= 2 || integrated.is_none() => {
+            return Err("the log entry has no inclusion proof".into())
+        }
+        None => {}
+    }
+    Ok(Logged { integrated, key })
+}
+
+/// The log entry must be this signature's: same signature, same signer, same artifact (or
+/// payload). Otherwise a valid entry of another artifact would do. Kinds: `dsse` 0.0.1,
+/// `intoto` 0.0.2, `hashedrekord` 0.0.1 and Rekor v2's `hashedrekord` 0.0.2.
+fn check_entry_body(
+    body: &[u8],
+    material: &Material,
+    content: &Content,
+    artifact: Option<&[u8; 32]>,
+) -> Result<(), String> {
+    let body: Value = serde_json::from_slice(body).map_err(|_| "the log entry body is not JSON")?;
+    let kind = body.get("kind").and_then(Value::as_str).unwrap_or("");
+    let version = body.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let spec = body.get("spec").ok_or("the log entry body has no spec")?;
+    let (digest, sig, signer) = match (kind, version) {
+        ("hashedrekord", "0.0.1") => {
+            if spec.pointer("/data/hash/algorithm").and_then(Value::as_str) != Some("sha256") {
+                return Err("the log entry's hash is not SHA-256".into());
+            }
+            let value = spec
+                .pointer("/data/hash/value")
+                .and_then(Value::as_str)
+                .ok_or("the log entry has no hash")?;
+            let pem = logged_b64(
+                spec.pointer("/signature/publicKey/content"),
+                "the log entry has no key",
+                "the log entry's key",
+            )?;
+            (
+                value.to_ascii_lowercase(),
+                logged_b64(
+                    spec.pointer("/signature/content"),
+                    "the log entry has no signature",
+                    "the log entry's signature",
+                )?,
+                pem_der(&pem).ok_or("the log entry's key is not PEM")?,
             )
+        }
+        ("hashedrekord", "0.0.2") => {
+            let v = spec
+                .get("hashedRekordV002")
+                .ok_or("the log entry has no hashedRekordV002")?;
+            if v.pointer("/data/algorithm").and_then(Value::as_str) != Some("SHA2_256") {
+                return Err("the log entry's hash is not SHA-256".into());
+            }
+            let digest = logged_b64(
+                v.pointer("/data/digest"),
+                "the log entry has no digest",
+                "the log entry's digest",
+            )?;
+            let verifier = v
+                .pointer("/signature/verifier/x509Certificate/rawBytes")
+                .or_else(|| v.pointer("/signature/verifier/publicKey/rawBytes"));
+            (
+                hex(&digest),
+                logged_b64(
+                    v.pointer("/signature/content"),
+                    "the log entry has no signature",
+                    "the log entry's signature",
+                )?,
+                logged_b64(verifier, "the log entry has no verifier", "the verifier")?,
+            )
+        }
+        _ => {
+            let Content::Dsse(envelope) = content else {
+                return Err(format!(
+                    "a `{kind}` entry cannot record a message signature"
+                ));
+            };
+            let logged = logged_envelope(&body)?;
+            check_payload_hash(logged.payload_hash, &envelope.payload)?;
+            let pem = logged_b64(
+                logged.cert,
+                "the log entry has no certificate",
+                "the log entry's certificate",
+            )?;
+            if logged_signature(&logged)? != envelope.sig {
+                return Err("the log entry is for another signature".into());
+            }
+            if pem_der(&pem).as_deref() != Some(material.der()) {
+                return Err("the log entry is for another certificate".into());
+            }
+            return Ok(());
+        }
+    };
+    // A hashedrekord of a DSSE envelope records the hash of its PAE (Rekor v2).
+    let want = match content {
+        Content::Message { .. } => hex(artifact.ok_or("no artifact to check the entry with")?),
+        Content::Dsse(e) => hex(&Sha256::digest(pae(e.payload_type, &e.payload))),
+    };
+    if digest != want {
+        return Err("the log entry is for another artifact".into());
+    }
+    if sig != content.sig() {
+        return Err("the log entry is for another signature".into());
+    }
+    if signer != material.der() {
+        return Err("the log entry is for another signer".into());
+    }
+    Ok(())
+}
+
+/// A signed note (`<origin>\n<size>\n<base64 root>\n[extensions]\n\n— <name> <base64 sig>\n`)
+/// naming `size` and `root`, with a signature by the log's key over the text before the blank
+/// line: a line under the log's name whose key hint is the log id's first four bytes. Other
+/// lines (a witness's cosignature) are not checked.
+fn check_checkpoint(note: &str, size: u64, root: &[u8], key: &LogKey) -> Result<(), String> {
+    let (text, sigs) = note
+        .split_once("\n\n")
+        .ok_or("the checkpoint is not a signed note")?;
+    let text = format!("{text}\n");
+    let mut lines = text.lines();
+    let (origin, tree_size, tree_root) = (lines.next(), lines.next(), lines.next());
+    // Rekor v1 names its tree after the host (`rekor.sigstore.dev - <tree id>`), v2 the host.
+    let origin_ok = origin.is_some_and(|o| {
+        !o.is_empty()
+            && (key.origin.is_empty()
+                || o == key.origin
+                || o.strip_prefix(key.origin.as_str())
+                    .is_some_and(|r| r.starts_with(" - ")))
+    });
+    if !origin_ok {
+        return Err("the checkpoint is not for this log".into());
+    }
+    if tree_size.and_then(|s| s.parse::<u64>().ok()) != Some(size)
+        || tree_root.and_then(|r| B64.decode(r).ok()).as_deref() != Some(root)
+    {
+        return Err("the checkpoint is for another tree than the inclusion proof".into());
+    }
+    let signed = sigs.lines().any(|line| {
+        let Some((name, sig)) = line
+            .strip_prefix("\u{2014} ")
+            .and_then(|rest| rest.rsplit_once(' '))
+        else {
+            return false;
+        };
+        if !key.origin.is_empty() && name != key.origin {
+            return false;
+        }
+        let Ok(sig) = B64.decode(sig) else {
+            return false;
+        };
+        sig.len() > 4
+            && key.key_id.get(..4) == Some(&sig[..4])
+            && UnparsedPublicKey::new(key.curve.ecdsa(), &key.point)
+                .verify(text.as_bytes(), &sig[4..])
+                .is_ok()
+    });
+    if signed {
+        Ok(())
+    } else {
+        Err("the checkpoint is not signed by the log".into())
+    }
+}
+
+/// Bundles carry a handful of timestamps; more is malformed.
+const MAX_TIMESTAMPS: usize = 16;
+
+/// Returns the time of each RFC 3161 timestamp of the bundle: each one must be over `sig` and
+/// verify with a certificate that chains to a trusted timestamp authority, valid (chain and
+/// authority) at the time it states.
+fn timestamp_times(vm: &Value, sig: &[u8], root: &TrustRoot) -> Result<Vec<i64>, Refusal> {
+    let Some(list) = vm.pointer("/timestampVerificationData/rfc3161Timestamps") else {
+        return Ok(Vec::new());
+    };
+    let list = list
+        .as_array()
+        .filter(|l| l.len() <= MAX_TIMESTAMPS)
+        .ok_or_else(|| refuse(Check::Timestamp, "malformed timestamps"))?;
+    list.iter()
+        .map(|ts| {
+            let der = str_at(ts, "signedTimestamp")
+                .and_then(|s| b64(s, "a timestamp"))
+                .map_err(as_check(Check::Timestamp))?;
+            check_timestamp(&der, sig, root).map_err(as_check(Check::Timestamp))
         })
+        .collect()
+}
+
+/// Verifies one timestamp (see [`timestamp_times`]) and returns its time.
+fn check_timestamp(der: &[u8], sig: &[u8], root: &TrustRoot) -> Result<i64, String> {
+    let token = crate::rfc3161::parse(der)?;
+    token.check_imprint(sig)?;
+    let t = token.time;
+    let (signed, hash, signature) = token.signed();
+    for tsa in root.tsas.iter().filter(|a| a.window.covers(t)) {
+        let candidates = token.certificates.iter().chain(tsa.chain.first());
+        for (cand_der, cand) in candidates {
+            if !key_signed(cand, signed, hash, signature) {
+                continue;
+            }
+            // The signer is the authority's own certificate, or one it issued.
+            let parents = if tsa.chain[0].0 == *cand_der {
+                &tsa.chain[1..]
+            } else {
+                &tsa.chain[..]
+            };
+            if chain_valid(cand_der, cand, parents, t) && is_timestamping(cand) {
+                return Ok(t);
+            }
+        }
+    }
+    Err("the timestamp does not verify with a trusted timestamp authority at its time".into())
+}
+
+/// Whether `cert`'s key signed `msg` (ECDSA with the signer's `hash`).
+fn key_signed(cert: &Certificate, msg: &[u8], hash: crate::rfc3161::Hash, sig: &[u8]) -> bool {
+    use crate::rfc3161::Hash;
+    let Ok((curve, point)) = ec_key_of_spki_info(cert) else {
+        return false;
+    };
+    let alg: &EcdsaVerificationAlgorithm = match (curve, hash) {
+        (Curve::P256, Hash::Sha256) => &signature::ECDSA_P256_SHA256_ASN1,
+        (Curve::P256, Hash::Sha384) => &signature::ECDSA_P256_SHA384_ASN1,
+        (Curve::P384, Hash::Sha256) => &signature::ECDSA_P384_SHA256_ASN1,
+        (Curve::P384, Hash::Sha384) => &signature::ECDSA_P384_SHA384_ASN1,
+        _ => return false,
+    };
+    UnparsedPublicKey::new(alg, &point).verify(msg, sig).is_ok()
+}
+
+/// Whether `cert` is signed by `parents[0]`, each by the next, all valid at `t`.
+fn chain_valid(
+    cert_der: &[u8],
+    cert: &Certificate,
+    parents: &[(Vec<u8>, Certificate)],
+    t: i64,
+) -> bool {
+    let (mut child_der, mut child) = (cert_der, cert);
+    if !valid_at(child, t) {
+        return false;
+    }
+    for (parent_der, parent) in parents {
+        if child.tbs_certificate.issuer != parent.tbs_certificate.subject
+            || !valid_at(parent, t)
+            || signed_by(child_der, child, parent).is_err()
+        {
+            return false;
+        }
+        (child_der, child) = (parent_der, parent);
+    }
+    true
+}
+
+/// Whether the certificate's extended key usage allows timestamping.
+fn is_timestamping(cert: &Certificate) -> bool {
+    ext_bytes(extensions(cert), OID_EKU)
+        .and_then(|b| ExtendedKeyUsage::from_der(b).ok())
+        .is_some_and(|eku| eku.0.contains(&crate::rfc3161::OID_TIME_STAMPING))
 }
 
 /// DSSE's pre-authentication encoding: what the envelope's signature covers.
@@ -897,6 +1550,7 @@ fn sct_verifies(sct: &Sct, issuer_key_hash: &[u8], tbs: &[u8], root: &TrustRoot)
     let alg = match log.curve {
         Curve::P256 => &signature::ECDSA_P256_SHA256_ASN1,
         Curve::P384 => &signature::ECDSA_P384_SHA256_ASN1,
+        Curve::Ed25519 => return false,
     };
     UnparsedPublicKey::new(alg, &log.point)
         .verify(&signed, sct.signature)
@@ -1020,62 +1674,25 @@ fn ec_key(spki: &SubjectPublicKeyInfoOwned) -> Result<(Curve, Vec<u8>), String> 
 
 fn curve_of(alg: ObjectIdentifier, param: Option<ObjectIdentifier>) -> Result<Curve, String> {
     match (alg, param) {
+        (a, None) if a == OID_ED25519 => Ok(Curve::Ed25519),
         (a, Some(p)) if a == OID_EC_PUBLIC_KEY && p == OID_P256 => Ok(Curve::P256),
         (a, Some(p)) if a == OID_EC_PUBLIC_KEY && p == OID_P384 => Ok(Curve::P384),
         _ => Err(format!("unsupported key algorithm {alg}")),
     }
 }
 
-/// Verifies a Rekor entry's signed entry timestamp and that the entry records this envelope and
-/// certificate. Returns the entry's integrated time.
-fn check_log_entry(
-    entry: &Value,
-    leaf_der: &[u8],
-    payload: &[u8],
-    dsse_sig: &[u8],
-    root: &TrustRoot,
-) -> Result<i64, String> {
-    let log_id = b64_at(
-        entry,
-        "/logId/keyId",
-        "log entry has no logId",
-        "the log id",
-    )?;
-    let integrated = int_at(entry, "integratedTime")?;
-    let log_index = int_at(entry, "logIndex")?;
-    let body = b64(str_at(entry, "canonicalizedBody")?, "the log entry body")?;
-    let set = b64_at(
-        entry,
-        "/inclusionPromise/signedEntryTimestamp",
-        "log entry has no signed entry timestamp",
-        "the signed entry timestamp",
-    )?;
-    let key = root
-        .logs
-        .iter()
-        .find(|k| k.key_id == log_id && k.window.covers(integrated))
-        .ok_or("log entry is from an unknown transparency log")?;
-    // Rekor signs the canonical JSON (sorted keys, no spaces) of these four fields.
-    let signed = format!(
-        "{{\"body\":\"{}\",\"integratedTime\":{integrated},\"logID\":\"{}\",\"logIndex\":{log_index}}}",
-        B64.encode(&body),
-        hex(&log_id)
-    );
-    UnparsedPublicKey::new(key.curve.ecdsa(), &key.point)
-        .verify(signed.as_bytes(), &set)
-        .map_err(|_| "the log's signed entry timestamp does not verify")?;
-    check_entry_body(&body, leaf_der, payload, dsse_sig)?;
-    if let Some(proof) = entry.get("inclusionProof") {
-        check_inclusion(proof, &body, key)?;
-    }
-    Ok(integrated)
-}
-
 /// A Merkle tree over 2^64 leaves is 64 levels deep: a longer proof is malformed.
 const MAX_PROOF_HASHES: usize = 64;
 
 /// The inclusion proof leads from the entry to the root hash of a checkpoint the log signed.
-fn check_inclusion(proof: &Value, body: &[u8], key: &LogKey) -> Result<(), String> {
+/// A v0.1 bundle's proof may come without a checkpoint (`need_checkpoint` false); its SET is
+/// then what binds the entry to the log.
+fn check_inclusion(
+    proof: &Value,
+    body: &[u8],
+    key: &LogKey,
+    need_checkpoint: bool,
+) -> Result<(), String> {
     let index = u64::try_from(int_at(proof, "logIndex")?).map_err(|_| "negative log index")?;
     let size = u64::try_from(int_at(proof, "treeSize")?).map_err(|_| "negative tree size")?;
     let root = b64(str_at(proof, "rootHash")?, "the root hash")?;
@@ -1101,11 +1718,14 @@ fn check_inclusion(proof: &Value, body: &[u8], key: &LogKey) -> Result<(), Strin
     if !merkle_inclusion(index, size, leaf.finalize().into(), &hashes, &root) {
         return Err("the inclusion proof does not lead to its root hash".into());
     }
-    let note = proof
+    match proof
         .pointer("/checkpoint/envelope")
         .and_then(Value::as_str)
-        .ok_or("the inclusion proof has no checkpoint")?;
-    check_checkpoint(note, size, &root, key)
+    {
+        Some(note) => check_checkpoint(note, size, &root, key),
+        None if !need_checkpoint => Ok(()),
+        None => Err("the inclusion proof has no checkpoint".into()),
+    }
 }
 
 /// RFC 9162 §2.1.3.2: the audit path from leaf `index` of a tree of `size` leaves to `root`.
@@ -1144,64 +1764,6 @@ pub(crate) fn merkle_inclusion(
         s >>= 1;
     }
     s == 0 && r.as_slice() == root
-}
-
-/// A signed note (`<origin>\n<size>\n<base64 root>\n[extensions]\n\n— <name> <base64 sig>\n`)
-/// naming `size` and `root`, with a signature by the log's key over the text before the blank line.
-fn check_checkpoint(note: &str, size: u64, root: &[u8], key: &LogKey) -> Result<(), String> {
-    let (text, sigs) = note
-        .split_once("\n\n")
-        .ok_or("the checkpoint is not a signed note")?;
-    let text = format!("{text}\n");
-    let mut lines = text.lines();
-    let (_origin, tree_size, tree_root) = (lines.next(), lines.next(), lines.next());
-    if tree_size.and_then(|s| s.parse::<u64>().ok()) != Some(size)
-        || tree_root.and_then(|r| B64.decode(r).ok()).as_deref() != Some(root)
-    {
-        return Err("the checkpoint is for another tree than the inclusion proof".into());
-    }
-    let signed = sigs.lines().any(|line| {
-        let sig = line
-            .strip_prefix("\u{2014} ")
-            .and_then(|rest| rest.rsplit_once(' '))
-            .and_then(|(_name, sig)| B64.decode(sig).ok());
-        // Each signature starts with a 4-byte key hint.
-        sig.filter(|s| s.len() > 4).is_some_and(|s| {
-            UnparsedPublicKey::new(key.curve.ecdsa(), &key.point)
-                .verify(text.as_bytes(), &s[4..])
-                .is_ok()
-        })
-    });
-    if signed {
-        Ok(())
-    } else {
-        Err("the checkpoint is not signed by the log".into())
-    }
-}
-
-/// The log entry (kind `dsse` 0.0.1 or `intoto` 0.0.2) must be this envelope's: same payload
-/// hash, same signature, same certificate. Otherwise a valid entry of another artifact would do.
-fn check_entry_body(
-    body: &[u8],
-    leaf_der: &[u8],
-    payload: &[u8],
-    sig: &[u8],
-) -> Result<(), String> {
-    let body: Value = serde_json::from_slice(body).map_err(|_| "the log entry body is not JSON")?;
-    let logged = logged_envelope(&body)?;
-    check_payload_hash(logged.payload_hash, payload)?;
-    if logged_signature(&logged)? != sig {
-        return Err("the log entry is for another signature".into());
-    }
-    let pem = logged_b64(
-        logged.cert,
-        "the log entry has no certificate",
-        "the log entry's certificate",
-    )?;
-    if pem_der(&pem).as_deref() != Some(leaf_der) {
-        return Err("the log entry is for another certificate".into());
-    }
-    Ok(())
 }
 
 /// What a log entry's body records of an envelope, each field where its kind keeps it.
@@ -1410,6 +1972,8 @@ pub(crate) mod tests {
                 integrated: INTEGRATED,
                 kind: "dsse",
                 logged_cert: None,
+                rekor_v2: false,
+                timestamp: None,
             }
         }
 
@@ -1719,7 +2283,10 @@ pub(crate) mod tests {
     #[test]
     fn a_public_good_bundle_verifies_against_the_embedded_trust_root() {
         let root = TrustRoot::public_good().unwrap();
-        assert_eq!((root.cas.len(), root.logs.len()), (2, 1));
+        assert_eq!(
+            (root.cas.len(), root.logs.len(), root.tsas.len()),
+            (2, 2, 1)
+        );
         let real: Value =
             serde_json::from_str(include_str!("../testdata/public-good-dsse-bundle.json")).unwrap();
         let p = policy(

@@ -35,6 +35,16 @@ pub struct TestCa {
     inter: rcgen::Certificate,
     inter_key: KeyPair,
     pub ct_key: KeyPair,
+    /// The RFC 3161 timestamp authority the trust root lists beside the CA.
+    pub tsa: TestTsa,
+}
+
+/// A timestamp authority: a P-384 root and the P-256 certificate that signs timestamps (valid
+/// in 2025 only, so a test can ask for a time its chain does not cover).
+pub struct TestTsa {
+    root: rcgen::Certificate,
+    leaf: rcgen::Certificate,
+    key: KeyPair,
 }
 
 fn ca_params(cn: &str) -> CertificateParams {
@@ -136,6 +146,7 @@ impl TestCa {
             inter,
             inter_key,
             ct_key: p256(),
+            tsa: TestTsa::new(name),
         }
     }
 
@@ -218,6 +229,156 @@ impl TestCa {
     }
 }
 
+impl TestTsa {
+    pub fn new(name: &str) -> TestTsa {
+        let root_key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).unwrap();
+        let root = ca_params(&format!("{name} tsa root"))
+            .self_signed(&root_key)
+            .unwrap();
+        let key = p256();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name = DistinguishedName::new();
+        p.distinguished_name
+            .push(DnType::CommonName, format!("{name} tsa"));
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::TimeStamping];
+        p.not_before = rcgen::date_time_ymd(2025, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2026, 1, 1);
+        let leaf = p.signed_by(&key, &root, &root_key).unwrap();
+        TestTsa { root, leaf, key }
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "subject": { "organization": "test", "commonName": "test tsa" },
+            "uri": "https://tsa.test",
+            "certChain": { "certificates": [
+                { "rawBytes": B64.encode(self.leaf.der()) },
+                { "rawBytes": B64.encode(self.root.der()) },
+            ]},
+            "validFor": { "start": "2020-01-01T00:00:00Z" }
+        })
+    }
+
+    /// An RFC 3161 `TimeStampResp` stating `time` (Unix seconds) for `signature`, signed by
+    /// this authority, embedding its certificate when `embed`.
+    pub fn timestamp(&self, signature: &[u8], time: i64, embed: bool) -> Vec<u8> {
+        let sha256 = tlv(0x30, &tlv(0x06, &OID_SHA256));
+        let imprint = tlv(
+            0x30,
+            &[sha256.clone(), tlv(0x04, &Sha256::digest(signature))].concat(),
+        );
+        let tst = tlv(
+            0x30,
+            &[
+                tlv(0x02, &[1]),
+                tlv(0x06, &[0x2a, 0x03, 0x04]),
+                imprint,
+                tlv(0x02, &[0x2a]),
+                tlv(0x18, generalized(time).as_bytes()),
+            ]
+            .concat(),
+        );
+        let attr =
+            |oid: &[u8], value: Vec<u8>| tlv(0x30, &[tlv(0x06, oid), tlv(0x31, &value)].concat());
+        let attrs = [
+            attr(&OID_CONTENT_TYPE, tlv(0x06, &OID_TST_INFO)),
+            attr(&OID_MESSAGE_DIGEST, tlv(0x04, &Sha256::digest(&tst))),
+        ]
+        .concat();
+        let sig = sign(&self.key, &tlv(0x31, &attrs));
+        let leaf = x509_cert::Certificate::from_der(self.leaf.der()).unwrap();
+        let sid = tlv(
+            0x30,
+            &[
+                leaf.tbs_certificate.issuer.to_der().unwrap(),
+                leaf.tbs_certificate.serial_number.to_der().unwrap(),
+            ]
+            .concat(),
+        );
+        let signer = tlv(
+            0x30,
+            &[
+                tlv(0x02, &[1]),
+                sid,
+                sha256.clone(),
+                tlv(0xa0, &attrs),
+                tlv(0x30, &tlv(0x06, &OID_ECDSA_SHA256)),
+                tlv(0x04, &sig),
+            ]
+            .concat(),
+        );
+        let certs = if embed {
+            tlv(0xa0, self.leaf.der())
+        } else {
+            Vec::new()
+        };
+        let signed_data = tlv(
+            0x30,
+            &[
+                tlv(0x02, &[3]),
+                tlv(0x31, &sha256),
+                tlv(
+                    0x30,
+                    &[tlv(0x06, &OID_TST_INFO), tlv(0xa0, &tlv(0x04, &tst))].concat(),
+                ),
+                certs,
+                tlv(0x31, &signer),
+            ]
+            .concat(),
+        );
+        let token = tlv(
+            0x30,
+            &[tlv(0x06, &OID_SIGNED_DATA), tlv(0xa0, &signed_data)].concat(),
+        );
+        tlv(0x30, &[tlv(0x30, &tlv(0x02, &[0])), token].concat())
+    }
+}
+
+const OID_SHA256: [u8; 9] = [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
+const OID_ECDSA_SHA256: [u8; 8] = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+const OID_SIGNED_DATA: [u8; 9] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02];
+const OID_TST_INFO: [u8; 11] = [
+    0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x10, 0x01, 0x04,
+];
+const OID_CONTENT_TYPE: [u8; 9] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x03];
+const OID_MESSAGE_DIGEST: [u8; 9] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x04];
+
+/// One DER element.
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = content.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else {
+        let len = (n as u32).to_be_bytes();
+        let skip = len.iter().take_while(|&&b| b == 0).count();
+        out.push(0x80 | (4 - skip) as u8);
+        out.extend_from_slice(&len[skip..]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// `YYYYMMDDHHMMSSZ` for Unix seconds `t` (civil from days, as in Howard Hinnant's algorithm).
+fn generalized(t: i64) -> String {
+    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}{:02}{:02}{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
 fn log_json(url: &str, key: &KeyPair) -> Value {
     let spki = key.public_key_der();
     json!({
@@ -239,6 +400,7 @@ pub fn trust_root_json(ca: &TestCa, log_key: &KeyPair) -> String {
         "tlogs": [log_json("https://rekor.test", log_key)],
         "certificateAuthorities": [ca.chain_json()],
         "ctlogs": [log_json("https://ctfe.test", &ca.ct_key)],
+        "timestampAuthorities": [ca.tsa.json()],
     }))
     .unwrap()
 }
@@ -284,6 +446,10 @@ pub struct Parts<'a> {
     pub kind: &'a str,
     /// The certificate the log entry names; the leaf when `None`.
     pub logged_cert: Option<&'a [u8]>,
+    /// A Rekor v2 entry (`hashedrekord` 0.0.2 of the envelope's PAE, no SET) instead of v1's.
+    pub rekor_v2: bool,
+    /// An RFC 3161 timestamp of the signature from this authority at this time.
+    pub timestamp: Option<(&'a TestTsa, i64)>,
 }
 
 /// A Sigstore bundle: the statement in a DSSE envelope signed by the leaf, logged by the log.
@@ -297,12 +463,33 @@ pub fn bundle(p: &Parts) -> Value {
     .into_bytes();
     pae.extend_from_slice(&p.statement);
     let sig = sign(p.leaf_key, &pae);
+    let entry = if p.rekor_v2 {
+        let body = json!({
+            "apiVersion": "0.0.2", "kind": "hashedrekord",
+            "spec": { "hashedRekordV002": {
+                "data": { "algorithm": "SHA2_256", "digest": B64.encode(Sha256::digest(&pae)) },
+                "signature": { "content": B64.encode(&sig), "verifier": {
+                    "x509Certificate": { "rawBytes": B64.encode(p.logged_cert.unwrap_or(p.leaf)) },
+                    "keyDetails": "PKIX_ECDSA_P256_SHA_256"
+                }}
+            }}
+        });
+        log_entry_v2(p, &body.to_string())
+    } else {
+        log_entry(p, &log_body(p, &sig).to_string())
+    };
+    let mut material = json!({
+        "certificate": { "rawBytes": B64.encode(p.leaf) },
+        "tlogEntries": [entry]
+    });
+    if let Some((tsa, time)) = p.timestamp {
+        material["timestampVerificationData"] = json!({ "rfc3161Timestamps": [
+            { "signedTimestamp": B64.encode(tsa.timestamp(&sig, time, true)) }
+        ]});
+    }
     json!({
         "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
-        "verificationMaterial": {
-            "certificate": { "rawBytes": B64.encode(p.leaf) },
-            "tlogEntries": [log_entry(p, &log_body(p, &sig).to_string())]
-        },
+        "verificationMaterial": material,
         "dsseEnvelope": {
             "payload": B64.encode(&p.statement),
             "payloadType": IN_TOTO_PAYLOAD_TYPE,
@@ -361,6 +548,19 @@ fn log_entry(p: &Parts, body: &str) -> Value {
         "inclusionPromise": { "signedEntryTimestamp": B64.encode(&set) },
         "inclusionProof": inclusion_proof(p.log_key, body, &log_id),
         "canonicalizedBody": body_b64
+    })
+}
+
+/// Returns a Rekor v2 entry recording `body`: no integrated time, no SET, only its inclusion
+/// proof and checkpoint.
+fn log_entry_v2(p: &Parts, body: &str) -> Value {
+    let log_id = Sha256::digest(p.log_key.public_key_der());
+    json!({
+        "logIndex": "0",
+        "logId": { "keyId": B64.encode(log_id) },
+        "kindVersion": { "kind": "hashedrekord", "version": "0.0.2" },
+        "inclusionProof": inclusion_proof(p.log_key, body, &log_id),
+        "canonicalizedBody": B64.encode(body)
     })
 }
 

@@ -25,6 +25,8 @@ async fn scenario(repo: &str, sign_with_other_ca: bool, digest: Option<[u8; 64]>
             integrated: kit::INTEGRATED,
             kind: "dsse",
             logged_cert: None,
+            rekor_v2: false,
+            timestamp: None,
         }))
     };
     let reg = Server::registry_with("2.0.0", None, Some(&make)).await;

@@ -8,6 +8,7 @@ mod options;
 mod signal;
 mod store;
 mod types;
+mod verify;
 
 use crate::call::{AbortHandle, Control, Progress};
 use crate::config::{Config, EnvDefaults};
