@@ -74,6 +74,10 @@ const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.84
 const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
 const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
 const OID_ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+const OID_RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const OID_RSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
+const OID_RSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
+const OID_RSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
 const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 const OID_ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
 
@@ -444,10 +448,7 @@ fn log_keys(list: &[TlogJson]) -> Result<Vec<LogKey>, String> {
 /// The host of `https://host[:port]/path`: what a log names its checkpoints by.
 fn host_of(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    rest.split(['/', ':'])
-        .next()
-        .unwrap_or_default()
-        .to_string()
+    rest.split('/').next().unwrap_or_default().to_string()
 }
 
 /// Verifies npm's attestations response (`{ attestations: [{ predicateType, bundle }] }`) for
@@ -1622,15 +1623,22 @@ fn valid_at(cert: &Certificate, t: i64) -> bool {
 
 /// `child`'s signature verifies with `parent`'s key over `child`'s TBS bytes as encoded.
 fn signed_by(child_der: &[u8], child: &Certificate, parent: &Certificate) -> Result<(), String> {
-    let (curve, point) = ec_key_of_spki_info(parent)?;
     let oid = child.signature_algorithm.oid;
-    let alg: &EcdsaVerificationAlgorithm = match (curve, oid) {
-        (Curve::P256, o) if o == OID_ECDSA_SHA256 => &signature::ECDSA_P256_SHA256_ASN1,
-        (Curve::P256, o) if o == OID_ECDSA_SHA384 => &signature::ECDSA_P256_SHA384_ASN1,
-        (Curve::P384, o) if o == OID_ECDSA_SHA256 => &signature::ECDSA_P384_SHA256_ASN1,
-        (Curve::P384, o) if o == OID_ECDSA_SHA384 => &signature::ECDSA_P384_SHA384_ASN1,
-        _ => return Err(format!("unsupported certificate signature algorithm {oid}")),
-    };
+    let spki = &parent.tbs_certificate.subject_public_key_info;
+    let (alg, point): (&dyn signature::VerificationAlgorithm, Vec<u8>) =
+        if spki.algorithm.oid == OID_RSA_ENCRYPTION {
+            // A private Sigstore's CA may be RSA (PKCS #1 v1.5, 2048 bits or more).
+            let alg: &signature::RsaParameters = match oid {
+                o if o == OID_RSA_SHA256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+                o if o == OID_RSA_SHA384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+                o if o == OID_RSA_SHA512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+                _ => return Err(format!("unsupported certificate signature algorithm {oid}")),
+            };
+            (alg, spki.subject_public_key.raw_bytes().to_vec())
+        } else {
+            let (curve, point) = ec_key_of_spki_info(parent)?;
+            (ecdsa_for(curve, oid)?, point)
+        };
     let tbs = raw_tbs(child_der).map_err(|e| format!("certificate: {e}"))?;
     let sig = child
         .signature
@@ -1639,6 +1647,20 @@ fn signed_by(child_der: &[u8], child: &Certificate, parent: &Certificate) -> Res
     UnparsedPublicKey::new(alg, &point)
         .verify(tbs, sig)
         .map_err(|_| "certificate signature does not verify".to_string())
+}
+
+/// ECDSA on `curve` with the hash the signature algorithm `oid` names.
+fn ecdsa_for(
+    curve: Curve,
+    oid: ObjectIdentifier,
+) -> Result<&'static dyn signature::VerificationAlgorithm, String> {
+    Ok(match (curve, oid) {
+        (Curve::P256, o) if o == OID_ECDSA_SHA256 => &signature::ECDSA_P256_SHA256_ASN1,
+        (Curve::P256, o) if o == OID_ECDSA_SHA384 => &signature::ECDSA_P256_SHA384_ASN1,
+        (Curve::P384, o) if o == OID_ECDSA_SHA256 => &signature::ECDSA_P384_SHA256_ASN1,
+        (Curve::P384, o) if o == OID_ECDSA_SHA384 => &signature::ECDSA_P384_SHA384_ASN1,
+        _ => return Err(format!("unsupported certificate signature algorithm {oid}")),
+    })
 }
 
 /// The TBS certificate exactly as signed (not re-encoded).
@@ -1926,8 +1948,8 @@ pub(crate) mod testkit;
 #[cfg(test)]
 pub(crate) mod tests {
     pub use super::testkit::{
-        attestations, bundle, p256, statement, trust_root_json, Parts, Run, TestCa, INTEGRATED,
-        REPO, WORKFLOW,
+        attestations, bundle, message_bundle, p256, statement, trust_root_json, Parts, Run, TestCa,
+        TestTsa, INTEGRATED, REPO, WORKFLOW,
     };
     use super::*;
     use rcgen::KeyPair;
@@ -2010,6 +2032,149 @@ pub(crate) mod tests {
             workflow_path: workflow.map(Into::into),
             git_ref: None,
         }
+    }
+
+    #[test]
+    fn a_rekor_v2_entry_timed_by_a_trusted_tsa_verifies() {
+        let f = fixture();
+        let tsa = &f.ca.tsa;
+        for embed_cert in [true, false] {
+            let mut b = f.bundle_with(|p| {
+                p.rekor_v2 = true;
+                p.timestamp = Some((tsa, INTEGRATED));
+            });
+            if !embed_cert {
+                // The authority's certificate then comes from the trust root.
+                let sig = B64
+                    .decode(b["dsseEnvelope"]["signatures"][0]["sig"].as_str().unwrap())
+                    .unwrap();
+                b["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"][0]
+                    ["signedTimestamp"] = B64.encode(tsa.timestamp(&sig, INTEGRATED, false)).into();
+            }
+            f.check(b, &policy(REPO, Some(WORKFLOW))).unwrap();
+        }
+        // A Rekor v1 entry with a timestamp as well: both times must hold.
+        let b = f.bundle_with(|p| p.timestamp = Some((tsa, INTEGRATED)));
+        f.check(b, &policy(REPO, None)).unwrap();
+    }
+
+    #[test]
+    fn timestamps_that_do_not_hold_are_refused() {
+        let f = fixture();
+        let other = TestTsa::new("other");
+        let v2 = |ts: Option<(&TestTsa, i64)>| {
+            f.bundle_with(|p| {
+                p.rekor_v2 = true;
+                p.timestamp = ts;
+            })
+        };
+        // Outside the certificate's ten minutes; no time at all; an authority not trusted.
+        assert_eq!(
+            f.bundle_refusal(v2(Some((&f.ca.tsa, INTEGRATED + 3600)))),
+            Check::Certificate
+        );
+        assert_eq!(f.bundle_refusal(v2(None)), Check::TransparencyLog);
+        assert_eq!(
+            f.bundle_refusal(v2(Some((&other, INTEGRATED)))),
+            Check::Timestamp
+        );
+        // Outside the authority's own certificate (valid in 2025 only).
+        let late = INTEGRATED + 366 * 86_400;
+        let mut b = v2(Some((&f.ca.tsa, INTEGRATED)));
+        b["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"][0]
+            ["signedTimestamp"] = B64.encode(f.ca.tsa.timestamp(b"x", late, true)).into();
+        assert_eq!(f.bundle_refusal(b.clone()), Check::Timestamp);
+        // A timestamp over another signature.
+        b["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"][0]
+            ["signedTimestamp"] = B64
+            .encode(f.ca.tsa.timestamp(b"x", INTEGRATED, true))
+            .into();
+        assert_eq!(f.bundle_refusal(b), Check::Timestamp);
+        // A v2 entry without its inclusion proof.
+        let mut b = v2(Some((&f.ca.tsa, INTEGRATED)));
+        b["verificationMaterial"]["tlogEntries"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("inclusionProof");
+        assert_eq!(f.bundle_refusal(b), Check::TransparencyLog);
+    }
+
+    #[test]
+    fn a_chain_holding_the_root_is_refused() {
+        let f = fixture();
+        let mut b = bundle(&f.parts());
+        let [inter, root] = f.ca.chain_der();
+        b["mediaType"] = "application/vnd.dev.sigstore.bundle+json;version=0.2".into();
+        let material = b["verificationMaterial"].as_object_mut().unwrap();
+        material.remove("certificate");
+        let chain = |certs: &[&[u8]]| json!({ "certificates": certs.iter().map(|c| json!({ "rawBytes": B64.encode(c) })).collect::<Vec<_>>() });
+        material.insert("x509CertificateChain".into(), chain(&[&f.leaf, &inter]));
+        f.check(b.clone(), &policy(REPO, None)).unwrap();
+        b["verificationMaterial"]["x509CertificateChain"] = chain(&[&f.leaf, &inter, &root]);
+        assert_eq!(f.bundle_refusal(b.clone()), Check::Certificate);
+        b["verificationMaterial"]["x509CertificateChain"] = chain(&[]);
+        assert_eq!(f.bundle_refusal(b), Check::Attestation);
+    }
+
+    #[test]
+    fn validity_windows_need_a_start_and_include_their_end() {
+        let f = fixture();
+        let mut root: Value = serde_json::from_str(&trust_root_json(&f.ca, &f.log_key)).unwrap();
+        // The log key's window ends exactly at the entry's integrated time.
+        root["tlogs"][0]["publicKey"]["validFor"]["end"] = "2025-01-01T00:05:00Z".into();
+        let inclusive = TrustRoot::from_json(&root.to_string()).unwrap();
+        let b = attestations(bundle(&f.parts()));
+        verify(&b, &SUBJECT, &policy(REPO, None), &inclusive).unwrap();
+        root["tlogs"][0]["publicKey"]["validFor"]["end"] = "2025-01-01T00:04:59Z".into();
+        let ended = TrustRoot::from_json(&root.to_string()).unwrap();
+        assert_eq!(
+            refused(verify(&b, &SUBJECT, &policy(REPO, None), &ended)),
+            Check::TransparencyLog
+        );
+        root["tlogs"][0]["publicKey"]["validFor"]
+            .as_object_mut()
+            .unwrap()
+            .remove("start");
+        assert!(TrustRoot::from_json(&root.to_string()).is_err());
+    }
+
+    #[test]
+    fn message_signatures_verify_for_their_artifact_only() {
+        let f = fixture();
+        let artifact = b"kanban release notes";
+        let digest: [u8; 32] = Sha256::digest(artifact).into();
+        let b = message_bundle(&f.parts(), artifact).to_string();
+        let signer = Signer::Identity {
+            identity: &format!("https://github.com/{REPO}/{WORKFLOW}@refs/heads/main"),
+            issuer: GITHUB_ACTIONS_ISSUER,
+        };
+        verify_sigstore_bundle(b.as_bytes(), &digest, &signer, &f.root).unwrap();
+        let other: [u8; 32] = Sha256::digest(b"other").into();
+        assert!(verify_sigstore_bundle(b.as_bytes(), &other, &signer, &f.root).is_err());
+        let stranger = Signer::Identity {
+            identity:
+                "https://github.com/evil/kanban/.github/workflows/publish.yml@refs/heads/main",
+            issuer: GITHUB_ACTIONS_ISSUER,
+        };
+        assert_eq!(
+            refused(verify_sigstore_bundle(
+                b.as_bytes(),
+                &digest,
+                &stranger,
+                &f.root
+            )),
+            Check::Identity
+        );
+        // A message bundle is no npm provenance attestation.
+        assert_eq!(
+            refused(verify(
+                &attestations(serde_json::from_str(&b).unwrap()),
+                &SUBJECT,
+                &policy(REPO, None),
+                &f.root
+            )),
+            Check::Attestation
+        );
     }
 
     #[test]

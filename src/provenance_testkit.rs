@@ -498,6 +498,41 @@ pub fn bundle(p: &Parts) -> Value {
     })
 }
 
+/// A message-signature bundle (`hashedrekord` 0.0.1 in a Rekor v1 log) for `artifact`, signed
+/// by the leaf; the statement and kind of `p` are not used.
+pub fn message_bundle(p: &Parts, artifact: &[u8]) -> Value {
+    let sig = sign(p.leaf_key, artifact);
+    let digest = Sha256::digest(artifact);
+    let body = json!({
+        "apiVersion": "0.0.1", "kind": "hashedrekord",
+        "spec": {
+            "data": { "hash": { "algorithm": "sha256", "value": hex(&digest) } },
+            "signature": {
+                "content": B64.encode(&sig),
+                "publicKey": { "content": B64.encode(pem(p.logged_cert.unwrap_or(p.leaf))) }
+            }
+        }
+    });
+    json!({
+        "mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.2",
+        "verificationMaterial": {
+            "x509CertificateChain": { "certificates": [{ "rawBytes": B64.encode(p.leaf) }] },
+            "tlogEntries": [log_entry(p, &body.to_string())]
+        },
+        "messageSignature": {
+            "messageDigest": { "algorithm": "SHA2_256", "digest": B64.encode(digest) },
+            "signature": B64.encode(&sig)
+        }
+    })
+}
+
+/// The DER of this CA's intermediate and root, as a v0.1/v0.2 chain would carry them.
+impl TestCa {
+    pub fn chain_der(&self) -> [Vec<u8>; 2] {
+        [self.inter.der().to_vec(), self.root.der().to_vec()]
+    }
+}
+
 /// Returns the body a log entry of kind `p.kind` records for the envelope signed `sig`.
 fn log_body(p: &Parts, sig: &[u8]) -> Value {
     let payload_hash =
