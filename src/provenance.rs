@@ -702,6 +702,12 @@ fn verify_core<'b>(
         }
     };
     let content = content_of(bundle)?;
+    if matches!(content, Content::Message { .. }) && artifact.is_none() {
+        return Err(refuse(
+            Check::Attestation,
+            "the bundle signs a message, not an attestation",
+        ));
+    }
     if let (
         Content::Message {
             digest: Some(d), ..

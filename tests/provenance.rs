@@ -10,6 +10,17 @@ use sha2::{Digest, Sha512};
 /// A registry whose attestation for 2.0.0 was made for a run of `repo` (by another CA than the
 /// trusted one when asked), naming `digest` (the tarball's own when `None`).
 async fn scenario(repo: &str, sign_with_other_ca: bool, digest: Option<[u8; 64]>) -> (Server, Env) {
+    scenario_timed(repo, sign_with_other_ca, digest, None).await
+}
+
+/// As `scenario`, the entry in a Rekor v2 log timed by the trusted CA's timestamp authority at
+/// `rekor_v2_time` when given.
+async fn scenario_timed(
+    repo: &str,
+    sign_with_other_ca: bool,
+    digest: Option<[u8; 64]>,
+    rekor_v2_time: Option<i64>,
+) -> (Server, Env) {
     let trusted = TestCa::new("trusted");
     let other = sign_with_other_ca.then(|| TestCa::new("other"));
     let signer = other.as_ref().unwrap_or(&trusted);
@@ -25,8 +36,8 @@ async fn scenario(repo: &str, sign_with_other_ca: bool, digest: Option<[u8; 64]>
             integrated: kit::INTEGRATED,
             kind: "dsse",
             logged_cert: None,
-            rekor_v2: false,
-            timestamp: None,
+            rekor_v2: rekor_v2_time.is_some(),
+            timestamp: rekor_v2_time.map(|t| (&trusted.tsa, t)),
         }))
     };
     let reg = Server::registry_with("2.0.0", None, Some(&make)).await;
@@ -55,6 +66,25 @@ async fn a_valid_attestation_stages() {
     let out = check_and_stage(&e.cfg, &store, &ctl()).await.unwrap();
     assert_eq!(out.kind(), "staged");
     assert_eq!((reg.attestation_requests(), reg.tarball_requests()), (1, 1));
+}
+
+#[tokio::test]
+async fn a_rekor_v2_attestation_timed_by_rfc_3161_stages_and_one_timed_outside_the_certificate_is_refused(
+) {
+    let (reg, e) = scenario_timed(kit::REPO, false, None, Some(kit::INTEGRATED)).await;
+    let store = Store::new(&e.cfg.user_data);
+    let out = check_and_stage(&e.cfg, &store, &ctl()).await.unwrap();
+    assert_eq!(out.kind(), "staged");
+    assert_eq!(reg.attestation_requests(), 1);
+
+    // The certificate is valid ten minutes; the timestamp says an hour later.
+    let (reg, e) = scenario_timed(kit::REPO, false, None, Some(kit::INTEGRATED + 3600)).await;
+    let store = Store::new(&e.cfg.user_data);
+    match check_and_stage(&e.cfg, &store, &ctl()).await {
+        Err(StageError::Provenance { check, .. }) => assert_eq!(check, "certificate"),
+        other => panic!("expected EPROVENANCE (certificate), got {other:?}"),
+    }
+    assert_eq!((reg.tarball_requests(), versions(&e)), (0, 0));
 }
 
 #[tokio::test]
