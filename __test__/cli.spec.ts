@@ -129,6 +129,27 @@ describe('cli', () => {
       expect(s.registry.tarballRequests()).toBe(0)
     })
 
+    it('verify-bundle: 0 verified, 1 refused with the check, 2 bad usage (--staging too)', async () => {
+      const dir = tempDir()
+      const tarball = runtimeTarball('1.1.0')
+      const artifact = path.join(dir, 'kanban.tgz')
+      fs.writeFileSync(artifact, tarball)
+      const bundle = path.join(dir, 'bundle.sigstore.json')
+      const response = JSON.parse(attestations('kanban', '1.1.0', tarball).toString())
+      fs.writeFileSync(bundle, JSON.stringify(response.attestations[1].bundle))
+      const identity = `https://github.com/${REPOSITORY}/${WORKFLOW}@refs/heads/main`
+      const base = ['verify-bundle', '--bundle', bundle, '--certificate-identity', identity]
+      const args = [...base, '--certificate-oidc-issuer', 'https://token.actions.githubusercontent.com', '--trusted-root', trustRootFile()]
+      expect((await cli(...args, artifact)).code).toBe(0)
+      const digest = `sha256:${'ab'.repeat(32)}`
+      const refused = await cli(...args, '--json', digest)
+      expect([refused.code, JSON.parse(refused.stdout).error]).toMatchObject([1, { code: 'EPROVENANCE', check: 'subject' }])
+      const publicGood = await cli(...args.slice(0, -2), artifact)
+      expect([publicGood.code, publicGood.stderr]).toMatchObject([1, expect.stringMatching(/^error EPROVENANCE: /m)])
+      expect((await cli(...args, '--staging', artifact)).code).toBe(2)
+      expect((await cli(...base, artifact)).code).toBe(2)
+    })
+
     it('--provenance-workflow or --sigstore-trust-root without --provenance-repository is bad usage', async () => {
       s.publish('1.1.0')
       const workflowAlone = await cli(...stageArgs(s), '--provenance-workflow', WORKFLOW)

@@ -630,7 +630,7 @@ fn bundle_version(bundle: &Value) -> Result<u8, Refusal> {
 
 /// What signed the bundle: a certificate, or the managed key the caller gave.
 enum Material {
-    Cert(Vec<u8>, Certificate),
+    Cert(Vec<u8>, Box<Certificate>),
     /// The key's SPKI DER.
     Key(Vec<u8>),
 }
@@ -698,7 +698,7 @@ fn verify_core<'b>(
         (None, _) => {
             let (der, leaf) = signing_certificate(vm)?;
             identity(&leaf).map_err(as_check(Check::Identity))?;
-            Material::Cert(der, leaf)
+            Material::Cert(der, Box::new(leaf))
         }
     };
     let content = content_of(bundle)?;

@@ -52,7 +52,10 @@ export function attestations(
       subject: [
         {
           name: `pkg:npm/${name.replace(/^@/, '%40')}@${version}`,
-          digest: { sha512: digestHex ?? createHash('sha512').update(tarball).digest('hex') },
+          digest: {
+            sha512: digestHex ?? createHash('sha512').update(tarball).digest('hex'),
+            sha256: createHash('sha256').update(tarball).digest('hex'),
+          },
         },
       ],
       predicateType: SLSA_V1,
