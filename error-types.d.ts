@@ -25,6 +25,7 @@ export type StageErrorCode =
   | 'EINTERNAL'
   | 'ESIGNATURE'
   | 'EINCOMPATIBLE'
+  | 'ELOCKED'
 
 /** What a call is doing: `StageProgress.phase`, and `phase` of an `ENETWORK` or `ETIMEDOUT`. */
 export type StagePhase = 'resolving' | 'waiting-for-lock' | 'downloading' | 'finishing'
@@ -44,7 +45,7 @@ export interface StageError extends Error {
   url?: string
   /** The HTTP status (`EHTTP`). */
   status?: number
-  /** The file or folder concerned (`EIO`, `ENOSPC`, `ENATIVE_DEPS`). */
+  /** The file or folder concerned (`EIO`, `ENOSPC`, `ENATIVE_DEPS`, `ELOCKED`: the lock file). */
   path?: string
   /** The refused tarball entry (`EUNSAFE_ENTRY`). */
   entry?: string
@@ -56,7 +57,7 @@ export interface StageError extends Error {
   actual?: string
   /**
    * What the call was doing (`ETIMEDOUT`, `ENETWORK`): `'resolving'` while it fetches the package
-   * document, the registry's keys or an attestation.
+   * document, the registry's keys or an attestation; `'waiting-for-lock'` for `ELOCKED`.
    */
   phase?: StagePhase
   /**
@@ -64,7 +65,7 @@ export interface StageError extends Error {
    * `idleTimeoutMs`.
    */
   timeout?: 'call' | 'connect' | 'idle'
-  /** The timeout that expired, in milliseconds (`ETIMEDOUT`). */
+  /** The timeout that expired, in milliseconds (`ETIMEDOUT`; `ELOCKED`: the store function's wait). */
   timeoutMs?: number
   /** The version concerned (`EINVALID_VERSION`, `ESIGNATURE`, `EINCOMPATIBLE`, `EPROVENANCE`). */
   version?: string

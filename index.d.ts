@@ -25,6 +25,7 @@ export type StageErrorCode =
   | 'EINTERNAL'
   | 'ESIGNATURE'
   | 'EINCOMPATIBLE'
+  | 'ELOCKED'
 
 /** What a call is doing: `StageProgress.phase`, and `phase` of an `ENETWORK` or `ETIMEDOUT`. */
 export type StagePhase = 'resolving' | 'waiting-for-lock' | 'downloading' | 'finishing'
@@ -44,7 +45,7 @@ export interface StageError extends Error {
   url?: string
   /** The HTTP status (`EHTTP`). */
   status?: number
-  /** The file or folder concerned (`EIO`, `ENOSPC`, `ENATIVE_DEPS`). */
+  /** The file or folder concerned (`EIO`, `ENOSPC`, `ENATIVE_DEPS`, `ELOCKED`: the lock file). */
   path?: string
   /** The refused tarball entry (`EUNSAFE_ENTRY`). */
   entry?: string
@@ -56,7 +57,7 @@ export interface StageError extends Error {
   actual?: string
   /**
    * What the call was doing (`ETIMEDOUT`, `ENETWORK`): `'resolving'` while it fetches the package
-   * document, the registry's keys or an attestation.
+   * document, the registry's keys or an attestation; `'waiting-for-lock'` for `ELOCKED`.
    */
   phase?: StagePhase
   /**
@@ -64,7 +65,7 @@ export interface StageError extends Error {
    * `idleTimeoutMs`.
    */
   timeout?: 'call' | 'connect' | 'idle'
-  /** The timeout that expired, in milliseconds (`ETIMEDOUT`). */
+  /** The timeout that expired, in milliseconds (`ETIMEDOUT`; `ELOCKED`: the store function's wait). */
   timeoutMs?: number
   /** The version concerned (`EINVALID_VERSION`, `ESIGNATURE`, `EINCOMPATIBLE`, `EPROVENANCE`). */
   version?: string
@@ -111,6 +112,21 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
  */
 export declare function checkAndStageLatestRuntime(opts: StageOptions): Promise<StageOutcome>
 
+/**
+ * Removes the leftovers of interrupted staging runs, never the partial of a run in flight in
+ * any process. A missing store is nothing to do.
+ */
+export declare function cleanupPartials(userData: string): void
+
+/**
+ * Removes the pointer, so the app runs its bundled runtime; a missing one is fine. Takes the
+ * store lock (never the staging lock): answers at once while another process downloads.
+ */
+export declare function clearPointer(userData: string): void
+
+/** The canonical `versions/<version>/dist/cli.js`. Throws as `versionDir` does. */
+export declare function cliEntryFor(userData: string, version: string): string
+
 /** Whether `version` is marked bad. */
 export declare function isBadVersion(userData: string, version: string): boolean
 
@@ -120,16 +136,33 @@ export declare function isBadVersion(userData: string, version: string): boolean
  */
 export declare function isStageError(e: unknown): e is StageError
 
-/** Whether a staging run (in any process) holds the store lock right now. */
+/**
+ * Whether a staging run (in any process) holds the staging lock right now. Opens nothing for
+ * writing: answers on a read-only store too.
+ */
 export declare function isStoreLocked(userData: string): boolean
 
 /**
- * Marks `version` bad (it failed to start). When it is the pointed version, the pointer rolls
- * back to the previous known-good version if its folder is whole, else is removed so the app
- * runs its bundled runtime. Resolves to the version the pointer now names, or `null`. Rejects
- * with `EINVALID_OPTION` for an empty or relative `userData`, before touching any file.
+ * Marks `version` bad (it failed to start), synchronously. When it is the pointed version, the
+ * pointer rolls back to the previous known-good version if its folder is whole, else is removed
+ * so the app runs its bundled runtime. Returns the version the pointer now names, or `null`.
+ * Throws on any failure to record the mark (`EINVALID_OPTION`, `EIO`, `ENOSPC`, `ELOCKED`), and
+ * then nothing was changed. Takes the store lock, never the staging lock: answers in
+ * milliseconds while another process downloads.
  */
-export declare function markBadVersion(userData: string, version: string): Promise<string | null>
+export declare function markBadVersion(userData: string, version: string): string | null
+
+/**
+ * `versionDir(userData, version) + '.partial'`, the in-flight folder of the first, TypeScript
+ * stager (this one stages under `staging/`). Throws as `versionDir` does.
+ */
+export declare function partialDir(userData: string, version: string): string
+
+/**
+ * Whether a `current.json` is there, whatever it holds: with `readPointer` returning `null`, an
+ * invalid pointer file the app should remove with `clearPointer`.
+ */
+export declare function pointerFileExists(userData: string): boolean
 
 /** Who must have built a version (`provenance` option). */
 export interface ProvenanceOptions {
@@ -161,20 +194,22 @@ export interface PruneResult {
 /**
  * Removes what a staging run would: leftovers of interrupted runs and every staged version but
  * the pointed one, its fallback and `currentVersion` (the one the app runs, when given). Never
- * waits for a staging run: then it prunes nothing and says `busy`.
+ * waits for a staging run: then it prunes nothing and says `busy`; waits at most 5 s for the
+ * store lock (`ELOCKED`), never holding the staging lock meanwhile.
  */
 export declare function pruneStore(userData: string, currentVersion?: string | undefined | null): Promise<PruneResult>
 
 /**
  * The pointer, when it parses and names this store's canonical `versions/<v>/dist/cli.js`;
- * else `null`. Throws `EINVALID_OPTION` for an empty or relative `userData`.
+ * else `null`. Never a version marked bad. Throws `EINVALID_OPTION` for an empty or relative
+ * `userData`.
  */
 export declare function readPointer(userData: string): RuntimePointer | null
 
 /**
  * Everything about a store at once: pointer, staged versions with sizes and wholeness, bad
- * versions, partial folders and the lock. The folders are walked off the JS thread; an empty or
- * relative `userData` still throws `EINVALID_OPTION` at once.
+ * versions, partial folders and the lock. The folders are walked off the JS thread; a bad
+ * argument rejects with `EINVALID_OPTION`, as every failure does.
  */
 export declare function readStoreStatus(userData: string): Promise<StoreStatus>
 
@@ -191,6 +226,12 @@ export interface RegistryKeyOption {
   /** When the key was retired (ISO 8601): it verifies only versions published before. */
   expires?: string | null
 }
+
+/**
+ * Removes `versions/<version>`; a version that is not semver, or a folder that is not there, is
+ * nothing to do. Takes the store lock (never the staging lock).
+ */
+export declare function removeVersionDir(userData: string, version: string): void
 
 /**
  * The staged CLI to run (`versions/<v>/dist/cli.js`) when the pointer is trusted and its folder
@@ -220,7 +261,7 @@ export interface StageLogEntry {
 export interface StageOptions {
   /**
    * The app's `userData` folder (`app.getPath('userData')`); the store lives in
-   * `<userData>/kanban-runtime/`.
+   * `<userData>/runtime-store/`.
    */
   userData: string
   /**
@@ -368,7 +409,7 @@ export interface StageProgress {
 
 /** The store as a person debugging it wants to see it. */
 export interface StoreStatus {
-  /** `<userData>/kanban-runtime`. */
+  /** `<userData>/runtime-store`. */
   store: string
   /** What `readPointer` returns. */
   pointer: RuntimePointer | null
@@ -411,8 +452,17 @@ export interface VerifyBundleOptions {
   trustedRoot?: string
 }
 
-/** The folder a version is (or would be) staged in. Rejects a version that is not semver. */
+/**
+ * The folder a version is (or would be) staged in. Throws `EINVALID_OPTION` (`invalid semver`)
+ * for a version that is not semver.
+ */
 export declare function versionDir(userData: string, version: string): string
+
+/**
+ * The version a `cliEntry` was staged for, when it is exactly this store's canonical
+ * `versions/<v>/dist/cli.js`; else `null`.
+ */
+export declare function versionFromCliEntry(userData: string, cliEntry: string): string | null
 
 /** One staged version folder, as `readStoreStatus` reports it. */
 export interface VersionOnDisk {
@@ -428,3 +478,11 @@ export interface VersionOnDisk {
   /** Whether it is marked bad. */
   bad: boolean
 }
+
+/**
+ * The pointer an app writes by hand: `{ version, cliEntry }`, `cliEntry` exactly
+ * `cliEntryFor(userData, version)`. Throws `EINVALID_OPTION` (`invalid semver`, `cliEntry for
+ * <v> must be <path>`), `ELOCKED` after 5 s of a held store lock, `EIO`/`ENOSPC` on a failed
+ * write.
+ */
+export declare function writePointer(userData: string, p: RuntimePointer): void

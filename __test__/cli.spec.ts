@@ -334,7 +334,7 @@ describe('cli', () => {
     expect(report.problems.map((p: any) => p.problem)).toEqual([
       'the pointed version 1.1.0 is not whole',
       'versions/1.1.0 is damaged (not whole)',
-      'leftovers in versions/: 1.2.0.partial',
+      'leftovers of interrupted runs: 1.2.0.partial',
       'bad-versions.json is unreadable, so no version counts as bad',
     ])
     for (const p of report.problems) expect(p.fix.length).toBeGreaterThan(0)

@@ -103,12 +103,12 @@ describe('rollback and retention', () => {
   it('a bad version that is not pointed is only marked, never a fallback, and pruned later', async () => {
     await stage('1.1.0')
     await stage('1.2.0')
-    expect(await markBadVersion(s.userData, '1.1.0')).toBe('1.2.0')
+    expect(markBadVersion(s.userData, '1.1.0')).toBe('1.2.0')
     // A fallback that is bad is no fallback: it leaves the pointer.
     expect(readPointer(s.userData)?.version).toBe('1.2.0')
     expect(readPointer(s.userData)?.previous).toBeUndefined()
     // The fallback is bad now: marking the pointed version bad leaves no pointer at all.
-    expect(await markBadVersion(s.userData, '1.2.0')).toBeNull()
+    expect(markBadVersion(s.userData, '1.2.0')).toBeNull()
     expect(readPointer(s.userData)).toBeNull()
     await stage('1.3.0')
     expect(readPointer(s.userData)).toEqual(expect.objectContaining({ version: '1.3.0' }))
@@ -120,7 +120,7 @@ describe('rollback and retention', () => {
     await stage('1.1.0')
     await stage('1.2.0')
     fs.rmSync(path.join(s.versionsDir, '1.1.0/node_modules'), { recursive: true })
-    expect(await markBadVersion(s.userData, '1.2.0')).toBeNull()
+    expect(markBadVersion(s.userData, '1.2.0')).toBeNull()
     expect(readPointer(s.userData)).toBeNull()
   })
 })

@@ -279,7 +279,7 @@ describe('cancellation', () => {
     const before = await stallOverBaseline(30)
     const controller = new AbortController()
     const call = checkAndStageLatestRuntime(s.opts({ signal: controller.signal }))
-    await vi.waitFor(() => expect(fs.existsSync(path.join(s.versionsDir, '1.1.0.partial'))).toBe(true))
+    await vi.waitFor(() => expect(fs.existsSync(path.join(s.stagingDir, '1.1.0.partial'))).toBe(true))
     controller.abort()
     const err = await rejection(call)
     expect(err.code).toBe('EABORTED')

@@ -148,15 +148,27 @@ describe('a throwing options object rejects, never throws', () => {
 })
 
 describe('store functions refuse an empty or relative userData', () => {
-  const { readPointer, resolvePointerCliEntry, readStoreStatus, isStoreLocked, isBadVersion, versionDir, markBadVersion } =
-    binding
+  const b = binding as any
+  const ptr = { version: '1.0.0', cliEntry: '/x/runtime-store/versions/1.0.0/dist/cli.js' }
   const syncCalls: [string, (u: string) => unknown][] = [
-    ['readPointer', (u) => readPointer(u)],
-    ['resolvePointerCliEntry', (u) => resolvePointerCliEntry(u)],
-    ['readStoreStatus', (u) => readStoreStatus(u)],
-    ['isStoreLocked', (u) => isStoreLocked(u)],
-    ['isBadVersion', (u) => isBadVersion(u, '1.0.0')],
-    ['versionDir', (u) => versionDir(u, '1.0.0')],
+    ['readPointer', (u) => b.readPointer(u)],
+    ['resolvePointerCliEntry', (u) => b.resolvePointerCliEntry(u)],
+    ['isStoreLocked', (u) => b.isStoreLocked(u)],
+    ['isBadVersion', (u) => b.isBadVersion(u, '1.0.0')],
+    ['versionDir', (u) => b.versionDir(u, '1.0.0')],
+    ['partialDir', (u) => b.partialDir(u, '1.0.0')],
+    ['cliEntryFor', (u) => b.cliEntryFor(u, '1.0.0')],
+    ['versionFromCliEntry', (u) => b.versionFromCliEntry(u, ptr.cliEntry)],
+    ['pointerFileExists', (u) => b.pointerFileExists(u)],
+    ['writePointer', (u) => b.writePointer(u, ptr)],
+    ['clearPointer', (u) => b.clearPointer(u)],
+    ['cleanupPartials', (u) => b.cleanupPartials(u)],
+    ['removeVersionDir', (u) => b.removeVersionDir(u, '1.0.0')],
+    ['markBadVersion', (u) => b.markBadVersion(u, '1.0.0')],
+  ]
+  const asyncCalls: [string, (u: string) => Promise<unknown>][] = [
+    ['readStoreStatus', (u) => b.readStoreStatus(u)],
+    ['pruneStore', (u) => b.pruneStore(u)],
   ]
 
   let cwd: string
@@ -173,7 +185,7 @@ describe('store functions refuse an empty or relative userData', () => {
 
   for (const userData of ['', 'relative/dir', './x']) {
     for (const [name, fn] of syncCalls) {
-      it(`${name}(${JSON.stringify(userData)}) throws EINVALID_OPTION`, () => {
+      it(`${name}(${JSON.stringify(userData)}) throws EINVALID_OPTION and writes nothing`, () => {
         let err: any
         try {
           fn(userData)
@@ -185,20 +197,22 @@ describe('store functions refuse an empty or relative userData', () => {
       })
     }
 
-    it(`markBadVersion(${JSON.stringify(userData)}) rejects and writes nothing in the working directory`, async () => {
-      let p: Promise<unknown> | undefined
-      expect(() => {
-        p = markBadVersion(userData, '1.0.0')
-      }).not.toThrow()
-      const err = await rejection(p!)
-      expect(err).toMatchObject({ code: 'EINVALID_OPTION', option: 'userData' })
-      expect(fs.readdirSync(dir)).toEqual([])
-    })
+    for (const [name, fn] of asyncCalls) {
+      it(`${name}(${JSON.stringify(userData)}) rejects EINVALID_OPTION and writes nothing`, async () => {
+        let p: Promise<unknown> | undefined
+        expect(() => {
+          p = fn(userData)
+        }).not.toThrow()
+        const err = await rejection(p!)
+        expect(err).toMatchObject({ code: 'EINVALID_OPTION', option: 'userData' })
+        expect(fs.readdirSync(dir)).toEqual([])
+      })
+    }
   }
 
   it('an absolute userData still works', async () => {
-    expect(readPointer(s.userData)).toBeNull()
-    expect(await markBadVersion(s.userData, '1.0.0')).toBeNull()
-    expect(isBadVersion(s.userData, '1.0.0')).toBe(true)
+    expect(b.readPointer(s.userData)).toBeNull()
+    expect(b.markBadVersion(s.userData, '1.0.0')).toBeNull()
+    expect(b.isBadVersion(s.userData, '1.0.0')).toBe(true)
   })
 })

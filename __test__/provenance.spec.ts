@@ -112,7 +112,7 @@ describe('provenance', () => {
     expect(err.check).toBe('attestation')
     expect(s.registry.count(attestationsPath())).toBe(1)
     expect(s.registry.tarballRequests()).toBe(0)
-    expect(fs.existsSync(path.join(s.userData, 'kanban-runtime', 'versions', VERSION))).toBe(false)
+    expect(fs.existsSync(path.join(s.userData, 'runtime-store', 'versions', VERSION))).toBe(false)
   })
 
   it('the owner and repository compare without case, and a tag run matches a ref glob', async () => {

@@ -56,12 +56,11 @@ function expectUnusableRange(log: Served[]) {
 }
 
 function keptFiles(): string[] {
-  if (!fs.existsSync(s.versionsDir)) return []
-  return fs.readdirSync(s.versionsDir).filter((n) => n.includes('.download'))
+  return fs.existsSync(s.stagingDir) ? fs.readdirSync(s.stagingDir).filter((n) => n.includes('.download')) : []
 }
 
 function keptBytes(version: string): number {
-  return fs.statSync(path.join(s.versionsDir, `${version}.download`)).size
+  return fs.statSync(path.join(s.stagingDir, `${version}.download`)).size
 }
 
 function expectStagedClean(version: string) {
@@ -145,7 +144,7 @@ describe('resume', () => {
     const cut = tgz.length >> 1
     const t = serveTarball('1.1.0', tgz, { cutAt: (i) => (i === 0 ? cut : undefined) })
     expect((await rejection(checkAndStageLatestRuntime(s.opts()))).code).toBe('ENETWORK')
-    const kept = path.join(s.versionsDir, '1.1.0.download')
+    const kept = path.join(s.stagingDir, '1.1.0.download')
     const fd = fs.openSync(kept, 'r+')
     fs.writeSync(fd, Buffer.alloc(4096, 0x55), 0, 4096, cut >> 1)
     fs.closeSync(fd)

@@ -6,7 +6,7 @@ import path from 'node:path'
 import pacote from 'pacote'
 import semver from 'semver'
 
-const storeDir = (userData) => path.join(userData, 'kanban-runtime')
+const storeDir = (userData) => path.join(userData, 'runtime-store')
 const versionsDir = (userData) => path.join(storeDir(userData), 'versions')
 export const versionDir = (userData, v) => path.join(versionsDir(userData), v)
 const partialDir = (userData, v) => `${versionDir(userData, v)}.partial`

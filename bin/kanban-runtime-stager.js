@@ -35,7 +35,7 @@ Colour is used on a terminal; NO_COLOR turns it off.`,
   stage: `Usage: ${NAME} stage --user-data DIR [options]
 
 Options:
-  --user-data DIR        the app's userData folder (the store is DIR/kanban-runtime)   required
+  --user-data DIR        the app's userData folder (the store is DIR/runtime-store)   required
   --native-deps DIR      folder holding node-pty/ to copy beside the runtime
                          default: the node-pty this package was installed with
   --current-version V    the runtime version running now                default: 0.0.0
@@ -475,7 +475,7 @@ function damagedProblems(st) {
 /** A held lock, else leftovers of interrupted runs (which a held lock may still be writing). */
 function lockProblems(st) {
   if (st.locked) return [{ problem: 'a staging run holds the store lock', fix: 'wait for it to finish; an OS lock is released when its process dies' }]
-  if (st.partials.length) return [{ problem: `leftovers in versions/: ${safeList(st.partials)}`, fix: 'run prune (the next stage run also removes them)' }]
+  if (st.partials.length) return [{ problem: `leftovers of interrupted runs: ${safeList(st.partials)}`, fix: 'run prune (the next stage run also removes them)' }]
   return []
 }
 
@@ -500,7 +500,7 @@ async function doctor({ values }, out) {
 async function markBad({ values, positionals }, out) {
   const userData = requireUserData(values)
   if (positionals.length !== 1) throw new UsageError('mark-bad takes exactly one <version>')
-  const now = await loadBinding().markBadVersion(userData, positionals[0])
+  const now = loadBinding().markBadVersion(userData, positionals[0])
   if (values.json) return out.log(jsonLine({ marked: positionals[0], pointer: now }))
   out.log(`marked ${safe(positionals[0])} bad; pointer now: ${now ? safe(now) : 'none (bundled runtime)'}`)
 }

@@ -165,6 +165,24 @@ impl Control {
         }
     }
 
+    /// For a wait on a blocking thread, checked between its tries: `EABORTED` once the call is
+    /// aborted, `ETIMEDOUT` (the call's budget, the phase the call was in) once its deadline has
+    /// passed.
+    pub fn check(&self, what: &str) -> Result<()> {
+        if self.is_aborted() {
+            return Err(StageError::Aborted);
+        }
+        if self.expired() {
+            return Err(StageError::Timeout {
+                url: what.to_string(),
+                phase: self.phase(),
+                budget: Budget::Call,
+                ms: self.total.as_millis() as u64,
+            });
+        }
+        Ok(())
+    }
+
     /// Sleeps for `d`, cut short by the deadline or an abort.
     pub async fn sleep(&self, what: &str, d: Duration) -> Result<()> {
         self.guard(what, async {

@@ -149,11 +149,53 @@ pub fn user_data_dir(raw: &str) -> Result<PathBuf, StageError> {
     if raw.trim().is_empty() {
         return Err(invalid("userData", "must be a non-empty path"));
     }
+    // No OS path can hold NUL: the OS would cut the path there, and read or write elsewhere.
+    if raw.contains('\0') {
+        return Err(invalid("userData", "must not contain a NUL character"));
+    }
     if !Path::new(raw).is_absolute() {
         return Err(invalid("userData", "must be an absolute path"));
     }
-    // Normalised (`.` and repeated separators dropped) so the pointer's paths are canonical.
-    Ok(absolute(raw))
+    Ok(canonical_dir(&normalize(Path::new(raw))))
+}
+
+/// `path` with `.` and repeated separators dropped and each `..` taken with the name before it,
+/// as Node's `path.resolve` spells it, so that every spelling of a folder derives the same paths.
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in absolute(&path.to_string_lossy()).components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The folder's one real name when it exists (links resolved), so that a store staged through a
+/// link or another spelling is found under every spelling; else `path` itself. On Windows the
+/// `\\?\` form the OS returns is spelled back as the drive or share path the app uses.
+fn canonical_dir(path: &Path) -> PathBuf {
+    let Ok(real) = std::fs::canonicalize(path) else {
+        return path.to_path_buf();
+    };
+    #[cfg(windows)]
+    {
+        let s = real.to_string_lossy();
+        if let Some(rest) = s.strip_prefix(r"\\?\UNC\") {
+            return PathBuf::from(format!(r"\\{rest}"));
+        }
+        if let Some(rest) = s.strip_prefix(r"\\?\") {
+            if rest.as_bytes().get(1) == Some(&b':') {
+                return PathBuf::from(rest);
+            }
+        }
+    }
+    real
 }
 
 impl Default for NetConfig {

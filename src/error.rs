@@ -166,6 +166,9 @@ pub enum StageError {
     /// A Sigstore bundle checked by hand (`verifyBundle`) that does not verify.
     #[error("the bundle does not verify ({check}): {}", clip(.reason))]
     BundleRefused { check: &'static str, reason: String },
+    /// The store lock stayed held past a store function's bounded wait: its holder is frozen.
+    #[error("the store lock {} stayed held for {ms} ms", clip_path(.path))]
+    Locked { path: PathBuf, ms: u64 },
 
     #[error("staging was aborted")]
     Aborted,
@@ -260,6 +263,8 @@ kinds! {
         (--require-signatures, --registry-keys)",
     EINCOMPATIBLE: "this runtime needs another Node (engines.node) or node-pty than the app \
         has; update the app first, or check `hostNodeVersion` (--host-node-version)",
+    ELOCKED: "another process held the store lock for seconds (it may be frozen); retry, or end \
+        that process",
 }
 
 /// What JS sees of an error beside its message: its kind and its structured fields.
@@ -355,6 +360,8 @@ impl StageError {
                 of(Kind::EPROVENANCE).str("version", version).str("check", check)
             }
             BundleRefused { check, .. } => of(Kind::EPROVENANCE).str("check", check),
+            Locked { path, ms } => of(Kind::ELOCKED).path(path).num("timeoutMs", *ms as f64)
+                .str("phase", "waiting-for-lock"),
             Aborted => of(Kind::EABORTED),
             Internal { what } => of(Kind::EINTERNAL).str("what", what),
         }
@@ -731,6 +738,10 @@ mod tests {
                 guard: "node-pty",
                 range: url.clone(),
                 provided: url.clone(),
+            },
+            StageError::Locked {
+                path: PathBuf::from("/p"),
+                ms: 5000,
             },
         ];
         for e in &each {

@@ -155,6 +155,51 @@ pub fn remove_tree(path: &Path) -> Result<()> {
     }
 }
 
+/// What `read_small` found at a path.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SmallFile {
+    /// Nothing is there.
+    Missing,
+    /// A regular file of at most the cap, read whole.
+    Read(Vec<u8>),
+    /// Something that is not one of our small files: a link, a folder, a FIFO or a device, a file
+    /// over the cap, or one that could not be read. Its contents are unknown.
+    Refused,
+}
+
+/// Reads one of the store's small files (pointer, lists, records) without trusting what is there:
+/// a regular file only, never through a link (a link could lead out of the store or to
+/// `/dev/zero`), never a FIFO (whose open would wait for a writer forever), and at most `cap`
+/// bytes, so that the start-up path reads a bounded amount and never blocks.
+pub fn read_small(path: &Path, cap: u64) -> SmallFile {
+    use std::io::Read;
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return SmallFile::Missing,
+        Ok(m) if m.is_file() && m.len() <= cap => {}
+        _ => return SmallFile::Refused,
+    }
+    let mut options = fs::OpenOptions::new();
+    options.read(true);
+    // Between the check above and the open, the name could be replaced: refuse a link and never
+    // wait on a FIFO there too; the open file is checked again below.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let Ok(f) = options.open(path) else {
+        return SmallFile::Refused;
+    };
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return SmallFile::Refused;
+    }
+    let mut bytes = Vec::new();
+    match f.take(cap + 1).read_to_end(&mut bytes) {
+        Ok(n) if n as u64 <= cap => SmallFile::Read(bytes),
+        _ => SmallFile::Refused,
+    }
+}
+
 /// Writes `data` to `path` atomically: a temp file beside it, flushed, renamed over, and the folder
 /// flushed. A reader sees the old file or the new one, never a mix, even after a power cut.
 pub fn write_atomic(r: &dyn Renamer, path: &Path, data: &[u8]) -> Result<()> {

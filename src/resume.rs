@@ -1,5 +1,5 @@
 //! Resumable tarball downloads. The bytes of a tarball received so far are kept in the store
-//! (`versions/<v>.download`) with a sidecar (`versions/<v>.download.json`) naming what they are:
+//! (`staging/<v>.download`) with a sidecar (`staging/<v>.download.json`) naming what they are:
 //! the URL, the integrity the document promised, the server's validator, the full size and when
 //! they were last written. The next attempt, in this call or a later one, in this process or
 //! another, asks for the rest with `Range` guarded by `If-Range`. Only the holder of the staging
@@ -63,7 +63,7 @@ impl Validator {
     }
 }
 
-/// The sidecar `versions/<v>.download.json`.
+/// The sidecar `staging/<v>.download.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Sidecar {
@@ -342,7 +342,7 @@ mod tests {
     fn load_keeps_usable_bytes_and_removes_the_rest() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::new(tmp.path());
-        fs::create_dir_all(store.versions_dir()).unwrap();
+        fs::create_dir_all(store.staging_dir()).unwrap();
         let k = sidecar(Some(200));
         begin(&store, "2.0.0", &k).unwrap();
         assert!(load(&store, "2.0.0", &k.url, &k.integrity)

@@ -15,7 +15,7 @@ use crate::registry::{
     document_url, rewrite_tarball_url, Dist, Document, ACCEPT_CORGI, ACCEPT_FULL,
 };
 use crate::store::{
-    self, IncompatibleEntry, StagingGuard, StagingLock, Store, StoreLock, NATIVE_MODULE,
+    self, IncompatibleEntry, LockWait, StagingGuard, StagingLock, Store, StoreLock, NATIVE_MODULE,
 };
 use crate::trust::{self, Compat};
 use crate::version;
@@ -313,11 +313,13 @@ impl Run<'_> {
     /// meanwhile, or the pointer names a whole folder the original TypeScript stager left without
     /// a completion record.
     async fn recheck_under_lock(&self, staging: &StagingGuard<'_>) -> Result<Option<Outcome>> {
-        let (store, latest) = (self.store.clone(), self.latest.clone());
+        let (store, latest, ctl) = (self.store.clone(), self.latest.clone(), self.ctl.clone());
         let integrity = self.dist.integrity.to_string();
         let before = staging
             .blocking(move |staging| {
-                store.with_store_lock(|lock| recheck(&store, staging, lock, &latest, &integrity))
+                store.with_store_lock(&LockWait::Call(&ctl), |lock| {
+                    recheck(&store, staging, lock, &latest, &integrity)
+                })
             })
             .await?;
         if let Some(outcome) = &before {
@@ -330,14 +332,15 @@ impl Run<'_> {
     /// Whether a whole, unpointed folder of this version is reused instead of downloaded, once the
     /// leftovers of crashed runs are swept; a folder that is not reused is discarded.
     async fn sweep_and_reuse(&self, staging: &StagingGuard<'_>) -> Result<bool> {
-        let (store, latest) = (self.store.clone(), self.latest.clone());
+        let (store, latest, ctl) = (self.store.clone(), self.latest.clone(), self.ctl.clone());
         let integrity = self.dist.integrity.to_string();
         let (reuse, swept) = staging
             .blocking(move |staging| {
                 // With the staging lock held no run is in flight, so every partial is a crashed
                 // run's.
-                let swept = store.sweep_stale(staging, Some(&latest))?;
+                let swept = store.sweep_stale(staging, &LockWait::Call(&ctl), Some(&latest))?;
                 fsutil::create_dir_all(&store.versions_dir())?;
+                fsutil::create_dir_all(&store.staging_dir())?;
                 // A whole, unpointed folder is a run that died before its pointer write: reuse
                 // it, when it holds the tarball this document (and its checked signature or
                 // provenance) names; a folder staged from another registry's bytes is staged
@@ -380,9 +383,11 @@ impl Run<'_> {
                 guard: guard.to_string(),
                 range: range.clone(),
             };
-            let (store, latest) = (self.store.clone(), self.latest.clone());
+            let (store, latest, ctl) = (self.store.clone(), self.latest.clone(), self.ctl.clone());
             blocking(move || {
-                store.with_store_lock(|lock| store.add_incompatible(lock, &latest, entry))
+                store.with_store_lock(&LockWait::Call(&ctl), |lock| {
+                    store.add_incompatible(lock, &latest, entry)
+                })
             })
             .await?;
         }
@@ -392,11 +397,11 @@ impl Run<'_> {
     /// The outcome of pointing at this version, which prunes what the new pointer no longer
     /// needs; the pruned folders are deleted once the store lock is released.
     async fn promote_and_prune(&self, staging: &StagingGuard<'_>) -> Result<Outcome> {
-        let (store, latest) = (self.store.clone(), self.latest.clone());
+        let (store, latest, ctl) = (self.store.clone(), self.latest.clone(), self.ctl.clone());
         let running = version::clean(&self.cfg.current_version);
         let (outcome, pruned) = staging
             .blocking(move |staging| {
-                let promoted = store.with_store_lock(|lock| {
+                let promoted = store.with_store_lock(&LockWait::Call(&ctl), |lock| {
                     promote(&store, staging, lock, &latest, running.as_ref())
                 });
                 store.empty_trash(staging);

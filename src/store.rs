@@ -1,8 +1,11 @@
-//! The runtime store under `<userData>/kanban-runtime/`: layout, pointer, bad versions, lock.
+//! The runtime store under `<userData>/runtime-store/`: layout, pointer, bad versions, locks.
+//!
+//! The layout is the one the app's first, TypeScript stager wrote (the pointer, the bad list and
+//! `versions/`), so a store it left on a user's disk is adopted as it is; everything else is ours.
 //!
 //! ```text
 //! current.json        {"version","cliEntry","previous"}: what the app runs next
-//! bad-versions.json   ["0.1.69", ...]: versions that failed to start
+//! bad-versions.json   ["0.1.69", ...]: versions that failed to start, sorted by precedence
 //! incompatible-versions.json  {"0.2.0": {"guard": "engines.node", "range": ">=24"}}: versions
 //!                     whose own package.json refused this app; re-checked, never re-downloaded
 //! stage.lock          held by a staging run from its first store step to its last, download
@@ -10,9 +13,13 @@
 //! store.lock          held for short critical sections only (pointer, bad list, promotion,
 //!                     pruning), so `markBadVersion` never waits for a download
 //! versions/<v>/       a whole staged runtime; never modified once it has this name
-//! versions/<v>.partial/  a staging run in flight; only the lock holder touches it
-//! versions/<v>.download   the tarball bytes received so far, resumed by the next attempt
-//! versions/<v>.download.json  what they are: URL, integrity, validator, size, time
+//! versions/<v>.partial/  the TypeScript stager's in-flight folder: only ever a leftover here
+//! staging/            what a staging run works on, apart from `versions/` so that no version
+//!                     (`2.0.0-rc.partial` is valid semver) can be named like a leftover:
+//!   <v>.partial/, <v>.native.partial/  a staging run in flight; only the lock holder touches it
+//!   <v>.download      the tarball bytes received so far, resumed by the next attempt
+//!   <v>.download.json what they are: URL, integrity, validator, size, time
+//!   <v>.trash-<pid>/  a folder on its way out (pruned or removed)
 //! package-document.cache  the package document with its ETag / Last-Modified
 //! ```
 
@@ -21,23 +28,40 @@ use crate::fsutil::{self, OsRenamer, Renamer};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub const STORE_DIR: &str = "kanban-runtime";
+pub const STORE_DIR: &str = "runtime-store";
 pub const POINTER_FILE: &str = "current.json";
 pub const BAD_FILE: &str = "bad-versions.json";
 pub const INCOMPATIBLE_FILE: &str = "incompatible-versions.json";
 /// The incompatible list holds one short entry per refused release: far below this, and a file
 /// above it is not ours, so it is ignored rather than read into memory.
 const MAX_INCOMPATIBLE_FILE_BYTES: u64 = 1024 * 1024;
+/// The pointer is two short fields and a path: a file above this is not ours and is not read.
+pub const MAX_POINTER_BYTES: u64 = 16 * 1024;
+/// A completion record is four short fields.
+const MAX_RECORD_BYTES: u64 = 16 * 1024;
+/// The bad list gains one version for each release that failed to start: 1 MiB holds tens of
+/// thousands. A larger file is not read (a version it names is then not known to be bad), and
+/// never rewritten, since that would lose what it holds.
+pub const MAX_BAD_LIST_BYTES: u64 = 1024 * 1024;
+/// How long a store function (`markBadVersion`, `writePointer`, ...) waits for the store lock.
+/// The lock is held only for short sections, so a longer wait means a frozen holder: the function
+/// then fails with `ELOCKED` instead of freezing the app's main process with it.
+pub const STORE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Between two tries of a held lock: short against sections that last milliseconds.
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(5);
 pub const LOCK_FILE: &str = "stage.lock";
 pub const STORE_LOCK_FILE: &str = "store.lock";
 /// Age past which the document cache's temp file (written without a lock) is a crashed writer's.
 const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 pub const VERSIONS_DIR: &str = "versions";
+pub const STAGING_DIR: &str = "staging";
 pub const PARTIAL_SUFFIX: &str = ".partial";
+/// In the name of a folder on its way out, in `staging/`.
+const TRASH_MARK: &str = ".trash-";
 /// Written last into a staged folder, before its rename: its presence means the folder is whole.
 pub const COMPLETE_FILE: &str = ".kanban-runtime-complete.json";
 pub const CLI_ENTRY: [&str; 2] = ["dist", "cli.js"];
@@ -170,6 +194,45 @@ pub struct StagingLock {
     _private: (),
 }
 
+/// How long a wait for the store lock may last.
+pub enum LockWait<'a> {
+    /// A store function's: `STORE_LOCK_WAIT`, then `ELOCKED`.
+    Bounded,
+    /// A staging call's: until its deadline (`ETIMEDOUT`) or abort (`EABORTED`).
+    Call(&'a crate::call::Control),
+    /// No wait: `ELOCKED` at once when the lock is held.
+    Now,
+}
+
+impl LockWait<'_> {
+    /// `Err` once a wait that began at `started` must end.
+    fn check(&self, path: &Path, started: std::time::Instant) -> Result<()> {
+        match self {
+            LockWait::Bounded if started.elapsed() >= STORE_LOCK_WAIT => Err(StageError::Locked {
+                path: path.to_path_buf(),
+                ms: STORE_LOCK_WAIT.as_millis() as u64,
+            }),
+            LockWait::Bounded => Ok(()),
+            LockWait::Now => Err(StageError::Locked {
+                path: path.to_path_buf(),
+                ms: 0,
+            }),
+            // The call's deadline ends the wait, named for what the call was doing: waiting.
+            LockWait::Call(ctl) => ctl.check(&path.display().to_string()).map_err(|e| match e {
+                StageError::Timeout {
+                    url, budget, ms, ..
+                } => StageError::Timeout {
+                    url,
+                    phase: crate::call::Phase::WaitingForLock,
+                    budget,
+                    ms,
+                },
+                e => e,
+            }),
+        }
+    }
+}
+
 /// Why a downloaded version was refused by the compatibility guard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IncompatibleEntry {
@@ -183,7 +246,7 @@ pub struct IncompatibleEntry {
 pub fn check_version(version: &str) -> Result<semver::Version> {
     semver::Version::parse(version).map_err(|e| StageError::InvalidOption {
         name: "version",
-        reason: format!("`{version}` is not a valid semver version: {e}"),
+        reason: format!("invalid semver: {version} ({e})"),
     })
 }
 
@@ -215,23 +278,34 @@ impl Store {
     pub fn version_dir(&self, version: &str) -> PathBuf {
         self.versions_dir().join(version)
     }
+    /// Where a staging run works: partials, kept download bytes, folders on their way out.
+    pub fn staging_dir(&self) -> PathBuf {
+        self.root.join(STAGING_DIR)
+    }
+    /// The in-flight folder of a staging run of `version`.
     pub fn partial_dir(&self, version: &str) -> PathBuf {
+        self.staging_dir()
+            .join(format!("{version}{PARTIAL_SUFFIX}"))
+    }
+    /// The TypeScript stager's in-flight folder for `version`, beside the version folders: here
+    /// only ever a leftover of an interrupted run of that stager.
+    pub fn legacy_partial_dir(&self, version: &str) -> PathBuf {
         self.versions_dir()
             .join(format!("{version}{PARTIAL_SUFFIX}"))
     }
     /// Where a staging run copies the native modules while the tarball extracts; a `.partial`
     /// like the version's own, so a crashed run's copy is swept the same way.
     pub fn native_partial_dir(&self, version: &str) -> PathBuf {
-        self.versions_dir()
+        self.staging_dir()
             .join(format!("{version}.native{PARTIAL_SUFFIX}"))
     }
     /// The tarball bytes received so far for `version` (see `resume`).
     pub fn kept_path(&self, version: &str) -> PathBuf {
-        self.versions_dir()
+        self.staging_dir()
             .join(format!("{version}{}", crate::resume::KEPT_SUFFIX))
     }
     pub fn sidecar_path(&self, version: &str) -> PathBuf {
-        self.versions_dir()
+        self.staging_dir()
             .join(format!("{version}{}", crate::resume::SIDECAR_SUFFIX))
     }
     pub fn pointer_path(&self) -> PathBuf {
@@ -266,16 +340,48 @@ impl Store {
     /// The pointer file, if it parses and is canonical: a semver version and exactly this store's
     /// `versions/<version>/dist/cli.js` as `cliEntry`. Anything else is treated as no pointer.
     pub fn read_pointer_file(&self) -> Option<Pointer> {
-        let bytes = fs::read(self.pointer_path()).ok()?;
-        let p: Pointer = serde_json::from_slice(&bytes).ok()?;
+        let fsutil::SmallFile::Read(bytes) =
+            fsutil::read_small(&self.pointer_path(), MAX_POINTER_BYTES)
+        else {
+            return None;
+        };
+        let mut p: Pointer = serde_json::from_slice(&bytes).ok()?;
         semver::Version::parse(&p.version).ok()?;
-        if Path::new(&p.cli_entry) != self.cli_entry(&p.version) {
+        let canonical = self.cli_entry(&p.version);
+        if Path::new(&p.cli_entry) != canonical && !self.is_other_spelling(&p.cli_entry, &canonical)
+        {
             return None;
         }
+        p.cli_entry = canonical.to_string_lossy().into_owned();
         if let Some(prev) = &p.previous {
             semver::Version::parse(prev).ok()?;
         }
         Some(p)
+    }
+
+    /// Whether `cli_entry` is `canonical` spelled through another path to `userData` (a link to
+    /// it, say), as a pointer written by a stager given that path holds it: the same
+    /// `runtime-store/versions/<v>/dist/cli.js` tail, no `.` or `..`, and a `userData` part whose
+    /// real path is this store's. Links inside the store are never resolved.
+    fn is_other_spelling(&self, cli_entry: &str, canonical: &Path) -> bool {
+        use std::path::Component;
+        let spelled = Path::new(cli_entry);
+        let Some(user_data) = self.root.parent() else {
+            return false;
+        };
+        let Ok(tail) = canonical.strip_prefix(user_data) else {
+            return false;
+        };
+        let plain = spelled
+            .components()
+            .all(|c| !matches!(c, Component::CurDir | Component::ParentDir));
+        let spelled_user_data = spelled.ancestors().nth(tail.components().count());
+        plain
+            && spelled.is_absolute()
+            && spelled.ends_with(tail)
+            && spelled_user_data
+                .and_then(|u| fs::canonicalize(u).ok())
+                .is_some_and(|u| u == user_data)
     }
 
     /// The CLI to run: the (never bad) pointer's `cliEntry` when its folder is runnable.
@@ -357,8 +463,7 @@ impl Store {
                 .filter(|v| !bad.iter().any(|b| b == v))
                 .map(str::to_string),
         };
-        let json = serde_json::to_vec_pretty(&p).expect("pointer serialises");
-        fsutil::write_atomic(self.renamer(), &self.pointer_path(), &json)
+        fsutil::write_atomic(self.renamer(), &self.pointer_path(), &json_line(&p))
     }
 
     pub fn remove_pointer(&self, _: &StoreLock) -> Result<()> {
@@ -370,13 +475,29 @@ impl Store {
         }
     }
 
-    /// Versions marked bad. A missing or unreadable file means none: a damaged list must not stop
-    /// updates, and the app re-marks a version that fails again.
+    /// Versions marked bad: every valid version the list holds, also when other entries of it
+    /// are damaged. A missing list, or one that cannot be read, means none: a damaged list must
+    /// not stop updates, and the app re-marks a version that fails again.
     pub fn bad_versions(&self) -> Vec<String> {
-        fs::read(self.root.join(BAD_FILE))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Vec<String>>(&b).ok())
-            .unwrap_or_default()
+        self.read_bad_list().unwrap_or_default()
+    }
+
+    /// The bad list, for a writer: `Err` when a file is there but cannot be read whole (too
+    /// large, a folder, a link), since a list rewritten from it would forget what it holds.
+    fn read_bad_list(&self) -> Result<Vec<String>> {
+        let path = self.root.join(BAD_FILE);
+        match fsutil::read_small(&path, MAX_BAD_LIST_BYTES) {
+            fsutil::SmallFile::Missing => Ok(Vec::new()),
+            fsutil::SmallFile::Read(bytes) => Ok(salvage_versions(&bytes)),
+            fsutil::SmallFile::Refused => Err(StageError::io(
+                "reading",
+                &path,
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "not a regular file of at most 1 MiB, so it is not rewritten",
+                ),
+            )),
+        }
     }
 
     pub fn is_bad(&self, version: &str) -> bool {
@@ -388,15 +509,10 @@ impl Store {
     /// runs again on the next download.
     pub fn incompatible_versions(&self) -> BTreeMap<String, IncompatibleEntry> {
         let path = self.root.join(INCOMPATIBLE_FILE);
-        let mut bytes = Vec::new();
-        let read = File::open(&path).and_then(|f| {
-            f.take(MAX_INCOMPATIBLE_FILE_BYTES + 1)
-                .read_to_end(&mut bytes)
-        });
-        if read.is_err() || bytes.len() as u64 > MAX_INCOMPATIBLE_FILE_BYTES {
-            return BTreeMap::new();
+        match fsutil::read_small(&path, MAX_INCOMPATIBLE_FILE_BYTES) {
+            fsutil::SmallFile::Read(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+            _ => BTreeMap::new(),
         }
-        serde_json::from_slice(&bytes).unwrap_or_default()
     }
 
     /// Remembers that `version`'s own package.json refused this app.
@@ -411,20 +527,25 @@ impl Store {
         self.write_list(INCOMPATIBLE_FILE, &map)
     }
 
-    /// Adds `version` to the bad list.
+    /// Adds `version` to the bad list, kept as the TypeScript stager wrote it: de-duplicated and
+    /// sorted by precedence. Refuses to rewrite a list it cannot read whole.
     pub fn add_bad(&self, _: &StoreLock, version: &str) -> Result<()> {
-        let mut list = self.bad_versions();
-        if !list.iter().any(|v| v == version) {
-            list.push(version.into());
-        }
+        let mut list = self.read_bad_list()?;
+        list.push(version.into());
+        let mut parsed: Vec<semver::Version> = list
+            .iter()
+            .filter_map(|v| semver::Version::parse(v).ok())
+            .collect();
+        parsed.sort_by(crate::version::compare);
+        parsed.dedup_by(|a, b| a == b);
+        let list: Vec<String> = parsed.iter().map(|v| v.to_string()).collect();
         self.write_list(BAD_FILE, &list)
     }
 
     /// Writes one of the store's lists (bad, incompatible) atomically, creating the store.
     fn write_list(&self, name: &str, list: &impl Serialize) -> Result<()> {
         fsutil::create_dir_all(&self.root)?;
-        let json = serde_json::to_vec_pretty(list).expect("list serialises");
-        fsutil::write_atomic(self.renamer(), &self.root.join(name), &json)
+        fsutil::write_atomic(self.renamer(), &self.root.join(name), &json_line(list))
     }
 
     /// Takes the store lock (held only for short sections, never for a download: this answers at
@@ -432,18 +553,143 @@ impl Store {
     /// `mark_bad_and_roll_back` does. Call from a blocking thread.
     pub fn mark_bad(&self, version: &str) -> Result<Option<String>> {
         check_version(version)?;
-        self.with_store_lock(|lock| self.mark_bad_and_roll_back(lock, version))
+        self.with_store_lock(&LockWait::Bounded, |lock| {
+            self.mark_bad_and_roll_back(lock, version)
+        })
     }
 
-    /// Runs `f` with the store lock held, waiting for the holder of a short section (call from a
-    /// blocking thread). The lock is released when `f` returns.
-    pub fn with_store_lock<T>(&self, f: impl FnOnce(&StoreLock<'_>) -> Result<T>) -> Result<T> {
+    /// Whether a `current.json` is there, whatever it holds (not a folder): what the app checks
+    /// to remove a pointer that `read_pointer` refuses.
+    pub fn pointer_file_exists(&self) -> bool {
+        // Followed through a link and a regular file only, as the first stager's check was: a
+        // FIFO or a device is not a pointer file an app could remove and rewrite.
+        fs::metadata(self.pointer_path()).is_ok_and(|m| m.is_file())
+    }
+
+    /// Points at `version`, whose `cli_entry` must be exactly its canonical path; the version
+    /// pointed so far (or its fallback) is kept as `previous` when it is runnable and not bad.
+    pub fn write_pointer_checked(&self, version: &str, cli_entry: &str) -> Result<()> {
+        check_version(version)?;
+        let canonical = self.cli_entry(version);
+        if Path::new(cli_entry) != canonical || cli_entry != canonical.to_string_lossy() {
+            return Err(StageError::InvalidOption {
+                name: "cliEntry",
+                reason: format!(
+                    "cliEntry for {version} must be {}, got {cli_entry}",
+                    canonical.display()
+                ),
+            });
+        }
+        self.with_store_lock(&LockWait::Bounded, |lock| {
+            let previous = self.fallback_for(version);
+            self.write_pointer(lock, version, previous.as_deref())
+        })
+    }
+
+    /// Removes the pointer, so the app runs its bundled runtime. A missing pointer (or store) is
+    /// fine, and nothing is created.
+    pub fn clear_pointer(&self) -> Result<()> {
+        if fs::symlink_metadata(self.pointer_path()).is_err() {
+            return Ok(());
+        }
+        self.with_store_lock(&LockWait::Bounded, |lock| self.remove_pointer(lock))
+    }
+
+    /// Removes `versions/<version>`: renamed aside under the store lock, so that it vanishes from
+    /// its name in one step, then deleted with no lock held. A version that is not semver, or a
+    /// folder that is not there, is nothing to do.
+    pub fn remove_version(&self, version: &str) -> Result<()> {
+        if semver::Version::parse(version).is_err() {
+            return Ok(());
+        }
+        let dir = self.version_dir(version);
+        if fs::symlink_metadata(&dir).is_err() {
+            return Ok(());
+        }
+        let trash = self.with_store_lock(&LockWait::Bounded, |_| {
+            fsutil::create_dir_all(&self.staging_dir())?;
+            let trash = self.trash_path(version);
+            match self.renamer().rename(&dir, &trash) {
+                Ok(()) => Ok(Some(trash)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(StageError::io("moving aside", &dir, e)),
+            }
+        })?;
+        match trash {
+            Some(trash) => fsutil::remove_tree(&trash),
+            None => Ok(()),
+        }
+    }
+
+    /// Removes the leftovers of interrupted runs: the TypeScript stager's `versions/<v>.partial/`
+    /// folders, and this stager's partials unless a staging run (in any process) holds the staging
+    /// lock, whose partials are then in flight. A missing store is nothing to do.
+    pub fn cleanup_partials(&self) -> Result<()> {
+        if !self.root.is_dir() {
+            return Ok(());
+        }
+        self.sweep_legacy_partials()?;
+        // A store the app cannot lock (read-only, say) has no run in flight to spare, but no
+        // partial of ours can have been written there either.
+        let Ok(mut file) = self.staging_lock_file() else {
+            return Ok(());
+        };
+        if let Some(_staging) = file.try_lock()? {
+            for (name, path, is_dir) in dir_entries(&self.staging_dir())? {
+                if is_dir && (name.ends_with(PARTIAL_SUFFIX) || is_trash(&name)) {
+                    fsutil::remove_tree(&path)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the TypeScript stager's partial folders from `versions/`: a folder named
+    /// `<v>.partial` that is not itself a whole version (`2.0.0-rc.partial` is valid semver).
+    /// Nothing of ours is ever in flight there. Returns the names removed.
+    fn sweep_legacy_partials(&self) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for (name, path, is_dir) in dir_entries(&self.versions_dir())? {
+            if is_dir && name.ends_with(PARTIAL_SUFFIX) && !self.is_runnable(&name) {
+                fsutil::remove_tree(&path)?;
+                removed.push(name);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// The version a CLI path was staged for, when it is exactly this store's canonical
+    /// `versions/<v>/dist/cli.js` for a semver `<v>`; anything else is `None`, so a stray path
+    /// never names a real version.
+    pub fn version_from_cli_entry(&self, cli_entry: &str) -> Option<String> {
+        let path = Path::new(cli_entry);
+        if !path.is_absolute() {
+            return None;
+        }
+        let version = path.parent()?.parent()?.file_name()?.to_str()?;
+        semver::Version::parse(version).ok()?;
+        (self.cli_entry(version).to_string_lossy() == cli_entry).then(|| version.to_string())
+    }
+
+    /// Runs `f` with the store lock held, waiting for the holder of a short section for as long
+    /// as `wait` allows (call from a blocking thread). The lock is released when `f` returns.
+    pub fn with_store_lock<T>(
+        &self,
+        wait: &LockWait<'_>,
+        f: impl FnOnce(&StoreLock<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let path = self.root.join(STORE_LOCK_FILE);
         let mut lock = self.open_lock(STORE_LOCK_FILE)?;
-        let guard = lock
-            .write()
-            .map_err(|e| StageError::io("locking", &self.root.join(STORE_LOCK_FILE), e))?;
-        let held = StoreLock { _guard: guard };
-        f(&held)
+        let started = std::time::Instant::now();
+        loop {
+            match lock.try_write() {
+                Ok(guard) => return f(&StoreLock { _guard: guard }),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(StageError::io("locking", &path, e)),
+            }
+            wait.check(&path, started)?;
+            std::thread::sleep(LOCK_RETRY);
+        }
     }
 
     /// Marks `version` bad and, when it is the pointed version, rolls the pointer back to the
@@ -504,11 +750,20 @@ impl Store {
     }
 
     /// Whether another stager holds the lock right now (a staging run is changing the store).
+    /// Opens the lock file for reading only, so that it answers on a read-only store too.
     pub fn is_locked(&self) -> Result<bool> {
-        if !self.root.join(LOCK_FILE).exists() {
-            return Ok(false);
-        }
-        let held = self.staging_lock_file()?.try_lock()?.is_none();
+        let path = self.root.join(LOCK_FILE);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(StageError::io("opening lock", &path, e)),
+        };
+        let mut lock = fd_lock::RwLock::new(file);
+        let held = match lock.try_write() {
+            Ok(_) => false,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
+            Err(e) => return Err(StageError::io("locking", &path, e)),
+        };
         Ok(held)
     }
 
@@ -532,6 +787,8 @@ impl Store {
                 }
             }
         }
+        let staging = dir_entries(&self.staging_dir()).unwrap_or_default();
+        partials.extend(staging.into_iter().map(|(name, ..)| name));
         versions.sort_by(|a, b| {
             semver::Version::parse(&a.version)
                 .ok()
@@ -545,43 +802,46 @@ impl Store {
             bad: self.bad_versions(),
             partials,
             locked: self.is_locked()?,
-            total_bytes: tree_size(&dir),
+            total_bytes: self.staged_bytes(),
         })
     }
 
-    /// Removes every partial folder and temp file, and any stray regular file in `versions/`
-    /// (a file named like a version would block the rename of a staged folder). Kept download
-    /// bytes survive only for `resuming`, the version this run stages, and only while it is not
-    /// staged, not bad and under a week old: every other version's are superseded. The staging
-    /// lock makes this safe: while it is held no staging run is in flight, so every partial is a
-    /// crashed run's leftover. Returns the names removed from `versions/`.
-    pub fn sweep_stale(&self, _: &StagingLock, resuming: Option<&str>) -> Result<Vec<String>> {
+    /// Removes every partial folder, folder on its way out and temp file, the TypeScript stager's
+    /// partials, and any stray regular file in `versions/` (a file named like a version would
+    /// block the rename of a staged folder). Kept download bytes survive only for `resuming`, the
+    /// version this run stages, and only while it is not staged, not bad and under a week old:
+    /// every other version's are superseded. The staging lock makes this safe: while it is held no
+    /// staging run is in flight, so every partial is a crashed run's leftover. Returns the names
+    /// removed.
+    pub fn sweep_stale(
+        &self,
+        _: &StagingLock,
+        wait: &LockWait<'_>,
+        resuming: Option<&str>,
+    ) -> Result<Vec<String>> {
         let keep_download = resuming.is_some_and(|v| {
             !self.is_whole(v)
                 && !self.is_bad(v)
                 && crate::resume::read_sidecar(&self.sidecar_path(v))
                     .is_some_and(|s| !s.is_stale(crate::resume::now_secs()))
         });
-        let dir = self.versions_dir();
         let mut removed = Vec::new();
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(removed),
-            Err(e) => return Err(StageError::io("reading folder", &dir, e)),
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        for (name, path, is_dir) in dir_entries(&self.staging_dir())? {
             let kept = crate::resume::kept_version(&name);
             if keep_download && !is_dir && kept.is_some() && kept == resuming {
                 continue;
             }
-            if name.ends_with(PARTIAL_SUFFIX) || name.contains(".trash-") || !is_dir {
-                fsutil::remove_tree(&entry.path())?;
+            fsutil::remove_tree(&path)?;
+            removed.push(name);
+        }
+        removed.extend(self.sweep_legacy_partials()?);
+        for (name, path, is_dir) in dir_entries(&self.versions_dir())? {
+            if !is_dir {
+                fsutil::remove_tree(&path)?;
                 removed.push(name);
             }
         }
-        self.with_store_lock(|lock| {
+        self.with_store_lock(wait, |lock| {
             self.sweep_temp_files(lock);
             Ok(())
         })?;
@@ -636,16 +896,44 @@ impl Store {
     /// version but the pointed one, its fallback and `running`. Skipped (`busy`) while a staging
     /// run holds the store: it prunes when it finishes. Call from a blocking thread.
     pub fn prune_now(&self, running: Option<&semver::Version>) -> Result<PruneReport> {
-        let before = tree_size(&self.versions_dir());
+        let before = self.staged_bytes();
         let mut file = self.staging_lock_file()?;
-        let Some(staging) = file.try_lock()? else {
-            return Ok(PruneReport {
-                busy: true,
-                ..PruneReport::default()
-            });
-        };
-        let mut removed = self.sweep_stale(&staging, None)?;
-        removed.extend(self.with_store_lock(|lock| {
+        let started = std::time::Instant::now();
+        loop {
+            let Some(staging) = file.try_lock()? else {
+                return Ok(PruneReport {
+                    busy: true,
+                    ..PruneReport::default()
+                });
+            };
+            match self.prune_locked(&staging, running) {
+                Ok(removed) => {
+                    self.empty_trash(&staging);
+                    return Ok(PruneReport {
+                        removed,
+                        freed_bytes: before.saturating_sub(self.staged_bytes()),
+                        busy: false,
+                    });
+                }
+                // The store lock is held: the staging lock is released before waiting, so that
+                // a staging run is never held up behind this wait.
+                Err(StageError::Locked { .. }) => drop(staging),
+                Err(e) => return Err(e),
+            }
+            LockWait::Bounded.check(&self.root.join(STORE_LOCK_FILE), started)?;
+            std::thread::sleep(LOCK_RETRY);
+        }
+    }
+
+    /// One try of `prune_now` with the staging lock held: `ELOCKED` at once when the store lock
+    /// is held.
+    fn prune_locked(
+        &self,
+        staging: &StagingLock,
+        running: Option<&semver::Version>,
+    ) -> Result<Vec<String>> {
+        let mut removed = self.sweep_stale(staging, &LockWait::Now, None)?;
+        removed.extend(self.with_store_lock(&LockWait::Now, |lock| {
             let pointed = self.read_pointer().map(|p| p.version);
             let fallback = self.fallback_for(pointed.as_deref().unwrap_or(""));
             let keep: Vec<&str> = pointed
@@ -653,14 +941,14 @@ impl Store {
                 .chain(fallback.iter())
                 .map(String::as_str)
                 .collect();
-            self.prune(&staging, lock, &keep, running)
+            self.prune(staging, lock, &keep, running)
         })?);
-        self.empty_trash(&staging);
-        Ok(PruneReport {
-            removed,
-            freed_bytes: before.saturating_sub(tree_size(&self.versions_dir())),
-            busy: false,
-        })
+        Ok(removed)
+    }
+
+    /// Bytes of the version folders and of what staging runs left.
+    fn staged_bytes(&self) -> u64 {
+        tree_size(&self.versions_dir()) + tree_size(&self.staging_dir())
     }
 
     /// Takes a damaged `versions/<v>` out of the way: renamed aside first so that it vanishes from
@@ -690,6 +978,8 @@ impl Store {
         let Ok(entries) = fs::read_dir(&dir) else {
             return Ok(removed);
         };
+        // Pruned folders are moved aside into `staging/`.
+        fsutil::create_dir_all(&self.staging_dir())?;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let Ok(v) = semver::Version::parse(&name) else {
@@ -712,21 +1002,25 @@ impl Store {
         Ok(removed)
     }
 
+    /// A name no other folder has: pruning, a damaged folder's discard and `removeVersionDir`
+    /// may each move one aside in this process at once.
     fn trash_path(&self, version: &str) -> PathBuf {
-        self.versions_dir()
-            .join(format!("{version}.trash-{}", std::process::id()))
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.staging_dir()
+            .join(format!("{version}{TRASH_MARK}{}-{n}", std::process::id()))
     }
 
     /// Deletes the folders pruning renamed aside. Under the staging lock no other run is in
     /// flight, so every `.trash-` folder is a leftover. Call after releasing the store lock.
     pub fn empty_trash(&self, _: &StagingLock) {
-        let Ok(entries) = fs::read_dir(self.versions_dir()) else {
+        let Ok(entries) = dir_entries(&self.staging_dir()) else {
             return;
         };
-        for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().contains(".trash-") {
+        for (name, path, _) in entries {
+            if is_trash(&name) {
                 // Housekeeping: what cannot be deleted now is swept by the next run.
-                let _ = fsutil::remove_tree(&entry.path());
+                let _ = fsutil::remove_tree(&path);
             }
         }
     }
@@ -753,8 +1047,64 @@ fn tree_size(dir: &Path) -> u64 {
 }
 
 pub fn read_record(dir: &Path) -> Option<CompletionRecord> {
-    let bytes = fs::read(dir.join(COMPLETE_FILE)).ok()?;
-    serde_json::from_slice(&bytes).ok()
+    match fsutil::read_small(&dir.join(COMPLETE_FILE), MAX_RECORD_BYTES) {
+        fsutil::SmallFile::Read(bytes) => serde_json::from_slice(&bytes).ok(),
+        _ => None,
+    }
+}
+
+/// One line of compact JSON, as the TypeScript stager wrote the pointer and the bad list.
+fn json_line(value: &impl Serialize) -> Vec<u8> {
+    let mut json = serde_json::to_vec(value).expect("store files serialise");
+    json.push(b'\n');
+    json
+}
+
+/// Every valid version a bad list names. A list that parses keeps its valid string entries; one
+/// that does not (torn, hand-edited) keeps every quoted valid version in it: a damaged entry must
+/// never make the list forget the others.
+fn salvage_versions(bytes: &[u8]) -> Vec<String> {
+    let valid = |v: &str| semver::Version::parse(v).is_ok();
+    if let Ok(values) = serde_json::from_slice::<Vec<serde_json::Value>>(bytes) {
+        return values
+            .iter()
+            .filter_map(|v| v.as_str())
+            .filter(|v| valid(v))
+            .map(str::to_string)
+            .collect();
+    }
+    String::from_utf8_lossy(bytes)
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|v| valid(v))
+        .map(str::to_string)
+        .collect()
+}
+
+fn is_trash(name: &str) -> bool {
+    name.contains(TRASH_MARK)
+}
+
+/// The entries of `dir` (name, path, whether a folder, links not followed); none when it is
+/// missing.
+fn dir_entries(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StageError::io("reading folder", dir, e)),
+    };
+    Ok(entries
+        .flatten()
+        .map(|e| {
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.path(),
+                is_dir,
+            )
+        })
+        .collect())
 }
 
 /// Writes the completion record into a folder about to be renamed into place, flushed.
@@ -778,7 +1128,7 @@ pub(crate) mod tests {
 
     /// `f`'s result, with the store lock held.
     fn locked<T>(store: &Store, f: impl FnOnce(&StoreLock) -> Result<T>) -> T {
-        store.with_store_lock(f).unwrap()
+        store.with_store_lock(&LockWait::Bounded, f).unwrap()
     }
 
     /// `f`'s result, with the staging lock held.
@@ -791,7 +1141,9 @@ pub(crate) mod tests {
     /// What pruning all but `keep` and `running` removes, with both locks held.
     fn prune(store: &Store, keep: &[&str], running: Option<&semver::Version>) -> Vec<String> {
         staged(store, |staging| {
-            store.with_store_lock(|lock| store.prune(staging, lock, keep, running))
+            store.with_store_lock(&LockWait::Bounded, |lock| {
+                store.prune(staging, lock, keep, running)
+            })
         })
     }
 
@@ -880,7 +1232,7 @@ pub(crate) mod tests {
             None
         );
         assert_eq!(store.read_pointer(), None);
-        assert_eq!(store.bad_versions(), ["0.5.0", "1.1.0", "1.0.0"]);
+        assert_eq!(store.bad_versions(), ["0.5.0", "1.0.0", "1.1.0"]);
     }
 
     #[test]
@@ -898,7 +1250,7 @@ pub(crate) mod tests {
         f.set_modified(an_hour_ago).unwrap();
         let fresh = store.root().join(".package-document.cache.tmp-2-1");
         fs::write(&fresh, "x").unwrap();
-        staged(&store, |s| store.sweep_stale(s, None));
+        staged(&store, |s| store.sweep_stale(s, &LockWait::Bounded, None));
         assert!(!store.partial_dir("2.0.0").exists());
         assert!(!store.root().join(".current.json.tmp-1").exists());
         assert!(!old.exists());
@@ -916,7 +1268,7 @@ pub(crate) mod tests {
         assert_eq!(removed, ["1.0.0"]);
         // Under the store lock the folder is only renamed aside; it is deleted after.
         let trash = |store: &Store| {
-            fs::read_dir(store.versions_dir())
+            fs::read_dir(store.staging_dir())
                 .unwrap()
                 .filter(|e| {
                     e.as_ref()
@@ -1033,7 +1385,7 @@ pub(crate) mod tests {
             st.partials,
             ["0.9.0", "2.0.0.partial", "README", "notes.partial"]
         );
-        staged(&store, |s| store.sweep_stale(s, None));
+        staged(&store, |s| store.sweep_stale(s, &LockWait::Bounded, None));
         let left: Vec<_> = fs::read_dir(store.versions_dir())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -1129,7 +1481,7 @@ pub(crate) mod tests {
     fn sweep_keeps_only_the_fresh_download_of_the_version_being_staged() {
         use crate::resume::{begin, now_secs, Sidecar, Validator, MAX_KEPT_AGE};
         let (_tmp, store) = temp_store();
-        fs::create_dir_all(store.versions_dir()).unwrap();
+        fs::create_dir_all(store.staging_dir()).unwrap();
         let keep = |version: &str, age: u64| {
             let sidecar = Sidecar {
                 url: "http://r/k.tgz".into(),
@@ -1146,28 +1498,38 @@ pub(crate) mod tests {
         };
         keep("2.0.0", 0);
         keep("1.5.0", 0);
-        staged(&store, |s| store.sweep_stale(s, Some("2.0.0")));
+        staged(&store, |s| {
+            store.sweep_stale(s, &LockWait::Bounded, Some("2.0.0"))
+        });
         // Superseded: another version's bytes go; the version being staged keeps its own.
         assert!(kept("2.0.0"));
         assert!(!store.kept_path("1.5.0").exists() && !store.sidecar_path("1.5.0").exists());
         // Older than a week.
         keep("2.0.0", MAX_KEPT_AGE.as_secs());
-        staged(&store, |s| store.sweep_stale(s, Some("2.0.0")));
+        staged(&store, |s| {
+            store.sweep_stale(s, &LockWait::Bounded, Some("2.0.0"))
+        });
         assert!(!kept("2.0.0"));
         // Marked bad.
         keep("2.0.0", 0);
         locked(&store, |l| store.add_bad(l, "2.0.0"));
-        staged(&store, |s| store.sweep_stale(s, Some("2.0.0")));
+        staged(&store, |s| {
+            store.sweep_stale(s, &LockWait::Bounded, Some("2.0.0"))
+        });
         assert!(!kept("2.0.0"));
         // Already staged.
         stage_fake(&store, "3.0.0");
         keep("3.0.0", 0);
-        staged(&store, |s| store.sweep_stale(s, Some("3.0.0")));
+        staged(&store, |s| {
+            store.sweep_stale(s, &LockWait::Bounded, Some("3.0.0"))
+        });
         assert!(!kept("3.0.0") && store.is_whole("3.0.0"));
         // A kept file without its sidecar is never resumed, so never kept.
         keep("4.0.0", 0);
         fs::remove_file(store.sidecar_path("4.0.0")).unwrap();
-        staged(&store, |s| store.sweep_stale(s, Some("4.0.0")));
+        staged(&store, |s| {
+            store.sweep_stale(s, &LockWait::Bounded, Some("4.0.0"))
+        });
         assert!(!store.kept_path("4.0.0").exists());
     }
 

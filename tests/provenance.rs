@@ -54,7 +54,7 @@ async fn scenario_timed(
 }
 
 fn versions(e: &Env) -> usize {
-    std::fs::read_dir(e.cfg.user_data.join("kanban-runtime/versions"))
+    std::fs::read_dir(e.cfg.user_data.join("runtime-store/versions"))
         .map(|d| d.count())
         .unwrap_or(0)
 }

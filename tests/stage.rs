@@ -31,9 +31,7 @@ async fn outcomes_in_order_with_one_download() {
         check_and_stage(&newer, &store, &ctl()).await.unwrap(),
         Outcome::UpToDate
     );
-    store
-        .with_store_lock(|lock| store.add_bad(lock, "2.0.0"))
-        .unwrap();
+    store.mark_bad("2.0.0").unwrap();
     assert_eq!(
         check_and_stage(&e.cfg, &store, &ctl()).await.unwrap(),
         Outcome::BadVersion("2.0.0".into())

@@ -45,11 +45,16 @@ export class Scenario {
   }
 
   get store(): string {
-    return path.join(this.userData, 'kanban-runtime')
+    return path.join(this.userData, 'runtime-store')
   }
 
   get versionsDir(): string {
     return path.join(this.store, 'versions')
+  }
+
+  /** Where staging runs work: partials, kept download bytes, folders on their way out. */
+  get stagingDir(): string {
+    return path.join(this.store, 'staging')
   }
 
   opts(extra: Record<string, unknown> = {}) {
@@ -92,9 +97,13 @@ export class Scenario {
     return snapshot(this.store)
   }
 
+  /** Leftovers: partials and folders on their way out, in `staging/` and (the first stager's) `versions/`. */
   partials(): string[] {
-    if (!fs.existsSync(this.versionsDir)) return []
-    return fs.readdirSync(this.versionsDir).filter((n) => n.includes('.partial') || n.includes('.trash-'))
+    const list = (dir: string) => (fs.existsSync(dir) ? fs.readdirSync(dir) : [])
+    return [
+      ...list(this.versionsDir).filter((n) => n.endsWith('.partial')),
+      ...list(this.stagingDir).filter((n) => n.includes('.partial') || n.includes('.trash-')),
+    ]
   }
 
   /** The store is byte for byte what it was, with no partial left and the pointer unchanged. */

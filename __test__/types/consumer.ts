@@ -70,7 +70,8 @@ export async function main(userData: string): Promise<string> {
   const pruned = await pruneStore(userData, '0.1.69')
   const freed: number = pruned.freedBytes
   const cli: string | null = resolvePointerCliEntry(userData)
-  const now: string | null = await markBadVersion(userData, '0.1.70')
+  // Synchronous, as the desktop calls it inside try/catch: no promise to await.
+  const now: string | null = markBadVersion(userData, '0.1.70')
   const version: string | undefined = readPointer(userData)?.version
   return `${describe(outcome)} ${cli} ${now} ${version} ${same?.version} ${kept} ${freed}`
 }

@@ -119,7 +119,7 @@ try {
   if (run.code !== 0 || result.outcome?.kind !== 'staged' || result.outcome.version !== '1.0.0') {
     fail(`expected {kind:'staged',version:'1.0.0'} and exit code 0, got ${JSON.stringify(result)} and ${run.code}`)
   }
-  const pointerFile = path.join(userData, 'kanban-runtime', 'current.json')
+  const pointerFile = path.join(userData, 'runtime-store', 'current.json')
   if (!fs.existsSync(pointerFile)) fail(`no pointer file at ${pointerFile}`)
   const pointer = JSON.parse(fs.readFileSync(pointerFile, 'utf8'))
   if (pointer.version !== '1.0.0' || !fs.existsSync(pointer.cliEntry)) fail(`the pointer names no staged CLI: ${JSON.stringify(pointer)}`)

@@ -77,7 +77,7 @@ try {
     const userData = path.join(work, 'userData')
     const env = { USER_DATA: userData, NATIVE_DEPS: native, REGISTRY: registry.url }
     const first = JSON.parse(await runAsync(app, env))
-    const cli = path.join(userData, 'kanban-runtime', 'versions', '0.1.70', 'dist', 'cli.js')
+    const cli = path.join(userData, 'runtime-store', 'versions', '0.1.70', 'dist', 'cli.js')
     const expected = { outcome: 'staged 0.1.70', pointer: '0.1.70', cli }
     if (JSON.stringify(first) !== JSON.stringify(expected)) throw new Error(`unexpected result ${JSON.stringify(first)}`)
     const second = JSON.parse(await runAsync(app, env))

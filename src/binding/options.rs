@@ -18,7 +18,7 @@ use napi_derive::napi;
 #[napi(object)]
 pub struct StageOptions<'a> {
     /// The app's `userData` folder (`app.getPath('userData')`); the store lives in
-    /// `<userData>/kanban-runtime/`.
+    /// `<userData>/runtime-store/`.
     pub user_data: String,
     /// The runtime version the app runs now. A value that is not semver counts as older than any
     /// release.

@@ -7,35 +7,175 @@ use crate::error::StageError;
 use crate::store::{check_version, Store};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use std::path::PathBuf;
 
-fn sync_result<T>(env: &Env, r: std::result::Result<T, StageError>) -> Result<T> {
-    r.map_err(|e| js_error(env, &e))
+/// A string argument, or `EINVALID_OPTION` naming it: napi's own `StringExpected` is no code of
+/// this package, and an app branches on `err.code`.
+fn string_arg(
+    arg: Option<Unknown<'_>>,
+    name: &'static str,
+) -> std::result::Result<String, ArgError> {
+    match arg {
+        Some(v) if v.get_type()? == ValueType::String => Ok(unsafe { v.cast::<String>() }?),
+        _ => Err(ArgError::Stage(StageError::InvalidOption {
+            name,
+            reason: "must be a string".into(),
+        })),
+    }
 }
 
-/// The store under `userData`, which must be a non-empty absolute path: a relative one would
-/// read and write beside the process's working directory.
-fn store_at(env: &Env, user_data: &str) -> Result<Store> {
-    sync_result(env, user_data_dir(user_data)).map(|dir| Store::new(&dir))
+/// Why an argument was refused: a coded error, or a JS call that failed while it was read.
+enum ArgError {
+    Stage(StageError),
+    Js(Error),
+}
+
+impl From<Error> for ArgError {
+    fn from(e: Error) -> Self {
+        ArgError::Js(e)
+    }
+}
+
+impl From<StageError> for ArgError {
+    fn from(e: StageError) -> Self {
+        ArgError::Stage(e)
+    }
+}
+
+impl ArgError {
+    fn into_js(self, env: &Env) -> Error {
+        match self {
+            ArgError::Stage(e) => js_error(env, &e),
+            ArgError::Js(e) => e,
+        }
+    }
+}
+
+/// The store under a `userData` argument, which must be a non-empty absolute path: a relative
+/// one would read and write beside the process's working directory.
+fn store_arg(arg: Option<Unknown<'_>>) -> std::result::Result<Store, ArgError> {
+    let user_data = string_arg(arg, "userData")?;
+    Ok(Store::new(&user_data_dir(&user_data)?))
+}
+
+/// Runs a synchronous store function on its checked arguments, every refusal thrown as a coded
+/// error.
+fn sync_call<T>(env: &Env, f: impl FnOnce() -> std::result::Result<T, ArgError>) -> Result<T> {
+    f().map_err(|e| e.into_js(env))
 }
 
 /// The pointer, when it parses and names this store's canonical `versions/<v>/dist/cli.js`;
-/// else `null`. Throws `EINVALID_OPTION` for an empty or relative `userData`.
-#[napi]
-pub fn read_pointer(env: &Env, user_data: String) -> Result<Option<RuntimePointer>> {
-    Ok(store_at(env, &user_data)?
-        .read_pointer()
-        .map(RuntimePointer::from))
+/// else `null`. Never a version marked bad. Throws `EINVALID_OPTION` for an empty or relative
+/// `userData`.
+#[napi(ts_args_type = "userData: string")]
+pub fn read_pointer(env: &Env, user_data: Option<Unknown<'_>>) -> Result<Option<RuntimePointer>> {
+    sync_call(env, || {
+        Ok(store_arg(user_data)?
+            .read_pointer()
+            .map(RuntimePointer::from))
+    })
 }
 
 /// The staged CLI to run (`versions/<v>/dist/cli.js`) when the pointer is trusted and its folder
 /// whole; else `null` (run the bundled runtime). Throws `EINVALID_OPTION` for an empty or
 /// relative `userData`.
-#[napi]
-pub fn resolve_pointer_cli_entry(env: &Env, user_data: String) -> Result<Option<String>> {
-    Ok(store_at(env, &user_data)?
-        .resolve_cli_entry()
-        .map(|p| p.to_string_lossy().into_owned()))
+#[napi(ts_args_type = "userData: string")]
+pub fn resolve_pointer_cli_entry(
+    env: &Env,
+    user_data: Option<Unknown<'_>>,
+) -> Result<Option<String>> {
+    sync_call(env, || {
+        Ok(store_arg(user_data)?
+            .resolve_cli_entry()
+            .map(|p| p.to_string_lossy().into_owned()))
+    })
+}
+
+/// Whether a `current.json` is there, whatever it holds: with `readPointer` returning `null`, an
+/// invalid pointer file the app should remove with `clearPointer`.
+#[napi(ts_args_type = "userData: string")]
+pub fn pointer_file_exists(env: &Env, user_data: Option<Unknown<'_>>) -> Result<bool> {
+    sync_call(env, || Ok(store_arg(user_data)?.pointer_file_exists()))
+}
+
+/// The pointer an app writes by hand: `{ version, cliEntry }`, `cliEntry` exactly
+/// `cliEntryFor(userData, version)`. Throws `EINVALID_OPTION` (`invalid semver`, `cliEntry for
+/// <v> must be <path>`), `ELOCKED` after 5 s of a held store lock, `EIO`/`ENOSPC` on a failed
+/// write.
+#[napi(ts_args_type = "userData: string, p: RuntimePointer")]
+pub fn write_pointer(
+    env: &Env,
+    user_data: Option<Unknown<'_>>,
+    p: Option<Unknown<'_>>,
+) -> Result<()> {
+    sync_call(env, || {
+        let store = store_arg(user_data)?;
+        let (version, cli_entry) = pointer_arg(p)?;
+        Ok(store.write_pointer_checked(&version, &cli_entry)?)
+    })
+}
+
+/// The `version` and `cliEntry` strings of a pointer argument.
+fn pointer_arg(p: Option<Unknown<'_>>) -> std::result::Result<(String, String), ArgError> {
+    let refused = || {
+        ArgError::Stage(StageError::InvalidOption {
+            name: "pointer",
+            reason: "must be an object with string `version` and `cliEntry`".into(),
+        })
+    };
+    let Some(p) = p.filter(|p| p.get_type().is_ok_and(|t| t == ValueType::Object)) else {
+        return Err(refused());
+    };
+    // SAFETY: its type was checked just above.
+    let obj: Object = unsafe { p.cast()? };
+    let version = obj.get_named_property::<Unknown>("version")?;
+    let cli_entry = obj.get_named_property::<Unknown>("cliEntry")?;
+    let version = string_arg(Some(version), "version").map_err(|_| refused())?;
+    let cli_entry = string_arg(Some(cli_entry), "cliEntry").map_err(|_| refused())?;
+    Ok((version, cli_entry))
+}
+
+/// Removes the pointer, so the app runs its bundled runtime; a missing one is fine. Takes the
+/// store lock (never the staging lock): answers at once while another process downloads.
+#[napi(ts_args_type = "userData: string")]
+pub fn clear_pointer(env: &Env, user_data: Option<Unknown<'_>>) -> Result<()> {
+    sync_call(env, || Ok(store_arg(user_data)?.clear_pointer()?))
+}
+
+/// Removes the leftovers of interrupted staging runs, never the partial of a run in flight in
+/// any process. A missing store is nothing to do.
+#[napi(ts_args_type = "userData: string")]
+pub fn cleanup_partials(env: &Env, user_data: Option<Unknown<'_>>) -> Result<()> {
+    sync_call(env, || Ok(store_arg(user_data)?.cleanup_partials()?))
+}
+
+/// Removes `versions/<version>`; a version that is not semver, or a folder that is not there, is
+/// nothing to do. Takes the store lock (never the staging lock).
+#[napi(ts_args_type = "userData: string, version: string")]
+pub fn remove_version_dir(
+    env: &Env,
+    user_data: Option<Unknown<'_>>,
+    version: Option<Unknown<'_>>,
+) -> Result<()> {
+    sync_call(env, || {
+        let store = store_arg(user_data)?;
+        let version = string_arg(version, "version")?;
+        Ok(store.remove_version(&version)?)
+    })
+}
+
+/// The version a `cliEntry` was staged for, when it is exactly this store's canonical
+/// `versions/<v>/dist/cli.js`; else `null`.
+#[napi(ts_args_type = "userData: string, cliEntry: string")]
+pub fn version_from_cli_entry(
+    env: &Env,
+    user_data: Option<Unknown<'_>>,
+    cli_entry: Option<Unknown<'_>>,
+) -> Result<Option<String>> {
+    sync_call(env, || {
+        let store = store_arg(user_data)?;
+        let cli_entry = string_arg(cli_entry, "cliEntry")?;
+        Ok(store.version_from_cli_entry(&cli_entry))
+    })
 }
 
 /// One staged version folder, as `readStoreStatus` reports it.
@@ -57,7 +197,7 @@ pub struct VersionOnDisk {
 /// The store as a person debugging it wants to see it.
 #[napi(object)]
 pub struct StoreStatus {
-    /// `<userData>/kanban-runtime`.
+    /// `<userData>/runtime-store`.
     pub store: String,
     /// What `readPointer` returns.
     #[napi(ts_type = "RuntimePointer | null")]
@@ -77,20 +217,33 @@ pub struct StoreStatus {
 }
 
 /// Everything about a store at once: pointer, staged versions with sizes and wholeness, bad
-/// versions, partial folders and the lock. The folders are walked off the JS thread; an empty or
-/// relative `userData` still throws `EINVALID_OPTION` at once.
-#[napi(ts_return_type = "Promise<StoreStatus>")]
-pub fn read_store_status(env: &Env, user_data: String) -> Result<PromiseRaw<'_, StoreStatus>> {
-    let store = store_at(env, &user_data)?;
-    env.spawn_future_with_callback(
-        async move {
-            let root = store.root().to_string_lossy().into_owned();
-            Ok(crate::fsutil::blocking(move || store.status())
-                .await
-                .map(|st| store_status(root, st)))
-        },
-        |env, r| r.map_err(|e| js_error(env, &e)),
-    )
+/// versions, partial folders and the lock. The folders are walked off the JS thread; a bad
+/// argument rejects with `EINVALID_OPTION`, as every failure does.
+#[napi(
+    ts_args_type = "userData: string",
+    ts_return_type = "Promise<StoreStatus>"
+)]
+pub fn read_store_status<'env>(
+    env: &'env Env,
+    user_data: Option<Unknown<'env>>,
+) -> Result<PromiseRaw<'env, StoreStatus>> {
+    let store = store_arg(user_data);
+    settle_async(env, async move {
+        let store = store?;
+        let root = store.root().to_string_lossy().into_owned();
+        let st = crate::fsutil::blocking(move || store.status()).await?;
+        Ok(store_status(root, st))
+    })
+}
+
+/// A promise of `work`'s result: argument errors and failures alike reject, nothing throws.
+fn settle_async<'env, T: ToNapiValue + Send + 'static>(
+    env: &'env Env,
+    work: impl std::future::Future<Output = std::result::Result<T, ArgError>> + Send + 'static,
+) -> Result<PromiseRaw<'env, T>> {
+    env.spawn_future_with_callback(async move { Ok(work.await) }, |env, r| {
+        r.map_err(|e| e.into_js(env))
+    })
 }
 
 /// The store's state as JS sees it: each version says why it is kept.
@@ -127,42 +280,98 @@ fn store_status(store: String, st: crate::store::StoreStatus) -> StoreStatus {
     }
 }
 
-/// Whether a staging run (in any process) holds the store lock right now.
-#[napi]
-pub fn is_store_locked(env: &Env, user_data: String) -> Result<bool> {
-    sync_result(env, store_at(env, &user_data)?.is_locked())
+/// Whether a staging run (in any process) holds the staging lock right now. Opens nothing for
+/// writing: answers on a read-only store too.
+#[napi(ts_args_type = "userData: string")]
+pub fn is_store_locked(env: &Env, user_data: Option<Unknown<'_>>) -> Result<bool> {
+    sync_call(env, || Ok(store_arg(user_data)?.is_locked()?))
 }
 
 /// Whether `version` is marked bad.
-#[napi]
-pub fn is_bad_version(env: &Env, user_data: String, version: String) -> Result<bool> {
-    Ok(store_at(env, &user_data)?.is_bad(&version))
-}
-
-/// The folder a version is (or would be) staged in. Rejects a version that is not semver.
-#[napi]
-pub fn version_dir(env: &Env, user_data: String, version: String) -> Result<String> {
-    let store = store_at(env, &user_data)?;
-    sync_result(env, check_version(&version))?;
-    Ok(store.version_dir(&version).to_string_lossy().into_owned())
-}
-
-/// Marks `version` bad (it failed to start). When it is the pointed version, the pointer rolls
-/// back to the previous known-good version if its folder is whole, else is removed so the app
-/// runs its bundled runtime. Resolves to the version the pointer now names, or `null`. Rejects
-/// with `EINVALID_OPTION` for an empty or relative `userData`, before touching any file.
-#[napi(js_name = "markBadVersion", ts_return_type = "Promise<string | null>")]
-pub fn mark_bad_version_checked(
+#[napi(ts_args_type = "userData: string, version: string")]
+pub fn is_bad_version(
     env: &Env,
-    user_data: String,
-    version: String,
-) -> Result<PromiseRaw<'_, Option<String>>> {
-    match user_data_dir(&user_data) {
-        Ok(dir) => mark_bad_version(env, dir, version),
-        Err(e) => {
-            env.spawn_future_with_callback(async { Ok(()) }, move |env, ()| Err(js_error(env, &e)))
-        }
-    }
+    user_data: Option<Unknown<'_>>,
+    version: Option<Unknown<'_>>,
+) -> Result<bool> {
+    sync_call(env, || {
+        let store = store_arg(user_data)?;
+        let version = string_arg(version, "version")?;
+        Ok(store.is_bad(&version))
+    })
+}
+
+/// A version argument that must be semver, with the store it belongs to.
+fn version_args(
+    user_data: Option<Unknown<'_>>,
+    version: Option<Unknown<'_>>,
+) -> std::result::Result<(Store, String), ArgError> {
+    let store = store_arg(user_data)?;
+    let version = string_arg(version, "version")?;
+    check_version(&version)?;
+    Ok((store, version))
+}
+
+/// The folder a version is (or would be) staged in. Throws `EINVALID_OPTION` (`invalid semver`)
+/// for a version that is not semver.
+#[napi(ts_args_type = "userData: string, version: string")]
+pub fn version_dir(
+    env: &Env,
+    user_data: Option<Unknown<'_>>,
+    version: Option<Unknown<'_>>,
+) -> Result<String> {
+    sync_call(env, || {
+        let (store, version) = version_args(user_data, version)?;
+        Ok(store.version_dir(&version).to_string_lossy().into_owned())
+    })
+}
+
+/// `versionDir(userData, version) + '.partial'`, the in-flight folder of the first, TypeScript
+/// stager (this one stages under `staging/`). Throws as `versionDir` does.
+#[napi(ts_args_type = "userData: string, version: string")]
+pub fn partial_dir(
+    env: &Env,
+    user_data: Option<Unknown<'_>>,
+    version: Option<Unknown<'_>>,
+) -> Result<String> {
+    sync_call(env, || {
+        let (store, version) = version_args(user_data, version)?;
+        Ok(store
+            .legacy_partial_dir(&version)
+            .to_string_lossy()
+            .into_owned())
+    })
+}
+
+/// The canonical `versions/<version>/dist/cli.js`. Throws as `versionDir` does.
+#[napi(ts_args_type = "userData: string, version: string")]
+pub fn cli_entry_for(
+    env: &Env,
+    user_data: Option<Unknown<'_>>,
+    version: Option<Unknown<'_>>,
+) -> Result<String> {
+    sync_call(env, || {
+        let (store, version) = version_args(user_data, version)?;
+        Ok(store.cli_entry(&version).to_string_lossy().into_owned())
+    })
+}
+
+/// Marks `version` bad (it failed to start), synchronously. When it is the pointed version, the
+/// pointer rolls back to the previous known-good version if its folder is whole, else is removed
+/// so the app runs its bundled runtime. Returns the version the pointer now names, or `null`.
+/// Throws on any failure to record the mark (`EINVALID_OPTION`, `EIO`, `ENOSPC`, `ELOCKED`), and
+/// then nothing was changed. Takes the store lock, never the staging lock: answers in
+/// milliseconds while another process downloads.
+#[napi(ts_args_type = "userData: string, version: string")]
+pub fn mark_bad_version(
+    env: &Env,
+    user_data: Option<Unknown<'_>>,
+    version: Option<Unknown<'_>>,
+) -> Result<Option<String>> {
+    sync_call(env, || {
+        let (store, version) = version_args(user_data, version)?;
+        Ok(store.mark_bad(&version)?)
+    })
 }
 
 /// What `pruneStore` did.
@@ -178,45 +387,37 @@ pub struct PruneResult {
 
 /// Removes what a staging run would: leftovers of interrupted runs and every staged version but
 /// the pointed one, its fallback and `currentVersion` (the one the app runs, when given). Never
-/// waits for a staging run: then it prunes nothing and says `busy`.
-#[napi(ts_return_type = "Promise<PruneResult>")]
-pub fn prune_store(
-    env: &Env,
-    user_data: String,
-    current_version: Option<String>,
-) -> Result<PromiseRaw<'_, PruneResult>> {
-    let dir = user_data_dir(&user_data);
-    env.spawn_future_with_callback(
-        async move {
-            let prune = async {
-                let store = Store::new(&dir?);
-                let running = current_version.as_deref().and_then(crate::version::clean);
-                crate::fsutil::blocking(move || store.prune_now(running.as_ref())).await
-            };
-            Ok(prune.await)
-        },
-        |env, r| match r {
-            Ok(p) => Ok(PruneResult {
-                removed: p.removed,
-                freed_bytes: p.freed_bytes as f64,
-                busy: p.busy,
-            }),
-            Err(e) => Err(js_error(env, &e)),
-        },
-    )
-}
-
-/// The work of `markBadVersion`, on a `userData` already checked.
-fn mark_bad_version(
-    env: &Env,
-    user_data: PathBuf,
-    version: String,
-) -> Result<PromiseRaw<'_, Option<String>>> {
-    let store = Store::new(&user_data);
-    env.spawn_future_with_callback(
-        async move { Ok(crate::fsutil::blocking(move || store.mark_bad(&version)).await) },
-        |env, r| r.map_err(|e| js_error(env, &e)),
-    )
+/// waits for a staging run: then it prunes nothing and says `busy`; waits at most 5 s for the
+/// store lock (`ELOCKED`), never holding the staging lock meanwhile.
+#[napi(
+    ts_args_type = "userData: string, currentVersion?: string | undefined | null",
+    ts_return_type = "Promise<PruneResult>"
+)]
+pub fn prune_store<'env>(
+    env: &'env Env,
+    user_data: Option<Unknown<'env>>,
+    current_version: Option<Unknown<'env>>,
+) -> Result<PromiseRaw<'env, PruneResult>> {
+    let args = (|| -> std::result::Result<_, ArgError> {
+        let store = store_arg(user_data)?;
+        let current = match current_version {
+            Some(v) if !matches!(v.get_type()?, ValueType::Undefined | ValueType::Null) => {
+                Some(string_arg(Some(v), "currentVersion")?)
+            }
+            _ => None,
+        };
+        Ok((store, current))
+    })();
+    settle_async(env, async move {
+        let (store, current) = args?;
+        let running = current.as_deref().and_then(crate::version::clean);
+        let p = crate::fsutil::blocking(move || store.prune_now(running.as_ref())).await?;
+        Ok(PruneResult {
+            removed: p.removed,
+            freed_bytes: p.freed_bytes as f64,
+            busy: p.busy,
+        })
+    })
 }
 
 /// Whether `e` is an error of this package: an object with a string `message` and a `code` this
