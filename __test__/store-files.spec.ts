@@ -1,0 +1,247 @@
+// The store's files as the disk holds them: version names that look like leftovers, a damaged
+// bad list, files that are not regular, a frozen lock holder, a read-only store, and other
+// spellings of the same userData.
+import { spawn, spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { binding, rejection } from './helpers/binding'
+import { tempDir } from './helpers/fixtures'
+import { Scenario } from './helpers/scenario'
+
+const b = binding as any
+const s = Scenario.perTest()
+const addon = path.resolve(__dirname, '..', 'index.js')
+
+/** Runs `body` in a child Node with the addon as `b` and `u` the userData; a hang is killed. */
+function inChild(userData: string, body: string): { status: number | null; out: string; ms: number } {
+  const started = Date.now()
+  const r = spawnSync(process.execPath, ['-e', `const b = require(${JSON.stringify(addon)}); const u = ${JSON.stringify(userData)}; ${body}`], {
+    encoding: 'utf8',
+    // A read that blocks on a FIFO never returns: the kill is the test's failure signal.
+    timeout: 10_000,
+  })
+  return { status: r.status, out: r.stdout.trim(), ms: Date.now() - started }
+}
+
+/** Holds `file`'s advisory lock in another process until the returned function is called. */
+async function holdLock(file: string): Promise<() => void> {
+  fs.mkdirSync(path.dirname(file), { recursive: true })
+  const child = spawn('flock', ['-x', file, '-c', 'echo held; sleep 60'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.once('data', () => resolve())
+    child.once('exit', (code) => reject(new Error(`flock exited ${code}`)))
+  })
+  return () => {
+    child.kill('SIGKILL')
+  }
+}
+
+describe('versions named like the store leftovers', () => {
+  it('2.0.0-a.trash-1 stays staged: the next check downloads nothing', async () => {
+    s.publish('2.0.0-a.trash-1')
+    expect(await b.checkAndStageLatestRuntime(s.opts())).toEqual({ kind: 'staged', version: '2.0.0-a.trash-1' })
+    expect(s.isWhole('2.0.0-a.trash-1')).toBe(true)
+    expect(await b.checkAndStageLatestRuntime(s.opts())).toEqual({ kind: 'already-staged' })
+    expect(s.registry.tarballRequests()).toBe(1)
+  })
+
+  it('2.0.0-rc.partial survives pruning and cleanupPartials while pointed', async () => {
+    s.publish('2.0.0-rc.partial')
+    expect(await b.checkAndStageLatestRuntime(s.opts())).toEqual({ kind: 'staged', version: '2.0.0-rc.partial' })
+    b.cleanupPartials(s.userData)
+    const pruned = await b.pruneStore(s.userData, '1.0.0')
+    expect(pruned.removed).toEqual([])
+    expect(s.isWhole('2.0.0-rc.partial')).toBe(true)
+    expect(b.resolvePointerCliEntry(s.userData)).toBe(b.cliEntryFor(s.userData, '2.0.0-rc.partial'))
+  })
+})
+
+describe('a partly damaged bad list', () => {
+  it('keeps every valid entry, for reading and for the next mark', () => {
+    const u = tempDir()
+    const file = path.join(u, 'runtime-store', 'bad-versions.json')
+    fs.mkdirSync(path.dirname(file), { recursive: true })
+    fs.writeFileSync(file, JSON.stringify(['1.4.0', 7, null, { v: 1 }, '1.5.0', 'nope']))
+    expect(b.isBadVersion(u, '1.4.0')).toBe(true)
+    expect(b.isBadVersion(u, '1.5.0')).toBe(true)
+    b.markBadVersion(u, '1.6.0')
+    expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toEqual(['1.4.0', '1.5.0', '1.6.0'])
+  })
+
+  it('readPointer never returns a version the damaged list names', async () => {
+    s.publish('1.4.0')
+    await b.checkAndStageLatestRuntime(s.opts())
+    fs.writeFileSync(path.join(s.store, 'bad-versions.json'), JSON.stringify([false, '1.4.0']))
+    expect(b.readPointer(s.userData)).toBeNull()
+    expect(b.resolvePointerCliEntry(s.userData)).toBeNull()
+  })
+})
+
+describe('files that are not regular files', () => {
+  it('a FIFO for current.json or bad-versions.json never blocks the JS thread', () => {
+    const u = tempDir()
+    const store = path.join(u, 'runtime-store')
+    fs.mkdirSync(store, { recursive: true })
+    for (const name of ['current.json', 'bad-versions.json']) {
+      expect(spawnSync('mkfifo', [path.join(store, name)]).status).toBe(0)
+    }
+    const r = inChild(
+      u,
+      "console.log(JSON.stringify([b.readPointer(u), b.resolvePointerCliEntry(u), b.isBadVersion(u, '1.0.0'), b.pointerFileExists(u)]))",
+    )
+    expect(r.status).toBe(0)
+    expect(JSON.parse(r.out)).toEqual([null, null, false, false])
+  })
+
+  it('a current.json linked to /dev/zero is no pointer, read without filling memory', () => {
+    const u = tempDir()
+    const store = path.join(u, 'runtime-store')
+    fs.mkdirSync(store, { recursive: true })
+    fs.symlinkSync('/dev/zero', path.join(store, 'current.json'))
+    fs.symlinkSync('/dev/zero', path.join(store, 'bad-versions.json'))
+    const r = inChild(
+      u,
+      "console.log(JSON.stringify([b.readPointer(u), b.isBadVersion(u, '1.0.0'), process.memoryUsage().rss < 512 * 2 ** 20]))",
+    )
+    expect(r.status).toBe(0)
+    expect(JSON.parse(r.out)).toEqual([null, false, true])
+  })
+
+  it('a huge current.json is no pointer', () => {
+    const u = tempDir()
+    const store = path.join(u, 'runtime-store')
+    fs.mkdirSync(store, { recursive: true })
+    const cliEntry = b.cliEntryFor(u, '1.0.0')
+    fs.writeFileSync(path.join(store, 'current.json'), JSON.stringify({ version: '1.0.0', cliEntry, pad: 'x'.repeat(64 << 10) }))
+    expect(b.readPointer(u)).toBeNull()
+  })
+})
+
+describe('a frozen holder of the store lock', () => {
+  it('markBadVersion, writePointer and clearPointer give up after a bounded wait with ELOCKED, changing nothing', async () => {
+    s.publish('1.4.0')
+    await b.checkAndStageLatestRuntime(s.opts())
+    const before = fs.readFileSync(path.join(s.store, 'current.json'), 'utf8')
+    const release = await holdLock(path.join(s.store, 'store.lock'))
+    try {
+      const r = inChild(
+        s.userData,
+        "const t = Date.now(); try { b.markBadVersion(u, '1.4.0'); console.log('no throw') } catch (e) { console.log(JSON.stringify({ code: e.code, phase: e.phase, timeoutMs: e.timeoutMs, ms: Date.now() - t })) }",
+      )
+      const err = JSON.parse(r.out)
+      expect(err).toMatchObject({ code: 'ELOCKED', phase: 'waiting-for-lock', timeoutMs: 5000 })
+      expect(err.ms).toBeGreaterThanOrEqual(4900)
+      expect(err.ms).toBeLessThan(9000)
+      expect(b.isBadVersion(s.userData, '1.4.0')).toBe(false)
+      expect(fs.readFileSync(path.join(s.store, 'current.json'), 'utf8')).toBe(before)
+    } finally {
+      release()
+    }
+  })
+
+  it('pruneStore fails with ELOCKED after its bounded wait, never holding the staging lock meanwhile', async () => {
+    s.publish('1.4.0')
+    await b.checkAndStageLatestRuntime(s.opts())
+    const release = await holdLock(path.join(s.store, 'store.lock'))
+    try {
+      const t = Date.now()
+      const pruning = rejection(b.pruneStore(s.userData))
+      await new Promise((r) => setTimeout(r, 1000))
+      expect(b.isStoreLocked(s.userData)).toBe(false)
+      expect(await pruning).toMatchObject({ code: 'ELOCKED', phase: 'waiting-for-lock' })
+      expect(Date.now() - t).toBeLessThan(9000)
+      expect(s.isWhole('1.4.0')).toBe(true)
+    } finally {
+      release()
+    }
+  })
+
+  it('a staging call waits for it only within its timeoutMs, and an abort ends the wait', async () => {
+    const release = await holdLock(path.join(s.store, 'store.lock'))
+    try {
+      s.publish('1.4.0')
+      let t = Date.now()
+      const timedOut = await rejection(b.checkAndStageLatestRuntime(s.opts({ timeoutMs: 1500 })))
+      expect(timedOut).toMatchObject({ code: 'ETIMEDOUT', timeout: 'call', phase: 'waiting-for-lock' })
+      expect(Date.now() - t).toBeLessThan(4000)
+
+      const ac = new AbortController()
+      setTimeout(() => ac.abort(), 500)
+      t = Date.now()
+      const aborted = await rejection(b.checkAndStageLatestRuntime(s.opts({ signal: ac.signal })))
+      expect(aborted).toMatchObject({ code: 'EABORTED' })
+      expect(Date.now() - t).toBeLessThan(3000)
+      expect(b.isStoreLocked(s.userData)).toBe(false)
+    } finally {
+      release()
+    }
+  })
+})
+
+describe('a read-only store', () => {
+  it('isStoreLocked answers without creating or opening a lock file for writing', () => {
+    const u = tempDir()
+    fs.mkdirSync(path.join(u, 'runtime-store'))
+    expect(b.isStoreLocked(u)).toBe(false)
+    expect(fs.readdirSync(path.join(u, 'runtime-store'))).toEqual([])
+  })
+
+  it('isStoreLocked and readStoreStatus work where nothing can be written', async () => {
+    s.publish('1.4.0')
+    await b.checkAndStageLatestRuntime(s.opts())
+    // As root, permission bits do not stop a writer: the child then drops to `nobody`, for whom
+    // the store and its lock file are read-only.
+    for (let d = s.userData; d !== path.dirname(d); d = path.dirname(d)) {
+      if (d === path.dirname(s.userData)) break
+      fs.chmodSync(d, 0o755)
+    }
+    fs.chmodSync(s.userData, 0o755)
+    fs.chmodSync(path.dirname(s.userData), 0o755)
+    fs.chmodSync(path.join(s.store, 'stage.lock'), 0o444)
+    fs.chmodSync(s.store, 0o555)
+    try {
+      const r = inChild(
+        s.userData,
+        "if (process.getuid() === 0) process.setuid('nobody'); b.readStoreStatus(u).then((st) => console.log(JSON.stringify([b.isStoreLocked(u), st.locked, st.pointer && st.pointer.version])), (e) => console.log(JSON.stringify(e.code)))",
+      )
+      expect(JSON.parse(r.out)).toEqual([false, false, '1.4.0'])
+    } finally {
+      fs.chmodSync(s.store, 0o755)
+    }
+  })
+})
+
+describe('other spellings of userData', () => {
+  it('a store staged through a symlinked userData is found through the real path, and back', async () => {
+    const link = path.join(tempDir(), 'link')
+    fs.symlinkSync(s.userData, link)
+    s.publish('1.4.0')
+    expect(await b.checkAndStageLatestRuntime(s.opts({ userData: link }))).toEqual({ kind: 'staged', version: '1.4.0' })
+    const real = fs.realpathSync(s.userData)
+    expect(b.resolvePointerCliEntry(real)).toBe(b.cliEntryFor(real, '1.4.0'))
+    expect(b.resolvePointerCliEntry(link)).toBe(b.cliEntryFor(real, '1.4.0'))
+    expect(b.versionFromCliEntry(link, b.cliEntryFor(real, '1.4.0'))).toBe('1.4.0')
+    expect(await b.checkAndStageLatestRuntime(s.opts({ userData: real }))).toEqual({ kind: 'already-staged' })
+  })
+
+  it('a userData with .. names the same store', async () => {
+    s.publish('1.4.0')
+    await b.checkAndStageLatestRuntime(s.opts())
+    const dotted = path.join(s.userData, '..', path.basename(s.userData))
+    const spelled = `${path.dirname(s.userData)}/x/../${path.basename(s.userData)}`
+    fs.mkdirSync(path.join(path.dirname(s.userData), 'x'), { recursive: true })
+    for (const u of [dotted, spelled]) {
+      expect(b.readPointer(u)?.version).toBe('1.4.0')
+      expect(b.resolvePointerCliEntry(u)).toBe(b.cliEntryFor(s.userData, '1.4.0'))
+    }
+  })
+
+  it('a userData holding NUL is refused before any request', async () => {
+    s.publish('1.4.0')
+    const err = await rejection(b.checkAndStageLatestRuntime(s.opts({ userData: `${s.userData}\0x` })))
+    expect(err).toMatchObject({ code: 'EINVALID_OPTION', option: 'userData' })
+    expect(() => b.readPointer(`${s.userData}\0x`)).toThrow(expect.objectContaining({ code: 'EINVALID_OPTION' }))
+    expect(s.registry.count(s.registry.docPath('kanban'))).toBe(0)
+  })
+})
