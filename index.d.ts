@@ -105,6 +105,16 @@ export interface StageError extends Error {
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 /**
+ * For the app's start-up path: decides what to launch with the app's rule (the pointed version
+ * when it is newer than `bundledVersion` and its folder whole; a stale, invalid or unrunnable
+ * pointer is removed) and durably records one launch attempt for it before it returns. A
+ * version with `maxUnconfirmedLaunches` (default 2) attempts never confirmed is marked bad and
+ * rolled back first, to the newest confirmed version still whole, else to the bundled runtime.
+ * Throws `EINVALID_OPTION`, `ELOCKED`, `EIO`, `ENOSPC`.
+ */
+export declare function beginLaunch(userData: string, opts: { bundledVersion: string; maxUnconfirmedLaunches?: number }): LaunchDecision
+
+/**
  * Checks the registry for a newer runtime and stages it. Never blocks the JS thread: the network
  * runs on the addon's async runtime and file work on its blocking pool. Never throws: every
  * failure, a bad option included, rejects with an `Error` whose `code` is one of the documented
@@ -127,6 +137,13 @@ export declare function clearPointer(userData: string): void
 /** The canonical `versions/<version>/dist/cli.js`. Throws as `versionDir` does. */
 export declare function cliEntryFor(userData: string, version: string): string
 
+/**
+ * The runtime started from `cliEntry` is healthy: its attempts are cleared and it becomes a
+ * confirmed version, the rollback target of choice, which pruning always keeps. Returns its
+ * version, or `null` for a path outside the store or a version that is bad or no longer whole.
+ */
+export declare function confirmLaunch(userData: string, cliEntry: string): string | null
+
 /** Whether `version` is marked bad. */
 export declare function isBadVersion(userData: string, version: string): boolean
 
@@ -141,6 +158,43 @@ export declare function isStageError(e: unknown): e is StageError
  * writing: answers on a read-only store too.
  */
 export declare function isStoreLocked(userData: string): boolean
+
+/** What to launch. */
+export interface LaunchDecision {
+  /** The staged CLI to run; `null`: run the bundled runtime. */
+  cliEntry: string | null
+  /** The version that runs (the bundled one when `cliEntry` is `null`). */
+  version: string
+  /**
+   * Which unconfirmed launch of this version this is (1 for the first); 0 for the bundled
+   * runtime and for a confirmed version, which are no trial.
+   */
+  attempt: number
+  /** Set when a version was rolled back first; tell the user once. */
+  rolledBack?: LaunchRollback
+}
+
+/** What `reportLaunchFailed` did. */
+export interface LaunchFailure {
+  /**
+   * The version the failed `cliEntry` belongs to, now marked bad; `null` for a path outside
+   * the store's layout (nothing was changed).
+   */
+  failedVersion: string | null
+  /** The pointer afterwards. */
+  pointer: RuntimePointer | null
+}
+
+/** A version `beginLaunch` rolled back before it chose what to launch. */
+export interface LaunchRollback {
+  /** The version marked bad. */
+  version: string
+  /**
+   * `'unconfirmed-launches'`: it had `maxUnconfirmedLaunches` launches that were never
+   * confirmed.
+   */
+  reason: string
+}
 
 /**
  * Marks `version` bad (it failed to start), synchronously. When it is the pointed version, the
@@ -232,6 +286,20 @@ export interface RegistryKeyOption {
  * nothing to do. Takes the store lock (never the staging lock).
  */
 export declare function removeVersionDir(userData: string, version: string): void
+
+/**
+ * The runtime started from `cliEntry` failed to come up: its version (from `cliEntry`, never
+ * from the pointer) is marked bad, the pointer rolled back only while it still names that
+ * version, and the folder removed once the mark is recorded. Throws when the mark cannot be
+ * recorded, and then nothing changed. `reason` is for the app's log.
+ */
+export declare function reportLaunchFailed(userData: string, cliEntry: string, reason?: string): LaunchFailure
+
+/**
+ * What `beginLaunch` would launch, recording nothing: a stale, invalid or unrunnable pointer is
+ * still removed. For a background check, which must never count as a launch.
+ */
+export declare function resolveLaunch(userData: string, opts: { bundledVersion: string }): RuntimePointer | null
 
 /**
  * The staged CLI to run (`versions/<v>/dist/cli.js`) when the pointer is trusted and its folder

@@ -835,10 +835,12 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.beginLaunch = nativeBinding.beginLaunch
 module.exports.checkAndStageLatestRuntime = nativeBinding.checkAndStageLatestRuntime
 module.exports.cleanupPartials = nativeBinding.cleanupPartials
 module.exports.clearPointer = nativeBinding.clearPointer
 module.exports.cliEntryFor = nativeBinding.cliEntryFor
+module.exports.confirmLaunch = nativeBinding.confirmLaunch
 module.exports.isBadVersion = nativeBinding.isBadVersion
 module.exports.isStageError = nativeBinding.isStageError
 module.exports.isStoreLocked = nativeBinding.isStoreLocked
@@ -849,6 +851,8 @@ module.exports.pruneStore = nativeBinding.pruneStore
 module.exports.readPointer = nativeBinding.readPointer
 module.exports.readStoreStatus = nativeBinding.readStoreStatus
 module.exports.removeVersionDir = nativeBinding.removeVersionDir
+module.exports.reportLaunchFailed = nativeBinding.reportLaunchFailed
+module.exports.resolveLaunch = nativeBinding.resolveLaunch
 module.exports.resolvePointerCliEntry = nativeBinding.resolvePointerCliEntry
 module.exports.verifyBundle = nativeBinding.verifyBundle
 module.exports.versionDir = nativeBinding.versionDir

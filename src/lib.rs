@@ -20,6 +20,7 @@ mod guards;
 mod http;
 mod install;
 mod integrity;
+mod launch;
 mod log;
 mod provenance;
 mod registry;

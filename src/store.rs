@@ -693,8 +693,9 @@ impl Store {
     }
 
     /// Marks `version` bad and, when it is the pointed version, rolls the pointer back to the
-    /// previous known-good version if that folder is whole and not bad, else removes the pointer
-    /// so the app falls back to its bundled runtime. Returns the version the pointer now names.
+    /// newest confirmed version (see `launch`), else to the previous known-good version if that
+    /// folder is whole and not bad, else removes the pointer so the app falls back to its
+    /// bundled runtime. Returns the version the pointer now names.
     pub fn mark_bad_and_roll_back(
         &self,
         lock: &StoreLock,
@@ -711,19 +712,7 @@ impl Store {
             }
             return Ok(Some(p.version));
         }
-        match p
-            .previous
-            .filter(|prev| self.is_runnable(prev) && !self.is_bad(prev))
-        {
-            Some(prev) => {
-                self.write_pointer(lock, &prev, None)?;
-                Ok(Some(prev))
-            }
-            None => {
-                self.remove_pointer(lock)?;
-                Ok(None)
-            }
-        }
+        self.roll_back_from(lock, version, None)
     }
 
     /// Opens (creating) the staging lock file, held by a staging run for its whole run.
@@ -980,6 +969,9 @@ impl Store {
         };
         // Pruned folders are moved aside into `staging/`.
         fsutil::create_dir_all(&self.staging_dir())?;
+        // The newest version the app confirmed healthy is always kept: it is where a rollback
+        // goes when a newer one never comes up.
+        let confirmed = self.newest_confirmed(None, None);
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let Ok(v) = semver::Version::parse(&name) else {
@@ -987,7 +979,7 @@ impl Store {
             };
             let is_running = running
                 .is_some_and(|r| crate::version::compare(&v, r) == std::cmp::Ordering::Equal);
-            if keep.contains(&name.as_str()) || is_running {
+            if keep.contains(&name.as_str()) || is_running || confirmed.as_deref() == Some(&name) {
                 continue;
             }
             // Under the store lock only a rename, tried once: `markBadVersion` waits for this

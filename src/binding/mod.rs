@@ -4,6 +4,7 @@
 // Under `cargo test` napi's macros register nothing, so the exports look unused.
 #![cfg_attr(test, allow(dead_code))]
 
+mod launch;
 mod options;
 mod signal;
 mod store;

@@ -10,7 +10,7 @@ use napi_derive::napi;
 
 /// A string argument, or `EINVALID_OPTION` naming it: napi's own `StringExpected` is no code of
 /// this package, and an app branches on `err.code`.
-fn string_arg(
+pub(super) fn string_arg(
     arg: Option<Unknown<'_>>,
     name: &'static str,
 ) -> std::result::Result<String, ArgError> {
@@ -24,7 +24,7 @@ fn string_arg(
 }
 
 /// Why an argument was refused: a coded error, or a JS call that failed while it was read.
-enum ArgError {
+pub(super) enum ArgError {
     Stage(StageError),
     Js(Error),
 }
@@ -52,14 +52,17 @@ impl ArgError {
 
 /// The store under a `userData` argument, which must be a non-empty absolute path: a relative
 /// one would read and write beside the process's working directory.
-fn store_arg(arg: Option<Unknown<'_>>) -> std::result::Result<Store, ArgError> {
+pub(super) fn store_arg(arg: Option<Unknown<'_>>) -> std::result::Result<Store, ArgError> {
     let user_data = string_arg(arg, "userData")?;
     Ok(Store::new(&user_data_dir(&user_data)?))
 }
 
 /// Runs a synchronous store function on its checked arguments, every refusal thrown as a coded
 /// error.
-fn sync_call<T>(env: &Env, f: impl FnOnce() -> std::result::Result<T, ArgError>) -> Result<T> {
+pub(super) fn sync_call<T>(
+    env: &Env,
+    f: impl FnOnce() -> std::result::Result<T, ArgError>,
+) -> Result<T> {
     f().map_err(|e| e.into_js(env))
 }
 

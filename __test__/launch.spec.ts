@@ -1,0 +1,335 @@
+// Launch health: a staged runtime gets a fixed number of trial launches and must be confirmed,
+// or it is rolled back by itself. The app's start-up is a real child process here, which crashes,
+// hangs and is killed, as an Electron main process taken down by its runtime would be.
+import { spawn, spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { describe, expect, it, vi } from 'vitest'
+import { binding } from './helpers/binding'
+import { tempDir } from './helpers/fixtures'
+import { Scenario } from './helpers/scenario'
+
+const b = binding as any
+const s = Scenario.perTest()
+const addon = path.resolve(__dirname, '..', 'index.js')
+const autoUpdate = path.resolve(__dirname, '..', 'auto-update.js')
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { createRuntimeAutoUpdate } = require(autoUpdate)
+
+async function stage(version: string, currentVersion = '1.0.0') {
+  s.publish(version)
+  return b.checkAndStageLatestRuntime(s.opts({ currentVersion }))
+}
+
+/**
+ * One start of the app in a child process: it decides what to launch, prints it, then dies the
+ * way `end` says: `crash` (the runtime took the main process down), `hang` (killed by the test,
+ * as a user force-quits a frozen app) or `exit`.
+ */
+async function start(userData: string, end: 'crash' | 'hang' | 'exit', max = 2): Promise<any> {
+  const body = `
+    const b = require(${JSON.stringify(addon)})
+    const l = b.beginLaunch(${JSON.stringify(userData)}, { bundledVersion: '1.0.0', maxUnconfirmedLaunches: ${max} })
+    process.stdout.write(JSON.stringify(l) + '\\n')
+    if (${JSON.stringify(end)} === 'crash') process.kill(process.pid, 'SIGKILL')
+    if (${JSON.stringify(end)} === 'hang') setInterval(() => {}, 1000)
+  `
+  const child = spawn(process.execPath, ['-e', body], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  const line = await new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (d) => {
+      out += d
+      if (out.includes('\n')) resolve(out.split('\n')[0])
+    })
+    child.once('exit', (code, signal) => (out.includes('\n') ? undefined : reject(new Error(`start died: ${code} ${signal}`))))
+  })
+  if (end === 'hang') child.kill('SIGKILL')
+  await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r)))
+  return JSON.parse(line)
+}
+
+describe('a staged runtime that never comes up is left behind by itself', () => {
+  for (const end of ['crash', 'hang'] as const) {
+    it(`one that ${end === 'crash' ? 'kills the app' : 'hangs until the app is force-quit'} on every start: at most max + 1 starts`, async () => {
+      expect(await stage('1.4.0')).toEqual({ kind: 'staged', version: '1.4.0' })
+      const launched: string[] = []
+      let last: any
+      for (let n = 0; n < 10; n++) {
+        last = await start(s.userData, end)
+        if (!last.cliEntry) break
+        launched.push(`${last.version}#${last.attempt}`)
+      }
+      expect(launched).toEqual(['1.4.0#1', '1.4.0#2'])
+      expect(last).toMatchObject({ cliEntry: null, version: '1.0.0', rolledBack: { version: '1.4.0', reason: 'unconfirmed-launches' } })
+      expect(b.isBadVersion(s.userData, '1.4.0')).toBe(true)
+      expect(await b.checkAndStageLatestRuntime(s.opts())).toEqual({ kind: 'bad-version', version: '1.4.0' })
+      // Told once: the next start just runs the bundled runtime.
+      expect(await start(s.userData, 'exit')).toMatchObject({ cliEntry: null, attempt: 0 })
+    })
+  }
+
+  it('rolls back to the newest confirmed version still whole, not to the bundled runtime', async () => {
+    await stage('1.4.0')
+    const first = await start(s.userData, 'exit')
+    expect(b.confirmLaunch(s.userData, first.cliEntry)).toBe('1.4.0')
+    expect(await stage('1.5.0', '1.4.0')).toEqual({ kind: 'staged', version: '1.5.0' })
+    for (let n = 1; n <= 2; n++) expect(await start(s.userData, 'crash')).toMatchObject({ version: '1.5.0', attempt: n })
+    const back = await start(s.userData, 'exit')
+    expect(back).toMatchObject({ version: '1.4.0', attempt: 0, rolledBack: { version: '1.5.0' } })
+    expect(back.cliEntry).toBe(b.cliEntryFor(s.userData, '1.4.0'))
+  })
+
+  it('a confirmed version is never rolled back by the counter', async () => {
+    await stage('1.4.0')
+    const first = await start(s.userData, 'exit')
+    b.confirmLaunch(s.userData, first.cliEntry)
+    for (let n = 0; n < 5; n++) {
+      expect(await start(s.userData, 'crash')).toMatchObject({ version: '1.4.0', attempt: 0, cliEntry: first.cliEntry })
+    }
+    expect(b.isBadVersion(s.userData, '1.4.0')).toBe(false)
+  })
+
+  it('pruning keeps the newest confirmed version', async () => {
+    await stage('1.4.0')
+    b.confirmLaunch(s.userData, (await start(s.userData, 'exit')).cliEntry)
+    await stage('1.5.0', '1.4.0')
+    await stage('1.6.0', '1.5.0')
+    const pruned = await b.pruneStore(s.userData, '1.6.0')
+    expect(pruned.removed).not.toContain('1.4.0')
+    expect(s.isWhole('1.4.0')).toBe(true)
+  })
+
+  it('the launch rule: a stale pointer, an invalid one, an unrunnable one', async () => {
+    await stage('1.4.0')
+    expect(b.beginLaunch(s.userData, { bundledVersion: '1.4.0' })).toMatchObject({ cliEntry: null, attempt: 0 })
+    expect(b.pointerFileExists(s.userData)).toBe(false)
+    fs.writeFileSync(path.join(s.store, 'current.json'), '{"version":"9.0.0","cliEntry":"/bin/sh"}')
+    expect(b.beginLaunch(s.userData, { bundledVersion: '1.0.0' }).cliEntry).toBeNull()
+    expect(b.pointerFileExists(s.userData)).toBe(false)
+    b.writePointer(s.userData, { version: '1.4.0', cliEntry: b.cliEntryFor(s.userData, '1.4.0') })
+    fs.rmSync(path.join(b.versionDir(s.userData, '1.4.0'), 'node_modules'), { recursive: true })
+    expect(b.beginLaunch(s.userData, { bundledVersion: '1.0.0' }).cliEntry).toBeNull()
+    expect(b.pointerFileExists(s.userData)).toBe(false)
+  })
+
+  it('a store with no pointer is left as it is', () => {
+    const u = tempDir()
+    expect(b.beginLaunch(u, { bundledVersion: '1.0.0' })).toEqual({ cliEntry: null, version: '1.0.0', attempt: 0 })
+    expect(fs.readdirSync(u)).toEqual([])
+  })
+
+  it('bad options are EINVALID_OPTION naming the option', () => {
+    const u = tempDir()
+    for (const [opts, option] of [
+      [undefined, 'opts'],
+      [{}, 'bundledVersion'],
+      [{ bundledVersion: 'one' }, 'bundledVersion'],
+      [{ bundledVersion: '1.0.0', maxUnconfirmedLaunches: 0 }, 'maxUnconfirmedLaunches'],
+      [{ bundledVersion: '1.0.0', maxUnconfirmedLaunches: 1.5 }, 'maxUnconfirmedLaunches'],
+      [{ bundledVersion: '1.0.0', maxUnconfirmedLaunches: '2' }, 'maxUnconfirmedLaunches'],
+    ] as const) {
+      expect(() => b.beginLaunch(u, opts)).toThrow(expect.objectContaining({ code: 'EINVALID_OPTION', option }))
+    }
+    expect(() => b.confirmLaunch(u, 42)).toThrow(expect.objectContaining({ code: 'EINVALID_OPTION', option: 'cliEntry' }))
+  })
+})
+
+describe('kill -9 during beginLaunch', () => {
+  /** Busy-waits `us` microseconds: finer than a timer, to land a kill anywhere in a call. */
+  function spin(us: number) {
+    const end = process.hrtime.bigint() + BigInt(Math.round(us * 1000))
+    while (process.hrtime.bigint() < end);
+  }
+
+  /** Starts a child that loads the addon, says `ready`, and runs `body` once it reads a byte. */
+  async function armed(body: string) {
+    const child = spawn(process.execPath, ['-e', `const b = require(${JSON.stringify(addon)}); process.stdout.write('ready\\n'); process.stdin.once('data', () => { ${body} })`], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    })
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    await vi.waitFor(() => expect(out).toContain('ready'), { timeout: 10_000 })
+    return { child, out: () => out }
+  }
+
+  it('100 kills at random instants: the count is off by at most one and no rollback is lost', async () => {
+    await stage('1.4.0')
+    const pristine = tempDir()
+    fs.cpSync(s.userData, pristine, { recursive: true })
+    const launches = path.join('runtime-store', 'launches.json')
+    for (let i = 0; i < 100; i++) {
+      const u = tempDir()
+      fs.cpSync(pristine, u, { recursive: true })
+      b.writePointer(u, { version: '1.4.0', cliEntry: b.cliEntryFor(u, '1.4.0') })
+      const rollback = i % 2 === 1
+      // Odd runs start with the trials used up, so the killed call is a rollback.
+      if (rollback) fs.writeFileSync(path.join(u, launches), JSON.stringify({ attempts: { '1.4.0': 2 }, confirmed: [] }))
+      const { child, out } = await armed(
+        `for (;;) { const l = b.beginLaunch(${JSON.stringify(u)}, { bundledVersion: '1.0.0', maxUnconfirmedLaunches: ${rollback ? 2 : 1000} }); process.stdout.write(l.attempt + '\\n') }`,
+      )
+      child.stdin.write('x')
+      spin(Math.random() * 3000)
+      child.kill('SIGKILL')
+      await new Promise((r) => child.once('exit', r))
+      const done = out().split('\n').slice(1).filter(Boolean)
+      const file = path.join(u, launches)
+      // Never torn: the old record or the new one.
+      const record = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : { attempts: {} }
+      if (rollback) {
+        // However far the rollback got, 1.4.0 is never launched again.
+        const next = b.beginLaunch(u, { bundledVersion: '1.0.0' })
+        expect(next.cliEntry).toBeNull()
+        expect(b.isBadVersion(u, '1.4.0')).toBe(true)
+      } else {
+        const printed = done.length ? Number(done[done.length - 1]) : 0
+        const counted = record.attempts['1.4.0'] ?? 0
+        expect(counted - printed).toBeGreaterThanOrEqual(0)
+        expect(counted - printed).toBeLessThanOrEqual(1)
+        expect(b.readPointer(u)?.version).toBe('1.4.0')
+      }
+      fs.rmSync(u, { recursive: true, force: true })
+    }
+  }, 120_000)
+})
+
+describe('reportLaunchFailed', () => {
+  it('marks the version that ran, removes its folder, rolls the pointer back', async () => {
+    await stage('1.4.0')
+    const ran = b.beginLaunch(s.userData, { bundledVersion: '1.0.0' }).cliEntry
+    expect(b.reportLaunchFailed(s.userData, ran, 'probe failed')).toEqual({ failedVersion: '1.4.0', pointer: null })
+    expect(b.isBadVersion(s.userData, '1.4.0')).toBe(true)
+    expect(fs.existsSync(b.versionDir(s.userData, '1.4.0'))).toBe(false)
+    expect(b.pointerFileExists(s.userData)).toBe(false)
+  })
+
+  it('a background stage that advanced the pointer meanwhile is left alone', async () => {
+    await stage('1.4.0')
+    const ran = b.beginLaunch(s.userData, { bundledVersion: '1.0.0' }).cliEntry
+    expect(await stage('1.5.0', '1.4.0')).toEqual({ kind: 'staged', version: '1.5.0' })
+    const f = b.reportLaunchFailed(s.userData, ran, 'crashed')
+    expect(f).toMatchObject({ failedVersion: '1.4.0', pointer: { version: '1.5.0' } })
+    expect(b.resolvePointerCliEntry(s.userData)).toBe(b.cliEntryFor(s.userData, '1.5.0'))
+    expect(b.isBadVersion(s.userData, '1.5.0')).toBe(false)
+  })
+
+  it('throws when the mark cannot be recorded, and leaves everything as it was', async () => {
+    await stage('1.4.0')
+    const ran = b.beginLaunch(s.userData, { bundledVersion: '1.0.0' }).cliEntry
+    fs.mkdirSync(path.join(s.store, 'bad-versions.json'))
+    const before = fs.readFileSync(path.join(s.store, 'current.json'), 'utf8')
+    expect(() => b.reportLaunchFailed(s.userData, ran, 'x')).toThrow(expect.objectContaining({ code: 'EIO' }))
+    expect(fs.readFileSync(path.join(s.store, 'current.json'), 'utf8')).toBe(before)
+    expect(s.isWhole('1.4.0')).toBe(true)
+  })
+
+  it('a cliEntry outside the store changes nothing', async () => {
+    await stage('1.4.0')
+    expect(b.reportLaunchFailed(s.userData, '/opt/kanban/1.4.0/dist/cli.js', 'x')).toMatchObject({
+      failedVersion: null,
+      pointer: { version: '1.4.0' },
+    })
+    expect(b.isBadVersion(s.userData, '1.4.0')).toBe(false)
+  })
+})
+
+describe('createRuntimeAutoUpdate', () => {
+  function app(bundled = '1.0.0', settings: Record<string, unknown> = {}) {
+    const res = tempDir()
+    const unpacked = path.join(res, 'app.asar.unpacked')
+    fs.mkdirSync(path.join(unpacked, 'cli'), { recursive: true })
+    fs.writeFileSync(path.join(unpacked, 'cli', 'package.json'), JSON.stringify({ version: bundled }))
+    fs.cpSync(s.native, path.join(unpacked, 'node_modules'), { recursive: true })
+    const calls: unknown[][] = []
+    const logs: unknown[][] = []
+    const logger = { log: (...a: unknown[]) => logs.push(a), warn: (...a: unknown[]) => logs.push(a) }
+    const u = createRuntimeAutoUpdate(
+      { isPackaged: true, userData: s.userData, resourcesPath: res, shellVersion: '0.0.1', broadcast: (...a: unknown[]) => calls.push(a) },
+      { staging: { registry: s.registry.url, retries: 0 }, firstCheckDelayMs: 10, checkIntervalMs: 50, logger, ...settings },
+    )
+    return { u, calls, logs }
+  }
+
+  it('is null when the app is not packaged', () => {
+    expect(createRuntimeAutoUpdate({ isPackaged: false, userData: '/x', resourcesPath: '/x', shellVersion: '1.0.0', broadcast() {} })).toBeNull()
+  })
+
+  it('stages in the background, launches it next, rolls it back on failure keyed on what ran', async () => {
+    s.publish('1.4.0')
+    const { u, calls } = app()
+    expect(u.resolveCliEntryOverride()).toBeNull()
+    u.scheduleChecks()
+    await vi.waitFor(() => expect(calls).toContainEqual(['runtime:update-staged', '1.4.0']), { timeout: 10_000 })
+    u.stop()
+    const ran = u.resolveCliEntryOverride()
+    expect(ran).toBe(b.cliEntryFor(s.userData, '1.4.0'))
+    u.onCliEntryOverrideFailed('probe failed', ran)
+    expect(calls).toContainEqual(['runtime:rolled-back', '1.4.0'])
+    expect(b.isBadVersion(s.userData, '1.4.0')).toBe(true)
+    expect(u.resolveCliEntryOverride()).toBeNull()
+  })
+
+  it('background checks never count as launches: a healthy runtime survives any number of them', async () => {
+    await stage('1.4.0')
+    const { u, calls, logs } = app()
+    const ran = u.resolveCliEntryOverride()
+    u.scheduleChecks()
+    // Many checks at a 50 ms interval, each running the launch rule.
+    await new Promise((r) => setTimeout(r, 600))
+    u.stop()
+    expect(s.registry.count(s.registry.docPath('kanban'))).toBeGreaterThan(3)
+    expect(calls).toEqual([])
+    expect(logs.filter((l) => String(l[0]).includes('failed'))).toEqual([])
+    // Still the first trial: the next launch is the second.
+    expect(b.beginLaunch(s.userData, { bundledVersion: '1.0.0' })).toMatchObject({ cliEntry: ran, attempt: 2 })
+  })
+
+  it('rolls back unconfirmed launches by itself and tells the app once; a confirmed one stays', async () => {
+    await stage('1.4.0')
+    const { u, calls } = app()
+    const ran = u.resolveCliEntryOverride()
+    expect(u.resolveCliEntryOverride()).toBe(ran)
+    expect(u.resolveCliEntryOverride()).toBeNull()
+    expect(calls).toEqual([['runtime:rolled-back', '1.4.0']])
+    expect(u.resolveCliEntryOverride()).toBeNull()
+    expect(calls).toHaveLength(1)
+
+    await stage('1.5.0')
+    const next = u.resolveCliEntryOverride()
+    expect(u.confirmCliEntryOverride(next)).toBe('1.5.0')
+    for (let n = 0; n < 4; n++) expect(u.resolveCliEntryOverride()).toBe(next)
+  })
+
+  it('a failed mark is logged and swallowed, and the pointer kept', async () => {
+    await stage('1.4.0')
+    const { u, calls, logs } = app()
+    const ran = u.resolveCliEntryOverride()
+    fs.mkdirSync(path.join(s.store, 'bad-versions.json'))
+    expect(() => u.onCliEntryOverrideFailed('x', ran)).not.toThrow()
+    expect(calls).toEqual([['runtime:rolled-back', null]])
+    expect(logs.some((l) => String(l[0]).includes('reportLaunchFailed failed'))).toBe(true)
+    expect(b.readPointer(s.userData)?.cliEntry).toBe(ran)
+  })
+
+  it('a corrupt bundled package.json falls back to the shell version', async () => {
+    await stage('1.4.0')
+    const res = tempDir()
+    fs.mkdirSync(path.join(res, 'app.asar.unpacked', 'cli'), { recursive: true })
+    fs.writeFileSync(path.join(res, 'app.asar.unpacked', 'cli', 'package.json'), '{"version": 3}')
+    const u = createRuntimeAutoUpdate({ isPackaged: true, userData: s.userData, resourcesPath: res, shellVersion: '1.4.0', broadcast() {} })
+    expect(u.resolveCliEntryOverride()).toBeNull()
+    expect(b.pointerFileExists(s.userData)).toBe(false)
+  })
+
+  it('its timers never keep the process alive', () => {
+    const r = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        `const { createRuntimeAutoUpdate } = require(${JSON.stringify(autoUpdate)}); const u = createRuntimeAutoUpdate({ isPackaged: true, userData: ${JSON.stringify(tempDir())}, resourcesPath: '/nonexistent', shellVersion: '1.0.0', broadcast() {} }); u.scheduleChecks(); console.log('scheduled')`,
+      ],
+      { encoding: 'utf8', timeout: 10_000 },
+    )
+    expect(r.status).toBe(0)
+    expect(r.stdout.trim()).toBe('scheduled')
+  })
+})

@@ -1,0 +1,157 @@
+// The Electron main process's runtime auto-update wiring, in the box: what to launch at start-up
+// (a trial launch, rolled back by itself after launches that never came up), the rollback after a
+// failed start, the confirmation of a healthy one, and the background check schedule.
+'use strict'
+
+const { readFileSync } = require('node:fs')
+const path = require('node:path')
+const {
+  beginLaunch,
+  checkAndStageLatestRuntime,
+  cleanupPartials,
+  confirmLaunch,
+  reportLaunchFailed,
+  resolveLaunch,
+} = require('./index.js')
+
+const FIRST_CHECK_DELAY_MS = 30_000
+const CHECK_INTERVAL_MS = 30 * 60_000
+// Each interval is drawn from +-10% of the setting, so a fleet started together does not ask
+// the registry in lock-step.
+const INTERVAL_SPREAD = 0.1
+// semver.org's own pattern: the bundled version is checked before any comparison uses it.
+const SEMVER =
+  /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/
+
+function createRuntimeAutoUpdate(deps, settings = {}) {
+  if (!deps.isPackaged) return null
+
+  const logger = settings.logger ?? console
+  const warn = (label, err) =>
+    logger.warn(`[runtime-auto-update] ${label} failed:`, err instanceof Error ? err.message : err)
+  const unpacked = path.join(deps.resourcesPath, 'app.asar.unpacked')
+  const bundledVersion = readBundledVersion(path.join(unpacked, 'cli')) ?? deps.shellVersion
+  // node-pty, rebuilt for this Electron, beside the bundled runtime.
+  const nativeDepsSource = path.join(unpacked, 'node_modules')
+  const firstDelay = settings.firstCheckDelayMs ?? FIRST_CHECK_DELAY_MS
+  const interval = settings.checkIntervalMs ?? CHECK_INTERVAL_MS
+  const launchOpts = { bundledVersion, maxUnconfirmedLaunches: settings.maxUnconfirmedLaunches }
+
+  // Leftovers of interrupted runs go before any new staging can meet them.
+  try {
+    cleanupPartials(deps.userData)
+  } catch (e) {
+    warn('cleanupPartials', e)
+  }
+
+  let timer = null
+  let inFlight = false
+  let stopped = true
+
+  // The launch: the only call that counts an attempt.
+  const resolveCliEntryOverride = () => {
+    try {
+      const launch = beginLaunch(deps.userData, launchOpts)
+      if (launch.rolledBack) {
+        logger.warn(
+          `[runtime-auto-update] Staged runtime ${launch.rolledBack.version} never came up (${launch.rolledBack.reason}); rolled back to ${launch.version}.`,
+        )
+        deps.broadcast('runtime:rolled-back', launch.rolledBack.version)
+      }
+      return launch.cliEntry
+    } catch (e) {
+      warn('beginLaunch', e)
+      return null
+    }
+  }
+
+  // The version that ran is the captured cliEntry's, not the pointer's: a background check may
+  // have staged a newer one since the spawn.
+  const onCliEntryOverrideFailed = (reason, cliEntry) => {
+    let failedVersion = null
+    try {
+      failedVersion = reportLaunchFailed(deps.userData, cliEntry, reason).failedVersion
+      logger.warn(
+        `[runtime-auto-update] Staged runtime failed (${reason})${failedVersion ? `; rolled back ${failedVersion}` : ''}.`,
+      )
+    } catch (e) {
+      // Nothing was changed: the pointer stays, and the next start's beginLaunch counts on.
+      warn('reportLaunchFailed', e)
+    }
+    deps.broadcast('runtime:rolled-back', failedVersion)
+  }
+
+  const confirmCliEntryOverride = (cliEntry) => {
+    try {
+      return confirmLaunch(deps.userData, cliEntry)
+    } catch (e) {
+      warn('confirmLaunch', e)
+      return null
+    }
+  }
+
+  const runCheck = async () => {
+    // One check at a time: a slow download must not meet the next tick.
+    if (inFlight) return
+    inFlight = true
+    try {
+      // Drops a stale or broken pointer without counting a launch.
+      const pointer = resolveLaunch(deps.userData, { bundledVersion })
+      const outcome = await checkAndStageLatestRuntime({
+        ...settings.staging,
+        userData: deps.userData,
+        currentVersion: pointer ? pointer.version : bundledVersion,
+        nativeDepsSource,
+      })
+      if (outcome.kind === 'staged') {
+        logger.log(`[runtime-auto-update] Staged kanban@${outcome.version}; restart to apply.`)
+        deps.broadcast('runtime:update-staged', outcome.version)
+      } else if (outcome.kind === 'bad-version') {
+        logger.log(`[runtime-auto-update] Skipping kanban@${outcome.version}: previously failed startup.`)
+      }
+    } catch (e) {
+      logger.warn('[runtime-auto-update] Runtime update check failed:', e instanceof Error ? e.message : e)
+    } finally {
+      inFlight = false
+    }
+  }
+
+  const arm = (ms) => {
+    if (stopped) return
+    timer = setTimeout(() => {
+      arm(interval * (1 - INTERVAL_SPREAD + 2 * INTERVAL_SPREAD * Math.random()))
+      void runCheck()
+    }, ms)
+    // A pending check never keeps the app alive.
+    timer.unref?.()
+  }
+
+  return {
+    resolveCliEntryOverride,
+    onCliEntryOverrideFailed,
+    confirmCliEntryOverride,
+    scheduleChecks() {
+      this.stop()
+      stopped = false
+      arm(firstDelay)
+    },
+    stop() {
+      stopped = true
+      if (timer) clearTimeout(timer)
+      timer = null
+    },
+  }
+}
+
+// A corrupt or hand-edited cli/package.json must not reach a version comparison: the caller
+// falls back to the shell's version.
+function readBundledVersion(cliDir) {
+  try {
+    const parsed = JSON.parse(readFileSync(path.join(cliDir, 'package.json'), 'utf8'))
+    return typeof parsed.version === 'string' && SEMVER.test(parsed.version) ? parsed.version : null
+  } catch {
+    return null
+  }
+}
+
+module.exports = { createRuntimeAutoUpdate, FIRST_CHECK_DELAY_MS, CHECK_INTERVAL_MS }

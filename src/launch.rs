@@ -1,0 +1,391 @@
+//! Launch health: trial launches of a staged runtime, confirmed by the app once it came up, and
+//! rolled back by themselves after a number of launches that were never confirmed, the way A/B
+//! system updates give a new slot a fixed number of trial boots.
+//!
+//! `launches.json` in the store holds, per version, the launches begun and never confirmed, and
+//! the versions the app confirmed healthy. It is rewritten atomically and flushed under the store
+//! lock, so a kill at any instant leaves the old record or the new one.
+
+use crate::error::{Result, StageError};
+use crate::fsutil;
+use crate::store::{LockWait, Pointer, Store, StoreLock};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub const LAUNCH_FILE: &str = "launches.json";
+/// Unconfirmed launches a version gets before it is rolled back: one crash may be the machine's
+/// (a power cut, a force-quit), two in a row are the runtime's.
+pub const DEFAULT_MAX_UNCONFIRMED: u32 = 2;
+/// The record is a few hundred bytes; a larger file is not ours and is read as empty.
+const MAX_LAUNCH_FILE_BYTES: u64 = 64 * 1024;
+/// Confirmed versions remembered: the newest few are all a rollback can use, and the file stays
+/// small on a store that has staged hundreds of releases.
+const MAX_CONFIRMED: usize = 16;
+/// Why `begin` rolled a version back.
+pub const REASON_UNCONFIRMED: &str = "unconfirmed-launches";
+
+/// What `launches.json` holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaunchRecord {
+    /// Launches begun and not confirmed, per version.
+    #[serde(default)]
+    pub attempts: BTreeMap<String, u32>,
+    /// Versions the app confirmed healthy, newest first.
+    #[serde(default)]
+    pub confirmed: Vec<String>,
+}
+
+/// A version `begin` rolled back before it chose what to launch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolledBack {
+    pub version: String,
+    pub reason: &'static str,
+}
+
+/// What to launch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    /// The staged CLI to run; `None`: the bundled runtime.
+    pub cli_entry: Option<PathBuf>,
+    pub version: String,
+    /// Which trial launch of this version this is (1 for the first); 0 for the bundled runtime
+    /// and for a confirmed version, which are no trial.
+    pub attempt: u32,
+    pub rolled_back: Option<RolledBack>,
+}
+
+/// What `report_failed` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The version the failed `cliEntry` belongs to; `None` for a path outside the store.
+    pub failed_version: Option<String>,
+    /// The pointer afterwards.
+    pub pointer: Option<Pointer>,
+}
+
+impl Store {
+    /// The launch record; a missing, oversized or damaged one is empty (attempts then start
+    /// again from zero, which only gives a version more trials).
+    pub fn launch_record(&self) -> LaunchRecord {
+        match fsutil::read_small(&self.root().join(LAUNCH_FILE), MAX_LAUNCH_FILE_BYTES) {
+            fsutil::SmallFile::Read(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+            _ => LaunchRecord::default(),
+        }
+    }
+
+    fn write_launch_record(&self, _: &StoreLock, record: &LaunchRecord) -> Result<()> {
+        let mut bytes = serde_json::to_vec(record).map_err(|e| StageError::Internal {
+            what: format!("serializing the launch record: {e}"),
+        })?;
+        bytes.push(b'\n');
+        fsutil::write_atomic(self.renamer(), &self.root().join(LAUNCH_FILE), &bytes)
+    }
+
+    /// The newest confirmed version that is still runnable and not bad, other than `except` and
+    /// newer than `above`: where a rollback goes, and what pruning keeps.
+    pub fn newest_confirmed(
+        &self,
+        except: Option<&str>,
+        above: Option<&semver::Version>,
+    ) -> Option<String> {
+        let record = self.launch_record();
+        let bad = self.bad_versions();
+        let mut confirmed: Vec<semver::Version> = record
+            .confirmed
+            .iter()
+            .filter(|v| Some(v.as_str()) != except && !bad.contains(v))
+            .filter_map(|v| semver::Version::parse(v).ok())
+            .filter(|v| above.is_none_or(|a| crate::version::compare(v, a).is_gt()))
+            .collect();
+        confirmed.sort_by(|a, b| crate::version::compare(b, a));
+        confirmed
+            .into_iter()
+            .map(|v| v.to_string())
+            .find(|v| self.is_runnable(v))
+    }
+
+    /// Points back from the failed `version`: at the newest confirmed version (newer than
+    /// `above`, when given), else at the pointer's runnable `previous`, else at nothing. Returns
+    /// what the pointer names now.
+    pub(crate) fn roll_back_from(
+        &self,
+        lock: &StoreLock,
+        version: &str,
+        above: Option<&semver::Version>,
+    ) -> Result<Option<String>> {
+        let previous = self
+            .read_pointer_file()
+            .and_then(|p| p.previous)
+            .filter(|v| v != version && !self.is_bad(v) && self.is_runnable(v))
+            .filter(|v| {
+                above.is_none_or(|a| {
+                    semver::Version::parse(v).is_ok_and(|v| crate::version::compare(&v, a).is_gt())
+                })
+            });
+        match self.newest_confirmed(Some(version), above).or(previous) {
+            Some(target) => {
+                self.write_pointer(lock, &target, None)?;
+                Ok(Some(target))
+            }
+            None => {
+                self.remove_pointer(lock)?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// The launch the app's rule picks, without recording anything: the pointed version when it is
+/// newer than `bundled` and its folder is runnable; a stale or unrunnable pointer, or an invalid
+/// `current.json`, is removed. What a background check runs before it stages.
+pub fn resolve(store: &Store, bundled: &semver::Version) -> Result<Option<Pointer>> {
+    let pointer = store.read_pointer();
+    let usable = pointer
+        .as_ref()
+        .is_some_and(|p| is_usable(store, p, bundled));
+    if usable {
+        return Ok(pointer);
+    }
+    if store.pointer_file_exists() {
+        store.with_store_lock(&LockWait::Bounded, |lock| {
+            // Re-read under the lock: a staging run may have pointed somewhere new meanwhile.
+            match store.read_pointer() {
+                Some(p) if is_usable(store, &p, bundled) => Ok(Some(p)),
+                _ => store.remove_pointer(lock).map(|()| None),
+            }
+        })
+    } else {
+        Ok(None)
+    }
+}
+
+fn is_usable(store: &Store, p: &Pointer, bundled: &semver::Version) -> bool {
+    semver::Version::parse(&p.version).is_ok_and(|v| crate::version::compare(&v, bundled).is_gt())
+        && store.is_runnable(&p.version)
+}
+
+/// Decides what to launch (as `resolve`) and records one launch attempt for it, flushed, before
+/// it returns. A version that already has `max_unconfirmed` attempts never confirmed is marked
+/// bad and rolled back first. A confirmed version, and the bundled runtime, are no trial.
+pub fn begin(store: &Store, bundled: &semver::Version, max_unconfirmed: u32) -> Result<Launch> {
+    let bundled_launch = |rolled_back| Launch {
+        cli_entry: None,
+        version: bundled.to_string(),
+        attempt: 0,
+        rolled_back,
+    };
+    // No store, no pointer: nothing to record, and nothing is created.
+    if !store.pointer_file_exists() {
+        return Ok(bundled_launch(None));
+    }
+    store.with_store_lock(&LockWait::Bounded, |lock| {
+        let mut record = store.launch_record();
+        let mut rolled_back = None;
+        let mut pointer = usable_pointer(store, lock, bundled)?;
+        if let Some(p) = &pointer {
+            let tries = record.attempts.get(&p.version).copied().unwrap_or(0);
+            if !record.confirmed.contains(&p.version) && tries >= max_unconfirmed {
+                // The mark first: a crash after it leaves the version bad, never re-staged.
+                store.add_bad(lock, &p.version)?;
+                store.roll_back_from(lock, &p.version, Some(bundled))?;
+                record.attempts.remove(&p.version);
+                rolled_back = Some(RolledBack {
+                    version: p.version.clone(),
+                    reason: REASON_UNCONFIRMED,
+                });
+                pointer = usable_pointer(store, lock, bundled)?;
+            }
+        }
+        let Some(p) = pointer else {
+            if rolled_back.is_some() {
+                store.write_launch_record(lock, &record)?;
+            }
+            return Ok(bundled_launch(rolled_back));
+        };
+        let attempt = if record.confirmed.contains(&p.version) {
+            0
+        } else {
+            let n = record.attempts.entry(p.version.clone()).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        };
+        // Only the versions still on disk keep a count: the record stays as small as the store.
+        record.attempts.retain(|v, _| store.version_dir(v).is_dir());
+        if attempt > 0 || rolled_back.is_some() {
+            store.write_launch_record(lock, &record)?;
+        }
+        Ok(Launch {
+            cli_entry: Some(PathBuf::from(&p.cli_entry)),
+            version: p.version,
+            attempt,
+            rolled_back,
+        })
+    })
+}
+
+/// `resolve` with the store lock held.
+fn usable_pointer(
+    store: &Store,
+    lock: &StoreLock,
+    bundled: &semver::Version,
+) -> Result<Option<Pointer>> {
+    match store.read_pointer() {
+        Some(p) if is_usable(store, &p, bundled) => Ok(Some(p)),
+        _ if store.pointer_file_exists() => store.remove_pointer(lock).map(|()| None),
+        _ => Ok(None),
+    }
+}
+
+/// The runtime started from `cli_entry` is healthy: its attempts are cleared and it becomes a
+/// confirmed version. Returns the version, or `None` for a path outside the store's layout or a
+/// version that is bad or no longer runnable (nothing is recorded then).
+pub fn confirm(store: &Store, cli_entry: &str) -> Result<Option<String>> {
+    let Some(version) = store.version_from_cli_entry(cli_entry) else {
+        return Ok(None);
+    };
+    if store.is_bad(&version) || !store.is_runnable(&version) {
+        return Ok(None);
+    }
+    store.with_store_lock(&LockWait::Bounded, |lock| {
+        let mut record = store.launch_record();
+        record.attempts.remove(&version);
+        record.confirmed.retain(|v| v != &version);
+        record.confirmed.insert(0, version.clone());
+        record.confirmed.truncate(MAX_CONFIRMED);
+        store.write_launch_record(lock, &record)?;
+        Ok(Some(version))
+    })
+}
+
+/// The runtime started from `cli_entry` failed: its version (taken from `cli_entry`, never from
+/// the pointer) is marked bad; the pointer is rolled back only while it still names that
+/// version; the folder is removed once the mark is recorded. A failure to record the mark is an
+/// error, and then nothing changed.
+pub fn report_failed(store: &Store, cli_entry: &str) -> Result<Failure> {
+    let Some(version) = store.version_from_cli_entry(cli_entry) else {
+        return Ok(Failure {
+            failed_version: None,
+            pointer: store.read_pointer(),
+        });
+    };
+    store.with_store_lock(&LockWait::Bounded, |lock| {
+        store.add_bad(lock, &version)?;
+        if store
+            .read_pointer_file()
+            .is_some_and(|p| p.version == version)
+        {
+            store.roll_back_from(lock, &version, None)?;
+        }
+        let mut record = store.launch_record();
+        record.attempts.remove(&version);
+        record.confirmed.retain(|v| v != &version);
+        // The mark is what matters; a record that cannot be rewritten only keeps a stale count.
+        let _ = store.write_launch_record(lock, &record);
+        Ok(())
+    })?;
+    store.remove_version(&version)?;
+    Ok(Failure {
+        failed_version: Some(version),
+        pointer: store.read_pointer(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::stage_fake;
+
+    fn v(s: &str) -> semver::Version {
+        semver::Version::parse(s).unwrap()
+    }
+
+    fn store_with(versions: &[&str], pointed: &str) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        for version in versions {
+            stage_fake(&store, version);
+        }
+        store
+            .write_pointer_checked(pointed, &store.cli_entry(pointed).to_string_lossy())
+            .unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn unconfirmed_launches_roll_back_after_the_limit() {
+        let (_d, store) = store_with(&["1.1.0"], "1.1.0");
+        let bundled = v("1.0.0");
+        for n in 1..=2 {
+            let l = begin(&store, &bundled, 2).unwrap();
+            assert_eq!((l.version.as_str(), l.attempt), ("1.1.0", n));
+            assert!(l.cli_entry.is_some());
+        }
+        let l = begin(&store, &bundled, 2).unwrap();
+        assert_eq!(l.cli_entry, None);
+        assert_eq!(l.version, "1.0.0");
+        assert_eq!(l.rolled_back.unwrap().version, "1.1.0");
+        assert!(store.is_bad("1.1.0"));
+        assert_eq!(store.read_pointer_file(), None);
+        assert_eq!(begin(&store, &bundled, 2).unwrap().rolled_back, None);
+    }
+
+    #[test]
+    fn a_confirmed_version_is_no_trial_and_the_rollback_target() {
+        let (_d, store) = store_with(&["1.1.0", "1.2.0"], "1.1.0");
+        let bundled = v("1.0.0");
+        begin(&store, &bundled, 2).unwrap();
+        assert_eq!(
+            confirm(&store, &store.cli_entry("1.1.0").to_string_lossy()).unwrap(),
+            Some("1.1.0".into())
+        );
+        for _ in 0..5 {
+            assert_eq!(begin(&store, &bundled, 2).unwrap().attempt, 0);
+        }
+        store
+            .write_pointer_checked("1.2.0", &store.cli_entry("1.2.0").to_string_lossy())
+            .unwrap();
+        for _ in 0..2 {
+            begin(&store, &bundled, 2).unwrap();
+        }
+        let l = begin(&store, &bundled, 2).unwrap();
+        assert_eq!(l.version, "1.1.0");
+        assert_eq!(l.attempt, 0);
+        assert_eq!(l.rolled_back.unwrap().version, "1.2.0");
+    }
+
+    #[test]
+    fn a_stale_pointer_is_dropped_without_an_attempt() {
+        let (_d, store) = store_with(&["1.1.0"], "1.1.0");
+        let l = begin(&store, &v("1.1.0"), 2).unwrap();
+        assert_eq!((l.cli_entry, l.attempt), (None, 0));
+        assert!(!store.pointer_file_exists());
+        assert_eq!(store.launch_record(), LaunchRecord::default());
+    }
+
+    #[test]
+    fn resolve_records_nothing() {
+        let (_d, store) = store_with(&["1.1.0"], "1.1.0");
+        for _ in 0..5 {
+            assert!(resolve(&store, &v("1.0.0")).unwrap().is_some());
+        }
+        assert_eq!(store.launch_record(), LaunchRecord::default());
+    }
+
+    #[test]
+    fn report_failed_keys_on_the_cli_entry_that_ran() {
+        let (_d, store) = store_with(&["1.1.0", "1.2.0"], "1.1.0");
+        let ran = store.cli_entry("1.1.0").to_string_lossy().into_owned();
+        store
+            .write_pointer_checked("1.2.0", &store.cli_entry("1.2.0").to_string_lossy())
+            .unwrap();
+        let f = report_failed(&store, &ran).unwrap();
+        assert_eq!(f.failed_version.as_deref(), Some("1.1.0"));
+        assert_eq!(f.pointer.unwrap().version, "1.2.0");
+        assert!(store.is_bad("1.1.0"));
+        assert!(!store.version_dir("1.1.0").exists());
+        let outside = report_failed(&store, "/elsewhere/1.2.0/dist/cli.js").unwrap();
+        assert_eq!(outside.failed_version, None);
+        assert!(!store.is_bad("1.2.0"));
+    }
+}
