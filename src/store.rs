@@ -889,6 +889,17 @@ impl Store {
         let mut file = self.staging_lock_file()?;
         let started = std::time::Instant::now();
         loop {
+            // The store lock is probed before the staging lock is taken: while a frozen holder
+            // keeps it, the staging lock is never held, not even for one try.
+            match self.with_store_lock(&LockWait::Now, |_| Ok(())) {
+                Err(StageError::Locked { .. }) => {
+                    LockWait::Bounded.check(&self.root.join(STORE_LOCK_FILE), started)?;
+                    std::thread::sleep(LOCK_RETRY);
+                    continue;
+                }
+                Err(e) => return Err(e),
+                Ok(()) => {}
+            }
             let Some(staging) = file.try_lock()? else {
                 return Ok(PruneReport {
                     busy: true,
