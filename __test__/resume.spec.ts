@@ -107,6 +107,19 @@ describe('resume', () => {
     expectStagedClean('1.1.0')
   })
 
+  it("replays kept bytes only within the call's caps: more than its tarball cap is refused before any request", async () => {
+    const tgz = publishBig(3 << 20)
+    const cut = 2 << 20
+    const t = serveTarball('1.1.0', tgz, { cutAt: (i) => (i === 0 ? cut : undefined) })
+    expect((await rejection(checkAndStageLatestRuntime(s.opts()))).code).toBe('ENETWORK')
+    expect(keptBytes('1.1.0')).toBe(cut)
+    // The smallest caps allow a body of about 1 MiB: the 2 MiB kept already exceed it.
+    const err = await rejection(checkAndStageLatestRuntime(s.opts({ maxUnpackedBytes: 1, maxEntries: 1 })))
+    expect(err).toMatchObject({ code: 'ETOO_LARGE', limit: 'tarballBytes' })
+    expect(t.log).toHaveLength(1)
+    expect(s.partials()).toEqual([])
+  })
+
   it('starts over from byte 0 when the server ignores Range', async () => {
     const { tgz, cut, t } = await stageAfterOneCut({ ranges: false })
     expect(t.log.map((e) => [e.status, e.range])).toEqual([

@@ -165,6 +165,19 @@ impl Job<'_> {
             move || resume::load(&store, &version, &url, &integrity)
         })
         .await?;
+        // Kept bytes are replayed within this call's caps: an earlier call with larger caps may
+        // have kept more than this one accepts in all, which already proves the body too large.
+        let max = max_download(self.limits);
+        if let Some(k) = kept.as_ref().filter(|k| k.len > max) {
+            return Err(StageError::TooLarge {
+                url: self.url.clone(),
+                limit: "tarballBytes",
+                reason: format!(
+                    "the {} bytes kept from an earlier download are over this call's {max}",
+                    k.len
+                ),
+            });
+        }
         let (store, http, ctl) = (self.store, self.http, self.ctl);
         open_tarball(store, http, &self.url, self.version, &integrity, kept, ctl).await
     }
