@@ -48,6 +48,34 @@ describe('concurrency', () => {
     expect(s.registry.tarballRequests()).toBe(1)
   })
 
+  it('calls with other caps or another throttle do not share a run: each gets what its own settings give', async () => {
+    publishSlow(300)
+    const strict = { maxUnpackedBytes: 100 }
+    // A strict call in flight first: its ETOO_LARGE is its own, never a default call's.
+    const first = checkAndStageLatestRuntime(s.opts(strict))
+    while (s.registry.tarballRequests() === 0) await new Promise((r) => setTimeout(r, 5))
+    const [strictFirst, defaultSecond] = await Promise.allSettled([first, checkAndStageLatestRuntime(s.opts())])
+    expect(strictFirst).toMatchObject({ status: 'rejected', reason: { code: 'ETOO_LARGE', limit: 'unpackedBytes' } })
+    expect(defaultSecond).toEqual({ status: 'fulfilled', value: { kind: 'staged', version: '1.1.0' } })
+    expect(s.registry.tarballRequests()).toBe(2)
+
+    // A default call in flight first: a strict or throttled call that comes later is not handed
+    // its `staged`; it re-checks under the lock once the default run is done.
+    s.publish('1.2.0')
+    s.registry.hold(s.registry.tarballPath('kanban', '1.2.0'), runtimeTarball('1.2.0'), {
+      until: () => new Promise((r) => setTimeout(r, 300)),
+    })
+    const lead = checkAndStageLatestRuntime(s.opts())
+    while (s.registry.tarballRequests() === 2) await new Promise((r) => setTimeout(r, 5))
+    const outcomes = await Promise.all([
+      lead,
+      checkAndStageLatestRuntime(s.opts(strict)),
+      checkAndStageLatestRuntime(s.opts({ maxBytesPerSecond: 1 << 20 })),
+    ])
+    expect(outcomes).toEqual([{ kind: 'staged', version: '1.2.0' }, { kind: 'already-staged' }, { kind: 'already-staged' }])
+    expect(s.registry.tarballRequests()).toBe(3)
+  })
+
   it('six processes staging the same version at once download it once and all resolve', async () => {
     publishSlow(500)
     const results = await Promise.all(Array.from({ length: 6 }, () => stageInChild(s.opts())))

@@ -11,7 +11,7 @@ use std::sync::{LazyLock, Mutex};
 /// Staging runs in flight in this process, by store and version. Concurrent calls for the same
 /// version share one run instead of queueing on the store lock and re-checking one by one.
 type FlightResult = Option<Result<Outcome>>;
-/// The store, the version, and what the run stages (tarball, native modules, host).
+/// The store, the version, and what the run stages with which settings (see `Run::key`).
 type FlightKey = (PathBuf, String, String);
 type Flights = HashMap<FlightKey, tokio::sync::watch::Receiver<FlightResult>>;
 static FLIGHTS: LazyLock<Mutex<Flights>> = LazyLock::new(|| Mutex::new(HashMap::new()));

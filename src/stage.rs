@@ -2,7 +2,7 @@
 //! modules, rename into place, repoint.
 
 use crate::call::{Control, Phase};
-use crate::config::Config;
+use crate::config::{Config, NetConfig};
 use crate::document::fetch_document;
 use crate::error::{clip, Result, StageError};
 use crate::flight::single_flight;
@@ -20,6 +20,7 @@ use crate::store::{
 use crate::trust::{self, Compat};
 use crate::version;
 
+use sha2::Digest;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -266,16 +267,59 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// What calls must agree on to share this run: it stages what each would only with the same
-    /// tarball, the same native modules and the same host to check against.
+    /// What calls must agree on to share this run: the tarball, the native modules and the host
+    /// to check against, and every setting that can change what the run does (the caps, the
+    /// throttle, the network settings, the trust policy, the running version pruning keeps).
+    /// A digest, as the trust root alone is kilobytes.
     fn key(&self) -> String {
-        format!(
-            "{}\n{}\n{}\n{:?}",
-            self.dist.integrity,
+        // Destructured whole, so that a setting added later has to be placed here or below.
+        let Config {
+            // The store is the flight's own key.
+            user_data: _,
+            // The tag only chose the version, which the key holds.
+            dist_tag: _,
+            current_version,
+            native_deps_source,
+            registry,
+            package_name,
+            net,
+            limits,
+            trust,
+            provenance,
+        } = self.cfg;
+        let NetConfig {
+            // A run that ends by its leader's deadline is run anew by a joiner (see `flight.rs`),
+            // and each joiner's wait is bounded by its own.
+            total_timeout: _,
+            connect_timeout,
+            idle_timeout,
+            retries,
+            proxy,
+            env_proxy,
+            ca,
+            auth_token,
+            user_agent,
+            max_bytes_per_second,
+        } = net;
+        let settings = format!(
+            "{current_version:?} {native_deps_source:?} {registry:?} {package_name:?} \
+             {connect_timeout:?} {idle_timeout:?} {retries} {proxy:?} {env_proxy:?} {ca:?} \
+             {auth_token:?} {user_agent:?} {max_bytes_per_second:?} {limits:?} {trust:?} \
+             {provenance:?}"
+        );
+        let mut digest = sha2::Sha256::new();
+        for part in [
+            self.dist.integrity.to_string(),
             rewrite_tarball_url(&self.dist.tarball, &self.cfg.registry),
-            self.native_src.display(),
-            self.compat
-        )
+            self.native_src.display().to_string(),
+            format!("{:?}", self.compat),
+            settings,
+        ] {
+            // Length-prefixed, so no two different lists of parts hash alike.
+            digest.update((part.len() as u64).to_le_bytes());
+            digest.update(part.as_bytes());
+        }
+        format!("{:x}", digest.finalize())
     }
 
     /// The outcome of the run, which holds the staging lock from its re-check to its pruning.
@@ -531,4 +575,129 @@ fn pointer_is_newer(store: &Store, version: &str) -> bool {
     store
         .read_pointer()
         .is_some_and(|p| version::is_newer(&p.version, version) && store.is_runnable(&p.version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{EnvDefaults, Options, ProvenanceInput};
+    use crate::integrity::{sri_of, Expected};
+
+    /// The single-flight key of a run of 2.0.0 for a call with `options`, its store in `dir`.
+    fn key_of(dir: &Path, options: Options) -> String {
+        let options = Options {
+            user_data: Some(dir.display().to_string()),
+            current_version: options.current_version.clone().or(Some("1.0.0".into())),
+            native_deps_source: Some(dir.display().to_string()),
+            ..options
+        };
+        let cfg = Config::resolve(options, &EnvDefaults::default()).unwrap();
+        let store = Store::new(dir);
+        let http = Http::new(&cfg.net, &cfg.registry).unwrap();
+        let (ctl, _abort) = Control::new(Duration::from_secs(60));
+        let dist = Dist {
+            tarball: "https://registry.npmjs.org/kanban/-/kanban-2.0.0.tgz".into(),
+            integrity: Expected::from_sri(&sri_of(b"tgz")).unwrap(),
+            unpacked_size: None,
+            file_count: None,
+            bins: Vec::new(),
+            attestations_url: None,
+        };
+        let run = Run {
+            cfg: &cfg,
+            store: &store,
+            http: &http,
+            ctl: &ctl,
+            latest: "2.0.0".into(),
+            dist,
+            native_src: dir.join(NATIVE_MODULE[1]),
+            compat: Compat::default(),
+        };
+        run.key()
+    }
+
+    #[test]
+    fn runs_are_shared_only_by_calls_with_the_same_settings() {
+        let tmp = tempfile::tempdir().unwrap();
+        let key_of = |options| key_of(tmp.path(), options);
+        let base = key_of(Options::default());
+        assert_eq!(base, key_of(Options::default()));
+        // The call's own deadline does not change what the run does.
+        assert_eq!(
+            base,
+            key_of(Options {
+                timeout_ms: Some(5_000.0),
+                ..Default::default()
+            })
+        );
+        let differing = [
+            Options {
+                max_unpacked_bytes: Some(100.0),
+                ..Default::default()
+            },
+            Options {
+                max_entries: Some(10.0),
+                ..Default::default()
+            },
+            Options {
+                max_document_bytes: Some(1e6),
+                ..Default::default()
+            },
+            Options {
+                max_bytes_per_second: Some(1e6),
+                ..Default::default()
+            },
+            Options {
+                retries: Some(0.0),
+                ..Default::default()
+            },
+            Options {
+                idle_timeout_ms: Some(1_000.0),
+                ..Default::default()
+            },
+            Options {
+                connect_timeout_ms: Some(1_000.0),
+                ..Default::default()
+            },
+            Options {
+                auth_token: Some("t".into()),
+                ..Default::default()
+            },
+            Options {
+                proxy: Some("http://127.0.0.1:1/".into()),
+                ..Default::default()
+            },
+            Options {
+                require_signatures: Some(true),
+                ..Default::default()
+            },
+            Options {
+                min_release_age_minutes: Some(60.0),
+                ..Default::default()
+            },
+            Options {
+                host_node_version: Some("22.12.0".into()),
+                ..Default::default()
+            },
+            Options {
+                provenance: Some(ProvenanceInput {
+                    repository: Some("kanban-org/kanban".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            Options {
+                registry: Some("https://mirror.example/".into()),
+                ..Default::default()
+            },
+            Options {
+                current_version: Some("1.5.0".into()),
+                ..Default::default()
+            },
+        ];
+        for options in differing {
+            let shown = format!("{options:?}");
+            assert_ne!(base, key_of(options), "{shown}");
+        }
+    }
 }
