@@ -405,13 +405,14 @@ export interface StageOptions {
   /**
    * The registry's signing keys, as its `/-/npm/v1/keys` serves them; they replace the
    * embedded keys. A signature that is present and does not verify with one of them (or
-   * whose key expired before the version was published) rejects with `code: 'ESIGNATURE'`.
-   * Default: the public npm registry's keys, embedded.
+   * whose key expired before the version was published) refuses the version (`ESIGNATURE`):
+   * it is passed over for the newest older release that passes, and the refusal is the
+   * outcome's `refused`. Default: the public npm registry's keys, embedded.
    */
   registryKeys?: Array<RegistryKeyOption>
   /**
-   * Also refuse (`ESIGNATURE`) a version that carries no registry signature. Many mirrors
-   * strip `dist.signatures`, hence opt-in. Default: false.
+   * Also refuse (`ESIGNATURE`, passed over as above) a version that carries no registry
+   * signature. Many mirrors strip `dist.signatures`, hence opt-in. Default: false.
    */
   requireSignatures?: boolean
   /**
@@ -424,8 +425,9 @@ export interface StageOptions {
   /**
    * Stage a version only when its npm provenance attestation proves that a GitHub Actions run
    * of `repository` (and of `workflowPath` when given) built exactly this tarball; otherwise
-   * reject with `code: 'EPROVENANCE'` before anything is downloaded. Default: not checked (no
-   * attestation is requested).
+   * the version is refused (`EPROVENANCE`) before anything is downloaded, passed over for the
+   * newest older release that passes, and the refusal is the outcome's `refused`. Default: not
+   * checked (no attestation is requested).
    */
   provenance?: ProvenanceOptions
   /**
@@ -459,12 +461,16 @@ export interface StageOptions {
   onLog?: (entry: StageLogEntry) => void
 }
 
-/** What `checkAndStageLatestRuntime` resolved to. */
+/**
+ * What `checkAndStageLatestRuntime` resolved to. `refused` is set when the trust policy
+ * (`requireSignatures`, `registryKeys`, `provenance`) refused a newer version than the outcome's
+ * and the call passed it over, as the cool-down passes over a young one.
+ */
 export type StageOutcome =
-  | { kind: 'up-to-date' }
-  | { kind: 'bad-version'; version: string }
-  | { kind: 'already-staged' }
-  | { kind: 'staged'; version: string }
+  | { kind: 'up-to-date'; refused?: StageRefusal }
+  | { kind: 'bad-version'; version: string; refused?: StageRefusal }
+  | { kind: 'already-staged'; refused?: StageRefusal }
+  | { kind: 'staged'; version: string; refused?: StageRefusal }
 
 /** A progress event of `checkAndStageLatestRuntime`. */
 export interface StageProgress {
@@ -473,6 +479,24 @@ export interface StageProgress {
   downloadedBytes: number
   /** The tarball's size, when the registry sent a Content-Length. */
   totalBytes?: number
+}
+
+/**
+ * The newest version the trust policy refused on the way to an outcome: the `code`, `message`
+ * and fields the error would have had (`ESIGNATURE` with `reason` and `keyid`, `EPROVENANCE`
+ * with `check`).
+ */
+export interface StageRefusal {
+  code: 'ESIGNATURE' | 'EPROVENANCE'
+  message: string
+  /** The refused version. */
+  version: string
+  /** Which provenance check failed (`EPROVENANCE`). */
+  check?: StageError['check']
+  /** Why the signature failed (`ESIGNATURE`). */
+  reason?: StageError['reason']
+  /** The key the failing signature names (`ESIGNATURE`), when it names one. */
+  keyid?: string
 }
 
 /** The store as a person debugging it wants to see it. */

@@ -83,11 +83,11 @@ describe('cli', () => {
   it('stage passes the supply-chain flags through', async () => {
     s.publish('1.1.0')
     const required = await cli(...stageArgs(s), '--require-signatures', '--json')
-    expect(required.code).toBe(1)
-    expect(JSON.parse(required.stdout).error).toMatchObject({ code: 'ESIGNATURE', reason: 'missing' })
+    expect(required.code).toBe(0)
+    expect(JSON.parse(required.stdout)).toMatchObject({ kind: 'up-to-date', refused: { code: 'ESIGNATURE', reason: 'missing' } })
     const human = await cli(...stageArgs(s), '--require-signatures')
-    expect(human.stderr).toMatch(/^error ESIGNATURE: /m)
-    expect(human.stderr).toMatch(/^hint: /m)
+    expect(human.stderr).toMatch(/^warning ESIGNATURE: .*1\.1\.0/m)
+    expect(human.stdout).toMatch(/^up-to-date /m)
     s.registry.setDoc('kanban', {
       'dist-tags': { latest: '1.1.0' },
       versions: { '1.1.0': { engines: { node: '>=30' }, dist: { tarball: 'http://127.0.0.1:1/x.tgz', integrity: 'sha512-AAAA' } } },
@@ -118,14 +118,17 @@ describe('cli', () => {
       expect([r.code, JSON.parse(r.stdout)]).toMatchObject([0, { kind: 'staged', version: '1.1.0' }])
     })
 
-    it('a version without provenance exits 1 with EPROVENANCE, its check and a hint', async () => {
+    it('a version without provenance is passed over: exit 0, a warning with EPROVENANCE, `refused` in --json', async () => {
       s.publish('1.1.0')
       const r = await cli(...stageArgs(s), ...flags)
-      expect(r.code).toBe(1)
-      expect(r.stderr).toMatch(/^error EPROVENANCE: /m)
-      expect(r.stderr).toMatch(/^hint: .*provenance/m)
+      expect(r.code).toBe(0)
+      expect(r.stderr).toMatch(/^warning EPROVENANCE: .*1\.1\.0/m)
+      expect(r.stdout).toMatch(/^up-to-date /m)
       const json = await cli(...stageArgs(s), ...flags, '--json')
-      expect(JSON.parse(json.stdout).error).toMatchObject({ code: 'EPROVENANCE', check: 'attestation', version: '1.1.0' })
+      expect(JSON.parse(json.stdout)).toMatchObject({
+        kind: 'up-to-date',
+        refused: { code: 'EPROVENANCE', check: 'attestation', version: '1.1.0' },
+      })
       expect(s.registry.tarballRequests()).toBe(0)
     })
 

@@ -89,27 +89,56 @@ describe('provenance', () => {
     ['no attestations in the document', {}, undefined, 'attestation'],
   ]
   for (const [name, extra, attest, check] of refusals) {
-    it(`refuses ${name} with EPROVENANCE, downloading and writing nothing`, async () => {
+    it(`refuses ${name} (EPROVENANCE in outcome.refused), downloading and writing nothing`, async () => {
       await stageOneZero()
       publish(attest)
       const before = snapshot(s.userData)
       s.registry.requests.length = 0
-      const err = await rejection(checkAndStageLatestRuntime(opts(extra)))
-      expect(err.code).toBe('EPROVENANCE')
-      expect(err.check).toBe(check)
-      expect(err.version).toBe(VERSION)
+      const outcome = await checkAndStageLatestRuntime(opts(extra))
+      expect(outcome).toEqual({ kind: 'up-to-date', refused: expect.objectContaining({ code: 'EPROVENANCE', check, version: VERSION }) })
       expect(s.registry.tarballRequests()).toBe(0)
       expect(snapshot(s.userData)).toEqual(before)
       expect(readPointer(s.userData)?.version).toBe('1.0.0')
     })
   }
 
+  it('a refused tag does not halt updates: the newest release that passes is staged, the refusal reported', async () => {
+    const DAY = 24 * 60 * 60_000
+    const ago = (days: number) => new Date(Date.now() - days * DAY).toISOString()
+    const release = (version: string, days: number, attested: boolean) => {
+      const tarball = runtimeTarball(version)
+      return { version, tarball, time: ago(days), attestations: attested ? attestations('kanban', version, tarball) : undefined }
+    }
+    // A stolen token's publish: no attestation, tagged latest, older than the cool-down.
+    s.registry.publish('kanban', [release('1.4.0', 20, true), release('1.5.0', 10, true), release('2.0.0', 5, false)], {
+      latest: '2.0.0',
+    })
+    const logs: { level: string; message: string; fields?: Record<string, unknown> }[] = []
+    const recommended = opts({ minReleaseAgeMinutes: 3 * 24 * 60, onLog: (e: (typeof logs)[0]) => logs.push(e) })
+    const refused = { version: '2.0.0', code: 'EPROVENANCE', check: 'attestation', message: expect.stringContaining('2.0.0') }
+    expect(await checkAndStageLatestRuntime(recommended)).toEqual({ kind: 'staged', version: '1.5.0', refused })
+    expect(s.registry.tarballRequests()).toBe(1)
+    expect(s.registry.count(s.registry.tarballPath('kanban', '1.5.0'))).toBe(1)
+    expect(readPointer(s.userData)?.version).toBe('1.5.0')
+    await new Promise((r) => setTimeout(r, 50))
+    const warned = logs.filter((e) => e.level === 'warn' && e.fields?.version === '2.0.0')
+    expect(warned).toHaveLength(1)
+    expect(warned[0].fields).toMatchObject({ code: 'EPROVENANCE' })
+
+    // The next check, still on the old runtime, and the check after the restart into 1.5.0.
+    expect(await checkAndStageLatestRuntime(recommended)).toEqual({ kind: 'already-staged', refused })
+    expect(await checkAndStageLatestRuntime({ ...recommended, currentVersion: '1.5.0' })).toEqual({
+      kind: 'up-to-date',
+      refused,
+    })
+    expect(s.registry.tarballRequests()).toBe(1)
+  })
+
   it('refuses a version whose attestations URL answers 404', async () => {
     publish((tgz) => attestations('kanban', VERSION, tgz))
     s.registry.routes.delete(attestationsPath())
-    const err = await rejection(checkAndStageLatestRuntime(opts()))
-    expect(err.code).toBe('EPROVENANCE')
-    expect(err.check).toBe('attestation')
+    const outcome = await checkAndStageLatestRuntime(opts())
+    expect(outcome).toMatchObject({ kind: 'up-to-date', refused: { code: 'EPROVENANCE', check: 'attestation' } })
     expect(s.registry.count(attestationsPath())).toBe(1)
     expect(s.registry.tarballRequests()).toBe(0)
     expect(fs.existsSync(path.join(s.userData, 'runtime-store', 'versions', VERSION))).toBe(false)

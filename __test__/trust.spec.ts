@@ -93,8 +93,11 @@ describe('registry signatures', () => {
     const thief = keyPair()
     const keys = [registryKey(k.publicKey, 'SHA256:test')]
     serve([{ version: '2.0.0', signWith: { privateKey: thief.privateKey, keyid: 'SHA256:test' } }], '2.0.0')
-    const wrongKey = await rejection(checkAndStageLatestRuntime(s.opts({ registryKeys: keys })))
-    expect(wrongKey).toMatchObject({ code: 'ESIGNATURE', reason: 'invalid', version: '2.0.0', keyid: 'SHA256:test' })
+    const wrongKey = await checkAndStageLatestRuntime(s.opts({ registryKeys: keys }))
+    expect(wrongKey).toMatchObject({
+      kind: 'up-to-date',
+      refused: { code: 'ESIGNATURE', reason: 'invalid', version: '2.0.0', keyid: 'SHA256:test' },
+    })
 
     // The registry signed the real tarball; a document whose integrity names another one fails.
     const real = runtimeTarball('2.0.0')
@@ -108,8 +111,8 @@ describe('registry signatures', () => {
       ],
       '2.0.0',
     )
-    const tampered = await rejection(checkAndStageLatestRuntime(s.opts({ registryKeys: keys })))
-    expect(tampered).toMatchObject({ code: 'ESIGNATURE', reason: 'invalid' })
+    const tampered = await checkAndStageLatestRuntime(s.opts({ registryKeys: keys }))
+    expect(tampered).toMatchObject({ kind: 'up-to-date', refused: { code: 'ESIGNATURE', reason: 'invalid' } })
     expect(s.registry.tarballRequests()).toBe(1) // the baseline's only
     s.expectUnchanged(before, '1.0.5')
   })
@@ -117,8 +120,8 @@ describe('registry signatures', () => {
   it('refuses a signature whose key is not known, with the embedded public registry keys too', async () => {
     const k = keyPair()
     serve([{ version: '2.0.0', signWith: { privateKey: k.privateKey, keyid: 'SHA256:mirror' } }], '2.0.0')
-    const e = await rejection(checkAndStageLatestRuntime(s.opts()))
-    expect(e).toMatchObject({ code: 'ESIGNATURE', reason: 'unknown-key', keyid: 'SHA256:mirror' })
+    const e = await checkAndStageLatestRuntime(s.opts())
+    expect(e).toMatchObject({ kind: 'up-to-date', refused: { code: 'ESIGNATURE', reason: 'unknown-key', keyid: 'SHA256:mirror' } })
     expect(fs.existsSync(s.store)).toBe(false)
   })
 
@@ -128,8 +131,8 @@ describe('registry signatures', () => {
     const expired = [registryKey(k.publicKey, 'SHA256:old', new Date(Date.now() - 60 * MINUTE).toISOString())]
     serve([{ version: '2.0.0', ageMinutes: 10, signWith: { privateKey: k.privateKey, keyid: 'SHA256:old' } }], '2.0.0')
     const requestsBefore = docRequests().length
-    const e = await rejection(checkAndStageLatestRuntime(s.opts({ registryKeys: expired })))
-    expect(e).toMatchObject({ code: 'ESIGNATURE', reason: 'expired-key', keyid: 'SHA256:old' })
+    const e = await checkAndStageLatestRuntime(s.opts({ registryKeys: expired }))
+    expect(e).toMatchObject({ kind: 'up-to-date', refused: { code: 'ESIGNATURE', reason: 'expired-key', keyid: 'SHA256:old' } })
     const fetched = docRequests().slice(requestsBefore)
     expect(fetched.map(fullDocAccept)).toEqual([false, true])
     s.expectUnchanged(before, '1.0.5')
@@ -143,11 +146,60 @@ describe('registry signatures', () => {
   it('stages an unsigned version unless signatures are required', async () => {
     const before = await s.stageBaseline()
     serve([{ version: '2.0.0' }], '2.0.0')
-    const e = await rejection(checkAndStageLatestRuntime(s.opts({ requireSignatures: true })))
-    expect(e).toMatchObject({ code: 'ESIGNATURE', reason: 'missing', version: '2.0.0' })
+    const e = await checkAndStageLatestRuntime(s.opts({ requireSignatures: true }))
+    expect(e).toMatchObject({ kind: 'up-to-date', refused: { code: 'ESIGNATURE', reason: 'missing', version: '2.0.0' } })
     s.expectUnchanged(before, '1.0.5')
     const out = await checkAndStageLatestRuntime(s.opts({ requireSignatures: false }))
     expect(out).toEqual({ kind: 'staged', version: '2.0.0' })
+  })
+
+  it('skips a version whose signature fails, as the cool-down skips a young one, even when it is incompatible too', async () => {
+    const k = keyPair()
+    const thief = keyPair()
+    const keys = [registryKey(k.publicKey, 'SHA256:test')]
+    serve(
+      [
+        { version: '1.5.0', signWith: { privateKey: k.privateKey, keyid: 'SHA256:test' } },
+        // The compatibility guard must not be what answers for a version no one can trust.
+        {
+          version: '2.0.0',
+          manifest: { engines: { node: '>=99' } },
+          signWith: { privateKey: thief.privateKey, keyid: 'SHA256:test' },
+        },
+      ],
+      '2.0.0',
+    )
+    const logs: { level: string; fields?: Record<string, unknown> }[] = []
+    const out = await checkAndStageLatestRuntime(
+      s.opts({ registryKeys: keys, hostNodeVersion: '22.12.0', onLog: (e: (typeof logs)[0]) => logs.push(e) }),
+    )
+    expect(out).toEqual({
+      kind: 'staged',
+      version: '1.5.0',
+      refused: { version: '2.0.0', code: 'ESIGNATURE', reason: 'invalid', keyid: 'SHA256:test', message: expect.any(String) },
+    })
+    expect(s.registry.tarballRequests()).toBe(1)
+    await new Promise((r) => setTimeout(r, 50))
+    expect(logs.some((e) => e.level === 'warn' && e.fields?.version === '2.0.0' && e.fields?.code === 'ESIGNATURE')).toBe(true)
+  })
+
+  it('stops looking further back after 16 refused versions, each warned, with no request for any', async () => {
+    const versions = Array.from({ length: 20 }, (_, i) => `1.${i + 1}.0`)
+    s.registry.publish(
+      'kanban',
+      versions.map((version) => ({ version, tarball: runtimeTarball(version) })),
+      { latest: '1.20.0' },
+    )
+    const logs: { level: string; message: string; fields?: Record<string, unknown> }[] = []
+    const out = await checkAndStageLatestRuntime(
+      s.opts({ requireSignatures: true, onLog: (e: (typeof logs)[0]) => logs.push(e) }),
+    )
+    expect(out).toMatchObject({ kind: 'up-to-date', refused: { code: 'ESIGNATURE', reason: 'missing', version: '1.20.0' } })
+    await new Promise((r) => setTimeout(r, 50))
+    const warned = logs.filter((e) => e.level === 'warn' && e.fields?.code === 'ESIGNATURE')
+    expect(warned.map((e) => e.fields?.version)).toEqual(versions.slice(4).reverse())
+    expect(warned.at(-1)?.message).toContain('16 versions refused')
+    expect(s.registry.requests.length).toBe(1) // the document
   })
 
   it('checks registryKeys and requireSignatures as options', async () => {
@@ -222,6 +274,27 @@ describe('release-age cool-down', () => {
     expect(await checkAndStageLatestRuntime(s.opts({ minReleaseAgeMinutes: DAY }))).toEqual({ kind: 'up-to-date' })
     expect(s.registry.tarballRequests()).toBe(0)
     expect(fs.existsSync(s.store)).toBe(false)
+  })
+
+  it('says so when every release newer than the running one is deprecated', async () => {
+    serve(
+      [
+        { version: '1.0.0', ageMinutes: 30 * DAY },
+        { version: '1.5.0', ageMinutes: 10 * DAY, deprecated: 'broken' },
+        { version: '2.0.0', ageMinutes: 10 * DAY, deprecated: 'broken too' },
+      ],
+      '2.0.0',
+    )
+    const logs: { level: string; message: string; fields?: Record<string, unknown> }[] = []
+    const out = await checkAndStageLatestRuntime(
+      s.opts({ minReleaseAgeMinutes: DAY, onLog: (e: (typeof logs)[0]) => logs.push(e) }),
+    )
+    expect(out).toEqual({ kind: 'up-to-date' })
+    await new Promise((r) => setTimeout(r, 50))
+    const warned = logs.filter((e) => e.level === 'warn')
+    expect(warned).toHaveLength(1)
+    expect(warned[0].message).toContain('deprecated')
+    expect(warned[0].fields).toMatchObject({ current: '1.0.0', versions: '2.0.0, 1.5.0' })
   })
 
   it('refuses a cool-down that is not a whole number of minutes up to 366 days', async () => {

@@ -303,6 +303,11 @@ async function stage({ values }, out) {
   const outcome = await runStaging(checkAndStageLatestRuntime, options, values, out)
   const ms = Date.now() - started
   if (values.json) return out.log(jsonLine({ ...outcome, ms }))
+  // A version the trust policy refused was passed over, not fatal: the outcome says what was
+  // staged instead, and the warning why the newer one was not.
+  if (outcome.refused) {
+    out.error(`${out.errPaint.yellow(`warning ${safe(outcome.refused.code)}`)}: ${safe(outcome.refused.message)}`)
+  }
   const line = outcomeLine(outcome, ms, () => safe(readPointer(options.userData)?.cliEntry), out.paint)
   if (line !== undefined) out.log(line)
 }

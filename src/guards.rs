@@ -108,7 +108,7 @@ pub(crate) async fn check_signatures(
     signature_verdict(cfg, signed, latest, ctl)
 }
 
-/// Whether the signature check lets `latest` through, logged either way.
+/// Whether the signature check lets `latest` through; a verified or absent signature is logged.
 fn signature_verdict(
     cfg: &Config,
     signed: Result<Signed>,
@@ -137,10 +137,8 @@ fn signature_verdict(
             );
             Ok(())
         }
-        Err(e) => {
-            ctl.log(Level::Warn, e.to_string(), &[("version", latest.into())]);
-            Err(e)
-        }
+        // Logged where the refusal passes the version over (see `stage.rs`).
+        Err(e) => Err(e),
     }
 }
 

@@ -138,7 +138,7 @@ pub use error::{Result, StageError};
 pub use extract::{extract_tgz, ExtractLimits};
 pub use log::{LogEntry, Value as LogValue};
 pub use provenance::{verify_sigstore_bundle, Policy, Signer, TrustRoot};
-pub use stage::{check_and_stage, Outcome};
+pub use stage::{check_and_stage, Checked, Outcome};
 pub use store::Store;
 
 /// Internals the integration tests in `tests/` drive directly: the HTTP client, the SRI string a

@@ -4,13 +4,13 @@
 use crate::call::{Control, Phase};
 use crate::config::{Config, NetConfig};
 use crate::document::fetch_document;
-use crate::error::{clip, Result, StageError};
+use crate::error::{clip, Field, Result, StageError};
 use crate::flight::single_flight;
 use crate::fsutil::{self, blocking};
 use crate::guards::{bundled_node_pty_version, check_provenance, check_signatures, compat_guard};
 use crate::http::Http;
 use crate::install::download_with_retries;
-use crate::log::Level;
+use crate::log::{Level, Value as LogValue};
 use crate::registry::{
     document_url, rewrite_tarball_url, Dist, Document, ACCEPT_CORGI, ACCEPT_FULL,
 };
@@ -45,15 +45,32 @@ impl Outcome {
     }
 }
 
+/// What one call settled on: its outcome and, when the trust policy refused a newer version on
+/// the way (and an older one was considered instead, as the cool-down does), the newest refusal.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub outcome: Outcome,
+    /// An `ESIGNATURE` or `EPROVENANCE` error, naming the refused version.
+    pub refused: Option<StageError>,
+}
+
 /// How long to wait between polls of a lock held by another stager. Polling (rather than a
 /// blocking wait on a thread) keeps the wait abortable and bounded by the deadline.
 const LOCK_POLL: Duration = Duration::from_millis(25);
 
+/// Most versions one call refuses on trust before it stops looking further back: each refusal can
+/// cost a request (the attestations, the full document), and a document listing hundreds of
+/// refused versions must not turn one check into hundreds of requests. Far more than the bad
+/// publishes that land between two good releases.
+const MAX_REFUSED: usize = 16;
+
 /// Checks the registry for a newer runtime and stages it: resolves the version the dist-tag
 /// names, applies the cool-down, answers from the version guards when nothing needs staging,
-/// runs the guards that come before any download, then stages under the staging lock.
-/// Concurrent calls in this process that would stage the same thing share one run.
-pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Result<Outcome> {
+/// runs the guards that come before any download, then stages under the staging lock. A version
+/// the trust policy refuses (its signature or provenance) is passed over like one the cool-down
+/// holds back: the next older release that would qualify is considered, so a bad publish cannot
+/// halt updates. Concurrent calls in this process that would stage the same thing share one run.
+pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Result<Checked> {
     // An already-aborted signal never starts a request.
     if ctl.is_aborted() {
         return Err(StageError::Aborted);
@@ -61,14 +78,115 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
     ctl.report(Phase::Resolving, 0, None);
     let http = Http::new(&cfg.net, &cfg.registry)?;
     let resolved = resolve_tag(cfg, store, &http, ctl).await?;
-    let Some(latest) = apply_cool_down(cfg, &resolved, ctl) else {
-        return Ok(Outcome::UpToDate);
+    let mut candidate = apply_cool_down(cfg, &resolved, ctl);
+    let mut refused = None;
+    let mut refusals = 0;
+    let outcome = loop {
+        let Some(latest) = candidate else {
+            break Outcome::UpToDate;
+        };
+        if let Some(outcome) = version_guards(cfg, store, &latest, ctl)? {
+            break outcome;
+        }
+        match pre_download_guards(cfg, store, &http, &resolved, latest.clone(), ctl).await {
+            Ok(run) => {
+                break single_flight(store, &run.latest, &run.key(), ctl, || run.stage()).await?
+            }
+            Err(e) if is_trust_refusal(&e) => {
+                refusals += 1;
+                candidate = if refusals < MAX_REFUSED {
+                    fallback(cfg, &resolved, &latest)?
+                } else {
+                    None
+                };
+                log_refusal(&e, candidate.as_deref(), refusals, ctl);
+                refused.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
+        }
     };
-    if let Some(outcome) = version_guards(cfg, store, &latest, ctl)? {
-        return Ok(outcome);
+    if outcome == Outcome::UpToDate {
+        log_all_newer_deprecated(cfg, &resolved, ctl);
     }
-    let run = pre_download_guards(cfg, store, &http, &resolved, latest, ctl).await?;
-    single_flight(store, &run.latest, &run.key(), ctl, || run.stage()).await
+    Ok(Checked { outcome, refused })
+}
+
+/// Whether `e` is the trust policy refusing a version (not a fault of the network, the store or
+/// the document), which passes the version over instead of failing the call.
+fn is_trust_refusal(e: &StageError) -> bool {
+    matches!(
+        e,
+        StageError::Signature { .. } | StageError::Provenance { .. }
+    )
+}
+
+/// The release to consider once `refused` is refused: the newest older one that the tag's choice
+/// would take (under the cool-down, old enough), if any.
+fn fallback(cfg: &Config, resolved: &Resolved, refused: &str) -> Result<Option<String>> {
+    let below = parse_version(cfg, refused)?;
+    let min_age = cool_down(cfg).map(|age| i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
+    Ok(trust::candidate_below(
+        &resolved.doc,
+        &resolved.tagged_v,
+        Some(&below),
+        trust::now_ms(),
+        min_age,
+    ))
+}
+
+/// Warns that the trust policy refused a version, why, and what is considered instead.
+fn log_refusal(e: &StageError, next: Option<&str>, refusals: usize, ctl: &Control) {
+    let fields = e.fields();
+    let version = fields.iter().find_map(|(name, value)| match (name, value) {
+        (&"version", Field::Str(v)) => Some(v.clone()),
+        _ => None,
+    });
+    let version = version.unwrap_or_default();
+    let then = match next {
+        Some(v) => format!("considering {}", clip(v)),
+        None if refusals >= MAX_REFUSED => {
+            format!("{MAX_REFUSED} versions refused: no older release is considered")
+        }
+        None => "no older release qualifies".to_string(),
+    };
+    let mut shown: Vec<(&'static str, LogValue)> =
+        vec![("version", (&version).into()), ("code", e.code().into())];
+    shown.extend(fields.into_iter().filter(|(n, _)| *n != "version").map(
+        |(name, value)| match value {
+            Field::Str(s) => (name, LogValue::from(&s)),
+            Field::Num(n) => (name, LogValue::Num(n)),
+        },
+    ));
+    if let Some(v) = next {
+        shown.push(("considering", v.into()));
+    }
+    ctl.log(
+        Level::Warn,
+        format!("refused {} ({}): {e}; {then}", clip(&version), e.code()),
+        &shown,
+    );
+}
+
+/// Warns when the answer is `up-to-date` although the registry has newer releases (up to the
+/// tag's version), because every one of them is deprecated.
+fn log_all_newer_deprecated(cfg: &Config, resolved: &Resolved, ctl: &Control) {
+    let current = version::clean(&cfg.current_version);
+    let deprecated =
+        trust::all_newer_deprecated(&resolved.doc, &resolved.tagged_v, current.as_ref());
+    if deprecated.is_empty() {
+        return;
+    }
+    let list = deprecated.join(", ");
+    let current = current.map_or_else(|| cfg.current_version.clone(), |c| c.to_string());
+    ctl.log(
+        Level::Warn,
+        format!(
+            "every release newer than the running {} is deprecated: {}; none is staged",
+            clip(&current),
+            clip(&list)
+        ),
+        &[("current", (&current).into()), ("versions", (&list).into())],
+    );
 }
 
 /// The package document as this call fetched it, and the version its dist-tag names.
@@ -209,8 +327,9 @@ fn version_guards(
 }
 
 /// The staging run of `latest`, once it passes the guards that come before anything is
-/// downloaded or written: the bundled native modules are there, the version is compatible with
-/// them and with the host, its registry signature holds and, when configured, its provenance.
+/// downloaded or written: the bundled native modules are there, its registry signature holds
+/// and, when configured, its provenance, and the version is compatible with the modules and
+/// with the host.
 async fn pre_download_guards<'a>(
     cfg: &'a Config,
     store: &'a Store,
@@ -230,17 +349,19 @@ async fn pre_download_guards<'a>(
         node_pty: bundled_node_pty_version(&native_src),
     };
     let Resolved { url, doc, full, .. } = resolved;
-    compat_guard(store, doc, &latest, &compat, ctl)?;
+    // The trust checks come first: a version no one can trust is passed over, and what the
+    // compatibility guard would say about it must not be what answers the call.
     check_signatures(cfg, http, url, doc, *full, &latest, ctl).await?;
+    if let Some(provenance) = &cfg.provenance {
+        check_provenance(cfg, provenance, http, &doc.dist(&latest)?, &latest, ctl).await?;
+    }
+    compat_guard(store, doc, &latest, &compat, ctl)?;
+    let dist = doc.dist(&latest)?;
     ctl.log(
         Level::Info,
         format!("staging {}", clip(&latest)),
         &[("version", (&latest).into())],
     );
-    let dist = doc.dist(&latest)?;
-    if let Some(provenance) = &cfg.provenance {
-        check_provenance(cfg, provenance, http, &dist, &latest, ctl).await?;
-    }
     Ok(Run {
         cfg,
         store,

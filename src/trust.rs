@@ -159,18 +159,63 @@ pub fn cooled_candidate(
     now_ms: i64,
     min_age_ms: i64,
 ) -> Option<String> {
-    let allow_pre = !tag.pre.is_empty();
-    doc.version_keys()
-        .filter_map(|key| Some((semver::Version::parse(key).ok()?, key)))
-        .filter(|(v, _)| version::compare(v, tag) != std::cmp::Ordering::Greater)
-        .filter(|(v, _)| allow_pre || v.pre.is_empty())
+    candidate_below(doc, tag, None, now_ms, Some(min_age_ms))
+}
+
+/// The newest release older than `below` (when given) that the tag's choice could fall back to:
+/// not newer than the tag's version, not a prerelease unless the tag's version is one, not
+/// deprecated and, under a cool-down (`min_age_ms`), at least that old. `None` when none is.
+pub fn candidate_below(
+    doc: &Document,
+    tag: &semver::Version,
+    below: Option<&semver::Version>,
+    now_ms: i64,
+    min_age_ms: Option<i64>,
+) -> Option<String> {
+    releases_up_to(doc, tag)
+        .filter(|(v, _)| below.is_none_or(|b| version::compare(v, b) == std::cmp::Ordering::Less))
         .filter(|(_, key)| !doc.is_deprecated(key))
         .filter(|(_, key)| {
-            doc.published_ms(key)
-                .is_some_and(|t| now_ms.saturating_sub(t) >= min_age_ms)
+            min_age_ms.is_none_or(|age| {
+                doc.published_ms(key)
+                    .is_some_and(|t| now_ms.saturating_sub(t) >= age)
+            })
         })
         .max_by(|(a, _), (b, _)| version::compare(a, b))
         .map(|(_, key)| key.to_string())
+}
+
+/// The releases newer than `current` (every one when unknown) and not newer than the tag's
+/// version, newest first, when there are some and each is deprecated; else empty. Those are why
+/// a check answers `up-to-date` although the registry has newer versions.
+pub fn all_newer_deprecated(
+    doc: &Document,
+    tag: &semver::Version,
+    current: Option<&semver::Version>,
+) -> Vec<String> {
+    let mut newer: Vec<(semver::Version, &str)> = releases_up_to(doc, tag)
+        .filter(|(v, _)| {
+            current.is_none_or(|c| version::compare(v, c) == std::cmp::Ordering::Greater)
+        })
+        .collect();
+    if newer.iter().any(|(_, key)| !doc.is_deprecated(key)) {
+        return Vec::new();
+    }
+    newer.sort_by(|(a, _), (b, _)| version::compare(b, a));
+    newer.into_iter().map(|(_, key)| key.to_string()).collect()
+}
+
+/// The document's semver versions not newer than the tag's, prereleases only when the tag's
+/// version is one.
+fn releases_up_to<'d>(
+    doc: &'d Document,
+    tag: &semver::Version,
+) -> impl Iterator<Item = (semver::Version, &'d str)> + 'd {
+    let (tag, allow_pre) = (tag.clone(), !tag.pre.is_empty());
+    doc.version_keys()
+        .filter_map(|key| Some((semver::Version::parse(key).ok()?, key)))
+        .filter(move |(v, _)| version::compare(v, &tag) != std::cmp::Ordering::Greater)
+        .filter(move |(v, _)| allow_pre || v.pre.is_empty())
 }
 
 /// What the compatibility guard checks a runtime against; an unknown version is not checked.
@@ -558,6 +603,51 @@ mod tests {
             Some("3.0.0-rc.1")
         );
         assert_eq!(cooled_candidate(&d, &tag("2.0.0"), now, 95 * day), None);
+    }
+
+    #[test]
+    fn fallbacks_are_older_releases_that_would_qualify() {
+        let d = doc(serde_json::json!({
+            "dist-tags": {"latest": "2.0.0"},
+            "versions": {
+                "1.0.0": {}, "1.4.0": {"deprecated": "broken"}, "1.5.0-rc.1": {}, "1.5.0": {},
+                "2.0.0": {}, "2.1.0": {}
+            }
+        }));
+        let v = |s: &str| semver::Version::parse(s).unwrap();
+        let below = |b: &str| candidate_below(&d, &v("2.0.0"), Some(&v(b)), 0, None);
+        assert_eq!(below("2.0.0").as_deref(), Some("1.5.0"));
+        // Neither the deprecated 1.4.0 nor the prerelease: 1.0.0.
+        assert_eq!(below("1.5.0").as_deref(), Some("1.0.0"));
+        assert_eq!(below("1.0.0"), None);
+        // Without `time`, no release is old enough for a cool-down.
+        assert_eq!(
+            candidate_below(&d, &v("2.0.0"), Some(&v("2.0.0")), 0, Some(1)),
+            None
+        );
+    }
+
+    #[test]
+    fn newer_releases_all_deprecated() {
+        let d = doc(serde_json::json!({
+            "dist-tags": {"latest": "2.0.0"},
+            "versions": {
+                "1.0.0": {}, "1.5.0": {"deprecated": "broken"}, "2.0.0": {"deprecated": "too"},
+                "2.1.0": {}, "2.0.0-rc.1": {}
+            }
+        }));
+        let v = |s: &str| semver::Version::parse(s).unwrap();
+        let tag = v("2.0.0");
+        assert_eq!(
+            all_newer_deprecated(&d, &tag, Some(&v("1.0.0"))),
+            ["2.0.0", "1.5.0"]
+        );
+        assert_eq!(
+            all_newer_deprecated(&d, &tag, Some(&v("2.0.0"))),
+            Vec::<String>::new()
+        );
+        // 1.0.0 is newer than an unknown running version, and not deprecated.
+        assert_eq!(all_newer_deprecated(&d, &tag, None), Vec::<String>::new());
     }
 
     /// The inverse of `days_from_civil`, for the tests' dates.

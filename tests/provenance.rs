@@ -4,7 +4,9 @@ mod common;
 
 use common::kit::{self, TestCa};
 use common::{ctl, env, Env, Server};
-use kanban_runtime_stager::{check_and_stage, Policy, Provenance, StageError, Store, TrustRoot};
+use kanban_runtime_stager::{
+    check_and_stage, Checked, Outcome, Policy, Provenance, StageError, Store, TrustRoot,
+};
 use sha2::{Digest, Sha512};
 
 /// A registry whose attestation for 2.0.0 was made for a run of `repo` (by another CA than the
@@ -53,6 +55,18 @@ async fn scenario_timed(
     (reg, e)
 }
 
+/// The provenance check that refused 2.0.0, the one newer version, when the call passed it over
+/// and answered `up-to-date`.
+fn refused_check(out: Result<Checked, StageError>) -> &'static str {
+    match out {
+        Ok(Checked {
+            outcome: Outcome::UpToDate,
+            refused: Some(StageError::Provenance { check, version, .. }),
+        }) if version == "2.0.0" => check,
+        other => panic!("expected 2.0.0 refused (EPROVENANCE), got {other:?}"),
+    }
+}
+
 fn versions(e: &Env) -> usize {
     std::fs::read_dir(e.cfg.user_data.join("runtime-store/versions"))
         .map(|d| d.count())
@@ -64,7 +78,7 @@ async fn a_valid_attestation_stages() {
     let (reg, e) = scenario(kit::REPO, false, None).await;
     let store = Store::new(&e.cfg.user_data);
     let out = check_and_stage(&e.cfg, &store, &ctl()).await.unwrap();
-    assert_eq!(out.kind(), "staged");
+    assert_eq!(out.outcome.kind(), "staged");
     assert_eq!((reg.attestation_requests(), reg.tarball_requests()), (1, 1));
 }
 
@@ -74,16 +88,16 @@ async fn a_rekor_v2_attestation_timed_by_rfc_3161_stages_and_one_timed_outside_t
     let (reg, e) = scenario_timed(kit::REPO, false, None, Some(kit::INTEGRATED)).await;
     let store = Store::new(&e.cfg.user_data);
     let out = check_and_stage(&e.cfg, &store, &ctl()).await.unwrap();
-    assert_eq!(out.kind(), "staged");
+    assert_eq!(out.outcome.kind(), "staged");
     assert_eq!(reg.attestation_requests(), 1);
 
     // The certificate is valid ten minutes; the timestamp says an hour later.
     let (reg, e) = scenario_timed(kit::REPO, false, None, Some(kit::INTEGRATED + 3600)).await;
     let store = Store::new(&e.cfg.user_data);
-    match check_and_stage(&e.cfg, &store, &ctl()).await {
-        Err(StageError::Provenance { check, .. }) => assert_eq!(check, "certificate"),
-        other => panic!("expected EPROVENANCE (certificate), got {other:?}"),
-    }
+    assert_eq!(
+        refused_check(check_and_stage(&e.cfg, &store, &ctl()).await),
+        "certificate"
+    );
     assert_eq!((reg.tarball_requests(), versions(&e)), (0, 0));
 }
 
@@ -96,12 +110,8 @@ async fn refusals_download_and_write_nothing() {
     ] {
         let (reg, e) = scenario(repo, other_ca, digest).await;
         let store = Store::new(&e.cfg.user_data);
-        match check_and_stage(&e.cfg, &store, &ctl()).await {
-            Err(StageError::Provenance {
-                check: c, version, ..
-            }) => assert_eq!((c, version.as_str()), (check, "2.0.0")),
-            other => panic!("expected EPROVENANCE ({check}), got {other:?}"),
-        }
+        let out = check_and_stage(&e.cfg, &store, &ctl()).await;
+        assert_eq!(refused_check(out), check);
         assert_eq!(reg.tarball_requests(), 0, "{check}");
         assert_eq!(versions(&e), 0, "{check}");
     }
@@ -114,10 +124,10 @@ async fn no_attestations_is_refused_and_no_option_asks_for_none() {
     let mut e = env(&reg.url, "1.0.0");
     e.cfg.provenance = with.cfg.provenance.clone();
     let store = Store::new(&e.cfg.user_data);
-    match check_and_stage(&e.cfg, &store, &ctl()).await {
-        Err(StageError::Provenance { check, .. }) => assert_eq!(check, "attestation"),
-        other => panic!("expected EPROVENANCE, got {other:?}"),
-    }
+    assert_eq!(
+        refused_check(check_and_stage(&e.cfg, &store, &ctl()).await),
+        "attestation"
+    );
     assert_eq!((reg.tarball_requests(), versions(&e)), (0, 0));
 
     let (reg, mut e) = scenario(kit::REPO, false, None).await;

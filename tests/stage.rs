@@ -14,7 +14,10 @@ async fn outcomes_in_order_with_one_download() {
     let reg = Server::registry("2.0.0", None).await;
     let e = env(&reg.url, "1.0.0");
     let store = Store::new(&e.cfg.user_data);
-    let out = check_and_stage(&e.cfg, &store, &ctl()).await.unwrap();
+    let out = check_and_stage(&e.cfg, &store, &ctl())
+        .await
+        .unwrap()
+        .outcome;
     assert_eq!(out, Outcome::Staged("2.0.0".into()));
     assert!(store.is_whole("2.0.0"));
     assert_eq!(store.resolve_cli_entry(), Some(store.cli_entry("2.0.0")));
@@ -22,18 +25,27 @@ async fn outcomes_in_order_with_one_download() {
         std::fs::read_to_string(store.cli_entry("2.0.0")).unwrap(),
         "console.log('2.0.0')"
     );
-    let again = check_and_stage(&e.cfg, &store, &ctl()).await.unwrap();
+    let again = check_and_stage(&e.cfg, &store, &ctl())
+        .await
+        .unwrap()
+        .outcome;
     assert_eq!(again, Outcome::AlreadyStaged);
 
     let mut newer = e.cfg.clone();
     newer.current_version = "2.0.0".into();
     assert_eq!(
-        check_and_stage(&newer, &store, &ctl()).await.unwrap(),
+        check_and_stage(&newer, &store, &ctl())
+            .await
+            .unwrap()
+            .outcome,
         Outcome::UpToDate
     );
     store.mark_bad("2.0.0").unwrap();
     assert_eq!(
-        check_and_stage(&e.cfg, &store, &ctl()).await.unwrap(),
+        check_and_stage(&e.cfg, &store, &ctl())
+            .await
+            .unwrap()
+            .outcome,
         Outcome::BadVersion("2.0.0".into())
     );
     assert_eq!(reg.tarball_requests(), 1);
@@ -98,7 +110,10 @@ async fn pointer_failure_is_repaired_without_a_second_download() {
     assert_eq!(failing.read_pointer(), None);
 
     let store = Store::new(&e.cfg.user_data);
-    let out = check_and_stage(&e.cfg, &store, &ctl()).await.unwrap();
+    let out = check_and_stage(&e.cfg, &store, &ctl())
+        .await
+        .unwrap()
+        .outcome;
     assert_eq!(out, Outcome::Staged("2.0.0".into()));
     assert_eq!(store.read_pointer().unwrap().version, "2.0.0");
     assert_eq!(reg.tarball_requests(), 1);

@@ -33,7 +33,17 @@ export function advice(e: unknown): string {
   }
 }
 
+/** Any variant may say that the trust policy passed a newer version over, and why. */
+function refusal(outcome: StageOutcome): string | undefined {
+  const r = outcome.refused
+  if (!r) return undefined
+  const code: 'ESIGNATURE' | 'EPROVENANCE' = r.code
+  return `${r.version} refused (${code}, ${r.check ?? r.reason ?? ''}): ${r.message}`
+}
+
 function describe(outcome: StageOutcome): string {
+  const refused = refusal(outcome)
+  if (refused) return refused
   switch (outcome.kind) {
     case 'up-to-date':
       // @ts-expect-error `version` does not exist on the up-to-date variant

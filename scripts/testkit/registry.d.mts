@@ -15,6 +15,10 @@ export interface Published {
    * `dist.attestations.url`, and the registry serves it there.
    */
   attestations?: Buffer
+  /** The publish date the document's `time` gives the version; without it, none. */
+  time?: string
+  /** The document marks the version deprecated with this message. */
+  deprecated?: string
 }
 
 /** What `serveBody` sent one request. */

@@ -103,6 +103,8 @@ export class Registry {
           unpackedSize: v.unpackedSize ?? 1 << 20,
         },
       }
+      if (v.time) (doc.time ??= {})[v.version] = v.time
+      if (v.deprecated) doc.versions[v.version].deprecated = v.deprecated
       if (v.attestations) {
         const attPath = this.attestationsPath(name, v.version)
         const body = v.attestations

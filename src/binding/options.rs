@@ -70,11 +70,12 @@ pub struct StageOptions<'a> {
     pub min_release_age_minutes: Option<u32>,
     /// The registry's signing keys, as its `/-/npm/v1/keys` serves them; they replace the
     /// embedded keys. A signature that is present and does not verify with one of them (or
-    /// whose key expired before the version was published) rejects with `code: 'ESIGNATURE'`.
-    /// Default: the public npm registry's keys, embedded.
+    /// whose key expired before the version was published) refuses the version (`ESIGNATURE`):
+    /// it is passed over for the newest older release that passes, and the refusal is the
+    /// outcome's `refused`. Default: the public npm registry's keys, embedded.
     pub registry_keys: Option<Vec<RegistryKeyOption>>,
-    /// Also refuse (`ESIGNATURE`) a version that carries no registry signature. Many mirrors
-    /// strip `dist.signatures`, hence opt-in. Default: false.
+    /// Also refuse (`ESIGNATURE`, passed over as above) a version that carries no registry
+    /// signature. Many mirrors strip `dist.signatures`, hence opt-in. Default: false.
     pub require_signatures: Option<bool>,
     /// The Node version the runtime will run on: a runtime whose `engines.node` excludes it, or
     /// whose `node-pty` range excludes the bundled node-pty's version, rejects with
@@ -83,8 +84,9 @@ pub struct StageOptions<'a> {
     pub host_node_version: Option<String>,
     /// Stage a version only when its npm provenance attestation proves that a GitHub Actions run
     /// of `repository` (and of `workflowPath` when given) built exactly this tarball; otherwise
-    /// reject with `code: 'EPROVENANCE'` before anything is downloaded. Default: not checked (no
-    /// attestation is requested).
+    /// the version is refused (`EPROVENANCE`) before anything is downloaded, passed over for the
+    /// newest older release that passes, and the refusal is the outcome's `refused`. Default: not
+    /// checked (no attestation is requested).
     pub provenance: Option<ProvenanceOptions>,
     /// The text of a Sigstore `trusted_root.json` whose Fulcio CAs and Rekor keys replace the
     /// embedded ones, at most 1 MiB. Default: Sigstore's public-good trust root, embedded.

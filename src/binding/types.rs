@@ -3,7 +3,7 @@
 use crate::call::Progress;
 use crate::error::{Field, StageError};
 use crate::log::{LogEntry, Value as LogValue};
-use crate::stage::Outcome;
+use crate::stage::{Checked, Outcome};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::collections::HashMap;
@@ -62,17 +62,69 @@ impl From<Progress> for StageProgress {
     }
 }
 
-/// What `checkAndStageLatestRuntime` resolved to.
+/// What `checkAndStageLatestRuntime` resolved to. `refused` is set when the trust policy
+/// (`requireSignatures`, `registryKeys`, `provenance`) refused a newer version than the outcome's
+/// and the call passed it over, as the cool-down passes over a young one.
 #[napi(discriminant = "kind", discriminant_case = "kebab-case")]
 pub enum StageOutcome {
-    /// The running runtime is as new as the registry's.
-    UpToDate,
+    /// The running runtime is as new as the registry's (or as every newer version it may stage).
+    UpToDate { refused: Option<StageRefusal> },
     /// The newest version is marked bad; nothing was staged.
-    BadVersion { version: String },
+    BadVersion {
+        version: String,
+        refused: Option<StageRefusal>,
+    },
     /// The pointer already names the newest version and its folder is whole.
-    AlreadyStaged,
+    AlreadyStaged { refused: Option<StageRefusal> },
     /// The newest version was staged and the pointer now names it.
-    Staged { version: String },
+    Staged {
+        version: String,
+        refused: Option<StageRefusal>,
+    },
+}
+
+/// The newest version the trust policy refused on the way to an outcome: the `code`, `message`
+/// and fields the error would have had (`ESIGNATURE` with `reason` and `keyid`, `EPROVENANCE`
+/// with `check`).
+#[napi(object)]
+pub struct StageRefusal {
+    #[napi(ts_type = "'ESIGNATURE' | 'EPROVENANCE'")]
+    pub code: String,
+    pub message: String,
+    /// The refused version.
+    pub version: String,
+    /// Which provenance check failed (`EPROVENANCE`).
+    #[napi(ts_type = "StageError['check']")]
+    pub check: Option<String>,
+    /// Why the signature failed (`ESIGNATURE`).
+    #[napi(ts_type = "StageError['reason']")]
+    pub reason: Option<String>,
+    /// The key the failing signature names (`ESIGNATURE`), when it names one.
+    pub keyid: Option<String>,
+}
+
+impl From<&StageError> for StageRefusal {
+    fn from(e: &StageError) -> Self {
+        let mut r = StageRefusal {
+            code: e.code().to_string(),
+            message: e.to_string(),
+            version: String::new(),
+            check: None,
+            reason: None,
+            keyid: None,
+        };
+        for (name, value) in e.fields() {
+            let Field::Str(value) = value else { continue };
+            match name {
+                "version" => r.version = value,
+                "check" => r.check = Some(value),
+                "reason" => r.reason = Some(value),
+                "keyid" => r.keyid = Some(value),
+                _ => {}
+            }
+        }
+        r
+    }
 }
 
 /// The pointer `current.json`.
@@ -95,13 +147,14 @@ impl From<crate::store::Pointer> for RuntimePointer {
     }
 }
 
-impl From<Outcome> for StageOutcome {
-    fn from(o: Outcome) -> Self {
-        match o {
-            Outcome::UpToDate => StageOutcome::UpToDate,
-            Outcome::BadVersion(version) => StageOutcome::BadVersion { version },
-            Outcome::AlreadyStaged => StageOutcome::AlreadyStaged,
-            Outcome::Staged(version) => StageOutcome::Staged { version },
+impl From<Checked> for StageOutcome {
+    fn from(c: Checked) -> Self {
+        let refused = c.refused.as_ref().map(StageRefusal::from);
+        match c.outcome {
+            Outcome::UpToDate => StageOutcome::UpToDate { refused },
+            Outcome::BadVersion(version) => StageOutcome::BadVersion { version, refused },
+            Outcome::AlreadyStaged => StageOutcome::AlreadyStaged { refused },
+            Outcome::Staged(version) => StageOutcome::Staged { version, refused },
         }
     }
 }
