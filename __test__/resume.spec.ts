@@ -130,6 +130,21 @@ describe('resume', () => {
     expectStagedClean('1.1.0')
   })
 
+  it('gives up after the retries when every attempt is cut at the same byte', { timeout: 30_000 }, async () => {
+    const tgz = publishBig(256 * 1024)
+    const cut = 20 * 1024
+    // From byte 0 every time (no validator, so nothing is kept, and Range ignored), cut at 20 KB.
+    for (const o of [{ etag: null }, { ranges: false }] as BodyOptions[]) {
+      const t = serveTarball('1.1.0', tgz, { ...o, cutAt: () => cut })
+      const e = await rejection(checkAndStageLatestRuntime(s.opts({ retries: 3, timeoutMs: 20_000 })))
+      expect(e).toMatchObject({ code: 'ENETWORK', phase: 'downloading' })
+      // The first attempt got to 20 KB; the next three got no further, and each counted.
+      expect(t.log.map((r) => r.bytes)).toEqual([cut, cut, cut, cut])
+      expect(readPointer(s.userData)).toBeNull()
+      expect(s.partials()).toEqual([])
+    }
+  })
+
   it('starts over when the ETag changed between attempts', async () => {
     const { t } = await stageAfterOneCut({ etag: (i) => (i === 0 ? '"v1"' : '"v2"') })
     // If-Range named the old ETag, so the server sent the whole new representation.

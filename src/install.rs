@@ -61,8 +61,8 @@ pub(crate) fn limits_for(cfg: &Config, dist: &Dist) -> ExtractLimits {
 /// Downloads and stages into `versions/<v>`, retrying transient failures and one integrity
 /// failure (a mirror may have served a bad copy once). The partial never outlives a failure; the
 /// tarball bytes received so far do, when the network is what failed, so the next attempt (or
-/// call) resumes them. An attempt that got further than the last does not count against the
-/// retries (see `RetryPolicy::download`). Only the holder of the staging lock may call it: the
+/// call) resumes them. An attempt that got further into the tarball than any before it does not
+/// count against the retries (see `RetryPolicy::download`). Only the holder of the staging lock may call it: the
 /// partial folders and kept bytes it writes and removes are then no other run's.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn download_with_retries(
@@ -125,6 +125,7 @@ struct Job<'a> {
 async fn stage_once(job: &Job<'_>, attempt: &mut Attempt) -> Result<()> {
     let opened = job.open().await?;
     attempt.resumed = opened.replay.is_some();
+    attempt.start = opened.replay.as_ref().map_or(0, |k| k.len);
     let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(PIPE_CHUNKS);
     let cancel = Arc::new(AtomicBool::new(false));
     let (keep_tx, keeper) = job.spawn_keeper(opened.keeping);

@@ -2,7 +2,8 @@
 //! tarball download.
 //!
 //! The policy is our own small type rather than `backon` or `retry-policies` (reqwest-retry's):
-//! the download restores its budget whenever an attempt received bytes, restarts resumed bytes
+//! the download restores its budget whenever an attempt got further into the tarball than any
+//! before it, restarts resumed bytes
 //! that fail their check once for free and refetches one integrity failure, and every wait is the
 //! call's own abortable, deadline-bound sleep. `backon` drives a one-way backoff iterator from its
 //! own loop and jitters by a factor in [1, 2); `retry-policies` is a stateless delay table with
@@ -27,8 +28,17 @@ const MAX_BACKOFF: Duration = Duration::from_secs(8);
 pub struct Attempt {
     /// It continued from kept bytes.
     pub resumed: bool,
+    /// The tarball offset its network bytes started at: the kept bytes it resumed, else 0.
+    pub start: u64,
     /// Bytes it received from the network.
     pub received: u64,
+}
+
+impl Attempt {
+    /// The furthest byte of the tarball it held: kept bytes and the network's.
+    pub fn reached(&self) -> u64 {
+        self.start.saturating_add(self.received)
+    }
 }
 
 /// What follows a failed attempt.
@@ -54,8 +64,10 @@ pub struct RetryPolicy {
     budget: u32,
     /// Backoff retries spent since the budget was last full.
     used: u32,
-    /// An attempt that received bytes refills the budget.
+    /// An attempt that got further than the furthest byte held so far refills the budget.
     refill_on_progress: bool,
+    /// The furthest byte of the tarball any attempt held, kept bytes included.
+    furthest: u64,
     /// The one refetch after an integrity failure is still available.
     integrity_retry: bool,
     /// The one free restart of resumed bytes is still available.
@@ -69,13 +81,14 @@ impl RetryPolicy {
             budget,
             used: 0,
             refill_on_progress: false,
+            furthest: 0,
             integrity_retry: false,
             clean_restart: false,
         }
     }
 
-    /// `budget` retries of transient failures, restored by any attempt that received bytes,
-    /// plus one refetch after an integrity failure and one free restart of resumed bytes.
+    /// `budget` retries of transient failures, restored by any attempt that moved the furthest
+    /// byte held forward, plus one refetch after an integrity failure and one free restart of resumed bytes.
     pub fn download(budget: u32) -> RetryPolicy {
         RetryPolicy {
             refill_on_progress: true,
@@ -95,10 +108,14 @@ impl RetryPolicy {
                 if attempt.resumed && self.clean_restart =>
             {
                 self.clean_restart = false;
+                // The kept bytes are gone: the download from byte 0 is measured afresh. Both
+                // restarts happen once at most, so this never resets progress without end.
+                self.furthest = 0;
                 Decision::Restart
             }
             StageError::Integrity { .. } if self.integrity_retry => {
                 self.integrity_retry = false;
+                self.furthest = 0;
                 Decision::Refetch
             }
             e if e.is_retryable() => self.backoff_retry(e, attempt),
@@ -106,11 +123,15 @@ impl RetryPolicy {
         }
     }
 
-    /// A retry after a transient failure, while the budget lasts. An attempt that received
-    /// bytes refills it first: on a link that drops every few MB each attempt moves the
-    /// download on, and the call's deadline still bounds them all.
+    /// A retry after a transient failure, while the budget lasts. An attempt that got further
+    /// than any before it (kept bytes count as held) refills it first: on a link that drops
+    /// every few MB each attempt moves the download on, and the call's deadline still bounds
+    /// them all. Bytes received again, as from a server that answers from byte 0 and cuts at
+    /// the same offset each time, are no progress: that attempt counts.
     fn backoff_retry(&mut self, e: &StageError, attempt: Attempt) -> Decision {
-        if self.refill_on_progress && attempt.received > 0 {
+        let held = self.furthest.max(attempt.start);
+        self.furthest = held.max(attempt.reached());
+        if self.refill_on_progress && attempt.reached() > held {
             self.used = 0;
         }
         if self.used >= self.budget {
@@ -254,16 +275,28 @@ mod tests {
 
     const NOTHING: Attempt = Attempt {
         resumed: false,
+        start: 0,
         received: 0,
     };
     const PROGRESS: Attempt = Attempt {
         resumed: false,
+        start: 0,
         received: 10,
     };
     const RESUMED: Attempt = Attempt {
         resumed: true,
+        start: 0,
         received: 0,
     };
+
+    /// An attempt that held the tarball's bytes from `start` to `start + received`.
+    fn held(start: u64, received: u64) -> Attempt {
+        Attempt {
+            resumed: start > 0,
+            start,
+            received,
+        }
+    }
 
     /// The retry numbers a run of decisions gives, `None` where it gives up.
     fn attempts(p: &mut RetryPolicy, e: &StageError, runs: &[Attempt]) -> Vec<Option<u32>> {
@@ -321,13 +354,50 @@ mod tests {
     }
 
     #[test]
-    fn a_download_that_received_bytes_gets_its_budget_back() {
+    fn a_download_that_got_further_gets_its_budget_back() {
         let mut p = RetryPolicy::download(2);
         let runs = [NOTHING, NOTHING, PROGRESS, NOTHING, NOTHING];
         assert_eq!(
             attempts(&mut p, &network(), &runs),
             [Some(1), Some(2), Some(1), Some(2), None]
         );
+        // Each attempt resumes where the last stopped and gets further.
+        let mut p = RetryPolicy::download(1);
+        let runs = [held(0, 100), held(100, 100), held(200, 100), held(300, 0)];
+        assert_eq!(
+            attempts(&mut p, &network(), &runs),
+            [Some(1), Some(1), Some(1), None]
+        );
+    }
+
+    #[test]
+    fn bytes_received_again_are_no_progress() {
+        // A server that answers from byte 0 each time and cuts at the same offset: only the
+        // first attempt moved the furthest byte forward; the rest spend the budget.
+        let mut p = RetryPolicy::download(3);
+        let runs = [held(0, 20_000); 5];
+        assert_eq!(
+            attempts(&mut p, &network(), &runs),
+            [Some(1), Some(2), Some(3), None, None]
+        );
+        // Falling short of the furthest byte held, or resuming kept bytes and getting nothing
+        // more, is no progress either; passing it is.
+        let mut p = RetryPolicy::download(2);
+        let runs = [
+            held(0, 500),
+            held(0, 400),
+            held(500, 0),
+            held(0, 501),
+            held(0, 10),
+        ];
+        assert_eq!(
+            attempts(&mut p, &network(), &runs),
+            [Some(1), Some(2), None, Some(1), Some(2)]
+        );
+        // Kept bytes from an earlier call count as held: resuming them with nothing new counts.
+        let mut p = RetryPolicy::download(1);
+        let runs = [held(5_000, 0), held(5_000, 0)];
+        assert_eq!(attempts(&mut p, &network(), &runs), [Some(1), None]);
     }
 
     #[test]
