@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest'
 import { hugeLongName } from '../scripts/fixtures/hostile.mjs'
 import { tar, tgz, type TarEntry } from '../scripts/testkit/tar.mjs'
 import { binding, rejection } from './helpers/binding'
+import { stageInChild } from './helpers/child'
 import { cliBody, snapshot, tempDir } from './helpers/fixtures'
 import { Scenario } from './helpers/scenario'
 
@@ -195,6 +196,25 @@ describe('hostile tarballs', () => {
     const err = await rejection(checkAndStageLatestRuntime(s.opts({ maxEntries: 20 })))
     expect(err.code).toBe('ETOO_LARGE')
   })
+
+  it.skipIf(process.platform === 'win32')(
+    'stages a package of 20,000 files under a 256 open-file limit',
+    { timeout: 240_000 },
+    async () => {
+      // 200 folders of 100 files: far more files than the limit allows open at once.
+      const files = Array.from({ length: 20_000 }, (_, i) => ({
+        path: `package/lib/d${Math.floor(i / 100)}/f${i % 100}.js`,
+        body: `module.exports = ${i}\n`,
+      }))
+      s.publish('1.1.0', tgz([...base, ...files]), { fileCount: files.length + base.length })
+      const outcome = await stageInChild(s.opts(), undefined, 256)
+      expect(outcome).toEqual({ kind: 'staged', version: '1.1.0' })
+      const lib = path.join(s.versionsDir, '1.1.0', 'lib')
+      expect(fs.readdirSync(lib).length).toBe(200)
+      expect(fs.readdirSync(path.join(lib, 'd199')).length).toBe(100)
+      expect(fs.readFileSync(path.join(lib, 'd123', 'f45.js'), 'utf8')).toBe('module.exports = 12345\n')
+    },
+  )
 
   it.skipIf(process.platform === 'win32')('sets modes explicitly and never keeps setuid, setgid or sticky bits', async () => {
     s.publish(

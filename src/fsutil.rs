@@ -85,16 +85,23 @@ fn is_transient_lock(e: &io::Error) -> bool {
     }
 }
 
+/// Written files waiting for their flush: enough to overlap the disk's flush latency with the
+/// writing of the next entries, few enough that a package of any entry count holds a handful of
+/// descriptors open (macOS's default soft limit is 256 per process).
+pub const SYNC_QUEUE: usize = 16;
+
 /// Flushes files on a thread of its own, so that waiting for the disk overlaps with inflating and
-/// writing the next entries. `finish` waits for every flush and reports the first failure.
+/// writing the next entries. At most `SYNC_QUEUE` files wait (each holds its descriptor until it is
+/// flushed): a writer that gets further ahead waits for the flushes. `finish` waits for every
+/// flush and reports the first failure.
 pub struct Syncer {
-    tx: Option<std::sync::mpsc::Sender<(File, PathBuf)>>,
+    tx: Option<std::sync::mpsc::SyncSender<(File, PathBuf)>>,
     handle: Option<std::thread::JoinHandle<Result<()>>>,
 }
 
 impl Syncer {
     pub fn start() -> Syncer {
-        let (tx, rx) = std::sync::mpsc::channel::<(File, PathBuf)>();
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(File, PathBuf)>(SYNC_QUEUE);
         let handle = std::thread::spawn(move || {
             for (file, path) in rx {
                 file.sync_all()
@@ -108,10 +115,12 @@ impl Syncer {
         }
     }
 
-    /// Queues a written file for flushing (the file is closed once flushed).
+    /// Queues a written file for flushing (the file is closed once flushed); waits while the
+    /// queue is full.
     pub fn push(&self, file: File, path: PathBuf) {
         if let Some(tx) = &self.tx {
-            // A send fails only once the thread stopped on an error, which `finish` reports.
+            // A send fails only once the thread stopped on an error (it never blocks then: the
+            // receiver is gone), which `finish` reports.
             let _ = tx.send((file, path));
         }
     }

@@ -5,9 +5,22 @@ import path from 'node:path'
 
 const CHILD = path.join(__dirname, 'stage-child.cjs')
 
-/** Stages with `opts` in a child process; `onSpawn` may kill it. Resolves to what it printed. */
-export function runStageChild(opts: object, onSpawn: (c: ChildProcess) => void = () => {}): Promise<string> {
-  const child = spawn(process.execPath, [CHILD, JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'inherit'] })
+/**
+ * Stages with `opts` in a child process; `onSpawn` may kill it. With `maxOpenFiles` the child runs
+ * under that open-file limit (`ulimit -n`, POSIX only). Resolves to what it printed.
+ */
+export function runStageChild(
+  opts: object,
+  onSpawn: (c: ChildProcess) => void = () => {},
+  maxOpenFiles?: number,
+): Promise<string> {
+  const args = [CHILD, JSON.stringify(opts)]
+  const child =
+    maxOpenFiles === undefined
+      ? spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
+      : spawn('sh', ['-c', `ulimit -n ${maxOpenFiles} && exec "$0" "$@"`, process.execPath, ...args], {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        })
   let out = ''
   child.stdout!.on('data', (d) => (out += d))
   onSpawn(child)
@@ -21,7 +34,11 @@ export function runStageChild(opts: object, onSpawn: (c: ChildProcess) => void =
  * Stages with `opts` in a child process; `onSpawn` may kill it. Resolves to the last line it
  * printed: the outcome or `{ error, message }` as an object, or `'started'` if it was killed first.
  */
-export async function stageInChild(opts: object, onSpawn?: (c: ChildProcess) => void): Promise<any> {
-  const last = (await runStageChild(opts, onSpawn)).trim().split('\n').pop() ?? ''
+export async function stageInChild(
+  opts: object,
+  onSpawn?: (c: ChildProcess) => void,
+  maxOpenFiles?: number,
+): Promise<any> {
+  const last = (await runStageChild(opts, onSpawn, maxOpenFiles)).trim().split('\n').pop() ?? ''
   return last.startsWith('{') ? JSON.parse(last) : last
 }
