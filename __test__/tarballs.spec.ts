@@ -159,6 +159,19 @@ describe('hostile tarballs', () => {
     expect(fs.readFileSync(path.join(s.versionsDir, '1.1.0', 'dist/cli.js'), 'utf8')).toBe(cliBody('1.1.0'))
   })
 
+  it('accepts zero padding after the gzip stream, and refuses any other trailing bytes', async () => {
+    // The integrity covers the padded bytes, as the registry would compute it.
+    s.publish('1.1.0', Buffer.concat([tgz(base), Buffer.alloc(512)]))
+    expect(await checkAndStageLatestRuntime(s.opts())).toEqual({ kind: 'staged', version: '1.1.0' })
+    expect(fs.readFileSync(path.join(s.versionsDir, '1.1.0', 'dist/cli.js'), 'utf8')).toBe(cliBody('1.1.0'))
+    for (const tail of [Buffer.from('x'), Buffer.concat([Buffer.alloc(512), Buffer.from([7])])]) {
+      s.publish('1.2.0', Buffer.concat([tgz(base), tail]))
+      const err = await rejection(checkAndStageLatestRuntime(s.opts()))
+      expect(err).toMatchObject({ code: 'EBADARCHIVE', url: `${s.registry.url}kanban/-/kanban-1.2.0.tgz` })
+      expect(s.partials()).toEqual([])
+    }
+  })
+
   it('names the refused entry', async () => {
     s.publish('1.1.0', tgz([...base, { path: 'package/lnk', type: 'symlink', linkname: '/etc' }]))
     const err = await rejection(checkAndStageLatestRuntime(s.opts()))

@@ -6,9 +6,9 @@
 
 use crate::error::{clip, Result, StageError};
 use crate::fsutil;
-use flate2::read::MultiGzDecoder;
+use flate2::bufread::GzDecoder;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use tar::EntryType;
@@ -95,29 +95,96 @@ pub fn extract_tgz<R: Read>(
 }
 
 /// The inflated stream of `src`, failing once it grows past what `limits` can account for.
-fn inflate<R: Read>(src: R, limits: ExtractLimits) -> CappedReader<MultiGzDecoder<R>> {
+fn inflate<R: Read>(src: R, limits: ExtractLimits) -> CappedReader<GzMembers<BufReader<R>>> {
     // Headers, padding and PAX records cost at most a few KiB per entry on top of file bodies.
     let cap = limits
         .max_bytes
         .saturating_add(limits.max_entries.saturating_mul(4096))
         .saturating_add(1 << 20);
-    // Every gzip member, as npm and GNU tar read it: a tarball written as several concatenated
-    // members (parallel compressors do this) is one archive, not its first piece.
     CappedReader {
-        inner: MultiGzDecoder::new(src),
+        inner: GzMembers::new(BufReader::with_capacity(GZ_BUF, src)),
         read: 0,
         cap,
     }
 }
 
-/// Ok once the inflated stream and then the raw source are read to their ends.
-fn drain<R: Read>(mut capped: CappedReader<MultiGzDecoder<R>>, url: &str) -> Result<()> {
+/// The raw bytes read ahead for the decoder: flate2's own reader buffers as much.
+const GZ_BUF: usize = 32 * 1024;
+
+/// Why bytes after the last gzip member are refused.
+#[derive(Debug)]
+struct TrailingBytes;
+impl std::fmt::Display for TrailingBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("bytes that are neither a gzip member nor zero padding follow the gzip stream")
+    }
+}
+impl std::error::Error for TrailingBytes {}
+
+/// Every gzip member of a stream, inflated in turn, as npm and GNU tar read it: a tarball written
+/// as several concatenated members (parallel compressors do this) is one archive, not its first
+/// piece. After the last member only zero bytes may follow (the padding some writers add to fill
+/// a block, which zlib, node-tar and GNU tar accept); anything else is a corrupt archive.
+struct GzMembers<R: BufRead> {
+    /// The member being inflated; `None` once the stream has ended.
+    member: Option<GzDecoder<R>>,
+}
+
+impl<R: BufRead> GzMembers<R> {
+    fn new(src: R) -> Self {
+        GzMembers {
+            member: Some(GzDecoder::new(src)),
+        }
+    }
+}
+
+impl<R: BufRead> Read for GzMembers<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let Some(member) = &mut self.member else {
+                return Ok(0);
+            };
+            let n = member.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            // The member is whole (its CRC and length checked); see what follows it.
+            let mut src = self.member.take().expect("a member").into_inner();
+            match src.fill_buf()?.first() {
+                Some(0) => {
+                    skip_zero_padding(&mut src)?;
+                    return Ok(0);
+                }
+                // The next member; a byte that does not start one fails its header check.
+                Some(_) => self.member = Some(GzDecoder::new(src)),
+                None => return Ok(0),
+            }
+        }
+    }
+}
+
+/// Reads `src` to its end, refusing any byte that is not zero.
+fn skip_zero_padding<R: BufRead>(src: &mut R) -> io::Result<()> {
+    loop {
+        let chunk = src.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        if chunk.iter().any(|b| *b != 0) {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, TrailingBytes));
+        }
+        let n = chunk.len();
+        src.consume(n);
+    }
+}
+
+/// Ok once the inflated stream, and with it the raw source, is read to its end.
+fn drain<R: Read>(mut capped: CappedReader<GzMembers<BufReader<R>>>, url: &str) -> Result<()> {
     // Read the inflated stream to its end: the gzip trailer's CRC and length are only checked
-    // there, and a truncated stream must fail here rather than stage a runtime.
+    // there, and a truncated stream must fail here rather than stage a runtime. The members
+    // reader ends only at the raw source's end, so the download is consumed to its last byte
+    // and its hash can be checked.
     io::copy(&mut capped, &mut io::sink()).map_err(|e| archive_error(url, e))?;
-    let mut raw = capped.inner.into_inner();
-    // Drain anything the decoder left unread: the download must end for its hash to be checked.
-    io::copy(&mut raw, &mut io::sink()).map_err(|e| archive_error(url, e))?;
     Ok(())
 }
 
@@ -1117,6 +1184,37 @@ mod tests {
         let data = gzip(&tar_bytes, Compression::fast());
         let err = refusal(&data);
         assert!(matches!(err.code(), "ETOO_LARGE" | "EBADARCHIVE"), "{err}");
+    }
+
+    #[test]
+    fn accepts_zero_padding_after_the_gzip_stream_and_nothing_else() {
+        let tar_bytes = plain_tar(&[
+            ("package/package.json", b"{}"),
+            ("package/dist/cli.js", b"console.log(1)"),
+        ]);
+        let one = gzip(&tar_bytes, Compression::fast());
+        let two = [
+            gzip(&tar_bytes[..1024], Compression::fast()),
+            gzip(&tar_bytes[1024..], Compression::fast()),
+        ]
+        .concat();
+        for stream in [&one, &two] {
+            // A block's worth, a single byte and more than the read-ahead buffer of zeros.
+            for pad in [512, 1, 3 * GZ_BUF + 7] {
+                let data = [stream.clone(), vec![0u8; pad]].concat();
+                let tmp = tempfile::tempdir().unwrap();
+                let stats = run(&data, &tmp.path().join("out")).unwrap();
+                assert_eq!(stats.files, 2, "padding {pad}");
+            }
+            // Anything else after the last member is refused, also after zeros.
+            let mut late = vec![0u8; 3 * GZ_BUF];
+            late.push(1);
+            for tail in [b"x".to_vec(), vec![0, 0, 7], late, vec![0x1f]] {
+                let data = [stream.clone(), tail.clone()].concat();
+                let e = refusal(&data);
+                assert_eq!(e.code(), "EBADARCHIVE", "tail of {} bytes", tail.len());
+            }
+        }
     }
 
     #[test]
