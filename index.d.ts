@@ -569,6 +569,10 @@ export interface VersionOnDisk {
   fallback: boolean
   /** Whether it is marked bad. */
   bad: boolean
+  /** Launches of it begun with `beginLaunch` and never confirmed. */
+  attempts: number
+  /** Whether the app confirmed a launch of it healthy (`confirmLaunch`). */
+  confirmed: boolean
 }
 
 /**

@@ -235,7 +235,7 @@ describe('cli', () => {
   it('--help and help <command> print each command help, exit 0', async () => {
     const top = await cli('--help')
     expect(top.code).toBe(0)
-    for (const c of ['stage', 'status', 'prune', 'doctor', 'mark-bad']) {
+    for (const c of ['stage', 'status', 'prune', 'doctor', 'mark-bad', 'confirm']) {
       expect(top.stdout).toContain(c)
       for (const args of [[c, '--help'], ['help', c], [c, '-h']]) {
         const r = await cli(...args)
@@ -320,6 +320,45 @@ describe('cli', () => {
     expect(fs.readdirSync(s.versionsDir).sort()).toEqual(['1.1.0', '1.2.0'])
     const again = await cli('prune', '--user-data', s.userData)
     expect(again.stdout.trim()).toBe('nothing to prune')
+  })
+
+  it('status and doctor show launch health; confirm records a healthy launch by version or cliEntry', async () => {
+    await stageByCli('1.1.0')
+    // The app started 1.1.0 once and it never said it came up.
+    expect(binding.beginLaunch(s.userData, { bundledVersion: '1.0.0' })).toMatchObject({ version: '1.1.0', attempt: 1 })
+    const trial = await cli('status', '--user-data', s.userData)
+    expect(trial.stdout).toMatch(/\* 1\.1\.0 .*whole {2}pointed; 1 launch never confirmed$/m)
+    const trialJson = JSON.parse((await cli('status', '--user-data', s.userData, '--json')).stdout)
+    expect(trialJson.versions[0]).toMatchObject({ version: '1.1.0', attempts: 1, confirmed: false, keptBecause: ['pointed'] })
+    const note = await cli('doctor', '--user-data', s.userData, '--json')
+    expect(note.code).toBe(0)
+    const report = JSON.parse(note.stdout)
+    expect(report).toMatchObject({ ok: true, problems: [] })
+    expect(report.notes).toHaveLength(1)
+    expect(report.notes[0]).toMatch(/^1\.1\.0 was launched 1 time and never confirmed healthy/)
+    expect((await cli('doctor', '--user-data', s.userData)).stdout).toMatch(/^note: 1\.1\.0 was launched 1 time/m)
+
+    const byVersion = await cli('confirm', '1.1.0', '--user-data', s.userData)
+    expect(byVersion.code).toBe(0)
+    expect(byVersion.stdout.trim()).toBe('confirmed 1.1.0 healthy')
+    const healthy = JSON.parse((await cli('status', '--user-data', s.userData, '--json')).stdout)
+    expect(healthy.versions[0]).toMatchObject({ attempts: 0, confirmed: true, keptBecause: ['pointed', 'confirmed'] })
+    expect((await cli('status', '--user-data', s.userData)).stdout).toMatch(/pointed, confirmed; healthy \(a launch was confirmed\)$/m)
+    expect(JSON.parse((await cli('doctor', '--user-data', s.userData, '--json')).stdout)).toEqual({ ok: true, problems: [], notes: [] })
+    // A confirmed version is no trial: the next launch is not counted against it.
+    expect(binding.beginLaunch(s.userData, { bundledVersion: '1.0.0' })).toMatchObject({ version: '1.1.0', attempt: 0 })
+
+    const entry = binding.cliEntryFor(s.userData, '1.1.0')
+    const byEntry = await cli('confirm', entry, '--user-data', s.userData, '--json')
+    expect(byEntry.code).toBe(0)
+    expect(JSON.parse(byEntry.stdout)).toEqual({ confirmed: '1.1.0' })
+    const missing = await cli('confirm', '9.9.9', '--user-data', s.userData, '--json')
+    expect(missing.code).toBe(1)
+    expect(JSON.parse(missing.stdout)).toEqual({ confirmed: null })
+    expect((await cli('confirm', '--user-data', s.userData)).code).toBe(2)
+    const notSemver = await cli('confirm', 'latest', '--user-data', s.userData)
+    expect(notSemver.code).toBe(1)
+    expect(notSemver.stderr).toMatch(/^error EINVALID_OPTION: /m)
   })
 
   it('doctor passes a healthy store and names each problem of a damaged one, exit 1', async () => {

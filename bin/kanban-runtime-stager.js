@@ -19,6 +19,7 @@ Commands:
   prune       remove what staging would prune, and report the space freed
   doctor      check a store and say what to do about each problem (exit 1 if any)
   mark-bad    mark a version bad (rolls the pointer back when it names that version)
+  confirm     record that a staged runtime came up healthy (as the app's confirmLaunch does)
   verify-bundle
               check a Sigstore bundle offline, with the verifier provenance uses
   help        show a command's help: help <command>
@@ -72,7 +73,8 @@ printed on a line of its own. Both go to stderr; the outcome goes to stdout.`,
   status: `Usage: ${NAME} status --user-data DIR [--current-version V] [--json]
 
 Shows the pointer, every staged version with its size, wholeness and why it is kept (pointed,
-fallback, running: the --current-version the app runs), the store's total size, bad versions,
+fallback, confirmed, running: the --current-version the app runs), its launch health (confirmed
+healthy, or the launches begun and never confirmed), the store's total size, bad versions,
 leftovers of interrupted runs, and whether a staging run holds the store.`,
   prune: `Usage: ${NAME} prune --user-data DIR [--current-version V] [--json]
 
@@ -83,7 +85,13 @@ Prunes nothing while a staging run holds the store.`,
 
 Checks the store: the pointer parses and names a whole version that is not bad, every staged
 version is whole, the lock is free, nothing stray is left. Says what to do about each problem;
-exits 1 when there is one.`,
+exits 1 when there is one. A pointed version with launches never confirmed is reported as a
+note (the app rolls it back by itself), not as a problem.`,
+  confirm: `Usage: ${NAME} confirm <cliEntry|version> --user-data DIR [--json]
+
+Records that the runtime at <cliEntry> (or staged <version>) came up healthy, as the app's
+confirmLaunch does: its unconfirmed launches are cleared and it becomes the rollback target of
+choice, which pruning keeps. Exits 1 when that version is not staged whole, or is marked bad.`,
   'mark-bad': `Usage: ${NAME} mark-bad <version> --user-data DIR [--json]
 
 Marks <version> bad. If the pointer names it, the pointer rolls back to the previous known-good
@@ -401,6 +409,7 @@ function reasons(v, running) {
   const why = []
   if (v.pointed) why.push('pointed')
   if (v.fallback) why.push('fallback')
+  if (v.confirmed) why.push('confirmed')
   if (running && v.version === running) why.push('running')
   if (v.bad) why.push('bad')
   return why
@@ -430,7 +439,14 @@ async function status({ values }, out) {
 function versionLine(v, running, c) {
   const kept = reasons(v, running).filter((w) => w !== 'bad')
   const note = kept.length ? kept.join(', ') : 'not kept: the next staging run or prune removes it'
-  return `  ${v.pointed ? '*' : ' '} ${safe(v.version).padEnd(16)} ${mib(v.bytes).padStart(10)}  ${v.whole ? 'whole' : c.red('DAMAGED')}${v.bad ? ` ${c.yellow('bad')}` : ''}  ${note}`
+  return `  ${v.pointed ? '*' : ' '} ${safe(v.version).padEnd(16)} ${mib(v.bytes).padStart(10)}  ${v.whole ? 'whole' : c.red('DAMAGED')}${v.bad ? ` ${c.yellow('bad')}` : ''}  ${note}${health(v, c)}`
+}
+
+/** A version's launch health in words: confirmed, launches never confirmed, or nothing yet. */
+function health(v, c) {
+  if (v.confirmed) return `; ${c.green('healthy')} (a launch was confirmed)`
+  if (v.attempts > 0) return `; ${c.yellow(`${v.attempts} launch${v.attempts === 1 ? '' : 'es'} never confirmed`)}`
+  return ''
 }
 
 async function prune({ values }, out) {
@@ -490,16 +506,46 @@ function badListProblems(st) {
   return [{ problem: 'bad-versions.json is unreadable, so no version counts as bad', fix: 'delete it; the app marks a failing version again' }]
 }
 
+/** What is worth knowing but needs no action: a pointed version still on trial. */
+async function launchNotes(userData) {
+  const st = await loadBinding().readStoreStatus(userData)
+  const pointed = st.versions.find((v) => v.pointed && v.whole && !v.bad)
+  if (!pointed || pointed.confirmed || pointed.attempts === 0) return []
+  return [
+    `${safe(pointed.version)} was launched ${pointed.attempts} time${pointed.attempts === 1 ? '' : 's'} and never confirmed healthy: the app rolls it back by itself after its limit of unconfirmed launches`,
+  ]
+}
+
 async function doctor({ values }, out) {
-  const problems = await diagnose(requireUserData(values))
+  const userData = requireUserData(values)
+  const problems = await diagnose(userData)
+  const notes = await launchNotes(userData)
   if (values.json) {
-    out.log(jsonLine({ ok: problems.length === 0, problems }))
-  } else if (problems.length === 0) {
-    out.log(out.paint.green('the store is healthy'))
+    out.log(jsonLine({ ok: problems.length === 0, problems, notes }))
   } else {
+    if (problems.length === 0) out.log(out.paint.green('the store is healthy'))
     for (const p of problems) out.log(`${out.paint.red('problem')}: ${p.problem}\n  fix: ${p.fix}`)
+    for (const n of notes) out.log(`${out.paint.yellow('note')}: ${n}`)
   }
   return problems.length ? 1 : 0
+}
+
+async function confirm({ values, positionals }, out) {
+  const userData = requireUserData(values)
+  if (positionals.length !== 1) throw new UsageError('confirm takes exactly one <cliEntry|version>')
+  const b = loadBinding()
+  const [target] = positionals
+  // A version is named by its staged CLI, the same path the app confirms.
+  const cliEntry = path.isAbsolute(target) ? target : b.cliEntryFor(userData, target)
+  const version = b.confirmLaunch(userData, cliEntry)
+  if (values.json) {
+    out.log(jsonLine({ confirmed: version }))
+  } else if (version) {
+    out.log(`confirmed ${safe(version)} healthy`)
+  } else {
+    out.error(out.errPaint.red(`not confirmed: ${safe(target)} is not a whole staged version that is not bad`))
+  }
+  return version ? 0 : 1
 }
 
 async function markBad({ values, positionals }, out) {
@@ -568,6 +614,7 @@ const COMMANDS = {
   prune: defineCommand('prune', STORE_OPTIONS, prune),
   doctor: defineCommand('doctor', USER_DATA, doctor),
   'mark-bad': defineCommand('mark-bad', USER_DATA, markBad, 1),
+  confirm: defineCommand('confirm', USER_DATA, confirm, 1),
   'verify-bundle': defineCommand('verify-bundle', VERIFY_OPTIONS, verifyBundleCommand, 1),
 }
 

@@ -195,6 +195,10 @@ pub struct VersionOnDisk {
     pub fallback: bool,
     /// Whether it is marked bad.
     pub bad: bool,
+    /// Launches of it begun with `beginLaunch` and never confirmed.
+    pub attempts: u32,
+    /// Whether the app confirmed a launch of it healthy (`confirmLaunch`).
+    pub confirmed: bool,
 }
 
 /// The store as a person debugging it wants to see it.
@@ -234,8 +238,9 @@ pub fn read_store_status<'env>(
     settle_async(env, async move {
         let store = store?;
         let root = store.root().to_string_lossy().into_owned();
-        let st = crate::fsutil::blocking(move || store.status()).await?;
-        Ok(store_status(root, st))
+        let (st, launches) =
+            crate::fsutil::blocking(move || Ok((store.status()?, store.launch_record()))).await?;
+        Ok(store_status(root, st, launches))
     })
 }
 
@@ -250,7 +255,11 @@ fn settle_async<'env, T: ToNapiValue + Send + 'static>(
 }
 
 /// The store's state as JS sees it: each version says why it is kept.
-fn store_status(store: String, st: crate::store::StoreStatus) -> StoreStatus {
+fn store_status(
+    store: String,
+    st: crate::store::StoreStatus,
+    launches: crate::launch::LaunchRecord,
+) -> StoreStatus {
     StoreStatus {
         store,
         total_bytes: st.total_bytes as f64,
@@ -264,6 +273,8 @@ fn store_status(store: String, st: crate::store::StoreStatus) -> StoreStatus {
                     .as_ref()
                     .is_some_and(|p| p.previous.as_deref() == Some(v.version.as_str())),
                 bad: st.bad.contains(&v.version),
+                attempts: launches.attempts.get(&v.version).copied().unwrap_or(0),
+                confirmed: launches.confirmed.contains(&v.version),
                 version: v.version,
                 bytes: v.bytes as f64,
                 whole: v.whole,
