@@ -1,0 +1,48 @@
+// Compiled with `tsc --strict` in the test run: the app's wiring imported from this package has
+// the shape an Electron main process already uses (the same factory, deps and methods), plus
+// the launch-health method and the optional settings.
+import {
+  CHECK_INTERVAL_MS,
+  createRuntimeAutoUpdate,
+  FIRST_CHECK_DELAY_MS,
+  type RuntimeAutoUpdate,
+  type RuntimeAutoUpdateDeps,
+  type RuntimeAutoUpdateSettings,
+} from '../../auto-update.js'
+
+const deps: RuntimeAutoUpdateDeps = {
+  isPackaged: true,
+  userData: '/tmp/user-data',
+  resourcesPath: '/opt/app/resources',
+  shellVersion: '1.0.0',
+  broadcast: (channel: string, ...args: unknown[]) => void [channel, args],
+}
+
+// The desktop's own call: one argument.
+const wiring: RuntimeAutoUpdate | null = createRuntimeAutoUpdate(deps)
+
+const settings: RuntimeAutoUpdateSettings = {
+  staging: { registry: 'https://registry.example/', timeoutMs: 60_000 },
+  firstCheckDelayMs: FIRST_CHECK_DELAY_MS,
+  checkIntervalMs: CHECK_INTERVAL_MS,
+  maxUnconfirmedLaunches: 3,
+  logger: console,
+}
+const tuned = createRuntimeAutoUpdate(deps, settings)
+
+if (wiring && tuned) {
+  const cliEntry: string | null = wiring.resolveCliEntryOverride()
+  if (cliEntry !== null) {
+    const confirmed: string | null = wiring.confirmCliEntryOverride(cliEntry)
+    void confirmed
+    const onFailed: (reason: string, cliEntry: string) => void = wiring.onCliEntryOverrideFailed
+    onFailed('exited with code 1', cliEntry)
+  }
+  wiring.scheduleChecks()
+  wiring.stop()
+}
+
+// @ts-expect-error the desktop's own fields are required
+createRuntimeAutoUpdate({ isPackaged: true })
+// @ts-expect-error the staging settings never take the fields the wiring supplies
+createRuntimeAutoUpdate(deps, { staging: { userData: '/elsewhere' } })
