@@ -7,6 +7,7 @@ import {
   type StageOptions,
   type StageOutcome,
 } from 'kanban-runtime-stager'
+import { createRuntimeAutoUpdate, type RuntimeAutoUpdate } from 'kanban-runtime-stager/auto-update'
 
 declare const process: { env: Record<string, string | undefined>; exitCode?: number }
 declare const console: { log(line: string): void }
@@ -42,6 +43,15 @@ async function main(): Promise<void> {
   }
   const outcome = await checkAndStageLatestRuntime(opts)
   const cli: string | null = resolvePointerCliEntry(userData)
+  // The wiring an app imports instead of its own: unpackaged, it runs the bundled CLI.
+  const wiring: RuntimeAutoUpdate | null = createRuntimeAutoUpdate({
+    isPackaged: false,
+    userData,
+    resourcesPath: userData,
+    shellVersion: '0.1.69',
+    broadcast: () => undefined,
+  })
+  if (wiring !== null) throw new Error('an unpackaged app must get no wiring')
   console.log(JSON.stringify({ outcome: describe(outcome), pointer: readPointer(userData)?.version ?? null, cli }))
 }
 

@@ -37,9 +37,19 @@ try {
     fs.rmSync(path.join(platformDir, binary))
   }
   const rootTgz = path.join(work, npm(['pack', '--pack-destination', work], root).trim().split('\n').pop())
-  // The root package ships only what a user needs: the loader, the types, the CLI, the docs.
+  // The root package ships only what a user needs: the loader, the auto-update wiring, their
+  // types, the CLI, the docs.
   const shipped = run('tar', ['-tzf', rootTgz], work).trim().split('\n').sort()
-  const expectedFiles = ['LICENSE', 'README.md', 'bin/kanban-runtime-stager.js', 'index.d.ts', 'index.js', 'package.json']
+  const expectedFiles = [
+    'LICENSE',
+    'README.md',
+    'auto-update.d.ts',
+    'auto-update.js',
+    'bin/kanban-runtime-stager.js',
+    'index.d.ts',
+    'index.js',
+    'package.json',
+  ]
   if (JSON.stringify(shipped) !== JSON.stringify(expectedFiles.map((f) => `package/${f}`))) {
     throw new Error(`the root package ships ${shipped.join(', ')}`)
   }
