@@ -1,8 +1,8 @@
 //! The core's settings: what the caller passed ([`Options`]), checked and completed with their
 //! defaults into a [`Config`]. The process environment is read here and only here.
 
-use crate::error::StageError;
 use crate::provenance::{Policy, TrustRoot, MAX_TRUST_ROOT_BYTES};
+use crate::shared::error::StageError;
 use crate::trust::{key_from_json, RegistryKey};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -752,7 +752,7 @@ mod tests {
         assert_eq!(keys[0].keyid, "k1");
         assert_eq!(
             keys[0].expires,
-            crate::trust::rfc3339_ms("2030-01-01T00:00:00Z")
+            crate::shared::dates::rfc3339_ms("2030-01-01T00:00:00Z")
         );
         assert!(c.trust.require_signatures);
         assert_eq!(

@@ -7,31 +7,20 @@
 // default build, which has the binding, still reports dead code.
 #![cfg_attr(not(feature = "node"), allow(dead_code))]
 
-mod call;
+// The layers, top to bottom; each may use only those below it.
 mod config;
-mod doccache;
-mod document;
-mod download;
-mod error;
 mod extract;
-mod flight;
-mod fsutil;
-mod guards;
-mod http;
-mod install;
-mod integrity;
-mod launch;
-mod log;
+mod net;
 mod provenance;
 mod registry;
-mod resume;
-mod retry;
 mod rfc3161;
+mod shared;
 mod stage;
 mod store;
-mod throttle;
 mod trust;
-mod version;
+
+// Until the provenance verifier and the extractor move into their layers.
+use shared::{error, fsutil};
 
 #[cfg(feature = "node")]
 mod binding;
@@ -41,8 +30,8 @@ mod binding;
 #[doc(hidden)]
 pub mod fuzzing {
     use crate::extract::{extract_tgz, sanitize, windows_problem, ExtractLimits};
-    use crate::integrity::Expected;
     use crate::registry::Document;
+    use crate::registry::Expected;
     use std::path::Path;
     use std::sync::atomic::AtomicBool;
 
@@ -132,12 +121,12 @@ pub mod fuzzing {
     }
 }
 
-pub use call::Control;
 pub use config::{Config, Limits, NetConfig, Provenance, Trust};
-pub use error::{Result, StageError};
 pub use extract::{extract_tgz, ExtractLimits};
-pub use log::{LogEntry, Value as LogValue};
 pub use provenance::{verify_sigstore_bundle, Policy, Signer, TrustRoot};
+pub use shared::call::Control;
+pub use shared::error::{Result, StageError};
+pub use shared::log::{LogEntry, Value as LogValue};
 pub use stage::{check_and_stage, Checked, Outcome};
 pub use store::Store;
 
@@ -145,8 +134,8 @@ pub use store::Store;
 /// registry publishes, and the hook that fakes a failing disk. Not part of the API.
 #[doc(hidden)]
 pub mod testkit {
-    pub use crate::fsutil::Renamer;
-    pub use crate::http::{Fetched, Http};
-    pub use crate::integrity::sri_of;
+    pub use crate::net::{Fetched, Http};
+    pub use crate::registry::sri_of;
+    pub use crate::shared::fsutil::Renamer;
     pub use crate::store::POINTER_FILE;
 }

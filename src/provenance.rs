@@ -1943,7 +1943,7 @@ fn rfc3339_seconds(s: &str) -> Result<i64, String> {
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
         return Err(bad());
     }
-    let days = crate::trust::days_from_civil(y, mo, d);
+    let days = crate::shared::dates::days_from_civil(y, mo, d);
     Ok(days * 86_400 + h * 3600 + mi * 60 + sec)
 }
 

@@ -282,7 +282,7 @@ fn generalized_time(b: &[u8]) -> Result<i64, String> {
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
         return Err(bad());
     }
-    Ok(crate::trust::days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec)
+    Ok(crate::shared::dates::days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec)
 }
 
 impl Token<'_> {

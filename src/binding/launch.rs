@@ -3,8 +3,8 @@
 
 use super::store::{store_arg, string_arg, sync_call, ArgError};
 use super::types::RuntimePointer;
-use crate::error::StageError;
-use crate::launch::{self, DEFAULT_MAX_UNCONFIRMED};
+use crate::shared::error::StageError;
+use crate::store::launches::{self as launch, DEFAULT_MAX_UNCONFIRMED};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -71,7 +71,7 @@ fn launch_opts(opts: Option<Unknown<'_>>) -> std::result::Result<(semver::Versio
         obj.get_named_property::<Unknown>("bundledVersion").ok(),
         "bundledVersion",
     )?;
-    let bundled = crate::version::clean(&bundled)
+    let bundled = crate::shared::version::clean(&bundled)
         .ok_or_else(|| refused("bundledVersion", &format!("invalid semver: {bundled}")))?;
     let max = match obj.get_named_property::<Unknown>("maxUnconfirmedLaunches") {
         Ok(v) if matches!(v.get_type()?, ValueType::Undefined | ValueType::Null) => {

@@ -11,10 +11,10 @@ mod store;
 mod types;
 mod verify;
 
-use crate::call::{AbortHandle, Control, Progress};
 use crate::config::{Config, EnvDefaults};
-use crate::error::{catching_panics, StageError};
-use crate::log::LogEntry;
+use crate::shared::call::{AbortHandle, Control, Progress};
+use crate::shared::error::{catching_panics, StageError};
+use crate::shared::log::LogEntry;
 use crate::stage;
 use crate::store::Store;
 use napi::bindgen_prelude::*;

@@ -4,7 +4,7 @@
 use super::types::{StageLogEntry, StageProgress};
 use super::StartError;
 use crate::config::{Options, ProvenanceInput, RegistryKeyInput};
-use crate::error::StageError;
+use crate::shared::error::StageError;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 

@@ -1,6 +1,6 @@
 //! The caller's `AbortSignal`, listened to for the length of one call.
 
-use crate::call::AbortHandle;
+use crate::shared::call::AbortHandle;
 use napi::bindgen_prelude::*;
 
 /// `signal.addEventListener` / `removeEventListener`, called with (`'abort'`, listener).

@@ -3,7 +3,7 @@
 
 use super::types::{js_error, RuntimePointer};
 use crate::config::user_data_dir;
-use crate::error::StageError;
+use crate::shared::error::StageError;
 use crate::store::{check_version, Store};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -239,7 +239,8 @@ pub fn read_store_status<'env>(
         let store = store?;
         let root = store.root().to_string_lossy().into_owned();
         let (st, launches) =
-            crate::fsutil::blocking(move || Ok((store.status()?, store.launch_record()))).await?;
+            crate::shared::fsutil::blocking(move || Ok((store.status()?, store.launch_record())))
+                .await?;
         Ok(store_status(root, st, launches))
     })
 }
@@ -258,7 +259,7 @@ fn settle_async<'env, T: ToNapiValue + Send + 'static>(
 fn store_status(
     store: String,
     st: crate::store::StoreStatus,
-    launches: crate::launch::LaunchRecord,
+    launches: crate::store::launches::LaunchRecord,
 ) -> StoreStatus {
     StoreStatus {
         store,
@@ -424,8 +425,8 @@ pub fn prune_store<'env>(
     })();
     settle_async(env, async move {
         let (store, current) = args?;
-        let running = current.as_deref().and_then(crate::version::clean);
-        let p = crate::fsutil::blocking(move || store.prune_now(running.as_ref())).await?;
+        let running = current.as_deref().and_then(crate::shared::version::clean);
+        let p = crate::shared::fsutil::blocking(move || store.prune_now(running.as_ref())).await?;
         Ok(PruneResult {
             removed: p.removed,
             freed_bytes: p.freed_bytes as f64,

@@ -1,8 +1,8 @@
 //! What the binding hands back to JS: outcomes, progress, log entries, the pointer, and errors.
 
-use crate::call::Progress;
-use crate::error::{Field, StageError};
-use crate::log::{LogEntry, Value as LogValue};
+use crate::shared::call::Progress;
+use crate::shared::error::{Field, StageError};
+use crate::shared::log::{LogEntry, Value as LogValue};
 use crate::stage::{Checked, Outcome};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;

@@ -1,7 +1,8 @@
 //! The npm registry's package document: which version a dist-tag names, and where its tarball is.
 
-use crate::error::{clip, Result, StageError};
-use crate::integrity::Expected;
+use super::integrity::Expected;
+use crate::shared::error::{Result, StageError};
+use crate::shared::text::clip;
 use serde_json::Value;
 
 /// The abbreviated ("corgi") document is a fraction of the full one's size and has all we read.
@@ -91,7 +92,7 @@ impl Document {
             .get("time")
             .and_then(|t| t.get(version))
             .and_then(Value::as_str)
-            .and_then(crate::trust::rfc3339_ms)
+            .and_then(crate::shared::dates::rfc3339_ms)
     }
 
     /// Whether the version is deprecated: npm keeps the message in `deprecated` (and clears the
@@ -238,7 +239,7 @@ pub fn same_origin(url: &str, registry: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::integrity::sri_of;
+    use crate::registry::integrity::sri_of;
 
     fn doc(json: &str) -> Document {
         Document::parse("http://r/kanban", json.as_bytes()).unwrap()
@@ -279,7 +280,7 @@ mod tests {
         );
         assert_eq!(
             d.dist("1.0.0").unwrap().integrity.algo(),
-            crate::integrity::Algo::Sha1
+            crate::registry::integrity::Algo::Sha1
         );
     }
 

@@ -6,10 +6,15 @@
 //! the versions the app confirmed healthy. It is rewritten atomically and flushed under the store
 //! lock, so a kill at any instant leaves the old record or the new one.
 
-use crate::error::{Result, StageError};
-use crate::fsutil;
-use crate::store::{LockWait, Pointer, Store, StoreLock};
-use serde::{Deserialize, Serialize};
+use super::layout::Store;
+use super::locks::LockWait;
+use super::locks::StoreLock;
+use super::pointer::Pointer;
+use crate::shared::error::Result;
+use crate::shared::error::StageError;
+use crate::shared::fsutil;
+use serde::Deserialize;
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -18,10 +23,10 @@ pub const LAUNCH_FILE: &str = "launches.json";
 /// (a power cut, a force-quit), two in a row are the runtime's.
 pub const DEFAULT_MAX_UNCONFIRMED: u32 = 2;
 /// The record is a few hundred bytes; a larger file is not ours and is read as empty.
-const MAX_LAUNCH_FILE_BYTES: u64 = 64 * 1024;
+pub(super) const MAX_LAUNCH_FILE_BYTES: u64 = 64 * 1024;
 /// Confirmed versions remembered: the newest few are all a rollback can use, and the file stays
 /// small on a store that has staged hundreds of releases.
-const MAX_CONFIRMED: usize = 16;
+pub(super) const MAX_CONFIRMED: usize = 16;
 /// Why `begin` rolled a version back.
 pub const REASON_UNCONFIRMED: &str = "unconfirmed-launches";
 
@@ -96,9 +101,9 @@ impl Store {
             .iter()
             .filter(|v| Some(v.as_str()) != except && !bad.contains(v))
             .filter_map(|v| semver::Version::parse(v).ok())
-            .filter(|v| above.is_none_or(|a| crate::version::compare(v, a).is_gt()))
+            .filter(|v| above.is_none_or(|a| crate::shared::version::compare(v, a).is_gt()))
             .collect();
-        confirmed.sort_by(|a, b| crate::version::compare(b, a));
+        confirmed.sort_by(|a, b| crate::shared::version::compare(b, a));
         confirmed
             .into_iter()
             .map(|v| v.to_string())
@@ -120,7 +125,8 @@ impl Store {
             .filter(|v| v != version && !self.is_bad(v) && self.is_runnable(v))
             .filter(|v| {
                 above.is_none_or(|a| {
-                    semver::Version::parse(v).is_ok_and(|v| crate::version::compare(&v, a).is_gt())
+                    semver::Version::parse(v)
+                        .is_ok_and(|v| crate::shared::version::compare(&v, a).is_gt())
                 })
             });
         match self.newest_confirmed(Some(version), above).or(previous) {
@@ -160,8 +166,9 @@ pub fn resolve(store: &Store, bundled: &semver::Version) -> Result<Option<Pointe
     }
 }
 
-fn is_usable(store: &Store, p: &Pointer, bundled: &semver::Version) -> bool {
-    semver::Version::parse(&p.version).is_ok_and(|v| crate::version::compare(&v, bundled).is_gt())
+pub(super) fn is_usable(store: &Store, p: &Pointer, bundled: &semver::Version) -> bool {
+    semver::Version::parse(&p.version)
+        .is_ok_and(|v| crate::shared::version::compare(&v, bundled).is_gt())
         && store.is_runnable(&p.version)
 }
 
@@ -225,7 +232,7 @@ pub fn begin(store: &Store, bundled: &semver::Version, max_unconfirmed: u32) -> 
 }
 
 /// `resolve` with the store lock held.
-fn usable_pointer(
+pub(super) fn usable_pointer(
     store: &Store,
     lock: &StoreLock,
     bundled: &semver::Version,

@@ -2,7 +2,7 @@
 //! and version resolved, each guard's answer, retries with their reason and delay, lock waits,
 //! what was swept or pruned. Strings from outside are clipped like error messages.
 
-use crate::error::clip;
+use super::text::clip;
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

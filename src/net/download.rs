@@ -1,12 +1,13 @@
 //! The tarball's bytes: opening the download (resumed from kept bytes when the server agrees),
 //! keeping what arrives for a later resume, and reading kept bytes back.
 
-use crate::call::Control;
-use crate::error::{Result, StageError};
-use crate::fsutil::blocking;
-use crate::http::Http;
-use crate::resume::{self, Kept, RangeAnswer, Sidecar, Validator};
+use super::http::Http;
+use super::resume::{self, Kept, RangeAnswer};
+use crate::shared::call::Control;
+use crate::shared::error::{Result, StageError};
+use crate::shared::fsutil::blocking;
 use crate::store::Store;
+use crate::store::{Sidecar, Validator};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
@@ -159,7 +160,7 @@ async fn start_keeping(
                 integrity,
                 validator,
                 size,
-                time: resume::now_secs(),
+                time: crate::store::now_secs(),
             };
             resume::begin(&store, &version, &sidecar)?;
             Ok(true)

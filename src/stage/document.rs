@@ -1,12 +1,13 @@
 //! The package document: fetched whole, or revalidated against the store's cached copy.
 
-use crate::call::Control;
 use crate::config::Config;
-use crate::doccache;
-use crate::error::{Result, StageError};
-use crate::fsutil::blocking;
-use crate::http::{Fetched, Http};
+use crate::net::doccache;
+use crate::net::{Fetched, Http};
 use crate::registry::{Document, ACCEPT_CORGI};
+use crate::shared::call::Control;
+use crate::shared::error::Result;
+use crate::shared::error::StageError;
+use crate::shared::fsutil::blocking;
 use crate::store::Store;
 
 /// The package document, revalidated against the store's cached copy when there is one: a 304

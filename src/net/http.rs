@@ -1,11 +1,13 @@
 //! The HTTP client: one per call, with its timeouts, proxies, extra CAs and token; bounded
 //! document fetches with retries, and the streaming opens the tarball download builds on.
 
-use crate::call::{Control, Phase};
+use super::retry::{Attempt, RetryPolicy, MAX_RETRY_AFTER};
 use crate::config::{NetConfig, DEFAULT_MAX_DOCUMENT_BYTES};
-use crate::error::{clip, Budget, Result, StageError};
 use crate::registry::same_origin;
-use crate::retry::{Attempt, RetryPolicy, MAX_RETRY_AFTER};
+use crate::shared::call::Control;
+use crate::shared::error::{Budget, Result, StageError};
+use crate::shared::phase::Phase;
+use crate::shared::text::clip;
 use std::time::Duration;
 
 pub struct Http {

@@ -1,6 +1,6 @@
 //! File-system steps with the durability and error mapping the store relies on.
 
-use crate::error::{Result, StageError};
+use super::error::{Result, StageError};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};

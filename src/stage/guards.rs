@@ -1,14 +1,16 @@
 //! The checks a version passes before anything is downloaded: the compatibility guard, the
 //! registry's signatures and the provenance attestation.
 
-use crate::call::Control;
+use super::document::fetch_plain;
 use crate::config::{Config, Provenance};
-use crate::document::fetch_plain;
-use crate::error::{clip, Result, StageError};
-use crate::http::Http;
-use crate::log::Level;
+use crate::net::Http;
 use crate::provenance::{self, Check, Subject, MAX_ATTESTATIONS_BYTES};
 use crate::registry::{rewrite_tarball_url, Dist, Document, ACCEPT_FULL};
+use crate::shared::call::Control;
+use crate::shared::error::Result;
+use crate::shared::error::StageError;
+use crate::shared::log::Level;
+use crate::shared::text::clip;
 use crate::store::Store;
 use crate::trust::{self, Compat, Signed};
 use std::io::Read;

@@ -1,12 +1,15 @@
 //! Single flight: concurrent calls in one process that would stage the same thing share one run.
 
-use crate::call::Control;
-use crate::error::{Budget, Result, StageError};
-use crate::stage::Outcome;
+use super::outcome::Outcome;
+use crate::shared::call::Control;
+use crate::shared::error::Budget;
+use crate::shared::error::Result;
+use crate::shared::error::StageError;
 use crate::store::Store;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{LazyLock, Mutex};
+use std::sync::LazyLock;
+use std::sync::Mutex;
 
 /// Staging runs in flight in this process, by store and version. Concurrent calls for the same
 /// version share one run instead of queueing on the store lock and re-checking one by one.

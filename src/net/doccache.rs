@@ -6,8 +6,8 @@
 //! download, and concurrent writers each leave a whole file. Anything that does not read back
 //! exactly is ignored and refetched.
 
-use crate::error::{Result, StageError};
-use crate::http::CacheValidators;
+use super::http::CacheValidators;
+use crate::shared::error::{Result, StageError};
 use crate::store::Store;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
@@ -81,7 +81,7 @@ pub fn write(store: &Store, url: &str, validators: &CacheValidators, body: &[u8]
         len: body.len() as u64,
     };
     let final_path = path(store);
-    crate::fsutil::create_dir_all(store.root())?;
+    crate::shared::fsutil::create_dir_all(store.root())?;
     let tmp = store.root().join(format!(
         ".{CACHE_FILE}.tmp-{}-{}",
         std::process::id(),

@@ -5,102 +5,12 @@
 //! another, asks for the rest with `Range` guarded by `If-Range`. Only the holder of the staging
 //! lock reads or writes them.
 
-use crate::error::{Result, StageError};
-use crate::fsutil;
-use crate::store::Store;
-use serde::{Deserialize, Serialize};
+use crate::shared::error::{Result, StageError};
+use crate::shared::fsutil;
+use crate::store::{now_secs, read_sidecar, Sidecar, Store, Validator};
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io::{self};
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-pub const KEPT_SUFFIX: &str = ".download";
-pub const SIDECAR_SUFFIX: &str = ".download.json";
-/// Kept bytes older than this are swept: a download abandoned for a week is not worth resuming,
-/// and the version it was for has most likely been superseded.
-pub const MAX_KEPT_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
-/// A sidecar is a few hundred bytes; a larger file is not ours and is not read.
-const MAX_SIDECAR_BYTES: u64 = 64 * 1024;
-/// Longest validator we keep: real ETags and HTTP dates are well under 100 characters.
-const MAX_VALIDATOR_CHARS: usize = 256;
-
-/// What lets a server tell whether the bytes we hold are still a prefix of what it serves.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Validator {
-    /// A strong `ETag`, quotes included, as sent back in `If-Range`.
-    Etag(String),
-    /// `Last-Modified`, used only when there is no strong ETag.
-    LastModified(String),
-}
-
-impl Validator {
-    /// The response's validator: its strong ETag, else its Last-Modified. A weak ETag (`W/"…"`)
-    /// may not guard a range (RFC 9110 §13.1.5), so it does not count.
-    pub fn from_headers(etag: Option<&str>, last_modified: Option<&str>) -> Option<Validator> {
-        let usable = |v: &str| {
-            !v.is_empty()
-                && v.len() <= MAX_VALIDATOR_CHARS
-                && v.bytes().all(|b| (0x20..0x7f).contains(&b))
-        };
-        if let Some(e) = etag
-            .map(str::trim)
-            .filter(|e| usable(e) && !e.starts_with("W/"))
-        {
-            return Some(Validator::Etag(e.to_string()));
-        }
-        last_modified
-            .map(str::trim)
-            .filter(|l| usable(l))
-            .map(|l| Validator::LastModified(l.to_string()))
-    }
-
-    /// The value of the `If-Range` header.
-    pub fn header_value(&self) -> &str {
-        match self {
-            Validator::Etag(v) | Validator::LastModified(v) => v,
-        }
-    }
-}
-
-/// The sidecar `staging/<v>.download.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Sidecar {
-    pub url: String,
-    /// The document's integrity the bytes were downloaded for.
-    pub integrity: String,
-    pub validator: Validator,
-    /// The tarball's full size, when the server said.
-    pub size: Option<u64>,
-    /// Seconds since the Unix epoch when the download began or was last resumed.
-    pub time: u64,
-}
-
-pub fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-impl Sidecar {
-    /// Whether kept bytes described by this sidecar, `len` of them, may be resumed for `url` and
-    /// `integrity` at `now`: same tarball, same promise, fresh, and not already complete (a
-    /// complete file that failed to stage is suspect, and a range past its end is unanswerable).
-    pub fn usable_for(&self, url: &str, integrity: &str, len: u64, now: u64) -> bool {
-        self.url == url
-            && self.integrity == integrity
-            && len > 0
-            && self.size.is_none_or(|s| len < s)
-            && self.time <= now
-            && now - self.time < MAX_KEPT_AGE.as_secs()
-    }
-
-    pub fn is_stale(&self, now: u64) -> bool {
-        self.time > now || now - self.time >= MAX_KEPT_AGE.as_secs()
-    }
-}
 
 /// How the server answered a request for the rest of the kept bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,13 +95,6 @@ pub fn load(store: &Store, version: &str, url: &str, integrity: &str) -> Result<
     Ok(found)
 }
 
-pub fn read_sidecar(path: &Path) -> Option<Sidecar> {
-    let f = File::open(path).ok()?;
-    let mut bytes = Vec::new();
-    f.take(MAX_SIDECAR_BYTES).read_to_end(&mut bytes).ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
 /// Starts keeping a new download: the sidecar first, then an empty kept file. Call with the
 /// staging lock held.
 pub fn begin(store: &Store, version: &str, sidecar: &Sidecar) -> Result<()> {
@@ -240,17 +143,10 @@ fn remove_file(path: &Path) -> Result<()> {
     }
 }
 
-/// The version a kept file or sidecar is for, from its name in `versions/`.
-pub fn kept_version(name: &str) -> Option<&str> {
-    let v = name
-        .strip_suffix(SIDECAR_SUFFIX)
-        .or_else(|| name.strip_suffix(KEPT_SUFFIX))?;
-    semver::Version::parse(v).ok().map(|_| v)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{kept_version, MAX_KEPT_AGE};
 
     fn sidecar(size: Option<u64>) -> Sidecar {
         Sidecar {

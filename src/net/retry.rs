@@ -10,9 +10,10 @@
 //! another jitter shape, on wall-clock `SystemTime` and `rand`. Either would leave the decisions
 //! here and only replace the five lines of backoff below, while changing its timing.
 
-use crate::call::Control;
-use crate::error::{clip, Result, StageError};
-use crate::log::Level;
+use crate::shared::call::Control;
+use crate::shared::error::{Result, StageError};
+use crate::shared::log::Level;
+use crate::shared::text::clip;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
@@ -239,7 +240,7 @@ fn unit_random() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::call::Phase;
+    use crate::shared::phase::Phase;
 
     fn network() -> StageError {
         StageError::Network {

@@ -3,7 +3,9 @@
 //! person can act on) and its structured fields; messages name the operation and the path or URL
 //! involved.
 
-use crate::call::Phase;
+use super::phase::Phase;
+// Until the extractor and the provenance verifier move into their layers.
+pub(crate) use super::text::clip;
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
@@ -434,19 +436,6 @@ impl StageError {
     }
 }
 
-/// Longest run of characters from outside (a registry, a tarball, the user) that an error message
-/// or field carries: enough to recognise a URL or an entry name, never a megabyte of hostile text.
-pub const MAX_SHOWN_CHARS: usize = 300;
-
-/// `s` cut to at most [`MAX_SHOWN_CHARS`] characters, with `…` marking the cut. Cuts on a character
-/// boundary, so any UTF-8 input is safe.
-pub fn clip(s: &str) -> String {
-    match s.char_indices().nth(MAX_SHOWN_CHARS) {
-        None => s.to_string(),
-        Some((end, _)) => format!("{}…", &s[..end]),
-    }
-}
-
 /// A path for a message, clipped like any other outside string.
 fn clip_path(p: &Path) -> String {
     clip(&p.display().to_string())
@@ -484,6 +473,7 @@ pub fn is_no_space(e: &io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shared::text::MAX_SHOWN_CHARS;
 
     #[test]
     fn codes_are_stable_and_distinct() {
@@ -572,21 +562,6 @@ mod tests {
         let f = e.fields();
         assert!(f.contains(&("expected", Field::Str("sha512-a".into()))));
         assert!(f.contains(&("actual", Field::Str("sha512-b".into()))));
-    }
-
-    #[test]
-    fn clip_keeps_short_strings_and_cuts_long_ones_on_a_char_boundary() {
-        assert_eq!(clip("short"), "short");
-        let exact = "a".repeat(MAX_SHOWN_CHARS);
-        assert_eq!(clip(&exact), exact);
-        let long = "é".repeat(MAX_SHOWN_CHARS * 10);
-        let c = clip(&long);
-        assert_eq!(c.chars().count(), MAX_SHOWN_CHARS + 1);
-        assert!(c.ends_with('…'));
-        assert!(c.starts_with("éé"));
-        // Mixed widths: the cut never lands inside a character.
-        let mixed: String = "a€😀".repeat(MAX_SHOWN_CHARS);
-        assert_eq!(clip(&mixed).chars().count(), MAX_SHOWN_CHARS + 1);
     }
 
     #[test]
@@ -816,7 +791,7 @@ mod tests {
 
     /// The quoted strings of the TypeScript union that follows `start` in `error-types.d.ts`.
     fn ts_union(start: &str) -> Vec<&'static str> {
-        let dts = include_str!("../error-types.d.ts");
+        let dts = include_str!("../../error-types.d.ts");
         let union = &dts[dts.find(start).unwrap() + start.len()..];
         let union = &union[..union.find('\n').unwrap()];
         union.split('\'').skip(1).step_by(2).collect()
@@ -853,11 +828,11 @@ mod tests {
     #[test]
     fn the_typescript_union_and_the_readme_table_list_every_code() {
         let codes: Vec<String> = StageError::CODES.iter().map(|c| c.to_string()).collect();
-        let dts = include_str!("../error-types.d.ts");
+        let dts = include_str!("../../error-types.d.ts");
         let union = &dts[dts.find("StageErrorCode =").unwrap()..];
         let union = &union[..union.find("\n\n").unwrap()];
         let mut in_union = codes_in(union, "'");
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../../README.md");
         let table = &readme[readme.find("### Error codes").unwrap()..];
         let table = &table[..table.find("\n## ").unwrap()];
         let mut in_table = codes_in(table, "| `");

@@ -2,24 +2,28 @@
 //! native modules, the checks on the result, the completion record and the rename; retried as a
 //! whole.
 
-use crate::call::{Control, Phase};
+use super::guards::read_manifest;
 use crate::config::{Config, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_BYTES};
-use crate::download::{append_kept, discard_kept, open_tarball, read_kept, Opened, REPLAY_CHUNK};
-use crate::error::{Result, StageError};
 use crate::extract::{
     extract_tgz, ExtractLimits, Extracted, HARD_MAX_ENTRIES, HARD_MAX_UNPACKED_BYTES,
 };
-use crate::fsutil::{self, blocking};
-use crate::guards::read_manifest;
-use crate::http::Http;
-use crate::integrity::Hasher;
+use crate::net::Http;
+use crate::net::Throttle;
+use crate::net::{append_kept, discard_kept, open_tarball, read_kept, Opened, REPLAY_CHUNK};
+use crate::net::{resume, Kept};
+use crate::net::{Attempt, RetryPolicy};
+use crate::registry::Hasher;
 use crate::registry::{rewrite_tarball_url, Dist};
-use crate::resume::{self, Kept};
-use crate::retry::{Attempt, RetryPolicy};
+use crate::shared::call::Control;
+use crate::shared::error::Result;
+use crate::shared::error::StageError;
+use crate::shared::fsutil;
+use crate::shared::fsutil::blocking;
+use crate::shared::phase::Phase;
 use crate::store::{self, CompletionRecord, StagingLock, Store, CLI_ENTRY, NATIVE_MODULE};
-use crate::throttle::Throttle;
 use crate::trust::{self, Compat};
-use std::io::{self, Read};
+use std::io;
+use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -613,7 +617,7 @@ impl Read for PipeReader {
 mod tests {
     use super::*;
     use crate::config::{Limits, NetConfig, Trust};
-    use crate::integrity::{sri_of, Expected};
+    use crate::registry::{sri_of, Expected};
 
     #[test]
     fn registry_size_hints_at_the_integer_limit_do_not_overflow() {

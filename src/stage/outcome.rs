@@ -1,0 +1,33 @@
+//! What one call settles on: the outcome union JS sees, and a refusal met on the way.
+
+use crate::shared::error::StageError;
+
+/// The result of one call; mirrors the JS `StageOutcome` union.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    UpToDate,
+    BadVersion(String),
+    AlreadyStaged,
+    Staged(String),
+}
+
+impl Outcome {
+    /// The JS `kind` of this outcome.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::UpToDate => "up-to-date",
+            Outcome::BadVersion(_) => "bad-version",
+            Outcome::AlreadyStaged => "already-staged",
+            Outcome::Staged(_) => "staged",
+        }
+    }
+}
+
+/// What one call settled on: its outcome and, when the trust policy refused a newer version on
+/// the way (and an older one was considered instead, as the cool-down does), the newest refusal.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub outcome: Outcome,
+    /// An `ESIGNATURE` or `EPROVENANCE` error, naming the refused version.
+    pub refused: Option<StageError>,
+}

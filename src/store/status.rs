@@ -1,0 +1,72 @@
+//! The store as a person debugging it wants to see it.
+
+use super::layout::dir_entries;
+use super::layout::tree_size;
+use super::layout::Store;
+use super::pointer::Pointer;
+use crate::shared::error::Result;
+use std::fs;
+use std::path::PathBuf;
+
+/// One folder under `versions/`, for status displays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionOnDisk {
+    pub version: String,
+    pub bytes: u64,
+    pub whole: bool,
+}
+
+/// Everything a person debugging a user's store wants to see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreStatus {
+    pub pointer: Option<Pointer>,
+    pub runnable: Option<PathBuf>,
+    pub versions: Vec<VersionOnDisk>,
+    pub bad: Vec<String>,
+    /// Leftovers of interrupted runs (removed by the next staging run) and runs in flight.
+    pub partials: Vec<String>,
+    pub locked: bool,
+    /// Bytes of everything under `versions/`.
+    pub total_bytes: u64,
+}
+
+impl Store {
+    /// The store as a person debugging it wants to see it.
+    pub fn status(&self) -> Result<StoreStatus> {
+        let mut versions = Vec::new();
+        let mut partials = Vec::new();
+        let dir = self.versions_dir();
+        if let Ok(entries) = fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+                if is_dir && semver::Version::parse(&name).is_ok() {
+                    versions.push(VersionOnDisk {
+                        bytes: tree_size(&entry.path()),
+                        whole: self.is_runnable(&name),
+                        version: name,
+                    });
+                } else {
+                    partials.push(name);
+                }
+            }
+        }
+        let staging = dir_entries(&self.staging_dir()).unwrap_or_default();
+        partials.extend(staging.into_iter().map(|(name, ..)| name));
+        versions.sort_by(|a, b| {
+            semver::Version::parse(&a.version)
+                .ok()
+                .cmp(&semver::Version::parse(&b.version).ok())
+        });
+        partials.sort();
+        Ok(StoreStatus {
+            pointer: self.read_pointer(),
+            runnable: self.resolve_cli_entry(),
+            versions,
+            bad: self.bad_versions(),
+            partials,
+            locked: self.is_locked()?,
+            total_bytes: self.staged_bytes(),
+        })
+    }
+}
