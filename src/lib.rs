@@ -19,9 +19,6 @@ mod stage;
 mod store;
 mod trust;
 
-// Until the provenance verifier and the extractor move into their layers.
-use shared::{error, fsutil};
-
 #[cfg(feature = "node")]
 mod binding;
 

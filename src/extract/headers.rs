@@ -4,7 +4,8 @@
 use super::limits::{
     archive_error, too_large, unsafe_entry, MAX_EXTENDED_PATH_BYTES, MAX_EXTENSION_BYTES,
 };
-use crate::error::{clip, Result, StageError};
+use crate::shared::error::{Result, StageError};
+use crate::shared::text::clip;
 use std::io::{self, Read};
 use tar::EntryType;
 

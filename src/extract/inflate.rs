@@ -2,7 +2,7 @@
 //! inflated bytes capped while they are read.
 
 use super::limits::{archive_error, ExtractLimits, LimitExceeded};
-use crate::error::Result;
+use crate::shared::error::Result;
 use flate2::bufread::GzDecoder;
 use std::io::{self, BufRead, BufReader, Read};
 

@@ -1,6 +1,6 @@
 //! The extractor's caps, and the errors it reports when a tarball breaks one or is malformed.
 
-use crate::error::StageError;
+use crate::shared::error::StageError;
 use std::io;
 
 /// Hard ceilings whatever the registry claims: the runtime is ~60 MB in ~20 files today.

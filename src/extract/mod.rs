@@ -6,8 +6,8 @@
 //! sanitised and its top folder stripped, sizes and counts are capped, and every read or write
 //! error is fatal.
 //!
-//! It may use only the crate's error type and file system helpers (`crate::error`,
-//! `crate::fsutil`). Its steps depend one way: `unpack` uses `inflate`, `headers` and `paths`;
+//! It may use only the crate's error type and file system helpers (`crate::shared::error`,
+//! `crate::shared::fsutil`). Its steps depend one way: `unpack` uses `inflate`, `headers` and `paths`;
 //! those use only `limits`. The tests share `testkit`, which drives the whole extractor.
 
 mod headers;

@@ -2,7 +2,7 @@
 //! them, and shown relative to the destination in errors.
 
 use super::limits::{too_large, unsafe_entry, MAX_PATH_BYTES, MAX_PATH_DEPTH};
-use crate::error::Result;
+use crate::shared::error::Result;
 use std::path::{Path, PathBuf};
 
 /// The sanitised path below the destination, `None` for the top folder itself.

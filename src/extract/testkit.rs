@@ -2,7 +2,7 @@
 
 use super::limits::{ExtractLimits, Extracted};
 use super::unpack::extract_tgz;
-use crate::error::{Result, StageError};
+use crate::shared::error::{Result, StageError};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use std::io::Write;

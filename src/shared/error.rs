@@ -4,8 +4,7 @@
 //! involved.
 
 use super::phase::Phase;
-// Until the extractor and the provenance verifier move into their layers.
-pub(crate) use super::text::clip;
+use super::text::clip;
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
