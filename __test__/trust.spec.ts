@@ -362,7 +362,8 @@ describe('compatibility guard', () => {
     expect(first).toMatchObject({ code: 'EINCOMPATIBLE', guard: 'engines.node', range: '>=99', version: '2.0.0' })
     expect(s.registry.tarballRequests()).toBe(2)
     const remembered = JSON.parse(fs.readFileSync(path.join(s.store, 'incompatible-versions.json'), 'utf8'))
-    expect(remembered).toEqual({ '2.0.0': { guard: 'engines.node', range: '>=99' } })
+    const refusedTarball = tarballWith('2.0.0', { engines: { node: '>=99' } })
+    expect(remembered).toEqual({ '2.0.0': { guard: 'engines.node', range: '>=99', integrity: sri(refusedTarball) } })
     // Only the memory was added: no version folder, no partial, the same pointer.
     const { 'incompatible-versions.json': _added, ...rest } = snapshot(s.store)
     expect(rest).toEqual(before)
@@ -375,6 +376,36 @@ describe('compatibility guard', () => {
 
     // An app update that brings a Node the range admits stages it.
     expect(await checkAndStageLatestRuntime(s.opts({ hostNodeVersion: '99.1.0' }))).toEqual({
+      kind: 'staged',
+      version: '2.0.0',
+    })
+  })
+
+  it('remembers a refusal for the tarball that was refused, not for every release of that version', async () => {
+    await s.stageBaseline()
+    serve([{ version: '2.0.0', tarball: tarballWith('2.0.0', { engines: { node: '>=99' } }) }], '2.0.0')
+    const first = await rejection(checkAndStageLatestRuntime(s.opts({ hostNodeVersion: '22.12.0' })))
+    expect(first).toMatchObject({ code: 'EINCOMPATIBLE', range: '>=99' })
+    const requests = s.registry.tarballRequests()
+
+    // Another 2.0.0 (another registry's, or a republish): another tarball, judged on its own.
+    serve([{ version: '2.0.0', tarball: tarballWith('2.0.0', { engines: { node: '>=20' }, description: 'other' }) }], '2.0.0')
+    expect(await checkAndStageLatestRuntime(s.opts({ hostNodeVersion: '22.12.0' }))).toEqual({
+      kind: 'staged',
+      version: '2.0.0',
+    })
+    expect(s.registry.tarballRequests()).toBe(requests + 1)
+  })
+
+  it('does not honour a remembered refusal that names no tarball', async () => {
+    await s.stageBaseline()
+    serve([{ version: '2.0.0' }], '2.0.0')
+    // As an earlier release wrote it: keyed by version alone.
+    fs.writeFileSync(
+      path.join(s.store, 'incompatible-versions.json'),
+      JSON.stringify({ '2.0.0': { guard: 'engines.node', range: '>=99' } }),
+    )
+    expect(await checkAndStageLatestRuntime(s.opts({ hostNodeVersion: '22.12.0' }))).toEqual({
       kind: 'staged',
       version: '2.0.0',
     })

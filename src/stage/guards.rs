@@ -42,8 +42,9 @@ pub(crate) fn read_manifest(path: &Path) -> Option<serde_json::Value> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// The compatibility guard before any download: a refusal remembered from an earlier download
-/// (re-checked, as the app may have been updated since), then the document's own entry.
+/// The compatibility guard before any download: a refusal remembered from an earlier download of
+/// the same tarball (by the integrity the document promises; re-checked, as the app may have been
+/// updated since), then the document's own entry.
 pub(crate) fn compat_guard(
     store: &Store,
     doc: &Document,
@@ -52,9 +53,10 @@ pub(crate) fn compat_guard(
     ctl: &Control,
 ) -> Result<()> {
     let (host, pty) = (compat.host_node.as_ref(), compat.node_pty.as_ref());
-    let remembered = store
-        .incompatible_versions()
-        .remove(latest)
+    let remembered = doc
+        .dist(latest)
+        .ok()
+        .and_then(|dist| store.incompatible(latest, &dist.integrity.to_string()))
         .and_then(|e| trust::still_refused(&e.guard, &e.range, host, pty));
     let refusal = match remembered {
         Some(r) => Some(r),

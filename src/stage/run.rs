@@ -201,6 +201,7 @@ impl Run<'_> {
             let entry = IncompatibleEntry {
                 guard: guard.to_string(),
                 range: range.clone(),
+                integrity: Some(self.dist.integrity.to_string()),
             };
             let (store, latest, ctl) = (self.store.clone(), self.latest.clone(), self.ctl.clone());
             blocking(move || {

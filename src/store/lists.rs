@@ -29,6 +29,11 @@ pub struct IncompatibleEntry {
     /// `engines.node` or `node-pty`.
     pub guard: String,
     pub range: String,
+    /// The integrity of the tarball whose package.json refused: another registry's release of
+    /// the same version is another tarball, and is judged on its own. An entry without one (an
+    /// earlier release's) matches nothing, so that version is checked again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<String>,
 }
 
 /// Every valid version a bad list names. A list that parses keeps its valid string entries; one
@@ -83,10 +88,21 @@ impl Store {
         self.bad_versions().iter().any(|v| v == version)
     }
 
-    /// Versions refused by the compatibility guard after their download, with the guard and the
-    /// range that refused them. A missing, oversized or damaged file means none: the guard then
-    /// runs again on the next download.
+    /// Versions refused by the compatibility guard after their download, with the guard, the
+    /// range and the tarball's integrity. A missing, oversized or damaged file means none: the
+    /// guard then runs again on the next download.
     pub fn incompatible_versions(&self) -> BTreeMap<String, IncompatibleEntry> {
+        self.read_incompatible()
+    }
+
+    /// The refusal remembered for `version` when it was for the tarball `integrity` names.
+    pub fn incompatible(&self, version: &str, integrity: &str) -> Option<IncompatibleEntry> {
+        self.read_incompatible()
+            .remove(version)
+            .filter(|e| e.integrity.as_deref() == Some(integrity))
+    }
+
+    fn read_incompatible(&self) -> BTreeMap<String, IncompatibleEntry> {
         let path = self.root.join(INCOMPATIBLE_FILE);
         match fsutil::read_small(&path, MAX_INCOMPATIBLE_FILE_BYTES) {
             fsutil::SmallFile::Read(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
@@ -94,7 +110,8 @@ impl Store {
         }
     }
 
-    /// Remembers that `version`'s own package.json refused this app.
+    /// Remembers that `version`'s own package.json, in the tarball `entry.integrity` names,
+    /// refused this app.
     pub fn add_incompatible(
         &self,
         _: &StoreLock,

@@ -306,6 +306,29 @@ pub(crate) fn stage_legacy(store: &Store, version: &str) {
     fs::write(dir.join("package.json"), manifest.to_string()).unwrap();
 }
 
+#[cfg(unix)]
+#[test]
+fn a_legacy_manifest_is_read_as_a_small_regular_file_only() {
+    let (_tmp, store) = temp_store();
+    stage_legacy(&store, "1.0.0");
+    assert!(store.is_legacy_whole("1.0.0"));
+    let manifest = store.version_dir("1.0.0").join("package.json");
+    // A FIFO would wait for a writer forever; a link to /dev/zero would never end.
+    fs::remove_file(&manifest).unwrap();
+    let fifo = std::ffi::CString::new(manifest.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let started = std::time::Instant::now();
+    assert!(!store.is_legacy_whole("1.0.0"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    fs::remove_file(&manifest).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &manifest).unwrap();
+    assert!(!store.is_legacy_whole("1.0.0"));
+    fs::remove_file(&manifest).unwrap();
+    let big = format!(r#"{{"version":"1.0.0","pad":"{}"}}"#, "x".repeat(2 << 20));
+    fs::write(&manifest, big).unwrap();
+    assert!(!store.is_legacy_whole("1.0.0"));
+}
+
 #[test]
 fn folders_of_the_original_implementation_are_adopted() {
     let (_tmp, store) = temp_store();

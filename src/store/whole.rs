@@ -58,14 +58,15 @@ impl Store {
         {
             return false;
         }
-        // A package.json is a few KB; a larger one is not the runtime's.
-        let manifest = dir.join("package.json");
-        let small = fs::metadata(&manifest).is_ok_and(|m| m.len() <= 1 << 20);
-        small
-            && fs::read(&manifest)
+        // A package.json is a few KB; a larger one is not the runtime's. Read like the store's
+        // own files: a regular file only, no link followed, no FIFO waited on.
+        const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+        match fsutil::read_small(&dir.join("package.json"), MAX_MANIFEST_BYTES) {
+            fsutil::SmallFile::Read(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes)
                 .ok()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                .is_some_and(|v| v.get("version").and_then(|v| v.as_str()) == Some(version))
+                .is_some_and(|v| v.get("version").and_then(|v| v.as_str()) == Some(version)),
+            _ => false,
+        }
     }
 
     /// Writes the completion record into a legacy-whole version folder, so that it is judged by
