@@ -986,7 +986,7 @@ mod tests {
             p.policy.workflow_path.as_deref(),
             Some(".github/workflows/publish.yml")
         );
-        let root = include_str!("sigstore_trusted_root.json").to_string();
+        let root = include_str!("provenance/trusted_root.json").to_string();
         let options = Options {
             provenance: Some(policy),
             sigstore_trust_root: Some(root.clone()),

@@ -26,7 +26,6 @@ mod provenance;
 mod registry;
 mod resume;
 mod retry;
-mod rfc3161;
 mod stage;
 mod store;
 mod throttle;

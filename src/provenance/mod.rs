@@ -36,12 +36,14 @@ use x509_cert::ext::Extension;
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 use x509_cert::Certificate;
 
+mod timestamp;
+
 /// npm's attestations response for one version is ~10 KB; 1 MiB is ample and bounds memory.
 pub const MAX_ATTESTATIONS_BYTES: u64 = 1024 * 1024;
 
 /// Sigstore's public-good trust root (Fulcio CAs, Rekor keys), as distributed by its TUF
 /// repository in `trusted_root.json`.
-const PUBLIC_GOOD: &str = include_str!("sigstore_trusted_root.json");
+const PUBLIC_GOOD: &str = include_str!("trusted_root.json");
 
 pub const SLSA_PROVENANCE_V1: &str = "https://slsa.dev/provenance/v1";
 const IN_TOTO_STATEMENT_V1: &str = "https://in-toto.io/Statement/v1";
@@ -1173,7 +1175,7 @@ fn timestamp_times(vm: &Value, sig: &[u8], root: &TrustRoot) -> Result<Vec<i64>,
 
 /// Verifies one timestamp (see [`timestamp_times`]) and returns its time.
 fn check_timestamp(der: &[u8], sig: &[u8], root: &TrustRoot) -> Result<i64, String> {
-    let token = crate::rfc3161::parse(der)?;
+    let token = timestamp::parse(der)?;
     token.check_imprint(sig)?;
     let t = token.time;
     let (signed, hash, signature) = token.signed();
@@ -1198,8 +1200,8 @@ fn check_timestamp(der: &[u8], sig: &[u8], root: &TrustRoot) -> Result<i64, Stri
 }
 
 /// Whether `cert`'s key signed `msg` (ECDSA with the signer's `hash`).
-fn key_signed(cert: &Certificate, msg: &[u8], hash: crate::rfc3161::Hash, sig: &[u8]) -> bool {
-    use crate::rfc3161::Hash;
+fn key_signed(cert: &Certificate, msg: &[u8], hash: timestamp::Hash, sig: &[u8]) -> bool {
+    use timestamp::Hash;
     let Ok((curve, point)) = ec_key_of_spki_info(cert) else {
         return false;
     };
@@ -1240,7 +1242,7 @@ fn chain_valid(
 fn is_timestamping(cert: &Certificate) -> bool {
     ext_bytes(extensions(cert), OID_EKU)
         .and_then(|b| ExtendedKeyUsage::from_der(b).ok())
-        .is_some_and(|eku| eku.0.contains(&crate::rfc3161::OID_TIME_STAMPING))
+        .is_some_and(|eku| eku.0.contains(&timestamp::OID_TIME_STAMPING))
 }
 
 /// DSSE's pre-authentication encoding: what the envelope's signature covers.
@@ -1948,7 +1950,6 @@ fn rfc3339_seconds(s: &str) -> Result<i64, String> {
 }
 
 #[cfg(test)]
-#[path = "provenance_testkit.rs"]
 pub(crate) mod testkit;
 
 #[cfg(test)]
@@ -2459,7 +2460,8 @@ pub(crate) mod tests {
             (2, 2, 1)
         );
         let real: Value =
-            serde_json::from_str(include_str!("../testdata/public-good-dsse-bundle.json")).unwrap();
+            serde_json::from_str(include_str!("../../testdata/public-good-dsse-bundle.json"))
+                .unwrap();
         let p = policy(
             "kubewarden/kubewarden-controller",
             Some(".github/workflows/release.yml"),
