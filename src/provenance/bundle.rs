@@ -33,7 +33,7 @@ use super::refusal::{as_check, refuse, Check, Refusal};
 use super::root::TrustRoot;
 use super::sct::check_sct;
 use super::timestamp::timestamp_times;
-use super::tlog::logged_times;
+use super::tlog::{logged_times, Logged};
 use ring::signature::UnparsedPublicKey;
 use serde_json::Value;
 use x509_cert::Certificate;
@@ -175,21 +175,42 @@ fn verify_core<'b>(
     let vm = bundle
         .get("verificationMaterial")
         .ok_or_else(|| refuse(Check::Attestation, "bundle has no verificationMaterial"))?;
-    let material = match (vm.get("publicKey"), key) {
-        (Some(_), Some(key)) => Material::Key(key.to_vec()),
-        (Some(_), None) => {
-            return Err(refuse(
-                Check::Identity,
-                "the bundle is signed by a key, not a certificate",
-            ))
-        }
+    let material = material_of(vm, key, identity)?;
+    let content = content_of(bundle)?;
+    check_message_digest(&content, artifact)?;
+    let logged = logged_times(vm, version, &material, &content, artifact, root)?;
+    let times = verified_times(vm, &logged, &content, root)?;
+    if let Material::Cert(der, leaf) = &material {
+        check_certificate(der, leaf, &times, root)?;
+    }
+    check_signature(&material, &content, artifact)?;
+    Ok(content)
+}
+
+/// The signer: the managed `key` when the bundle is signed by a key, else the bundle's
+/// certificate, its identity as `identity` requires.
+fn material_of(
+    vm: &Value,
+    key: Option<&[u8]>,
+    identity: &dyn Fn(&Certificate) -> Result<(), String>,
+) -> Result<Material, Refusal> {
+    match (vm.get("publicKey"), key) {
+        (Some(_), Some(key)) => Ok(Material::Key(key.to_vec())),
+        (Some(_), None) => Err(refuse(
+            Check::Identity,
+            "the bundle is signed by a key, not a certificate",
+        )),
         (None, _) => {
             let (der, leaf) = signing_certificate(vm)?;
             identity(&leaf).map_err(as_check(Check::Identity))?;
-            Material::Cert(der, Box::new(leaf))
+            Ok(Material::Cert(der, Box::new(leaf)))
         }
-    };
-    let content = content_of(bundle)?;
+    }
+}
+
+/// A message signature needs the artifact, and the digest the bundle names, if any, must be
+/// the artifact's.
+fn check_message_digest(content: &Content, artifact: Option<&[u8; 32]>) -> Result<(), Refusal> {
     if matches!(content, Content::Message { .. }) && artifact.is_none() {
         return Err(refuse(
             Check::Attestation,
@@ -201,7 +222,7 @@ fn verify_core<'b>(
             digest: Some(d), ..
         },
         Some(a),
-    ) = (&content, artifact)
+    ) = (content, artifact)
     {
         if d.as_slice() != a.as_slice() {
             return Err(refuse(
@@ -210,7 +231,17 @@ fn verify_core<'b>(
             ));
         }
     }
-    let logged = logged_times(vm, version, &material, &content, artifact, root)?;
+    Ok(())
+}
+
+/// The times the log entry and the timestamp authorities vouch for: at least one, each within
+/// the log key's window.
+fn verified_times(
+    vm: &Value,
+    logged: &Logged,
+    content: &Content,
+    root: &TrustRoot,
+) -> Result<Vec<i64>, Refusal> {
     let mut times: Vec<i64> = logged.integrated.into_iter().collect();
     times.extend(timestamp_times(vm, content.sig(), root)?);
     if times.is_empty() {
@@ -225,17 +256,25 @@ fn verify_core<'b>(
             "the log's key was not trusted at the time of the entry",
         ));
     }
-    if let Material::Cert(der, leaf) = &material {
-        let mut issuer = None;
-        for &t in &times {
-            issuer = Some(check_chain(der, leaf, root, t).map_err(as_check(Check::Certificate))?);
-        }
-        if let (Some(issuer), false) = (issuer, root.ct_logs.is_empty()) {
-            check_sct(leaf, issuer, root).map_err(as_check(Check::Certificate))?;
-        }
+    Ok(times)
+}
+
+/// The certificate chains to a trusted CA at each of `times`, and carries an SCT of a trusted
+/// CT log when the trust root lists any.
+fn check_certificate(
+    der: &[u8],
+    leaf: &Certificate,
+    times: &[i64],
+    root: &TrustRoot,
+) -> Result<(), Refusal> {
+    let mut issuer = None;
+    for &t in times {
+        issuer = Some(check_chain(der, leaf, root, t).map_err(as_check(Check::Certificate))?);
     }
-    check_signature(&material, &content, artifact)?;
-    Ok(content)
+    if let (Some(issuer), false) = (issuer, root.ct_logs.is_empty()) {
+        check_sct(leaf, issuer, root).map_err(as_check(Check::Certificate))?;
+    }
+    Ok(())
 }
 
 /// The envelope's or the message's signature verifies with the signer's key.

@@ -150,6 +150,46 @@ struct Token<'a> {
 /// Parses a `TimeStampResp` (or a bare `TimeStampToken`) and checks what can be checked without
 /// a key: a granted status, the signed attributes naming the `TSTInfo` and its digest.
 fn parse(der: &[u8]) -> Result<Token<'_>, String> {
+    let mut sd = Der(signed_data(der)?);
+    sd.expect(0x02, "version")?;
+    sd.expect(0x31, "digest algorithms")?;
+    let econtent = encapsulated_tst_info(sd.expect(0x30, "content")?)?;
+    let certificates = embedded_certificates(&mut sd)?;
+    sd.optional(0xa1)?;
+    let signer_infos = sd.expect(0x31, "signer infos")?;
+    let mut signers = Der(signer_infos.content);
+    let signer = signers.expect(0x30, "signer info")?;
+    if !signers.is_empty() {
+        return Err("the timestamp has more than one signer".into());
+    }
+    let mut si = Der(signer.content);
+    si.expect(0x02, "signer version")?;
+    si.next()?; // sid: the certificate is found by its signature instead
+    let digest_alg = Hash::of_oid(algorithm(si.expect(0x30, "digest algorithm")?)?)
+        .ok_or("the timestamp's digest algorithm is not SHA-2")?;
+    let attrs = si
+        .optional(0xa0)?
+        .ok_or("the timestamp has no signed attributes")?;
+    si.expect(0x30, "signature algorithm")?;
+    let signature = si.expect(0x04, "signature")?.content;
+    check_attributes(attrs.content, digest_alg, econtent)?;
+    let mut signed_attrs = attrs.whole.to_vec();
+    signed_attrs[0] = 0x31; // signed as a SET OF, though carried as [0] IMPLICIT
+    let tst = tst_info(econtent)?;
+    Ok(Token {
+        time: tst.0,
+        imprint_hash: tst.1,
+        imprint: tst.2,
+        signed_attrs,
+        digest_alg,
+        signature,
+        certificates,
+    })
+}
+
+/// The content of the token's `SignedData`, from a response whose status grants it or from a
+/// bare token.
+fn signed_data(der: &[u8]) -> Result<&[u8], String> {
     let mut top = Der(der);
     let outer = top.expect(0x30, "response")?;
     if !top.is_empty() {
@@ -173,16 +213,22 @@ fn parse(der: &[u8]) -> Result<Token<'_>, String> {
         return Err("the timestamp token is not CMS signed data".into());
     }
     let explicit = ci.expect(0xa0, "signed data")?;
-    let signed_data = Der(explicit.content).expect(0x30, "signed data")?;
-    let mut sd = Der(signed_data.content);
-    sd.expect(0x02, "version")?;
-    sd.expect(0x31, "digest algorithms")?;
-    let encap = sd.expect(0x30, "content")?;
+    Ok(Der(explicit.content).expect(0x30, "signed data")?.content)
+}
+
+/// The DER of the `TSTInfo` the `SignedData`'s encapsulated content holds.
+fn encapsulated_tst_info(encap: Tlv<'_>) -> Result<&[u8], String> {
     let mut ec = Der(encap.content);
     if ec.expect(0x06, "content type")?.content != OID_TST_INFO {
         return Err("the timestamp token does not hold a TSTInfo".into());
     }
-    let econtent = Der(ec.expect(0xa0, "TSTInfo")?.content).expect(0x04, "TSTInfo")?;
+    Ok(Der(ec.expect(0xa0, "TSTInfo")?.content)
+        .expect(0x04, "TSTInfo")?
+        .content)
+}
+
+/// The X.509 certificates the `SignedData` embeds, if it has its optional `certificates`.
+fn embedded_certificates(sd: &mut Der<'_>) -> Result<Vec<(Vec<u8>, Certificate)>, String> {
     let mut certificates = Vec::new();
     if let Some(certs) = sd.optional(0xa0)? {
         let mut list = Der(certs.content);
@@ -196,36 +242,7 @@ fn parse(der: &[u8]) -> Result<Token<'_>, String> {
             }
         }
     }
-    sd.optional(0xa1)?;
-    let signer_infos = sd.expect(0x31, "signer infos")?;
-    let mut signers = Der(signer_infos.content);
-    let signer = signers.expect(0x30, "signer info")?;
-    if !signers.is_empty() {
-        return Err("the timestamp has more than one signer".into());
-    }
-    let mut si = Der(signer.content);
-    si.expect(0x02, "signer version")?;
-    si.next()?; // sid: the certificate is found by its signature instead
-    let digest_alg = Hash::of_oid(algorithm(si.expect(0x30, "digest algorithm")?)?)
-        .ok_or("the timestamp's digest algorithm is not SHA-2")?;
-    let attrs = si
-        .optional(0xa0)?
-        .ok_or("the timestamp has no signed attributes")?;
-    si.expect(0x30, "signature algorithm")?;
-    let signature = si.expect(0x04, "signature")?.content;
-    check_attributes(attrs.content, digest_alg, econtent.content)?;
-    let mut signed_attrs = attrs.whole.to_vec();
-    signed_attrs[0] = 0x31; // signed as a SET OF, though carried as [0] IMPLICIT
-    let tst = tst_info(econtent.content)?;
-    Ok(Token {
-        time: tst.0,
-        imprint_hash: tst.1,
-        imprint: tst.2,
-        signed_attrs,
-        digest_alg,
-        signature,
-        certificates,
-    })
+    Ok(certificates)
 }
 
 /// The signed attributes must name the TSTInfo as the content type and its digest.

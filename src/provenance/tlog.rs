@@ -1,7 +1,7 @@
 //! Transparency log entries: a trusted Rekor log recorded this signature (its SET, its entry
 //! body, its inclusion proof and the checkpoint that proof leads to).
 
-use super::dsse::pae;
+use super::dsse::{pae, Envelope};
 use super::encoding::{b64, b64_at, hex, int_at, pem_der, str_at};
 use super::material::{Content, Material};
 use super::refusal::{refuse, Check, Refusal};
@@ -122,74 +122,15 @@ fn check_entry_body(
     let version = body.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let spec = body.get("spec").ok_or("the log entry body has no spec")?;
     let (digest, sig, signer) = match (kind, version) {
-        ("hashedrekord", "0.0.1") => {
-            if spec.pointer("/data/hash/algorithm").and_then(Value::as_str) != Some("sha256") {
-                return Err("the log entry's hash is not SHA-256".into());
-            }
-            let value = spec
-                .pointer("/data/hash/value")
-                .and_then(Value::as_str)
-                .ok_or("the log entry has no hash")?;
-            let pem = logged_b64(
-                spec.pointer("/signature/publicKey/content"),
-                "the log entry has no key",
-                "the log entry's key",
-            )?;
-            (
-                value.to_ascii_lowercase(),
-                logged_b64(
-                    spec.pointer("/signature/content"),
-                    "the log entry has no signature",
-                    "the log entry's signature",
-                )?,
-                pem_der(&pem).ok_or("the log entry's key is not PEM")?,
-            )
-        }
-        ("hashedrekord", "0.0.2") => {
-            let v = spec
-                .get("hashedRekordV002")
-                .ok_or("the log entry has no hashedRekordV002")?;
-            if v.pointer("/data/algorithm").and_then(Value::as_str) != Some("SHA2_256") {
-                return Err("the log entry's hash is not SHA-256".into());
-            }
-            let digest = logged_b64(
-                v.pointer("/data/digest"),
-                "the log entry has no digest",
-                "the log entry's digest",
-            )?;
-            let verifier = v
-                .pointer("/signature/verifier/x509Certificate/rawBytes")
-                .or_else(|| v.pointer("/signature/verifier/publicKey/rawBytes"));
-            (
-                hex(&digest),
-                logged_b64(
-                    v.pointer("/signature/content"),
-                    "the log entry has no signature",
-                    "the log entry's signature",
-                )?,
-                logged_b64(verifier, "the log entry has no verifier", "the verifier")?,
-            )
-        }
+        ("hashedrekord", "0.0.1") => hashedrekord_v1(spec)?,
+        ("hashedrekord", "0.0.2") => hashedrekord_v2(spec)?,
         _ => {
             let Content::Dsse(envelope) = content else {
                 return Err(format!(
                     "a `{kind}` entry cannot record a message signature"
                 ));
             };
-            let logged = logged_envelope(&body)?;
-            check_payload_hash(logged.payload_hash, &envelope.payload)?;
-            let pem = logged_b64(
-                logged.cert,
-                "the log entry has no certificate",
-                "the log entry's certificate",
-            )?;
-            if logged_signature(&logged)? != envelope.sig {
-                return Err("the log entry is for another signature".into());
-            }
-            if pem_der(&pem).as_deref() != Some(material.der()) {
-                return Err("the log entry is for another certificate".into());
-            }
-            return Ok(());
+            return check_logged_envelope(&body, envelope, material);
         }
     };
     // A hashedrekord of a DSSE envelope records the hash of its PAE (Rekor v2).
@@ -205,6 +146,85 @@ fn check_entry_body(
     }
     if signer != material.der() {
         return Err("the log entry is for another signer".into());
+    }
+    Ok(())
+}
+
+/// What a `hashedrekord` entry records: the artifact's digest (hex), the signature, and the
+/// signer's DER.
+type Recorded = (String, Vec<u8>, Vec<u8>);
+
+/// What a `hashedrekord` 0.0.1 entry's spec records.
+fn hashedrekord_v1(spec: &Value) -> Result<Recorded, String> {
+    if spec.pointer("/data/hash/algorithm").and_then(Value::as_str) != Some("sha256") {
+        return Err("the log entry's hash is not SHA-256".into());
+    }
+    let value = spec
+        .pointer("/data/hash/value")
+        .and_then(Value::as_str)
+        .ok_or("the log entry has no hash")?;
+    let pem = logged_b64(
+        spec.pointer("/signature/publicKey/content"),
+        "the log entry has no key",
+        "the log entry's key",
+    )?;
+    Ok((
+        value.to_ascii_lowercase(),
+        logged_b64(
+            spec.pointer("/signature/content"),
+            "the log entry has no signature",
+            "the log entry's signature",
+        )?,
+        pem_der(&pem).ok_or("the log entry's key is not PEM")?,
+    ))
+}
+
+/// What a Rekor v2 `hashedrekord` 0.0.2 entry's spec records.
+fn hashedrekord_v2(spec: &Value) -> Result<Recorded, String> {
+    let v = spec
+        .get("hashedRekordV002")
+        .ok_or("the log entry has no hashedRekordV002")?;
+    if v.pointer("/data/algorithm").and_then(Value::as_str) != Some("SHA2_256") {
+        return Err("the log entry's hash is not SHA-256".into());
+    }
+    let digest = logged_b64(
+        v.pointer("/data/digest"),
+        "the log entry has no digest",
+        "the log entry's digest",
+    )?;
+    let verifier = v
+        .pointer("/signature/verifier/x509Certificate/rawBytes")
+        .or_else(|| v.pointer("/signature/verifier/publicKey/rawBytes"));
+    Ok((
+        hex(&digest),
+        logged_b64(
+            v.pointer("/signature/content"),
+            "the log entry has no signature",
+            "the log entry's signature",
+        )?,
+        logged_b64(verifier, "the log entry has no verifier", "the verifier")?,
+    ))
+}
+
+/// A `dsse` or `intoto` entry records this envelope: its payload hash, its signature and the
+/// signing certificate.
+fn check_logged_envelope(
+    body: &Value,
+    envelope: &Envelope,
+    material: &Material,
+) -> Result<(), String> {
+    let logged = logged_envelope(body)?;
+    check_payload_hash(logged.payload_hash, &envelope.payload)?;
+    let pem = logged_b64(
+        logged.cert,
+        "the log entry has no certificate",
+        "the log entry's certificate",
+    )?;
+    if logged_signature(&logged)? != envelope.sig {
+        return Err("the log entry is for another signature".into());
+    }
+    if pem_der(&pem).as_deref() != Some(material.der()) {
+        return Err("the log entry is for another certificate".into());
     }
     Ok(())
 }
