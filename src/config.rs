@@ -1,8 +1,8 @@
 //! The core's settings: what the caller passed ([`Options`]), checked and completed with their
 //! defaults into a [`Config`]. The process environment is read here and only here.
 
-use crate::provenance::{Policy, TrustRoot, MAX_TRUST_ROOT_BYTES};
 use crate::shared::error::StageError;
+use crate::trust::provenance::{Policy, TrustRoot, MAX_TRUST_ROOT_BYTES};
 use crate::trust::{key_from_json, RegistryKey};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -32,8 +32,8 @@ pub struct Config {
 /// The provenance requirement and the Sigstore trust root its attestations are checked against.
 #[derive(Debug, Clone)]
 pub struct Provenance {
-    pub policy: crate::provenance::Policy,
-    pub trust_root: crate::provenance::TrustRoot,
+    pub policy: crate::trust::provenance::Policy,
+    pub trust_root: crate::trust::provenance::TrustRoot,
 }
 
 /// The supply-chain protections. The default adds no request and refuses nothing the original
@@ -986,7 +986,7 @@ mod tests {
             p.policy.workflow_path.as_deref(),
             Some(".github/workflows/publish.yml")
         );
-        let root = include_str!("sigstore_trusted_root.json").to_string();
+        let root = include_str!("trust/provenance/trusted_root.json").to_string();
         let options = Options {
             provenance: Some(policy),
             sigstore_trust_root: Some(root.clone()),

@@ -11,9 +11,7 @@
 mod config;
 mod extract;
 mod net;
-mod provenance;
 mod registry;
-mod rfc3161;
 mod shared;
 mod stage;
 mod store;
@@ -65,7 +63,7 @@ pub mod fuzzing {
     /// The provenance verifier on an attestations response, a trust root and an SCT list: each
     /// must refuse, never panic or allocate without bound.
     pub fn attestations(data: &[u8]) {
-        use crate::provenance::{parse_sct_list, verify, Policy, Subject, TrustRoot};
+        use crate::trust::provenance::{parse_sct_list, verify, Policy, Subject, TrustRoot};
         let text = String::from_utf8_lossy(data);
         let _ = TrustRoot::from_json(&text);
         let _ = parse_sct_list(data);
@@ -120,12 +118,12 @@ pub mod fuzzing {
 
 pub use config::{Config, Limits, NetConfig, Provenance, Trust};
 pub use extract::{extract_tgz, ExtractLimits};
-pub use provenance::{verify_sigstore_bundle, Policy, Signer, TrustRoot};
 pub use shared::call::Control;
 pub use shared::error::{Result, StageError};
 pub use shared::log::{LogEntry, Value as LogValue};
 pub use stage::{check_and_stage, Checked, Outcome};
 pub use store::Store;
+pub use trust::provenance::{verify_sigstore_bundle, Policy, Signer, TrustRoot};
 
 /// Internals the integration tests in `tests/` drive directly: the HTTP client, the SRI string a
 /// registry publishes, and the hook that fakes a failing disk. Not part of the API.

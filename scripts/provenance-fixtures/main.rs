@@ -6,7 +6,7 @@
 //!
 //! Run: `cargo run --no-default-features --example provenance-fixtures`
 
-#[path = "../../src/provenance_testkit.rs"]
+#[path = "../../src/trust/provenance/testkit.rs"]
 mod testkit;
 
 use std::path::Path;

@@ -1,10 +1,10 @@
 //! `verifyBundle`: one Sigstore bundle checked by hand, with the verifier the staging path uses.
 
 use super::types::js_error;
-use crate::provenance::{
+use crate::shared::error::StageError;
+use crate::trust::provenance::{
     verify_sigstore_bundle, Signer, TrustRoot, MAX_ATTESTATIONS_BYTES, MAX_TRUST_ROOT_BYTES,
 };
-use crate::shared::error::StageError;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 

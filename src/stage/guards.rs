@@ -4,7 +4,6 @@
 use super::document::fetch_plain;
 use crate::config::{Config, Provenance};
 use crate::net::Http;
-use crate::provenance::{self, Check, Subject, MAX_ATTESTATIONS_BYTES};
 use crate::registry::{rewrite_tarball_url, Dist, Document, ACCEPT_FULL};
 use crate::shared::call::Control;
 use crate::shared::error::Result;
@@ -12,6 +11,7 @@ use crate::shared::error::StageError;
 use crate::shared::log::Level;
 use crate::shared::text::clip;
 use crate::store::Store;
+use crate::trust::provenance::{self, Check, Subject, MAX_ATTESTATIONS_BYTES};
 use crate::trust::{self, Compat, Signed};
 use std::io::Read;
 use std::path::Path;

@@ -6,6 +6,7 @@
 
 mod compat;
 mod cooldown;
+pub(crate) mod provenance;
 mod signatures;
 
 pub(crate) use compat::{check_compat, still_refused, Compat};

@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-#[path = "../../src/provenance_testkit.rs"]
+#[path = "../../src/trust/provenance/testkit.rs"]
 pub mod kit;
 
 /// What the server answers.

@@ -263,50 +263,8 @@ impl TestTsa {
     /// this authority, embedding its certificate when `embed`.
     pub fn timestamp(&self, signature: &[u8], time: i64, embed: bool) -> Vec<u8> {
         let sha256 = tlv(0x30, &tlv(0x06, &OID_SHA256));
-        let imprint = tlv(
-            0x30,
-            &[sha256.clone(), tlv(0x04, &Sha256::digest(signature))].concat(),
-        );
-        let tst = tlv(
-            0x30,
-            &[
-                tlv(0x02, &[1]),
-                tlv(0x06, &[0x2a, 0x03, 0x04]),
-                imprint,
-                tlv(0x02, &[0x2a]),
-                tlv(0x18, generalized(time).as_bytes()),
-            ]
-            .concat(),
-        );
-        let attr =
-            |oid: &[u8], value: Vec<u8>| tlv(0x30, &[tlv(0x06, oid), tlv(0x31, &value)].concat());
-        let attrs = [
-            attr(&OID_CONTENT_TYPE, tlv(0x06, &OID_TST_INFO)),
-            attr(&OID_MESSAGE_DIGEST, tlv(0x04, &Sha256::digest(&tst))),
-        ]
-        .concat();
-        let sig = sign(&self.key, &tlv(0x31, &attrs));
-        let leaf = x509_cert::Certificate::from_der(self.leaf.der()).unwrap();
-        let sid = tlv(
-            0x30,
-            &[
-                leaf.tbs_certificate.issuer.to_der().unwrap(),
-                leaf.tbs_certificate.serial_number.to_der().unwrap(),
-            ]
-            .concat(),
-        );
-        let signer = tlv(
-            0x30,
-            &[
-                tlv(0x02, &[1]),
-                sid,
-                sha256.clone(),
-                tlv(0xa0, &attrs),
-                tlv(0x30, &tlv(0x06, &OID_ECDSA_SHA256)),
-                tlv(0x04, &sig),
-            ]
-            .concat(),
-        );
+        let tst = tst_info(&sha256, signature, time);
+        let signer = self.signer_info(&sha256, &tst);
         let certs = if embed {
             tlv(0xa0, self.leaf.der())
         } else {
@@ -332,6 +290,60 @@ impl TestTsa {
         );
         tlv(0x30, &[tlv(0x30, &tlv(0x02, &[0])), token].concat())
     }
+
+    /// The `SignerInfo` of a token over `tst`: signed attributes naming it and its digest, and
+    /// this authority's signature over them.
+    fn signer_info(&self, sha256: &[u8], tst: &[u8]) -> Vec<u8> {
+        let attr =
+            |oid: &[u8], value: Vec<u8>| tlv(0x30, &[tlv(0x06, oid), tlv(0x31, &value)].concat());
+        let attrs = [
+            attr(&OID_CONTENT_TYPE, tlv(0x06, &OID_TST_INFO)),
+            attr(&OID_MESSAGE_DIGEST, tlv(0x04, &Sha256::digest(tst))),
+        ]
+        .concat();
+        let sig = sign(&self.key, &tlv(0x31, &attrs));
+        let leaf = x509_cert::Certificate::from_der(self.leaf.der()).unwrap();
+        let sid = tlv(
+            0x30,
+            &[
+                leaf.tbs_certificate.issuer.to_der().unwrap(),
+                leaf.tbs_certificate.serial_number.to_der().unwrap(),
+            ]
+            .concat(),
+        );
+        tlv(
+            0x30,
+            &[
+                tlv(0x02, &[1]),
+                sid,
+                sha256.to_vec(),
+                tlv(0xa0, &attrs),
+                tlv(0x30, &tlv(0x06, &OID_ECDSA_SHA256)),
+                tlv(0x04, &sig),
+            ]
+            .concat(),
+        )
+    }
+}
+
+/// A `TSTInfo` stating `time` (Unix seconds) for `signature`, its imprint a SHA-256 (`sha256`
+/// being that algorithm's identifier).
+fn tst_info(sha256: &[u8], signature: &[u8], time: i64) -> Vec<u8> {
+    let imprint = tlv(
+        0x30,
+        &[sha256.to_vec(), tlv(0x04, &Sha256::digest(signature))].concat(),
+    );
+    tlv(
+        0x30,
+        &[
+            tlv(0x02, &[1]),
+            tlv(0x06, &[0x2a, 0x03, 0x04]),
+            imprint,
+            tlv(0x02, &[0x2a]),
+            tlv(0x18, generalized(time).as_bytes()),
+        ]
+        .concat(),
+    )
 }
 
 const OID_SHA256: [u8; 9] = [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];

@@ -1,3 +1,5 @@
+//! RFC 3161 timestamps: a trusted timestamp authority vouches for when the bundle was signed.
+//!
 //! RFC 3161 timestamps, as Sigstore bundles carry them (`timestampVerificationData`): a
 //! `TimeStampResp` whose token is a CMS `SignedData` over a `TSTInfo`. A timestamp is trusted when
 //! its message imprint is the hash of the bundle's signature, its signed attributes name the
@@ -7,9 +9,18 @@
 //! The DER is walked by hand rather than decoded into types and encoded again: the signature
 //! covers the signed attributes exactly as the authority encoded them.
 
+use super::certificate::{chain_valid, ext_bytes, extensions};
+use super::encoding::{b64, str_at};
+use super::keys::{ec_key_of_spki_info, Curve};
+use super::oids::OID_EKU;
+use super::refusal::{as_check, refuse, Check, Refusal};
+use super::root::TrustRoot;
+use ring::signature::{self, EcdsaVerificationAlgorithm, UnparsedPublicKey};
+use serde_json::Value;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use x509_cert::der::asn1::ObjectIdentifier;
 use x509_cert::der::Decode;
+use x509_cert::ext::pkix::ExtendedKeyUsage;
 use x509_cert::Certificate;
 
 const OID_SIGNED_DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02];
@@ -21,12 +32,11 @@ const OID_MESSAGE_DIGEST_ATTR: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x0
 const OID_SHA256: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
 const OID_SHA384: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02];
 const OID_SHA512: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03];
-pub(crate) const OID_TIME_STAMPING: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.8");
+const OID_TIME_STAMPING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.8");
 
 /// The hashes a message imprint or a signer's digest may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Hash {
+enum Hash {
     Sha256,
     Sha384,
     Sha512,
@@ -42,7 +52,7 @@ impl Hash {
         }
     }
 
-    pub(crate) fn digest(self, data: &[u8]) -> Vec<u8> {
+    fn digest(self, data: &[u8]) -> Vec<u8> {
         match self {
             Hash::Sha256 => Sha256::digest(data).to_vec(),
             Hash::Sha384 => Sha384::digest(data).to_vec(),
@@ -124,9 +134,9 @@ fn algorithm<'a>(alg: Tlv<'a>) -> Result<&'a [u8], String> {
 }
 
 /// What a timestamp token says and what its signature covers.
-pub(crate) struct Token<'a> {
+struct Token<'a> {
     /// Unix seconds of `genTime`.
-    pub time: i64,
+    time: i64,
     imprint_hash: Hash,
     imprint: &'a [u8],
     /// The signed attributes as signed: their DER with the SET OF tag.
@@ -134,12 +144,52 @@ pub(crate) struct Token<'a> {
     digest_alg: Hash,
     signature: &'a [u8],
     /// The certificates the token embeds.
-    pub certificates: Vec<(Vec<u8>, Certificate)>,
+    certificates: Vec<(Vec<u8>, Certificate)>,
 }
 
 /// Parses a `TimeStampResp` (or a bare `TimeStampToken`) and checks what can be checked without
 /// a key: a granted status, the signed attributes naming the `TSTInfo` and its digest.
-pub(crate) fn parse(der: &[u8]) -> Result<Token<'_>, String> {
+fn parse(der: &[u8]) -> Result<Token<'_>, String> {
+    let mut sd = Der(signed_data(der)?);
+    sd.expect(0x02, "version")?;
+    sd.expect(0x31, "digest algorithms")?;
+    let econtent = encapsulated_tst_info(sd.expect(0x30, "content")?)?;
+    let certificates = embedded_certificates(&mut sd)?;
+    sd.optional(0xa1)?;
+    let signer_infos = sd.expect(0x31, "signer infos")?;
+    let mut signers = Der(signer_infos.content);
+    let signer = signers.expect(0x30, "signer info")?;
+    if !signers.is_empty() {
+        return Err("the timestamp has more than one signer".into());
+    }
+    let mut si = Der(signer.content);
+    si.expect(0x02, "signer version")?;
+    si.next()?; // sid: the certificate is found by its signature instead
+    let digest_alg = Hash::of_oid(algorithm(si.expect(0x30, "digest algorithm")?)?)
+        .ok_or("the timestamp's digest algorithm is not SHA-2")?;
+    let attrs = si
+        .optional(0xa0)?
+        .ok_or("the timestamp has no signed attributes")?;
+    si.expect(0x30, "signature algorithm")?;
+    let signature = si.expect(0x04, "signature")?.content;
+    check_attributes(attrs.content, digest_alg, econtent)?;
+    let mut signed_attrs = attrs.whole.to_vec();
+    signed_attrs[0] = 0x31; // signed as a SET OF, though carried as [0] IMPLICIT
+    let tst = tst_info(econtent)?;
+    Ok(Token {
+        time: tst.0,
+        imprint_hash: tst.1,
+        imprint: tst.2,
+        signed_attrs,
+        digest_alg,
+        signature,
+        certificates,
+    })
+}
+
+/// The content of the token's `SignedData`, from a response whose status grants it or from a
+/// bare token.
+fn signed_data(der: &[u8]) -> Result<&[u8], String> {
     let mut top = Der(der);
     let outer = top.expect(0x30, "response")?;
     if !top.is_empty() {
@@ -163,16 +213,22 @@ pub(crate) fn parse(der: &[u8]) -> Result<Token<'_>, String> {
         return Err("the timestamp token is not CMS signed data".into());
     }
     let explicit = ci.expect(0xa0, "signed data")?;
-    let signed_data = Der(explicit.content).expect(0x30, "signed data")?;
-    let mut sd = Der(signed_data.content);
-    sd.expect(0x02, "version")?;
-    sd.expect(0x31, "digest algorithms")?;
-    let encap = sd.expect(0x30, "content")?;
+    Ok(Der(explicit.content).expect(0x30, "signed data")?.content)
+}
+
+/// The DER of the `TSTInfo` the `SignedData`'s encapsulated content holds.
+fn encapsulated_tst_info(encap: Tlv<'_>) -> Result<&[u8], String> {
     let mut ec = Der(encap.content);
     if ec.expect(0x06, "content type")?.content != OID_TST_INFO {
         return Err("the timestamp token does not hold a TSTInfo".into());
     }
-    let econtent = Der(ec.expect(0xa0, "TSTInfo")?.content).expect(0x04, "TSTInfo")?;
+    Ok(Der(ec.expect(0xa0, "TSTInfo")?.content)
+        .expect(0x04, "TSTInfo")?
+        .content)
+}
+
+/// The X.509 certificates the `SignedData` embeds, if it has its optional `certificates`.
+fn embedded_certificates(sd: &mut Der<'_>) -> Result<Vec<(Vec<u8>, Certificate)>, String> {
     let mut certificates = Vec::new();
     if let Some(certs) = sd.optional(0xa0)? {
         let mut list = Der(certs.content);
@@ -186,36 +242,7 @@ pub(crate) fn parse(der: &[u8]) -> Result<Token<'_>, String> {
             }
         }
     }
-    sd.optional(0xa1)?;
-    let signer_infos = sd.expect(0x31, "signer infos")?;
-    let mut signers = Der(signer_infos.content);
-    let signer = signers.expect(0x30, "signer info")?;
-    if !signers.is_empty() {
-        return Err("the timestamp has more than one signer".into());
-    }
-    let mut si = Der(signer.content);
-    si.expect(0x02, "signer version")?;
-    si.next()?; // sid: the certificate is found by its signature instead
-    let digest_alg = Hash::of_oid(algorithm(si.expect(0x30, "digest algorithm")?)?)
-        .ok_or("the timestamp's digest algorithm is not SHA-2")?;
-    let attrs = si
-        .optional(0xa0)?
-        .ok_or("the timestamp has no signed attributes")?;
-    si.expect(0x30, "signature algorithm")?;
-    let signature = si.expect(0x04, "signature")?.content;
-    check_attributes(attrs.content, digest_alg, econtent.content)?;
-    let mut signed_attrs = attrs.whole.to_vec();
-    signed_attrs[0] = 0x31; // signed as a SET OF, though carried as [0] IMPLICIT
-    let tst = tst_info(econtent.content)?;
-    Ok(Token {
-        time: tst.0,
-        imprint_hash: tst.1,
-        imprint: tst.2,
-        signed_attrs,
-        digest_alg,
-        signature,
-        certificates,
-    })
+    Ok(certificates)
 }
 
 /// The signed attributes must name the TSTInfo as the content type and its digest.
@@ -287,7 +314,7 @@ fn generalized_time(b: &[u8]) -> Result<i64, String> {
 
 impl Token<'_> {
     /// Returns an error unless the token's imprint is the hash of `message`.
-    pub(crate) fn check_imprint(&self, message: &[u8]) -> Result<(), String> {
+    fn check_imprint(&self, message: &[u8]) -> Result<(), String> {
         if self.imprint_hash.digest(message) != self.imprint {
             return Err("the timestamp is for another signature".into());
         }
@@ -295,9 +322,85 @@ impl Token<'_> {
     }
 
     /// The signed attributes as signed, the hash the signer used over them, and the signature.
-    pub(crate) fn signed(&self) -> (&[u8], Hash, &[u8]) {
+    fn signed(&self) -> (&[u8], Hash, &[u8]) {
         (&self.signed_attrs, self.digest_alg, self.signature)
     }
+}
+
+/// Bundles carry a handful of timestamps; more is malformed.
+const MAX_TIMESTAMPS: usize = 16;
+
+/// Returns the time of each RFC 3161 timestamp of the bundle: each one must be over `sig` and
+/// verify with a certificate that chains to a trusted timestamp authority, valid (chain and
+/// authority) at the time it states.
+pub(super) fn timestamp_times(
+    vm: &Value,
+    sig: &[u8],
+    root: &TrustRoot,
+) -> Result<Vec<i64>, Refusal> {
+    let Some(list) = vm.pointer("/timestampVerificationData/rfc3161Timestamps") else {
+        return Ok(Vec::new());
+    };
+    let list = list
+        .as_array()
+        .filter(|l| l.len() <= MAX_TIMESTAMPS)
+        .ok_or_else(|| refuse(Check::Timestamp, "malformed timestamps"))?;
+    list.iter()
+        .map(|ts| {
+            let der = str_at(ts, "signedTimestamp")
+                .and_then(|s| b64(s, "a timestamp"))
+                .map_err(as_check(Check::Timestamp))?;
+            check_timestamp(&der, sig, root).map_err(as_check(Check::Timestamp))
+        })
+        .collect()
+}
+
+/// Verifies one timestamp (see [`timestamp_times`]) and returns its time.
+fn check_timestamp(der: &[u8], sig: &[u8], root: &TrustRoot) -> Result<i64, String> {
+    let token = parse(der)?;
+    token.check_imprint(sig)?;
+    let t = token.time;
+    let (signed, hash, signature) = token.signed();
+    for tsa in root.tsas.iter().filter(|a| a.window.covers(t)) {
+        let candidates = token.certificates.iter().chain(tsa.chain.first());
+        for (cand_der, cand) in candidates {
+            if !key_signed(cand, signed, hash, signature) {
+                continue;
+            }
+            // The signer is the authority's own certificate, or one it issued.
+            let parents = if tsa.chain[0].0 == *cand_der {
+                &tsa.chain[1..]
+            } else {
+                &tsa.chain[..]
+            };
+            if chain_valid(cand_der, cand, parents, t) && is_timestamping(cand) {
+                return Ok(t);
+            }
+        }
+    }
+    Err("the timestamp does not verify with a trusted timestamp authority at its time".into())
+}
+
+/// Whether `cert`'s key signed `msg` (ECDSA with the signer's `hash`).
+fn key_signed(cert: &Certificate, msg: &[u8], hash: Hash, sig: &[u8]) -> bool {
+    let Ok((curve, point)) = ec_key_of_spki_info(cert) else {
+        return false;
+    };
+    let alg: &EcdsaVerificationAlgorithm = match (curve, hash) {
+        (Curve::P256, Hash::Sha256) => &signature::ECDSA_P256_SHA256_ASN1,
+        (Curve::P256, Hash::Sha384) => &signature::ECDSA_P256_SHA384_ASN1,
+        (Curve::P384, Hash::Sha256) => &signature::ECDSA_P384_SHA256_ASN1,
+        (Curve::P384, Hash::Sha384) => &signature::ECDSA_P384_SHA384_ASN1,
+        _ => return false,
+    };
+    UnparsedPublicKey::new(alg, &point).verify(msg, sig).is_ok()
+}
+
+/// Whether the certificate's extended key usage allows timestamping.
+fn is_timestamping(cert: &Certificate) -> bool {
+    ext_bytes(extensions(cert), OID_EKU)
+        .and_then(|b| ExtendedKeyUsage::from_der(b).ok())
+        .is_some_and(|eku| eku.0.contains(&OID_TIME_STAMPING))
 }
 
 #[cfg(test)]

@@ -1,0 +1,154 @@
+//! What a bundle carries: the certificate or key that signed it, and what it signs (a DSSE
+//! envelope or a message signature).
+
+use super::dsse::Envelope;
+use super::encoding::{b64, str_at};
+use super::keys::{ec_key_of_spki, ec_key_of_spki_info, Curve};
+use super::refusal::{as_check, refuse, Check, Refusal};
+use serde_json::Value;
+use x509_cert::der::Decode;
+use x509_cert::Certificate;
+
+/// What signed the bundle: a certificate, or the managed key the caller gave.
+pub(super) enum Material {
+    Cert(Vec<u8>, Box<Certificate>),
+    /// The key's SPKI DER.
+    Key(Vec<u8>),
+}
+
+impl Material {
+    /// The DER a log entry must name: the certificate's, or the key's SPKI.
+    pub(super) fn der(&self) -> &[u8] {
+        match self {
+            Material::Cert(der, _) => der,
+            Material::Key(der) => der,
+        }
+    }
+
+    pub(super) fn key(&self) -> Result<(Curve, Vec<u8>), String> {
+        match self {
+            Material::Cert(_, cert) => ec_key_of_spki_info(cert),
+            Material::Key(der) => ec_key_of_spki(der),
+        }
+    }
+}
+
+/// What a bundle signs: a DSSE envelope or a message (the artifact's digest).
+pub(super) enum Content<'a> {
+    Dsse(Envelope<'a>),
+    Message {
+        /// The digest the bundle says it signed: a hint, checked against the artifact's.
+        digest: Option<Vec<u8>>,
+        sig: Vec<u8>,
+    },
+}
+
+impl Content<'_> {
+    /// The signature bytes: what the log entry and every timestamp must be over.
+    pub(super) fn sig(&self) -> &[u8] {
+        match self {
+            Content::Dsse(e) => &e.sig,
+            Content::Message { sig, .. } => sig,
+        }
+    }
+}
+
+/// Returns the bundle's signing certificate, as DER and parsed. A chain (v0.1/v0.2) may hold
+/// intermediates after it, never a root: the trust root alone says which roots are trusted.
+pub(super) fn signing_certificate(vm: &Value) -> Result<(Vec<u8>, Certificate), Refusal> {
+    let chain = vm.pointer("/x509CertificateChain/certificates");
+    if let Some(chain) = chain {
+        let list = chain
+            .as_array()
+            .filter(|l| !l.is_empty())
+            .ok_or_else(|| refuse(Check::Attestation, "the certificate chain is empty"))?;
+        for c in &list[1..] {
+            let der = c
+                .get("rawBytes")
+                .and_then(Value::as_str)
+                .ok_or_else(|| refuse(Check::Attestation, "a chain certificate has no bytes"))
+                .and_then(|s| {
+                    b64(s, "a chain certificate").map_err(as_check(Check::Attestation))
+                })?;
+            let cert = Certificate::from_der(&der).map_err(|e| {
+                refuse(
+                    Check::Certificate,
+                    format!("a chain certificate does not parse: {e}"),
+                )
+            })?;
+            if cert.tbs_certificate.issuer == cert.tbs_certificate.subject {
+                return Err(refuse(
+                    Check::Certificate,
+                    "the bundle's certificate chain holds a root certificate",
+                ));
+            }
+        }
+    }
+    let leaf_b64 = vm
+        .pointer("/certificate/rawBytes")
+        .or_else(|| chain.and_then(|c| c.pointer("/0/rawBytes")))
+        .and_then(Value::as_str)
+        .ok_or_else(|| refuse(Check::Attestation, "bundle has no signing certificate"))?;
+    let leaf_der =
+        b64(leaf_b64, "the signing certificate").map_err(as_check(Check::Attestation))?;
+    let leaf = Certificate::from_der(&leaf_der).map_err(|e| {
+        refuse(
+            Check::Certificate,
+            format!("the signing certificate does not parse: {e}"),
+        )
+    })?;
+    Ok((leaf_der, leaf))
+}
+
+/// Returns what the bundle signs: its DSSE envelope (payload type, payload, one signature) or
+/// its message signature.
+pub(super) fn content_of(bundle: &Value) -> Result<Content<'_>, Refusal> {
+    if let Some(m) = bundle.get("messageSignature") {
+        let sig = str_at(m, "signature")
+            .and_then(|s| b64(s, "the message signature"))
+            .map_err(as_check(Check::Attestation))?;
+        let digest = match m.get("messageDigest") {
+            Some(d) => {
+                if d.get("algorithm").and_then(Value::as_str) != Some("SHA2_256") {
+                    return Err(refuse(
+                        Check::Attestation,
+                        "the message digest is not SHA-256",
+                    ));
+                }
+                Some(
+                    str_at(d, "digest")
+                        .and_then(|s| b64(s, "the message digest"))
+                        .map_err(as_check(Check::Attestation))?,
+                )
+            }
+            None => None,
+        };
+        return Ok(Content::Message { digest, sig });
+    }
+    let envelope = bundle
+        .get("dsseEnvelope")
+        .ok_or_else(|| refuse(Check::Attestation, "bundle has no DSSE envelope"))?;
+    let payload_type = str_at(envelope, "payloadType").map_err(as_check(Check::Attestation))?;
+    let payload = str_at(envelope, "payload")
+        .and_then(|p| b64(p, "the DSSE payload"))
+        .map_err(as_check(Check::Attestation))?;
+    let sigs = envelope
+        .get("signatures")
+        .and_then(Value::as_array)
+        .ok_or_else(|| refuse(Check::Attestation, "DSSE envelope has no signatures"))?;
+    // One signature, as Sigstore bundles have: it is the one the log entry must name.
+    let [sig] = sigs.as_slice() else {
+        return Err(refuse(
+            Check::Attestation,
+            format!("DSSE envelope has {} signatures, expected 1", sigs.len()),
+        ));
+    };
+    let sig = str_at(sig, "sig")
+        .and_then(|s| b64(s, "the DSSE signature"))
+        .map_err(as_check(Check::Attestation))?;
+    Ok(Content::Dsse(Envelope {
+        payload_type,
+        payload,
+        sig,
+    }))
+}
