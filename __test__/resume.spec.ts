@@ -2,6 +2,7 @@
 // and across processes, and starts over cleanly whenever the server's answer or the kept bytes
 // cannot be trusted; the package document is revalidated with a 304; maxBytesPerSecond caps the
 // download rate.
+import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -53,6 +54,18 @@ function expectUnusableRange(log: Served[]) {
     [206, false],
     [200, true],
   ])
+}
+
+/** Kills `child` `ms` after a new request in `log` has received its first bytes. */
+function killOnceDownloading(child: ChildProcess, log: Served[], ms: number) {
+  const from = log.length
+  const poll = setInterval(() => {
+    if (log.slice(from).some((e) => e.bytes > 0)) {
+      clearInterval(poll)
+      setTimeout(() => child.kill('SIGKILL'), ms)
+    }
+  }, 5)
+  child.on('exit', () => clearInterval(poll))
 }
 
 function keptFiles(): string[] {
@@ -206,9 +219,10 @@ describe('resume', () => {
       fs.rmSync(s.userData, { recursive: true, force: true })
       fs.mkdirSync(s.userData)
       const before = t.log.length
-      // The first child is killed mid-download; the second resumes and is killed too.
-      for (const ms of [300 + Math.random() * 300, 100 + Math.random() * 400]) {
-        await stageInChild(opts, (c) => setTimeout(() => c.kill('SIGKILL'), ms))
+      // The first child is killed mid-download; the second resumes and is killed too. Each kill
+      // lands a random moment after its download began, however long the child took to start.
+      for (const ms of [Math.random() * 300, Math.random() * 400]) {
+        await stageInChild(opts, (c) => killOnceDownloading(c, t.log, ms))
         s.expectPointerSafe()
       }
       if (t.log.slice(before).some((e) => e.status === 206)) resumedAfterKill += 1
