@@ -76,6 +76,7 @@ fn releases_up_to<'d>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trust::provenance::testkit::civil_from_days;
 
     fn doc(json: serde_json::Value) -> Document {
         Document::parse("http://r/kanban", json.to_string().as_bytes()).unwrap()
@@ -165,18 +166,5 @@ mod tests {
         );
         // 1.0.0 is newer than an unknown running version, and not deprecated.
         assert_eq!(all_newer_deprecated(&d, &tag, None), Vec::<String>::new());
-    }
-
-    /// The inverse of `days_from_civil`, for the tests' dates.
-    fn civil_from_days(z: i64) -> (i64, i64, i64) {
-        let z = z + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let d = doy - (153 * mp + 2) / 5 + 1;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 };
-        (yoe + era * 400 + i64::from(m <= 2), m, d)
     }
 }

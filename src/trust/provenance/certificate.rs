@@ -96,19 +96,7 @@ pub(super) fn check_chain<'r>(
     if !valid_at(leaf, t) {
         return Err("the signing certificate was not valid when the log recorded the entry".into());
     }
-    let chains_to = |ca: &CertAuthority| -> bool {
-        let (mut child_der, mut child) = (leaf_der, leaf);
-        for (parent_der, parent) in &ca.chain {
-            if child.tbs_certificate.issuer != parent.tbs_certificate.subject
-                || !valid_at(parent, t)
-                || signed_by(child_der, child, parent).is_err()
-            {
-                return false;
-            }
-            (child_der, child) = (parent_der, parent);
-        }
-        true
-    };
+    let chains_to = |ca: &CertAuthority| chain_valid(leaf_der, leaf, &ca.chain, t);
     root.cas
         .iter()
         .find(|ca| ca.window.covers(t) && chains_to(ca))
