@@ -225,6 +225,29 @@ describe('other spellings of userData', () => {
     expect(await b.checkAndStageLatestRuntime(s.opts({ userData: real }))).toEqual({ kind: 'already-staged' })
   })
 
+  it('the store functions take a cliEntry joined from either spelling of userData', async () => {
+    const link = path.join(tempDir(), 'link')
+    fs.symlinkSync(s.userData, link)
+    s.publish('1.4.0')
+    expect(await b.checkAndStageLatestRuntime(s.opts())).toEqual({ kind: 'staged', version: '1.4.0' })
+    const real = fs.realpathSync(s.userData)
+    const joined = path.join(link, 'runtime-store', 'versions', '1.4.0', 'dist', 'cli.js')
+    expect(b.versionFromCliEntry(link, joined)).toBe('1.4.0')
+    expect(b.versionFromCliEntry(real, joined)).toBe('1.4.0')
+    b.clearPointer(link)
+    b.writePointer(link, { version: '1.4.0', cliEntry: joined })
+    // Written with the canonical path, as the original's readers expect.
+    expect(JSON.parse(fs.readFileSync(path.join(real, 'runtime-store', 'current.json'), 'utf8')).cliEntry).toBe(
+      b.cliEntryFor(real, '1.4.0'),
+    )
+    // A spelling with `..` or of another folder is still refused with the original's words.
+    const dotted = `${link}/x/../runtime-store/versions/1.4.0/dist/cli.js`
+    expect(() => b.writePointer(link, { version: '1.4.0', cliEntry: dotted })).toThrow(
+      /cliEntry for 1\.4\.0 must be/,
+    )
+    expect(b.versionFromCliEntry(link, path.join(tempDir(), 'runtime-store', 'versions', '1.4.0', 'dist', 'cli.js'))).toBeNull()
+  })
+
   it('a userData with .. names the same store', async () => {
     s.publish('1.4.0')
     await b.checkAndStageLatestRuntime(s.opts())

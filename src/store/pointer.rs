@@ -85,9 +85,11 @@ impl Store {
         let Ok(tail) = canonical.strip_prefix(user_data) else {
             return false;
         };
+        // No `.`, `..` or empty component: a path spelled exactly as its components rebuild it.
         let plain = spelled
             .components()
-            .all(|c| !matches!(c, Component::CurDir | Component::ParentDir));
+            .all(|c| !matches!(c, Component::CurDir | Component::ParentDir))
+            && spelled.components().collect::<PathBuf>().as_os_str() == spelled.as_os_str();
         let spelled_user_data = spelled.ancestors().nth(tail.components().count());
         plain
             && spelled.is_absolute()
@@ -145,7 +147,10 @@ impl Store {
     pub fn write_pointer_checked(&self, version: &str, cli_entry: &str) -> Result<()> {
         check_version(version)?;
         let canonical = self.cli_entry(version);
-        if Path::new(cli_entry) != canonical || cli_entry != canonical.to_string_lossy() {
+        let exact = Path::new(cli_entry) == canonical && cli_entry == canonical.to_string_lossy();
+        // The app may join its own spelling of userData (a link to it, as macOS's temp folder
+        // is); the pointer is written with the canonical path either way.
+        if !exact && !self.is_other_spelling(cli_entry, &canonical) {
             return Err(StageError::InvalidOption {
                 name: "cliEntry",
                 reason: format!(
@@ -179,7 +184,9 @@ impl Store {
         }
         let version = path.parent()?.parent()?.file_name()?.to_str()?;
         semver::Version::parse(version).ok()?;
-        (self.cli_entry(version).to_string_lossy() == cli_entry).then(|| version.to_string())
+        let canonical = self.cli_entry(version);
+        (canonical.to_string_lossy() == cli_entry || self.is_other_spelling(cli_entry, &canonical))
+            .then(|| version.to_string())
     }
 
     /// The fallback kept beside a newly pointed `latest`: the version pointed so far, else its own
