@@ -111,16 +111,18 @@ impl Store {
     }
 
     /// Points back from the failed `version`: at the newest confirmed version (newer than
-    /// `above`, when given), else at the pointer's runnable `previous`, else at nothing. Returns
-    /// what the pointer names now.
+    /// `above`, when given), else, when `to_previous`, at the pointer's runnable `previous`, else
+    /// at nothing. Returns what the pointer names now.
     pub(crate) fn roll_back_from(
         &self,
         lock: &StoreLock,
         version: &str,
         above: Option<&semver::Version>,
+        to_previous: bool,
     ) -> Result<Option<String>> {
-        let previous = self
-            .read_pointer_file()
+        let previous = to_previous
+            .then(|| self.read_pointer_file())
+            .flatten()
             .and_then(|p| p.previous)
             .filter(|v| v != version && !self.is_bad(v) && self.is_runnable(v))
             .filter(|v| {
@@ -195,7 +197,9 @@ pub fn begin(store: &Store, bundled: &semver::Version, max_unconfirmed: u32) -> 
             if !record.confirmed.contains(&p.version) && tries >= max_unconfirmed {
                 // The mark first: a crash after it leaves the version bad, never re-staged.
                 store.add_bad(lock, &p.version)?;
-                store.roll_back_from(lock, &p.version, Some(bundled))?;
+                // Only to a version that proved itself: an unconfirmed one is no safer than the
+                // bundled runtime.
+                store.roll_back_from(lock, &p.version, Some(bundled), false)?;
                 record.attempts.remove(&p.version);
                 rolled_back = Some(RolledBack {
                     version: p.version.clone(),
@@ -282,7 +286,7 @@ pub fn report_failed(store: &Store, cli_entry: &str) -> Result<Failure> {
             .read_pointer_file()
             .is_some_and(|p| p.version == version)
         {
-            store.roll_back_from(lock, &version, None)?;
+            store.roll_back_from(lock, &version, None, true)?;
         }
         let mut record = store.launch_record();
         record.attempts.remove(&version);
@@ -335,6 +339,32 @@ mod tests {
         assert!(store.is_bad("1.1.0"));
         assert_eq!(store.read_pointer_file(), None);
         assert_eq!(begin(&store, &bundled, 2).unwrap().rolled_back, None);
+    }
+
+    #[test]
+    fn the_counter_rolls_back_to_a_confirmed_version_only_never_an_unconfirmed_previous() {
+        let (_d, store) = store_with(&["1.1.0", "1.2.0"], "1.1.0");
+        let bundled = v("1.0.0");
+        store
+            .write_pointer_checked("1.2.0", &store.cli_entry("1.2.0").to_string_lossy())
+            .unwrap();
+        assert_eq!(
+            store.read_pointer_file().unwrap().previous.as_deref(),
+            Some("1.1.0")
+        );
+        for _ in 0..2 {
+            begin(&store, &bundled, 2).unwrap();
+        }
+        let l = begin(&store, &bundled, 2).unwrap();
+        assert_eq!((l.cli_entry, l.version.as_str()), (None, "1.0.0"));
+        assert_eq!(l.rolled_back.unwrap().version, "1.2.0");
+        assert_eq!(store.read_pointer_file(), None);
+        // Marking bad by hand still falls back to the previous known-good version.
+        let (_d, store) = store_with(&["1.1.0", "1.2.0"], "1.1.0");
+        store
+            .write_pointer_checked("1.2.0", &store.cli_entry("1.2.0").to_string_lossy())
+            .unwrap();
+        assert_eq!(store.mark_bad("1.2.0").unwrap(), Some("1.1.0".into()));
     }
 
     #[test]

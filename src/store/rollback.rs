@@ -37,6 +37,6 @@ impl Store {
             }
             return Ok(Some(p.version));
         }
-        self.roll_back_from(lock, version, None)
+        self.roll_back_from(lock, version, None, true)
     }
 }
