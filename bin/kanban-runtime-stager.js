@@ -43,9 +43,11 @@ Options:
   --registry URL         registry base URL       default: npm_config_registry, else npmjs
   --package NAME         package to stage                               default: kanban
   --tag TAG              dist-tag to follow                             default: latest
-  --timeout-ms N         budget for the whole run                       default: 600000
+  --timeout-ms N         budget for the whole run, at most 86400000 (24 h)
+                                                                        default: 600000
   --proxy URL            proxy for every request     default: HTTPS_PROXY / HTTP_PROXY
-  --min-release-age MIN  stage only releases at least MIN minutes old   default: 0 (off)
+  --min-release-age MIN  stage only releases at least MIN minutes old (at most 527040, 366 days)
+                                                                        default: 0 (off)
   --registry-keys FILE   the registry's signing keys, a JSON file as /-/npm/v1/keys serves
                          ({"keys": [...]}) or its array      default: npmjs keys, embedded
   --require-signatures   refuse a version without a valid registry signature
@@ -127,11 +129,17 @@ function unknownCommand(command) {
 }
 
 // C0 controls, DEL and C1 controls: ESC (0x1b) and CSI (0x9b) start terminal escape sequences.
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g
+// Unicode bidirectional controls (the Arabic letter mark, LRM and RLM, the embeddings and
+// overrides U+202A-U+202E, the isolates U+2066-U+2069) reorder what follows them on screen, so a
+// version or path holding one can read as something it is not.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
+// What JSON.stringify leaves raw of the above: all but the C0 controls.
+const JSON_RAW_CONTROL = /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
 
 /**
  * Text from the registry, a tarball or the disk (versions, paths, error messages), made safe to
- * print: a control character is shown as `\x1b` / `\u009b` instead of reaching the terminal.
+ * print: a control character is shown as `\x1b` / `\u009b` / `\u202e` instead of reaching the
+ * terminal.
  */
 function safe(text) {
   return String(text).replace(CONTROL, (c) => {
@@ -145,9 +153,12 @@ function safeList(names) {
   return names.map(safe).join(', ')
 }
 
-/** One JSON line. JSON.stringify escapes C0 controls but prints DEL and C1 controls raw. */
+/**
+ * One JSON line. JSON.stringify escapes C0 controls but prints DEL, C1 and bidirectional controls
+ * raw: those are escaped here, and parse back to the same strings.
+ */
 function jsonLine(value) {
-  return JSON.stringify(value).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+  return JSON.stringify(value).replace(JSON_RAW_CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
 
 function readJson(file) {
@@ -261,11 +272,21 @@ function requireUserData(values) {
   return path.resolve(values['user-data'])
 }
 
-/** `--NAME N`: a whole number no less than `min`, or undefined when not given. */
-function integerOption(values, name, min, what) {
+// The largest values the addon takes (src/config.rs): a flag beyond them is bad usage here, so
+// that it never reaches the addon as a failed operation.
+const MAX_TIMEOUT_MS = 24 * 60 * 60 * 1000
+const MAX_RELEASE_AGE_MINUTES = 366 * 24 * 60
+
+/**
+ * `--NAME N`: a whole number in decimal digits from `min` to `max`, or undefined when not given.
+ * Anything else (`1e12`, `0x10`, `-1`, a fraction, a number past `max`) is bad usage.
+ */
+function integerOption(values, name, min, max, what) {
   return ifGiven(values[name], (text) => {
-    const n = Number(text)
-    if (!(Number.isInteger(n) && n >= min)) throw new UsageError(`--${name} must be ${what}`)
+    const n = /^[0-9]+$/.test(text) ? Number(text) : NaN
+    if (!(Number.isSafeInteger(n) && n >= min && n <= max)) {
+      throw new UsageError(`--${name} must be ${what} from ${min} to ${max}, not '${safe(text)}'`)
+    }
     return n
   })
 }
@@ -325,10 +346,10 @@ function stageOptions(values) {
   const { provenance, sigstoreTrustRoot } = provenanceOptions(values)
   const userData = requireUserData(values)
   const nativeDepsSource = nativeDeps(values)
-  const timeoutMs = integerOption(values, 'timeout-ms', 1, 'a positive integer')
-  const minReleaseAgeMinutes = integerOption(values, 'min-release-age', 0, 'a whole number of minutes')
+  const timeoutMs = integerOption(values, 'timeout-ms', 1, MAX_TIMEOUT_MS, 'a whole number of milliseconds')
+  const minReleaseAgeMinutes = integerOption(values, 'min-release-age', 0, MAX_RELEASE_AGE_MINUTES, 'a whole number of minutes')
   const registryKeys = ifGiven(values['registry-keys'], readKeys)
-  const maxBytesPerSecond = integerOption(values, 'max-bytes-per-second', 1, 'a positive integer')
+  const maxBytesPerSecond = integerOption(values, 'max-bytes-per-second', 1, Number.MAX_SAFE_INTEGER, 'a whole number')
   return {
     userData,
     currentVersion: values['current-version'] ?? '0.0.0',
