@@ -1,5 +1,6 @@
 // The command line, driven as a person or a script would (stdout is not a TTY here), and the
 // onProgress callback it is built on.
+import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -317,6 +318,59 @@ describe('cli', () => {
       '--json',
     )
     expect([edge.code, JSON.parse(edge.stdout)]).toMatchObject([0, { kind: 'staged', version: '1.1.0' }])
+  })
+
+  it.skipIf(process.platform === 'win32')(
+    'doctor reads no store file raw: a FIFO, a link to /dev/zero and an oversize file are problems, reported promptly',
+    async () => {
+      await stageByCli('1.1.0')
+      const pointer = path.join(s.store, 'current.json')
+      fs.rmSync(pointer)
+      execFileSync('mkfifo', [pointer])
+      fs.symlinkSync('/dev/zero', path.join(s.store, 'launches.json'))
+      fs.writeFileSync(path.join(s.store, 'bad-versions.json'), `[${'"1.0.0",'.repeat(150_000)}"1.0.1"]`)
+      // A run still going after 10 s is killed: a hang shows as code null.
+      const doctor = (...flags: string[]) => runCli(['doctor', '--user-data', s.userData, ...flags], {}, 10_000)
+      const r = await doctor('--json')
+      expect(r.code).toBe(1)
+      expect(JSON.parse(r.stdout).problems.map((p: any) => p.problem)).toEqual([
+        'current.json is a FIFO, not a regular file, so it is not read',
+        expect.stringMatching(/^bad-versions\.json is larger than 1 MiB \(\d+ bytes\), so no version counts as bad$/),
+        'launches.json is a symbolic link, not a regular file, so no launch is counted or confirmed',
+      ])
+      const human = await doctor()
+      expect(human.code).toBe(1)
+      expect(human.stdout).toMatch(/^problem: current\.json is a FIFO/m)
+      // A pointer over 16 KiB, and a link to /dev/zero as the pointer.
+      fs.rmSync(pointer)
+      fs.writeFileSync(pointer, JSON.stringify({ version: '1.1.0', cliEntry: binding.cliEntryFor(s.userData, '1.1.0'), pad: 'x'.repeat(17 * 1024) }))
+      const big = await doctor('--json')
+      expect(big.code).toBe(1)
+      expect(JSON.parse(big.stdout).problems[0].problem).toMatch(/^current\.json is larger than 16 KiB/)
+      fs.rmSync(pointer)
+      fs.symlinkSync('/dev/zero', pointer)
+      const zero = await doctor('--json')
+      expect(zero.code).toBe(1)
+      expect(JSON.parse(zero.stdout).problems[0].problem).toBe('current.json is a symbolic link, not a regular file, so it is not read')
+      // status reads them through the addon, which refuses them alike.
+      const st = await runCli(['status', '--user-data', s.userData, '--json'], {}, 10_000)
+      expect(st.code).toBe(0)
+      expect(JSON.parse(st.stdout).pointer).toBeNull()
+    },
+  )
+
+  it('doctor reports a launch record the addon cannot read', async () => {
+    await stageByCli('1.1.0')
+    for (const text of ['not json', '[]', '{"attempts":{"1.1.0":"two"}}', '{"confirmed":"1.1.0"}']) {
+      fs.writeFileSync(path.join(s.store, 'launches.json'), text)
+      const r = await cli('doctor', '--user-data', s.userData, '--json')
+      expect([text, r.code]).toEqual([text, 1])
+      expect(JSON.parse(r.stdout).problems).toEqual([
+        { problem: 'launches.json is unreadable, so no launch is counted or confirmed', fix: expect.stringContaining('delete it') },
+      ])
+    }
+    fs.writeFileSync(path.join(s.store, 'launches.json'), '{"attempts":{"1.1.0":1},"confirmed":[]}')
+    expect((await cli('doctor', '--user-data', s.userData)).code).toBe(0)
   })
 
   it('--help and help <command> print each command help, exit 0', async () => {

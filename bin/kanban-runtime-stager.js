@@ -165,12 +165,67 @@ function readJson(file) {
   return JSON.parse(fs.readFileSync(file, 'utf8'))
 }
 
-/** The file's JSON, or null where it cannot be read or parsed. */
-function readJsonOrNull(file) {
+// The store's small files, each read with the cap the addon reads it with (src/store.rs,
+// src/launch.rs): a file above it is not the store's and is never read into memory.
+const STORE_FILES = {
+  'current.json': 16 * 1024,
+  'bad-versions.json': 1024 * 1024,
+  'launches.json': 64 * 1024,
+}
+// Never follow a link at the open, and never wait for a writer if the name became a FIFO between
+// the lstat and the open (POSIX; Windows has neither).
+const OPEN_STORE_FILE = fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0) | (fs.constants.O_NONBLOCK ?? 0)
+
+/** A store file's cap in words: 16 KiB, 1 MiB. */
+function sizeName(bytes) {
+  return bytes >= 1024 * 1024 ? `${bytes / (1024 * 1024)} MiB` : `${bytes / 1024} KiB`
+}
+
+/** What lstat says a name is, in words, for a store file that is not a regular file. */
+function fileKind(st) {
+  if (st.isSymbolicLink()) return 'a symbolic link'
+  if (st.isDirectory()) return 'a folder'
+  if (st.isFIFO()) return 'a FIFO'
+  if (st.isSocket()) return 'a socket'
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device'
+  return 'not a regular file'
+}
+
+/**
+ * One of the store's small files, read the way the addon reads it: a regular file only (a link
+ * could lead to /dev/zero or out of the store, a FIFO would block the read forever), at most its
+ * cap. `{ missing: true }`, `{ refused: why }` or `{ json }` (`json` undefined when the text does
+ * not parse).
+ */
+function readStoreFile(store, name) {
+  const file = path.join(store, name)
+  const cap = STORE_FILES[name]
+  let st
   try {
-    return readJson(file)
-  } catch {
-    return null
+    st = fs.lstatSync(file)
+  } catch (e) {
+    return e.code === 'ENOENT' || e.code === 'ENOTDIR' ? { missing: true } : { refused: `cannot be read (${safe(e.code ?? e.message)})` }
+  }
+  if (!st.isFile()) return { refused: `is ${fileKind(st)}, not a regular file` }
+  if (st.size > cap) return { refused: `is larger than ${sizeName(cap)} (${st.size} bytes)` }
+  let fd
+  try {
+    fd = fs.openSync(file, OPEN_STORE_FILE)
+    const again = fs.fstatSync(fd)
+    if (!again.isFile()) return { refused: `is ${fileKind(again)}, not a regular file` }
+    const buf = Buffer.alloc(cap + 1)
+    let n = 0
+    for (let r; n < buf.length && (r = fs.readSync(fd, buf, n, buf.length - n, null)) > 0; ) n += r
+    if (n > cap) return { refused: `is larger than ${sizeName(cap)}` }
+    try {
+      return { json: JSON.parse(buf.subarray(0, n).toString('utf8')) }
+    } catch {
+      return { json: undefined }
+    }
+  } catch (e) {
+    return { refused: `cannot be read (${safe(e.code ?? e.message)})` }
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd)
   }
 }
 
@@ -488,19 +543,26 @@ async function diagnose(userData) {
     ...damagedProblems(st),
     ...lockProblems(st),
     ...badListProblems(st),
+    ...launchRecordProblems(st),
   ]
 }
 
 /** What is wrong with current.json, where there is one: no problem or one. */
 function pointerProblems(st, isBad) {
-  const pointerFile = path.join(st.store, 'current.json')
-  if (!fs.existsSync(pointerFile)) return []
-  const raw = readJsonOrNull(pointerFile)
+  const file = readStoreFile(st.store, 'current.json')
+  if (file.missing) return []
+  const fix = 'the app runs its bundled runtime; the next stage run writes a new pointer (or delete current.json)'
+  if (file.refused) return [{ problem: `current.json ${file.refused}, so it is not read`, fix }]
+  const raw = file.json
   if (!st.pointer) {
+    const version = raw && typeof raw === 'object' ? raw.version : undefined
     return [
       {
-        problem: raw && isBad(String(raw.version)) ? `the pointer names ${safe(raw.version)}, which is marked bad, and has no good fallback` : 'current.json is unreadable or names a folder outside this store',
-        fix: 'the app runs its bundled runtime; the next stage run writes a new pointer (or delete current.json)',
+        problem:
+          typeof version === 'string' && isBad(version)
+            ? `the pointer names ${safe(version)}, which is marked bad, and has no good fallback`
+            : 'current.json is unreadable or names a folder outside this store',
+        fix,
       },
     ]
   }
@@ -522,9 +584,33 @@ function lockProblems(st) {
 }
 
 function badListProblems(st) {
-  const badFile = path.join(st.store, 'bad-versions.json')
-  if (!fs.existsSync(badFile) || Array.isArray(readJsonOrNull(badFile))) return []
-  return [{ problem: 'bad-versions.json is unreadable, so no version counts as bad', fix: 'delete it; the app marks a failing version again' }]
+  const file = readStoreFile(st.store, 'bad-versions.json')
+  if (file.missing || Array.isArray(file.json)) return []
+  const fix = 'delete it; the app marks a failing version again'
+  if (file.refused) return [{ problem: `bad-versions.json ${file.refused}, so no version counts as bad`, fix }]
+  return [{ problem: 'bad-versions.json is unreadable, so no version counts as bad', fix }]
+}
+
+/** `{ attempts: { <version>: count }, confirmed: [<version>] }`, either field optional. */
+function isLaunchRecord(json) {
+  const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v)
+  if (!isObject(json)) return false
+  const { attempts = {}, confirmed = [] } = json
+  return (
+    isObject(attempts) &&
+    Object.values(attempts).every((n) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff) &&
+    Array.isArray(confirmed) &&
+    confirmed.every((v) => typeof v === 'string')
+  )
+}
+
+/** A launch record the addon cannot read counts as empty: trial launches and confirmations are lost. */
+function launchRecordProblems(st) {
+  const file = readStoreFile(st.store, 'launches.json')
+  if (file.missing || isLaunchRecord(file.json)) return []
+  const fix = 'delete it; the app counts launches afresh (the pointed version gets its trial launches again)'
+  const what = file.refused ? `launches.json ${file.refused}` : 'launches.json is unreadable'
+  return [{ problem: `${what}, so no launch is counted or confirmed`, fix }]
 }
 
 /** What is worth knowing but needs no action: a pointed version still on trial. */
