@@ -12,10 +12,15 @@ const {
   confirmLaunch,
   reportLaunchFailed,
   resolveLaunch,
+  versionFromCliEntry,
 } = require('./index.js')
 
 const FIRST_CHECK_DELAY_MS = 30_000
 const CHECK_INTERVAL_MS = 30 * 60_000
+// How long a runtime started from a staged cliEntry must run without a reported failure before the
+// wiring confirms it by itself: the rule an app that confirms itself follows (readiness + 30 s).
+const CONFIRM_AFTER_MS = 30_000
+const MAX_TIMER_MS = 2 ** 31 - 1
 // Each interval is drawn from +-10% of the setting, so a fleet started together does not ask
 // the registry in lock-step.
 const INTERVAL_SPREAD = 0.1
@@ -36,6 +41,13 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
   const firstDelay = settings.firstCheckDelayMs ?? FIRST_CHECK_DELAY_MS
   const interval = settings.checkIntervalMs ?? CHECK_INTERVAL_MS
   const launchOpts = { bundledVersion, maxUnconfirmedLaunches: settings.maxUnconfirmedLaunches }
+  // 0 or null: the app confirms by itself (confirmCliEntryOverride).
+  const confirmAfter = settings.confirmAfterMs === undefined ? CONFIRM_AFTER_MS : settings.confirmAfterMs
+  // A timer past 2^31 - 1 ms would fire at once (Node clamps it to 1 ms): that would confirm
+  // every launch before it could fail.
+  if (confirmAfter !== null && !(Number.isInteger(confirmAfter) && confirmAfter >= 0 && confirmAfter <= MAX_TIMER_MS)) {
+    throw new TypeError(`confirmAfterMs must be null or a whole number of ms from 0 to ${MAX_TIMER_MS}`)
+  }
 
   // Leftovers of interrupted runs go before any new staging can meet them.
   try {
@@ -47,6 +59,40 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
   let timer = null
   let inFlight = false
   let stopped = true
+  // The automatic confirmation pending for each cliEntry launched, until it fires or is cancelled.
+  const pendingConfirms = new Map()
+
+  const cancelConfirm = (cliEntry) => {
+    const pending = pendingConfirms.get(cliEntry)
+    if (pending) clearTimeout(pending)
+    pendingConfirms.delete(cliEntry)
+  }
+
+  const confirmCliEntryOverride = (cliEntry) => {
+    cancelConfirm(cliEntry)
+    try {
+      return confirmLaunch(deps.userData, cliEntry)
+    } catch (e) {
+      warn('confirmLaunch', e)
+      return null
+    }
+  }
+
+  // An app that only changed its import never confirms: a runtime still up `confirmAfter` ms
+  // after its launch, with no failure reported for it, is confirmed here, so that the trial
+  // counter never rolls back a healthy runtime.
+  const scheduleConfirm = (cliEntry) => {
+    cancelConfirm(cliEntry)
+    if (!confirmAfter) return
+    const pending = setTimeout(() => {
+      pendingConfirms.delete(cliEntry)
+      const version = confirmCliEntryOverride(cliEntry)
+      if (version) logger.log(`[runtime-auto-update] Staged runtime ${version} confirmed healthy.`)
+    }, confirmAfter)
+    // A pending confirmation never keeps the app alive.
+    pending.unref?.()
+    pendingConfirms.set(cliEntry, pending)
+  }
 
   // The launch: the only call that counts an attempt.
   const resolveCliEntryOverride = () => {
@@ -58,6 +104,8 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
         )
         deps.broadcast('runtime:rolled-back', launch.rolledBack.version)
       }
+      // A confirmed version (attempt 0) is no trial: nothing to confirm.
+      if (launch.cliEntry && launch.attempt > 0) scheduleConfirm(launch.cliEntry)
       return launch.cliEntry
     } catch (e) {
       warn('beginLaunch', e)
@@ -68,6 +116,7 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
   // The version that ran is the captured cliEntry's, not the pointer's: a background check may
   // have staged a newer one since the spawn.
   const onCliEntryOverrideFailed = (reason, cliEntry) => {
+    cancelConfirm(cliEntry)
     let failedVersion = null
     try {
       failedVersion = reportLaunchFailed(deps.userData, cliEntry, reason).failedVersion
@@ -75,19 +124,16 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
         `[runtime-auto-update] Staged runtime failed (${reason})${failedVersion ? `; rolled back ${failedVersion}` : ''}.`,
       )
     } catch (e) {
-      // Nothing was changed: the pointer stays, and the next start's beginLaunch counts on.
+      // Nothing was changed: the pointer stays, and the next start's beginLaunch counts on. The
+      // version that failed is still the cliEntry's, as the broadcast says.
       warn('reportLaunchFailed', e)
+      try {
+        failedVersion = versionFromCliEntry(deps.userData, cliEntry)
+      } catch (e2) {
+        warn('versionFromCliEntry', e2)
+      }
     }
-    deps.broadcast('runtime:rolled-back', failedVersion)
-  }
-
-  const confirmCliEntryOverride = (cliEntry) => {
-    try {
-      return confirmLaunch(deps.userData, cliEntry)
-    } catch (e) {
-      warn('confirmLaunch', e)
-      return null
-    }
+    deps.broadcast('runtime:rolled-back', failedVersion ?? null)
   }
 
   const runCheck = async () => {
@@ -95,8 +141,14 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
     if (inFlight) return
     inFlight = true
     try {
-      // Drops a stale or broken pointer without counting a launch.
-      const pointer = resolveLaunch(deps.userData, { bundledVersion })
+      // Drops a stale or broken pointer without counting a launch. A failure here (a frozen lock
+      // holder, a read-only store) is logged, and the check still runs from the bundled version.
+      let pointer = null
+      try {
+        pointer = resolveLaunch(deps.userData, { bundledVersion })
+      } catch (e) {
+        warn('resolveLaunch', e)
+      }
       const outcome = await checkAndStageLatestRuntime({
         ...settings.staging,
         userData: deps.userData,
@@ -131,15 +183,20 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
     onCliEntryOverrideFailed,
     confirmCliEntryOverride,
     scheduleChecks() {
-      this.stop()
+      stopChecks()
       stopped = false
       arm(firstDelay)
     },
     stop() {
-      stopped = true
-      if (timer) clearTimeout(timer)
-      timer = null
+      stopChecks()
+      for (const cliEntry of [...pendingConfirms.keys()]) cancelConfirm(cliEntry)
     },
+  }
+
+  function stopChecks() {
+    stopped = true
+    if (timer) clearTimeout(timer)
+    timer = null
   }
 }
 
@@ -154,4 +211,4 @@ function readBundledVersion(cliDir) {
   }
 }
 
-module.exports = { createRuntimeAutoUpdate, FIRST_CHECK_DELAY_MS, CHECK_INTERVAL_MS }
+module.exports = { createRuntimeAutoUpdate, FIRST_CHECK_DELAY_MS, CHECK_INTERVAL_MS, CONFIRM_AFTER_MS }

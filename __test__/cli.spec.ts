@@ -1,5 +1,6 @@
 // The command line, driven as a person or a script would (stdout is not a TTY here), and the
 // onProgress callback it is built on.
+import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -178,8 +179,12 @@ describe('cli', () => {
   })
 
   describe('never prints terminal control characters from the registry, a tarball or the disk', () => {
-    // ESC and CSI (C1 0x9b) start escape sequences; any C0/C1 control is suspect.
-    const RAW_CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/
+    // ESC and CSI (C1 0x9b) start escape sequences; any C0/C1 control is suspect, and so is a
+    // Unicode bidirectional control, which reorders what follows it on screen.
+    const RAW_CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/
+    // Every bidirectional control: ALM, LRM, RLM, the embeddings and overrides, the isolates.
+    const BIDI = '\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069'
+    const BIDI_ESCAPED = '\\u061c\\u200e\\u200f\\u202a\\u202b\\u202c\\u202d\\u202e\\u2066\\u2067\\u2068\\u2069'
     const expectClean = (r: { stdout: string; stderr: string }) => {
       expect(r.stdout).not.toMatch(RAW_CONTROL)
       expect(r.stderr).not.toMatch(RAW_CONTROL)
@@ -213,6 +218,52 @@ describe('cli', () => {
       expectClean(r)
     })
 
+    it('bidirectional controls in a version from the registry: the error, --verbose and --json', async () => {
+      const version = `1.0.0${BIDI}txt`
+      s.publish(version, runtimeTarball('1.1.0'))
+      for (const flags of [[], ['--verbose']]) {
+        const r = await cli(...stageArgs(s), ...flags)
+        expect(r.code).toBe(1)
+        expect(r.stderr).toMatch(/^error EINVALID_VERSION: /m)
+        expect(r.stderr).toContain(`1.0.0${BIDI_ESCAPED}txt`)
+        expectClean(r)
+      }
+      // --verbose printed the stager's log of the dist-tag, escaped as well.
+      expect((await cli(...stageArgs(s), '--verbose')).stderr).toMatch(/^info {2}dist-tag latest of kanban names 1\.0\.0\\u061c/m)
+      const j = await cli(...stageArgs(s), '--json')
+      expect(j.code).toBe(1)
+      expect(JSON.parse(j.stdout).error).toMatchObject({ code: 'EINVALID_VERSION', version })
+      expectClean(j)
+    })
+
+    it('bidirectional controls in folder names, the bad list and flags: status, doctor, mark-bad, usage errors', async () => {
+      await stageByCli('1.1.0')
+      const partial = `2.0.0${BIDI}.partial`
+      fs.mkdirSync(path.join(s.versionsDir, partial))
+      // Not a version: the addon leaves it out of the list, and nothing prints it raw.
+      fs.writeFileSync(path.join(s.store, 'bad-versions.json'), JSON.stringify([`1.0.0${BIDI}`, '1.0.1']))
+      for (const command of ['status', 'doctor']) {
+        const r = await cli(command, '--user-data', s.userData)
+        expect(r.stdout).toContain(`2.0.0${BIDI_ESCAPED}.partial`)
+        expectClean(r)
+        const j = await cli(command, '--user-data', s.userData, '--json')
+        expectClean(j)
+        JSON.parse(j.stdout)
+      }
+      expect(JSON.parse((await cli('status', '--user-data', s.userData, '--json')).stdout)).toMatchObject({
+        partials: [partial],
+        badVersions: ['1.0.1'],
+      })
+      const marked = await cli('mark-bad', `1.1.0${BIDI}`, '--user-data', s.userData)
+      expect(marked.code).toBe(1)
+      expect(marked.stderr).toMatch(/^error EINVALID_OPTION: /m)
+      expectClean(marked)
+      // A bad flag's name is the user's own text, and is escaped too.
+      const flag = await cli('status', `--x${BIDI}`)
+      expect(flag.code).toBe(2)
+      expectClean(flag)
+    })
+
     it('status and mark-bad with control characters in folder names and versions', async () => {
       await stageByCli('1.1.0')
       fs.mkdirSync(path.join(s.versionsDir, '2.0.0\u001b[31m\u009b.partial'))
@@ -230,6 +281,96 @@ describe('cli', () => {
       expect(marked.stderr).toMatch(/^error EINVALID_OPTION: /m)
       expectClean(marked)
     })
+  })
+
+  it('a numeric flag out of the range the addon takes, or not in decimal digits, is bad usage: exit 2, nothing asked', async () => {
+    s.publish('1.1.0')
+    for (const [flag, value] of [
+      ['--timeout-ms', '1e12'],
+      ['--timeout-ms', '86400001'],
+      ['--timeout-ms', '0'],
+      ['--timeout-ms', '1.5'],
+      ['--timeout-ms', '0x10'],
+      ['--timeout-ms', ''],
+      ['--timeout-ms', '99999999999999999999'],
+      ['--min-release-age', '527041'],
+      ['--min-release-age', '1e3'],
+      ['--max-bytes-per-second', '0'],
+      ['--max-bytes-per-second', '9007199254740992'],
+    ]) {
+      const r = await cli(...stageArgs(s), `${flag}=${value}`)
+      expect([flag, value, r.code]).toEqual([flag, value, 2])
+      expect(r.stderr).toContain(`${flag} must be a whole number`)
+      expect(r.stderr).toContain('Usage: kanban-runtime-stager stage')
+    }
+    const negative = await cli(...stageArgs(s), '--timeout-ms=-5')
+    expect(negative.code).toBe(2)
+    expect(s.registry.requests).toEqual([])
+    // The largest values the addon takes pass.
+    const edge = await cli(
+      ...stageArgs(s),
+      '--timeout-ms',
+      '86400000',
+      '--min-release-age',
+      '0',
+      '--max-bytes-per-second',
+      '9007199254740991',
+      '--json',
+    )
+    expect([edge.code, JSON.parse(edge.stdout)]).toMatchObject([0, { kind: 'staged', version: '1.1.0' }])
+  })
+
+  it.skipIf(process.platform === 'win32')(
+    'doctor reads no store file raw: a FIFO, a link to /dev/zero and an oversize file are problems, reported promptly',
+    async () => {
+      await stageByCli('1.1.0')
+      const pointer = path.join(s.store, 'current.json')
+      fs.rmSync(pointer)
+      execFileSync('mkfifo', [pointer])
+      fs.symlinkSync('/dev/zero', path.join(s.store, 'launches.json'))
+      fs.writeFileSync(path.join(s.store, 'bad-versions.json'), `[${'"1.0.0",'.repeat(150_000)}"1.0.1"]`)
+      // A run still going after 10 s is killed: a hang shows as code null.
+      const doctor = (...flags: string[]) => runCli(['doctor', '--user-data', s.userData, ...flags], {}, 10_000)
+      const r = await doctor('--json')
+      expect(r.code).toBe(1)
+      expect(JSON.parse(r.stdout).problems.map((p: any) => p.problem)).toEqual([
+        'current.json is a FIFO, not a regular file, so it is not read',
+        expect.stringMatching(/^bad-versions\.json is larger than 1 MiB \(\d+ bytes\), so no version counts as bad$/),
+        'launches.json is a symbolic link, not a regular file, so no launch is counted or confirmed',
+      ])
+      const human = await doctor()
+      expect(human.code).toBe(1)
+      expect(human.stdout).toMatch(/^problem: current\.json is a FIFO/m)
+      // A pointer over 16 KiB, and a link to /dev/zero as the pointer.
+      fs.rmSync(pointer)
+      fs.writeFileSync(pointer, JSON.stringify({ version: '1.1.0', cliEntry: binding.cliEntryFor(s.userData, '1.1.0'), pad: 'x'.repeat(17 * 1024) }))
+      const big = await doctor('--json')
+      expect(big.code).toBe(1)
+      expect(JSON.parse(big.stdout).problems[0].problem).toMatch(/^current\.json is larger than 16 KiB/)
+      fs.rmSync(pointer)
+      fs.symlinkSync('/dev/zero', pointer)
+      const zero = await doctor('--json')
+      expect(zero.code).toBe(1)
+      expect(JSON.parse(zero.stdout).problems[0].problem).toBe('current.json is a symbolic link, not a regular file, so it is not read')
+      // status reads them through the addon, which refuses them alike.
+      const st = await runCli(['status', '--user-data', s.userData, '--json'], {}, 10_000)
+      expect(st.code).toBe(0)
+      expect(JSON.parse(st.stdout).pointer).toBeNull()
+    },
+  )
+
+  it('doctor reports a launch record the addon cannot read', async () => {
+    await stageByCli('1.1.0')
+    for (const text of ['not json', '[]', '{"attempts":{"1.1.0":"two"}}', '{"confirmed":"1.1.0"}']) {
+      fs.writeFileSync(path.join(s.store, 'launches.json'), text)
+      const r = await cli('doctor', '--user-data', s.userData, '--json')
+      expect([text, r.code]).toEqual([text, 1])
+      expect(JSON.parse(r.stdout).problems).toEqual([
+        { problem: 'launches.json is unreadable, so no launch is counted or confirmed', fix: expect.stringContaining('delete it') },
+      ])
+    }
+    fs.writeFileSync(path.join(s.store, 'launches.json'), '{"attempts":{"1.1.0":1},"confirmed":[]}')
+    expect((await cli('doctor', '--user-data', s.userData)).code).toBe(0)
   })
 
   it('--help and help <command> print each command help, exit 0', async () => {

@@ -4,8 +4,9 @@
 import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
-import { describe, expect, it, vi } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { binding } from './helpers/binding'
+import { holdLock } from './helpers/child'
 import { tempDir } from './helpers/fixtures'
 import { Scenario } from './helpers/scenario'
 
@@ -233,6 +234,12 @@ describe('reportLaunchFailed', () => {
 })
 
 describe('createRuntimeAutoUpdate', () => {
+  // Every wiring a test made is stopped after it: no confirmation left pending on a removed store.
+  const made: any[] = []
+  afterEach(() => {
+    for (const u of made.splice(0)) u.stop()
+  })
+
   function app(bundled = '1.0.0', settings: Record<string, unknown> = {}) {
     const res = tempDir()
     const unpacked = path.join(res, 'app.asar.unpacked')
@@ -246,6 +253,7 @@ describe('createRuntimeAutoUpdate', () => {
       { isPackaged: true, userData: s.userData, resourcesPath: res, shellVersion: '0.0.1', broadcast: (...a: unknown[]) => calls.push(a) },
       { staging: { registry: s.registry.url, retries: 0 }, firstCheckDelayMs: 10, checkIntervalMs: 50, logger, ...settings },
     )
+    made.push(u)
     return { u, calls, logs }
   }
 
@@ -305,7 +313,8 @@ describe('createRuntimeAutoUpdate', () => {
     const ran = u.resolveCliEntryOverride()
     fs.mkdirSync(path.join(s.store, 'bad-versions.json'))
     expect(() => u.onCliEntryOverrideFailed('x', ran)).not.toThrow()
-    expect(calls).toEqual([['runtime:rolled-back', null]])
+    // As the desktop does: the version that failed is the cliEntry's, recorded or not.
+    expect(calls).toEqual([['runtime:rolled-back', '1.4.0']])
     expect(logs.some((l) => String(l[0]).includes('reportLaunchFailed failed'))).toBe(true)
     expect(b.readPointer(s.userData)?.cliEntry).toBe(ran)
   })
@@ -318,6 +327,137 @@ describe('createRuntimeAutoUpdate', () => {
     const u = createRuntimeAutoUpdate({ isPackaged: true, userData: s.userData, resourcesPath: res, shellVersion: '1.4.0', broadcast() {} })
     expect(u.resolveCliEntryOverride()).toBeNull()
     expect(b.pointerFileExists(s.userData)).toBe(false)
+  })
+
+  it('the race: the runtime from A fails after a background check pointed at B: A is marked bad, the pointer stays on B', async () => {
+    await stage('1.4.0')
+    const { u, calls } = app()
+    const ran = u.resolveCliEntryOverride()
+    expect(ran).toBe(b.cliEntryFor(s.userData, '1.4.0'))
+    // While the runtime from 1.4.0 starts, the background check stages 1.5.0.
+    s.publish('1.5.0')
+    u.scheduleChecks()
+    await vi.waitFor(() => expect(calls).toContainEqual(['runtime:update-staged', '1.5.0']), { timeout: 10_000 })
+    u.stop()
+    expect(b.readPointer(s.userData)?.version).toBe('1.5.0')
+    u.onCliEntryOverrideFailed('readiness probe failed', ran)
+    expect(calls).toContainEqual(['runtime:rolled-back', '1.4.0'])
+    expect(b.isBadVersion(s.userData, '1.4.0')).toBe(true)
+    expect(fs.existsSync(b.versionDir(s.userData, '1.4.0'))).toBe(false)
+    expect(b.isBadVersion(s.userData, '1.5.0')).toBe(false)
+    expect(b.readPointer(s.userData)?.version).toBe('1.5.0')
+    // The next start tries the newer one, as its first trial.
+    expect(u.resolveCliEntryOverride()).toBe(b.cliEntryFor(s.userData, '1.5.0'))
+    expect(b.beginLaunch(s.userData, { bundledVersion: '1.0.0' })).toMatchObject({ version: '1.5.0', attempt: 2 })
+  })
+
+  it.skipIf(process.platform === 'win32')(
+    'a launch resolution that throws in a background check is logged, and the check still runs',
+    async () => {
+      await stage('1.4.0')
+      // The shell now bundles 1.5.0: the pointer at 1.4.0 is stale and resolveLaunch must drop it,
+      // under a store lock that a frozen process holds.
+      const release = await holdLock(path.join(s.store, 'store.lock'))
+      try {
+        const before = s.registry.count(s.registry.docPath('kanban'))
+        const { u, logs } = app('1.5.0', { checkIntervalMs: 60_000 })
+        u.scheduleChecks()
+        await vi.waitFor(() => expect(logs.some((l) => String(l[0]).includes('resolveLaunch failed'))).toBe(true), { timeout: 15_000 })
+        // The check went on to the registry, from the bundled version: nothing newer there.
+        await vi.waitFor(() => expect(s.registry.count(s.registry.docPath('kanban'))).toBeGreaterThan(before), { timeout: 10_000 })
+        u.stop()
+        expect(logs.some((l) => String(l[0]).includes('Runtime update check failed'))).toBe(false)
+      } finally {
+        release()
+      }
+    },
+    30_000,
+  )
+
+  describe('confirmAfterMs: an app that only changed its import', () => {
+    /**
+     * One start of an app that only swapped its wiring for this module: it resolves what to
+     * launch, then its runtime runs for `upMs` (the process stays up), or takes the app down at
+     * once (`crash`). Resolves to the cliEntry it launched.
+     */
+    async function appStart(end: { upMs: number } | 'crash', confirmAfterMs: number): Promise<string | null> {
+      const body = `
+        const { createRuntimeAutoUpdate } = require(${JSON.stringify(autoUpdate)})
+        const u = createRuntimeAutoUpdate(
+          { isPackaged: true, userData: ${JSON.stringify(s.userData)}, resourcesPath: '/nonexistent', shellVersion: '1.0.0', broadcast() {} },
+          { confirmAfterMs: ${confirmAfterMs}, logger: { log() {}, warn() {} } },
+        )
+        const cliEntry = u.resolveCliEntryOverride()
+        process.stdout.write(JSON.stringify(cliEntry) + '\\n')
+        if (${JSON.stringify(end)} === 'crash') process.kill(process.pid, 'SIGKILL')
+        else setTimeout(() => {}, ${end === 'crash' ? 0 : end.upMs})
+      `
+      const r = await new Promise<{ out: string; signal: string | null }>((resolve) => {
+        const child = spawn(process.execPath, ['-e', body], { stdio: ['ignore', 'pipe', 'inherit'] })
+        let out = ''
+        child.stdout.on('data', (d) => (out += d))
+        child.on('exit', (_code, signal) => resolve({ out, signal }))
+      })
+      expect(r.signal).toBe(end === 'crash' ? 'SIGKILL' : null)
+      return JSON.parse(r.out.split('\n')[0])
+    }
+
+    const health = async (version: string) => (await b.readStoreStatus(s.userData)).versions.find((v: any) => v.version === version)
+
+    it('a healthy runtime survives any number of starts: each trial is confirmed once it stayed up', async () => {
+      await stage('1.4.0')
+      const entry = b.cliEntryFor(s.userData, '1.4.0')
+      for (let n = 0; n < 6; n++) expect(await appStart({ upMs: 300 }, 100)).toBe(entry)
+      expect(await health('1.4.0')).toMatchObject({ confirmed: true, attempts: 0, bad: false })
+      // A newer release staged later gets its trial and is confirmed alike.
+      await stage('1.5.0', '1.4.0')
+      for (let n = 0; n < 4; n++) expect(await appStart({ upMs: 300 }, 100)).toBe(b.cliEntryFor(s.userData, '1.5.0'))
+      expect(await health('1.5.0')).toMatchObject({ confirmed: true, attempts: 0, bad: false })
+    })
+
+    it('a runtime that takes the app down before the delay is still rolled back after max + 1 starts', async () => {
+      await stage('1.4.0')
+      const entry = b.cliEntryFor(s.userData, '1.4.0')
+      expect(await appStart('crash', 200)).toBe(entry)
+      expect(await appStart('crash', 200)).toBe(entry)
+      expect(await appStart({ upMs: 0 }, 200)).toBeNull()
+      expect(b.isBadVersion(s.userData, '1.4.0')).toBe(true)
+    })
+
+    it('a failure reported before the delay rolls back, and the pending confirmation never fires', async () => {
+      await stage('1.4.0')
+      const { u, calls } = app('1.0.0', { confirmAfterMs: 100 })
+      const ran = u.resolveCliEntryOverride()
+      u.onCliEntryOverrideFailed('exited with code 1', ran)
+      await new Promise((r) => setTimeout(r, 300))
+      expect(calls).toEqual([['runtime:rolled-back', '1.4.0']])
+      expect(b.isBadVersion(s.userData, '1.4.0')).toBe(true)
+      const record = JSON.parse(fs.readFileSync(path.join(s.store, 'launches.json'), 'utf8'))
+      expect(record.confirmed ?? []).not.toContain('1.4.0')
+    })
+
+    it('stop() cancels a pending confirmation; 0 and null turn it off; scheduleChecks keeps it', async () => {
+      await stage('1.4.0')
+      // Trials enough that the counter rolls nothing back here.
+      const trials = { maxUnconfirmedLaunches: 10 }
+      const stopped = app('1.0.0', { ...trials, confirmAfterMs: 100 }).u
+      stopped.resolveCliEntryOverride()
+      stopped.stop()
+      for (const confirmAfterMs of [0, null]) app('1.0.0', { ...trials, confirmAfterMs }).u.resolveCliEntryOverride()
+      await new Promise((r) => setTimeout(r, 300))
+      expect(await health('1.4.0')).toMatchObject({ confirmed: false, attempts: 3 })
+      // Checks scheduled after the launch leave its confirmation pending.
+      const { u } = app('1.0.0', { ...trials, confirmAfterMs: 100, firstCheckDelayMs: 60_000 })
+      u.resolveCliEntryOverride()
+      u.scheduleChecks()
+      await vi.waitFor(async () => expect(await health('1.4.0')).toMatchObject({ confirmed: true, attempts: 0 }), { timeout: 5_000 })
+    })
+
+    it('a confirmAfterMs a timer cannot hold is refused', () => {
+      for (const confirmAfterMs of [-1, 1.5, 2 ** 31, Number.POSITIVE_INFINITY, '30000']) {
+        expect(() => app('1.0.0', { confirmAfterMs })).toThrow(TypeError)
+      }
+    })
   })
 
   it('its timers never keep the process alive', () => {

@@ -341,6 +341,6 @@ describe('cli --max-bytes-per-second', () => {
     expect(s.isWhole('1.1.0')).toBe(true)
     const bad = await cli('--max-bytes-per-second', '0')
     expect(bad.code).toBe(2)
-    expect(bad.stderr).toContain('--max-bytes-per-second must be a positive integer')
+    expect(bad.stderr).toContain("--max-bytes-per-second must be a whole number from 1 to 9007199254740991, not '0'")
   })
 })

@@ -1,11 +1,12 @@
 // The store's files as the disk holds them: version names that look like leftovers, a damaged
 // bad list, files that are not regular, a frozen lock holder, a read-only store, and other
 // spellings of the same userData.
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { binding, rejection } from './helpers/binding'
+import { holdLock } from './helpers/child'
 import { tempDir } from './helpers/fixtures'
 import { Scenario } from './helpers/scenario'
 
@@ -22,19 +23,6 @@ function inChild(userData: string, body: string): { status: number | null; out: 
     timeout: 10_000,
   })
   return { status: r.status, out: r.stdout.trim(), ms: Date.now() - started }
-}
-
-/** Holds `file`'s advisory lock in another process until the returned function is called. */
-async function holdLock(file: string): Promise<() => void> {
-  fs.mkdirSync(path.dirname(file), { recursive: true })
-  const child = spawn('flock', ['-x', file, '-c', 'echo held; sleep 60'], { stdio: ['ignore', 'pipe', 'inherit'] })
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.once('data', () => resolve())
-    child.once('exit', (code) => reject(new Error(`flock exited ${code}`)))
-  })
-  return () => {
-    child.kill('SIGKILL')
-  }
 }
 
 describe('versions named like the store leftovers', () => {

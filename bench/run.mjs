@@ -2,7 +2,8 @@
 // registry on 127.0.0.1. Each staging run is a fresh child process with a fresh userData; the
 // implementations alternate A B A B after a warm-up. Also: the floor (Rust inflate + untar +
 // write from memory), the no-op paths, the JS thread's worst lateness, peak RSS with a
-// tarball four times larger, and the flaky-link scenario (bench/flaky.mjs).
+// tarball four times larger, the flaky-link scenario (bench/flaky.mjs), and beginLaunch on the
+// start-up path (bench/launch.mjs).
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
@@ -14,6 +15,7 @@ import { realRuntimeTarball } from '../scripts/fixtures/runtime.mjs'
 import { Registry } from '../scripts/testkit/registry.mjs'
 import { flaky, printFlaky } from './flaky.mjs'
 import { hostile } from './hostile.mjs'
+import { launchBench } from './launch.mjs'
 import { bundledNativeDeps, runChild, runOptions } from './runs.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -133,15 +135,17 @@ async function main() {
   await registry.close()
   const hostileRows = await hostile(work, native)
   const flakyLink = await flaky(work, native, FIXTURE)
+  const launch = await launchBench(work)
 
   const sa = summary('addon', addon)
   const sp = summary('pacote reference', pacote)
   const sq = summary(`addon, ${SCALE}x (${fmt(fs.statSync(quad).size / 1e6)} MB)`, quadRuns)
   const ratio = median(ratios)
   printSpeed(sa, sp, sq, ratio, fl, noop)
+  printLaunch(launch)
   const hostileFailures = printHostile(hostileRows)
   const flakyMissed = printFlaky(flakyLink)
-  saveResults({ date: new Date().toISOString(), pairs: PAIRS, addon: sa, pacote: sp, quad: sq, ratio, floor: fl, noop, hostile: hostileRows, flaky: flakyLink })
+  saveResults({ date: new Date().toISOString(), pairs: PAIRS, addon: sa, pacote: sp, quad: sq, ratio, floor: fl, noop, launch, hostile: hostileRows, flaky: flakyLink })
   if (hostileFailures) {
     console.error(`${hostileFailures} hostile input(s) not refused as expected within 80 MB`)
     process.exit(1)
@@ -191,6 +195,14 @@ function printSpeed(sa, sp, sq, ratio, fl, noop) {
   for (const n of noop) {
     console.log(`${n.kind}: median ${fmt(n.medianMs, 2)} ms over ${NOOP_CALLS} calls, ${n.docRequestsPerCall} document request(s) per call, ${n.tarballRequests} tarball requests (target < 20 ms, 1, 0)`)
   }
+}
+
+/** beginLaunch's figures beside the start-up path's target. */
+function printLaunch(l) {
+  const ok = l.worstMs < 5 ? 'ok' : 'MISSED'
+  console.log(
+    `beginLaunch (a trial launch, ${l.versions} staged versions, pointer, bad list, launch record): median ${fmt(l.medianMs, 2)} ms, p99 ${fmt(l.p99Ms, 2)} ms, worst ${fmt(l.worstMs, 2)} ms over ${l.calls} calls (target < 5 ms: ${ok})`,
+  )
 }
 
 /** Prints each hostile input's row; the number refused otherwise than expected. */

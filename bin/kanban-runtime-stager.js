@@ -43,9 +43,11 @@ Options:
   --registry URL         registry base URL       default: npm_config_registry, else npmjs
   --package NAME         package to stage                               default: kanban
   --tag TAG              dist-tag to follow                             default: latest
-  --timeout-ms N         budget for the whole run                       default: 600000
+  --timeout-ms N         budget for the whole run, at most 86400000 (24 h)
+                                                                        default: 600000
   --proxy URL            proxy for every request     default: HTTPS_PROXY / HTTP_PROXY
-  --min-release-age MIN  stage only releases at least MIN minutes old   default: 0 (off)
+  --min-release-age MIN  stage only releases at least MIN minutes old (at most 527040, 366 days)
+                                                                        default: 0 (off)
   --registry-keys FILE   the registry's signing keys, a JSON file as /-/npm/v1/keys serves
                          ({"keys": [...]}) or its array      default: npmjs keys, embedded
   --require-signatures   refuse a version without a valid registry signature
@@ -127,11 +129,17 @@ function unknownCommand(command) {
 }
 
 // C0 controls, DEL and C1 controls: ESC (0x1b) and CSI (0x9b) start terminal escape sequences.
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g
+// Unicode bidirectional controls (the Arabic letter mark, LRM and RLM, the embeddings and
+// overrides U+202A-U+202E, the isolates U+2066-U+2069) reorder what follows them on screen, so a
+// version or path holding one can read as something it is not.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
+// What JSON.stringify leaves raw of the above: all but the C0 controls.
+const JSON_RAW_CONTROL = /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
 
 /**
  * Text from the registry, a tarball or the disk (versions, paths, error messages), made safe to
- * print: a control character is shown as `\x1b` / `\u009b` instead of reaching the terminal.
+ * print: a control character is shown as `\x1b` / `\u009b` / `\u202e` instead of reaching the
+ * terminal.
  */
 function safe(text) {
   return String(text).replace(CONTROL, (c) => {
@@ -145,21 +153,79 @@ function safeList(names) {
   return names.map(safe).join(', ')
 }
 
-/** One JSON line. JSON.stringify escapes C0 controls but prints DEL and C1 controls raw. */
+/**
+ * One JSON line. JSON.stringify escapes C0 controls but prints DEL, C1 and bidirectional controls
+ * raw: those are escaped here, and parse back to the same strings.
+ */
 function jsonLine(value) {
-  return JSON.stringify(value).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+  return JSON.stringify(value).replace(JSON_RAW_CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
 
 function readJson(file) {
   return JSON.parse(fs.readFileSync(file, 'utf8'))
 }
 
-/** The file's JSON, or null where it cannot be read or parsed. */
-function readJsonOrNull(file) {
+// The store's small files, each read with the cap the addon reads it with (src/store.rs,
+// src/launch.rs): a file above it is not the store's and is never read into memory.
+const STORE_FILES = {
+  'current.json': 16 * 1024,
+  'bad-versions.json': 1024 * 1024,
+  'launches.json': 64 * 1024,
+}
+// Never follow a link at the open, and never wait for a writer if the name became a FIFO between
+// the lstat and the open (POSIX; Windows has neither).
+const OPEN_STORE_FILE = fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0) | (fs.constants.O_NONBLOCK ?? 0)
+
+/** A store file's cap in words: 16 KiB, 1 MiB. */
+function sizeName(bytes) {
+  return bytes >= 1024 * 1024 ? `${bytes / (1024 * 1024)} MiB` : `${bytes / 1024} KiB`
+}
+
+/** What lstat says a name is, in words, for a store file that is not a regular file. */
+function fileKind(st) {
+  if (st.isSymbolicLink()) return 'a symbolic link'
+  if (st.isDirectory()) return 'a folder'
+  if (st.isFIFO()) return 'a FIFO'
+  if (st.isSocket()) return 'a socket'
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device'
+  return 'not a regular file'
+}
+
+/**
+ * One of the store's small files, read the way the addon reads it: a regular file only (a link
+ * could lead to /dev/zero or out of the store, a FIFO would block the read forever), at most its
+ * cap. `{ missing: true }`, `{ refused: why }` or `{ json }` (`json` undefined when the text does
+ * not parse).
+ */
+function readStoreFile(store, name) {
+  const file = path.join(store, name)
+  const cap = STORE_FILES[name]
+  let st
   try {
-    return readJson(file)
-  } catch {
-    return null
+    st = fs.lstatSync(file)
+  } catch (e) {
+    return e.code === 'ENOENT' || e.code === 'ENOTDIR' ? { missing: true } : { refused: `cannot be read (${safe(e.code ?? e.message)})` }
+  }
+  if (!st.isFile()) return { refused: `is ${fileKind(st)}, not a regular file` }
+  if (st.size > cap) return { refused: `is larger than ${sizeName(cap)} (${st.size} bytes)` }
+  let fd
+  try {
+    fd = fs.openSync(file, OPEN_STORE_FILE)
+    const again = fs.fstatSync(fd)
+    if (!again.isFile()) return { refused: `is ${fileKind(again)}, not a regular file` }
+    const buf = Buffer.alloc(cap + 1)
+    let n = 0
+    for (let r; n < buf.length && (r = fs.readSync(fd, buf, n, buf.length - n, null)) > 0; ) n += r
+    if (n > cap) return { refused: `is larger than ${sizeName(cap)}` }
+    try {
+      return { json: JSON.parse(buf.subarray(0, n).toString('utf8')) }
+    } catch {
+      return { json: undefined }
+    }
+  } catch (e) {
+    return { refused: `cannot be read (${safe(e.code ?? e.message)})` }
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd)
   }
 }
 
@@ -261,11 +327,21 @@ function requireUserData(values) {
   return path.resolve(values['user-data'])
 }
 
-/** `--NAME N`: a whole number no less than `min`, or undefined when not given. */
-function integerOption(values, name, min, what) {
+// The largest values the addon takes (src/config.rs): a flag beyond them is bad usage here, so
+// that it never reaches the addon as a failed operation.
+const MAX_TIMEOUT_MS = 24 * 60 * 60 * 1000
+const MAX_RELEASE_AGE_MINUTES = 366 * 24 * 60
+
+/**
+ * `--NAME N`: a whole number in decimal digits from `min` to `max`, or undefined when not given.
+ * Anything else (`1e12`, `0x10`, `-1`, a fraction, a number past `max`) is bad usage.
+ */
+function integerOption(values, name, min, max, what) {
   return ifGiven(values[name], (text) => {
-    const n = Number(text)
-    if (!(Number.isInteger(n) && n >= min)) throw new UsageError(`--${name} must be ${what}`)
+    const n = /^[0-9]+$/.test(text) ? Number(text) : NaN
+    if (!(Number.isSafeInteger(n) && n >= min && n <= max)) {
+      throw new UsageError(`--${name} must be ${what} from ${min} to ${max}, not '${safe(text)}'`)
+    }
     return n
   })
 }
@@ -325,10 +401,10 @@ function stageOptions(values) {
   const { provenance, sigstoreTrustRoot } = provenanceOptions(values)
   const userData = requireUserData(values)
   const nativeDepsSource = nativeDeps(values)
-  const timeoutMs = integerOption(values, 'timeout-ms', 1, 'a positive integer')
-  const minReleaseAgeMinutes = integerOption(values, 'min-release-age', 0, 'a whole number of minutes')
+  const timeoutMs = integerOption(values, 'timeout-ms', 1, MAX_TIMEOUT_MS, 'a whole number of milliseconds')
+  const minReleaseAgeMinutes = integerOption(values, 'min-release-age', 0, MAX_RELEASE_AGE_MINUTES, 'a whole number of minutes')
   const registryKeys = ifGiven(values['registry-keys'], readKeys)
-  const maxBytesPerSecond = integerOption(values, 'max-bytes-per-second', 1, 'a positive integer')
+  const maxBytesPerSecond = integerOption(values, 'max-bytes-per-second', 1, Number.MAX_SAFE_INTEGER, 'a whole number')
   return {
     userData,
     currentVersion: values['current-version'] ?? '0.0.0',
@@ -467,19 +543,26 @@ async function diagnose(userData) {
     ...damagedProblems(st),
     ...lockProblems(st),
     ...badListProblems(st),
+    ...launchRecordProblems(st),
   ]
 }
 
 /** What is wrong with current.json, where there is one: no problem or one. */
 function pointerProblems(st, isBad) {
-  const pointerFile = path.join(st.store, 'current.json')
-  if (!fs.existsSync(pointerFile)) return []
-  const raw = readJsonOrNull(pointerFile)
+  const file = readStoreFile(st.store, 'current.json')
+  if (file.missing) return []
+  const fix = 'the app runs its bundled runtime; the next stage run writes a new pointer (or delete current.json)'
+  if (file.refused) return [{ problem: `current.json ${file.refused}, so it is not read`, fix }]
+  const raw = file.json
   if (!st.pointer) {
+    const version = raw && typeof raw === 'object' ? raw.version : undefined
     return [
       {
-        problem: raw && isBad(String(raw.version)) ? `the pointer names ${safe(raw.version)}, which is marked bad, and has no good fallback` : 'current.json is unreadable or names a folder outside this store',
-        fix: 'the app runs its bundled runtime; the next stage run writes a new pointer (or delete current.json)',
+        problem:
+          typeof version === 'string' && isBad(version)
+            ? `the pointer names ${safe(version)}, which is marked bad, and has no good fallback`
+            : 'current.json is unreadable or names a folder outside this store',
+        fix,
       },
     ]
   }
@@ -501,9 +584,33 @@ function lockProblems(st) {
 }
 
 function badListProblems(st) {
-  const badFile = path.join(st.store, 'bad-versions.json')
-  if (!fs.existsSync(badFile) || Array.isArray(readJsonOrNull(badFile))) return []
-  return [{ problem: 'bad-versions.json is unreadable, so no version counts as bad', fix: 'delete it; the app marks a failing version again' }]
+  const file = readStoreFile(st.store, 'bad-versions.json')
+  if (file.missing || Array.isArray(file.json)) return []
+  const fix = 'delete it; the app marks a failing version again'
+  if (file.refused) return [{ problem: `bad-versions.json ${file.refused}, so no version counts as bad`, fix }]
+  return [{ problem: 'bad-versions.json is unreadable, so no version counts as bad', fix }]
+}
+
+/** `{ attempts: { <version>: count }, confirmed: [<version>] }`, either field optional. */
+function isLaunchRecord(json) {
+  const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v)
+  if (!isObject(json)) return false
+  const { attempts = {}, confirmed = [] } = json
+  return (
+    isObject(attempts) &&
+    Object.values(attempts).every((n) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff) &&
+    Array.isArray(confirmed) &&
+    confirmed.every((v) => typeof v === 'string')
+  )
+}
+
+/** A launch record the addon cannot read counts as empty: trial launches and confirmations are lost. */
+function launchRecordProblems(st) {
+  const file = readStoreFile(st.store, 'launches.json')
+  if (file.missing || isLaunchRecord(file.json)) return []
+  const fix = 'delete it; the app counts launches afresh (the pointed version gets its trial launches again)'
+  const what = file.refused ? `launches.json ${file.refused}` : 'launches.json is unreadable'
+  return [{ problem: `${what}, so no launch is counted or confirmed`, fix }]
 }
 
 /** What is worth knowing but needs no action: a pointed version still on trial. */

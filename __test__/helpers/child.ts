@@ -1,6 +1,7 @@
 // One checkAndStageLatestRuntime call in a process of its own (helpers/stage-child.cjs), for the
 // multi-process tests: another process staging is what the locks are for.
 import { type ChildProcess, spawn } from 'node:child_process'
+import fs from 'node:fs'
 import path from 'node:path'
 
 const CHILD = path.join(__dirname, 'stage-child.cjs')
@@ -41,4 +42,17 @@ export async function stageInChild(
 ): Promise<any> {
   const last = (await runStageChild(opts, onSpawn, maxOpenFiles)).trim().split('\n').pop() ?? ''
   return last.startsWith('{') ? JSON.parse(last) : last
+}
+
+/** Holds `file`'s advisory lock in another process until the returned function is called. */
+export async function holdLock(file: string): Promise<() => void> {
+  fs.mkdirSync(path.dirname(file), { recursive: true })
+  const child = spawn('flock', ['-x', file, '-c', 'echo held; sleep 60'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.once('data', () => resolve())
+    child.once('exit', (code) => reject(new Error(`flock exited ${code}`)))
+  })
+  return () => {
+    child.kill('SIGKILL')
+  }
 }

@@ -17,16 +17,23 @@ export interface CliResult {
   ms: number
 }
 
-/** Runs the command line with `args`, `env` added to this process's environment. */
-export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+/**
+ * Runs the command line with `args`, `env` added to this process's environment. With `killAfterMs`
+ * a run that has not exited by then is killed (a hang then shows as `code: null`).
+ */
+export function runCli(args: string[], env: Record<string, string> = {}, killAfterMs?: number): Promise<CliResult> {
   return new Promise((resolve) => {
     const t0 = Date.now()
     const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+    const timer = killAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), killAfterMs)
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d) => (stdout += d))
     child.stderr.on('data', (d) => (stderr += d))
-    child.on('exit', (code) => resolve({ code, stdout, stderr, ms: Date.now() - t0 }))
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      resolve({ code, stdout, stderr, ms: Date.now() - t0 })
+    })
   })
 }
 

@@ -3,6 +3,7 @@
 // the launch-health method and the optional settings.
 import {
   CHECK_INTERVAL_MS,
+  CONFIRM_AFTER_MS,
   createRuntimeAutoUpdate,
   FIRST_CHECK_DELAY_MS,
   type RuntimeAutoUpdate,
@@ -26,9 +27,13 @@ const settings: RuntimeAutoUpdateSettings = {
   firstCheckDelayMs: FIRST_CHECK_DELAY_MS,
   checkIntervalMs: CHECK_INTERVAL_MS,
   maxUnconfirmedLaunches: 3,
+  confirmAfterMs: CONFIRM_AFTER_MS,
   logger: console,
 }
 const tuned = createRuntimeAutoUpdate(deps, settings)
+// An app that confirms by itself turns the automatic confirmation off.
+const selfConfirming = createRuntimeAutoUpdate(deps, { confirmAfterMs: null })
+void selfConfirming
 
 if (wiring && tuned) {
   const cliEntry: string | null = wiring.resolveCliEntryOverride()
@@ -44,5 +49,7 @@ if (wiring && tuned) {
 
 // @ts-expect-error the desktop's own fields are required
 createRuntimeAutoUpdate({ isPackaged: true })
+// @ts-expect-error confirmAfterMs is a number of ms
+createRuntimeAutoUpdate(deps, { confirmAfterMs: '30s' })
 // @ts-expect-error the staging settings never take the fields the wiring supplies
 createRuntimeAutoUpdate(deps, { staging: { userData: '/elsewhere' } })
