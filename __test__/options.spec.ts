@@ -303,7 +303,27 @@ describe('store functions refuse an argument of the wrong type with EINVALID_OPT
     }
   }
 
-  // Known gaps in the addon: these optional string arguments are not checked.
-  it.todo('reportLaunchFailed: a reason that is not a string (42, {}) is refused with EINVALID_OPTION naming reason')
-  it.todo('writePointer: a pointer.previous that is not a string (42) is refused with EINVALID_OPTION naming pointer')
+  it('reportLaunchFailed: a reason that is not a string is refused with EINVALID_OPTION naming reason', () => {
+    const before = snapshot(s.userData)
+    for (const reason of [42, {}, true]) {
+      expect(() => b.reportLaunchFailed(u(), entry(), reason as any)).toThrow(
+        expect.objectContaining({ code: 'EINVALID_OPTION', option: 'reason' }),
+      )
+    }
+    expect(snapshot(s.userData)).toEqual(before)
+    // Absent, undefined and null are "no reason".
+    for (const reason of [undefined, null]) {
+      expect(b.reportLaunchFailed(u(), '/elsewhere/cli.js', reason as any)).toMatchObject({ failedVersion: null })
+    }
+  })
+
+  it('writePointer: a pointer.previous that is not a string is refused with EINVALID_OPTION naming pointer', () => {
+    const before = snapshot(s.userData)
+    for (const previous of [42, {}, true]) {
+      expect(() => b.writePointer(u(), { version: V, cliEntry: entry(), previous } as any)).toThrow(
+        expect.objectContaining({ code: 'EINVALID_OPTION', option: 'pointer' }),
+      )
+    }
+    expect(snapshot(s.userData)).toEqual(before)
+  })
 })

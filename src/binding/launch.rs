@@ -1,7 +1,7 @@
 //! Launch health for the app's start-up path: what to launch (recording a trial), confirming a
 //! runtime that came up, reporting one that did not. Synchronous: each answers in milliseconds.
 
-use super::store::{store_arg, string_arg, sync_call, ArgError};
+use super::store::{optional_string_arg, store_arg, string_arg, sync_call, ArgError};
 use super::types::RuntimePointer;
 use crate::shared::error::StageError;
 use crate::store::launches::{self as launch, DEFAULT_MAX_UNCONFIRMED};
@@ -170,11 +170,12 @@ pub fn report_launch_failed(
     env: &Env,
     user_data: Option<Unknown<'_>>,
     cli_entry: Option<Unknown<'_>>,
-    _reason: Option<Unknown<'_>>,
+    reason: Option<Unknown<'_>>,
 ) -> Result<LaunchFailure> {
     sync_call(env, || {
         let store = store_arg(user_data)?;
         let cli_entry = string_arg(cli_entry, "cliEntry")?;
+        optional_string_arg(reason, "reason")?;
         let f = launch::report_failed(&store, &cli_entry)?;
         Ok(LaunchFailure {
             failed_version: or_null(f.failed_version),

@@ -23,6 +23,19 @@ pub(super) fn string_arg(
     }
 }
 
+/// An optional string argument: `None` when absent, `undefined` or `null`; any other type is
+/// refused, naming the argument.
+pub(super) fn optional_string_arg(
+    arg: Option<Unknown<'_>>,
+    name: &'static str,
+) -> std::result::Result<Option<String>, ArgError> {
+    match arg {
+        None => Ok(None),
+        Some(v) if matches!(v.get_type()?, ValueType::Undefined | ValueType::Null) => Ok(None),
+        some => string_arg(some, name).map(Some),
+    }
+}
+
 /// Why an argument was refused: a coded error, or a JS call that failed while it was read.
 pub(super) enum ArgError {
     Stage(StageError),
@@ -134,6 +147,10 @@ fn pointer_arg(p: Option<Unknown<'_>>) -> std::result::Result<(String, String), 
     let cli_entry = obj.get_named_property::<Unknown>("cliEntry")?;
     let version = string_arg(Some(version), "version").map_err(|_| refused())?;
     let cli_entry = string_arg(Some(cli_entry), "cliEntry").map_err(|_| refused())?;
+    // `previous` is the store's own choice, never taken from the caller; a wrong type is still a
+    // caller's mistake worth saying.
+    let previous = obj.get_named_property::<Unknown>("previous")?;
+    optional_string_arg(Some(previous), "previous").map_err(|_| refused())?;
     Ok((version, cli_entry))
 }
 
