@@ -53,6 +53,20 @@ pub enum StageError {
         message: String,
     },
 
+    /// A redirect from an https URL to a plain http one, refused before it is followed: what
+    /// it served could be read and changed by anyone on the path.
+    #[error(
+        "refusing the redirect of {} to {}: it leaves https for plain http",
+        clip(.url),
+        clip(.location)
+    )]
+    InsecureRedirect {
+        /// The URL requested.
+        url: String,
+        /// The http URL the redirect named.
+        location: String,
+    },
+
     #[error("package document from {} is unusable: {}", clip(.url), clip(.reason))]
     BadManifest { url: String, reason: String },
 
@@ -266,6 +280,9 @@ kinds! {
         has; update the app first, or check `hostNodeVersion` (--host-node-version)",
     ELOCKED: "another process held the store lock for seconds (it may be frozen); retry, or end \
         that process",
+    EINSECURE_REDIRECT: "an https request was redirected to plain http, where anyone on the path \
+        could change what is staged, and was refused; the registry, mirror or proxy must redirect \
+        to https (check `registry`, --registry)",
 }
 
 /// What JS sees of an error beside its message: its kind and its structured fields.
@@ -336,6 +353,9 @@ impl StageError {
                 .str("phase", phase.as_str()).str("timeout", budget.as_str()),
             Network { url, phase, .. } => {
                 of(Kind::ENETWORK).str("url", url).str("phase", phase.as_str())
+            }
+            InsecureRedirect { url, location } => {
+                of(Kind::EINSECURE_REDIRECT).str("url", url).str("location", location)
             }
             BadManifest { url, .. } => of(Kind::EBADMANIFEST).str("url", url),
             InvalidVersion { version, tag, .. } => {
@@ -659,6 +679,10 @@ mod tests {
             StageError::BadManifest {
                 url: url.clone(),
                 reason: url.clone(),
+            },
+            StageError::InsecureRedirect {
+                url: url.clone(),
+                location: url.clone(),
             },
             StageError::InvalidVersion {
                 package: url.clone(),
