@@ -300,7 +300,7 @@ impl Describe {
         }
     }
 
-    /// Adds a string field, clipped.
+    /// Adds a string field, clipped (which masks the credentials of a URL).
     fn str(mut self, name: &'static str, value: &str) -> Describe {
         self.fields.push((name, Field::Str(clip(value))));
         self
@@ -628,6 +628,43 @@ mod tests {
             for (name, f) in e.fields() {
                 if let Field::Str(v) = f {
                     assert!(v.chars().count() <= MAX_SHOWN_CHARS + 1, "{name}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn messages_and_fields_never_show_the_credentials_of_a_url() {
+        let url = "https://user:secret@r/kanban?token=secret".to_string();
+        let errs = [
+            StageError::Http {
+                url: url.clone(),
+                status: 404,
+                retry_after: None,
+            },
+            StageError::Network {
+                url: url.clone(),
+                phase: Phase::Resolving,
+                message: format!("error sending request for url ({url})"),
+            },
+            StageError::InsecureRedirect {
+                url: url.clone(),
+                location: "http://u:secret@m/x.tgz?X-Amz-Signature=secret".into(),
+            },
+            StageError::InvalidOption {
+                name: "registry",
+                reason: format!("`{url}`: invalid port number"),
+            },
+        ];
+        for e in errs {
+            let m = e.to_string();
+            assert!(
+                !m.contains("secret") && m.contains("https://***@r/kanban?token=***"),
+                "{m}"
+            );
+            for (name, f) in e.fields() {
+                if let Field::Str(v) = f {
+                    assert!(!v.contains("secret"), "{} {name}: {v}", e.code());
                 }
             }
         }
