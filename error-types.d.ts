@@ -26,6 +26,7 @@ export type StageErrorCode =
   | 'ESIGNATURE'
   | 'EINCOMPATIBLE'
   | 'ELOCKED'
+  | 'EINSECURE_REDIRECT'
 
 /** What a call is doing: `StageProgress.phase`, and `phase` of an `ENETWORK` or `ETIMEDOUT`. */
 export type StagePhase = 'resolving' | 'waiting-for-lock' | 'downloading' | 'finishing'
@@ -43,6 +44,8 @@ export interface StageError extends Error {
   hint?: string
   /** The URL of the request or tarball concerned. */
   url?: string
+  /** The plain http URL a redirect from an https URL named, refused (`EINSECURE_REDIRECT`). */
+  location?: string
   /** The HTTP status (`EHTTP`). */
   status?: number
   /** The file or folder concerned (`EIO`, `ENOSPC`, `ENATIVE_DEPS`, `ELOCKED`: the lock file). */

@@ -374,6 +374,40 @@ describe('registries', () => {
       expect(secure.requests.map((r) => r.url)).toEqual(['/kanban', '/kanban/-/kanban-1.1.0.tgz'])
     }))
 
+  it('refuses a redirect from an https registry to plain http, for the document and the tarball, and stages nothing', (ctx) =>
+    withSecureRegistry(ctx, async (secure, caPem) => {
+      // The same release in cleartext, where the redirects point.
+      s.publish('1.1.0')
+      const downgrade = (to: string) => (_req: unknown, res: import('node:http').ServerResponse) => {
+        res.writeHead(302, { location: to, 'content-length': 0 })
+        res.end()
+      }
+      const opts = s.opts({ registry: secure.url, ca: caPem, retries: 2 })
+      secure.routes.set('/kanban', downgrade(`${s.registry.url}kanban`))
+      const doc = await rejection(checkAndStageLatestRuntime(opts))
+      expect(doc).toMatchObject({ code: 'EINSECURE_REDIRECT', url: `${secure.url}kanban`, location: `${s.registry.url}kanban` })
+      expect(doc.hint).toMatch(/https/)
+      expect(secure.count('/kanban')).toBe(1) // refused, never retried
+      secure.routes.delete('/kanban')
+      secure.routes.set(TARBALL, downgrade(`${s.registry.url}${TARBALL.slice(1)}`))
+      const tarball = await rejection(checkAndStageLatestRuntime(opts))
+      expect(tarball).toMatchObject({ code: 'EINSECURE_REDIRECT', url: `${secure.url}${TARBALL.slice(1)}` })
+      expect(s.registry.requests).toEqual([])
+      expect(readPointer(s.userData)).toBeNull()
+      expect(s.partials()).toEqual([])
+    }))
+
+  it('follows a redirect from http to https', (ctx) =>
+    withSecureRegistry(ctx, async (secure, caPem) => {
+      s.registry.routes.set('/kanban', (_req, res) => {
+        res.writeHead(301, { location: `${secure.url}kanban`, 'content-length': 0 })
+        res.end()
+      })
+      const outcome = await checkAndStageLatestRuntime(s.opts({ ca: caPem }))
+      expect(outcome).toEqual({ kind: 'staged', version: '1.1.0' })
+      expect(secure.requests.map((r) => r.url)).toEqual(['/kanban', '/kanban/-/kanban-1.1.0.tgz'])
+    }))
+
   it('rejects a ca option without certificates as EINVALID_OPTION', async () => {
     s.publish('1.1.0')
     const err = await rejection(checkAndStageLatestRuntime(s.opts({ ca: 'not a certificate' })))

@@ -126,11 +126,13 @@ pub use store::Store;
 pub use trust::provenance::{verify_sigstore_bundle, Policy, Signer, TrustRoot};
 
 /// Internals the integration tests in `tests/` drive directly: the HTTP client, the SRI string a
-/// registry publishes, and the hook that fakes a failing disk. Not part of the API.
+/// registry publishes, an error's fields, and the hook that fakes a failing disk. Not part of the
+/// API.
 #[doc(hidden)]
 pub mod testkit {
     pub use crate::net::{Fetched, Http};
     pub use crate::registry::sri_of;
+    pub use crate::shared::error::Field;
     pub use crate::shared::fsutil::Renamer;
     pub use crate::store::POINTER_FILE;
 }

@@ -1,9 +1,11 @@
-//! The HTTP client against scripted raw replies: retries, conditional requests, the document cap.
+//! The HTTP client against scripted raw replies: retries, conditional requests, the document cap,
+//! redirects.
 
 mod common;
 
+use common::tls::TlsServer;
 use common::Server;
-use kanban_runtime_stager::testkit::{Fetched, Http};
+use kanban_runtime_stager::testkit::{Fetched, Field, Http};
 use kanban_runtime_stager::{Control, NetConfig, StageError};
 use std::time::Duration;
 
@@ -123,5 +125,101 @@ async fn document_over_the_cap_is_refused_with_and_without_content_length() {
         http.get_bytes(&url, "*/*", cap, &ctl).await.unwrap().len(),
         1000
     );
+    server.finished().await;
+}
+
+/// A redirect to `location`.
+fn redirect(location: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 302 Found\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+fn ok(body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A client that trusts `ca_pem` and retries twice, and a call with a 20 s budget.
+fn trusting(reg: &str, ca_pem: &str) -> (Http, Control) {
+    let net = NetConfig {
+        retries: 2,
+        ca: vec![ca_pem.to_string()],
+        ..NetConfig::default()
+    };
+    (
+        Http::new(&net, reg).unwrap(),
+        Control::new(Duration::from_secs(20)).0,
+    )
+}
+
+#[tokio::test]
+async fn a_redirect_from_https_to_http_is_refused_for_documents_and_tarballs() {
+    // The cleartext copies the redirects point at: never asked for.
+    let plain = Server::registry("1.0.0", None).await;
+    let doc_http = format!("{}kanban", plain.url);
+    let tgz_http = format!("{}kanban/-/kanban-1.0.0.tgz", plain.url);
+    let secure = TlsServer::script(vec![redirect(&doc_http), redirect(&tgz_http)]).await;
+    let (http, ctl) = trusting(&secure.url, &secure.ca_pem);
+    let doc = format!("{}kanban", secure.url);
+    let tgz = format!("{}kanban/-/kanban-1.0.0.tgz", secure.url);
+
+    let e = http
+        .get_bytes(&doc, "*/*", 1 << 20, &ctl)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "EINSECURE_REDIRECT", "{e}");
+    assert!(!e.is_retryable());
+    assert_eq!(
+        e.fields(),
+        [
+            ("url", Field::Str(doc.clone())),
+            ("location", Field::Str(doc_http.clone())),
+        ]
+    );
+    assert!(e.to_string().contains(&doc_http), "{e}");
+
+    let e = http.open(&tgz, "*/*", &ctl).await.unwrap_err();
+    assert_eq!(e.code(), "EINSECURE_REDIRECT", "{e}");
+    // One request each: the refusal is not retried, and the http server saw nothing.
+    assert_eq!(
+        secure.finished().await,
+        ["/kanban", "/kanban/-/kanban-1.0.0.tgz"]
+    );
+    assert_eq!(plain.request_count(), 0);
+}
+
+#[tokio::test]
+async fn redirects_that_keep_or_raise_the_scheme_are_followed_up_to_ten() {
+    // http -> https -> https (relative) -> 200.
+    let secure = TlsServer::script(vec![redirect("/b"), ok("ok")]).await;
+    let plain = Server::script(vec![redirect(&format!("{}a", secure.url))]).await;
+    let (http, ctl) = trusting(&plain.url, &secure.ca_pem);
+    let body = http
+        .get_bytes(&format!("{}kanban", plain.url), "*/*", 100, &ctl)
+        .await
+        .unwrap();
+    assert_eq!(body, b"ok");
+    assert_eq!(secure.finished().await, ["/a", "/b"]);
+    plain.finished().await;
+
+    // Ten redirects are followed; the eleventh is refused as before, with ENETWORK.
+    let mut replies = vec![redirect("/again"); 10];
+    replies.push(ok("ok"));
+    let server = Server::script(replies).await;
+    let (http, ctl) = client(&server.url);
+    let url = format!("{}kanban", server.url);
+    assert_eq!(http.get_bytes(&url, "*/*", 100, &ctl).await.unwrap(), b"ok");
+    server.finished().await;
+    let server = Server::script(vec![redirect("/again"); 11]).await;
+    let (http, ctl) = client(&server.url);
+    let url = format!("{}kanban", server.url);
+    let e = http.get_bytes(&url, "*/*", 100, &ctl).await.unwrap_err();
+    assert_eq!(e.code(), "ENETWORK", "{e}");
+    assert!(e.to_string().contains("too many redirects"), "{e}");
     server.finished().await;
 }

@@ -25,7 +25,8 @@ impl Http {
             // Tarballs are already gzip; asking for more encoding only costs CPU.
             .no_gzip()
             // Proxies come from our own configuration only (read in one place), never implicitly.
-            .no_proxy();
+            .no_proxy()
+            .redirect(redirect_policy());
         for proxy in proxies(net)? {
             b = b.proxy(proxy);
         }
@@ -346,8 +347,72 @@ fn with_sources(e: &dyn std::error::Error) -> String {
     message
 }
 
-/// Maps a transport failure to `ETIMEDOUT` (connect or idle timeout) or `ENETWORK`.
+/// Redirects followed per request, as many as reqwest's default policy follows.
+const MAX_REDIRECTS: usize = 10;
+
+/// reqwest's default policy (at most [`MAX_REDIRECTS`]) that also refuses a redirect from https
+/// to plain http, whatever the request: the document, the keys, an attestation or the tarball.
+/// Credentials stay where they were: reqwest drops `Authorization` on a redirect to another host.
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        // `previous` holds the request's URL and each one it was redirected to since.
+        let from = attempt.previous().last();
+        if let Some(from) = from.filter(|from| is_downgrade(from, attempt.url())) {
+            let refused = Downgrade {
+                location: attempt.url().to_string(),
+                from: from.to_string(),
+            };
+            attempt.error(refused)
+        } else if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error("too many redirects")
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// Whether going from `from` to `to` drops TLS.
+fn is_downgrade(from: &reqwest::Url, to: &reqwest::Url) -> bool {
+    from.scheme() == "https" && to.scheme() == "http"
+}
+
+/// The redirect policy's refusal of a redirect from https to http, found again in the error
+/// reqwest returns.
+#[derive(Debug)]
+struct Downgrade {
+    from: String,
+    location: String,
+}
+
+impl std::fmt::Display for Downgrade {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "redirect from {} to plain http", self.from)
+    }
+}
+
+impl std::error::Error for Downgrade {}
+
+/// The refused downgrade behind `e`, if that is what failed.
+fn downgrade_of(e: &reqwest::Error) -> Option<&Downgrade> {
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(d) = s.downcast_ref::<Downgrade>() {
+            return Some(d);
+        }
+        src = s.source();
+    }
+    None
+}
+
+/// Maps a transport failure to `EINSECURE_REDIRECT` (a redirect from https to http),
+/// `ETIMEDOUT` (connect or idle timeout) or `ENETWORK`.
 pub fn transport_error(url: &str, phase: Phase, e: &reqwest::Error, net: &NetConfig) -> StageError {
+    if let Some(d) = downgrade_of(e) {
+        return StageError::InsecureRedirect {
+            url: url.into(),
+            location: d.location.clone(),
+        };
+    }
     if e.is_timeout() {
         let (budget, ms) = if e.is_connect() {
             (Budget::Connect, net.connect_timeout)
@@ -452,6 +517,16 @@ mod tests {
             Err(e) => panic!("expected EINVALID_OPTION for ca, got {} ({e})", e.code()),
             Ok(_) => panic!("expected EINVALID_OPTION for ca, got a client"),
         }
+    }
+
+    #[test]
+    fn only_https_to_http_is_a_downgrade() {
+        let u = |s: &str| reqwest::Url::parse(s).unwrap();
+        assert!(is_downgrade(&u("https://r/a"), &u("http://r/a")));
+        assert!(is_downgrade(&u("https://r/a"), &u("http://other:8080/b")));
+        assert!(!is_downgrade(&u("http://r/a"), &u("https://r/a")));
+        assert!(!is_downgrade(&u("http://r/a"), &u("http://other/a")));
+        assert!(!is_downgrade(&u("https://r/a"), &u("https://cdn/a")));
     }
 
     #[test]

@@ -4,6 +4,8 @@
 use super::error::{Budget, Result, StageError};
 use super::log::{Level, LogEntry, LogSink, Value};
 use super::phase::Phase;
+use super::text::redact_credentials;
+use std::borrow::Cow;
 use std::future::Future;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -71,12 +73,18 @@ impl Control {
         self
     }
 
-    /// Sends a log entry to the call's log sink, if it has one.
+    /// Sends a log entry to the call's log sink, if it has one. Its values are clipped, so they
+    /// show no credentials; the message is masked here too, whatever it was made of.
     pub fn log(&self, level: Level, message: impl Into<String>, fields: &[(&'static str, Value)]) {
         if let Some(sink) = &self.log {
+            let message = message.into();
+            let message = match redact_credentials(&message) {
+                Cow::Borrowed(_) => message,
+                Cow::Owned(masked) => masked,
+            };
             sink(LogEntry {
                 level,
-                message: message.into(),
+                message,
                 fields: fields.to_vec(),
             });
         }
@@ -199,5 +207,28 @@ mod tests {
             }
             other => panic!("expected ETIMEDOUT, got {other}"),
         }
+    }
+
+    #[test]
+    fn a_log_entry_never_shows_the_credentials_of_a_url() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let (ctl, _h) = Control::new(Duration::from_secs(5));
+        let ctl = ctl.with_log(Arc::new(move |e: LogEntry| sink.lock().unwrap().push(e)));
+        let url = "http://user:secret@r/kanban?token=secret";
+        ctl.log(
+            Level::Warn,
+            format!("retrying {url} after ENETWORK"),
+            &[("url", url.into())],
+        );
+        let entries = seen.lock().unwrap();
+        assert_eq!(
+            entries[0].message,
+            "retrying http://***@r/kanban?token=*** after ENETWORK"
+        );
+        assert_eq!(
+            entries[0].fields,
+            [("url", Value::Str("http://***@r/kanban?token=***".into()))]
+        );
     }
 }

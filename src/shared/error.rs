@@ -53,6 +53,20 @@ pub enum StageError {
         message: String,
     },
 
+    /// A redirect from an https URL to a plain http one, refused before it is followed: what
+    /// it served could be read and changed by anyone on the path.
+    #[error(
+        "refusing the redirect of {} to {}: it leaves https for plain http",
+        clip(.url),
+        clip(.location)
+    )]
+    InsecureRedirect {
+        /// The URL requested.
+        url: String,
+        /// The http URL the redirect named.
+        location: String,
+    },
+
     #[error("package document from {} is unusable: {}", clip(.url), clip(.reason))]
     BadManifest { url: String, reason: String },
 
@@ -266,6 +280,9 @@ kinds! {
         has; update the app first, or check `hostNodeVersion` (--host-node-version)",
     ELOCKED: "another process held the store lock for seconds (it may be frozen); retry, or end \
         that process",
+    EINSECURE_REDIRECT: "an https request was redirected to plain http, where anyone on the path \
+        could change what is staged, and was refused; the registry, mirror or proxy must redirect \
+        to https (check `registry`, --registry)",
 }
 
 /// What JS sees of an error beside its message: its kind and its structured fields.
@@ -283,7 +300,7 @@ impl Describe {
         }
     }
 
-    /// Adds a string field, clipped.
+    /// Adds a string field, clipped (which masks the credentials of a URL).
     fn str(mut self, name: &'static str, value: &str) -> Describe {
         self.fields.push((name, Field::Str(clip(value))));
         self
@@ -336,6 +353,9 @@ impl StageError {
                 .str("phase", phase.as_str()).str("timeout", budget.as_str()),
             Network { url, phase, .. } => {
                 of(Kind::ENETWORK).str("url", url).str("phase", phase.as_str())
+            }
+            InsecureRedirect { url, location } => {
+                of(Kind::EINSECURE_REDIRECT).str("url", url).str("location", location)
             }
             BadManifest { url, .. } => of(Kind::EBADMANIFEST).str("url", url),
             InvalidVersion { version, tag, .. } => {
@@ -613,6 +633,43 @@ mod tests {
         }
     }
 
+    #[test]
+    fn messages_and_fields_never_show_the_credentials_of_a_url() {
+        let url = "https://user:secret@r/kanban?token=secret".to_string();
+        let errs = [
+            StageError::Http {
+                url: url.clone(),
+                status: 404,
+                retry_after: None,
+            },
+            StageError::Network {
+                url: url.clone(),
+                phase: Phase::Resolving,
+                message: format!("error sending request for url ({url})"),
+            },
+            StageError::InsecureRedirect {
+                url: url.clone(),
+                location: "http://u:secret@m/x.tgz?X-Amz-Signature=secret".into(),
+            },
+            StageError::InvalidOption {
+                name: "registry",
+                reason: format!("`{url}`: invalid port number"),
+            },
+        ];
+        for e in errs {
+            let m = e.to_string();
+            assert!(
+                !m.contains("secret") && m.contains("https://***@r/kanban?token=***"),
+                "{m}"
+            );
+            for (name, f) in e.fields() {
+                if let Field::Str(v) = f {
+                    assert!(!v.contains("secret"), "{} {name}: {v}", e.code());
+                }
+            }
+        }
+    }
+
     /// `E…` codes in the order they appear in `text` (each once).
     fn codes_in(text: &str, open: &str) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
@@ -659,6 +716,10 @@ mod tests {
             StageError::BadManifest {
                 url: url.clone(),
                 reason: url.clone(),
+            },
+            StageError::InsecureRedirect {
+                url: url.clone(),
+                location: url.clone(),
             },
             StageError::InvalidVersion {
                 package: url.clone(),

@@ -1,6 +1,6 @@
 //! What every layer shares: the error type and its codes, the call context (deadline, abort,
-//! progress, log), the phase names, text clipping for messages, RFC 3339 dates, npm's version
-//! rules and the file-system helpers.
+//! progress, log), the phase names, text clipping for messages (which masks the credentials of
+//! URLs), RFC 3339 dates, npm's version rules and the file-system helpers.
 //!
 //! May use: nothing of the crate. Used by every layer.
 

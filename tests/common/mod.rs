@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 
 #[path = "../../src/trust/provenance/testkit.rs"]
 pub mod kit;
+pub mod tls;
 
 /// What the server answers.
 enum Replies {
@@ -98,6 +99,11 @@ impl Server {
         self.requests(|p| p.ends_with(".tgz"))
     }
 
+    /// Every request it received.
+    pub fn request_count(&self) -> usize {
+        self.requests(|_| true)
+    }
+
     fn requests(&self, matching: impl Fn(&str) -> bool) -> usize {
         let log = self.log.lock().unwrap();
         log.iter().filter(|p| matching(p)).count()
@@ -155,7 +161,7 @@ async fn route(
 }
 
 /// Reads a request's head; its path, or `None` when the client hangs up first.
-async fn read_request(sock: &mut TcpStream) -> Option<String> {
+async fn read_request(sock: &mut (impl AsyncReadExt + Unpin)) -> Option<String> {
     let mut req = Vec::new();
     let mut buf = [0u8; 1024];
     while !req.windows(4).any(|w| w == b"\r\n\r\n") {
