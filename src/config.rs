@@ -2,6 +2,7 @@
 //! defaults into a [`Config`]. The process environment is read here and only here.
 
 use crate::shared::error::StageError;
+use crate::shared::fsutil;
 use crate::trust::provenance::{Policy, TrustRoot, MAX_TRUST_ROOT_BYTES};
 use crate::trust::{key_from_json, RegistryKey};
 use std::path::{Path, PathBuf};
@@ -156,7 +157,7 @@ pub fn user_data_dir(raw: &str) -> Result<PathBuf, StageError> {
     if !Path::new(raw).is_absolute() {
         return Err(invalid("userData", "must be an absolute path"));
     }
-    Ok(canonical_dir(&normalize(Path::new(raw))))
+    Ok(fsutil::canonical_dir(&normalize(Path::new(raw))))
 }
 
 /// `path` with `.` and repeated separators dropped and each `..` taken with the name before it,
@@ -174,28 +175,6 @@ fn normalize(path: &Path) -> PathBuf {
         }
     }
     out
-}
-
-/// The folder's one real name when it exists (links resolved), so that a store staged through a
-/// link or another spelling is found under every spelling; else `path` itself. On Windows the
-/// `\\?\` form the OS returns is spelled back as the drive or share path the app uses.
-fn canonical_dir(path: &Path) -> PathBuf {
-    let Ok(real) = std::fs::canonicalize(path) else {
-        return path.to_path_buf();
-    };
-    #[cfg(windows)]
-    {
-        let s = real.to_string_lossy();
-        if let Some(rest) = s.strip_prefix(r"\\?\UNC\") {
-            return PathBuf::from(format!(r"\\{rest}"));
-        }
-        if let Some(rest) = s.strip_prefix(r"\\?\") {
-            if rest.as_bytes().get(1) == Some(&b':') {
-                return PathBuf::from(rest);
-            }
-        }
-    }
-    real
 }
 
 impl Default for NetConfig {

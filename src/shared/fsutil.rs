@@ -176,6 +176,32 @@ pub enum SmallFile {
     Refused,
 }
 
+/// The folder's one real name when it exists (links resolved), so that a store staged through a
+/// link or another spelling is found under every spelling; else `path` itself. On Windows the
+/// `\\?\` form the OS returns is spelled back as the drive or share path the app uses.
+pub fn canonical_dir(path: &Path) -> PathBuf {
+    let Ok(real) = std::fs::canonicalize(path) else {
+        return path.to_path_buf();
+    };
+    #[cfg(windows)]
+    {
+        let s = real.to_string_lossy();
+        if let Some(rest) = s.strip_prefix(r"\\?\UNC\") {
+            return PathBuf::from(format!(r"\\{rest}"));
+        }
+        if let Some(rest) = s.strip_prefix(r"\\?\") {
+            if rest.as_bytes().get(1) == Some(&b':') {
+                return PathBuf::from(rest);
+            }
+        }
+    }
+    real
+}
+
+/// A package.json read whole: real ones are a few KB, so anything past this cap is not one and
+/// is not read into memory.
+pub const MAX_MANIFEST_BYTES: u64 = 1024 * 1024;
+
 /// Reads one of the store's small files (pointer, lists, records) without trusting what is there:
 /// a regular file only, never through a link (a link could lead out of the store or to
 /// `/dev/zero`), never a FIFO (whose open would wait for a writer forever), and at most `cap`

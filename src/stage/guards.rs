@@ -8,6 +8,7 @@ use crate::registry::{rewrite_tarball_url, Dist, Document, ACCEPT_FULL};
 use crate::shared::call::Control;
 use crate::shared::error::Result;
 use crate::shared::error::StageError;
+use crate::shared::fsutil;
 use crate::shared::log::Level;
 use crate::shared::text::clip;
 use crate::store::Store;
@@ -24,19 +25,15 @@ pub(crate) fn bundled_node_pty_version(native_src: &Path) -> Option<nodejs_semve
         .and_then(|v| nodejs_semver::Version::parse(v).ok())
 }
 
-/// A package.json read whole: real ones are a few KB, so anything past this cap is not one and
-/// is not read into memory.
-const MAX_MANIFEST_BYTES: u64 = 1024 * 1024;
-
 /// A package.json as JSON, or `None` when it is missing, oversized or not JSON.
 pub(crate) fn read_manifest(path: &Path) -> Option<serde_json::Value> {
     let mut bytes = Vec::new();
     std::fs::File::open(path)
         .ok()?
-        .take(MAX_MANIFEST_BYTES + 1)
+        .take(fsutil::MAX_MANIFEST_BYTES + 1)
         .read_to_end(&mut bytes)
         .ok()?;
-    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+    if bytes.len() as u64 > fsutil::MAX_MANIFEST_BYTES {
         return None;
     }
     serde_json::from_slice(&bytes).ok()

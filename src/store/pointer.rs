@@ -94,9 +94,9 @@ impl Store {
         plain
             && spelled.is_absolute()
             && spelled.ends_with(tail)
-            && spelled_user_data
-                .and_then(|u| fs::canonicalize(u).ok())
-                .is_some_and(|u| u == user_data)
+            // Spelled as `userData` itself was when the store was opened (on Windows, the drive
+            // path rather than the `\\?\` form).
+            && spelled_user_data.is_some_and(|u| fsutil::canonical_dir(u) == user_data)
     }
 
     /// The CLI to run: the (never bad) pointer's `cliEntry` when its folder is runnable.

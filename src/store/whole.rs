@@ -58,10 +58,9 @@ impl Store {
         {
             return false;
         }
-        // A package.json is a few KB; a larger one is not the runtime's. Read like the store's
-        // own files: a regular file only, no link followed, no FIFO waited on.
-        const MAX_MANIFEST_BYTES: u64 = 1 << 20;
-        match fsutil::read_small(&dir.join("package.json"), MAX_MANIFEST_BYTES) {
+        // Read like the store's own files: a regular file only, no link followed, no FIFO waited
+        // on, and capped.
+        match fsutil::read_small(&dir.join("package.json"), fsutil::MAX_MANIFEST_BYTES) {
             fsutil::SmallFile::Read(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes)
                 .ok()
                 .is_some_and(|v| v.get("version").and_then(|v| v.as_str()) == Some(version)),
