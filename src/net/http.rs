@@ -495,13 +495,46 @@ pub fn parse_proxy_option(opt: &str) -> Result<Option<String>> {
     }
     Err(StageError::InvalidOption {
         name: "proxy",
-        reason: format!("`{opt}` is neither a proxy URL nor a PAC result with PROXY or DIRECT"),
+        reason: format!(
+            "`{}` is neither a proxy URL nor a PAC result with PROXY or DIRECT",
+            mask_bare_userinfo(opt)
+        ),
     })
+}
+
+/// `opt` with the userinfo of each `user:pw@host` in it masked, scheme or not: a proxy is often
+/// written without one (`user:pw@proxy:3128`, as `HTTPS_PROXY` takes it), which URL masking
+/// does not recognise.
+fn mask_bare_userinfo(opt: &str) -> String {
+    opt.split(' ')
+        .map(|word| match word.rfind('@') {
+            Some(at) => {
+                let start = word.find("://").map_or(0, |i| i + 3);
+                if start <= at {
+                    format!("{}***{}", &word[..start], &word[at..])
+                } else {
+                    word.to_string()
+                }
+            }
+            None => word.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_proxy_option_never_shows_its_password() {
+        for opt in ["user:s3cret@proxy:3128", "PROXY; user:s3cret@proxy:3128 x"] {
+            let e = parse_proxy_option(opt).unwrap_err();
+            assert_eq!(e.code(), "EINVALID_OPTION");
+            assert!(!e.to_string().contains("s3cret"), "{e}");
+            assert!(e.to_string().contains("***@proxy:3128"), "{e}");
+        }
+    }
 
     #[test]
     fn a_ca_block_that_is_no_certificate_is_an_invalid_ca() {
