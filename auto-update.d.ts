@@ -46,7 +46,7 @@ export interface RuntimeAutoUpdateSettings {
   firstCheckDelayMs?: number
   /** Default 1 800 000 (30 min). */
   checkIntervalMs?: number
-  /** Trial launches before a rollback; default 2. */
+  /** Trial launches before a rollback; default 2, a whole number from 1 to 1000 (else throws). */
   maxUnconfirmedLaunches?: number
   /**
    * After `resolveCliEntryOverride` returned a staged cliEntry on trial, the wiring confirms it
@@ -55,6 +55,9 @@ export interface RuntimeAutoUpdateSettings {
    * for the orchestrator's readiness probe to fail, and for a runtime that dies soon after it came
    * up to be reported. `0` or `null`: never confirm by itself (an app that confirms itself, after
    * its own readiness rule). At most 2 147 483 647 (a timer's limit); anything else throws.
+   * The delay runs from the launch, not from readiness: the orchestrator must give up on a
+   * runtime that never becomes ready (and call `onCliEntryOverrideFailed`) well within it, or a
+   * hung runtime is confirmed.
    */
   confirmAfterMs?: number | null
   /** Where the wiring logs; default `console`. */

@@ -40,7 +40,13 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
   const nativeDepsSource = path.join(unpacked, 'node_modules')
   const firstDelay = settings.firstCheckDelayMs ?? FIRST_CHECK_DELAY_MS
   const interval = settings.checkIntervalMs ?? CHECK_INTERVAL_MS
-  const launchOpts = { bundledVersion, maxUnconfirmedLaunches: settings.maxUnconfirmedLaunches }
+  const max = settings.maxUnconfirmedLaunches
+  // Refused here, once, rather than by every beginLaunch, which would leave the app on its bundled
+  // runtime for good with nothing but a warning per start.
+  if (max !== undefined && !(Number.isInteger(max) && max >= 1 && max <= 1000)) {
+    throw new TypeError('maxUnconfirmedLaunches must be a whole number from 1 to 1000')
+  }
+  const launchOpts = { bundledVersion, maxUnconfirmedLaunches: max }
   // 0 or null: the app confirms by itself (confirmCliEntryOverride).
   const confirmAfter = settings.confirmAfterMs === undefined ? CONFIRM_AFTER_MS : settings.confirmAfterMs
   // A timer past 2^31 - 1 ms would fire at once (Node clamps it to 1 ms): that would confirm
@@ -54,6 +60,15 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
     cleanupPartials(deps.userData)
   } catch (e) {
     warn('cleanupPartials', e)
+  }
+
+  // A listener that throws must not turn a launch decision or a rollback into a failure.
+  const broadcast = (channel, ...args) => {
+    try {
+      deps.broadcast(channel, ...args)
+    } catch (e) {
+      warn(`broadcast ${channel}`, e)
+    }
   }
 
   let timer = null
@@ -87,7 +102,10 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
     const pending = setTimeout(() => {
       pendingConfirms.delete(cliEntry)
       const version = confirmCliEntryOverride(cliEntry)
-      if (version) logger.log(`[runtime-auto-update] Staged runtime ${version} confirmed healthy.`)
+      // A timer callback that throws would be an uncaught exception in the main process.
+      try {
+        if (version) logger.log(`[runtime-auto-update] Staged runtime ${version} confirmed healthy.`)
+      } catch {}
     }, confirmAfter)
     // A pending confirmation never keeps the app alive.
     pending.unref?.()
@@ -102,7 +120,7 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
         logger.warn(
           `[runtime-auto-update] Staged runtime ${launch.rolledBack.version} never came up (${launch.rolledBack.reason}); rolled back to ${launch.version}.`,
         )
-        deps.broadcast('runtime:rolled-back', launch.rolledBack.version)
+        broadcast('runtime:rolled-back', launch.rolledBack.version)
       }
       // A confirmed version (attempt 0) is no trial: nothing to confirm.
       if (launch.cliEntry && launch.attempt > 0) scheduleConfirm(launch.cliEntry)
@@ -119,7 +137,10 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
     cancelConfirm(cliEntry)
     let failedVersion = null
     try {
-      failedVersion = reportLaunchFailed(deps.userData, cliEntry, reason).failedVersion
+      // The reason is for the log: whatever the app passes (an Error, an exit code) must not
+      // stop the rollback.
+      const why = reason == null ? undefined : String(reason)
+      failedVersion = reportLaunchFailed(deps.userData, cliEntry, why).failedVersion
       logger.warn(
         `[runtime-auto-update] Staged runtime failed (${reason})${failedVersion ? `; rolled back ${failedVersion}` : ''}.`,
       )
@@ -133,7 +154,7 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
         warn('versionFromCliEntry', e2)
       }
     }
-    deps.broadcast('runtime:rolled-back', failedVersion ?? null)
+    broadcast('runtime:rolled-back', failedVersion ?? null)
   }
 
   const runCheck = async () => {
@@ -157,7 +178,7 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
       })
       if (outcome.kind === 'staged') {
         logger.log(`[runtime-auto-update] Staged kanban@${outcome.version}; restart to apply.`)
-        deps.broadcast('runtime:update-staged', outcome.version)
+        broadcast('runtime:update-staged', outcome.version)
       } else if (outcome.kind === 'bad-version') {
         logger.log(`[runtime-auto-update] Skipping kanban@${outcome.version}: previously failed startup.`)
       }
