@@ -47,12 +47,20 @@ export async function stageInChild(
 /** Holds `file`'s advisory lock in another process until the returned function is called. */
 export async function holdLock(file: string): Promise<() => void> {
   fs.mkdirSync(path.dirname(file), { recursive: true })
-  const child = spawn('flock', ['-x', file, '-c', 'echo held; sleep 60'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  // Its own process group: the release kills the shell and the sleep that inherited the lock.
+  const child = spawn('flock', ['-x', file, '-c', 'echo held; sleep 60'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    detached: true,
+  })
   await new Promise<void>((resolve, reject) => {
     child.stdout.once('data', () => resolve())
     child.once('exit', (code) => reject(new Error(`flock exited ${code}`)))
   })
   return () => {
-    child.kill('SIGKILL')
+    try {
+      process.kill(-child.pid!, 'SIGKILL')
+    } catch {
+      // Already gone.
+    }
   }
 }
