@@ -165,8 +165,8 @@ function readJson(file) {
   return JSON.parse(fs.readFileSync(file, 'utf8'))
 }
 
-// The store's small files, each read with the cap the addon reads it with (src/store.rs,
-// src/launch.rs): a file above it is not the store's and is never read into memory.
+// The store's small files, each read with the cap the addon reads it with (src/store/pointer.rs,
+// src/store/lists.rs, src/store/launches.rs): a file above it is not the store's and is never read into memory.
 const STORE_FILES = {
   'current.json': 16 * 1024,
   'bad-versions.json': 1024 * 1024,

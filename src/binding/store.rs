@@ -113,8 +113,9 @@ pub fn pointer_file_exists(env: &Env, user_data: Option<Unknown<'_>>) -> Result<
     sync_call(env, || Ok(store_arg(user_data)?.pointer_file_exists()))
 }
 
-/// The pointer an app writes by hand: `{ version, cliEntry }`, `cliEntry` exactly
-/// `cliEntryFor(userData, version)`. Throws `EINVALID_OPTION` (`invalid semver`, `cliEntry for
+/// The pointer an app writes by hand: `{ version, cliEntry }`, `cliEntry` being
+/// `cliEntryFor(userData, version)` (or that path joined from another spelling of `userData`, a
+/// link to it; written canonical either way). Throws `EINVALID_OPTION` (`invalid semver`, `cliEntry for
 /// <v> must be <path>`), `ELOCKED` after 5 s of a held store lock, `EIO`/`ENOSPC` on a failed
 /// write.
 #[napi(ts_args_type = "userData: string, p: RuntimePointer")]
@@ -183,8 +184,9 @@ pub fn remove_version_dir(
     })
 }
 
-/// The version a `cliEntry` was staged for, when it is exactly this store's canonical
-/// `versions/<v>/dist/cli.js`; else `null`.
+/// The version a `cliEntry` was staged for, when it is this store's canonical
+/// `versions/<v>/dist/cli.js` (or that path joined from another spelling of `userData`, a link to
+/// it, with no empty, `.` or `..` component); else `null`.
 #[napi(ts_args_type = "userData: string, cliEntry: string")]
 pub fn version_from_cli_entry(
     env: &Env,

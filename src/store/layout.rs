@@ -5,8 +5,9 @@
 //! ```text
 //! current.json        {"version","cliEntry","previous"}: what the app runs next
 //! bad-versions.json   ["0.1.69", ...]: versions that failed to start, sorted by precedence
-//! incompatible-versions.json  {"0.2.0": {"guard": "engines.node", "range": ">=24"}}: versions
-//!                     whose own package.json refused this app; re-checked, never re-downloaded
+//! incompatible-versions.json  {"0.2.0": {"guard": "engines.node", "range": ">=24", "integrity":
+//!                     "sha512-..."}}: tarballs whose own package.json refused this app;
+//!                     re-checked, never re-downloaded
 //! launches.json       trial launches and confirmations per version
 //! stage.lock          held by a staging run from its first store step to its last, download
 //!                     included: one staging run per store at a time
