@@ -554,8 +554,9 @@ export interface VerifyBundleOptions {
 export declare function versionDir(userData: string, version: string): string
 
 /**
- * The version a `cliEntry` was staged for, when it is exactly this store's canonical
- * `versions/<v>/dist/cli.js`; else `null`.
+ * The version a `cliEntry` was staged for, when it is this store's canonical
+ * `versions/<v>/dist/cli.js` (or that path joined from another spelling of `userData`, a link to
+ * it, with no empty, `.` or `..` component); else `null`.
  */
 export declare function versionFromCliEntry(userData: string, cliEntry: string): string | null
 
@@ -579,8 +580,9 @@ export interface VersionOnDisk {
 }
 
 /**
- * The pointer an app writes by hand: `{ version, cliEntry }`, `cliEntry` exactly
- * `cliEntryFor(userData, version)`. Throws `EINVALID_OPTION` (`invalid semver`, `cliEntry for
+ * The pointer an app writes by hand: `{ version, cliEntry }`, `cliEntry` being
+ * `cliEntryFor(userData, version)` (or that path joined from another spelling of `userData`, a
+ * link to it; written canonical either way). Throws `EINVALID_OPTION` (`invalid semver`, `cliEntry for
  * <v> must be <path>`), `ELOCKED` after 5 s of a held store lock, `EIO`/`ENOSPC` on a failed
  * write.
  */
