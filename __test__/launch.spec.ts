@@ -276,6 +276,53 @@ describe('createRuntimeAutoUpdate', () => {
     expect(u.resolveCliEntryOverride()).toBeNull()
   })
 
+  it('a failure reported with a reason of any type (an Error, an exit code) still rolls back', async () => {
+    const reasons: unknown[] = [new Error('exited'), 1, { signal: 'SIGSEGV' }]
+    for (const [i, reason] of reasons.entries()) {
+      const version = `1.${4 + i}.0`
+      await stage(version)
+      const { u, calls } = app()
+      const ran = u.resolveCliEntryOverride()
+      expect(ran).toBe(b.cliEntryFor(s.userData, version))
+      u.onCliEntryOverrideFailed(reason as any, ran!)
+      expect(b.isBadVersion(s.userData, version)).toBe(true)
+      expect(calls).toContainEqual(['runtime:rolled-back', version])
+      u.stop()
+    }
+  })
+
+  it('a maxUnconfirmedLaunches the addon would refuse is refused at creation', () => {
+    for (const maxUnconfirmedLaunches of [0, 1.5, 1001, '2', null]) {
+      expect(() => app('1.0.0', { maxUnconfirmedLaunches })).toThrow(TypeError)
+    }
+  })
+
+  it('a broadcast listener that throws never turns a launch decision into null', async () => {
+    await stage('1.4.0')
+    const { u } = app('1.0.0', { maxUnconfirmedLaunches: 1 })
+    const ran = u.resolveCliEntryOverride()
+    expect(ran).toBe(b.cliEntryFor(s.userData, '1.4.0'))
+    const res = tempDir()
+    fs.mkdirSync(path.join(res, 'app.asar.unpacked', 'cli'), { recursive: true })
+    fs.writeFileSync(path.join(res, 'app.asar.unpacked', 'cli', 'package.json'), JSON.stringify({ version: '1.0.0' }))
+    const throwing = createRuntimeAutoUpdate(
+      {
+        isPackaged: true,
+        userData: s.userData,
+        resourcesPath: res,
+        shellVersion: '0.0.1',
+        broadcast: () => {
+          throw new Error('listener failed')
+        },
+      },
+      { maxUnconfirmedLaunches: 1, logger: { log() {}, warn() {} }, confirmAfterMs: 0 },
+    )!
+    // The second unconfirmed launch rolls 1.4.0 back and broadcasts it: the listener throws, the
+    // decision (the bundled runtime) stands.
+    expect(throwing.resolveCliEntryOverride()).toBeNull()
+    expect(b.isBadVersion(s.userData, '1.4.0')).toBe(true)
+  })
+
   it('background checks never count as launches: a healthy runtime survives any number of them', async () => {
     await stage('1.4.0')
     const { u, calls, logs } = app()
