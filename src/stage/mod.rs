@@ -8,6 +8,7 @@
 
 mod check;
 mod document;
+mod finish;
 mod flight;
 mod guards;
 mod install;
