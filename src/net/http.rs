@@ -335,14 +335,17 @@ fn check_ca_certificates(pem: &str) -> Result<()> {
     Ok(())
 }
 
+/// The errors behind `e`, nearest first.
+fn sources(e: &dyn std::error::Error) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+    std::iter::successors(e.source(), |s| s.source())
+}
+
 /// An error's message followed by its sources' ("builder error: invalid peer certificate ...").
 fn with_sources(e: &dyn std::error::Error) -> String {
     let mut message = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
+    for s in sources(e) {
         message.push_str(": ");
         message.push_str(&s.to_string());
-        src = s.source();
     }
     message
 }
@@ -394,14 +397,7 @@ impl std::error::Error for Downgrade {}
 
 /// The refused downgrade behind `e`, if that is what failed.
 fn downgrade_of(e: &reqwest::Error) -> Option<&Downgrade> {
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        if let Some(d) = s.downcast_ref::<Downgrade>() {
-            return Some(d);
-        }
-        src = s.source();
-    }
-    None
+    sources(e).find_map(|s| s.downcast_ref::<Downgrade>())
 }
 
 /// Maps a transport failure to `EINSECURE_REDIRECT` (a redirect from https to http),
