@@ -37,8 +37,10 @@ it('isStageError accepts a real rejection and its IPC copy, and nothing else', a
 })
 
 describe('credentials in URLs', () => {
+  /** `url` with `user:secret@` in it. */
+  const withSecret = (url: string) => url.replace('//', '//user:secret@')
   /** The scenario's registry URL with `user:secret@` in it. */
-  const withUser = (s: Scenario) => s.registry.url.replace('http://', 'http://user:secret@')
+  const withUser = (s: Scenario) => withSecret(s.registry.url)
   const shown = (s: Scenario) => s.registry.url.replace('http://', 'http://***@')
 
   /** Everything a rejection shows: its message and its own fields. */
@@ -79,11 +81,11 @@ describe('credentials in URLs', () => {
       // Refused: nobody listens.
       const port = await closedPort()
       const refused = await rejection(
-        binding.checkAndStageLatestRuntime(opts({ registry: `http://user:secret@127.0.0.1:${port}/` })),
+        binding.checkAndStageLatestRuntime(opts({ registry: withSecret(`http://127.0.0.1:${port}/`) })),
       )
       expect(refused).toMatchObject({ code: 'ENETWORK', url: `http://***@127.0.0.1:${port}/kanban` })
       // An option the URL makes invalid.
-      const invalid = await rejection(binding.checkAndStageLatestRuntime(opts({ registry: 'http://user:secret@127.0.0.1:99999/' })))
+      const invalid = await rejection(binding.checkAndStageLatestRuntime(opts({ registry: withSecret('http://127.0.0.1:99999/') })))
       expect(invalid).toMatchObject({ code: 'EINVALID_OPTION', option: 'registry' })
       for (const err of [missing, failing, refused, invalid]) expect(everything(err)).not.toContain('secret')
       expect(JSON.stringify(logs)).not.toContain('secret')

@@ -23,7 +23,7 @@ const deps: RuntimeAutoUpdateDeps = {
 const wiring: RuntimeAutoUpdate | null = createRuntimeAutoUpdate(deps)
 
 const settings: RuntimeAutoUpdateSettings = {
-  staging: { registry: 'https://registry.example/', timeoutMs: 60_000 },
+  staging: { registry: 'https://registry.example.com/', timeoutMs: 60_000 },
   firstCheckDelayMs: FIRST_CHECK_DELAY_MS,
   checkIntervalMs: CHECK_INTERVAL_MS,
   maxUnconfirmedLaunches: 3,
