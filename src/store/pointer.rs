@@ -142,20 +142,25 @@ impl Store {
         fs::metadata(self.pointer_path()).is_ok_and(|m| m.is_file())
     }
 
-    /// Points at `version`, whose `cli_entry` must be exactly its canonical path; the version
-    /// pointed so far (or its fallback) is kept as `previous` when it is runnable and not bad.
+    /// Whether `cli_entry` is `version`'s CLI in this store: its canonical path exactly, or that
+    /// path joined from another spelling of userData (a link to it, as macOS's temporary folder
+    /// is; see [`Store::is_other_spelling`]).
+    fn names_cli_entry(&self, version: &str, cli_entry: &str) -> bool {
+        let canonical = self.cli_entry(version);
+        canonical.to_string_lossy() == cli_entry || self.is_other_spelling(cli_entry, &canonical)
+    }
+
+    /// Points at `version`, whose `cli_entry` must name its CLI in this store (written with the
+    /// canonical path either way); the version pointed so far (or its fallback) is kept as
+    /// `previous` when it is runnable and not bad.
     pub fn write_pointer_checked(&self, version: &str, cli_entry: &str) -> Result<()> {
         check_version(version)?;
-        let canonical = self.cli_entry(version);
-        let exact = Path::new(cli_entry) == canonical && cli_entry == canonical.to_string_lossy();
-        // The app may join its own spelling of userData (a link to it, as macOS's temp folder
-        // is); the pointer is written with the canonical path either way.
-        if !exact && !self.is_other_spelling(cli_entry, &canonical) {
+        if !self.names_cli_entry(version, cli_entry) {
             return Err(StageError::InvalidOption {
                 name: "cliEntry",
                 reason: format!(
                     "cliEntry for {version} must be {}, got {cli_entry}",
-                    canonical.display()
+                    self.cli_entry(version).display()
                 ),
             });
         }
@@ -174,7 +179,7 @@ impl Store {
         self.with_store_lock(&LockWait::Bounded, |lock| self.remove_pointer(lock))
     }
 
-    /// The version a CLI path was staged for, when it is exactly this store's canonical
+    /// The version a CLI path was staged for, when it names this store's
     /// `versions/<v>/dist/cli.js` for a semver `<v>`; anything else is `None`, so a stray path
     /// never names a real version.
     pub fn version_from_cli_entry(&self, cli_entry: &str) -> Option<String> {
@@ -184,8 +189,7 @@ impl Store {
         }
         let version = path.parent()?.parent()?.file_name()?.to_str()?;
         semver::Version::parse(version).ok()?;
-        let canonical = self.cli_entry(version);
-        (canonical.to_string_lossy() == cli_entry || self.is_other_spelling(cli_entry, &canonical))
+        self.names_cli_entry(version, cli_entry)
             .then(|| version.to_string())
     }
 
