@@ -92,22 +92,18 @@ impl Store {
     /// range and the tarball's integrity. A missing, oversized or damaged file means none: the
     /// guard then runs again on the next download.
     pub fn incompatible_versions(&self) -> BTreeMap<String, IncompatibleEntry> {
-        self.read_incompatible()
-    }
-
-    /// The refusal remembered for `version` when it was for the tarball `integrity` names.
-    pub fn incompatible(&self, version: &str, integrity: &str) -> Option<IncompatibleEntry> {
-        self.read_incompatible()
-            .remove(version)
-            .filter(|e| e.integrity.as_deref() == Some(integrity))
-    }
-
-    fn read_incompatible(&self) -> BTreeMap<String, IncompatibleEntry> {
         let path = self.root.join(INCOMPATIBLE_FILE);
         match fsutil::read_small(&path, MAX_INCOMPATIBLE_FILE_BYTES) {
             fsutil::SmallFile::Read(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
             _ => BTreeMap::new(),
         }
+    }
+
+    /// The refusal remembered for `version` when it was for the tarball `integrity` names.
+    pub fn incompatible(&self, version: &str, integrity: &str) -> Option<IncompatibleEntry> {
+        self.incompatible_versions()
+            .remove(version)
+            .filter(|e| e.integrity.as_deref() == Some(integrity))
     }
 
     /// Remembers that `version`'s own package.json, in the tarball `entry.integrity` names,
