@@ -7,6 +7,9 @@ import type { AddressInfo } from 'node:net'
 export class Proxy {
   readonly seen: string[] = []
   private server!: http.Server
+  // Tunnelled sockets leave the HTTP server's bookkeeping, so closeAllConnections() misses them:
+  // the proxy keeps its own list to close them.
+  private readonly sockets = new Set<net.Socket>()
   port = 0
 
   static async start(): Promise<Proxy> {
@@ -33,6 +36,12 @@ export class Proxy {
         up.pipe(socket)
         socket.pipe(up)
       })
+      p.track(socket)
+      p.track(up)
+      // A tunnel lives as long as both ends: when either closes, however it closed, the other is
+      // closed too, so no half-open socket keeps the server from closing.
+      up.on('close', () => socket.destroy())
+      socket.on('close', () => up.destroy())
       up.on('error', () => socket.destroy())
       socket.on('error', () => up.destroy())
     })
@@ -45,7 +54,13 @@ export class Proxy {
     return `http://127.0.0.1:${this.port}`
   }
 
+  private track(socket: net.Socket): void {
+    this.sockets.add(socket)
+    socket.on('close', () => this.sockets.delete(socket))
+  }
+
   async close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy()
     this.server.closeAllConnections()
     await new Promise<void>((resolve) => this.server.close(() => resolve()))
   }

@@ -43,6 +43,9 @@ export class Registry {
   /** Every byte written to a closed connection, headers included. */
   wireBytes = 0
   #server
+  // Every accepted socket, so close() ends them all: a socket some path left half-open would
+  // otherwise hold close() open.
+  #sockets = new Set()
   #docs = new Map()
   #tarballs = new Map()
 
@@ -53,7 +56,13 @@ export class Registry {
       void r.#handle(req, res)
     }
     r.#server = tls ? https.createServer(tls, handler) : http.createServer(handler)
-    r.#server.on('connection', (sock) => sock.on('close', () => (r.wireBytes += sock.bytesWritten)))
+    r.#server.on('connection', (sock) => {
+      r.#sockets.add(sock)
+      sock.on('close', () => {
+        r.#sockets.delete(sock)
+        r.wireBytes += sock.bytesWritten
+      })
+    })
     await new Promise((resolve) => r.#server.listen(0, '127.0.0.1', resolve))
     r.port = r.#server.address().port
     r.url = `${tls ? 'https' : 'http'}://127.0.0.1:${r.port}/`
@@ -250,6 +259,7 @@ export class Registry {
   }
 
   async close() {
+    for (const sock of this.#sockets) sock.destroy()
     this.#server.closeAllConnections()
     await new Promise((resolve) => this.#server.close(() => resolve()))
   }
