@@ -188,6 +188,23 @@ export interface LaunchFailure {
   pointer: RuntimePointer | null
 }
 
+/** Why and when a launch of a version failed, as `readStoreStatus` reports it. */
+export interface LaunchFailureNote {
+  version: string
+  /**
+   * `'unconfirmed-launches'`: `beginLaunch` rolled it back after `maxUnconfirmedLaunches`
+   * launches never confirmed; `'launch-failed'`: the app reported it with `reportLaunchFailed`.
+   */
+  reason: 'unconfirmed-launches' | 'launch-failed'
+  /**
+   * The `reason` the app passed to `reportLaunchFailed`, credentials masked, cut to 300
+   * characters.
+   */
+  detail: string | null
+  /** When, in ms since the Unix epoch. */
+  at: number
+}
+
 /** A version `beginLaunch` rolled back before it chose what to launch. */
 export interface LaunchRollback {
   /** The version marked bad. */
@@ -294,7 +311,8 @@ export declare function removeVersionDir(userData: string, version: string): voi
  * The runtime started from `cliEntry` failed to come up: its version (from `cliEntry`, never
  * from the pointer) is marked bad, the pointer rolled back only while it still names that
  * version, and the folder removed once the mark is recorded. Throws when the mark cannot be
- * recorded, and then nothing changed. `reason` is for the app's log.
+ * recorded, and then nothing changed. `reason` (an exit code, an error) is kept, masked and
+ * clipped, with the failure's time, for `readStoreStatus`'s `launchFailures`.
  */
 export declare function reportLaunchFailed(userData: string, cliEntry: string, reason?: string): LaunchFailure
 
@@ -515,6 +533,11 @@ export interface StoreStatus {
   /** Bytes of everything under `versions/`. */
   totalBytes: number
   badVersions: Array<string>
+  /**
+   * Why and when the newest bad versions (up to 16) failed to launch, newest first. A version
+   * marked bad with `markBadVersion` has none.
+   */
+  launchFailures: Array<LaunchFailureNote>
   /** Partial folders: runs in flight, or leftovers that the next staging run removes. */
   partials: Array<string>
   /** Whether a staging run holds the store lock right now. */

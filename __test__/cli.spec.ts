@@ -264,6 +264,22 @@ describe('cli', () => {
       expectClean(flag)
     })
 
+    it('why a launch failed, in the app\'s words: status shows it escaped, --json exact', async () => {
+      await stageByCli('1.1.0')
+      const ran = binding.beginLaunch(s.userData, { bundledVersion: '1.0.0' }).cliEntry
+      const words = `exit code 1\u001b[2J\u009b ${BIDI}\nnext line`
+      binding.reportLaunchFailed(s.userData, ran, words)
+      const r = await cli('status', '--user-data', s.userData)
+      expect(r.code).toBe(0)
+      expect(r.stdout).toMatch(/^ {2}1\.1\.0: the app reported its launch failed \(exit code 1\\x1b\[2J\\u009b /m)
+      expect(r.stdout).toContain(BIDI_ESCAPED)
+      expect(r.stdout).toMatch(/\\x0anext line\), \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/m)
+      expectClean(r)
+      const j = await cli('status', '--user-data', s.userData, '--json')
+      expectClean(j)
+      expect(JSON.parse(j.stdout).launchFailures).toEqual([{ version: '1.1.0', reason: 'launch-failed', detail: words, at: expect.any(Number) }])
+    })
+
     it('status and mark-bad with control characters in folder names and versions', async () => {
       await stageByCli('1.1.0')
       fs.mkdirSync(path.join(s.versionsDir, '2.0.0\u001b[31m\u009b.partial'))

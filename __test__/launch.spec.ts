@@ -231,6 +231,37 @@ describe('reportLaunchFailed', () => {
     })
     expect(b.isBadVersion(s.userData, '1.4.0')).toBe(false)
   })
+
+  it('keeps why and when each launch failed, for readStoreStatus, newest first', async () => {
+    await stage('1.4.0')
+    const ran = b.beginLaunch(s.userData, { bundledVersion: '1.0.0' }).cliEntry
+    const before = Date.now()
+    b.reportLaunchFailed(s.userData, ran, `exit code 3 from https://ci:hunter2@example.test/x ${'y'.repeat(10_000)}`)
+    const reported = (await b.readStoreStatus(s.userData)).launchFailures
+    expect(reported).toHaveLength(1)
+    expect(reported[0]).toMatchObject({ version: '1.4.0', reason: 'launch-failed' })
+    // The app's words are masked, as every error and log line is, and cut to a size a status shows.
+    expect(reported[0].detail).toMatch(/^exit code 3 from https:\/\/\*\*\*@example\.test\/x y+…$/)
+    expect(reported[0].detail.length).toBeLessThanOrEqual(301)
+    expect(reported[0].at).toBeGreaterThanOrEqual(before)
+    expect(reported[0].at).toBeLessThanOrEqual(Date.now())
+
+    // Rolled back by beginLaunch itself: no words from the app.
+    await stage('1.5.0')
+    for (let n = 0; n < 3; n++) b.beginLaunch(s.userData, { bundledVersion: '1.0.0' })
+    expect(b.isBadVersion(s.userData, '1.5.0')).toBe(true)
+    const st = await b.readStoreStatus(s.userData)
+    expect(st.launchFailures.map((f: any) => [f.version, f.reason, f.detail])).toEqual([
+      ['1.5.0', 'unconfirmed-launches', null],
+      ['1.4.0', 'launch-failed', reported[0].detail],
+    ])
+    // Marked bad by hand: bad, with no launch failure on record.
+    await stage('1.6.0')
+    b.markBadVersion(s.userData, '1.6.0')
+    const after = await b.readStoreStatus(s.userData)
+    expect(after.badVersions).toEqual(['1.4.0', '1.5.0', '1.6.0'])
+    expect(after.launchFailures.map((f: any) => f.version)).toEqual(['1.5.0', '1.4.0'])
+  })
 })
 
 describe('createRuntimeAutoUpdate', () => {
@@ -278,6 +309,7 @@ describe('createRuntimeAutoUpdate', () => {
 
   it('a failure reported with a reason of any type (an Error, an exit code) still rolls back', async () => {
     const reasons: unknown[] = [new Error('exited'), 1, { signal: 'SIGSEGV' }]
+    const recorded = ['Error: exited', '1', '[object Object]']
     for (const [i, reason] of reasons.entries()) {
       const version = `1.${4 + i}.0`
       await stage(version)
@@ -287,6 +319,9 @@ describe('createRuntimeAutoUpdate', () => {
       u.onCliEntryOverrideFailed(reason as any, ran!)
       expect(b.isBadVersion(s.userData, version)).toBe(true)
       expect(calls).toContainEqual(['runtime:rolled-back', version])
+      // What the app passed is what status shows of the failure.
+      const failures = (await b.readStoreStatus(s.userData)).launchFailures
+      expect(failures.find((f: any) => f.version === version)).toMatchObject({ reason: 'launch-failed', detail: recorded[i] })
       u.stop()
     }
   })

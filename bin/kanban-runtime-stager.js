@@ -76,8 +76,8 @@ printed on a line of its own. Both go to stderr; the outcome goes to stdout.`,
 
 Shows the pointer, every staged version with its size, wholeness and why it is kept (pointed,
 fallback, confirmed, running: the --current-version the app runs), its launch health (confirmed
-healthy, or the launches begun and never confirmed), the store's total size, bad versions,
-leftovers of interrupted runs, and whether a staging run holds the store.`,
+healthy, or the launches begun and never confirmed), the store's total size, bad versions (and
+for the newest, why and when their launch failed), leftovers of interrupted runs, and whether a staging run holds the store.`,
   prune: `Usage: ${NAME} prune --user-data DIR [--current-version V] [--json]
 
 Removes what a staging run would: leftovers of interrupted runs and every staged version but the
@@ -498,7 +498,7 @@ async function status({ values }, out) {
   if (values.json) {
     return out.log(jsonLine({ ...report, versions: report.versions.map((v) => ({ ...v, keptBecause: reasons(v, running) })) }))
   }
-  const { store: root, pointer, runnable, versions, badVersions: bad, partials, locked, totalBytes } = report
+  const { store: root, pointer, runnable, versions, badVersions: bad, launchFailures, partials, locked, totalBytes } = report
   const c = out.paint
   out.log(`store:    ${safe(root)} (${mib(totalBytes)})`)
   out.log(`pointer:  ${pointer ? `${safe(pointer.version)}${pointer.previous ? ` (fallback ${safe(pointer.previous)})` : ''}` : 'none (the app runs its bundled runtime)'}`)
@@ -507,6 +507,7 @@ async function status({ values }, out) {
   if (versions.length === 0) out.log('  none')
   for (const v of versions) out.log(versionLine(v, running, c))
   out.log(`bad:      ${bad.length ? safeList(bad) : 'none'}`)
+  for (const f of launchFailures) out.log(`  ${safe(f.version)}: ${failureWords(f)}`)
   out.log(`lock:     ${locked ? 'held: a staging run is in progress' : 'free'}`)
   if (partials.length) out.log(`partials: ${safeList(partials)} (removed by the next stage run or prune)`)
 }
@@ -516,6 +517,17 @@ function versionLine(v, running, c) {
   const kept = reasons(v, running).filter((w) => w !== 'bad')
   const note = kept.length ? kept.join(', ') : 'not kept: the next staging run or prune removes it'
   return `  ${v.pointed ? '*' : ' '} ${safe(v.version).padEnd(16)} ${mib(v.bytes).padStart(10)}  ${v.whole ? 'whole' : c.red('DAMAGED')}${v.bad ? ` ${c.yellow('bad')}` : ''}  ${note}${health(v, c)}`
+}
+
+/** Why and when a version failed to launch, in words. */
+function failureWords(f) {
+  const why =
+    f.reason === 'unconfirmed-launches'
+      ? 'rolled back: its launches were never confirmed healthy'
+      : `the app reported its launch failed${f.detail != null ? ` (${safe(f.detail)})` : ''}`
+  // A hand-edited record may hold any number; a date out of range would throw.
+  const at = new Date(f.at)
+  return Number.isNaN(at.getTime()) ? why : `${why}, ${at.toISOString()}`
 }
 
 /** A version's launch health in words: confirmed, launches never confirmed, or nothing yet. */

@@ -2,7 +2,7 @@
 //! runtime that came up, reporting one that did not. Synchronous: each answers in milliseconds.
 
 use super::store::{optional_string_arg, store_arg, string_arg, sync_call, ArgError};
-use super::types::RuntimePointer;
+use super::types::{or_null, RuntimePointer};
 use crate::shared::error::StageError;
 use crate::store::launches::{self as launch, DEFAULT_MAX_UNCONFIRMED};
 use napi::bindgen_prelude::*;
@@ -40,15 +40,6 @@ pub struct LaunchFailure {
     pub failed_version: Either<String, Null>,
     /// The pointer afterwards.
     pub pointer: Either<RuntimePointer, Null>,
-}
-
-/// `null` in JS for `None`: an object field that is `None` would be left out (`undefined`), and
-/// these fields are documented as `null`.
-fn or_null<T>(v: Option<T>) -> Either<T, Null> {
-    match v {
-        Some(v) => Either::A(v),
-        None => Either::B(Null),
-    }
 }
 
 /// The `{ bundledVersion, maxUnconfirmedLaunches? }` argument.
@@ -164,7 +155,8 @@ pub fn confirm_launch(
 /// The runtime started from `cliEntry` failed to come up: its version (from `cliEntry`, never
 /// from the pointer) is marked bad, the pointer rolled back only while it still names that
 /// version, and the folder removed once the mark is recorded. Throws when the mark cannot be
-/// recorded, and then nothing changed. `reason` is for the app's log.
+/// recorded, and then nothing changed. `reason` (an exit code, an error) is kept, masked and
+/// clipped, with the failure's time, for `readStoreStatus`'s `launchFailures`.
 #[napi(ts_args_type = "userData: string, cliEntry: string, reason?: string")]
 pub fn report_launch_failed(
     env: &Env,
@@ -175,8 +167,8 @@ pub fn report_launch_failed(
     sync_call(env, || {
         let store = store_arg(user_data)?;
         let cli_entry = string_arg(cli_entry, "cliEntry")?;
-        optional_string_arg(reason, "reason")?;
-        let f = launch::report_failed(&store, &cli_entry)?;
+        let reason = optional_string_arg(reason, "reason")?;
+        let f = launch::report_failed(&store, &cli_entry, reason.as_deref())?;
         Ok(LaunchFailure {
             failed_version: or_null(f.failed_version),
             pointer: or_null(f.pointer.map(RuntimePointer::from)),

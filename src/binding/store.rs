@@ -1,7 +1,7 @@
 //! The store functions: reading the pointer and the store's state, marking a version bad,
 //! pruning, and recognising this package's errors.
 
-use super::types::{js_error, RuntimePointer};
+use super::types::{js_error, or_null, RuntimePointer};
 use crate::config::user_data_dir;
 use crate::shared::error::StageError;
 use crate::store::{check_version, Store};
@@ -220,6 +220,22 @@ pub struct VersionOnDisk {
     pub confirmed: bool,
 }
 
+/// Why and when a launch of a version failed, as `readStoreStatus` reports it.
+#[napi(object)]
+pub struct LaunchFailureNote {
+    pub version: String,
+    /// `'unconfirmed-launches'`: `beginLaunch` rolled it back after `maxUnconfirmedLaunches`
+    /// launches never confirmed; `'launch-failed'`: the app reported it with `reportLaunchFailed`.
+    #[napi(ts_type = "'unconfirmed-launches' | 'launch-failed'")]
+    pub reason: String,
+    /// The `reason` the app passed to `reportLaunchFailed`, credentials masked, cut to 300
+    /// characters.
+    #[napi(ts_type = "string | null")]
+    pub detail: Either<String, Null>,
+    /// When, in ms since the Unix epoch.
+    pub at: f64,
+}
+
 /// The store as a person debugging it wants to see it.
 #[napi(object)]
 pub struct StoreStatus {
@@ -236,6 +252,9 @@ pub struct StoreStatus {
     /// Bytes of everything under `versions/`.
     pub total_bytes: f64,
     pub bad_versions: Vec<String>,
+    /// Why and when the newest bad versions (up to 16) failed to launch, newest first. A version
+    /// marked bad with `markBadVersion` has none.
+    pub launch_failures: Vec<LaunchFailureNote>,
     /// Partial folders: runs in flight, or leftovers that the next staging run removes.
     pub partials: Vec<String>,
     /// Whether a staging run holds the store lock right now.
@@ -308,10 +327,30 @@ fn store_status(
             Some(p) => Either::A(p.to_string_lossy().into_owned()),
             None => Either::B(Null),
         },
+        launch_failures: failure_notes(&st.bad, launches.failures),
         bad_versions: st.bad,
         partials: st.partials,
         locked: st.locked,
     }
+}
+
+/// The launch failures of versions still bad, newest first.
+fn failure_notes(
+    bad: &[String],
+    failures: std::collections::BTreeMap<String, crate::store::launches::FailureNote>,
+) -> Vec<LaunchFailureNote> {
+    let mut notes: Vec<LaunchFailureNote> = failures
+        .into_iter()
+        .filter(|(v, _)| bad.contains(v))
+        .map(|(version, n)| LaunchFailureNote {
+            version,
+            reason: n.reason,
+            detail: or_null(n.detail),
+            at: n.at as f64,
+        })
+        .collect();
+    notes.sort_by(|a, b| b.at.total_cmp(&a.at));
+    notes
 }
 
 /// Whether a staging run (in any process) holds the staging lock right now. Opens nothing for

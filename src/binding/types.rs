@@ -175,3 +175,12 @@ pub(super) fn js_error(env: &Env, e: &StageError) -> Error {
     };
     build().unwrap_or_else(|err| err)
 }
+
+/// `null` in JS for `None`: an object field that is `None` would be left out (`undefined`), and
+/// these fields are documented as `null`.
+pub(super) fn or_null<T>(v: Option<T>) -> Either<T, Null> {
+    match v {
+        Some(v) => Either::A(v),
+        None => Either::B(Null),
+    }
+}

@@ -29,6 +29,11 @@ pub(super) const MAX_LAUNCH_FILE_BYTES: u64 = 64 * 1024;
 pub(super) const MAX_CONFIRMED: usize = 16;
 /// Why `begin` rolled a version back.
 pub const REASON_UNCONFIRMED: &str = "unconfirmed-launches";
+/// Why `report_failed` marked a version bad: the app saw it fail.
+pub const REASON_REPORTED: &str = "launch-failed";
+/// Launch failures remembered: the bad list says which versions failed, these say why and when
+/// for the newest few, which is what a person debugging a store looks at.
+pub(super) const MAX_FAILURES: usize = 16;
 
 /// What `launches.json` holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +44,70 @@ pub struct LaunchRecord {
     /// Versions the app confirmed healthy, newest first.
     #[serde(default)]
     pub confirmed: Vec<String>,
+    /// Why and when each of the newest bad versions failed to launch. Read leniently: a damaged
+    /// entry is dropped, never the counts and confirmations beside it.
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "lenient_failures"
+    )]
+    pub failures: BTreeMap<String, FailureNote>,
+}
+
+/// Why and when a launch of a version failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureNote {
+    /// [`REASON_UNCONFIRMED`] or [`REASON_REPORTED`].
+    pub reason: String,
+    /// What the app said of the failure (an exit code, an error), masked and clipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// When, in ms since the Unix epoch.
+    pub at: i64,
+}
+
+/// The `failures` field, keeping each entry that parses and dropping the others.
+fn lenient_failures<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<BTreeMap<String, FailureNote>, D::Error> {
+    // Any JSON value first: a map that fails half-way would leave the parser mid-value.
+    let serde_json::Value::Object(raw) = serde_json::Value::deserialize(d)? else {
+        return Ok(BTreeMap::new());
+    };
+    Ok(raw
+        .into_iter()
+        .filter_map(|(v, note)| Some((v, serde_json::from_value(note).ok()?)))
+        .collect())
+}
+
+impl LaunchRecord {
+    /// Notes that `version` failed, and forgets the notes of versions no longer bad and all but
+    /// the newest [`MAX_FAILURES`], so the record stays small.
+    fn note_failure(&mut self, version: &str, reason: &str, detail: Option<&str>, bad: &[String]) {
+        self.failures.insert(
+            version.to_owned(),
+            FailureNote {
+                reason: reason.to_owned(),
+                // Masked and clipped: it is shown by `status`, and the record has a size cap.
+                detail: detail.map(crate::shared::text::clip),
+                at: crate::shared::dates::now_ms(),
+            },
+        );
+        self.failures
+            .retain(|v, _| v == version || bad.iter().any(|b| b == v));
+        while self.failures.len() > MAX_FAILURES {
+            let oldest = self
+                .failures
+                .iter()
+                .filter(|(v, _)| v.as_str() != version)
+                .min_by_key(|(_, n)| n.at)
+                .map(|(v, _)| v.clone());
+            match oldest {
+                Some(v) => self.failures.remove(&v),
+                None => break,
+            };
+        }
+    }
 }
 
 /// A version `begin` rolled back before it chose what to launch.
@@ -201,6 +270,8 @@ pub fn begin(store: &Store, bundled: &semver::Version, max_unconfirmed: u32) -> 
                 // bundled runtime.
                 store.roll_back_from(lock, &p.version, Some(bundled), false)?;
                 record.attempts.remove(&p.version);
+                let bad = store.bad_versions();
+                record.note_failure(&p.version, REASON_UNCONFIRMED, None, &bad);
                 rolled_back = Some(RolledBack {
                     version: p.version.clone(),
                     reason: REASON_UNCONFIRMED,
@@ -272,8 +343,9 @@ pub fn confirm(store: &Store, cli_entry: &str) -> Result<Option<String>> {
 /// The runtime started from `cli_entry` failed: its version (taken from `cli_entry`, never from
 /// the pointer) is marked bad; the pointer is rolled back only while it still names that
 /// version; the folder is removed once the mark is recorded. A failure to record the mark is an
-/// error, and then nothing changed.
-pub fn report_failed(store: &Store, cli_entry: &str) -> Result<Failure> {
+/// error, and then nothing changed. `detail`, what the app said of the failure, is kept for
+/// `status`.
+pub fn report_failed(store: &Store, cli_entry: &str, detail: Option<&str>) -> Result<Failure> {
     let Some(version) = store.version_from_cli_entry(cli_entry) else {
         return Ok(Failure {
             failed_version: None,
@@ -291,6 +363,8 @@ pub fn report_failed(store: &Store, cli_entry: &str) -> Result<Failure> {
         let mut record = store.launch_record();
         record.attempts.remove(&version);
         record.confirmed.retain(|v| v != &version);
+        let bad = store.bad_versions();
+        record.note_failure(&version, REASON_REPORTED, detail, &bad);
         // The mark is what matters; a record that cannot be rewritten only keeps a stale count.
         let _ = store.write_launch_record(lock, &record);
         Ok(())
@@ -416,13 +490,87 @@ mod tests {
         store
             .write_pointer_checked("1.2.0", &store.cli_entry("1.2.0").to_string_lossy())
             .unwrap();
-        let f = report_failed(&store, &ran).unwrap();
+        let f = report_failed(&store, &ran, None).unwrap();
         assert_eq!(f.failed_version.as_deref(), Some("1.1.0"));
         assert_eq!(f.pointer.unwrap().version, "1.2.0");
         assert!(store.is_bad("1.1.0"));
         assert!(!store.version_dir("1.1.0").exists());
-        let outside = report_failed(&store, "/elsewhere/1.2.0/dist/cli.js").unwrap();
+        let outside = report_failed(&store, "/elsewhere/1.2.0/dist/cli.js", None).unwrap();
         assert_eq!(outside.failed_version, None);
         assert!(!store.is_bad("1.2.0"));
+    }
+
+    #[test]
+    fn a_failure_is_noted_with_its_reason_its_detail_and_its_time() {
+        let (_d, store) = store_with(&["1.1.0", "1.2.0"], "1.1.0");
+        let before = crate::shared::dates::now_ms();
+        let ran = store.cli_entry("1.1.0").to_string_lossy().into_owned();
+        let detail = format!(
+            "exit code 1 at https://u:hunter2@example.test/ {}",
+            "x".repeat(5000)
+        );
+        report_failed(&store, &ran, Some(&detail)).unwrap();
+        let note = store.launch_record().failures["1.1.0"].clone();
+        assert_eq!(note.reason, REASON_REPORTED);
+        let shown = note.detail.unwrap();
+        assert!(shown.starts_with("exit code 1 at https://***@example.test/"));
+        assert!(!shown.contains("hunter2"));
+        assert!(shown.chars().count() <= crate::shared::text::MAX_SHOWN_CHARS + 1);
+        assert!(note.at >= before && note.at <= crate::shared::dates::now_ms());
+
+        store
+            .write_pointer_checked("1.2.0", &store.cli_entry("1.2.0").to_string_lossy())
+            .unwrap();
+        for _ in 0..3 {
+            begin(&store, &v("1.0.0"), 2).unwrap();
+        }
+        let record = store.launch_record();
+        assert_eq!(record.failures["1.2.0"].reason, REASON_UNCONFIRMED);
+        assert_eq!(record.failures["1.2.0"].detail, None);
+        assert!(record.failures.contains_key("1.1.0"));
+    }
+
+    #[test]
+    fn failure_notes_are_kept_only_for_the_newest_bad_versions() {
+        let versions: Vec<String> = (0..MAX_FAILURES + 4).map(|n| format!("1.{n}.0")).collect();
+        let names: Vec<&str> = versions.iter().map(String::as_str).collect();
+        let (_d, store) = store_with(&names, names[0]);
+        for v in &versions {
+            let entry = store.cli_entry(v).to_string_lossy().into_owned();
+            report_failed(&store, &entry, Some("crashed")).unwrap();
+        }
+        let kept = store.launch_record().failures;
+        assert_eq!(kept.len(), MAX_FAILURES);
+        assert!(kept.contains_key(versions.last().unwrap().as_str()));
+
+        // A version no longer bad (its mark removed by hand) loses its note at the next failure.
+        let lists = store.root().join("bad-versions.json");
+        std::fs::write(&lists, "[]").unwrap();
+        stage_fake(&store, "2.0.0");
+        report_failed(&store, &store.cli_entry("2.0.0").to_string_lossy(), None).unwrap();
+        let kept = store.launch_record().failures;
+        assert_eq!(kept.keys().collect::<Vec<_>>(), ["2.0.0"]);
+    }
+
+    #[test]
+    fn a_damaged_failure_note_loses_only_itself() {
+        let (_d, store) = store_with(&["1.1.0"], "1.1.0");
+        std::fs::write(
+            store.root().join(LAUNCH_FILE),
+            r#"{"attempts":{"1.1.0":1},"confirmed":["1.0.5"],"failures":{"1.0.9":{"reason":"launch-failed","at":5},"1.0.8":{"reason":7},"1.0.7":null}}"#,
+        )
+        .unwrap();
+        let record = store.launch_record();
+        assert_eq!(record.attempts["1.1.0"], 1);
+        assert_eq!(record.confirmed, ["1.0.5"]);
+        assert_eq!(record.failures.keys().collect::<Vec<_>>(), ["1.0.9"]);
+        std::fs::write(
+            store.root().join(LAUNCH_FILE),
+            r#"{"attempts":{"1.1.0":1},"failures":[1,2]}"#,
+        )
+        .unwrap();
+        let record = store.launch_record();
+        assert_eq!(record.attempts["1.1.0"], 1);
+        assert!(record.failures.is_empty());
     }
 }
