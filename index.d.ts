@@ -198,7 +198,7 @@ export interface LaunchFailureNote {
   reason: 'unconfirmed-launches' | 'launch-failed'
   /**
    * The `reason` the app passed to `reportLaunchFailed`, credentials masked, cut to 300
-   * characters.
+   * characters and an ellipsis.
    */
   detail: string | null
   /** When, in ms since the Unix epoch. */

@@ -77,7 +77,8 @@ printed on a line of its own. Both go to stderr; the outcome goes to stdout.`,
 Shows the pointer, every staged version with its size, wholeness and why it is kept (pointed,
 fallback, confirmed, running: the --current-version the app runs), its launch health (confirmed
 healthy, or the launches begun and never confirmed), the store's total size, bad versions (and
-for the newest, why and when their launch failed), leftovers of interrupted runs, and whether a staging run holds the store.`,
+for the newest, why and when their launch failed), leftovers of interrupted runs, and whether a
+staging run holds the store.`,
   prune: `Usage: ${NAME} prune --user-data DIR [--current-version V] [--json]
 
 Removes what a staging run would: leftovers of interrupted runs and every staged version but the

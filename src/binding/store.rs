@@ -229,7 +229,7 @@ pub struct LaunchFailureNote {
     #[napi(ts_type = "'unconfirmed-launches' | 'launch-failed'")]
     pub reason: String,
     /// The `reason` the app passed to `reportLaunchFailed`, credentials masked, cut to 300
-    /// characters.
+    /// characters and an ellipsis.
     #[napi(ts_type = "string | null")]
     pub detail: Either<String, Null>,
     /// When, in ms since the Unix epoch.
@@ -349,7 +349,11 @@ fn failure_notes(
             at: n.at as f64,
         })
         .collect();
-    notes.sort_by(|a, b| b.at.total_cmp(&a.at));
+    // Equal times only in a hand-edited record: the order then still does not depend on the map.
+    notes.sort_by(|a, b| {
+        b.at.total_cmp(&a.at)
+            .then_with(|| b.version.cmp(&a.version))
+    });
     notes
 }
 

@@ -22,7 +22,8 @@ pub const LAUNCH_FILE: &str = "launches.json";
 /// Unconfirmed launches a version gets before it is rolled back: one crash may be the machine's
 /// (a power cut, a force-quit), two in a row are the runtime's.
 pub const DEFAULT_MAX_UNCONFIRMED: u32 = 2;
-/// The record is a few hundred bytes; a larger file is not ours and is read as empty.
+/// The record is a few KiB at most (failure notes are the bulk, and are dropped oldest first to
+/// stay under this); a larger file is not ours and is read as empty.
 pub(super) const MAX_LAUNCH_FILE_BYTES: u64 = 64 * 1024;
 /// Confirmed versions remembered: the newest few are all a rollback can use, and the file stays
 /// small on a store that has staged hundreds of releases.
@@ -74,39 +75,61 @@ fn lenient_failures<'de, D: serde::Deserializer<'de>>(
     let serde_json::Value::Object(raw) = serde_json::Value::deserialize(d)? else {
         return Ok(BTreeMap::new());
     };
-    Ok(raw
+    let mut notes: BTreeMap<String, FailureNote> = raw
         .into_iter()
-        .filter_map(|(v, note)| Some((v, serde_json::from_value(note).ok()?)))
-        .collect())
+        .filter_map(|(v, note)| Some((v, serde_json::from_value::<FailureNote>(note).ok()?)))
+        // A hand-edited file is held to what this module writes: a known reason, a clipped detail.
+        .filter(|(_, n)| [REASON_UNCONFIRMED, REASON_REPORTED].contains(&n.reason.as_str()))
+        .map(|(v, mut n)| {
+            n.detail = n.detail.as_deref().map(crate::shared::text::clip);
+            (v, n)
+        })
+        .collect();
+    while notes.len() > MAX_FAILURES && forget_oldest_failure(&mut notes, None) {}
+    Ok(notes)
+}
+
+/// Removes the note with the oldest `at`, never `keep`'s; returns whether one was removed.
+fn forget_oldest_failure(notes: &mut BTreeMap<String, FailureNote>, keep: Option<&str>) -> bool {
+    let oldest = notes
+        .iter()
+        .filter(|(v, _)| Some(v.as_str()) != keep)
+        .min_by_key(|(_, n)| n.at)
+        .map(|(v, _)| v.clone());
+    oldest.is_some_and(|v| notes.remove(&v).is_some())
 }
 
 impl LaunchRecord {
     /// Notes that `version` failed, and forgets the notes of versions no longer bad and all but
     /// the newest [`MAX_FAILURES`], so the record stays small.
     fn note_failure(&mut self, version: &str, reason: &str, detail: Option<&str>, bad: &[String]) {
+        // No folder can be named so (NAME_MAX): a cliEntry made up by hand, marked bad but not
+        // worth a note that could crowd out the others.
+        if version.len() > 255 {
+            return;
+        }
+        let now = crate::shared::dates::now_ms();
+        let latest = self.failures.values().map(|n| n.at).max();
+        // Two failures in the same millisecond still order as they were noted; a note dated far
+        // ahead (a clock set back, a hand edit) does not drag later ones along.
+        let at = match latest {
+            Some(l) if l >= now && l - now < 1000 => l + 1,
+            _ => now,
+        };
         self.failures.insert(
             version.to_owned(),
             FailureNote {
                 reason: reason.to_owned(),
                 // Masked and clipped: it is shown by `status`, and the record has a size cap.
                 detail: detail.map(crate::shared::text::clip),
-                at: crate::shared::dates::now_ms(),
+                at,
             },
         );
         self.failures
             .retain(|v, _| v == version || bad.iter().any(|b| b == v));
-        while self.failures.len() > MAX_FAILURES {
-            let oldest = self
-                .failures
-                .iter()
-                .filter(|(v, _)| v.as_str() != version)
-                .min_by_key(|(_, n)| n.at)
-                .map(|(v, _)| v.clone());
-            match oldest {
-                Some(v) => self.failures.remove(&v),
-                None => break,
-            };
-        }
+        while self.failures.len() > MAX_FAILURES
+            && forget_oldest_failure(&mut self.failures, Some(version))
+        {}
     }
 }
 
@@ -149,9 +172,22 @@ impl Store {
     }
 
     fn write_launch_record(&self, _: &StoreLock, record: &LaunchRecord) -> Result<()> {
-        let mut bytes = serde_json::to_vec(record).map_err(|e| StageError::Internal {
-            what: format!("serializing the launch record: {e}"),
-        })?;
+        let serialize = |r: &LaunchRecord| {
+            serde_json::to_vec(r).map_err(|e| StageError::Internal {
+                what: format!("serializing the launch record: {e}"),
+            })
+        };
+        let mut bytes = serialize(record)?;
+        // Over the cap the whole record would be read as empty, counts and confirmations with
+        // it: failure notes, which only explain, go first, oldest first.
+        if bytes.len() as u64 >= MAX_LAUNCH_FILE_BYTES {
+            let mut trimmed = record.clone();
+            while bytes.len() as u64 >= MAX_LAUNCH_FILE_BYTES
+                && forget_oldest_failure(&mut trimmed.failures, None)
+            {
+                bytes = serialize(&trimmed)?;
+            }
+        }
         bytes.push(b'\n');
         fsutil::write_atomic(self.renamer(), &self.root().join(LAUNCH_FILE), &bytes)
     }
@@ -540,8 +576,14 @@ mod tests {
             report_failed(&store, &entry, Some("crashed")).unwrap();
         }
         let kept = store.launch_record().failures;
-        assert_eq!(kept.len(), MAX_FAILURES);
-        assert!(kept.contains_key(versions.last().unwrap().as_str()));
+        // The newest MAX_FAILURES, though the 20 reports share milliseconds.
+        let mut expected: Vec<&String> = versions[versions.len() - MAX_FAILURES..].iter().collect();
+        expected.sort();
+        assert_eq!(kept.keys().collect::<Vec<_>>(), expected);
+        let mut ats: Vec<i64> = kept.values().map(|n| n.at).collect();
+        ats.sort();
+        ats.dedup();
+        assert_eq!(ats.len(), MAX_FAILURES, "each note has its own time");
 
         // A version no longer bad (its mark removed by hand) loses its note at the next failure.
         let lists = store.root().join("bad-versions.json");
@@ -557,7 +599,7 @@ mod tests {
         let (_d, store) = store_with(&["1.1.0"], "1.1.0");
         std::fs::write(
             store.root().join(LAUNCH_FILE),
-            r#"{"attempts":{"1.1.0":1},"confirmed":["1.0.5"],"failures":{"1.0.9":{"reason":"launch-failed","at":5},"1.0.8":{"reason":7},"1.0.7":null}}"#,
+            r#"{"attempts":{"1.1.0":1},"confirmed":["1.0.5"],"failures":{"1.0.9":{"reason":"launch-failed","at":5},"1.0.8":{"reason":7},"1.0.7":null,"1.0.6":{"reason":"\u001b[2J","at":5},"1.0.5":{"reason":"launch-failed","at":1.5},"1.0.4":{"reason":"launch-failed","at":99999999999999999999}}}"#,
         )
         .unwrap();
         let record = store.launch_record();
@@ -572,5 +614,75 @@ mod tests {
         let record = store.launch_record();
         assert_eq!(record.attempts["1.1.0"], 1);
         assert!(record.failures.is_empty());
+    }
+
+    #[test]
+    fn failure_notes_read_from_a_hand_edited_file_are_held_to_what_is_written() {
+        let (_d, store) = store_with(&["1.1.0"], "1.1.0");
+        let notes: serde_json::Map<String, serde_json::Value> = (0..40)
+            .map(|n| {
+                let note = serde_json::json!({"reason": "launch-failed", "detail": "x".repeat(1000), "at": n});
+                (format!("1.0.{n}"), note)
+            })
+            .collect();
+        let record = serde_json::json!({"attempts": {"1.1.0": 1}, "failures": notes});
+        std::fs::write(store.root().join(LAUNCH_FILE), record.to_string()).unwrap();
+        let record = store.launch_record();
+        assert_eq!(record.attempts["1.1.0"], 1);
+        let kept: Vec<&String> = record.failures.keys().collect();
+        assert_eq!(kept.len(), MAX_FAILURES);
+        assert!(
+            kept.iter().all(|v| v.as_str() >= "1.0.24"),
+            "the newest: {kept:?}"
+        );
+        let detail = record.failures["1.0.39"].detail.as_deref().unwrap();
+        assert_eq!(
+            detail.chars().count(),
+            crate::shared::text::MAX_SHOWN_CHARS + 1
+        );
+    }
+
+    #[test]
+    fn failure_notes_never_push_the_record_past_its_cap() {
+        let (_d, store) = store_with(&["1.1.0"], "1.1.0");
+        // Names no folder could hold are marked bad, and not noted.
+        let long = format!("1.0.0-{}", "x".repeat(70_000));
+        report_failed(&store, &store.cli_entry(&long).to_string_lossy(), None).unwrap();
+        assert!(store.is_bad(&long));
+        assert!(store.launch_record().failures.is_empty());
+
+        // A record whose notes (read from a hand-edited file, say) would outgrow the cap: the
+        // oldest notes go, the counts and confirmations stay.
+        let mut record = LaunchRecord::default();
+        record.attempts.insert("1.1.0".into(), 1);
+        record.confirmed.push("1.0.5".into());
+        for n in 0..MAX_FAILURES as i64 {
+            let note = FailureNote {
+                reason: REASON_REPORTED.into(),
+                detail: Some("\u{1b}".repeat(2000)),
+                at: n,
+            };
+            record.failures.insert(format!("1.0.{n}"), note);
+        }
+        store
+            .with_store_lock(&LockWait::Bounded, |lock| {
+                store.write_launch_record(lock, &record)
+            })
+            .unwrap();
+        let size = std::fs::metadata(store.root().join(LAUNCH_FILE))
+            .unwrap()
+            .len();
+        assert!(size < MAX_LAUNCH_FILE_BYTES, "{size} bytes");
+        let read = store.launch_record();
+        assert_eq!(
+            (read.attempts, read.confirmed),
+            (record.attempts, record.confirmed)
+        );
+        assert!(!read.failures.is_empty());
+        assert!(
+            !read.failures.contains_key("1.0.0"),
+            "the oldest went first"
+        );
+        assert!(read.failures.contains_key("1.0.15"));
     }
 }
