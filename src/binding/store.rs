@@ -319,14 +319,8 @@ fn store_status(
                 whole: v.whole,
             })
             .collect(),
-        pointer: match st.pointer {
-            Some(p) => Either::A(RuntimePointer::from(p)),
-            None => Either::B(Null),
-        },
-        runnable: match st.runnable {
-            Some(p) => Either::A(p.to_string_lossy().into_owned()),
-            None => Either::B(Null),
-        },
+        pointer: or_null(st.pointer.map(RuntimePointer::from)),
+        runnable: or_null(st.runnable.map(|p| p.to_string_lossy().into_owned())),
         launch_failures: failure_notes(&st.bad, launches.failures),
         bad_versions: st.bad,
         partials: st.partials,

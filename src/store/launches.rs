@@ -85,8 +85,13 @@ fn lenient_failures<'de, D: serde::Deserializer<'de>>(
             (v, n)
         })
         .collect();
-    while notes.len() > MAX_FAILURES && forget_oldest_failure(&mut notes, None) {}
+    keep_newest_failures(&mut notes, None);
     Ok(notes)
+}
+
+/// Forgets all but the newest [`MAX_FAILURES`] notes, never `keep`'s.
+fn keep_newest_failures(notes: &mut BTreeMap<String, FailureNote>, keep: Option<&str>) {
+    while notes.len() > MAX_FAILURES && forget_oldest_failure(notes, keep) {}
 }
 
 /// Removes the note with the oldest `at`, never `keep`'s; returns whether one was removed.
@@ -127,9 +132,7 @@ impl LaunchRecord {
         );
         self.failures
             .retain(|v, _| v == version || bad.iter().any(|b| b == v));
-        while self.failures.len() > MAX_FAILURES
-            && forget_oldest_failure(&mut self.failures, Some(version))
-        {}
+        keep_newest_failures(&mut self.failures, Some(version));
     }
 }
 
@@ -301,12 +304,11 @@ pub fn begin(store: &Store, bundled: &semver::Version, max_unconfirmed: u32) -> 
             let tries = record.attempts.get(&p.version).copied().unwrap_or(0);
             if !record.confirmed.contains(&p.version) && tries >= max_unconfirmed {
                 // The mark first: a crash after it leaves the version bad, never re-staged.
-                store.add_bad(lock, &p.version)?;
+                let bad = store.add_bad(lock, &p.version)?;
                 // Only to a version that proved itself: an unconfirmed one is no safer than the
                 // bundled runtime.
                 store.roll_back_from(lock, &p.version, Some(bundled), false)?;
                 record.attempts.remove(&p.version);
-                let bad = store.bad_versions();
                 record.note_failure(&p.version, REASON_UNCONFIRMED, None, &bad);
                 rolled_back = Some(RolledBack {
                     version: p.version.clone(),
@@ -389,7 +391,7 @@ pub fn report_failed(store: &Store, cli_entry: &str, detail: Option<&str>) -> Re
         });
     };
     store.with_store_lock(&LockWait::Bounded, |lock| {
-        store.add_bad(lock, &version)?;
+        let bad = store.add_bad(lock, &version)?;
         if store
             .read_pointer_file()
             .is_some_and(|p| p.version == version)
@@ -399,7 +401,6 @@ pub fn report_failed(store: &Store, cli_entry: &str, detail: Option<&str>) -> Re
         let mut record = store.launch_record();
         record.attempts.remove(&version);
         record.confirmed.retain(|v| v != &version);
-        let bad = store.bad_versions();
         record.note_failure(&version, REASON_REPORTED, detail, &bad);
         // The mark is what matters; a record that cannot be rewritten only keeps a stale count.
         let _ = store.write_launch_record(lock, &record);

@@ -120,8 +120,9 @@ impl Store {
     }
 
     /// Adds `version` to the bad list, kept as the TypeScript stager wrote it: de-duplicated and
-    /// sorted by precedence. Refuses to rewrite a list it cannot read whole.
-    pub fn add_bad(&self, _: &StoreLock, version: &str) -> Result<()> {
+    /// sorted by precedence. Refuses to rewrite a list it cannot read whole. Returns the list
+    /// written.
+    pub fn add_bad(&self, _: &StoreLock, version: &str) -> Result<Vec<String>> {
         let mut list = self.read_bad_list()?;
         list.push(version.into());
         let mut parsed: Vec<semver::Version> = list
@@ -131,7 +132,8 @@ impl Store {
         parsed.sort_by(crate::shared::version::compare);
         parsed.dedup_by(|a, b| a == b);
         let list: Vec<String> = parsed.iter().map(|v| v.to_string()).collect();
-        self.write_list(BAD_FILE, &list)
+        self.write_list(BAD_FILE, &list)?;
+        Ok(list)
     }
 
     /// Writes one of the store's lists (bad, incompatible) atomically, creating the store.
