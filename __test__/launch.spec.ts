@@ -236,12 +236,12 @@ describe('reportLaunchFailed', () => {
     await stage('1.4.0')
     const ran = b.beginLaunch(s.userData, { bundledVersion: '1.0.0' }).cliEntry
     const before = Date.now()
-    b.reportLaunchFailed(s.userData, ran, `exit code 3 from https://ci:hunter2@example.test/x ${'y'.repeat(10_000)}`)
+    b.reportLaunchFailed(s.userData, ran, `exit code 3 from http://ci:hunter2@127.0.0.1:9/x ${'y'.repeat(10_000)}`)
     const reported = (await b.readStoreStatus(s.userData)).launchFailures
     expect(reported).toHaveLength(1)
     expect(reported[0]).toMatchObject({ version: '1.4.0', reason: 'launch-failed' })
     // The app's words are masked, as every error and log line is, and cut to a size a status shows.
-    expect(reported[0].detail).toMatch(/^exit code 3 from https:\/\/\*\*\*@example\.test\/x y+…$/)
+    expect(reported[0].detail).toMatch(/^exit code 3 from http:\/\/\*\*\*@127\.0\.0\.1:9\/x y+…$/)
     expect(reported[0].detail.length).toBeLessThanOrEqual(301)
     expect(reported[0].at).toBeGreaterThanOrEqual(before)
     expect(reported[0].at).toBeLessThanOrEqual(Date.now())

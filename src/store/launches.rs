@@ -543,14 +543,14 @@ mod tests {
         let before = crate::shared::dates::now_ms();
         let ran = store.cli_entry("1.1.0").to_string_lossy().into_owned();
         let detail = format!(
-            "exit code 1 at https://u:hunter2@example.test/ {}",
+            "exit code 1 at http://u:hunter2@127.0.0.1:9/ {}",
             "x".repeat(5000)
         );
         report_failed(&store, &ran, Some(&detail)).unwrap();
         let note = store.launch_record().failures["1.1.0"].clone();
         assert_eq!(note.reason, REASON_REPORTED);
         let shown = note.detail.unwrap();
-        assert!(shown.starts_with("exit code 1 at https://***@example.test/"));
+        assert!(shown.starts_with("exit code 1 at http://***@127.0.0.1:9/"));
         assert!(!shown.contains("hunter2"));
         assert!(shown.chars().count() <= crate::shared::text::MAX_SHOWN_CHARS + 1);
         assert!(note.at >= before && note.at <= crate::shared::dates::now_ms());
