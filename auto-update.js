@@ -10,6 +10,7 @@ const {
   checkAndStageLatestRuntime,
   cleanupPartials,
   confirmLaunch,
+  endLaunch,
   reportLaunchFailed,
   resolveLaunch,
   versionFromCliEntry,
@@ -18,9 +19,14 @@ const {
 const FIRST_CHECK_DELAY_MS = 30_000
 const CHECK_INTERVAL_MS = 30 * 60_000
 // How long a runtime started from a staged cliEntry must run without a reported failure before the
-// wiring confirms it by itself: the rule an app that confirms itself follows (readiness + 30 s).
+// wiring confirms it by itself, for apps that do not confirm at readiness themselves.
 const CONFIRM_AFTER_MS = 30_000
+// Node keeps a timer's delay in 32 bits and fires a longer one after 1 ms: longer waits are
+// chained from timers within this.
 const MAX_TIMER_MS = 2 ** 31 - 1
+// The longest wait any setting may ask for: a year is past any schedule an app needs, and a
+// value beyond it is a unit mistake worth refusing at once.
+const MAX_DELAY_MS = 365 * 24 * 60 * 60 * 1000
 // Each interval is drawn from +-10% of the setting, so a fleet started together does not ask
 // the registry in lock-step.
 const INTERVAL_SPREAD = 0.1
@@ -32,28 +38,31 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
   if (!deps.isPackaged) return null
 
   const logger = settings.logger ?? console
+  // Every call into the app's code is guarded: a logger or listener that throws must never turn
+  // a launch decision into an exception, nor a timer into an uncaught one in the main process.
+  const say = (level, ...args) => {
+    try {
+      logger[level](...args)
+    } catch {}
+  }
   const warn = (label, err) =>
-    logger.warn(`[runtime-auto-update] ${label} failed:`, err instanceof Error ? err.message : err)
+    say('warn', `[runtime-auto-update] ${label} failed:`, err instanceof Error ? err.message : err)
   const unpacked = path.join(deps.resourcesPath, 'app.asar.unpacked')
   const bundledVersion = readBundledVersion(path.join(unpacked, 'cli')) ?? deps.shellVersion
   // node-pty, rebuilt for this Electron, beside the bundled runtime.
   const nativeDepsSource = path.join(unpacked, 'node_modules')
-  const firstDelay = settings.firstCheckDelayMs ?? FIRST_CHECK_DELAY_MS
-  const interval = settings.checkIntervalMs ?? CHECK_INTERVAL_MS
+  // Refused here, once, rather than at every start or check, which would leave the app on its
+  // bundled runtime or its schedule broken for good with nothing but a warning.
+  const firstDelay = wholeMs(settings, 'firstCheckDelayMs', FIRST_CHECK_DELAY_MS, 0)
+  // At least 1 ms: an interval of 0 would spin.
+  const interval = wholeMs(settings, 'checkIntervalMs', CHECK_INTERVAL_MS, 1)
   const max = settings.maxUnconfirmedLaunches
-  // Refused here, once, rather than by every beginLaunch, which would leave the app on its bundled
-  // runtime for good with nothing but a warning per start.
   if (max !== undefined && !(Number.isInteger(max) && max >= 1 && max <= 1000)) {
-    throw new TypeError('maxUnconfirmedLaunches must be a whole number from 1 to 1000')
+    throw invalidOption('maxUnconfirmedLaunches', 'must be a whole number from 1 to 1000')
   }
   const launchOpts = { bundledVersion, maxUnconfirmedLaunches: max }
   // 0 or null: the app confirms by itself (confirmCliEntryOverride).
-  const confirmAfter = settings.confirmAfterMs === undefined ? CONFIRM_AFTER_MS : settings.confirmAfterMs
-  // A timer past 2^31 - 1 ms would fire at once (Node clamps it to 1 ms): that would confirm
-  // every launch before it could fail.
-  if (confirmAfter !== null && !(Number.isInteger(confirmAfter) && confirmAfter >= 0 && confirmAfter <= MAX_TIMER_MS)) {
-    throw new TypeError(`confirmAfterMs must be null or a whole number of ms from 0 to ${MAX_TIMER_MS}`)
-  }
+  const confirmAfter = settings.confirmAfterMs === null ? 0 : wholeMs(settings, 'confirmAfterMs', CONFIRM_AFTER_MS, 0)
 
   // Leftovers of interrupted runs go before any new staging can meet them.
   try {
@@ -62,7 +71,6 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
     warn('cleanupPartials', e)
   }
 
-  // A listener that throws must not turn a launch decision or a rollback into a failure.
   const broadcast = (channel, ...args) => {
     try {
       deps.broadcast(channel, ...args)
@@ -71,20 +79,23 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
     }
   }
 
-  let timer = null
+  let checks = null
   let inFlight = false
   let stopped = true
-  // The automatic confirmation pending for each cliEntry launched, until it fires or is cancelled.
-  const pendingConfirms = new Map()
+  // The trial launches this process began and has neither confirmed nor seen fail, per cliEntry:
+  // how many, and the pending automatic confirmation. stop() ends each one cleanly.
+  const trials = new Map()
 
-  const cancelConfirm = (cliEntry) => {
-    const pending = pendingConfirms.get(cliEntry)
-    if (pending) clearTimeout(pending)
-    pendingConfirms.delete(cliEntry)
+  // Forgets the trial launches of `cliEntry`, cancelling their confirmation; returns how many.
+  const settle = (cliEntry) => {
+    const trial = trials.get(cliEntry)
+    trials.delete(cliEntry)
+    trial?.confirm?.cancel()
+    return trial?.count ?? 0
   }
 
   const confirmCliEntryOverride = (cliEntry) => {
-    cancelConfirm(cliEntry)
+    settle(cliEntry)
     try {
       return confirmLaunch(deps.userData, cliEntry)
     } catch (e) {
@@ -94,56 +105,57 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
   }
 
   // An app that only changed its import never confirms: a runtime still up `confirmAfter` ms
-  // after its launch, with no failure reported for it, is confirmed here, so that the trial
-  // counter never rolls back a healthy runtime.
-  const scheduleConfirm = (cliEntry) => {
-    cancelConfirm(cliEntry)
-    if (!confirmAfter) return
-    const pending = setTimeout(() => {
-      pendingConfirms.delete(cliEntry)
-      const version = confirmCliEntryOverride(cliEntry)
-      // A timer callback that throws would be an uncaught exception in the main process.
-      try {
-        if (version) logger.log(`[runtime-auto-update] Staged runtime ${version} confirmed healthy.`)
-      } catch {}
-    }, confirmAfter)
-    // A pending confirmation never keeps the app alive.
-    pending.unref?.()
-    pendingConfirms.set(cliEntry, pending)
+  // after its launch, with no failure reported for it, is confirmed here.
+  const beginTrial = (cliEntry) => {
+    const trial = trials.get(cliEntry) ?? { count: 0, confirm: null }
+    trial.count += 1
+    trial.confirm?.cancel()
+    trial.confirm = confirmAfter
+      ? later(confirmAfter, () => {
+          const version = confirmCliEntryOverride(cliEntry)
+          if (version) say('log', `[runtime-auto-update] Staged runtime ${version} confirmed healthy.`)
+        })
+      : null
+    trials.set(cliEntry, trial)
   }
 
   // The launch: the only call that counts an attempt.
   const resolveCliEntryOverride = () => {
+    let launch
     try {
-      const launch = beginLaunch(deps.userData, launchOpts)
-      if (launch.rolledBack) {
-        logger.warn(
-          `[runtime-auto-update] Staged runtime ${launch.rolledBack.version} never came up (${launch.rolledBack.reason}); rolled back to ${launch.version}.`,
-        )
-        broadcast('runtime:rolled-back', launch.rolledBack.version)
-      }
-      // A confirmed version (attempt 0) is no trial: nothing to confirm.
-      if (launch.cliEntry && launch.attempt > 0) scheduleConfirm(launch.cliEntry)
-      return launch.cliEntry
+      launch = beginLaunch(deps.userData, launchOpts)
     } catch (e) {
       warn('beginLaunch', e)
       return null
     }
+    if (launch.rolledBack) {
+      say(
+        'warn',
+        `[runtime-auto-update] Staged runtime ${launch.rolledBack.version} never came up (${launch.rolledBack.reason}); rolled back to ${launch.version}.`,
+      )
+      broadcast('runtime:rolled-back', launch.rolledBack.version)
+    }
+    // A confirmed version (attempt 0) is no trial: nothing to confirm or end.
+    if (launch.cliEntry && launch.attempt > 0) beginTrial(launch.cliEntry)
+    return launch.cliEntry
   }
 
   // The version that ran is the captured cliEntry's, not the pointer's: a background check may
   // have staged a newer one since the spawn.
   const onCliEntryOverrideFailed = (reason, cliEntry) => {
-    cancelConfirm(cliEntry)
+    settle(cliEntry)
     let failedVersion = null
+    // The reason is for the log: whatever the app passes (an Error, an exit code) must not stop
+    // the rollback.
+    let why
     try {
-      // The reason is for the log: whatever the app passes (an Error, an exit code) must not
-      // stop the rollback.
-      const why = reason == null ? undefined : String(reason)
+      why = reason == null ? undefined : String(reason)
+    } catch {
+      why = undefined
+    }
+    try {
       failedVersion = reportLaunchFailed(deps.userData, cliEntry, why).failedVersion
-      logger.warn(
-        `[runtime-auto-update] Staged runtime failed (${reason})${failedVersion ? `; rolled back ${failedVersion}` : ''}.`,
-      )
+      say('warn', `[runtime-auto-update] Staged runtime failed (${why})${failedVersion ? `; rolled back ${failedVersion}` : ''}.`)
     } catch (e) {
       // Nothing was changed: the pointer stays, and the next start's beginLaunch counts on. The
       // version that failed is still the cliEntry's, as the broadcast says.
@@ -177,13 +189,13 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
         nativeDepsSource,
       })
       if (outcome.kind === 'staged') {
-        logger.log(`[runtime-auto-update] Staged kanban@${outcome.version}; restart to apply.`)
+        say('log', `[runtime-auto-update] Staged kanban@${outcome.version}; restart to apply.`)
         broadcast('runtime:update-staged', outcome.version)
       } else if (outcome.kind === 'bad-version') {
-        logger.log(`[runtime-auto-update] Skipping kanban@${outcome.version}: previously failed startup.`)
+        say('log', `[runtime-auto-update] Skipping kanban@${outcome.version}: previously failed startup.`)
       }
     } catch (e) {
-      logger.warn('[runtime-auto-update] Runtime update check failed:', e instanceof Error ? e.message : e)
+      say('warn', '[runtime-auto-update] Runtime update check failed:', e instanceof Error ? e.message : e)
     } finally {
       inFlight = false
     }
@@ -191,12 +203,10 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
 
   const arm = (ms) => {
     if (stopped) return
-    timer = setTimeout(() => {
+    checks = later(ms, () => {
       arm(interval * (1 - INTERVAL_SPREAD + 2 * INTERVAL_SPREAD * Math.random()))
-      void runCheck()
-    }, ms)
-    // A pending check never keeps the app alive.
-    timer.unref?.()
+      runCheck().catch(() => {})
+    })
   }
 
   return {
@@ -210,15 +220,67 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
     },
     stop() {
       stopChecks()
-      for (const cliEntry of [...pendingConfirms.keys()]) cancelConfirm(cliEntry)
+      // The app is quitting normally: each trial launch still open ended cleanly, and is taken
+      // back before the process exits, so a quick quit never counts against a healthy runtime.
+      for (const cliEntry of [...trials.keys()]) {
+        for (let n = settle(cliEntry); n > 0; n--) {
+          try {
+            endLaunch(deps.userData, cliEntry)
+          } catch (e) {
+            warn('endLaunch', e)
+            break
+          }
+        }
+      }
     },
   }
 
   function stopChecks() {
     stopped = true
-    if (timer) clearTimeout(timer)
-    timer = null
+    checks?.cancel()
+    checks = null
   }
+}
+
+// Runs `fn` after `ms` (up to MAX_DELAY_MS), chaining timers past Node's 32-bit limit; the timers
+// never keep the process alive, and `fn` throwing is swallowed: a timer callback that throws is
+// an uncaught exception in the main process.
+function later(ms, fn) {
+  let timer = null
+  const step = (left) => {
+    const last = left <= MAX_TIMER_MS
+    timer = setTimeout(
+      () => {
+        if (!last) return step(left - MAX_TIMER_MS)
+        try {
+          fn()
+        } catch {}
+      },
+      Math.min(left, MAX_TIMER_MS),
+    )
+    timer.unref?.()
+  }
+  step(ms)
+  return { cancel: () => clearTimeout(timer) }
+}
+
+// A setting in whole ms, from `min` to MAX_DELAY_MS; `fallback` when absent.
+function wholeMs(settings, name, fallback, min) {
+  const value = settings[name]
+  if (value === undefined) return fallback
+  if (!(Number.isInteger(value) && value >= min && value <= MAX_DELAY_MS)) {
+    throw invalidOption(name, `must be a whole number of ms from ${min} to ${MAX_DELAY_MS} (365 days)`)
+  }
+  return value
+}
+
+// Shaped as the addon's own EINVALID_OPTION errors, and a TypeError, as a wrong setting is.
+function invalidOption(option, reason) {
+  const e = new TypeError(`invalid option \`${option}\`: ${reason}`)
+  e.code = 'EINVALID_OPTION'
+  e.option = option
+  e.hint = 'check the option named in the message'
+  return e
 }
 
 // A corrupt or hand-edited cli/package.json must not reach a version comparison: the caller
@@ -232,4 +294,4 @@ function readBundledVersion(cliDir) {
   }
 }
 
-module.exports = { createRuntimeAutoUpdate, FIRST_CHECK_DELAY_MS, CHECK_INTERVAL_MS, CONFIRM_AFTER_MS }
+module.exports = { createRuntimeAutoUpdate, FIRST_CHECK_DELAY_MS, CHECK_INTERVAL_MS, CONFIRM_AFTER_MS, MAX_DELAY_MS }

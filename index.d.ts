@@ -147,6 +147,17 @@ export declare function cliEntryFor(userData: string, version: string): string
  */
 export declare function confirmLaunch(userData: string, cliEntry: string): string | null
 
+/**
+ * The start that launched `cliEntry` on trial ended cleanly: the app is quitting normally, no
+ * failure was reported for it and it was not confirmed. Its launch is taken back, flushed before
+ * this returns, so a user who quits before the runtime is confirmed never counts against it:
+ * only starts that die, are killed or hang until force-quit count towards
+ * `maxUnconfirmedLaunches`. Call it once per trial launch (`attempt` > 0), on the app's way out.
+ * Returns the version, or `null` when there was nothing to take back (a path outside the store,
+ * a confirmed or bad version). Throws `EINVALID_OPTION`, `ELOCKED`, `EIO`, `ENOSPC`.
+ */
+export declare function endLaunch(userData: string, cliEntry: string): string | null
+
 /** Whether `version` is marked bad. */
 export declare function isBadVersion(userData: string, version: string): boolean
 

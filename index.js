@@ -841,6 +841,7 @@ module.exports.cleanupPartials = nativeBinding.cleanupPartials
 module.exports.clearPointer = nativeBinding.clearPointer
 module.exports.cliEntryFor = nativeBinding.cliEntryFor
 module.exports.confirmLaunch = nativeBinding.confirmLaunch
+module.exports.endLaunch = nativeBinding.endLaunch
 module.exports.isBadVersion = nativeBinding.isBadVersion
 module.exports.isStageError = nativeBinding.isStageError
 module.exports.isStoreLocked = nativeBinding.isStoreLocked

@@ -369,8 +369,8 @@ describe('createRuntimeAutoUpdate', () => {
     expect(s.registry.count(s.registry.docPath('kanban'))).toBeGreaterThan(3)
     expect(calls).toEqual([])
     expect(logs.filter((l) => String(l[0]).includes('failed'))).toEqual([])
-    // Still the first trial: the next launch is the second.
-    expect(b.beginLaunch(s.userData, { bundledVersion: '1.0.0' })).toMatchObject({ cliEntry: ran, attempt: 2 })
+    // Still the first trial, and stop() ended it cleanly: the next launch is the first again.
+    expect(b.beginLaunch(s.userData, { bundledVersion: '1.0.0' })).toMatchObject({ cliEntry: ran, attempt: 1 })
   })
 
   it('rolls back unconfirmed launches by itself and tells the app once; a confirmed one stays', async () => {
@@ -518,7 +518,7 @@ describe('createRuntimeAutoUpdate', () => {
       expect(record.confirmed ?? []).not.toContain('1.4.0')
     })
 
-    it('stop() cancels a pending confirmation; 0 and null turn it off; scheduleChecks keeps it', async () => {
+    it('stop() cancels a pending confirmation and ends the trial; 0 and null turn it off; scheduleChecks keeps it', async () => {
       await stage('1.4.0')
       // Trials enough that the counter rolls nothing back here.
       const trials = { maxUnconfirmedLaunches: 10 }
@@ -527,7 +527,8 @@ describe('createRuntimeAutoUpdate', () => {
       stopped.stop()
       for (const confirmAfterMs of [0, null]) app('1.0.0', { ...trials, confirmAfterMs }).u.resolveCliEntryOverride()
       await new Promise((r) => setTimeout(r, 300))
-      expect(await health('1.4.0')).toMatchObject({ confirmed: false, attempts: 3 })
+      // Neither confirmed nor counted for the stopped one: only the two still open count.
+      expect(await health('1.4.0')).toMatchObject({ confirmed: false, attempts: 2 })
       // Checks scheduled after the launch leave its confirmation pending.
       const { u } = app('1.0.0', { ...trials, confirmAfterMs: 100, firstCheckDelayMs: 60_000 })
       u.resolveCliEntryOverride()
@@ -535,9 +536,19 @@ describe('createRuntimeAutoUpdate', () => {
       await vi.waitFor(async () => expect(await health('1.4.0')).toMatchObject({ confirmed: true, attempts: 0 }), { timeout: 5_000 })
     })
 
-    it('a confirmAfterMs a timer cannot hold is refused', () => {
-      for (const confirmAfterMs of [-1, 1.5, 2 ** 31, Number.POSITIVE_INFINITY, '30000']) {
-        expect(() => app('1.0.0', { confirmAfterMs })).toThrow(TypeError)
+    it('a confirmAfterMs past a timer\'s 32 bits waits as long as it says', async () => {
+      await stage('1.4.0')
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+      try {
+        const { u } = app('1.0.0', { confirmAfterMs: 2 ** 31 + 5_000 })
+        u.resolveCliEntryOverride()
+        vi.advanceTimersByTime(2 ** 31 - 1)
+        vi.advanceTimersByTime(4_000)
+        expect(await health('1.4.0')).toMatchObject({ confirmed: false, attempts: 1 })
+        vi.advanceTimersByTime(1_001)
+        expect(await health('1.4.0')).toMatchObject({ confirmed: true, attempts: 0 })
+      } finally {
+        vi.useRealTimers()
       }
     })
   })
@@ -554,4 +565,278 @@ describe('createRuntimeAutoUpdate', () => {
     expect(r.status).toBe(0)
     expect(r.stdout.trim()).toBe('scheduled')
   })
+})
+
+describe('the wiring counts a start only when it did not end cleanly', () => {
+  type End = 'quit' | 'crash' | 'hang' | 'probe-fails' | 'ready-then-crash'
+
+  /**
+   * One start of the app in a child process with the wiring in the box: it resolves what to
+   * launch, prints it, then ends as `end` says: `quit` (the runtime runs briefly, the app quits
+   * normally and calls stop()), `crash` (the runtime takes the main process down at once), `hang`
+   * (killed by the test, as a user force-quits a frozen app), `probe-fails` (the readiness probe
+   * fails, reported, then a normal quit) or `ready-then-crash` (confirmed at readiness, then the
+   * main process dies). The automatic confirmation is a minute away: no start here lasts that long.
+   */
+  async function appStart(end: End): Promise<string | null> {
+    const body = `
+      const { createRuntimeAutoUpdate } = require(${JSON.stringify(autoUpdate)})
+      const u = createRuntimeAutoUpdate(
+        { isPackaged: true, userData: ${JSON.stringify(s.userData)}, resourcesPath: '/nonexistent', shellVersion: '1.0.0', broadcast() {} },
+        { confirmAfterMs: 60000, logger: { log() {}, warn() {} } },
+      )
+      const cliEntry = u.resolveCliEntryOverride()
+      process.stdout.write(JSON.stringify(cliEntry) + '\\n')
+      const end = ${JSON.stringify(end)}
+      if (end === 'crash') process.kill(process.pid, 'SIGKILL')
+      if (end === 'hang') setInterval(() => {}, 1000)
+      if (end === 'ready-then-crash') {
+        if (cliEntry) u.confirmCliEntryOverride(cliEntry)
+        process.kill(process.pid, 'SIGKILL')
+      }
+      if (end === 'probe-fails' && cliEntry) u.onCliEntryOverrideFailed('readiness probe failed', cliEntry)
+      if (end === 'quit' || end === 'probe-fails') setTimeout(() => { u.stop(); process.exit(0) }, 50)
+    `
+    const child = spawn(process.execPath, ['-e', body], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    const line = await new Promise<string>((resolve, reject) => {
+      child.stdout.on('data', (d) => {
+        out += d
+        if (out.includes('\n')) resolve(out.split('\n')[0])
+      })
+      child.once('exit', (code, signal) => (out.includes('\n') ? undefined : reject(new Error(`start died: ${code} ${signal}`))))
+    })
+    if (end === 'hang') child.kill('SIGKILL')
+    const [code, signal] = await new Promise<[number | null, string | null]>((r) =>
+      child.exitCode !== null || child.signalCode !== null ? r([child.exitCode, child.signalCode]) : child.once('exit', (c, sig) => r([c, sig])),
+    )
+    if (end === 'quit' || end === 'probe-fails') expect([code, signal]).toEqual([0, null])
+    else expect(signal).toBe('SIGKILL')
+    return JSON.parse(line)
+  }
+
+  const health = async (version: string) => (await b.readStoreStatus(s.userData)).versions.find((v: any) => v.version === version)
+
+  // maxUnconfirmedLaunches is the default, 2.
+  const table: { name: string; ends: End[]; launched: number; rolledBack: boolean }[] = [
+    { name: 'clean quits x5 keep the version', ends: ['quit', 'quit', 'quit', 'quit', 'quit', 'quit'], launched: 6, rolledBack: false },
+    { name: 'kill -9 at start x(N+1) rolls it back', ends: ['crash', 'crash', 'crash'], launched: 2, rolledBack: true },
+    { name: 'a hang until force-quit x(N+1) rolls it back', ends: ['hang', 'hang', 'hang'], launched: 2, rolledBack: true },
+    { name: 'clean quits between crashes do not wipe the crashes', ends: ['quit', 'crash', 'quit', 'crash', 'quit'], launched: 4, rolledBack: true },
+    { name: 'a failed probe rolls it back at once', ends: ['probe-fails', 'quit'], launched: 1, rolledBack: true },
+    {
+      name: 'a readiness confirmation survives a crash right after it',
+      ends: ['ready-then-crash', 'crash', 'crash', 'crash', 'quit'],
+      launched: 5,
+      rolledBack: false,
+    },
+  ]
+
+  for (const row of table) {
+    it(row.name, async () => {
+      await stage('1.4.0')
+      const entry = b.cliEntryFor(s.userData, '1.4.0')
+      const launched: (string | null)[] = []
+      for (const end of row.ends) launched.push(await appStart(end))
+      expect(launched).toEqual(row.ends.map((_, n) => (n < row.launched ? entry : null)))
+      expect(b.isBadVersion(s.userData, '1.4.0')).toBe(row.rolledBack)
+      if (!row.rolledBack) {
+        expect(b.readPointer(s.userData)?.cliEntry).toBe(entry)
+        // The version is still on trial (never confirmed) with no start counted against it, or
+        // confirmed.
+        expect(await health('1.4.0')).toMatchObject(
+          row.ends[0] === 'ready-then-crash' ? { confirmed: true, attempts: 0 } : { confirmed: false, attempts: 0 },
+        )
+      }
+    }, 60_000)
+  }
+
+  it('endLaunch: a clean end is recorded before it returns, once per trial launch', async () => {
+    await stage('1.4.0')
+    const entry = b.cliEntryFor(s.userData, '1.4.0')
+    expect(b.beginLaunch(s.userData, { bundledVersion: '1.0.0' })).toMatchObject({ attempt: 1 })
+    expect(b.beginLaunch(s.userData, { bundledVersion: '1.0.0' })).toMatchObject({ attempt: 2 })
+    expect(b.endLaunch(s.userData, entry)).toBe('1.4.0')
+    expect(JSON.parse(fs.readFileSync(path.join(s.store, 'launches.json'), 'utf8')).attempts).toEqual({ '1.4.0': 1 })
+    expect(b.endLaunch(s.userData, entry)).toBe('1.4.0')
+    expect(b.endLaunch(s.userData, entry)).toBeNull()
+    expect(b.endLaunch(s.userData, '/elsewhere/versions/1.4.0/dist/cli.js')).toBeNull()
+    expect(() => b.endLaunch(s.userData, 42)).toThrow(expect.objectContaining({ code: 'EINVALID_OPTION', option: 'cliEntry' }))
+    // A confirmed version has no trial to end.
+    b.beginLaunch(s.userData, { bundledVersion: '1.0.0' })
+    b.confirmLaunch(s.userData, entry)
+    expect(b.endLaunch(s.userData, entry)).toBeNull()
+  })
+})
+
+describe('the wiring\'s timers', () => {
+  const made: any[] = []
+  afterEach(() => {
+    for (const u of made.splice(0)) u.stop()
+  })
+  const MAX_DELAY_MS = 365 * 24 * 60 * 60 * 1000
+
+  function wiring(settings: Record<string, unknown>, broadcast: (...a: unknown[]) => void = () => {}) {
+    const res = tempDir()
+    fs.mkdirSync(path.join(res, 'app.asar.unpacked', 'cli'), { recursive: true })
+    fs.writeFileSync(path.join(res, 'app.asar.unpacked', 'cli', 'package.json'), JSON.stringify({ version: '1.0.0' }))
+    fs.cpSync(s.native, path.join(res, 'app.asar.unpacked', 'node_modules'), { recursive: true })
+    const u = createRuntimeAutoUpdate(
+      { isPackaged: true, userData: s.userData, resourcesPath: res, shellVersion: '0.0.1', broadcast },
+      { staging: { registry: s.registry.url, retries: 0 }, logger: { log() {}, warn() {} }, ...settings },
+    )
+    made.push(u)
+    return u
+  }
+
+  it('a setting past its maximum, or not a whole number of ms, is refused at creation with EINVALID_OPTION', () => {
+    expect(require(autoUpdate).MAX_DELAY_MS).toBe(MAX_DELAY_MS)
+    for (const option of ['firstCheckDelayMs', 'checkIntervalMs', 'confirmAfterMs']) {
+      for (const value of [-1, 1.5, MAX_DELAY_MS + 1, Number.POSITIVE_INFINITY, Number.NaN, '30000']) {
+        expect(() => wiring({ [option]: value }), `${option}: ${String(value)}`).toThrow(TypeError)
+        expect(() => wiring({ [option]: value })).toThrow(expect.objectContaining({ code: 'EINVALID_OPTION', option }))
+      }
+      // The maximum itself is a wait like any other.
+      expect(() => wiring({ [option]: MAX_DELAY_MS })).not.toThrow()
+    }
+    // An interval of 0 would spin.
+    expect(() => wiring({ checkIntervalMs: 0 })).toThrow(expect.objectContaining({ code: 'EINVALID_OPTION', option: 'checkIntervalMs' }))
+    expect(() => wiring({ maxUnconfirmedLaunches: 0 })).toThrow(expect.objectContaining({ code: 'EINVALID_OPTION', option: 'maxUnconfirmedLaunches' }))
+  })
+
+  it('waits past a timer\'s 32 bits are held, never fired at once: no request for a month', async () => {
+    s.publish('1.4.0')
+    const doc = s.registry.docPath('kanban')
+    // Just past Node's limit, and past it once the +-10 % spread is drawn.
+    wiring({ firstCheckDelayMs: 2 ** 31 }).scheduleChecks()
+    wiring({ firstCheckDelayMs: 0, checkIntervalMs: 30 * 24 * 60 * 60 * 1000 }).scheduleChecks()
+    await vi.waitFor(() => expect(s.registry.count(doc)).toBe(1), { timeout: 10_000 })
+    await new Promise((r) => setTimeout(r, 1_500))
+    // The second wiring's first check, and nothing else.
+    expect(s.registry.count(doc)).toBe(1)
+  })
+
+  it('a chained first check fires when it is due, and not before', async () => {
+    s.publish('1.4.0')
+    const doc = s.registry.docPath('kanban')
+    // Captured before the fake timers: the check itself is real network, waited for in real time.
+    const realSetTimeout = globalThis.setTimeout
+    const realSleep = (ms: number) => new Promise((r) => realSetTimeout(r, ms))
+    const staged: unknown[] = []
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    try {
+      const day = 24 * 60 * 60 * 1000
+      wiring({ firstCheckDelayMs: 30 * day, checkIntervalMs: 30 * day }, (...a) => staged.push(a)).scheduleChecks()
+      vi.advanceTimersByTime(30 * day - 1)
+      await realSleep(300)
+      expect(s.registry.count(doc)).toBe(0)
+      vi.advanceTimersByTime(1)
+      await vi.waitFor(() => expect(staged).toEqual([['runtime:update-staged', '1.4.0']]), { timeout: 10_000 })
+    } finally {
+      vi.useRealTimers()
+    }
+    expect(s.registry.count(doc)).toBe(1)
+  })
+})
+
+describe('the wiring never throws into the app', () => {
+  const throwing = {
+    log() {
+      throw new Error('logger failed')
+    },
+    warn() {
+      throw new Error('logger failed')
+    },
+  }
+
+  it('a throwing logger never breaks a launch decision, a rollback or a failure report', async () => {
+    await stage('1.4.0')
+    const calls: unknown[][] = []
+    const u = createRuntimeAutoUpdate(
+      { isPackaged: true, userData: s.userData, resourcesPath: '/nonexistent', shellVersion: '1.0.0', broadcast: (...a: unknown[]) => calls.push(a) },
+      { maxUnconfirmedLaunches: 1, confirmAfterMs: null, logger: throwing },
+    )
+    const entry = b.cliEntryFor(s.userData, '1.4.0')
+    expect(u.resolveCliEntryOverride()).toBe(entry)
+    // The counter's rollback logs a warning: the logger throws, the decision stands.
+    expect(u.resolveCliEntryOverride()).toBeNull()
+    expect(calls).toEqual([['runtime:rolled-back', '1.4.0']])
+    expect(b.isBadVersion(s.userData, '1.4.0')).toBe(true)
+    await stage('1.5.0')
+    const next = u.resolveCliEntryOverride()
+    expect(() => u.onCliEntryOverrideFailed('exited', next)).not.toThrow()
+    expect(calls).toContainEqual(['runtime:rolled-back', '1.5.0'])
+    // A reason whose String() throws still rolls back.
+    await stage('1.6.0')
+    const third = u.resolveCliEntryOverride()
+    const hostile = { toString: () => { throw new Error('no') } }
+    expect(() => u.onCliEntryOverrideFailed(hostile as any, third)).not.toThrow()
+    expect(b.isBadVersion(s.userData, '1.6.0')).toBe(true)
+    expect(() => u.stop()).not.toThrow()
+  })
+
+  /** Runs `body` after a wiring `u` with a throwing logger is made, in a child that watches for an uncaught error. */
+  function childWithThrowingLogger(body: string, settings: string) {
+    // The app's resources, with its node-pty, for a check that stages.
+    const res = tempDir()
+    fs.mkdirSync(path.join(res, 'app.asar.unpacked', 'cli'), { recursive: true })
+    fs.writeFileSync(path.join(res, 'app.asar.unpacked', 'cli', 'package.json'), JSON.stringify({ version: '1.0.0' }))
+    fs.cpSync(s.native, path.join(res, 'app.asar.unpacked', 'node_modules'), { recursive: true })
+    const script = `
+      process.on('uncaughtException', (e) => { console.log('uncaught: ' + e.message); process.exit(3) })
+      process.on('unhandledRejection', (e) => { console.log('unhandled: ' + (e && e.message)); process.exit(4) })
+      const fs = require('node:fs'), path = require('node:path')
+      const { createRuntimeAutoUpdate } = require(${JSON.stringify(autoUpdate)})
+      const thrower = () => { throw new Error('logger failed') }
+      const u = createRuntimeAutoUpdate(
+        { isPackaged: true, userData: ${JSON.stringify(s.userData)}, resourcesPath: ${JSON.stringify(res)}, shellVersion: '1.0.0', broadcast: (...a) => console.log(JSON.stringify(a)) },
+        { logger: { log: thrower, warn: thrower }, ${settings} },
+      )
+      ${body}
+    `
+    return new Promise<{ code: number | null; out: string }>((resolve) => {
+      const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+      let out = ''
+      child.stdout.on('data', (d) => (out += d))
+      child.on('exit', (code) => resolve({ code, out }))
+    })
+  }
+
+  it('a confirmation timer whose confirmLaunch fails, with a throwing logger, is no uncaught exception', async () => {
+    await stage('1.4.0')
+    const r = await childWithThrowingLogger(
+      `
+      const entry = u.resolveCliEntryOverride()
+      // The record cannot be rewritten now: confirmLaunch throws EIO inside the timer.
+      const record = path.join(${JSON.stringify(s.store)}, 'launches.json')
+      fs.rmSync(record)
+      fs.mkdirSync(record)
+      setTimeout(() => { console.log('alive ' + entry); process.exit(0) }, 500)
+      `,
+      'confirmAfterMs: 50',
+    )
+    expect(r.out).not.toContain('uncaught')
+    expect(r.code).toBe(0)
+    expect(r.out).toContain(`alive ${b.cliEntryFor(s.userData, '1.4.0')}`)
+    expect(await b.readStoreStatus(s.userData).then((st: any) => st.versions[0].confirmed)).toBe(false)
+  })
+
+  it('a background check with a throwing logger is no unhandled rejection, and still broadcasts', async () => {
+    s.publish('1.4.0')
+    const r = await childWithThrowingLogger(
+      `
+      u.scheduleChecks()
+      // Alive until the check is done and its outcome logged (the logger throws there), or 10 s.
+      const started = Date.now()
+      const wait = setInterval(() => {
+        if (!fs.existsSync(path.join(${JSON.stringify(s.store)}, 'current.json')) && Date.now() - started < 10000) return
+        setTimeout(() => { clearInterval(wait); u.stop(); process.exit(0) }, 300)
+      }, 50)
+      `,
+      `firstCheckDelayMs: 0, checkIntervalMs: 60000, staging: { registry: ${JSON.stringify(s.registry.url)}, retries: 0, hostNodeVersion: '22.12.0' }`,
+    )
+    expect(r.out).not.toMatch(/uncaught|unhandled/)
+    expect(r.code).toBe(0)
+    expect(r.out).toContain('["runtime:update-staged","1.4.0"]')
+  }, 20_000)
 })

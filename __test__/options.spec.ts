@@ -250,7 +250,7 @@ describe('store functions refuse an argument of the wrong type with EINVALID_OPT
       name,
       args: { userData: (x: any) => b[name](x, V), version: (x: any) => b[name](u(), x) },
     })),
-    ...['versionFromCliEntry', 'confirmLaunch'].map((name) => ({
+    ...['versionFromCliEntry', 'confirmLaunch', 'endLaunch'].map((name) => ({
       name,
       args: { userData: (x: any) => b[name](x, entry()), cliEntry: (x: any) => b[name](u(), x) },
     })),

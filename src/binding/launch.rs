@@ -152,6 +152,26 @@ pub fn confirm_launch(
     })
 }
 
+/// The start that launched `cliEntry` on trial ended cleanly: the app is quitting normally, no
+/// failure was reported for it and it was not confirmed. Its launch is taken back, flushed before
+/// this returns, so a user who quits before the runtime is confirmed never counts against it:
+/// only starts that die, are killed or hang until force-quit count towards
+/// `maxUnconfirmedLaunches`. Call it once per trial launch (`attempt` > 0), on the app's way out.
+/// Returns the version, or `null` when there was nothing to take back (a path outside the store,
+/// a confirmed or bad version). Throws `EINVALID_OPTION`, `ELOCKED`, `EIO`, `ENOSPC`.
+#[napi(ts_args_type = "userData: string, cliEntry: string")]
+pub fn end_launch(
+    env: &Env,
+    user_data: Option<Unknown<'_>>,
+    cli_entry: Option<Unknown<'_>>,
+) -> Result<Option<String>> {
+    sync_call(env, || {
+        let store = store_arg(user_data)?;
+        let cli_entry = string_arg(cli_entry, "cliEntry")?;
+        Ok(launch::end(&store, &cli_entry)?)
+    })
+}
+
 /// The runtime started from `cliEntry` failed to come up: its version (from `cliEntry`, never
 /// from the pointer) is marked bad, the pointer rolled back only while it still names that
 /// version, and the folder removed once the mark is recorded. Throws when the mark cannot be

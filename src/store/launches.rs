@@ -378,6 +378,34 @@ pub fn confirm(store: &Store, cli_entry: &str) -> Result<Option<String>> {
     })
 }
 
+/// The start that launched `cli_entry` on trial ended cleanly: the app quit normally with no
+/// failure reported and no confirmation. That launch is taken back (its attempt uncounted,
+/// flushed before this returns), so a user who quits before the runtime is confirmed never
+/// counts against it; only a start that died, was killed or hung until force-quit still counts.
+/// Call it once per trial launch. Returns the version, or `None` when there was nothing to take
+/// back (a path outside the store's layout, a bad or confirmed version, no attempt recorded).
+pub fn end(store: &Store, cli_entry: &str) -> Result<Option<String>> {
+    let Some(version) = store.version_from_cli_entry(cli_entry) else {
+        return Ok(None);
+    };
+    // Nothing recorded for it: no lock taken, and nothing is created.
+    if !store.launch_record().attempts.contains_key(&version) {
+        return Ok(None);
+    }
+    store.with_store_lock(&LockWait::Bounded, |lock| {
+        let mut record = store.launch_record();
+        let Some(n) = record.attempts.get_mut(&version) else {
+            return Ok(None);
+        };
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            record.attempts.remove(&version);
+        }
+        store.write_launch_record(lock, &record)?;
+        Ok(Some(version))
+    })
+}
+
 /// The runtime started from `cli_entry` failed: its version (taken from `cli_entry`, never from
 /// the pointer) is marked bad; the pointer is rolled back only while it still names that
 /// version; the folder is removed once the mark is recorded. A failure to record the mark is an
@@ -476,6 +504,38 @@ mod tests {
             .write_pointer_checked("1.2.0", &store.cli_entry("1.2.0").to_string_lossy())
             .unwrap();
         assert_eq!(store.mark_bad("1.2.0").unwrap(), Some("1.1.0".into()));
+    }
+
+    #[test]
+    fn a_clean_end_never_counts_and_an_unclean_one_still_does() {
+        let (_d, store) = store_with(&["1.1.0"], "1.1.0");
+        let bundled = v("1.0.0");
+        let entry = store.cli_entry("1.1.0").to_string_lossy().into_owned();
+        // Any number of starts that quit cleanly: each is the first trial again.
+        for _ in 0..5 {
+            assert_eq!(begin(&store, &bundled, 2).unwrap().attempt, 1);
+            assert_eq!(end(&store, &entry).unwrap().as_deref(), Some("1.1.0"));
+        }
+        assert!(!store.is_bad("1.1.0"));
+        assert_eq!(store.launch_record().attempts.get("1.1.0"), None);
+        // A second end of the same launch has nothing left to take back.
+        assert_eq!(end(&store, &entry).unwrap(), None);
+        // Unclean starts between clean ones still add up to the limit.
+        begin(&store, &bundled, 2).unwrap();
+        assert_eq!(begin(&store, &bundled, 2).unwrap().attempt, 2);
+        end(&store, &entry).unwrap();
+        assert_eq!(begin(&store, &bundled, 2).unwrap().attempt, 2);
+        let l = begin(&store, &bundled, 2).unwrap();
+        assert_eq!(l.rolled_back.unwrap().version, "1.1.0");
+        // A path outside the store, or a store that recorded nothing, changes nothing.
+        assert_eq!(end(&store, "/elsewhere/1.1.0/dist/cli.js").unwrap(), None);
+        let empty = tempfile::tempdir().unwrap();
+        let none = Store::new(empty.path());
+        assert_eq!(
+            end(&none, &none.cli_entry("1.1.0").to_string_lossy()).unwrap(),
+            None
+        );
+        assert!(!none.root().exists(), "nothing is created");
     }
 
     #[test]
