@@ -10,6 +10,7 @@ import {
   otherCaLeaf,
   pullRequestLeaf,
   pullRequestTargetLeaf,
+  repeatedExtensionLeaf,
   REPOSITORY,
   tagLeaf,
   trustRoot,
@@ -85,6 +86,12 @@ describe('provenance', () => {
     ],
     ['a digest that is not the tarball’s', {}, (tgz) => attestations('kanban', VERSION, tgz, { digestHex: 'ab'.repeat(64) }), 'subject'],
     ['a certificate from another CA', {}, (tgz) => attestations('kanban', VERSION, tgz, { signer: otherCaLeaf }), 'certificate'],
+    [
+      'a certificate that repeats an extension (the repository, evil/kanban second)',
+      {},
+      (tgz) => attestations('kanban', VERSION, tgz, { signer: repeatedExtensionLeaf }),
+      'certificate',
+    ],
     ['the public-good trust root (the test CA is not trusted there)', { sigstoreTrustRoot: undefined }, (tgz) => attestations('kanban', VERSION, tgz), 'transparencyLog'],
     ['no attestations in the document', {}, undefined, 'attestation'],
   ]

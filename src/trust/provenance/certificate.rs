@@ -8,6 +8,7 @@ use super::oids::{
 };
 use super::root::{CertAuthority, TrustRoot};
 use ring::signature::{self, UnparsedPublicKey};
+use std::collections::BTreeSet;
 use x509_cert::der::asn1::{ObjectIdentifier, Utf8StringRef};
 use x509_cert::der::{Decode, Header, Reader, SliceReader};
 use x509_cert::ext::pkix::name::GeneralName;
@@ -42,6 +43,23 @@ pub(super) fn ext_raw(exts: &[Extension], oid: ObjectIdentifier) -> Option<Strin
     std::str::from_utf8(ext_bytes(exts, oid)?)
         .ok()
         .map(str::to_string)
+}
+
+/// Returns an error naming an extension the certificate carries twice. RFC 5280 §4.2 forbids
+/// it, and every check reads an extension's first value: a second could say otherwise (another
+/// repository or trigger) and pass unseen.
+pub(super) fn check_unique_extensions(cert: &Certificate) -> Result<(), String> {
+    // A set, not a scan per extension: a certificate from the network may list thousands.
+    let mut seen = BTreeSet::new();
+    for ext in extensions(cert) {
+        if !seen.insert(ext.extn_id) {
+            return Err(format!(
+                "the certificate repeats the extension {}",
+                ext.extn_id
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Returns an error naming the first critical extension the verifier does not understand.
@@ -104,7 +122,8 @@ pub(super) fn check_chain<'r>(
         .ok_or_else(|| "the signing certificate does not chain to a trusted Fulcio CA".into())
 }
 
-/// Whether `cert` is signed by `parents[0]`, each by the next, all valid at `t`.
+/// Whether `cert` is signed by `parents[0]`, each by the next, all valid at `t`, none
+/// repeating an extension.
 pub(super) fn chain_valid(
     cert_der: &[u8],
     cert: &Certificate,
@@ -112,12 +131,13 @@ pub(super) fn chain_valid(
     t: i64,
 ) -> bool {
     let (mut child_der, mut child) = (cert_der, cert);
-    if !valid_at(child, t) {
+    if !valid_at(child, t) || check_unique_extensions(child).is_err() {
         return false;
     }
     for (parent_der, parent) in parents {
         if child.tbs_certificate.issuer != parent.tbs_certificate.subject
             || !valid_at(parent, t)
+            || check_unique_extensions(parent).is_err()
             || signed_by(child_der, child, parent).is_err()
         {
             return false;

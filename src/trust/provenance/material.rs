@@ -1,6 +1,7 @@
 //! What a bundle carries: the certificate or key that signed it, and what it signs (a DSSE
 //! envelope or a message signature).
 
+use super::certificate::check_unique_extensions;
 use super::dsse::Envelope;
 use super::encoding::{b64, str_at};
 use super::keys::{ec_key_of_spki, ec_key_of_spki_info, Curve};
@@ -54,7 +55,8 @@ impl Content<'_> {
 }
 
 /// Returns the bundle's signing certificate, as DER and parsed. A chain (v0.1/v0.2) may hold
-/// intermediates after it, never a root: the trust root alone says which roots are trusted.
+/// intermediates after it, never a root: the trust root alone says which roots are trusted. No
+/// certificate of the bundle may repeat an extension.
 pub(super) fn signing_certificate(vm: &Value) -> Result<(Vec<u8>, Certificate), Refusal> {
     let chain = vm.pointer("/x509CertificateChain/certificates");
     if let Some(chain) = chain {
@@ -76,6 +78,7 @@ pub(super) fn signing_certificate(vm: &Value) -> Result<(Vec<u8>, Certificate), 
                     format!("a chain certificate does not parse: {e}"),
                 )
             })?;
+            check_unique_extensions(&cert).map_err(as_check(Check::Certificate))?;
             if cert.tbs_certificate.issuer == cert.tbs_certificate.subject {
                 return Err(refuse(
                     Check::Certificate,
@@ -97,6 +100,8 @@ pub(super) fn signing_certificate(vm: &Value) -> Result<(Vec<u8>, Certificate), 
             format!("the signing certificate does not parse: {e}"),
         )
     })?;
+    // Before the identity check reads the Fulcio extensions, so it never reads a repeated one.
+    check_unique_extensions(&leaf).map_err(as_check(Check::Certificate))?;
     Ok((leaf_der, leaf))
 }
 
