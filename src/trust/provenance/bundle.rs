@@ -330,6 +330,7 @@ mod tests {
     use rcgen::KeyPair;
     use serde_json::json;
     use sha2::{Digest, Sha256};
+    use x509_cert::der::{Decode, Encode};
 
     struct Fixture {
         ca: TestCa,
@@ -554,6 +555,37 @@ mod tests {
         let [inter, _] = f.ca.chain_der().map(|c| B64.encode(c));
         let b = with_chain(bundle(&good.parts()), &[&inter]);
         assert_eq!(good.bundle_refusal(b), Check::Certificate);
+    }
+
+    /// The bundle's certificates must be DER, as X.509 requires: the signature covers those
+    /// bytes and every check reads them parsed, so two readings of one certificate must agree.
+    #[test]
+    fn a_certificate_that_is_not_der_is_a_certificate_refusal() {
+        let f = fixture();
+        // BER the parser reads (an extension spelling out the default `critical FALSE`),
+        // issued and signed over those bytes by the trusted CA, its SCT valid.
+        let (ber, key) = f.ca.ber_leaf(&Run::push(REPO, WORKFLOW));
+        let parsed = Certificate::from_der(&ber).unwrap();
+        assert_ne!(parsed.to_der().unwrap(), ber, "the test leaf is not DER");
+        assert_eq!(
+            f.refusal(|p| (p.leaf, p.leaf_key) = (&ber, &key)),
+            Check::Certificate
+        );
+        let mut trailing = f.leaf.clone();
+        trailing.push(0);
+        for raw in [
+            B64.encode(&ber),
+            B64.encode(&trailing),
+            B64.encode([0x30, 0x03, 0x02, 0x01, 0x01]),
+            String::new(),
+            "not base64!".into(),
+        ] {
+            let mut b = bundle(&f.parts());
+            b["verificationMaterial"]["certificate"]["rawBytes"] = raw.clone().into();
+            assert_eq!(f.bundle_refusal(b), Check::Certificate, "leaf {raw}");
+            let b = with_chain(bundle(&f.parts()), &[&raw]);
+            assert_eq!(f.bundle_refusal(b), Check::Certificate, "chain {raw}");
+        }
     }
 
     #[test]

@@ -10,11 +10,24 @@ use super::root::{CertAuthority, TrustRoot};
 use ring::signature::{self, UnparsedPublicKey};
 use std::collections::BTreeSet;
 use x509_cert::der::asn1::{ObjectIdentifier, Utf8StringRef};
-use x509_cert::der::{Decode, Header, Reader, SliceReader};
+use x509_cert::der::{Decode, Encode, Header, Reader, SliceReader};
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, SubjectAltName};
 use x509_cert::ext::Extension;
 use x509_cert::Certificate;
+
+/// Parses a certificate of the bundle, `what` naming it in the error. It must be DER, as X.509
+/// requires: the parser also reads some BER (a default value spelled out, an unsorted SET OF)
+/// and the SCT check re-encodes what it read; in DER alone are the bytes the CA signed the
+/// certificate every check reads.
+pub(super) fn parse_der_certificate(der: &[u8], what: &str) -> Result<Certificate, String> {
+    // `from_der` already refuses bytes after the certificate.
+    let cert = Certificate::from_der(der).map_err(|e| format!("{what} does not parse: {e}"))?;
+    if cert.to_der().ok().as_deref() != Some(der) {
+        return Err(format!("{what} is not DER"));
+    }
+    Ok(cert)
+}
 
 /// Returns the certificate's extensions; none when it has none.
 pub(super) fn extensions(cert: &Certificate) -> &[Extension] {
