@@ -7,9 +7,11 @@ import { binding, rejection } from './helpers/binding'
 import { runtimeTarball, snapshot } from './helpers/fixtures'
 import {
   attestations,
+  berLeaf,
   otherCaLeaf,
   pullRequestLeaf,
   pullRequestTargetLeaf,
+  repeatedExtensionLeaf,
   REPOSITORY,
   tagLeaf,
   trustRoot,
@@ -85,6 +87,20 @@ describe('provenance', () => {
     ],
     ['a digest that is not the tarball’s', {}, (tgz) => attestations('kanban', VERSION, tgz, { digestHex: 'ab'.repeat(64) }), 'subject'],
     ['a certificate from another CA', {}, (tgz) => attestations('kanban', VERSION, tgz, { signer: otherCaLeaf }), 'certificate'],
+    [
+      'a certificate that repeats an extension (the repository, evil/kanban second)',
+      {},
+      (tgz) => attestations('kanban', VERSION, tgz, { signer: repeatedExtensionLeaf }),
+      'certificate',
+    ],
+    ['a certificate in BER, not DER', {}, (tgz) => attestations('kanban', VERSION, tgz, { signer: berLeaf }), 'certificate'],
+    [
+      'a certificate with bytes after its DER',
+      {},
+      (tgz) => attestations('kanban', VERSION, tgz, { rawBytes: (der) => Buffer.concat([der, Buffer.from([0])]).toString('base64') }),
+      'certificate',
+    ],
+    ['a certificate that is not base64', {}, (tgz) => attestations('kanban', VERSION, tgz, { rawBytes: () => 'not base64!' }), 'certificate'],
     ['the public-good trust root (the test CA is not trusted there)', { sigstoreTrustRoot: undefined }, (tgz) => attestations('kanban', VERSION, tgz), 'transparencyLog'],
     ['no attestations in the document', {}, undefined, 'attestation'],
   ]

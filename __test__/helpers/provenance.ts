@@ -30,6 +30,12 @@ const leafOf = (name: string): Signer => ({ certPem: read(`${name}.pem`), keyPem
 export const tagLeaf = leafOf('tag-leaf')
 export const pullRequestLeaf = leafOf('pull-request-leaf')
 export const pullRequestTargetLeaf = leafOf('pull-request-target-leaf')
+/**
+ * Leaves of the trusted CA for a push of `main` that the certificate check refuses: one repeats
+ * its source repository extension (`evil/kanban` second), one is BER, not DER.
+ */
+export const repeatedExtensionLeaf = leafOf('repeated-extension-leaf')
+export const berLeaf = leafOf('ber-leaf')
 const logKey = createPrivateKey(read('rekor.key.pem'))
 
 function pae(type: string, payload: Buffer): Buffer {
@@ -38,13 +44,18 @@ function pae(type: string, payload: Buffer): Buffer {
 
 /**
  * npm's attestations response for `name@version` whose statement names `tarball`'s sha512 (or
- * `digestHex` instead), signed by `signer`.
+ * `digestHex` instead), signed by `signer`; the bundle's certificate `rawBytes` are
+ * `rawBytes(der)` when given (the log entry still names the signer's certificate).
  */
 export function attestations(
   name: string,
   version: string,
   tarball: Buffer,
-  { signer = trustedLeaf, digestHex }: { signer?: Signer; digestHex?: string } = {},
+  {
+    signer = trustedLeaf,
+    digestHex,
+    rawBytes = (der) => der.toString('base64'),
+  }: { signer?: Signer; digestHex?: string; rawBytes?: (der: Buffer) => string } = {},
 ): Buffer {
   const statement = Buffer.from(
     JSON.stringify({
@@ -94,7 +105,7 @@ export function attestations(
   const bundle = {
     mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
     verificationMaterial: {
-      certificate: { rawBytes: certDer.toString('base64') },
+      certificate: { rawBytes: rawBytes(certDer) },
       tlogEntries: [
         {
           logIndex: String(logIndex),

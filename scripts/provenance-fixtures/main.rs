@@ -1,8 +1,10 @@
 //! Writes the Sigstore test material of the binding's provenance tests to
 //! `__test__/fixtures/provenance/`: a leaf issued by the test Fulcio CA as Fulcio issues one to a
 //! GitHub Actions run of `kanban-org/kanban` (with an SCT from the CA's CT log), a leaf from
-//! another CA, leaves for a tag's run and for runs a pull request triggered, a Rekor-like log key, and the `trusted_root.json` that trusts the first CA, its CT
-//! log and the log key. The tests sign DSSE envelopes and log entries themselves with these keys.
+//! another CA, leaves for a tag's run and for runs a pull request triggered, a leaf repeating an
+//! extension and one not in DER, a Rekor-like log key, and the `trusted_root.json` that trusts
+//! the first CA, its CT log and the log key. The tests sign DSSE envelopes and log entries
+//! themselves with these keys.
 //!
 //! Run: `cargo run --no-default-features --example provenance-fixtures`
 
@@ -57,6 +59,20 @@ fn main() {
             trigger,
             ..Run::push(REPO, WORKFLOW)
         });
+        write(&format!("{name}.pem"), pem(&leaf));
+        write(&format!("{name}.key.pem"), key.serialize_pem());
+    }
+    // Leaves of the trusted CA a certificate check refuses: one repeating its source
+    // repository extension with another repository second, one not in DER.
+    let push = Run::push(REPO, WORKFLOW);
+    let leaves = [
+        (
+            "repeated-extension-leaf",
+            ca.leaf_with(&push, &[(12, "https://github.com/evil/kanban")]),
+        ),
+        ("ber-leaf", ca.ber_leaf(&push)),
+    ];
+    for (name, (leaf, key)) in leaves {
         write(&format!("{name}.pem"), pem(&leaf));
         write(&format!("{name}.key.pem"), key.serialize_pem());
     }

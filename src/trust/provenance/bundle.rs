@@ -330,6 +330,7 @@ mod tests {
     use rcgen::KeyPair;
     use serde_json::json;
     use sha2::{Digest, Sha256};
+    use x509_cert::der::{Decode, Encode};
 
     struct Fixture {
         ca: TestCa,
@@ -347,7 +348,11 @@ mod tests {
     };
 
     fn fixture() -> Fixture {
-        let ca = TestCa::new("test fulcio");
+        fixture_of(TestCa::new("test fulcio"))
+    }
+
+    /// A fixture whose trust root trusts `ca` (and its CT log) and a new log key.
+    fn fixture_of(ca: TestCa) -> Fixture {
         let (leaf, leaf_key) = ca.leaf(REPO, WORKFLOW, GITHUB_ACTIONS_ISSUER);
         let log_key = p256();
         let root = TrustRoot::from_json(&trust_root_json(&ca, &log_key)).unwrap();
@@ -475,21 +480,112 @@ mod tests {
         assert_eq!(f.bundle_refusal(b), Check::TransparencyLog);
     }
 
+    /// `bundle` as v0.2 writes it: its certificate as the first of an `x509CertificateChain`
+    /// whose other certificates' `rawBytes` are `rest`.
+    fn with_chain(mut bundle: Value, rest: &[&str]) -> Value {
+        let leaf = bundle["verificationMaterial"]["certificate"]["rawBytes"].clone();
+        let material = bundle["verificationMaterial"].as_object_mut().unwrap();
+        material.remove("certificate");
+        let rest = rest.iter().map(|c| json!({ "rawBytes": c }));
+        let certificates: Vec<Value> = [json!({ "rawBytes": leaf })]
+            .into_iter()
+            .chain(rest)
+            .collect();
+        material.insert(
+            "x509CertificateChain".into(),
+            json!({ "certificates": certificates }),
+        );
+        bundle["mediaType"] = "application/vnd.dev.sigstore.bundle+json;version=0.2".into();
+        bundle
+    }
+
     #[test]
     fn a_chain_holding_the_root_is_refused() {
         let f = fixture();
-        let mut b = bundle(&f.parts());
-        let [inter, root] = f.ca.chain_der();
-        b["mediaType"] = "application/vnd.dev.sigstore.bundle+json;version=0.2".into();
-        let material = b["verificationMaterial"].as_object_mut().unwrap();
-        material.remove("certificate");
-        let chain = |certs: &[&[u8]]| json!({ "certificates": certs.iter().map(|c| json!({ "rawBytes": B64.encode(c) })).collect::<Vec<_>>() });
-        material.insert("x509CertificateChain".into(), chain(&[&f.leaf, &inter]));
-        f.check(b.clone(), &policy(REPO, None)).unwrap();
-        b["verificationMaterial"]["x509CertificateChain"] = chain(&[&f.leaf, &inter, &root]);
-        assert_eq!(f.bundle_refusal(b.clone()), Check::Certificate);
-        b["verificationMaterial"]["x509CertificateChain"] = chain(&[]);
+        let [inter, root] = f.ca.chain_der().map(|c| B64.encode(c));
+        let b = bundle(&f.parts());
+        f.check(with_chain(b.clone(), &[&inter]), &policy(REPO, None))
+            .unwrap();
+        assert_eq!(
+            f.bundle_refusal(with_chain(b.clone(), &[&inter, &root])),
+            Check::Certificate
+        );
+        let mut b = with_chain(b, &[]);
+        b["verificationMaterial"]["x509CertificateChain"] = json!({ "certificates": [] });
         assert_eq!(f.bundle_refusal(b), Check::Attestation);
+    }
+
+    /// RFC 5280 §4.2: a certificate must not repeat an extension. Read first-wins, a repeated
+    /// Fulcio extension would let a second value (another repository, trigger, ref or issuer)
+    /// hide behind the first, which the policy accepts.
+    #[test]
+    fn a_certificate_that_repeats_an_extension_is_refused() {
+        let f = fixture();
+        let run = Run::push(REPO, WORKFLOW);
+        let (leaf, key) = f.ca.leaf_with(&run, &[]);
+        f.check(
+            f.bundle_with(|p| (p.leaf, p.leaf_key) = (&leaf, &key)),
+            &policy(REPO, Some(WORKFLOW)),
+        )
+        .unwrap();
+        for (arc, second) in [
+            (8, "https://gitlab.com"),
+            (12, "https://github.com/evil/kanban"),
+            (12, "https://github.com/kanban-org/kanban"),
+            (14, "refs/pull/7/merge"),
+            (20, "pull_request_target"),
+        ] {
+            let (leaf, key) = f.ca.leaf_with(&run, &[(arc, second)]);
+            let b = f.bundle_with(|p| (p.leaf, p.leaf_key) = (&leaf, &key));
+            assert_eq!(
+                refused(f.check(b, &policy(REPO, Some(WORKFLOW)))),
+                Check::Certificate,
+                "1.3.6.1.4.1.57264.1.{arc} = {second}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_chain_certificate_that_repeats_an_extension_is_refused() {
+        // The trust root's own intermediate repeats an extension: nothing chains to it.
+        let f = fixture_of(TestCa::repeating_an_extension("test fulcio"));
+        assert_eq!(f.bundle_refusal(bundle(&f.parts())), Check::Certificate);
+        // A bundle's chain (v0.2) carrying such an intermediate beside a good leaf.
+        let good = fixture();
+        let [inter, _] = f.ca.chain_der().map(|c| B64.encode(c));
+        let b = with_chain(bundle(&good.parts()), &[&inter]);
+        assert_eq!(good.bundle_refusal(b), Check::Certificate);
+    }
+
+    /// The bundle's certificates must be DER, as X.509 requires: the signature covers those
+    /// bytes and every check reads them parsed, so two readings of one certificate must agree.
+    #[test]
+    fn a_certificate_that_is_not_der_is_a_certificate_refusal() {
+        let f = fixture();
+        // BER the parser reads (an extension spelling out the default `critical FALSE`),
+        // issued and signed over those bytes by the trusted CA, its SCT valid.
+        let (ber, key) = f.ca.ber_leaf(&Run::push(REPO, WORKFLOW));
+        let parsed = Certificate::from_der(&ber).unwrap();
+        assert_ne!(parsed.to_der().unwrap(), ber, "the test leaf is not DER");
+        assert_eq!(
+            f.refusal(|p| (p.leaf, p.leaf_key) = (&ber, &key)),
+            Check::Certificate
+        );
+        let mut trailing = f.leaf.clone();
+        trailing.push(0);
+        for raw in [
+            B64.encode(&ber),
+            B64.encode(&trailing),
+            B64.encode([0x30, 0x03, 0x02, 0x01, 0x01]),
+            String::new(),
+            "not base64!".into(),
+        ] {
+            let mut b = bundle(&f.parts());
+            b["verificationMaterial"]["certificate"]["rawBytes"] = raw.clone().into();
+            assert_eq!(f.bundle_refusal(b), Check::Certificate, "leaf {raw}");
+            let b = with_chain(bundle(&f.parts()), &[&raw]);
+            assert_eq!(f.bundle_refusal(b), Check::Certificate, "chain {raw}");
+        }
     }
 
     #[test]

@@ -8,12 +8,26 @@ use super::oids::{
 };
 use super::root::{CertAuthority, TrustRoot};
 use ring::signature::{self, UnparsedPublicKey};
+use std::collections::BTreeSet;
 use x509_cert::der::asn1::{ObjectIdentifier, Utf8StringRef};
-use x509_cert::der::{Decode, Header, Reader, SliceReader};
+use x509_cert::der::{Decode, Encode, Header, Reader, SliceReader};
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, SubjectAltName};
 use x509_cert::ext::Extension;
 use x509_cert::Certificate;
+
+/// Parses a certificate of the bundle, `what` naming it in the error. It must be DER, as X.509
+/// requires: the parser also reads some BER (a default value spelled out, an unsorted SET OF)
+/// and the SCT check re-encodes what it read; in DER alone are the bytes the CA signed the
+/// certificate every check reads.
+pub(super) fn parse_der_certificate(der: &[u8], what: &str) -> Result<Certificate, String> {
+    // `from_der` already refuses bytes after the certificate.
+    let cert = Certificate::from_der(der).map_err(|e| format!("{what} does not parse: {e}"))?;
+    if cert.to_der().ok().as_deref() != Some(der) {
+        return Err(format!("{what} is not DER"));
+    }
+    Ok(cert)
+}
 
 /// Returns the certificate's extensions; none when it has none.
 pub(super) fn extensions(cert: &Certificate) -> &[Extension] {
@@ -42,6 +56,23 @@ pub(super) fn ext_raw(exts: &[Extension], oid: ObjectIdentifier) -> Option<Strin
     std::str::from_utf8(ext_bytes(exts, oid)?)
         .ok()
         .map(str::to_string)
+}
+
+/// Returns an error naming an extension the certificate carries twice. RFC 5280 §4.2 forbids
+/// it, and every check reads an extension's first value: a second could say otherwise (another
+/// repository or trigger) and pass unseen.
+pub(super) fn check_unique_extensions(cert: &Certificate) -> Result<(), String> {
+    // A set, not a scan per extension: a certificate from the network may list thousands.
+    let mut seen = BTreeSet::new();
+    for ext in extensions(cert) {
+        if !seen.insert(ext.extn_id) {
+            return Err(format!(
+                "the certificate repeats the extension {}",
+                ext.extn_id
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Returns an error naming the first critical extension the verifier does not understand.
@@ -104,7 +135,8 @@ pub(super) fn check_chain<'r>(
         .ok_or_else(|| "the signing certificate does not chain to a trusted Fulcio CA".into())
 }
 
-/// Whether `cert` is signed by `parents[0]`, each by the next, all valid at `t`.
+/// Whether `cert` is signed by `parents[0]`, each by the next, all valid at `t`, none
+/// repeating an extension.
 pub(super) fn chain_valid(
     cert_der: &[u8],
     cert: &Certificate,
@@ -112,12 +144,13 @@ pub(super) fn chain_valid(
     t: i64,
 ) -> bool {
     let (mut child_der, mut child) = (cert_der, cert);
-    if !valid_at(child, t) {
+    if !valid_at(child, t) || check_unique_extensions(child).is_err() {
         return false;
     }
     for (parent_der, parent) in parents {
         if child.tbs_certificate.issuer != parent.tbs_certificate.subject
             || !valid_at(parent, t)
+            || check_unique_extensions(parent).is_err()
             || signed_by(child_der, child, parent).is_err()
         {
             return false;

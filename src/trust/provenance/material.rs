@@ -1,12 +1,12 @@
 //! What a bundle carries: the certificate or key that signed it, and what it signs (a DSSE
 //! envelope or a message signature).
 
+use super::certificate::{check_unique_extensions, parse_der_certificate};
 use super::dsse::Envelope;
 use super::encoding::{b64, str_at};
 use super::keys::{ec_key_of_spki, ec_key_of_spki_info, Curve};
 use super::refusal::{as_check, refuse, Check, Refusal};
 use serde_json::Value;
-use x509_cert::der::Decode;
 use x509_cert::Certificate;
 
 /// What signed the bundle: a certificate, or the managed key the caller gave.
@@ -54,7 +54,8 @@ impl Content<'_> {
 }
 
 /// Returns the bundle's signing certificate, as DER and parsed. A chain (v0.1/v0.2) may hold
-/// intermediates after it, never a root: the trust root alone says which roots are trusted.
+/// intermediates after it, never a root: the trust root alone says which roots are trusted. No
+/// certificate of the bundle may repeat an extension.
 pub(super) fn signing_certificate(vm: &Value) -> Result<(Vec<u8>, Certificate), Refusal> {
     let chain = vm.pointer("/x509CertificateChain/certificates");
     if let Some(chain) = chain {
@@ -63,19 +64,11 @@ pub(super) fn signing_certificate(vm: &Value) -> Result<(Vec<u8>, Certificate), 
             .filter(|l| !l.is_empty())
             .ok_or_else(|| refuse(Check::Attestation, "the certificate chain is empty"))?;
         for c in &list[1..] {
-            let der = c
+            let raw = c
                 .get("rawBytes")
                 .and_then(Value::as_str)
-                .ok_or_else(|| refuse(Check::Attestation, "a chain certificate has no bytes"))
-                .and_then(|s| {
-                    b64(s, "a chain certificate").map_err(as_check(Check::Attestation))
-                })?;
-            let cert = Certificate::from_der(&der).map_err(|e| {
-                refuse(
-                    Check::Certificate,
-                    format!("a chain certificate does not parse: {e}"),
-                )
-            })?;
+                .ok_or_else(|| refuse(Check::Attestation, "a chain certificate has no bytes"))?;
+            let (_, cert) = certificate_of(raw, "a chain certificate")?;
             if cert.tbs_certificate.issuer == cert.tbs_certificate.subject {
                 return Err(refuse(
                     Check::Certificate,
@@ -89,15 +82,17 @@ pub(super) fn signing_certificate(vm: &Value) -> Result<(Vec<u8>, Certificate), 
         .or_else(|| chain.and_then(|c| c.pointer("/0/rawBytes")))
         .and_then(Value::as_str)
         .ok_or_else(|| refuse(Check::Attestation, "bundle has no signing certificate"))?;
-    let leaf_der =
-        b64(leaf_b64, "the signing certificate").map_err(as_check(Check::Attestation))?;
-    let leaf = Certificate::from_der(&leaf_der).map_err(|e| {
-        refuse(
-            Check::Certificate,
-            format!("the signing certificate does not parse: {e}"),
-        )
-    })?;
-    Ok((leaf_der, leaf))
+    // Before the identity check reads the Fulcio extensions, so it never reads a repeated one.
+    certificate_of(leaf_b64, "the signing certificate")
+}
+
+/// The certificate whose base64 DER is `raw`, as DER and parsed, with no repeated extension.
+/// Bytes that are not one are the certificate's failure, not the bundle form's.
+fn certificate_of(raw: &str, what: &str) -> Result<(Vec<u8>, Certificate), Refusal> {
+    let der = b64(raw, what).map_err(as_check(Check::Certificate))?;
+    let cert = parse_der_certificate(&der, what).map_err(as_check(Check::Certificate))?;
+    check_unique_extensions(&cert).map_err(as_check(Check::Certificate))?;
+    Ok((der, cert))
 }
 
 /// Returns what the bundle signs: its DSSE envelope (payload type, payload, one signature) or

@@ -5,7 +5,8 @@
 pub enum Check {
     /// No SLSA provenance attestation, or one that is not a well-formed Sigstore bundle.
     Attestation,
-    /// The certificate does not chain to a trusted Fulcio CA, or was not valid at log time.
+    /// The certificate is not base64 DER, repeats an extension, does not chain to a trusted
+    /// Fulcio CA, or was not valid at log time.
     Certificate,
     /// The certificate was issued to another CI, repository or workflow.
     Identity,

@@ -15,7 +15,9 @@ use rcgen::{
     PKCS_ECDSA_P384_SHA384,
 };
 use ring::rand::{SecureRandom, SystemRandom};
-use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+use ring::signature::{
+    EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING,
+};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
@@ -133,14 +135,25 @@ pub fn p256() -> KeyPair {
 
 impl TestCa {
     pub fn new(name: &str) -> TestCa {
+        TestCa::with_intermediate_extensions(name, Vec::new())
+    }
+
+    /// A CA whose intermediate carries one (non-critical, private) extension twice, which
+    /// RFC 5280 forbids.
+    pub fn repeating_an_extension(name: &str) -> TestCa {
+        let ext = || CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 99999, 1], vec![5, 0]);
+        TestCa::with_intermediate_extensions(name, vec![ext(), ext()])
+    }
+
+    fn with_intermediate_extensions(name: &str, extra: Vec<CustomExtension>) -> TestCa {
         let root_key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).unwrap();
         let root = ca_params(&format!("{name} root"))
             .self_signed(&root_key)
             .unwrap();
         let inter_key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).unwrap();
-        let inter = ca_params(&format!("{name} intermediate"))
-            .signed_by(&inter_key, &root, &root_key)
-            .unwrap();
+        let mut p = ca_params(&format!("{name} intermediate"));
+        p.custom_extensions = extra;
+        let inter = p.signed_by(&inter_key, &root, &root_key).unwrap();
         TestCa {
             root,
             inter,
@@ -162,8 +175,21 @@ impl TestCa {
     /// A leaf as Fulcio issues one to `run` (valid ten minutes from 2025-01-01), with an SCT
     /// from this CA's CT log.
     pub fn leaf_for(&self, run: &Run) -> (Vec<u8>, KeyPair) {
+        self.leaf_with(run, &[])
+    }
+
+    /// A leaf as [`TestCa::leaf_for`] issues one, with `extra` Fulcio-style extensions (the
+    /// last arc of `1.3.6.1.4.1.57264.1` and a UTF8String) after the run's own: a test repeats
+    /// one of the run's extensions with another value this way.
+    pub fn leaf_with(&self, run: &Run, extra: &[(u64, &str)]) -> (Vec<u8>, KeyPair) {
         let key = p256();
         let mut p = leaf_params(run);
+        for &(arc, value) in extra {
+            p.custom_extensions.push(CustomExtension::from_oid_content(
+                &[1, 3, 6, 1, 4, 1, 57264, 1, arc],
+                Utf8StringRef::new(value).unwrap().to_der().unwrap(),
+            ));
+        }
         // The precertificate: the same TBS without the SCT list, which the CT log signs.
         let pre = p
             .clone()
@@ -178,6 +204,65 @@ impl TestCa {
         ));
         let cert = p.signed_by(&key, &self.inter, &self.inter_key).unwrap();
         (cert.der().to_vec(), key)
+    }
+
+    /// A leaf as [`TestCa::leaf_for`] issues one to `run`, but not in DER: its first extension
+    /// spells out `critical FALSE`, the default DER leaves out (BER allows it). It is signed over
+    /// those bytes by the intermediate, and its SCT holds (the precertificate is the same in DER).
+    pub fn ber_leaf(&self, run: &Run) -> (Vec<u8>, KeyPair) {
+        let (der, key) = self.leaf_for(run);
+        let cert = x509_cert::Certificate::from_der(&der).unwrap();
+        let t = &cert.tbs_certificate;
+        let exts: Vec<u8> = t
+            .extensions
+            .iter()
+            .flatten()
+            .enumerate()
+            .flat_map(|(i, e)| {
+                let critical = if i == 0 {
+                    vec![0x01, 0x01, 0x00]
+                } else {
+                    Vec::new()
+                };
+                let body = [
+                    e.extn_id.to_der().unwrap(),
+                    critical,
+                    e.extn_value.to_der().unwrap(),
+                ];
+                tlv(0x30, &body.concat())
+            })
+            .collect();
+        let tbs = tlv(
+            0x30,
+            &[
+                tlv(0xa0, &t.version.to_der().unwrap()),
+                t.serial_number.to_der().unwrap(),
+                t.signature.to_der().unwrap(),
+                t.issuer.to_der().unwrap(),
+                t.validity.to_der().unwrap(),
+                t.subject.to_der().unwrap(),
+                t.subject_public_key_info.to_der().unwrap(),
+                tlv(0xa3, &tlv(0x30, &exts)),
+            ]
+            .concat(),
+        );
+        let rng = SystemRandom::new();
+        let sig = EcdsaKeyPair::from_pkcs8(
+            &ECDSA_P384_SHA384_ASN1_SIGNING,
+            &self.inter_key.serialize_der(),
+            &rng,
+        )
+        .unwrap()
+        .sign(&rng, &tbs)
+        .unwrap();
+        let mut bits = vec![0u8];
+        bits.extend_from_slice(sig.as_ref());
+        let whole = [
+            tbs,
+            cert.signature_algorithm.to_der().unwrap(),
+            tlv(0x03, &bits),
+        ];
+        (tlv(0x30, &whole.concat()), key)
     }
 
     /// Returns the TLS-encoded SCT list holding this CA's CT log's SCT for the precertificate.
