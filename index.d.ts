@@ -520,6 +520,20 @@ export interface StageRefusal {
   keyid?: string
 }
 
+/** A name the store reads or writes, as `storeLayout` lists it. */
+export interface StoreEntry {
+  /** Relative to `<userData>/runtime-store`, `/`-separated; `{version}` stands for a version. */
+  path: string
+  /**
+   * What it must be: a regular file (never a link, a FIFO or a device) or a folder (never a
+   * link to one).
+   */
+  kind: 'file' | 'folder'
+}
+
+/** Every name the store reads or writes, with what it must be, for tools that inspect a store. */
+export declare function storeLayout(): Array<StoreEntry>
+
 /** The store as a person debugging it wants to see it. */
 export interface StoreStatus {
   /** `<userData>/runtime-store`. */

@@ -169,6 +169,29 @@ pub fn cleanup_partials(env: &Env, user_data: Option<Unknown<'_>>) -> Result<()>
     sync_call(env, || Ok(store_arg(user_data)?.cleanup_partials()?))
 }
 
+/// A name the store reads or writes, as `storeLayout` lists it.
+#[napi(object)]
+pub struct StoreEntry {
+    /// Relative to `<userData>/runtime-store`, `/`-separated; `{version}` stands for a version.
+    pub path: String,
+    /// What it must be: a regular file (never a link, a FIFO or a device) or a folder (never a
+    /// link to one).
+    #[napi(ts_type = "'file' | 'folder'")]
+    pub kind: String,
+}
+
+/// Every name the store reads or writes, with what it must be, for tools that inspect a store.
+#[napi]
+pub fn store_layout() -> Vec<StoreEntry> {
+    crate::store::OWNED_NAMES
+        .iter()
+        .map(|o| StoreEntry {
+            path: o.path.to_string(),
+            kind: o.kind.as_str().to_string(),
+        })
+        .collect()
+}
+
 /// Removes `versions/<version>`; a version that is not semver, or a folder that is not there, is
 /// nothing to do. Takes the store lock (never the staging lock).
 #[napi(ts_args_type = "userData: string, version: string")]

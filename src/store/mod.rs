@@ -26,6 +26,8 @@ pub use layout::{Store, POINTER_FILE};
 // What only the binding uses is unused in a build without it.
 #[cfg_attr(not(feature = "node"), allow(unused_imports))]
 pub(crate) use layout::check_version;
+#[cfg_attr(not(feature = "node"), allow(unused_imports))]
+pub(crate) use layout::OWNED_NAMES;
 pub(crate) use layout::{CACHE_FILE, CLI_ENTRY, NATIVE_MODULE};
 pub(crate) use lists::IncompatibleEntry;
 pub(crate) use locks::{LockWait, StagingGuard, StagingLock, StoreLock};

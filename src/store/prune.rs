@@ -256,6 +256,10 @@ impl Store {
     ) -> Result<Vec<String>> {
         let dir = self.versions_dir();
         let mut removed = Vec::new();
+        // A link in its place is never followed: what it names is outside the store.
+        if fs::symlink_metadata(&dir).is_ok_and(|m| !m.is_dir()) {
+            return Ok(removed);
+        }
         let Ok(entries) = fs::read_dir(&dir) else {
             return Ok(removed);
         };
