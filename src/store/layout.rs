@@ -22,6 +22,8 @@
 //!   <v>.download.json what they are: URL, integrity, validator, size, time
 //!   <v>.trash-<pid>/  a folder on its way out (pruned or removed)
 //! package-document.cache  the package document with its ETag / Last-Modified
+//! <name>.misplaced-<pid>-<n>  what had the wrong type at one of the names above, moved aside
+//!                     (see `heal`); never removed by the store
 //! ```
 
 use crate::shared::error::Result;
@@ -88,6 +90,15 @@ pub struct OwnedName {
     /// `/`-separated; `{version}` stands for a version.
     pub path: &'static str,
     pub kind: EntryKind,
+}
+
+impl OwnedName {
+    /// Directly in the store: the names an entry of the wrong type is moved away from (see
+    /// `heal`). The others are inside `staging/` or a version folder, which sweeps and the
+    /// wholeness checks already take care of.
+    pub fn is_top(&self) -> bool {
+        !self.path.contains('/')
+    }
 }
 
 const fn owned(path: &'static str, kind: EntryKind) -> OwnedName {
@@ -173,6 +184,12 @@ pub(super) fn json_line(value: &impl Serialize) -> Vec<u8> {
 
 pub(super) fn is_trash(name: &str) -> bool {
     name.contains(TRASH_MARK)
+}
+
+/// A writer's temp file in the store: `fsutil::write_atomic`'s `.<name>.tmp-<pid>`, and the
+/// document cache's `.<name>.tmp-<pid>-<n>`.
+pub(super) fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.contains(".tmp-")
 }
 
 /// The entries of `dir` (name, path, whether a folder, links not followed); none when it is

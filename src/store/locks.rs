@@ -162,7 +162,8 @@ impl Store {
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
         // A link would lock (or create) a file elsewhere, and a FIFO is no file to lock: only a
-        // regular file is the lock, so no process ever holds a lock on anything else there.
+        // regular file is the lock, so no process ever holds a lock on anything else there, and
+        // such an entry is safe to move aside (see `heal`).
         fsutil::no_follow_no_wait(&mut options);
         let f = options
             .open(&path)
@@ -206,6 +207,6 @@ impl Store {
 fn not_a_lock_file() -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
-        "not a regular file, so no process can hold a lock on it",
+        "not a regular file; cleanupPartials or the next staging run moves it aside",
     )
 }
