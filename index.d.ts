@@ -127,9 +127,14 @@ export declare function checkAndStageLatestRuntime(opts: StageOptions): Promise<
 
 /**
  * Removes the leftovers of interrupted staging runs, never the partial of a run in flight in
- * any process. A missing store is nothing to do.
+ * any process, and crashed writers' temp files. An entry of the wrong type at one of the
+ * store's names (a file named `versions`, a folder named `current.json`, a FIFO or a link where
+ * a file belongs) is moved aside to `<name>.misplaced-<pid>-<n>` in the store, never followed
+ * nor deleted, with a `warn` entry to `opts.onLog` (called before this returns; one that throws
+ * loses its entry). A missing store is nothing to do. Throws `EINVALID_OPTION`, `EIO`, and
+ * `ELOCKED` when an entry must be moved and the store lock stays held for 5 s.
  */
-export declare function cleanupPartials(userData: string): void
+export declare function cleanupPartials(userData: string, opts?: { onLog?: (entry: StageLogEntry) => void } | undefined | null): void
 
 /**
  * Removes the pointer, so the app runs its bundled runtime; a missing one is fine. Takes the
@@ -236,6 +241,16 @@ export interface LaunchRollback {
  * milliseconds while another process downloads.
  */
 export declare function markBadVersion(userData: string, version: string): string | null
+
+/** An entry of the wrong type at one of the store's own names. */
+export interface MisplacedEntry {
+  /** Its name in `runtime-store/`. */
+  name: string
+  /** What it is (a link is never followed). */
+  found: 'file' | 'folder' | 'link' | 'fifo' | 'socket' | 'device' | 'other'
+  /** What the store keeps there. */
+  expected: 'file' | 'folder'
+}
 
 /**
  * `versionDir(userData, version) + '.partial'`, the in-flight folder of the first, TypeScript
@@ -531,6 +546,24 @@ export interface StageRefusal {
   keyid?: string
 }
 
+/** A name the store reads or writes, as `storeLayout` lists it. */
+export interface StoreEntry {
+  /** Relative to `<userData>/runtime-store`, `/`-separated; `{version}` stands for a version. */
+  path: string
+  /**
+   * What it must be: a regular file (never a link, a FIFO or a device) or a folder (never a
+   * link to one).
+   */
+  kind: 'file' | 'folder'
+}
+
+/**
+ * Every name the store reads or writes, with what it must be, for tools that inspect a store.
+ * An entry of the wrong type directly in the store is what `readStoreStatus` reports as
+ * `misplaced`, and what `cleanupPartials` and staging runs move aside.
+ */
+export declare function storeLayout(): Array<StoreEntry>
+
 /** The store as a person debugging it wants to see it. */
 export interface StoreStatus {
   /** `<userData>/runtime-store`. */
@@ -553,6 +586,17 @@ export interface StoreStatus {
   partials: Array<string>
   /** Whether a staging run holds the store lock right now. */
   locked: boolean
+  /**
+   * Entries of the wrong type at the store's own names (a folder named `current.json`, a file
+   * named `versions`, a FIFO or a link where a file belongs). Such an entry can fail every
+   * check or launch until `cleanupPartials` or the next staging run moves it aside.
+   */
+  misplaced: Array<MisplacedEntry>
+  /**
+   * Names in the store that such entries were moved aside to (`<name>.misplaced-<pid>-<n>`):
+   * kept, never removed by the store, for a person to look at and delete.
+   */
+  movedAside: Array<string>
 }
 
 /**

@@ -855,6 +855,7 @@ module.exports.removeVersionDir = nativeBinding.removeVersionDir
 module.exports.reportLaunchFailed = nativeBinding.reportLaunchFailed
 module.exports.resolveLaunch = nativeBinding.resolveLaunch
 module.exports.resolvePointerCliEntry = nativeBinding.resolvePointerCliEntry
+module.exports.storeLayout = nativeBinding.storeLayout
 module.exports.verifyBundle = nativeBinding.verifyBundle
 module.exports.versionDir = nativeBinding.versionDir
 module.exports.versionFromCliEntry = nativeBinding.versionFromCliEntry

@@ -375,6 +375,49 @@ describe('cli', () => {
     },
   )
 
+  it('status and doctor report an entry of the wrong type at a store name with its fix; after a stage run, what was moved aside is a note', async () => {
+    await stageByCli('1.1.0')
+    fs.rmSync(s.stagingDir, { recursive: true, force: true })
+    fs.writeFileSync(s.stagingDir, 'not a folder')
+    fs.mkdirSync(path.join(s.store, 'store.lock.d'))
+    fs.rmSync(path.join(s.store, 'store.lock'))
+    fs.renameSync(path.join(s.store, 'store.lock.d'), path.join(s.store, 'store.lock'))
+    fs.rmSync(path.join(s.store, 'current.json'))
+    fs.mkdirSync(path.join(s.store, 'current.json'))
+    const r = await cli('doctor', '--user-data', s.userData, '--json')
+    expect(r.code).toBe(1)
+    const { problems, notes } = JSON.parse(r.stdout)
+    const movesAside = (name: string) => expect.stringContaining(`run stage (or start the app: its cleanupPartials does it): it moves ${name} aside to ${name}.misplaced-<pid>-<n>`)
+    expect(problems).toEqual([
+      { problem: 'current.json is a folder, not a regular file, so it is not read', fix: movesAside('current.json') },
+      {
+        problem: 'store.lock is a folder where the store keeps a file, so nothing can change the store: no update, no launch recorded, no version marked bad',
+        fix: movesAside('store.lock'),
+      },
+      { problem: 'staging is a regular file where the store keeps a folder, so no update can be staged', fix: movesAside('staging') },
+    ])
+    expect(notes).toEqual([])
+    const st = await cli('status', '--user-data', s.userData)
+    expect(st.stdout).toMatch(
+      /^misplaced: current\.json \(a folder where a file belongs\), store\.lock \(a folder where a file belongs\), staging \(a regular file where a folder belongs\) \(moved aside by the next stage run\)$/m,
+    )
+
+    s.publish('1.2.0')
+    const staged = await cli(...stageArgs(s), '--json')
+    expect([staged.code, JSON.parse(staged.stdout)]).toMatchObject([0, { kind: 'staged', version: '1.2.0' }])
+    const after = await cli('doctor', '--user-data', s.userData, '--json')
+    expect(after.code).toBe(0)
+    const report = JSON.parse(after.stdout)
+    expect(report.problems).toEqual([])
+    expect(report.notes).toEqual(
+      ['current.json', 'staging', 'store.lock'].map((name) =>
+        expect.stringMatching(new RegExp(`^${name.replace('.', '\\.')}\\.misplaced-\\d+-\\d+ was moved aside from a name the store owns, where it had the wrong type: look at it, then delete it$`)),
+      ),
+    )
+    expect(fs.readFileSync(path.join(s.store, fs.readdirSync(s.store).find((n) => n.startsWith('staging.misplaced-'))!), 'utf8')).toBe('not a folder')
+    expect((await cli('status', '--user-data', s.userData)).stdout).toMatch(/^moved aside: current\.json\.misplaced-\d+-\d+, staging\.misplaced-\d+-\d+, store\.lock\.misplaced-\d+-\d+ \(kept: delete once looked at\)$/m)
+  })
+
   it('doctor reports a launch record the addon cannot read', async () => {
     await stageByCli('1.1.0')
     for (const text of ['not json', '[]', '{"attempts":{"1.1.0":"two"}}', '{"confirmed":"1.1.0"}']) {

@@ -274,7 +274,7 @@ describe('store functions refuse an argument of the wrong type with EINVALID_OPT
   it('covers every store function the package exports', () => {
     const covered = new Set(table.map((t) => t.name))
     const exported = Object.keys(b).filter((k) => typeof b[k] === 'function')
-    const notStore = ['checkAndStageLatestRuntime', 'isStageError', 'verifyBundle']
+    const notStore = ['checkAndStageLatestRuntime', 'isStageError', 'storeLayout', 'verifyBundle']
     expect(exported.filter((k) => !notStore.includes(k) && !covered.has(k))).toEqual([])
   })
 

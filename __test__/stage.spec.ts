@@ -189,15 +189,17 @@ describe('fixed defects of the original', () => {
 
   it('repairs the pointer from a complete version after a failed pointer write, without downloading again', async () => {
     s.publish('1.1.0')
-    // A folder where the pointer file goes makes the pointer's rename fail after the version's
-    // own rename succeeded: the state the original left orphaned.
-    fs.mkdirSync(path.join(s.store, 'current.json/blocker'), { recursive: true })
+    // A folder where this process writes the pointer's temp file makes the pointer write fail
+    // after the version's own rename succeeded: the state the original left orphaned. (A folder
+    // at current.json itself is moved aside by the run, see store-files.spec.ts.)
+    const tmp = path.join(s.store, `.current.json.tmp-${process.pid}`)
+    fs.mkdirSync(path.join(tmp, 'blocker'), { recursive: true })
     const err = await rejection(checkAndStageLatestRuntime(s.opts()))
     expect(err.code).toBe('EIO')
     expect(err.path).toContain('current.json')
     expectWholeVersion('1.1.0')
     expect(readPointer(s.userData)).toBeNull()
-    fs.rmSync(path.join(s.store, 'current.json'), { recursive: true })
+    fs.rmSync(tmp, { recursive: true })
 
     expect(await checkAndStageLatestRuntime(s.opts())).toEqual({ kind: 'staged', version: '1.1.0' })
     expectPointerAt('1.1.0')

@@ -1,7 +1,7 @@
 // The store's files as the disk holds them: version names that look like leftovers, a damaged
 // bad list, files that are not regular, a frozen lock holder, a read-only store, and other
 // spellings of the same userData.
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -254,5 +254,222 @@ describe('other spellings of userData', () => {
     expect(err).toMatchObject({ code: 'EINVALID_OPTION', option: 'userData' })
     expect(() => b.readPointer(`${s.userData}\0x`)).toThrow(expect.objectContaining({ code: 'EINVALID_OPTION' }))
     expect(s.registry.count(s.registry.docPath('kanban'))).toBe(0)
+  })
+})
+
+/** Runs `body` in a child Node with the addon as `b`, `u` the userData and `opts` the staging options; killed after `killAfterMs`. */
+function inChildAsync(
+  userData: string,
+  opts: Record<string, unknown>,
+  body: string,
+  killAfterMs: number,
+): Promise<{ code: number | null; lines: any[] }> {
+  return new Promise((resolve) => {
+    const script = `const b = require(${JSON.stringify(addon)}); const u = ${JSON.stringify(userData)}; const opts = ${JSON.stringify(opts)}; ${body}`
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    // A call blocked on a FIFO never returns: the kill is the test's failure signal.
+    const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs)
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      resolve({ code, lines: out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) })
+    })
+  })
+}
+
+// Every call an app makes on a store, each timed, in the order an app's start-up and its checks
+// make them; a line per call as it settles, so a hang names the call that hung.
+const EVERY_CALL = `
+(async () => {
+  const A = '1.4.0', B = '2.0.0'
+  const calls = [
+    ['readPointer', () => b.readPointer(u)],
+    ['resolvePointerCliEntry', () => b.resolvePointerCliEntry(u)],
+    ['pointerFileExists', () => b.pointerFileExists(u)],
+    ['isBadVersion', () => b.isBadVersion(u, A)],
+    ['isStoreLocked', () => b.isStoreLocked(u)],
+    ['versionFromCliEntry', () => b.versionFromCliEntry(u, b.cliEntryFor(u, A))],
+    ['versionDir', () => b.versionDir(u, A)],
+    ['partialDir', () => b.partialDir(u, A)],
+    ['readStoreStatus', () => b.readStoreStatus(u)],
+    ['resolveLaunch', () => b.resolveLaunch(u, { bundledVersion: '1.0.0' })],
+    ['checkAndStageLatestRuntime', () => b.checkAndStageLatestRuntime(opts)],
+    ['beginLaunch', () => b.beginLaunch(u, { bundledVersion: '1.0.0' })],
+    ['confirmLaunch', () => b.confirmLaunch(u, b.cliEntryFor(u, B))],
+    ['markBadVersion', () => b.markBadVersion(u, '1.9.0')],
+    ['writePointer', () => b.writePointer(u, { version: B, cliEntry: b.cliEntryFor(u, B) })],
+    ['removeVersionDir', () => b.removeVersionDir(u, '1.8.0')],
+    ['pruneStore', () => b.pruneStore(u, '1.0.0')],
+    ['cleanupPartials', () => b.cleanupPartials(u)],
+    ['reportLaunchFailed', () => b.reportLaunchFailed(u, b.cliEntryFor(u, B), 'test')],
+    ['clearPointer', () => b.clearPointer(u)],
+  ]
+  for (const [name, f] of calls) {
+    const t = Date.now()
+    try {
+      const value = await f()
+      console.log(JSON.stringify({ name, ms: Date.now() - t, value: name === 'checkAndStageLatestRuntime' ? value : undefined }))
+    } catch (e) {
+      console.log(JSON.stringify({ name, ms: Date.now() - t, code: e.code, coded: b.isStageError(e), message: String(e.message) }))
+    }
+  }
+})()
+`
+
+describe.skipIf(process.platform === 'win32')('every name the store reads, with something else in its place', () => {
+  const A = '1.4.0'
+  const B = '2.0.0'
+  // A sparse file far past every cap: read whole it would take minutes and gigabytes.
+  const OVERSIZED = 8 * 2 ** 30
+  const hostile = {
+    'a FIFO': (p: string) => expect(spawnSync('mkfifo', [p]).status).toBe(0),
+    'a link to /dev/zero': (p: string) => fs.symlinkSync('/dev/zero', p),
+    'a folder': (p: string) => fs.mkdirSync(p),
+    'an oversized file': (p: string) => {
+      fs.writeFileSync(p, '')
+      fs.truncateSync(p, OVERSIZED)
+    },
+  }
+
+  for (const [what, put] of Object.entries(hostile)) {
+    it(`${what} at each of them: every call settles promptly, with a value or a coded error, and the check still stages`, async () => {
+      const layout = b.storeLayout() as { path: string; kind: string }[]
+      expect(layout.length).toBeGreaterThan(10)
+      // A store with A staged and pointed; B is what the checks find.
+      s.publishVersions([A, B], { latest: A })
+      const template = tempDir()
+      expect(await b.checkAndStageLatestRuntime(s.opts({ userData: template }))).toEqual({ kind: 'staged', version: A })
+      s.publishVersions([A, B], { latest: B })
+      for (const entry of layout) {
+        const u = tempDir()
+        fs.cpSync(template, u, { recursive: true })
+        b.writePointer(u, { version: A, cliEntry: b.cliEntryFor(u, A) })
+        b.beginLaunch(u, { bundledVersion: '1.0.0' })
+        // The kept download is the one of the version the check stages; a version's own files are
+        // the staged one's.
+        const rel = entry.path.replace('{version}', entry.path.startsWith('staging/') ? B : A)
+        const target = path.join(u, 'runtime-store', rel)
+        fs.mkdirSync(path.dirname(target), { recursive: true })
+        fs.rmSync(target, { recursive: true, force: true })
+        put(target)
+        const r = await inChildAsync(u, s.opts({ userData: u, timeoutMs: 20_000 }), EVERY_CALL, 40_000)
+        const where = `${entry.path} as ${what}`
+        expect(r.lines.map((l) => l.name), `${where}: the call after the last one listed hung`).toHaveLength(20)
+        for (const l of r.lines) {
+          expect(l.ms, `${where}: ${l.name}`).toBeLessThan(5000)
+          if (l.code !== undefined) expect(l.coded, `${where}: ${l.name} threw ${l.message}`).toBe(true)
+        }
+        expect(r.lines.find((l) => l.name === 'checkAndStageLatestRuntime'), where).toMatchObject({
+          value: { kind: 'staged', version: B },
+        })
+      }
+    })
+  }
+})
+
+describe('an entry of the wrong type at a name the store owns', () => {
+  const V = '1.4.0'
+  /** Puts a folder at a file's name, a file at a folder's, each holding `marker`. */
+  function misplace(u: string, entry: { path: string; kind: string }, marker: string) {
+    const p = path.join(u, 'runtime-store', entry.path)
+    fs.mkdirSync(path.dirname(p), { recursive: true })
+    if (entry.kind === 'file') {
+      fs.mkdirSync(p)
+      fs.writeFileSync(path.join(p, 'kept.txt'), marker)
+    } else {
+      fs.writeFileSync(p, marker)
+    }
+  }
+  /** What was moved aside from `name`: its one `<name>.misplaced-*` sibling, read back. */
+  function movedAside(u: string, name: string): string {
+    const store = path.join(u, 'runtime-store')
+    const aside = fs.readdirSync(store).filter((n) => n.startsWith(`${name}.misplaced-`))
+    expect(aside, name).toHaveLength(1)
+    const p = path.join(store, aside[0])
+    return fs.readFileSync(fs.statSync(p).isDirectory() ? path.join(p, 'kept.txt') : p, 'utf8')
+  }
+  const top = () => (b.storeLayout() as { path: string; kind: string }[]).filter((e) => !e.path.includes('/'))
+
+  /** After the healing, the store works at every name again: a check stages, a launch is counted, a mark is recorded. */
+  async function expectHealed(u: string, name: string, warnings: any[]) {
+    expect(movedAside(u, name), name).toBe(`marker of ${name}`)
+    expect(warnings, name).toContainEqual(
+      expect.objectContaining({ level: 'warn', fields: expect.objectContaining({ name, movedTo: expect.stringMatching(`^${name.replace(/\./g, '\\.')}\\.misplaced-`) }) }),
+    )
+    const st = await b.readStoreStatus(u)
+    expect(st.misplaced, name).toEqual([])
+    expect(st.movedAside, name).toEqual([expect.stringMatching(/\.misplaced-\d+-\d+$/)])
+    expect(b.beginLaunch(u, { bundledVersion: '1.0.0' }), name).toMatchObject({ version: V, attempt: 1 })
+    expect(b.markBadVersion(u, '1.3.0'), name).toBe(V)
+  }
+
+  it('each is moved aside by cleanupPartials, with an onLog warning, and kept; then the store works again', async () => {
+    s.publish(V)
+    for (const entry of top()) {
+      const u = tempDir()
+      misplace(u, entry, `marker of ${entry.path}`)
+      expect((await b.readStoreStatus(u)).misplaced, entry.path).toEqual([
+        { name: entry.path, found: entry.kind === 'file' ? 'folder' : 'file', expected: entry.kind },
+      ])
+      const warnings: any[] = []
+      expect(b.cleanupPartials(u, { onLog: (e: any) => warnings.push(e) })).toBeUndefined()
+      expect(await b.checkAndStageLatestRuntime(s.opts({ userData: u })), entry.path).toEqual({ kind: 'staged', version: V })
+      await expectHealed(u, entry.path, warnings)
+    }
+  })
+
+  it('each is moved aside by a staging run, with an onLog warning, and kept', async () => {
+    s.publish(V)
+    for (const entry of top()) {
+      const u = tempDir()
+      misplace(u, entry, `marker of ${entry.path}`)
+      const warnings: any[] = []
+      const outcome = await b.checkAndStageLatestRuntime(s.opts({ userData: u, onLog: (e: any) => warnings.push(e) }))
+      expect(outcome, entry.path).toEqual({ kind: 'staged', version: V })
+      // onLog entries are delivered through the event loop.
+      await new Promise((r) => setTimeout(r, 50))
+      await expectHealed(u, entry.path, warnings)
+    }
+  })
+
+  it.skipIf(process.platform === 'win32')('a link is moved as itself: what it names, outside the store, is untouched', async () => {
+    s.publish(V)
+    const outside = tempDir()
+    fs.mkdirSync(path.join(outside, '9.9.9.partial'))
+    fs.writeFileSync(path.join(outside, '9.9.9.partial', 'keep'), 'keep')
+    fs.mkdirSync(path.join(s.store), { recursive: true })
+    fs.symlinkSync(outside, s.stagingDir)
+    b.cleanupPartials(s.userData)
+    expect(await b.checkAndStageLatestRuntime(s.opts())).toEqual({ kind: 'staged', version: V })
+    expect(fs.readFileSync(path.join(outside, '9.9.9.partial', 'keep'), 'utf8')).toBe('keep')
+    const aside = fs.readdirSync(s.store).filter((n) => n.startsWith('staging.misplaced-'))
+    expect(aside).toHaveLength(1)
+    expect(fs.readlinkSync(path.join(s.store, aside[0]))).toBe(outside)
+  })
+
+  it('cleanupPartials refuses an onLog that is not a function, and survives one that throws', () => {
+    const u = tempDir()
+    misplace(u, { path: 'current.json', kind: 'file' }, 'x')
+    expect(() => b.cleanupPartials(u, { onLog: 42 })).toThrow(expect.objectContaining({ code: 'EINVALID_OPTION', option: 'onLog' }))
+    expect(() => b.cleanupPartials(u, 'x')).toThrow(expect.objectContaining({ code: 'EINVALID_OPTION', option: 'opts' }))
+    expect(
+      b.cleanupPartials(u, {
+        onLog: () => {
+          throw new Error('a faulty logger')
+        },
+      }),
+    ).toBeUndefined()
+    expect(movedAside(u, 'current.json')).toBe('x')
+  })
+
+  it("a crashed writer's temp file is swept by cleanupPartials, not only by a staging run", async () => {
+    s.publish(V)
+    await b.checkAndStageLatestRuntime(s.opts())
+    const torn = path.join(s.store, '.launches.json.tmp-4194999')
+    fs.writeFileSync(torn, '{"attempts":')
+    b.cleanupPartials(s.userData)
+    expect(fs.existsSync(torn)).toBe(false)
+    expect(b.beginLaunch(s.userData, { bundledVersion: '1.0.0' })).toMatchObject({ version: V, attempt: 1 })
   })
 })

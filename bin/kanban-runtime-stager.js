@@ -78,7 +78,8 @@ Shows the pointer, every staged version with its size, wholeness and why it is k
 fallback, confirmed, running: the --current-version the app runs), its launch health (confirmed
 healthy, or the launches begun and never confirmed), the store's total size, bad versions (and
 for the newest, why and when their launch failed), leftovers of interrupted runs, and whether a
-staging run holds the store.`,
+staging run holds the store, entries of the wrong type at a name the store owns, and what was
+moved aside from one.`,
   prune: `Usage: ${NAME} prune --user-data DIR [--current-version V] [--json]
 
 Removes what a staging run would: leftovers of interrupted runs and every staged version but the
@@ -87,9 +88,10 @@ Prunes nothing while a staging run holds the store.`,
   doctor: `Usage: ${NAME} doctor --user-data DIR [--json]
 
 Checks the store: the pointer parses and names a whole version that is not bad, every staged
-version is whole, the lock is free, nothing stray is left. Says what to do about each problem;
-exits 1 when there is one. A pointed version with launches never confirmed is reported as a
-note (the app rolls it back by itself), not as a problem.`,
+version is whole, the lock is free, nothing stray is left, nothing of the wrong type sits at a
+name the store owns. Says what to do about each problem; exits 1 when there is one. A pointed
+version with launches never confirmed, and what was moved aside from a store name, are
+reported as notes, not as problems.`,
   confirm: `Usage: ${NAME} confirm <cliEntry|version> --user-data DIR [--json]
 
 Records that the runtime at <cliEntry> (or staged <version>) came up healthy, as the app's
@@ -207,13 +209,13 @@ function readStoreFile(store, name) {
   } catch (e) {
     return e.code === 'ENOENT' || e.code === 'ENOTDIR' ? { missing: true } : { refused: `cannot be read (${safe(e.code ?? e.message)})` }
   }
-  if (!st.isFile()) return { refused: `is ${fileKind(st)}, not a regular file` }
+  if (!st.isFile()) return { refused: `is ${fileKind(st)}, not a regular file`, wrongType: true }
   if (st.size > cap) return { refused: `is larger than ${sizeName(cap)} (${st.size} bytes)` }
   let fd
   try {
     fd = fs.openSync(file, OPEN_STORE_FILE)
     const again = fs.fstatSync(fd)
-    if (!again.isFile()) return { refused: `is ${fileKind(again)}, not a regular file` }
+    if (!again.isFile()) return { refused: `is ${fileKind(again)}, not a regular file`, wrongType: true }
     const buf = Buffer.alloc(cap + 1)
     let n = 0
     for (let r; n < buf.length && (r = fs.readSync(fd, buf, n, buf.length - n, null)) > 0; ) n += r
@@ -511,6 +513,12 @@ async function status({ values }, out) {
   for (const f of launchFailures) out.log(`  ${safe(f.version)}: ${failureWords(f)}`)
   out.log(`lock:     ${locked ? 'held: a staging run is in progress' : 'free'}`)
   if (partials.length) out.log(`partials: ${safeList(partials)} (removed by the next stage run or prune)`)
+  const { misplaced, movedAside } = report
+  if (misplaced.length) {
+    const list = misplaced.map((m) => `${safe(m.name)} (${FOUND_WORDS[m.found] ?? 'not a regular file'} where a ${m.expected} belongs)`)
+    out.log(`${c.red('misplaced')}: ${list.join(', ')} (moved aside by the next stage run)`)
+  }
+  if (movedAside.length) out.log(`moved aside: ${safeList(movedAside)} (kept: delete once looked at)`)
 }
 
 /** A staged version's row in status: pointed mark, version, size, wholeness, bad mark, why it is kept. */
@@ -557,7 +565,43 @@ async function diagnose(userData) {
     ...lockProblems(st),
     ...badListProblems(st),
     ...launchRecordProblems(st),
+    ...misplacedProblems(st),
   ]
+}
+
+/** What lstat found at a store name, in words (`MisplacedEntry.found`). */
+const FOUND_WORDS = {
+  file: 'a regular file',
+  folder: 'a folder',
+  link: 'a symbolic link',
+  fifo: 'a FIFO',
+  socket: 'a socket',
+  device: 'a device',
+}
+
+/** The fix for an entry of the wrong type at a store name: a staging run moves it aside. */
+function moveAsideFix(name) {
+  return `run stage (or start the app: its cleanupPartials does it): it moves ${safe(name)} aside to ${safe(name)}.misplaced-<pid>-<n> in the store, never deleting it`
+}
+
+// What an entry of the wrong type at each name stops, for the names no other check reports.
+const MISPLACED_EFFECT = {
+  versions: 'no update can be staged',
+  staging: 'no update can be staged',
+  'stage.lock': 'no update can be staged',
+  'store.lock': 'nothing can change the store: no update, no launch recorded, no version marked bad',
+  'incompatible-versions.json': 'a release this app cannot run is downloaded again by every check',
+  'package-document.cache': 'every check downloads the whole package document',
+}
+
+/** Entries of the wrong type at the store's names, but the files the checks above read. */
+function misplacedProblems(st) {
+  return st.misplaced
+    .filter((m) => !(m.name in STORE_FILES))
+    .map((m) => ({
+      problem: `${safe(m.name)} is ${FOUND_WORDS[m.found] ?? 'not a regular file'} where the store keeps a ${m.expected}, so ${MISPLACED_EFFECT[m.name] ?? 'the store cannot use it'}`,
+      fix: moveAsideFix(m.name),
+    }))
 }
 
 /** What is wrong with current.json, where there is one: no problem or one. */
@@ -565,7 +609,7 @@ function pointerProblems(st, isBad) {
   const file = readStoreFile(st.store, 'current.json')
   if (file.missing) return []
   const fix = 'the app runs its bundled runtime; the next stage run writes a new pointer (or delete current.json)'
-  if (file.refused) return [{ problem: `current.json ${file.refused}, so it is not read`, fix }]
+  if (file.refused) return [{ problem: `current.json ${file.refused}, so it is not read`, fix: file.wrongType ? moveAsideFix('current.json') : fix }]
   const raw = file.json
   if (!st.pointer) {
     const version = raw && typeof raw === 'object' ? raw.version : undefined
@@ -600,7 +644,7 @@ function badListProblems(st) {
   const file = readStoreFile(st.store, 'bad-versions.json')
   if (file.missing || Array.isArray(file.json)) return []
   const fix = 'delete it; the app marks a failing version again'
-  if (file.refused) return [{ problem: `bad-versions.json ${file.refused}, so no version counts as bad`, fix }]
+  if (file.refused) return [{ problem: `bad-versions.json ${file.refused}, so no version counts as bad`, fix: file.wrongType ? moveAsideFix('bad-versions.json') : fix }]
   return [{ problem: 'bad-versions.json is unreadable, so no version counts as bad', fix }]
 }
 
@@ -623,16 +667,23 @@ function launchRecordProblems(st) {
   if (file.missing || isLaunchRecord(file.json)) return []
   const fix = 'delete it; the app counts launches afresh (the pointed version gets its trial launches again)'
   const what = file.refused ? `launches.json ${file.refused}` : 'launches.json is unreadable'
-  return [{ problem: `${what}, so no launch is counted or confirmed`, fix }]
+  return [{ problem: `${what}, so no launch is counted or confirmed`, fix: file.wrongType ? moveAsideFix('launches.json') : fix }]
 }
 
-/** What is worth knowing but needs no action: a pointed version still on trial. */
+/**
+ * What is worth knowing but needs no action: a pointed version still on trial, and what was moved
+ * aside from a store name (kept, never deleted by the store).
+ */
 async function launchNotes(userData) {
   const st = await loadBinding().readStoreStatus(userData)
+  const notes = st.movedAside.map(
+    (name) => `${safe(name)} was moved aside from a name the store owns, where it had the wrong type: look at it, then delete it`,
+  )
   const pointed = st.versions.find((v) => v.pointed && v.whole && !v.bad)
-  if (!pointed || pointed.confirmed || pointed.attempts === 0) return []
+  if (!pointed || pointed.confirmed || pointed.attempts === 0) return notes
   return [
     `${safe(pointed.version)} was launched ${pointed.attempts} time${pointed.attempts === 1 ? '' : 's'} and never confirmed healthy: the app rolls it back by itself after its limit of unconfirmed launches`,
+    ...notes,
   ]
 }
 

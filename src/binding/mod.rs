@@ -206,7 +206,7 @@ fn rejected<'env>(env: &'env Env, e: StartError) -> Result<PromiseRaw<'env, Stag
 }
 
 /// The pending JS exception, cleared, if there is one.
-fn take_pending_exception(env: &Env) -> Option<Error> {
+pub(super) fn take_pending_exception(env: &Env) -> Option<Error> {
     let mut pending = false;
     // SAFETY: called on the JS thread with this call's live env; both calls are allowed while
     // an exception is pending.

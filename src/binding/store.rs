@@ -1,7 +1,7 @@
 //! The store functions: reading the pointer and the store's state, marking a version bad,
 //! pruning, and recognising this package's errors.
 
-use super::types::{js_error, or_null, RuntimePointer};
+use super::types::{js_error, or_null, RuntimePointer, StageLogEntry};
 use crate::config::user_data_dir;
 use crate::shared::error::StageError;
 use crate::store::{check_version, Store};
@@ -163,10 +163,88 @@ pub fn clear_pointer(env: &Env, user_data: Option<Unknown<'_>>) -> Result<()> {
 }
 
 /// Removes the leftovers of interrupted staging runs, never the partial of a run in flight in
-/// any process. A missing store is nothing to do.
-#[napi(ts_args_type = "userData: string")]
-pub fn cleanup_partials(env: &Env, user_data: Option<Unknown<'_>>) -> Result<()> {
-    sync_call(env, || Ok(store_arg(user_data)?.cleanup_partials()?))
+/// any process, and crashed writers' temp files. An entry of the wrong type at one of the
+/// store's names (a file named `versions`, a folder named `current.json`, a FIFO or a link where
+/// a file belongs) is moved aside to `<name>.misplaced-<pid>-<n>` in the store, never followed
+/// nor deleted, with a `warn` entry to `opts.onLog` (called before this returns; one that throws
+/// loses its entry). A missing store is nothing to do. Throws `EINVALID_OPTION`, `EIO`, and
+/// `ELOCKED` when an entry must be moved and the store lock stays held for 5 s.
+#[napi(
+    ts_args_type = "userData: string, opts?: { onLog?: (entry: StageLogEntry) => void } | undefined | null"
+)]
+pub fn cleanup_partials(
+    env: &Env,
+    user_data: Option<Unknown<'_>>,
+    opts: Option<Unknown<'_>>,
+) -> Result<()> {
+    sync_call(env, || {
+        let store = store_arg(user_data)?;
+        let on_log = on_log_arg(opts)?;
+        let moved = store.cleanup_partials()?;
+        if let Some(f) = on_log {
+            for m in moved {
+                if f.call(StageLogEntry::from(m.log_entry())).is_err() {
+                    // The entry is lost, not the call: the exception must not surface from here.
+                    let _ = super::take_pending_exception(env);
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The `onLog` of an optional `{ onLog? }` argument.
+fn on_log_arg<'a>(
+    opts: Option<Unknown<'a>>,
+) -> std::result::Result<Option<Function<'a, StageLogEntry, ()>>, ArgError> {
+    let refused = |name, reason: &str| {
+        ArgError::Stage(StageError::InvalidOption {
+            name,
+            reason: reason.into(),
+        })
+    };
+    let Some(opts) = opts else {
+        return Ok(None);
+    };
+    match opts.get_type()? {
+        ValueType::Undefined | ValueType::Null => return Ok(None),
+        ValueType::Object => {}
+        _ => return Err(refused("opts", "must be an object")),
+    }
+    // SAFETY: its type was checked just above.
+    let obj: Object = unsafe { opts.cast()? };
+    let f = obj.get_named_property::<Unknown>("onLog")?;
+    match f.get_type()? {
+        ValueType::Undefined | ValueType::Null => Ok(None),
+        // SAFETY: its type was checked in the guard.
+        ValueType::Function => Ok(Some(unsafe { f.cast()? })),
+        _ => Err(refused("onLog", "must be a function")),
+    }
+}
+
+/// A name the store reads or writes, as `storeLayout` lists it.
+#[napi(object)]
+pub struct StoreEntry {
+    /// Relative to `<userData>/runtime-store`, `/`-separated; `{version}` stands for a version.
+    pub path: String,
+    /// What it must be: a regular file (never a link, a FIFO or a device) or a folder (never a
+    /// link to one).
+    #[napi(ts_type = "'file' | 'folder'")]
+    pub kind: String,
+}
+
+/// Every name the store reads or writes, with what it must be, for tools that inspect a store.
+/// An entry of the wrong type directly in the store is what `readStoreStatus` reports as
+/// `misplaced`, and what `cleanupPartials` and staging runs move aside.
+#[napi]
+pub fn store_layout() -> Vec<StoreEntry> {
+    crate::store::OWNED_NAMES
+        .iter()
+        .map(|o| StoreEntry {
+            path: o.path.to_string(),
+            kind: o.kind.as_str().to_string(),
+        })
+        .collect()
 }
 
 /// Removes `versions/<version>`; a version that is not semver, or a folder that is not there, is
@@ -259,6 +337,26 @@ pub struct StoreStatus {
     pub partials: Vec<String>,
     /// Whether a staging run holds the store lock right now.
     pub locked: bool,
+    /// Entries of the wrong type at the store's own names (a folder named `current.json`, a file
+    /// named `versions`, a FIFO or a link where a file belongs). Such an entry can fail every
+    /// check or launch until `cleanupPartials` or the next staging run moves it aside.
+    pub misplaced: Vec<MisplacedEntry>,
+    /// Names in the store that such entries were moved aside to (`<name>.misplaced-<pid>-<n>`):
+    /// kept, never removed by the store, for a person to look at and delete.
+    pub moved_aside: Vec<String>,
+}
+
+/// An entry of the wrong type at one of the store's own names.
+#[napi(object)]
+pub struct MisplacedEntry {
+    /// Its name in `runtime-store/`.
+    pub name: String,
+    /// What it is (a link is never followed).
+    #[napi(ts_type = "'file' | 'folder' | 'link' | 'fifo' | 'socket' | 'device' | 'other'")]
+    pub found: String,
+    /// What the store keeps there.
+    #[napi(ts_type = "'file' | 'folder'")]
+    pub expected: String,
 }
 
 /// Everything about a store at once: pointer, staged versions with sizes and wholeness, bad
@@ -325,6 +423,16 @@ fn store_status(
         bad_versions: st.bad,
         partials: st.partials,
         locked: st.locked,
+        misplaced: st
+            .misplaced
+            .into_iter()
+            .map(|m| MisplacedEntry {
+                name: m.name.to_string(),
+                found: m.found.as_str().to_string(),
+                expected: m.expected.as_str().to_string(),
+            })
+            .collect(),
+        moved_aside: st.moved_aside,
     }
 }
 

@@ -8,14 +8,14 @@
 
 use super::http::CacheValidators;
 use crate::shared::error::{Result, StageError};
-use crate::store::Store;
+use crate::shared::fsutil;
+use crate::store::{Store, CACHE_FILE};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub const CACHE_FILE: &str = "package-document.cache";
 /// Room for the header line beside the body: a URL and two short validators.
 const MAX_HEADER_BYTES: u64 = 16 * 1024;
 
@@ -41,12 +41,14 @@ fn path(store: &Store) -> PathBuf {
 
 /// The cached document for `url`, when there is one that reads back whole within `max_bytes`.
 pub fn read(store: &Store, url: &str, max_bytes: u64) -> Option<Cached> {
-    let f = File::open(path(store)).ok()?;
-    let mut bytes = Vec::new();
-    // The cap bounds the read whatever the file's size: a file past it is not ours.
-    f.take(max_bytes.saturating_add(MAX_HEADER_BYTES).saturating_add(1))
-        .read_to_end(&mut bytes)
-        .ok()?;
+    // Read at the start of every check: a regular file only (a FIFO's open would wait past the
+    // call's deadline and its abort), and capped whatever the file's size: a file past the cap
+    // is not ours.
+    let fsutil::SmallFile::Read(bytes) =
+        fsutil::read_small(&path(store), max_bytes.saturating_add(MAX_HEADER_BYTES))
+    else {
+        return None;
+    };
     let newline = bytes.iter().position(|b| *b == b'\n')?;
     let header: Header = serde_json::from_slice(&bytes[..newline]).ok()?;
     let body = &bytes[newline + 1..];

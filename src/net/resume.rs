@@ -84,7 +84,11 @@ pub struct Kept {
 /// else found is removed. Call with the staging lock held, from a blocking thread.
 pub fn load(store: &Store, version: &str, url: &str, integrity: &str) -> Result<Option<Kept>> {
     let found = read_sidecar(&store.sidecar_path(version)).and_then(|sidecar| {
-        let len = fs::metadata(store.kept_path(version)).ok()?.len();
+        // Not through a link: the bytes are appended to, and must stay inside the store.
+        let len = fs::symlink_metadata(store.kept_path(version))
+            .ok()
+            .filter(|m| m.is_file())?
+            .len();
         sidecar
             .usable_for(url, integrity, len, now_secs())
             .then_some(Kept { sidecar, len })

@@ -217,15 +217,11 @@ pub fn read_small(path: &Path, cap: u64) -> SmallFile {
     options.read(true);
     // Between the check above and the open, the name could be replaced: refuse a link and never
     // wait on a FIFO there too; the open file is checked again below.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
-    }
+    no_follow_no_wait(&mut options);
     let Ok(f) = options.open(path) else {
         return SmallFile::Refused;
     };
-    if !f.metadata().is_ok_and(|m| m.is_file()) {
+    if !is_regular(&f) {
         return SmallFile::Refused;
     }
     let mut bytes = Vec::new();
@@ -233,6 +229,25 @@ pub fn read_small(path: &Path, cap: u64) -> SmallFile {
         Ok(n) if n as u64 <= cap => SmallFile::Read(bytes),
         _ => SmallFile::Refused,
     }
+}
+
+/// Makes an open refuse a link at the name and return at once on a FIFO (whose plain open waits
+/// for a writer, or a reader, forever). Windows has no FIFOs, and a link there is refused by the
+/// `is_regular` check of the open file instead.
+pub fn no_follow_no_wait(options: &mut fs::OpenOptions) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    #[cfg(not(unix))]
+    let _ = options;
+}
+
+/// Whether an open file is a regular file: a FIFO, a device or a folder opened in its place is
+/// none of the store's files.
+pub fn is_regular(f: &File) -> bool {
+    f.metadata().is_ok_and(|m| m.is_file())
 }
 
 /// Writes `data` to `path` atomically: a temp file beside it, flushed, renamed over, and the folder

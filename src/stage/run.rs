@@ -99,6 +99,9 @@ impl Run<'_> {
 
     /// The outcome of the run, which holds the staging lock from its re-check to its pruning.
     pub(super) async fn stage(&self) -> Result<Outcome> {
+        let (store, ctl) = (self.store.clone(), self.ctl.clone());
+        let moved = blocking(move || store.heal_staging_lock(&LockWait::Call(&ctl))).await?;
+        self.log_moved(&moved);
         let mut file = blocking({
             let store = self.store.clone();
             move || store.staging_lock_file()
@@ -118,6 +121,13 @@ impl Run<'_> {
             let what = file.path().display().to_string();
             self.ctl.sleep(&what, LOCK_POLL).await?;
         };
+        // Before anything takes the store lock or walks the folders: an entry of the wrong type
+        // at one of the store's names would fail this run and every later one.
+        let (store, ctl) = (self.store.clone(), self.ctl.clone());
+        let moved = staging
+            .blocking(move |staging| store.heal_locked(Some(staging), &LockWait::Call(&ctl)))
+            .await?;
+        self.log_moved(&moved);
         if let Some(outcome) = self.recheck_under_lock(&staging).await? {
             return Ok(outcome);
         }
@@ -246,6 +256,14 @@ impl Run<'_> {
             "waiting for another staging run to release the store",
             &[("lock", (&lock_path.display().to_string()).into())],
         );
+    }
+
+    /// Warns of each entry moved aside from a store name it had the wrong type for.
+    fn log_moved(&self, moved: &[store::MovedAside]) {
+        for m in moved {
+            let e = m.log_entry();
+            self.ctl.log(e.level, e.message, &e.fields);
+        }
     }
 
     /// Logs the leftovers of interrupted runs the sweep removed, if any.

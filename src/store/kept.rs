@@ -5,10 +5,9 @@
 
 use super::layout::KEPT_SUFFIX;
 use super::layout::SIDECAR_SUFFIX;
+use crate::shared::fsutil;
 use serde::Deserialize;
 use serde::Serialize;
-use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 use std::time::SystemTime;
@@ -102,11 +101,13 @@ impl Sidecar {
     }
 }
 
+/// The sidecar at `path`, read as the store's other small files are: a regular file only, capped,
+/// so a FIFO put in its place never holds the staging lock's holder.
 pub fn read_sidecar(path: &Path) -> Option<Sidecar> {
-    let f = File::open(path).ok()?;
-    let mut bytes = Vec::new();
-    f.take(MAX_SIDECAR_BYTES).read_to_end(&mut bytes).ok()?;
-    serde_json::from_slice(&bytes).ok()
+    match fsutil::read_small(path, MAX_SIDECAR_BYTES) {
+        fsutil::SmallFile::Read(bytes) => serde_json::from_slice(&bytes).ok(),
+        _ => None,
+    }
 }
 
 /// The version a kept file or sidecar is for, from its name in `versions/`.

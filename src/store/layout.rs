@@ -22,6 +22,8 @@
 //!   <v>.download.json what they are: URL, integrity, validator, size, time
 //!   <v>.trash-<pid>/  a folder on its way out (pruned or removed)
 //! package-document.cache  the package document with its ETag / Last-Modified
+//! <name>.misplaced-<pid>-<n>  what had the wrong type at one of the names above, moved aside
+//!                     (see `heal`); never removed by the store
 //! ```
 
 use crate::shared::error::Result;
@@ -63,6 +65,70 @@ pub(super) const TRASH_MARK: &str = ".trash-";
 
 /// Written last into a staged folder, before its rename: its presence means the folder is whole.
 pub const COMPLETE_FILE: &str = ".kanban-runtime-complete.json";
+
+/// What an entry the store owns must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file: never a link, a FIFO, a socket or a device.
+    File,
+    /// A folder, never a link to one.
+    Folder,
+}
+
+impl EntryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::File => "file",
+            EntryKind::Folder => "folder",
+        }
+    }
+}
+
+/// A name the store reads or writes, relative to the store, and what it must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnedName {
+    /// `/`-separated; `{version}` stands for a version.
+    pub path: &'static str,
+    pub kind: EntryKind,
+}
+
+impl OwnedName {
+    /// Directly in the store: the names an entry of the wrong type is moved away from (see
+    /// `heal`). The others are inside `staging/` or a version folder, which sweeps and the
+    /// wholeness checks already take care of.
+    pub fn is_top(&self) -> bool {
+        !self.path.contains('/')
+    }
+}
+
+const fn owned(path: &'static str, kind: EntryKind) -> OwnedName {
+    OwnedName { path, kind }
+}
+
+/// Every name the store reads or writes, with what it must be. Every read of one is bounded and
+/// takes a regular file only; a test puts a FIFO, a link to `/dev/zero`, a folder and an oversized
+/// file in each place and drives every call over it, so a name added here is covered at once,
+/// and a file the store reads must be added here.
+pub const OWNED_NAMES: [OwnedName; 13] = [
+    owned(POINTER_FILE, EntryKind::File),
+    owned(BAD_FILE, EntryKind::File),
+    owned(INCOMPATIBLE_FILE, EntryKind::File),
+    owned(super::launches::LAUNCH_FILE, EntryKind::File),
+    owned(LOCK_FILE, EntryKind::File),
+    owned(STORE_LOCK_FILE, EntryKind::File),
+    owned(CACHE_FILE, EntryKind::File),
+    owned(VERSIONS_DIR, EntryKind::Folder),
+    owned(STAGING_DIR, EntryKind::Folder),
+    // `Store::kept_path` and `Store::sidecar_path`; a test checks these spellings against them.
+    owned("staging/{version}.download", EntryKind::File),
+    owned("staging/{version}.download.json", EntryKind::File),
+    // The completion record, and the package.json the first stager's rule reads.
+    owned(
+        "versions/{version}/.kanban-runtime-complete.json",
+        EntryKind::File,
+    ),
+    owned("versions/{version}/package.json", EntryKind::File),
+];
 
 pub const CLI_ENTRY: [&str; 2] = ["dist", "cli.js"];
 
@@ -120,9 +186,19 @@ pub(super) fn is_trash(name: &str) -> bool {
     name.contains(TRASH_MARK)
 }
 
+/// A writer's temp file in the store: `fsutil::write_atomic`'s `.<name>.tmp-<pid>`, and the
+/// document cache's `.<name>.tmp-<pid>-<n>`.
+pub(super) fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.contains(".tmp-")
+}
+
 /// The entries of `dir` (name, path, whether a folder, links not followed); none when it is
-/// missing.
+/// missing or is not a folder. A link in its place is not followed: the sweeps that walk these
+/// entries delete them, and must never delete outside the store.
 pub(super) fn dir_entries(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>> {
+    if fs::symlink_metadata(dir).is_ok_and(|m| !m.is_dir()) {
+        return Ok(Vec::new());
+    }
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),

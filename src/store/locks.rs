@@ -159,22 +159,37 @@ impl Store {
     pub(crate) fn open_lock(&self, name: &str) -> Result<fd_lock::RwLock<File>> {
         fsutil::create_dir_all(&self.root)?;
         let path = self.root.join(name);
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        // A link would lock (or create) a file elsewhere, and a FIFO is no file to lock: only a
+        // regular file is the lock, so no process ever holds a lock on anything else there, and
+        // such an entry is safe to move aside (see `heal`).
+        fsutil::no_follow_no_wait(&mut options);
+        let f = options
             .open(&path)
             .map_err(|e| StageError::io("opening lock", &path, e))?;
+        if !fsutil::is_regular(&f) {
+            return Err(StageError::io("opening lock", &path, not_a_lock_file()));
+        }
         Ok(fd_lock::RwLock::new(f))
     }
 
     /// Whether another stager holds the lock right now (a staging run is changing the store).
     /// Opens the lock file for reading only, so that it answers on a read-only store too.
+    /// Anything but a regular file there is a lock no process can hold (see `open_lock`).
     pub fn is_locked(&self) -> Result<bool> {
         let path = self.root.join(LOCK_FILE);
-        let file = match File::open(&path) {
-            Ok(f) => f,
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Ok(m) if !m.is_file() => return Ok(false),
+            _ => {}
+        }
+        let mut options = OpenOptions::new();
+        options.read(true);
+        fsutil::no_follow_no_wait(&mut options);
+        let file = match options.open(&path) {
+            Ok(f) if fsutil::is_regular(&f) => f,
+            Ok(_) => return Ok(false),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(StageError::io("opening lock", &path, e)),
         };
@@ -186,4 +201,12 @@ impl Store {
         };
         Ok(held)
     }
+}
+
+/// Why a lock file was refused.
+fn not_a_lock_file() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "not a regular file; cleanupPartials or the next staging run moves it aside",
+    )
 }

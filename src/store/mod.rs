@@ -1,10 +1,12 @@
 //! The runtime store under `<userData>/runtime-store/`: its layout (the TypeScript stager's files,
 //! ours beside them), the pointer, the bad and incompatible lists, the two locks, the kept
-//! download bytes, launch health, pruning and status. Every read of a store file is capped and
-//! takes regular files only; every write is atomic.
+//! download bytes, launch health, pruning, status, and entries of the wrong type at its names,
+//! moved aside. Every read of a store file is capped and takes regular files only; every write
+//! is atomic.
 //!
 //! May use: `shared` only. Used by `net`, `stage` and the binding.
 
+mod heal;
 mod kept;
 pub(crate) mod launches;
 mod layout;
@@ -19,6 +21,7 @@ mod whole;
 #[cfg(test)]
 pub(crate) mod tests;
 
+pub(crate) use heal::MovedAside;
 #[cfg(test)]
 pub(crate) use kept::{kept_version, MAX_KEPT_AGE};
 pub(crate) use kept::{now_secs, read_sidecar, Sidecar, Validator};
@@ -26,6 +29,8 @@ pub use layout::{Store, POINTER_FILE};
 // What only the binding uses is unused in a build without it.
 #[cfg_attr(not(feature = "node"), allow(unused_imports))]
 pub(crate) use layout::check_version;
+#[cfg_attr(not(feature = "node"), allow(unused_imports))]
+pub(crate) use layout::OWNED_NAMES;
 pub(crate) use layout::{CACHE_FILE, CLI_ENTRY, NATIVE_MODULE};
 pub(crate) use lists::IncompatibleEntry;
 pub(crate) use locks::{LockWait, StagingGuard, StagingLock, StoreLock};

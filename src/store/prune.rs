@@ -1,10 +1,12 @@
 //! What leaves the store: leftovers of interrupted runs, stale temporaries, versions pruned, and
 //! the trash they pass through.
 
+use super::heal::MovedAside;
 use super::kept::kept_version;
 use super::kept::now_secs;
 use super::kept::read_sidecar;
 use super::layout::dir_entries;
+use super::layout::is_temp_name;
 use super::layout::is_trash;
 use super::layout::tree_size;
 use super::layout::Store;
@@ -62,25 +64,30 @@ impl Store {
 
     /// Removes the leftovers of interrupted runs: the TypeScript stager's `versions/<v>.partial/`
     /// folders, and this stager's partials unless a staging run (in any process) holds the staging
-    /// lock, whose partials are then in flight. A missing store is nothing to do.
-    pub fn cleanup_partials(&self) -> Result<()> {
+    /// lock, whose partials are then in flight. Moves aside what has the wrong type at a store
+    /// name (see `heal`) and removes crashed writers' temp files. A missing store is nothing to
+    /// do. Returns what was moved aside.
+    pub fn cleanup_partials(&self) -> Result<Vec<MovedAside>> {
         if !self.root.is_dir() {
-            return Ok(());
+            return Ok(Vec::new());
         }
+        let mut moved = self.heal_staging_lock(&LockWait::Bounded)?;
         self.sweep_legacy_partials()?;
         // A store the app cannot lock (read-only, say) has no run in flight to spare, but no
         // partial of ours can have been written there either.
         let Ok(mut file) = self.staging_lock_file() else {
-            return Ok(());
+            return Ok(moved);
         };
-        if let Some(_staging) = file.try_lock()? {
+        let staging = file.try_lock()?;
+        moved.extend(self.heal_locked(staging.as_deref(), &LockWait::Bounded)?);
+        if staging.is_some() {
             for (name, path, is_dir) in dir_entries(&self.staging_dir())? {
                 if is_dir && (name.ends_with(PARTIAL_SUFFIX) || is_trash(&name)) {
                     fsutil::remove_tree(&path)?;
                 }
             }
         }
-        Ok(())
+        Ok(moved)
     }
 
     /// Removes the TypeScript stager's partial folders from `versions/`: a folder named
@@ -148,7 +155,7 @@ impl Store {
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !(name.starts_with('.') && name.contains(".tmp-")) {
+            if !is_temp_name(&name) {
                 continue;
             }
             let unlocked_writer = name.starts_with(&format!(".{}", crate::store::CACHE_FILE));
@@ -256,6 +263,10 @@ impl Store {
     ) -> Result<Vec<String>> {
         let dir = self.versions_dir();
         let mut removed = Vec::new();
+        // A link in its place is never followed: what it names is outside the store.
+        if fs::symlink_metadata(&dir).is_ok_and(|m| !m.is_dir()) {
+            return Ok(removed);
+        }
         let Ok(entries) = fs::read_dir(&dir) else {
             return Ok(removed);
         };

@@ -1,5 +1,6 @@
 //! The store as a person debugging it wants to see it.
 
+use super::heal::Misplaced;
 use super::layout::dir_entries;
 use super::layout::tree_size;
 use super::layout::Store;
@@ -28,6 +29,11 @@ pub struct StoreStatus {
     pub locked: bool,
     /// Bytes of everything under `versions/`.
     pub total_bytes: u64,
+    /// Entries of the wrong type at the store's own names, which the next staging run or
+    /// `cleanupPartials` moves aside.
+    pub misplaced: Vec<Misplaced>,
+    /// What was moved aside from them, kept for a person to look at.
+    pub moved_aside: Vec<String>,
 }
 
 impl Store {
@@ -67,6 +73,8 @@ impl Store {
             partials,
             locked: self.is_locked()?,
             total_bytes: self.staged_bytes(),
+            misplaced: self.misplaced(),
+            moved_aside: self.moved_aside(),
         })
     }
 }

@@ -1,5 +1,6 @@
 //! The store's own tests, and the fakes other layers' tests stage with.
 
+use super::kept::read_sidecar;
 use super::layout::*;
 use super::locks::*;
 use super::whole::*;
@@ -449,4 +450,141 @@ fn versions_must_be_semver() {
     assert!(check_version("1.2.3-beta.1").is_ok());
     assert!(check_version("../../etc").is_err());
     assert!(check_version("1.0").is_err());
+}
+
+/// Every name of `OWNED_NAMES`, spelled for `version`, is where the store's own paths put it.
+#[test]
+fn the_owned_names_are_the_paths_the_store_uses() {
+    let (_tmp, store) = temp_store();
+    let v = "1.2.3";
+    let listed: Vec<std::path::PathBuf> = OWNED_NAMES
+        .iter()
+        .map(|o| store.root().join(o.path.replace("{version}", v)))
+        .collect();
+    let used = [
+        store.pointer_path(),
+        store.root().join(BAD_FILE),
+        store.root().join(INCOMPATIBLE_FILE),
+        store.root().join(super::launches::LAUNCH_FILE),
+        store.root().join(LOCK_FILE),
+        store.root().join(STORE_LOCK_FILE),
+        store.root().join(CACHE_FILE),
+        store.versions_dir(),
+        store.staging_dir(),
+        store.kept_path(v),
+        store.sidecar_path(v),
+        store.version_dir(v).join(COMPLETE_FILE),
+        store.version_dir(v).join("package.json"),
+    ];
+    assert_eq!(listed, used);
+}
+
+/// What a test puts at a store name in place of what belongs there.
+#[cfg(unix)]
+#[derive(Debug, Clone, Copy)]
+enum Hostile {
+    Fifo,
+    DevZero,
+    Folder,
+    /// A sparse file far past every cap: reading it whole would take minutes and gigabytes.
+    Oversized,
+}
+
+#[cfg(unix)]
+fn put_hostile(path: &Path, what: Hostile) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    crate::shared::fsutil::remove_tree(path).unwrap();
+    match what {
+        Hostile::Fifo => {
+            let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        }
+        Hostile::DevZero => std::os::unix::fs::symlink("/dev/zero", path).unwrap(),
+        Hostile::Folder => fs::create_dir(path).unwrap(),
+        Hostile::Oversized => File::create(path).unwrap().set_len(8 << 30).unwrap(),
+    }
+}
+
+/// Every name the store reads, with a FIFO, a link to /dev/zero, a folder or an oversized file in
+/// its place: every reader of the store returns at once, treating it as absent or damaged, or
+/// with a coded error; none waits on the FIFO or reads the file whole.
+#[cfg(unix)]
+#[test]
+fn every_read_of_a_store_name_is_bounded() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    for owned in OWNED_NAMES {
+        for what in [
+            Hostile::Fifo,
+            Hostile::DevZero,
+            Hostile::Folder,
+            Hostile::Oversized,
+        ] {
+            let (tmp, store) = temp_store();
+            stage_fake(&store, "1.0.0");
+            locked(&store, |l| store.write_pointer(l, "1.0.0", None));
+            fs::create_dir_all(store.staging_dir()).unwrap();
+            let path = store.root().join(owned.path.replace("{version}", "1.0.0"));
+            put_hostile(&path, what);
+            let (tx, rx) = mpsc::channel();
+            let store2 = store.clone();
+            std::thread::spawn(move || {
+                let s = &store2;
+                let _ = s.read_pointer();
+                let _ = s.read_pointer_file();
+                let _ = s.resolve_cli_entry();
+                let _ = s.pointer_file_exists();
+                let _ = s.bad_versions();
+                let _ = s.read_bad_list();
+                let _ = s.incompatible_versions();
+                let _ = s.launch_record();
+                let _ = s.is_whole("1.0.0");
+                let _ = s.is_legacy_whole("1.0.0");
+                let _ = read_sidecar(&s.sidecar_path("1.0.0"));
+                let _ = crate::net::doccache::read(s, "http://r/kanban", 1 << 20);
+                let _ = s.is_locked();
+                let _ = s.status();
+                let _ = s.with_store_lock(&LockWait::Now, |_| Ok(()));
+                if let Ok(mut file) = s.staging_lock_file() {
+                    if let Ok(Some(staging)) = file.try_lock() {
+                        let _ = crate::net::resume::load(s, "1.0.0", "http://r/k.tgz", "sha512-x");
+                        let _ = s.sweep_stale(&staging, &LockWait::Now, Some("1.0.0"));
+                    }
+                }
+                let _ = s.cleanup_partials();
+                let _ = tx.send(());
+            });
+            // Far above what the calls take on a slow disk; a FIFO would wait forever.
+            let done = rx.recv_timeout(Duration::from_secs(20));
+            assert!(done.is_ok(), "{} as {what:?}: a call hung", owned.path);
+            drop(tmp);
+        }
+    }
+}
+
+/// A link at `versions` or `staging` names something outside the store: pruning and the sweeps
+/// neither delete nor move what it names.
+#[cfg(unix)]
+#[test]
+fn pruning_and_sweeping_never_follow_a_link_at_a_store_folder() {
+    let (tmp, store) = temp_store();
+    let outside = tmp.path().join("outside");
+    fs::create_dir_all(outside.join("9.0.0")).unwrap();
+    fs::create_dir_all(outside.join("9.1.0.partial")).unwrap();
+    fs::write(outside.join("notes"), "mine").unwrap();
+    fs::create_dir_all(store.root()).unwrap();
+    std::os::unix::fs::symlink(&outside, store.versions_dir()).unwrap();
+    std::os::unix::fs::symlink(&outside, store.staging_dir()).unwrap();
+    let report = store.prune_now(None).unwrap();
+    assert!(report.removed.is_empty(), "{report:?}");
+    staged(&store, |staging| {
+        store.sweep_stale(staging, &LockWait::Bounded, None)?;
+        store.sweep_legacy_partials()
+    });
+    let mut left: Vec<_> = fs::read_dir(&outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["9.0.0", "9.1.0.partial", "notes"]);
 }
