@@ -64,9 +64,12 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
   // 0 or null: the app confirms by itself (confirmCliEntryOverride).
   const confirmAfter = settings.confirmAfterMs === null ? 0 : wholeMs(settings, 'confirmAfterMs', CONFIRM_AFTER_MS, 0)
 
-  // Leftovers of interrupted runs go before any new staging can meet them.
+  // Leftovers of interrupted runs go before any new staging can meet them; what it had to move
+  // aside (an entry of the wrong type at a store name) is worth a line in the app's log.
   try {
-    cleanupPartials(deps.userData)
+    cleanupPartials(deps.userData, {
+      onLog: ({ level, message }) => level === 'warn' && say('warn', `[runtime-auto-update] ${message}`),
+    })
   } catch (e) {
     warn('cleanupPartials', e)
   }
