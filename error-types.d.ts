@@ -26,6 +26,7 @@ export type StageErrorCode =
   | 'ESIGNATURE'
   | 'EINCOMPATIBLE'
   | 'ELOCKED'
+  | 'EBUSY'
   | 'EINSECURE_REDIRECT'
 
 /** What a call is doing: `StageProgress.phase`, and `phase` of an `ENETWORK` or `ETIMEDOUT`. */

@@ -26,6 +26,7 @@ export type StageErrorCode =
   | 'ESIGNATURE'
   | 'EINCOMPATIBLE'
   | 'ELOCKED'
+  | 'EBUSY'
   | 'EINSECURE_REDIRECT'
 
 /** What a call is doing: `StageProgress.phase`, and `phase` of an `ENETWORK` or `ETIMEDOUT`. */
@@ -597,6 +598,19 @@ export interface StoreStatus {
    * kept, never removed by the store, for a person to look at and delete.
    */
   movedAside: Array<string>
+  /**
+   * Folders on their way out (pruned or replaced versions, in `staging/`) that could not be
+   * deleted yet: on Windows, a file in one is still open in another process (a runtime still
+   * running from it, a scanner). Every later sweep tries again; none stops a staging run.
+   */
+  trash: Array<TrashFolder>
+}
+
+/** A folder on its way out that could not be deleted yet. */
+export interface TrashFolder {
+  /** Its name in `runtime-store/staging/`. */
+  name: string
+  bytes: number
 }
 
 /**

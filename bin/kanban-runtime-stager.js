@@ -519,6 +519,10 @@ async function status({ values }, out) {
     out.log(`${c.red('misplaced')}: ${list.join(', ')} (moved aside by the next stage run)`)
   }
   if (movedAside.length) out.log(`moved aside: ${safeList(movedAside)} (kept: delete once looked at)`)
+  if (report.trash.length) {
+    const list = report.trash.map((t) => `${safe(t.name)} (${mib(t.bytes)})`)
+    out.log(`trash:    ${list.join(', ')} (still held by another process; deleted by a later sweep)`)
+  }
 }
 
 /** A staged version's row in status: pointed mark, version, size, wholeness, bad mark, why it is kept. */

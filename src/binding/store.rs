@@ -180,10 +180,11 @@ pub fn cleanup_partials(
     sync_call(env, || {
         let store = store_arg(user_data)?;
         let on_log = on_log_arg(opts)?;
-        let moved = store.cleanup_partials()?;
+        let done = store.cleanup_partials()?;
         if let Some(f) = on_log {
-            for m in moved {
-                if f.call(StageLogEntry::from(m.log_entry())).is_err() {
+            let entries = done.moved.iter().map(|m| m.log_entry());
+            for entry in entries.chain(done.undeleted.iter().map(|u| u.log_entry())) {
+                if f.call(StageLogEntry::from(entry)).is_err() {
                     // The entry is lost, not the call: the exception must not surface from here.
                     let _ = super::take_pending_exception(env);
                 }
@@ -344,6 +345,18 @@ pub struct StoreStatus {
     /// Names in the store that such entries were moved aside to (`<name>.misplaced-<pid>-<n>`):
     /// kept, never removed by the store, for a person to look at and delete.
     pub moved_aside: Vec<String>,
+    /// Folders on their way out (pruned or replaced versions, in `staging/`) that could not be
+    /// deleted yet: on Windows, a file in one is still open in another process (a runtime still
+    /// running from it, a scanner). Every later sweep tries again; none stops a staging run.
+    pub trash: Vec<TrashFolder>,
+}
+
+/// A folder on its way out that could not be deleted yet.
+#[napi(object)]
+pub struct TrashFolder {
+    /// Its name in `runtime-store/staging/`.
+    pub name: String,
+    pub bytes: f64,
 }
 
 /// An entry of the wrong type at one of the store's own names.
@@ -433,6 +446,14 @@ fn store_status(
             })
             .collect(),
         moved_aside: st.moved_aside,
+        trash: st
+            .trash
+            .into_iter()
+            .map(|t| TrashFolder {
+                name: t.name,
+                bytes: t.bytes as f64,
+            })
+            .collect(),
     }
 }
 

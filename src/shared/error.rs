@@ -185,6 +185,15 @@ pub enum StageError {
     #[error("the store lock {} stayed held for {ms} ms", clip_path(.path))]
     Locked { path: PathBuf, ms: u64 },
 
+    /// A folder the run must replace could not be moved out of its name: another process holds
+    /// it (on Windows, a runtime still running from it, or a scanner with a file open).
+    #[error(
+        "{} is held by another process and cannot be replaced now: {}",
+        clip_path(.path),
+        clip(.reason)
+    )]
+    Busy { path: PathBuf, reason: String },
+
     #[error("staging was aborted")]
     Aborted,
 
@@ -280,6 +289,9 @@ kinds! {
         has; update the app first, or check `hostNodeVersion` (--host-node-version)",
     ELOCKED: "another process held the store lock for seconds (it may be frozen); retry, or end \
         that process",
+    EBUSY: "a staged folder the run had to replace is held by another process (most likely a \
+        runtime still running from it, or an antivirus scanner); nothing was changed, and the next \
+        check tries again once it is released",
     EINSECURE_REDIRECT: "an https request was redirected to plain http, where anyone on the path \
         could change what is staged, and was refused; the registry, mirror or proxy must redirect \
         to https (check `registry`, --registry)",
@@ -381,6 +393,7 @@ impl StageError {
                 of(Kind::EPROVENANCE).str("version", version).str("check", check)
             }
             BundleRefused { check, .. } => of(Kind::EPROVENANCE).str("check", check),
+            Busy { path, .. } => of(Kind::EBUSY).path(path),
             Locked { path, ms } => of(Kind::ELOCKED).path(path).num("timeoutMs", *ms as f64)
                 .str("phase", "waiting-for-lock"),
             Aborted => of(Kind::EABORTED),
@@ -777,6 +790,10 @@ mod tests {
             StageError::Locked {
                 path: PathBuf::from("/p"),
                 ms: 5000,
+            },
+            StageError::Busy {
+                path: PathBuf::from("/p"),
+                reason: "sharing violation".into(),
             },
         ];
         for e in &each {

@@ -63,7 +63,7 @@ pub fn rename_retrying(r: &dyn Renamer, from: &Path, to: &Path) -> Result<()> {
     for attempt in 1..=TRIES {
         match r.rename(from, to) {
             Ok(()) => return Ok(()),
-            Err(e) if attempt < TRIES && is_transient_lock(&e) => {
+            Err(e) if attempt < TRIES && is_held(&e) => {
                 std::thread::sleep(wait);
                 wait *= 2;
             }
@@ -73,7 +73,9 @@ pub fn rename_retrying(r: &dyn Renamer, from: &Path, to: &Path) -> Result<()> {
     unreachable!("the last attempt returns")
 }
 
-fn is_transient_lock(e: &io::Error) -> bool {
+/// Whether `e` says another process holds the file or folder: what a scanner, the search indexer
+/// or a running program causes on Windows, and what retries or a later sweep get past.
+pub fn is_held(e: &io::Error) -> bool {
     if e.kind() == io::ErrorKind::PermissionDenied {
         return true;
     }

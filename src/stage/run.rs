@@ -266,8 +266,14 @@ impl Run<'_> {
         }
     }
 
-    /// Logs the leftovers of interrupted runs the sweep removed, if any.
-    fn log_swept(&self, swept: &[String]) {
+    /// Logs the leftovers of interrupted runs the sweep removed, if any, and warns of each it
+    /// could not delete yet.
+    fn log_swept(&self, swept: &store::Swept) {
+        for u in &swept.undeleted {
+            let e = u.log_entry();
+            self.ctl.log(e.level, e.message, &e.fields);
+        }
+        let swept = &swept.removed;
         if !swept.is_empty() {
             self.ctl.log(
                 Level::Info,

@@ -355,7 +355,7 @@ mod tests {
                     expected: owned.kind,
                 }]
             );
-            let moved = store.cleanup_partials().unwrap();
+            let moved = store.cleanup_partials().unwrap().moved;
             assert_eq!(moved.len(), 1, "{}", owned.path);
             assert_eq!(moved[0].name, owned.path);
             assert!(moved[0]
@@ -367,7 +367,7 @@ mod tests {
             // Once moved, the store works at that name again.
             store.staging_lock_file().unwrap();
             store.with_store_lock(&LockWait::Now, |_| Ok(())).unwrap();
-            assert!(store.cleanup_partials().unwrap().is_empty());
+            assert!(store.cleanup_partials().unwrap().moved.is_empty());
         }
     }
 
@@ -379,9 +379,9 @@ mod tests {
             .find(|o| o.path == "current.json")
             .unwrap();
         misplace(&store, pointer, "one");
-        let first = store.cleanup_partials().unwrap().remove(0);
+        let first = store.cleanup_partials().unwrap().moved.remove(0);
         misplace(&store, pointer, "two");
-        let second = store.cleanup_partials().unwrap().remove(0);
+        let second = store.cleanup_partials().unwrap().moved.remove(0);
         assert_ne!(first.to, second.to);
         assert_eq!(contents_aside(&store, &first), "one");
         assert_eq!(contents_aside(&store, &second), "two");
@@ -396,7 +396,7 @@ mod tests {
         fs::write(outside.join("2.0.0.partial/x"), "x").unwrap();
         std::os::unix::fs::symlink(&outside, store.staging_dir()).unwrap();
         std::os::unix::fs::symlink(&outside, store.versions_dir()).unwrap();
-        let moved = store.cleanup_partials().unwrap();
+        let moved = store.cleanup_partials().unwrap().moved;
         let names: Vec<&str> = moved.iter().map(|m| m.name).collect();
         assert_eq!(names, ["versions", "staging"]);
         assert!(moved.iter().all(|m| m.found == Found::Link));
@@ -423,7 +423,7 @@ mod tests {
         // Neither lock can be taken over a FIFO, nor is one reported held.
         assert_eq!(store.staging_lock_file().err().unwrap().code(), "EIO");
         assert!(!store.is_locked().unwrap());
-        let moved = store.cleanup_partials().unwrap();
+        let moved = store.cleanup_partials().unwrap().moved;
         let names: Vec<&str> = moved.iter().map(|m| m.name).collect();
         assert_eq!(names, [STORE_LOCK_FILE, LOCK_FILE]);
         assert!(moved.iter().all(|m| m.found == Found::Fifo));
@@ -443,7 +443,8 @@ mod tests {
         // Another opener of the lock file, as another process's would be.
         let moved = Store::new(store.root().parent().unwrap())
             .cleanup_partials()
-            .unwrap();
+            .unwrap()
+            .moved;
         let names: Vec<&str> = moved.iter().map(|m| m.name).collect();
         assert_eq!(names, ["current.json"]);
         assert_eq!(store.misplaced().len(), 1);
@@ -460,7 +461,7 @@ mod tests {
         // Written with no lock: a fresh one may be a live writer's.
         let cache_tmp = format!(".{}.tmp-1-0", crate::store::CACHE_FILE);
         fs::write(store.root().join(&cache_tmp), "in flight").unwrap();
-        assert!(store.cleanup_partials().unwrap().is_empty());
+        assert!(store.cleanup_partials().unwrap().moved.is_empty());
         for name in crashed {
             assert!(!store.root().join(name).exists(), "{name}");
         }
@@ -476,7 +477,7 @@ mod tests {
         store
             .with_store_lock(&LockWait::Now, |_: &StoreLock| {
                 let started = std::time::Instant::now();
-                assert!(other.cleanup_partials().unwrap().is_empty());
+                assert!(other.cleanup_partials().unwrap().moved.is_empty());
                 assert!(started.elapsed() < std::time::Duration::from_secs(1));
                 Ok(())
             })

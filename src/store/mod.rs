@@ -26,6 +26,7 @@ pub(crate) use heal::MovedAside;
 pub(crate) use kept::{kept_version, MAX_KEPT_AGE};
 pub(crate) use kept::{now_secs, read_sidecar, Sidecar, Validator};
 pub use layout::{Store, POINTER_FILE};
+pub(crate) use prune::Swept;
 // What only the binding uses is unused in a build without it.
 #[cfg_attr(not(feature = "node"), allow(unused_imports))]
 pub(crate) use layout::check_version;

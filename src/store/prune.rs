@@ -19,11 +19,74 @@ use super::locks::LOCK_RETRY;
 use crate::shared::error::Result;
 use crate::shared::error::StageError;
 use crate::shared::fsutil;
+use crate::shared::log::Level;
+use crate::shared::log::LogEntry;
 use std::fs;
 use std::io;
 
 /// Age past which the document cache's temp file (written without a lock) is a crashed writer's.
 pub(super) const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// A leftover on its way out that could not be deleted yet: on Windows, a file in it is still
+/// open in another process (a runtime running from it, a scanner) or loaded as a module. It
+/// stays where it is, and every later sweep tries again: deletion is housekeeping, never a reason
+/// for a call to fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undeleted {
+    /// Its name in `staging/` (or `versions/`, for the TypeScript stager's partials).
+    pub name: String,
+    /// Why it could not be deleted, as the OS said it.
+    pub reason: String,
+}
+
+impl Undeleted {
+    /// The warning an `onLog` gets for it.
+    pub fn log_entry(&self) -> LogEntry {
+        LogEntry {
+            level: Level::Warn,
+            message: format!(
+                "could not delete {} yet ({}); it is kept as trash and deleted by a later sweep",
+                crate::shared::text::clip(&self.name),
+                crate::shared::text::clip(&self.reason)
+            ),
+            fields: vec![("name", (&self.name).into())],
+        }
+    }
+}
+
+/// What a sweep did: the names it removed, and what it could not delete yet.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub removed: Vec<String>,
+    pub undeleted: Vec<Undeleted>,
+}
+
+impl Swept {
+    /// Removes `path`, named `name`, noting it as removed or as not deleted yet.
+    fn remove(&mut self, name: String, path: &std::path::Path) {
+        match fsutil::remove_tree(path) {
+            Ok(()) => self.removed.push(name),
+            Err(e) => self.undeleted.push(Undeleted {
+                name,
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    fn extend(&mut self, other: Swept) {
+        self.removed.extend(other.removed);
+        self.undeleted.extend(other.undeleted);
+    }
+}
+
+/// What `cleanup_partials` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cleanup {
+    /// Entries of the wrong type moved aside.
+    pub moved: Vec<MovedAside>,
+    /// Leftovers that could not be deleted yet.
+    pub undeleted: Vec<Undeleted>,
+}
 
 /// What `prune_now` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,7 +101,9 @@ pub struct PruneReport {
 impl Store {
     /// Removes `versions/<version>`: renamed aside under the store lock, so that it vanishes from
     /// its name in one step, then deleted with no lock held. A version that is not semver, or a
-    /// folder that is not there, is nothing to do.
+    /// folder that is not there, is nothing to do. Once the folder is gone from its name this
+    /// succeeds: what cannot be deleted yet (a file held open on Windows) stays in `staging/` as
+    /// trash for a later sweep.
     pub fn remove_version(&self, version: &str) -> Result<()> {
         if semver::Version::parse(version).is_err() {
             return Ok(());
@@ -56,52 +121,56 @@ impl Store {
                 Err(e) => Err(StageError::io("moving aside", &dir, e)),
             }
         })?;
-        match trash {
-            Some(trash) => fsutil::remove_tree(&trash),
-            None => Ok(()),
+        if let Some(trash) = trash {
+            // Housekeeping: the version is gone from its name, which is what the caller asked.
+            let _ = fsutil::remove_tree(&trash);
         }
+        Ok(())
     }
 
     /// Removes the leftovers of interrupted runs: the TypeScript stager's `versions/<v>.partial/`
     /// folders, and this stager's partials unless a staging run (in any process) holds the staging
     /// lock, whose partials are then in flight. Moves aside what has the wrong type at a store
     /// name (see `heal`) and removes crashed writers' temp files. A missing store is nothing to
-    /// do. Returns what was moved aside.
-    pub fn cleanup_partials(&self) -> Result<Vec<MovedAside>> {
+    /// do. What cannot be deleted yet is kept and reported, never a failure.
+    pub fn cleanup_partials(&self) -> Result<Cleanup> {
+        let mut done = Cleanup::default();
         if !self.root.is_dir() {
-            return Ok(Vec::new());
+            return Ok(done);
         }
-        let mut moved = self.heal_staging_lock(&LockWait::Bounded)?;
-        self.sweep_legacy_partials()?;
+        done.moved = self.heal_staging_lock(&LockWait::Bounded)?;
+        done.undeleted = self.sweep_legacy_partials()?.undeleted;
         // A store the app cannot lock (read-only, say) has no run in flight to spare, but no
         // partial of ours can have been written there either.
         let Ok(mut file) = self.staging_lock_file() else {
-            return Ok(moved);
+            return Ok(done);
         };
         let staging = file.try_lock()?;
-        moved.extend(self.heal_locked(staging.as_deref(), &LockWait::Bounded)?);
+        done.moved
+            .extend(self.heal_locked(staging.as_deref(), &LockWait::Bounded)?);
         if staging.is_some() {
+            let mut swept = Swept::default();
             for (name, path, is_dir) in dir_entries(&self.staging_dir())? {
                 if is_dir && (name.ends_with(PARTIAL_SUFFIX) || is_trash(&name)) {
-                    fsutil::remove_tree(&path)?;
+                    swept.remove(name, &path);
                 }
             }
+            done.undeleted.extend(swept.undeleted);
         }
-        Ok(moved)
+        Ok(done)
     }
 
     /// Removes the TypeScript stager's partial folders from `versions/`: a folder named
     /// `<v>.partial` that is not itself a whole version (`2.0.0-rc.partial` is valid semver).
-    /// Nothing of ours is ever in flight there. Returns the names removed.
-    pub(crate) fn sweep_legacy_partials(&self) -> Result<Vec<String>> {
-        let mut removed = Vec::new();
+    /// Nothing of ours is ever in flight there.
+    pub(crate) fn sweep_legacy_partials(&self) -> Result<Swept> {
+        let mut swept = Swept::default();
         for (name, path, is_dir) in dir_entries(&self.versions_dir())? {
             if is_dir && name.ends_with(PARTIAL_SUFFIX) && !self.is_runnable(&name) {
-                fsutil::remove_tree(&path)?;
-                removed.push(name);
+                swept.remove(name, &path);
             }
         }
-        Ok(removed)
+        Ok(swept)
     }
 
     /// Removes every partial folder, folder on its way out and temp file, the TypeScript stager's
@@ -109,40 +178,38 @@ impl Store {
     /// block the rename of a staged folder). Kept download bytes survive only for `resuming`, the
     /// version this run stages, and only while it is not staged, not bad and under a week old:
     /// every other version's are superseded. The staging lock makes this safe: while it is held no
-    /// staging run is in flight, so every partial is a crashed run's leftover. Returns the names
-    /// removed.
+    /// staging run is in flight, so every partial is a crashed run's leftover. What cannot be
+    /// deleted yet is kept for a later sweep and reported, never a failure.
     pub fn sweep_stale(
         &self,
         _: &StagingLock,
         wait: &LockWait<'_>,
         resuming: Option<&str>,
-    ) -> Result<Vec<String>> {
+    ) -> Result<Swept> {
         let keep_download = resuming.is_some_and(|v| {
             !self.is_whole(v)
                 && !self.is_bad(v)
                 && read_sidecar(&self.sidecar_path(v)).is_some_and(|s| !s.is_stale(now_secs()))
         });
-        let mut removed = Vec::new();
+        let mut swept = Swept::default();
         for (name, path, is_dir) in dir_entries(&self.staging_dir())? {
             let kept = kept_version(&name);
             if keep_download && !is_dir && kept.is_some() && kept == resuming {
                 continue;
             }
-            fsutil::remove_tree(&path)?;
-            removed.push(name);
+            swept.remove(name, &path);
         }
-        removed.extend(self.sweep_legacy_partials()?);
+        swept.extend(self.sweep_legacy_partials()?);
         for (name, path, is_dir) in dir_entries(&self.versions_dir())? {
             if !is_dir {
-                fsutil::remove_tree(&path)?;
-                removed.push(name);
+                swept.remove(name, &path);
             }
         }
         self.with_store_lock(wait, |lock| {
             self.sweep_temp_files(lock);
             Ok(())
         })?;
-        Ok(removed)
+        Ok(swept)
     }
 
     /// Removes the temp files crashed writers left in the store's root. The pointer's and the bad
@@ -220,7 +287,7 @@ impl Store {
         staging: &StagingLock,
         running: Option<&semver::Version>,
     ) -> Result<Vec<String>> {
-        let mut removed = self.sweep_stale(staging, &LockWait::Now, None)?;
+        let mut removed = self.sweep_stale(staging, &LockWait::Now, None)?.removed;
         removed.extend(self.with_store_lock(&LockWait::Now, |lock| {
             let pointed = self.read_pointer().map(|p| p.version);
             let fallback = self.fallback_for(pointed.as_deref().unwrap_or(""));
@@ -239,17 +306,29 @@ impl Store {
         tree_size(&self.versions_dir()) + tree_size(&self.staging_dir())
     }
 
-    /// Takes a damaged `versions/<v>` out of the way: renamed aside first so that it vanishes from
-    /// its name in one step, then deleted.
+    /// Takes a damaged or superseded `versions/<v>` out of the way: renamed aside first so that
+    /// it vanishes from its name in one step, then deleted. A folder another process holds so
+    /// that it cannot be renamed (on Windows, a runtime running from it) is `EBUSY`, with nothing
+    /// changed; one that moved but cannot be deleted yet stays in `staging/` as trash.
     pub fn discard_version(&self, _: &StagingLock, version: &str) -> Result<()> {
         let dir = self.version_dir(version);
         if !dir.exists() {
             return Ok(());
         }
         let trash = self.trash_path(version);
-        fsutil::remove_tree(&trash)?;
-        fsutil::rename_retrying(self.renamer(), &dir, &trash)?;
-        fsutil::remove_tree(&trash)
+        match fsutil::rename_retrying(self.renamer(), &dir, &trash) {
+            Ok(()) => {}
+            Err(StageError::Io { source, .. }) if fsutil::is_held(&source) => {
+                return Err(StageError::Busy {
+                    path: dir,
+                    reason: source.to_string(),
+                })
+            }
+            Err(e) => return Err(e),
+        }
+        // Housekeeping: the name is free for the new folder, which is what this run needs.
+        let _ = fsutil::remove_tree(&trash);
+        Ok(())
     }
 
     /// Removes staged versions other than `keep` (the pointed one and its fallback) and the

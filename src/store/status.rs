@@ -2,6 +2,7 @@
 
 use super::heal::Misplaced;
 use super::layout::dir_entries;
+use super::layout::is_trash;
 use super::layout::tree_size;
 use super::layout::Store;
 use super::pointer::Pointer;
@@ -15,6 +16,14 @@ pub struct VersionOnDisk {
     pub version: String,
     pub bytes: u64,
     pub whole: bool,
+}
+
+/// A folder on its way out, in `staging/`, that could not be deleted yet (on Windows, a file in
+/// it is still open in another process); later sweeps try again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrashOnDisk {
+    pub name: String,
+    pub bytes: u64,
 }
 
 /// Everything a person debugging a user's store wants to see.
@@ -34,6 +43,8 @@ pub struct StoreStatus {
     pub misplaced: Vec<Misplaced>,
     /// What was moved aside from them, kept for a person to look at.
     pub moved_aside: Vec<String>,
+    /// Folders on their way out that could not be deleted yet.
+    pub trash: Vec<TrashOnDisk>,
 }
 
 impl Store {
@@ -58,7 +69,18 @@ impl Store {
             }
         }
         let staging = dir_entries(&self.staging_dir()).unwrap_or_default();
-        partials.extend(staging.into_iter().map(|(name, ..)| name));
+        let mut trash = Vec::new();
+        for (name, path, is_dir) in staging {
+            if is_dir && is_trash(&name) {
+                trash.push(TrashOnDisk {
+                    bytes: tree_size(&path),
+                    name,
+                });
+            } else {
+                partials.push(name);
+            }
+        }
+        trash.sort_by(|a, b| a.name.cmp(&b.name));
         versions.sort_by(|a, b| {
             semver::Version::parse(&a.version)
                 .ok()
@@ -75,6 +97,7 @@ impl Store {
             total_bytes: self.staged_bytes(),
             misplaced: self.misplaced(),
             moved_aside: self.moved_aside(),
+            trash,
         })
     }
 }

@@ -588,3 +588,103 @@ fn pruning_and_sweeping_never_follow_a_link_at_a_store_folder() {
     left.sort();
     assert_eq!(left, ["9.0.0", "9.1.0.partial", "notes"]);
 }
+
+/// Makes `path` impossible to delete (or, for a folder, to move to another folder) until the
+/// guard drops: Linux's immutable attribute, as close as Linux comes to a file another process
+/// holds open on Windows. Needs root and an ext4-like file system, as the test machines have.
+struct Held(std::path::PathBuf);
+
+fn hold(path: &Path) -> Held {
+    let ok = std::process::Command::new("chattr")
+        .arg("+i")
+        .arg(path)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "chattr +i {} (the tests run as root on ext4)",
+        path.display()
+    );
+    Held(path.to_path_buf())
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_folder_that_cannot_be_deleted_yet_is_kept_as_trash_and_stops_nothing() {
+    let (_tmp, store) = temp_store();
+    for v in ["0.5.0", "1.0.0", "2.0.0", "3.0.0"] {
+        stage_fake(&store, v);
+    }
+    locked(&store, |l| store.write_pointer(l, "3.0.0", Some("2.0.0")));
+    // A runtime still running from 1.0.0 holds a file in it.
+    let mut held = hold(&store.version_dir("1.0.0").join("dist/cli.js"));
+    // Removing it succeeds once it is gone from its name; what cannot be deleted stays as trash.
+    store.remove_version("1.0.0").unwrap();
+    assert!(!store.version_dir("1.0.0").exists());
+    let trash = store.status().unwrap().trash;
+    assert_eq!(trash.len(), 1, "{trash:?}");
+    assert!(is_trash(&trash[0].name) && trash[0].bytes > 0);
+    // The held file moved with its folder.
+    held.0 = store.staging_dir().join(&trash[0].name).join("dist/cli.js");
+    // Every later sweep, the cleanup and pruning succeed around it, and say what they left.
+    let done = store.cleanup_partials().unwrap();
+    assert_eq!(done.undeleted.len(), 1);
+    assert_eq!(done.undeleted[0].name, trash[0].name);
+    let swept = staged(&store, |s| store.sweep_stale(s, &LockWait::Bounded, None));
+    assert_eq!(swept.undeleted.len(), 1);
+    let report = store.prune_now(None).unwrap();
+    assert_eq!(report.removed, ["0.5.0"]);
+    assert!(store.is_whole("3.0.0"));
+    assert_eq!(store.status().unwrap().trash.len(), 1);
+    // Once the holder lets go, the next sweep deletes it.
+    drop(held);
+    let done = store.cleanup_partials().unwrap();
+    assert!(done.undeleted.is_empty());
+    assert!(store.status().unwrap().trash.is_empty());
+    assert!(fs::read_dir(store.staging_dir()).unwrap().next().is_none());
+}
+
+/// Every file under `dir` with its bytes, by relative path.
+fn listing(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            } else {
+                let rel = e.path().strip_prefix(dir).unwrap().to_path_buf();
+                out.push((rel, fs::read(e.path()).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_folder_that_cannot_be_moved_aside_is_ebusy_and_left_as_it_was() {
+    let (_tmp, store) = temp_store();
+    stage_fake(&store, "1.0.0");
+    fs::create_dir_all(store.staging_dir()).unwrap();
+    let before = listing(&store.version_dir("1.0.0"));
+    let held = hold(&store.version_dir("1.0.0"));
+    let err = staged(&store, |s| Ok(store.discard_version(s, "1.0.0"))).unwrap_err();
+    assert_eq!(err.code(), "EBUSY");
+    assert!(err.fields().iter().any(|(k, _)| *k == "path"));
+    drop(held);
+    assert!(store.is_whole("1.0.0"));
+    assert_eq!(listing(&store.version_dir("1.0.0")), before);
+    assert!(fs::read_dir(store.staging_dir()).unwrap().next().is_none());
+    // Once released, it moves aside and is deleted.
+    staged(&store, |s| store.discard_version(s, "1.0.0"));
+    assert!(!store.version_dir("1.0.0").exists());
+}
