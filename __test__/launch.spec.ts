@@ -35,6 +35,14 @@ async function start(userData: string, end: 'crash' | 'hang' | 'exit', max = 2):
     if (${JSON.stringify(end)} === 'crash') process.kill(process.pid, 'SIGKILL')
     if (${JSON.stringify(end)} === 'hang') setInterval(() => {}, 1000)
   `
+  return JSON.parse((await runStart(body, end === 'hang')).line)
+}
+
+/**
+ * Runs one start's `body` in a child process: resolves to the first line it prints, and how it
+ * exited. With `hang`, the child is killed with SIGKILL once it printed, as a force-quit.
+ */
+async function runStart(body: string, hang: boolean): Promise<{ line: string; code: number | null; signal: string | null }> {
   const child = spawn(process.execPath, ['-e', body], { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   const line = await new Promise<string>((resolve, reject) => {
@@ -44,9 +52,11 @@ async function start(userData: string, end: 'crash' | 'hang' | 'exit', max = 2):
     })
     child.once('exit', (code, signal) => (out.includes('\n') ? undefined : reject(new Error(`start died: ${code} ${signal}`))))
   })
-  if (end === 'hang') child.kill('SIGKILL')
-  await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r)))
-  return JSON.parse(line)
+  if (hang) child.kill('SIGKILL')
+  const [code, signal] = await new Promise<[number | null, string | null]>((r) =>
+    child.exitCode !== null || child.signalCode !== null ? r([child.exitCode, child.signalCode]) : child.once('exit', (c, sig) => r([c, sig])),
+  )
+  return { line, code, signal }
 }
 
 describe('a staged runtime that never comes up is left behind by itself', () => {
@@ -597,19 +607,7 @@ describe('the wiring counts a start only when it did not end cleanly', () => {
       if (end === 'probe-fails' && cliEntry) u.onCliEntryOverrideFailed('readiness probe failed', cliEntry)
       if (end === 'quit' || end === 'probe-fails') setTimeout(() => { u.stop(); process.exit(0) }, 50)
     `
-    const child = spawn(process.execPath, ['-e', body], { stdio: ['ignore', 'pipe', 'inherit'] })
-    let out = ''
-    const line = await new Promise<string>((resolve, reject) => {
-      child.stdout.on('data', (d) => {
-        out += d
-        if (out.includes('\n')) resolve(out.split('\n')[0])
-      })
-      child.once('exit', (code, signal) => (out.includes('\n') ? undefined : reject(new Error(`start died: ${code} ${signal}`))))
-    })
-    if (end === 'hang') child.kill('SIGKILL')
-    const [code, signal] = await new Promise<[number | null, string | null]>((r) =>
-      child.exitCode !== null || child.signalCode !== null ? r([child.exitCode, child.signalCode]) : child.once('exit', (c, sig) => r([c, sig])),
-    )
+    const { line, code, signal } = await runStart(body, end === 'hang')
     if (end === 'quit' || end === 'probe-fails') expect([code, signal]).toEqual([0, null])
     else expect(signal).toBe('SIGKILL')
     return JSON.parse(line)
