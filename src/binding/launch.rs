@@ -1,7 +1,9 @@
 //! Launch health for the app's start-up path: what to launch (recording a trial), confirming a
 //! runtime that came up, reporting one that did not. Synchronous: each answers in milliseconds.
 
-use super::store::{optional_string_arg, store_arg, string_arg, sync_call, ArgError};
+use super::store::{
+    cli_entry_call, optional_string_arg, store_arg, string_arg, sync_call, ArgError,
+};
 use super::types::{or_null, RuntimePointer};
 use crate::shared::error::StageError;
 use crate::store::launches::{self as launch, DEFAULT_MAX_UNCONFIRMED};
@@ -145,11 +147,7 @@ pub fn confirm_launch(
     user_data: Option<Unknown<'_>>,
     cli_entry: Option<Unknown<'_>>,
 ) -> Result<Option<String>> {
-    sync_call(env, || {
-        let store = store_arg(user_data)?;
-        let cli_entry = string_arg(cli_entry, "cliEntry")?;
-        Ok(launch::confirm(&store, &cli_entry)?)
-    })
+    cli_entry_call(env, user_data, cli_entry, launch::confirm)
 }
 
 /// The start that launched `cliEntry` on trial ended cleanly: the app is quitting normally, no
@@ -165,11 +163,7 @@ pub fn end_launch(
     user_data: Option<Unknown<'_>>,
     cli_entry: Option<Unknown<'_>>,
 ) -> Result<Option<String>> {
-    sync_call(env, || {
-        let store = store_arg(user_data)?;
-        let cli_entry = string_arg(cli_entry, "cliEntry")?;
-        Ok(launch::end(&store, &cli_entry)?)
-    })
+    cli_entry_call(env, user_data, cli_entry, launch::end)
 }
 
 /// The runtime started from `cliEntry` failed to come up: its version (from `cliEntry`, never

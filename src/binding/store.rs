@@ -272,10 +272,22 @@ pub fn version_from_cli_entry(
     user_data: Option<Unknown<'_>>,
     cli_entry: Option<Unknown<'_>>,
 ) -> Result<Option<String>> {
+    cli_entry_call(env, user_data, cli_entry, |store, cli_entry| {
+        Ok(store.version_from_cli_entry(cli_entry))
+    })
+}
+
+/// A store function of `(userData, cliEntry)`: both arguments checked, then `f` on the store.
+pub(super) fn cli_entry_call<T>(
+    env: &Env,
+    user_data: Option<Unknown<'_>>,
+    cli_entry: Option<Unknown<'_>>,
+    f: impl FnOnce(&crate::store::Store, &str) -> crate::shared::error::Result<T>,
+) -> Result<T> {
     sync_call(env, || {
         let store = store_arg(user_data)?;
         let cli_entry = string_arg(cli_entry, "cliEntry")?;
-        Ok(store.version_from_cli_entry(&cli_entry))
+        Ok(f(&store, &cli_entry)?)
     })
 }
 
