@@ -9,7 +9,9 @@ export interface RuntimeAutoUpdate {
    * the start ends with neither a confirmation nor a clean end: the process died, was killed, or
    * hung until force-quit. It is confirmed by `confirmCliEntryOverride` (call it when the
    * readiness probe passes), or by itself `confirmAfterMs` (default 30 s) after the launch unless
-   * `onCliEntryOverrideFailed` is called for it first; `stop()` ends it cleanly. Never throws.
+   * `onCliEntryOverrideFailed` is called for it first; `stop()` ends it cleanly, and so does the
+   * next call in the same process (the orchestrator relaunching its runtime): restarts within one
+   * session never add up to a rollback. Never throws.
    */
   resolveCliEntryOverride: () => string | null
   /**
@@ -25,8 +27,9 @@ export interface RuntimeAutoUpdate {
    * The runtime started from `cliEntry` is up: call it the moment its readiness probe passes.
    * Confirms the version at once (durably: a crash right after it is no failed trial) and cancels
    * the pending automatic confirmation. Returns the confirmed version, or `null` (a path outside
-   * the store, a bad or vanished version, a store that could not be written: logged). A runtime
-   * that fails later is still rolled back by `onCliEntryOverrideFailed`. Never throws.
+   * the store, a bad or vanished version, a store that could not be written: logged, and the
+   * trial stays open for `stop()` to end). A runtime that fails later is still rolled back by
+   * `onCliEntryOverrideFailed`. Never throws.
    */
   confirmCliEntryOverride: (cliEntry: string) => string | null
   /**

@@ -45,8 +45,12 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
       logger[level](...args)
     } catch {}
   }
-  const warn = (label, err) =>
-    say('warn', `[runtime-auto-update] ${label} failed:`, err instanceof Error ? err.message : err)
+  const warn = (label, err) => {
+    // The message is read inside the guard too: an error's `message` may be a getter that throws.
+    try {
+      logger.warn(`[runtime-auto-update] ${label} failed:`, err instanceof Error ? err.message : err)
+    } catch {}
+  }
   const unpacked = path.join(deps.resourcesPath, 'app.asar.unpacked')
   const bundledVersion = readBundledVersion(path.join(unpacked, 'cli')) ?? deps.shellVersion
   // node-pty, rebuilt for this Electron, beside the bundled runtime.
@@ -85,23 +89,28 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
   let checks = null
   let inFlight = false
   let stopped = true
-  // The trial launches this process began and has neither confirmed nor seen fail, per cliEntry:
-  // how many, and the pending automatic confirmation. stop() ends each one cleanly.
-  const trials = new Map()
+  // The trial launch this process began and has neither confirmed nor seen fail, if any: its
+  // cliEntry and pending automatic confirmation. A later launch or stop() ends it cleanly.
+  let trial = null
 
-  // Forgets the trial launches of `cliEntry`, cancelling their confirmation; returns how many.
+  // Forgets the open trial when it is `cliEntry`'s, cancelling its confirmation.
   const settle = (cliEntry) => {
-    const trial = trials.get(cliEntry)
-    trials.delete(cliEntry)
-    trial?.confirm?.cancel()
-    return trial?.count ?? 0
+    if (trial?.cliEntry !== cliEntry) return
+    trial.confirm?.cancel()
+    trial = null
   }
 
   const confirmCliEntryOverride = (cliEntry) => {
-    settle(cliEntry)
+    if (trial?.cliEntry === cliEntry) {
+      trial.confirm?.cancel()
+      trial.confirm = null
+    }
     try {
-      return confirmLaunch(deps.userData, cliEntry)
+      const version = confirmLaunch(deps.userData, cliEntry)
+      settle(cliEntry)
+      return version
     } catch (e) {
+      // Not confirmed: the trial stays open, so a clean quit still ends it.
       warn('confirmLaunch', e)
       return null
     }
@@ -110,20 +119,21 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
   // An app that only changed its import never confirms: a runtime still up `confirmAfter` ms
   // after its launch, with no failure reported for it, is confirmed here.
   const beginTrial = (cliEntry) => {
-    const trial = trials.get(cliEntry) ?? { count: 0, confirm: null }
-    trial.count += 1
-    trial.confirm?.cancel()
-    trial.confirm = confirmAfter
-      ? later(confirmAfter, () => {
-          const version = confirmCliEntryOverride(cliEntry)
-          if (version) say('log', `[runtime-auto-update] Staged runtime ${version} confirmed healthy.`)
-        })
-      : null
-    trials.set(cliEntry, trial)
+    trial = { cliEntry, confirm: null }
+    if (!confirmAfter) return
+    trial.confirm = later(confirmAfter, () => {
+      const version = confirmCliEntryOverride(cliEntry)
+      if (version) say('log', `[runtime-auto-update] Staged runtime ${version} confirmed healthy.`)
+    })
   }
 
   // The launch: the only call that counts an attempt.
   const resolveCliEntryOverride = () => {
+    // The orchestrator runs one runtime at a time: a trial launch of this process still open was
+    // replaced (a restart, a settings change) with no failure reported, so it ended cleanly, and
+    // is ended before the new launch counts: restarts within one session never add up to a
+    // rollback.
+    endOpenTrial()
     let launch
     try {
       launch = beginLaunch(deps.userData, launchOpts)
@@ -225,17 +235,20 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
       stopChecks()
       // The app is quitting normally: each trial launch still open ended cleanly, and is taken
       // back before the process exits, so a quick quit never counts against a healthy runtime.
-      for (const cliEntry of [...trials.keys()]) {
-        for (let n = settle(cliEntry); n > 0; n--) {
-          try {
-            endLaunch(deps.userData, cliEntry)
-          } catch (e) {
-            warn('endLaunch', e)
-            break
-          }
-        }
-      }
+      endOpenTrial()
     },
+  }
+
+  // Ends the trial launch of this process neither confirmed nor reported failed, if any.
+  function endOpenTrial() {
+    if (!trial) return
+    const { cliEntry } = trial
+    settle(cliEntry)
+    try {
+      endLaunch(deps.userData, cliEntry)
+    } catch (e) {
+      warn('endLaunch', e)
+    }
   }
 
   function stopChecks() {

@@ -63,6 +63,44 @@ describe('a staged folder held by another process', () => {
     expect(fs.readdirSync(s.stagingDir)).toEqual([])
   }, 60_000)
 
+  it("a crashed run's partial that cannot be deleted yet never keeps the next run of that version from staging", async () => {
+    s.publish('1.4.0')
+    // What a run killed mid-extract left, with a file a scanner still holds.
+    for (const partial of ['1.4.0.partial', '1.4.0.native.partial']) {
+      fs.mkdirSync(path.join(s.stagingDir, partial, 'dist'), { recursive: true })
+      fs.writeFileSync(path.join(s.stagingDir, partial, 'dist', 'cli.js'), 'half')
+      await hold(path.join(s.stagingDir, partial), 'delete')
+    }
+    const run = logged()
+    expect(await b.checkAndStageLatestRuntime(s.opts({ onLog: run.onLog }))).toEqual({ kind: 'staged', version: '1.4.0' })
+    expect(b.resolvePointerCliEntry(s.userData)).toBe(b.cliEntryFor(s.userData, '1.4.0'))
+    expect(run.entries.filter((e) => e.level === 'warn' && e.message.includes('could not delete'))).toHaveLength(2)
+    // Both wait as trash, with their sizes, out of the names the run needed.
+    const trash = (await b.readStoreStatus(s.userData)).trash
+    expect(trash.map((t: any) => t.name.split('.trash-')[0]).sort()).toEqual(['1.4.0.native.partial', '1.4.0.partial'])
+    for (const h of holds.splice(0)) await h.release()
+    b.cleanupPartials(s.userData)
+    expect((await b.readStoreStatus(s.userData)).trash).toEqual([])
+  }, 60_000)
+
+  it('a failed runtime that still holds its folder: reportLaunchFailed records the failure and returns', async () => {
+    s.publish('1.4.0')
+    expect(await b.checkAndStageLatestRuntime(s.opts())).toEqual({ kind: 'staged', version: '1.4.0' })
+    s.publish('1.5.0')
+    expect(await b.checkAndStageLatestRuntime(s.opts({ currentVersion: '1.4.0' }))).toEqual({ kind: 'staged', version: '1.5.0' })
+    const ran = b.cliEntryFor(s.userData, '1.5.0')
+    await hold(b.versionDir(s.userData, '1.5.0'), 'move')
+    const f = b.reportLaunchFailed(s.userData, ran, 'exited with code 1')
+    expect(f).toMatchObject({ failedVersion: '1.5.0', pointer: { version: '1.4.0' } })
+    expect(b.isBadVersion(s.userData, '1.5.0')).toBe(true)
+    // The held folder is bad, never launched; removing it by hand says why it cannot go yet.
+    expect(b.resolvePointerCliEntry(s.userData)).toBe(b.cliEntryFor(s.userData, '1.4.0'))
+    expect(() => b.removeVersionDir(s.userData, '1.5.0')).toThrow(expect.objectContaining({ code: 'EBUSY' }))
+    for (const h of holds.splice(0)) await h.release()
+    b.removeVersionDir(s.userData, '1.5.0')
+    expect(fs.existsSync(b.versionDir(s.userData, '1.5.0'))).toBe(false)
+  }, 60_000)
+
   it('that cannot be moved aside when a run must replace it: EBUSY with a hint, nothing changed; staged once released', async () => {
     s.publish('1.4.0')
     expect(await b.checkAndStageLatestRuntime(s.opts())).toEqual({ kind: 'staged', version: '1.4.0' })

@@ -385,18 +385,51 @@ describe('createRuntimeAutoUpdate', () => {
 
   it('rolls back unconfirmed launches by itself and tells the app once; a confirmed one stays', async () => {
     await stage('1.4.0')
-    const { u, calls } = app()
-    const ran = u.resolveCliEntryOverride()
-    expect(u.resolveCliEntryOverride()).toBe(ran)
-    expect(u.resolveCliEntryOverride()).toBeNull()
-    expect(calls).toEqual([['runtime:rolled-back', '1.4.0']])
-    expect(u.resolveCliEntryOverride()).toBeNull()
-    expect(calls).toHaveLength(1)
+    // Each start a wiring of its own, none stopped: app processes that died.
+    const starts = [app(), app(), app(), app()]
+    const ran = starts[0].u.resolveCliEntryOverride()
+    expect(starts[1].u.resolveCliEntryOverride()).toBe(ran)
+    expect(starts[2].u.resolveCliEntryOverride()).toBeNull()
+    expect(starts[2].calls).toEqual([['runtime:rolled-back', '1.4.0']])
+    expect(starts[3].u.resolveCliEntryOverride()).toBeNull()
+    expect(starts[3].calls).toEqual([])
 
     await stage('1.5.0')
+    const { u } = app()
     const next = u.resolveCliEntryOverride()
     expect(u.confirmCliEntryOverride(next)).toBe('1.5.0')
-    for (let n = 0; n < 4; n++) expect(u.resolveCliEntryOverride()).toBe(next)
+    for (let n = 0; n < 4; n++) expect(app().u.resolveCliEntryOverride()).toBe(next)
+  })
+
+  it('restarts of the runtime within one session never add up to a rollback', async () => {
+    await stage('1.4.0')
+    const { u, calls } = app()
+    const entry = b.cliEntryFor(s.userData, '1.4.0')
+    // A restart, a settings change: each relaunch ends the one before, which reported no failure.
+    for (let n = 0; n < 5; n++) expect(u.resolveCliEntryOverride()).toBe(entry)
+    expect(calls).toEqual([])
+    expect(b.isBadVersion(s.userData, '1.4.0')).toBe(false)
+    const record = () => JSON.parse(fs.readFileSync(path.join(s.store, 'launches.json'), 'utf8'))
+    expect(record().attempts).toEqual({ '1.4.0': 1 })
+    u.stop()
+    expect(record().attempts).toEqual({})
+  })
+
+  it('a confirmation that fails keeps the trial open, so a clean quit still ends it', async () => {
+    await stage('1.4.0')
+    const { u, logs } = app('1.0.0', { confirmAfterMs: null })
+    const entry = u.resolveCliEntryOverride()
+    const file = path.join(s.store, 'launches.json')
+    const saved = fs.readFileSync(file)
+    // The record cannot be rewritten for a moment: the confirmation fails, and is logged.
+    fs.rmSync(file)
+    fs.mkdirSync(file)
+    expect(u.confirmCliEntryOverride(entry)).toBeNull()
+    expect(logs.some((l) => String(l[0]).includes('confirmLaunch failed'))).toBe(true)
+    fs.rmdirSync(file)
+    fs.writeFileSync(file, saved)
+    u.stop()
+    expect(JSON.parse(fs.readFileSync(file, 'utf8')).attempts).toEqual({})
   })
 
   it('a failed mark is logged and swallowed, and the pointer kept', async () => {
@@ -750,14 +783,17 @@ describe('the wiring never throws into the app', () => {
   it('a throwing logger never breaks a launch decision, a rollback or a failure report', async () => {
     await stage('1.4.0')
     const calls: unknown[][] = []
-    const u = createRuntimeAutoUpdate(
-      { isPackaged: true, userData: s.userData, resourcesPath: '/nonexistent', shellVersion: '1.0.0', broadcast: (...a: unknown[]) => calls.push(a) },
-      { maxUnconfirmedLaunches: 1, confirmAfterMs: null, logger: throwing },
-    )
+    const wiring = () =>
+      createRuntimeAutoUpdate(
+        { isPackaged: true, userData: s.userData, resourcesPath: '/nonexistent', shellVersion: '1.0.0', broadcast: (...a: unknown[]) => calls.push(a) },
+        { maxUnconfirmedLaunches: 1, confirmAfterMs: null, logger: throwing },
+      )
+    const u = wiring()
     const entry = b.cliEntryFor(s.userData, '1.4.0')
     expect(u.resolveCliEntryOverride()).toBe(entry)
-    // The counter's rollback logs a warning: the logger throws, the decision stands.
-    expect(u.resolveCliEntryOverride()).toBeNull()
+    // The next start, after one that never ended cleanly: the counter's rollback logs a warning,
+    // the logger throws, the decision stands.
+    expect(wiring().resolveCliEntryOverride()).toBeNull()
     expect(calls).toEqual([['runtime:rolled-back', '1.4.0']])
     expect(b.isBadVersion(s.userData, '1.4.0')).toBe(true)
     await stage('1.5.0')
@@ -771,6 +807,39 @@ describe('the wiring never throws into the app', () => {
     expect(() => u.onCliEntryOverrideFailed(hostile as any, third)).not.toThrow()
     expect(b.isBadVersion(s.userData, '1.6.0')).toBe(true)
     expect(() => u.stop()).not.toThrow()
+  })
+
+  it('an error whose message cannot even be read is still swallowed', async () => {
+    await stage('1.4.0')
+    const hostile = new Error('listener failed')
+    Object.defineProperty(hostile, 'message', {
+      get() {
+        throw new Error('no message')
+      },
+    })
+    const u = createRuntimeAutoUpdate(
+      {
+        isPackaged: true,
+        userData: s.userData,
+        resourcesPath: '/nonexistent',
+        shellVersion: '1.0.0',
+        broadcast: () => {
+          throw hostile
+        },
+      },
+      { maxUnconfirmedLaunches: 1, confirmAfterMs: null, logger: { log() {}, warn() {} } },
+    )
+    const entry = u.resolveCliEntryOverride()
+    expect(entry).toBe(b.cliEntryFor(s.userData, '1.4.0'))
+    // A second start that died with no clean end: the counter rolls back and broadcasts.
+    b.beginLaunch(s.userData, { bundledVersion: '1.0.0', maxUnconfirmedLaunches: 5 })
+    const second = createRuntimeAutoUpdate(
+      { isPackaged: true, userData: s.userData, resourcesPath: '/nonexistent', shellVersion: '1.0.0', broadcast: () => { throw hostile } },
+      { maxUnconfirmedLaunches: 1, confirmAfterMs: null, logger: { log() {}, warn() {} } },
+    )
+    expect(() => second.resolveCliEntryOverride()).not.toThrow()
+    expect(b.isBadVersion(s.userData, '1.4.0')).toBe(true)
+    expect(() => u.onCliEntryOverrideFailed('exited', entry)).not.toThrow()
   })
 
   /** Runs `body` after a wiring `u` with a throwing logger is made, in a child that watches for an uncaught error. */

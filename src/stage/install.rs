@@ -259,14 +259,20 @@ impl Job<'_> {
         blocking(move || finish(&store, &partial, &native_partial, &url, &compat, record)).await
     }
 
-    /// `Ok` once a failed attempt's partials are gone, and its kept bytes too unless the network
-    /// (or the caller) cut the download.
+    /// `Ok` once a failed attempt's partials are out of their names, and its kept bytes gone too
+    /// unless the network (or the caller) cut the download. A partial that cannot be deleted yet
+    /// (a scanner still holding a file just written) waits as trash for a later sweep: it must
+    /// neither replace the attempt's own error nor keep the next attempt from its name.
     async fn clean_up(&self, err: &StageError) -> Result<()> {
-        let partial = self.store.partial_dir(self.version);
-        let native = self.store.native_partial_dir(self.version);
+        let store = self.store.clone();
+        let (partial, native) = (
+            store.partial_dir(self.version),
+            store.native_partial_dir(self.version),
+        );
         blocking(move || {
-            fsutil::remove_tree(&partial)?;
-            fsutil::remove_tree(&native)
+            store.discard_leftover(&partial);
+            store.discard_leftover(&native);
+            Ok(())
         })
         .await?;
         // Kept bytes are worth keeping only when the network (or the caller) cut the download.

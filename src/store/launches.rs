@@ -408,7 +408,8 @@ pub fn end(store: &Store, cli_entry: &str) -> Result<Option<String>> {
 
 /// The runtime started from `cli_entry` failed: its version (taken from `cli_entry`, never from
 /// the pointer) is marked bad; the pointer is rolled back only while it still names that
-/// version; the folder is removed once the mark is recorded. A failure to record the mark is an
+/// version; the folder is removed once the mark is recorded (one still held by the failed
+/// runtime is left for a later prune). A failure to record the mark is an
 /// error, and then nothing changed. `detail`, what the app said of the failure, is kept for
 /// `status`.
 pub fn report_failed(store: &Store, cli_entry: &str, detail: Option<&str>) -> Result<Failure> {
@@ -434,7 +435,9 @@ pub fn report_failed(store: &Store, cli_entry: &str, detail: Option<&str>) -> Re
         let _ = store.write_launch_record(lock, &record);
         Ok(())
     })?;
-    store.remove_version(&version)?;
+    // Housekeeping once the mark is recorded: a folder the failed runtime still holds (Windows)
+    // is bad, never launched or re-staged, and pruned by a later run.
+    let _ = store.remove_version(&version);
     Ok(Failure {
         failed_version: Some(version),
         pointer: store.read_pointer(),

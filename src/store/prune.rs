@@ -63,13 +63,10 @@ pub struct Swept {
 
 impl Swept {
     /// Removes `path`, named `name`, noting it as removed or as not deleted yet.
-    fn remove(&mut self, name: String, path: &std::path::Path) {
-        match fsutil::remove_tree(path) {
-            Ok(()) => self.removed.push(name),
-            Err(e) => self.undeleted.push(Undeleted {
-                name,
-                reason: e.to_string(),
-            }),
+    fn remove(&mut self, store: &Store, name: String, path: &std::path::Path) {
+        match store.discard_leftover(path) {
+            None => self.removed.push(name),
+            Some(u) => self.undeleted.push(u),
         }
     }
 
@@ -99,11 +96,36 @@ pub struct PruneReport {
 }
 
 impl Store {
+    /// Deletes a leftover (a partial, a folder on its way out, a stray file); `None` once it is
+    /// gone. One that cannot be deleted yet is renamed to a trash name when it is not one
+    /// already, so that the name it held (a version's partial, which the next attempt needs) is
+    /// free, and later sweeps delete it: what it is called now, and why it stayed.
+    pub(crate) fn discard_leftover(&self, path: &std::path::Path) -> Option<Undeleted> {
+        let err = fsutil::remove_tree(path).err()?;
+        let name = path.file_name()?.to_string_lossy().into_owned();
+        let mut left = Undeleted {
+            name,
+            reason: err.to_string(),
+        };
+        if !is_trash(&left.name) {
+            let trash = self.trash_path(&left.name);
+            if self.renamer().rename(path, &trash).is_ok() {
+                // Some of it may go now that nothing else is held; the rest waits.
+                if fsutil::remove_tree(&trash).is_ok() {
+                    return None;
+                }
+                left.name = trash.file_name()?.to_string_lossy().into_owned();
+            }
+        }
+        Some(left)
+    }
+
     /// Removes `versions/<version>`: renamed aside under the store lock, so that it vanishes from
     /// its name in one step, then deleted with no lock held. A version that is not semver, or a
     /// folder that is not there, is nothing to do. Once the folder is gone from its name this
     /// succeeds: what cannot be deleted yet (a file held open on Windows) stays in `staging/` as
-    /// trash for a later sweep.
+    /// trash for a later sweep. A folder another process keeps from being renamed at all is
+    /// `EBUSY`, and stays (one try: the store lock is held, which others wait for).
     pub fn remove_version(&self, version: &str) -> Result<()> {
         if semver::Version::parse(version).is_err() {
             return Ok(());
@@ -118,6 +140,10 @@ impl Store {
             match self.renamer().rename(&dir, &trash) {
                 Ok(()) => Ok(Some(trash)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) if fsutil::is_held(&e) => Err(StageError::Busy {
+                    path: dir.clone(),
+                    reason: e.to_string(),
+                }),
                 Err(e) => Err(StageError::io("moving aside", &dir, e)),
             }
         })?;
@@ -152,7 +178,7 @@ impl Store {
             let mut swept = Swept::default();
             for (name, path, is_dir) in dir_entries(&self.staging_dir())? {
                 if is_dir && (name.ends_with(PARTIAL_SUFFIX) || is_trash(&name)) {
-                    swept.remove(name, &path);
+                    swept.remove(self, name, &path);
                 }
             }
             done.undeleted.extend(swept.undeleted);
@@ -167,7 +193,7 @@ impl Store {
         let mut swept = Swept::default();
         for (name, path, is_dir) in dir_entries(&self.versions_dir())? {
             if is_dir && name.ends_with(PARTIAL_SUFFIX) && !self.is_runnable(&name) {
-                swept.remove(name, &path);
+                swept.remove(self, name, &path);
             }
         }
         Ok(swept)
@@ -197,12 +223,12 @@ impl Store {
             if keep_download && !is_dir && kept.is_some() && kept == resuming {
                 continue;
             }
-            swept.remove(name, &path);
+            swept.remove(self, name, &path);
         }
         swept.extend(self.sweep_legacy_partials()?);
         for (name, path, is_dir) in dir_entries(&self.versions_dir())? {
             if !is_dir {
-                swept.remove(name, &path);
+                swept.remove(self, name, &path);
             }
         }
         self.with_store_lock(wait, |lock| {

@@ -688,3 +688,25 @@ fn a_folder_that_cannot_be_moved_aside_is_ebusy_and_left_as_it_was() {
     staged(&store, |s| store.discard_version(s, "1.0.0"));
     assert!(!store.version_dir("1.0.0").exists());
 }
+
+#[test]
+fn a_partial_that_cannot_be_deleted_yet_frees_its_name_for_the_next_attempt() {
+    let (_tmp, store) = temp_store();
+    let partial = store.partial_dir("1.0.0");
+    fs::create_dir_all(partial.join("dist")).unwrap();
+    fs::write(partial.join("dist/cli.js"), "half").unwrap();
+    let mut held = hold(&partial.join("dist/cli.js"));
+    let swept = staged(&store, |s| store.sweep_stale(s, &LockWait::Bounded, None));
+    assert!(!partial.exists(), "the name is free");
+    assert_eq!(swept.undeleted.len(), 1);
+    let name = &swept.undeleted[0].name;
+    assert!(
+        name.starts_with("1.0.0.partial") && is_trash(name),
+        "{name}"
+    );
+    assert_eq!(store.status().unwrap().trash.len(), 1);
+    held.0 = store.staging_dir().join(name).join("dist/cli.js");
+    drop(held);
+    assert!(store.cleanup_partials().unwrap().undeleted.is_empty());
+    assert!(store.status().unwrap().trash.is_empty());
+}
