@@ -90,8 +90,9 @@ function winHolder(): string {
   if (fs.existsSync(exe)) return exe
   fs.mkdirSync(path.dirname(exe), { recursive: true })
   const src = path.join(__dirname, 'win-holder.c')
-  for (const cc of ['gcc', 'clang']) {
-    const r = spawnSync(cc, ['-O2', '-municode', '-o', exe, src], { stdio: 'inherit' })
+  // MinGW's gcc needs -municode for wmain; clang for the MSVC target finds wmain by itself.
+  for (const [cc, ...flags] of [['gcc', '-municode'], ['clang']]) {
+    const r = spawnSync(cc, ['-O2', ...flags, '-o', exe, src], { stdio: 'inherit' })
     if (r.status === 0) return exe
   }
   throw new Error(`no C compiler (gcc, clang) to build ${src}: set KANBAN_TEST_WIN_HOLDER to a built win-holder.exe`)
