@@ -282,7 +282,10 @@ describe('cli', () => {
 
     it('status and mark-bad with control characters in folder names and versions', async () => {
       await stageByCli('1.1.0')
-      fs.mkdirSync(path.join(s.versionsDir, '2.0.0\u001b[31m\u009b.partial'))
+      // Windows refuses C0 controls (ESC among them) in a name; C1's CSI, which starts the same
+      // escape sequences on a terminal, it allows.
+      const folder = process.platform === 'win32' ? '2.0.0\u009b31m\u009b.partial' : '2.0.0\u001b[31m\u009b.partial'
+      fs.mkdirSync(path.join(s.versionsDir, folder))
       fs.writeFileSync(path.join(s.store, 'bad-versions.json'), JSON.stringify(['1.0.0\u001b[31m', '1.0.1\u009b']))
       for (const json of [[], ['--json']]) {
         const r = await cli('status', '--user-data', s.userData, ...json)
@@ -291,7 +294,7 @@ describe('cli', () => {
       }
       const json = await cli('status', '--user-data', s.userData, '--json')
       // The JSON still parses back to the exact strings.
-      expect(JSON.parse(json.stdout).partials).toEqual(['2.0.0\u001b[31m\u009b.partial'])
+      expect(JSON.parse(json.stdout).partials).toEqual([folder])
       const marked = await cli('mark-bad', '1.1.0\u001b[31m', '--user-data', s.userData)
       expect(marked.code).toBe(1)
       expect(marked.stderr).toMatch(/^error EINVALID_OPTION: /m)
@@ -336,6 +339,7 @@ describe('cli', () => {
     expect([edge.code, JSON.parse(edge.stdout)]).toMatchObject([0, { kind: 'staged', version: '1.1.0' }])
   })
 
+  // FIFOs and /dev/zero are POSIX files; the oversize files have a test of their own below.
   it.skipIf(process.platform === 'win32')(
     'doctor reads no store file raw: a FIFO, a link to /dev/zero and an oversize file are problems, reported promptly',
     async () => {
@@ -416,6 +420,30 @@ describe('cli', () => {
     )
     expect(fs.readFileSync(path.join(s.store, fs.readdirSync(s.store).find((n) => n.startsWith('staging.misplaced-'))!), 'utf8')).toBe('not a folder')
     expect((await cli('status', '--user-data', s.userData)).stdout).toMatch(/^moved aside: current\.json\.misplaced-\d+-\d+, staging\.misplaced-\d+-\d+, store\.lock\.misplaced-\d+-\d+ \(kept: delete once looked at\)$/m)
+  })
+
+  it('doctor reads no store file raw: a folder for current.json and oversize files are problems, reported promptly', async () => {
+    await stageByCli('1.1.0')
+    const pointer = path.join(s.store, 'current.json')
+    fs.rmSync(pointer)
+    fs.mkdirSync(pointer)
+    fs.writeFileSync(path.join(s.store, 'bad-versions.json'), `[${'"1.0.0",'.repeat(150_000)}"1.0.1"]`)
+    // A run still going after 10 s is killed: a hang shows as code null.
+    const doctor = (...flags: string[]) => runCli(['doctor', '--user-data', s.userData, ...flags], {}, 10_000)
+    const r = await doctor('--json')
+    expect(r.code).toBe(1)
+    expect(JSON.parse(r.stdout).problems.map((p: any) => p.problem)).toEqual([
+      'current.json is a folder, not a regular file, so it is not read',
+      expect.stringMatching(/^bad-versions\.json is larger than 1 MiB \(\d+ bytes\), so no version counts as bad$/),
+    ])
+    fs.rmSync(pointer, { recursive: true })
+    fs.writeFileSync(pointer, JSON.stringify({ version: '1.1.0', cliEntry: binding.cliEntryFor(s.userData, '1.1.0'), pad: 'x'.repeat(17 * 1024) }))
+    const big = await doctor('--json')
+    expect(big.code).toBe(1)
+    expect(JSON.parse(big.stdout).problems[0].problem).toMatch(/^current\.json is larger than 16 KiB/)
+    const st = await runCli(['status', '--user-data', s.userData, '--json'], {}, 10_000)
+    expect(st.code).toBe(0)
+    expect(JSON.parse(st.stdout).pointer).toBeNull()
   })
 
   it('doctor reports a launch record the addon cannot read', async () => {

@@ -45,7 +45,9 @@ async function withSecureRegistry(ctx: { skip: () => void }, fn: (secure: Regist
 }
 
 describe('timeouts', () => {
-  it('a registry that never completes the TCP handshake fails with ETIMEDOUT after connectTimeoutMs', async (ctx) => {
+  // Windows answers a connect to a full accept queue with a reset rather than silence, so no local
+  // listener can make a handshake hang there.
+  it.skipIf(process.platform === 'win32')('a registry that never completes the TCP handshake fails with ETIMEDOUT after connectTimeoutMs', async (ctx) => {
     // A listener that never accepts, with its accept queue filled: further SYNs are dropped, so a
     // connect hangs exactly as it does against a firewalled host.
     const py = spawn('python3', [

@@ -1,6 +1,6 @@
 // One checkAndStageLatestRuntime call in a process of its own (helpers/stage-child.cjs), for the
 // multi-process tests: another process staging is what the locks are for.
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 
@@ -44,9 +44,13 @@ export async function stageInChild(
   return last.startsWith('{') ? JSON.parse(last) : last
 }
 
-/** Holds `file`'s advisory lock in another process until the returned function is called. */
-export async function holdLock(file: string): Promise<() => void> {
+/**
+ * Holds `file`'s lock in another process until the returned function is called: util-linux
+ * `flock` on POSIX, the store's own `LockFileEx` byte range (helpers/win-holder.c) on Windows.
+ */
+export async function holdLock(file: string): Promise<() => Promise<void>> {
   fs.mkdirSync(path.dirname(file), { recursive: true })
+  if (process.platform === 'win32') return holdOnWindows('lock', file)
   // Its own process group: the release kills the shell and the sleep that inherited the lock.
   const child = spawn('flock', ['-x', file, '-c', 'echo held; sleep 60'], {
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -56,11 +60,55 @@ export async function holdLock(file: string): Promise<() => void> {
     child.stdout.once('data', () => resolve())
     child.once('exit', (code) => reject(new Error(`flock exited ${code}`)))
   })
-  return () => {
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  return async () => {
     try {
       process.kill(-child.pid!, 'SIGKILL')
     } catch {
       // Already gone.
     }
+    await exited
+  }
+}
+
+/**
+ * Windows: holds `file` (or a folder) open without FILE_SHARE_DELETE in another process, as a virus
+ * scanner or the search indexer holds a file it reads, until the returned function is called.
+ */
+export function holdOpenOnWindows(file: string): Promise<() => Promise<void>> {
+  return holdOnWindows('open', file)
+}
+
+/**
+ * The Windows holder program: KANBAN_TEST_WIN_HOLDER (npm run test:windows builds it), or built
+ * here from win-holder.c with the gcc or clang on PATH.
+ */
+function winHolder(): string {
+  const given = process.env.KANBAN_TEST_WIN_HOLDER
+  if (given) return given
+  const exe = path.join(__dirname, '..', '..', '.cache', 'win-holder.exe')
+  if (fs.existsSync(exe)) return exe
+  fs.mkdirSync(path.dirname(exe), { recursive: true })
+  const src = path.join(__dirname, 'win-holder.c')
+  // MinGW's gcc needs -municode for wmain; clang for the MSVC target finds wmain by itself.
+  for (const [cc, ...flags] of [['gcc', '-municode'], ['clang']]) {
+    const r = spawnSync(cc, ['-O2', ...flags, '-o', exe, src], { stdio: 'inherit' })
+    if (r.status === 0) return exe
+  }
+  throw new Error(`no C compiler (gcc, clang) to build ${src}: set KANBAN_TEST_WIN_HOLDER to a built win-holder.exe`)
+}
+
+async function holdOnWindows(mode: 'lock' | 'open', file: string): Promise<() => Promise<void>> {
+  // stdin is how it is told to let go; should this process die, the pipe closes and it lets go.
+  const child = spawn(winHolder(), [mode, file], { stdio: ['pipe', 'pipe', 'inherit'] })
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.once('data', () => resolve())
+    child.once('error', reject)
+    child.once('exit', (code) => reject(new Error(`win-holder ${mode} exited ${code}`)))
+  })
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  return async () => {
+    child.stdin!.end()
+    await exited
   }
 }

@@ -151,19 +151,59 @@ impl Drop for Syncer {
 
 /// Removes a tree if it exists; a missing tree is fine.
 pub fn remove_tree(path: &Path) -> Result<()> {
-    // A stray regular file (or link) where a folder is expected is removed as itself: nothing in
-    // the store may block staging because it has the wrong type.
-    let is_dir = fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
-    let removed = if is_dir {
-        fs::remove_dir_all(path)
-    } else {
-        fs::remove_file(path)
+    let removed = match remove_tree_once(path) {
+        // Windows deletes nothing that has the read-only attribute (a runtime, an installer or a
+        // backup tool may set it) unless the file system takes POSIX deletes, which NTFS does
+        // since Windows 10 1607 but FAT, exFAT and many network shares do not: the attributes
+        // are cleared, and the deletion tried once more.
+        #[cfg(windows)]
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied && clear_readonly(path) => {
+            remove_tree_once(path)
+        }
+        removed => removed,
     };
     match removed {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(StageError::io("removing", path, e)),
     }
+}
+
+fn remove_tree_once(path: &Path) -> io::Result<()> {
+    // A stray regular file (or link) where a folder is expected is removed as itself: nothing in
+    // the store may block staging because it has the wrong type.
+    let is_dir = fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+    if is_dir {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    }
+}
+
+/// Clears the read-only attribute of `path` and of everything below it, never through a link or
+/// junction (whatever it leads to is not the store's). Returns whether any was cleared.
+#[cfg(windows)]
+fn clear_readonly(path: &Path) -> bool {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return false;
+    };
+    if meta.file_type().is_symlink() {
+        return false;
+    }
+    let mut cleared = false;
+    if meta.permissions().readonly() {
+        let mut writable = meta.permissions();
+        // On Windows this clears FILE_ATTRIBUTE_READONLY only; there are no mode bits to widen.
+        #[allow(clippy::permissions_set_readonly_false)]
+        writable.set_readonly(false);
+        cleared = fs::set_permissions(path, writable).is_ok();
+    }
+    if meta.is_dir() {
+        for entry in fs::read_dir(path).into_iter().flatten().flatten() {
+            cleared |= clear_readonly(&entry.path());
+        }
+    }
+    cleared
 }
 
 /// What `read_small` found at a path.
