@@ -35,7 +35,8 @@ async function holdOnWindows(dir: string, how: 'delete' | 'move'): Promise<Hold>
   // the folder be renamed or deleted under.
   let script = 'process.stdout.write("held\\n"); setInterval(() => {}, 1000)'
   if (how === 'delete') {
-    const addon = fs.readdirSync(path.join(__dirname, '..', '..')).find((f) => f.endsWith('.node'))
+    // This platform's build of the addon: a real native module, as node-pty's is.
+    const addon = fs.readdirSync(path.join(__dirname, '..', '..')).find((f) => f.endsWith('.node') && f.includes(`${process.platform}-${process.arch}`))
     if (!addon) throw new Error('no built addon to load as a held module')
     const module = path.join(dir, 'held.node')
     fs.copyFileSync(path.join(__dirname, '..', '..', addon), module)
