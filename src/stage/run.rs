@@ -195,18 +195,7 @@ impl Run<'_> {
     /// refuses is remembered, so later calls refuse it from the store instead of downloading it
     /// again.
     async fn download(&self, staging: &StagingLock) -> Result<()> {
-        let downloaded = download_with_retries(
-            staging,
-            self.cfg,
-            self.store,
-            self.http,
-            &self.dist,
-            &self.latest,
-            &self.native_src,
-            &self.compat,
-            self.ctl,
-        )
-        .await;
+        let downloaded = download_with_retries(staging, self).await;
         if let Err(StageError::Incompatible { guard, range, .. }) = &downloaded {
             let entry = IncompatibleEntry {
                 guard: guard.to_string(),
