@@ -73,10 +73,44 @@ pub struct NetConfig {
     /// Extra PEM certificates to trust beside the operating system's store.
     pub ca: Vec<String>,
     /// Bearer token sent to the registry's host only.
-    pub auth_token: Option<String>,
+    pub auth_token: Option<Secret>,
     pub user_agent: String,
     /// Most tarball bytes read per second; `None` reads as fast as the network allows.
     pub max_bytes_per_second: Option<u64>,
+}
+
+/// A credential: its `Debug` shows `***`, so no log line, error message or panic that prints
+/// the settings can carry it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The credential itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret::new(value)
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret(value)
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -262,7 +296,7 @@ pub struct Options {
     pub retries: Option<f64>,
     pub proxy: Option<String>,
     pub ca: Option<Vec<String>>,
-    pub auth_token: Option<String>,
+    pub auth_token: Option<Secret>,
     pub max_bytes_per_second: Option<f64>,
     pub max_unpacked_bytes: Option<f64>,
     pub max_entries: Option<f64>,
@@ -391,7 +425,7 @@ impl NetConfig {
             proxy: o.proxy.clone(),
             env_proxy: env.proxy.clone(),
             ca: o.ca.clone().unwrap_or_default(),
-            auth_token: o.auth_token.clone().filter(|t| !t.is_empty()),
+            auth_token: o.auth_token.clone().filter(|t| !t.expose().is_empty()),
             max_bytes_per_second: optional_whole(
                 "maxBytesPerSecond",
                 o.max_bytes_per_second,
@@ -720,7 +754,7 @@ mod tests {
         assert_eq!(c.net.retries, 0);
         assert_eq!(c.net.proxy.as_deref(), Some("http://proxy:8080"));
         assert_eq!(c.net.ca, ["PEM"]);
-        assert_eq!(c.net.auth_token.as_deref(), Some("t"));
+        assert_eq!(c.net.auth_token.as_ref().map(Secret::expose), Some("t"));
         assert_eq!(c.net.max_bytes_per_second, Some(1));
         assert_eq!(c.limits.max_unpacked_bytes, Some(MAX_SAFE_INTEGER));
         assert_eq!(c.limits.max_entries, Some(7));
@@ -746,7 +780,7 @@ mod tests {
             registry: Some("  ".into()),
             package_name: Some(String::new()),
             dist_tag: Some(String::new()),
-            auth_token: Some(String::new()),
+            auth_token: Some("".into()),
             min_release_age_minutes: Some(0.0),
             host_node_version: Some("=22.0.0".into()),
             ..given()

@@ -3,7 +3,7 @@
 
 use super::types::{StageLogEntry, StageProgress};
 use super::StartError;
-use crate::config::{Options, ProvenanceInput, RegistryKeyInput};
+use crate::config::{Options, ProvenanceInput, RegistryKeyInput, Secret};
 use crate::shared::error::StageError;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -186,7 +186,7 @@ impl<'env> OptionsReader<'env> {
             retries: self.number("retries")?,
             proxy: self.string("proxy")?,
             ca: self.ca()?,
-            auth_token: self.string("authToken")?,
+            auth_token: self.string("authToken")?.map(Secret::new),
             max_bytes_per_second: self.number("maxBytesPerSecond")?,
             max_unpacked_bytes: self.number("maxUnpackedBytes")?,
             max_entries: self.number("maxEntries")?,

@@ -34,38 +34,42 @@ fn validator_of(resp: &reqwest::Response) -> Option<Validator> {
     Validator::from_headers(h(reqwest::header::ETAG), h(reqwest::header::LAST_MODIFIED))
 }
 
+/// One version's tarball as every request for it needs it: where it is, what it must hash to,
+/// the store its bytes are kept in for a resume, and the call that asks.
+pub(crate) struct Tarball<'a> {
+    pub(crate) store: &'a Store,
+    pub(crate) http: &'a Http,
+    pub(crate) url: &'a str,
+    pub(crate) version: &'a str,
+    /// The integrity the document promises, which kept bytes must have been kept for.
+    pub(crate) integrity: &'a str,
+    pub(crate) ctl: &'a Control,
+}
+
 /// Asks for the tarball: for the rest of the kept bytes when there are some, else (or when the
 /// server's answer does not line up with them) for all of it, from byte 0.
-pub(crate) async fn open_tarball(
-    store: &Store,
-    http: &Http,
-    url: &str,
-    version: &str,
-    integrity: &str,
-    kept: Option<Kept>,
-    ctl: &Control,
-) -> Result<Opened> {
+pub(crate) async fn open_tarball(t: &Tarball<'_>, kept: Option<Kept>) -> Result<Opened> {
     if let Some(k) = kept {
-        if let Some(opened) = open_rest(store, http, url, version, integrity, k, ctl).await? {
+        if let Some(opened) = open_rest(t, k).await? {
             return Ok(opened);
         }
     }
-    let resp = http.open(url, TARBALL_ACCEPT, ctl).await?;
-    whole_body(store, version, url, integrity, resp).await
+    let resp = t.http.open(t.url, TARBALL_ACCEPT, t.ctl).await?;
+    whole_body(t, resp).await
 }
 
 /// Asks for the bytes after the kept ones `k`: the rest of the body, or the whole of it when
 /// the server sends it all; `None` when its answer does not line up with them, which are
 /// discarded.
-async fn open_rest(
-    store: &Store,
-    http: &Http,
-    url: &str,
-    version: &str,
-    integrity: &str,
-    k: Kept,
-    ctl: &Control,
-) -> Result<Option<Opened>> {
+async fn open_rest(t: &Tarball<'_>, k: Kept) -> Result<Option<Opened>> {
+    let Tarball {
+        store,
+        http,
+        url,
+        version,
+        ctl,
+        ..
+    } = *t;
     let if_range = k.sidecar.validator.header_value();
     let resp = match http
         .open_range(url, TARBALL_ACCEPT, k.len, if_range, ctl)
@@ -89,9 +93,7 @@ async fn open_rest(
                 keeping: true,
             }))
         }
-        RangeAnswer::WholeBody => whole_body(store, version, url, integrity, resp)
-            .await
-            .map(Some),
+        RangeAnswer::WholeBody => whole_body(t, resp).await.map(Some),
         RangeAnswer::Mismatch => {
             discard_kept(store, version).await?;
             Ok(None)
@@ -115,14 +117,8 @@ fn judge(resp: &reqwest::Response, k: &Kept) -> RangeAnswer {
 }
 
 /// A response with the whole body, from byte 0; its bytes are kept when they can be resumed.
-async fn whole_body(
-    store: &Store,
-    version: &str,
-    url: &str,
-    integrity: &str,
-    resp: reqwest::Response,
-) -> Result<Opened> {
-    let keeping = start_keeping(store, version, url, integrity, &resp).await?;
+async fn whole_body(t: &Tarball<'_>, resp: reqwest::Response) -> Result<Opened> {
+    let keeping = start_keeping(t, &resp).await?;
     Ok(Opened {
         resp,
         replay: None,
@@ -138,20 +134,14 @@ pub(crate) async fn discard_kept(store: &Store, version: &str) -> Result<()> {
 
 /// Starts keeping a whole-body response's bytes, when it has a validator to guard a resume
 /// with; without one a resume could never be checked, so nothing is kept.
-async fn start_keeping(
-    store: &Store,
-    version: &str,
-    url: &str,
-    integrity: &str,
-    resp: &reqwest::Response,
-) -> Result<bool> {
+async fn start_keeping(t: &Tarball<'_>, resp: &reqwest::Response) -> Result<bool> {
     let validator = validator_of(resp);
     let size = resp.content_length();
     let (store, version, url, integrity) = (
-        store.clone(),
-        version.to_string(),
-        url.to_string(),
-        integrity.to_string(),
+        t.store.clone(),
+        t.version.to_string(),
+        t.url.to_string(),
+        t.integrity.to_string(),
     );
     blocking(move || match validator {
         Some(validator) => {

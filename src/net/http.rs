@@ -64,7 +64,7 @@ impl Http {
         // must never see it.
         if let Some(token) = &self.net.auth_token {
             if same_origin(url, &self.registry) {
-                req = req.bearer_auth(token);
+                req = req.bearer_auth(token.expose());
             }
         }
         req

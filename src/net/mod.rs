@@ -13,7 +13,7 @@ mod retry;
 mod throttle;
 
 pub(crate) use download::{
-    append_kept, discard_kept, open_tarball, read_kept, Opened, REPLAY_CHUNK,
+    append_kept, discard_kept, open_tarball, read_kept, Opened, Tarball, REPLAY_CHUNK,
 };
 pub use http::{Fetched, Http};
 pub(crate) use resume::Kept;

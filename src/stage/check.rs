@@ -8,6 +8,7 @@ use super::guards::bundled_node_pty_version;
 use super::guards::check_provenance;
 use super::guards::check_signatures;
 use super::guards::compat_guard;
+use super::guards::Candidate;
 use super::outcome::Checked;
 use super::outcome::Outcome;
 use super::run::already_staged;
@@ -325,9 +326,15 @@ async fn pre_download_guards<'a>(
     let Resolved { url, doc, full, .. } = resolved;
     // The trust checks come first: a version no one can trust is passed over, and what the
     // compatibility guard would say about it must not be what answers the call.
-    check_signatures(cfg, http, url, doc, *full, &latest, ctl).await?;
+    let candidate = Candidate {
+        cfg,
+        http,
+        version: &latest,
+        ctl,
+    };
+    check_signatures(&candidate, url, doc, *full).await?;
     if let Some(provenance) = &cfg.provenance {
-        check_provenance(cfg, provenance, http, &doc.dist(&latest)?, &latest, ctl).await?;
+        check_provenance(&candidate, provenance, &doc.dist(&latest)?).await?;
     }
     compat_guard(store, doc, &latest, &compat, ctl)?;
     let dist = doc.dist(&latest)?;

@@ -71,18 +71,29 @@ pub(crate) fn compat_guard(
     }
 }
 
-/// The registry's signatures of `latest`: a present signature must verify with a known key, and
-/// with `requireSignatures` one must be present. Fetches the full document for the publish time
-/// only when a key in use expires and `doc` is not the `full` one.
+/// A version under the trust checks, with the settings and the call that check it.
+pub(crate) struct Candidate<'a> {
+    pub(crate) cfg: &'a Config,
+    pub(crate) http: &'a Http,
+    pub(crate) version: &'a str,
+    pub(crate) ctl: &'a Control,
+}
+
+/// The registry's signatures of the candidate: a present signature must verify with a known key,
+/// and with `requireSignatures` one must be present. Fetches the full document (from `doc_url`)
+/// for the publish time only when a key in use expires and `doc` is not the `full` one.
 pub(crate) async fn check_signatures(
-    cfg: &Config,
-    http: &Http,
+    c: &Candidate<'_>,
     doc_url: &str,
     doc: &Document,
     full: bool,
-    latest: &str,
-    ctl: &Control,
 ) -> Result<()> {
+    let Candidate {
+        cfg,
+        http,
+        version: latest,
+        ctl,
+    } = *c;
     let keys = cfg
         .trust
         .registry_keys
@@ -106,16 +117,18 @@ pub(crate) async fn check_signatures(
         &keys,
         published,
     );
-    signature_verdict(cfg, signed, latest, ctl)
+    signature_verdict(c, signed)
 }
 
-/// Whether the signature check lets `latest` through; a verified or absent signature is logged.
-fn signature_verdict(
-    cfg: &Config,
-    signed: Result<Signed>,
-    latest: &str,
-    ctl: &Control,
-) -> Result<()> {
+/// Whether the signature check lets the candidate through; a verified or absent signature is
+/// logged.
+fn signature_verdict(c: &Candidate<'_>, signed: Result<Signed>) -> Result<()> {
+    let Candidate {
+        cfg,
+        version: latest,
+        ctl,
+        ..
+    } = *c;
     match signed {
         Ok(Signed::Verified(keyid)) => {
             ctl.log(
@@ -147,14 +160,14 @@ fn signature_verdict(
 /// by the configured repository (and workflow) with the sha512 the document names. The download
 /// then checks the tarball against that same integrity, so the attestation covers what is staged.
 pub(crate) async fn check_provenance(
-    cfg: &Config,
+    c: &Candidate<'_>,
     provenance: &Provenance,
-    http: &Http,
     dist: &Dist,
-    version: &str,
-    ctl: &Control,
 ) -> Result<()> {
-    let refused = |check: Check, reason: String| refusal(cfg, version, check, reason);
+    let Candidate {
+        cfg, version, ctl, ..
+    } = *c;
+    let refused = |check: Check, reason: String| refusal(c, check, reason);
     let sha512 = dist.integrity.sha512().ok_or_else(|| {
         refused(
             Check::Subject,
@@ -170,7 +183,7 @@ pub(crate) async fn check_provenance(
             "the package document names no attestations for this version".into(),
         )
     })?;
-    let body = fetch_attestations(cfg, http, url, version, ctl).await?;
+    let body = fetch_attestations(c, url).await?;
     let subject = Subject {
         name: &cfg.package_name,
         version,
@@ -193,41 +206,34 @@ pub(crate) async fn check_provenance(
     Ok(())
 }
 
-/// The provenance check's refusal of `version`.
-fn refusal(cfg: &Config, version: &str, check: Check, reason: String) -> StageError {
+/// The provenance check's refusal of the candidate.
+fn refusal(c: &Candidate<'_>, check: Check, reason: String) -> StageError {
     StageError::Provenance {
-        package: cfg.package_name.clone(),
-        version: version.to_string(),
+        package: c.cfg.package_name.clone(),
+        version: c.version.to_string(),
         check: check.as_str(),
         reason,
     }
 }
 
-/// The attestations the document names for `version`, fetched from the configured registry;
+/// The attestations the document names for the candidate, fetched from the configured registry;
 /// none served, or too many bytes, is a refusal.
-async fn fetch_attestations(
-    cfg: &Config,
-    http: &Http,
-    url: &str,
-    version: &str,
-    ctl: &Control,
-) -> Result<Vec<u8>> {
-    let url = rewrite_tarball_url(url, &cfg.registry);
-    match http
-        .get_bytes(&url, "application/json", MAX_ATTESTATIONS_BYTES, ctl)
+async fn fetch_attestations(c: &Candidate<'_>, url: &str) -> Result<Vec<u8>> {
+    let url = rewrite_tarball_url(url, &c.cfg.registry);
+    match c
+        .http
+        .get_bytes(&url, "application/json", MAX_ATTESTATIONS_BYTES, c.ctl)
         .await
     {
         Err(StageError::Http {
             status: 404 | 410, ..
         }) => Err(refusal(
-            cfg,
-            version,
+            c,
             Check::Attestation,
             format!("the registry serves no attestations at {}", clip(&url)),
         )),
         Err(StageError::TooLarge { .. }) => Err(refusal(
-            cfg,
-            version,
+            c,
             Check::Attestation,
             format!("the attestations are over {MAX_ATTESTATIONS_BYTES} bytes"),
         )),

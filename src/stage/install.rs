@@ -3,13 +3,16 @@
 //! whole.
 
 use super::finish::finish;
+use super::run::Run;
 use crate::config::{Config, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_BYTES};
 use crate::extract::{
     extract_tgz, ExtractLimits, Extracted, HARD_MAX_ENTRIES, HARD_MAX_UNPACKED_BYTES,
 };
 use crate::net::Http;
 use crate::net::Throttle;
-use crate::net::{append_kept, discard_kept, open_tarball, read_kept, Opened, REPLAY_CHUNK};
+use crate::net::{
+    append_kept, discard_kept, open_tarball, read_kept, Opened, Tarball, REPLAY_CHUNK,
+};
 use crate::net::{resume, Kept};
 use crate::net::{Attempt, RetryPolicy};
 use crate::registry::Hasher;
@@ -68,18 +71,17 @@ pub(crate) fn limits_for(cfg: &Config, dist: &Dist) -> ExtractLimits {
 /// call) resumes them. An attempt that got further into the tarball than any before it does not
 /// count against the retries (see `RetryPolicy::download`). Only the holder of the staging lock may call it: the
 /// partial folders and kept bytes it writes and removes are then no other run's.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn download_with_retries(
-    _staging: &StagingLock,
-    cfg: &Config,
-    store: &Store,
-    http: &Http,
-    dist: &Dist,
-    version: &str,
-    native_src: &Path,
-    compat: &Compat,
-    ctl: &Control,
-) -> Result<()> {
+pub(super) async fn download_with_retries(_staging: &StagingLock, run: &Run<'_>) -> Result<()> {
+    let Run {
+        cfg,
+        store,
+        http,
+        ctl,
+        latest: ref version,
+        ref dist,
+        ref native_src,
+        ref compat,
+    } = *run;
     let job = Job {
         store,
         http,
@@ -183,8 +185,15 @@ impl Job<'_> {
                 ),
             });
         }
-        let (store, http, ctl) = (self.store, self.http, self.ctl);
-        open_tarball(store, http, &self.url, self.version, &integrity, kept, ctl).await
+        let tarball = Tarball {
+            store: self.store,
+            http: self.http,
+            url: &self.url,
+            version: self.version,
+            integrity: &integrity,
+            ctl: self.ctl,
+        };
+        open_tarball(&tarball, kept).await
     }
 
     /// The copy of the native modules into their partial folder; gives the bytes copied.

@@ -33,7 +33,7 @@ use super::refusal::{as_check, refuse, Check, Refusal};
 use super::root::TrustRoot;
 use super::sct::check_sct;
 use super::timestamp::timestamp_times;
-use super::tlog::{logged_times, Logged};
+use super::tlog::{logged_times, Logged, Signed};
 use ring::signature::UnparsedPublicKey;
 use serde_json::Value;
 use x509_cert::Certificate;
@@ -178,7 +178,14 @@ fn verify_core<'b>(
     let material = material_of(vm, key, identity)?;
     let content = content_of(bundle)?;
     check_message_digest(&content, artifact)?;
-    let logged = logged_times(vm, version, &material, &content, artifact, root)?;
+    let signed = Signed {
+        version,
+        material: &material,
+        content: &content,
+        artifact,
+        root,
+    };
+    let logged = logged_times(vm, &signed)?;
     let times = verified_times(vm, &logged, &content, root)?;
     if let Material::Cert(der, leaf) = &material {
         check_certificate(der, leaf, &times, root)?;

@@ -3,6 +3,7 @@
 use super::encoding::{b64, rfc3339_seconds};
 use super::keys::{ec_key_of_spki, Curve};
 use serde::Deserialize;
+use sha2::Digest;
 use x509_cert::der::Decode;
 use x509_cert::Certificate;
 
@@ -22,6 +23,8 @@ pub struct TrustRoot {
     pub(super) ct_logs: Vec<LogKey>,
     /// RFC 3161 timestamp authorities: each one's chain (signing certificate first) and window.
     pub(super) tsas: Vec<CertAuthority>,
+    /// SHA-256 of the `trusted_root.json` text it was read from.
+    digest: [u8; 32],
 }
 
 #[derive(Debug, Clone)]
@@ -145,7 +148,14 @@ impl TrustRoot {
             logs,
             ct_logs,
             tsas,
+            digest: sha2::Sha256::digest(text.as_bytes()).into(),
         })
+    }
+
+    /// SHA-256 of the text this root was read from: two roots read from the same text trust the
+    /// same authorities and logs.
+    pub fn digest(&self) -> [u8; 32] {
+        self.digest
     }
 }
 

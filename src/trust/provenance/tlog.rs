@@ -19,15 +19,19 @@ pub(super) struct Logged<'r> {
     pub(super) key: &'r LogKey,
 }
 
+/// The signature a log entry must record, and the logs trusted to record it.
+pub(super) struct Signed<'s, 'r> {
+    /// The bundle's format version (`0.1` is 1): which proofs an entry must carry.
+    pub(super) version: u8,
+    pub(super) material: &'s Material,
+    pub(super) content: &'s Content<'s>,
+    /// The artifact's digest, for a message signature.
+    pub(super) artifact: Option<&'s [u8; 32]>,
+    pub(super) root: &'r TrustRoot,
+}
+
 /// Returns what the first log entry that verifies and records this signature vouches for.
-pub(super) fn logged_times<'r>(
-    vm: &Value,
-    version: u8,
-    material: &Material,
-    content: &Content,
-    artifact: Option<&[u8; 32]>,
-    root: &'r TrustRoot,
-) -> Result<Logged<'r>, Refusal> {
+pub(super) fn logged_times<'r>(vm: &Value, signed: &Signed<'_, 'r>) -> Result<Logged<'r>, Refusal> {
     let entries = vm
         .get("tlogEntries")
         .and_then(Value::as_array)
@@ -40,7 +44,7 @@ pub(super) fn logged_times<'r>(
         })?;
     let mut log_error = None;
     for entry in entries {
-        match check_log_entry(entry, version, material, content, artifact, root) {
+        match check_log_entry(entry, signed) {
             Ok(t) => return Ok(t),
             Err(e) => {
                 log_error.get_or_insert(e);
@@ -55,14 +59,14 @@ pub(super) fn logged_times<'r>(
 
 /// Verifies a Rekor entry: it records this signature, its SET (a v0.1 bundle needs one) and
 /// its inclusion proof with its checkpoint (v0.2 on needs one) verify with a trusted log key.
-fn check_log_entry<'r>(
-    entry: &Value,
-    version: u8,
-    material: &Material,
-    content: &Content,
-    artifact: Option<&[u8; 32]>,
-    root: &'r TrustRoot,
-) -> Result<Logged<'r>, String> {
+fn check_log_entry<'r>(entry: &Value, signed: &Signed<'_, 'r>) -> Result<Logged<'r>, String> {
+    let Signed {
+        version,
+        material,
+        content,
+        artifact,
+        root,
+    } = *signed;
     let log_id = b64_at(
         entry,
         "/logId/keyId",
