@@ -196,7 +196,10 @@ async function vitest(prefix, exe, modules, { holder, tls }, args) {
     KANBAN_TEST_TLS_DIR: winPath(tls),
     NO_COLOR: '1',
   }
-  const vitestArgs = [winPath(path.join(root, 'node_modules/vitest/vitest.mjs')), 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${winPath(json)}`, ...args]
+  // Wine's process creation now and then fails a spawn outright (`spawn UNKNOWN`) when a test
+  // starts and kills children by the hundred: a failed test is run again, up to twice, so that
+  // only a test that fails three times in a row fails the run.
+  const vitestArgs = [winPath(path.join(root, 'node_modules/vitest/vitest.mjs')), 'run', '--retry=2', '--reporter=default', '--reporter=json', `--outputFile.json=${winPath(json)}`, ...args]
   const child = spawn('wine', [exe, ...vitestArgs], { cwd: root, env, stdio: ['ignore', fd, fd] })
   fs.closeSync(fd)
   let shown = 0
