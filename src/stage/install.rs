@@ -3,7 +3,7 @@
 //! whole.
 
 use super::finish::finish;
-use super::run::Run;
+use super::plan::Run;
 use crate::config::{Config, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_BYTES};
 use crate::extract::{
     extract_tgz, ExtractLimits, Extracted, HARD_MAX_ENTRIES, HARD_MAX_UNPACKED_BYTES,

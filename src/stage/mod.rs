@@ -13,6 +13,7 @@ mod flight;
 mod guards;
 mod install;
 mod outcome;
+mod plan;
 mod run;
 
 pub use check::check_and_stage;

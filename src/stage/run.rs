@@ -3,10 +3,9 @@
 
 use super::install::download_with_retries;
 use super::outcome::Outcome;
+pub(super) use super::plan::Run;
 use crate::config::{Config, EnvProxy, Limits, NetConfig, Provenance, Trust};
-use crate::net::Http;
-use crate::registry::{rewrite_tarball_url, Dist};
-use crate::shared::call::Control;
+use crate::registry::rewrite_tarball_url;
 use crate::shared::error::Result;
 use crate::shared::error::StageError;
 use crate::shared::fsutil;
@@ -22,25 +21,11 @@ use crate::trust::provenance::Policy;
 use crate::trust::{Compat, RegistryKey};
 use sha2::Digest;
 use std::path::Path;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// How long to wait between polls of a lock held by another stager. Polling (rather than a
 /// blocking wait on a thread) keeps the wait abortable and bounded by the deadline.
 const LOCK_POLL: Duration = Duration::from_millis(25);
-
-/// One staging run: the version it stages, from which tarball and with which native modules, and
-/// the call it runs for.
-pub(super) struct Run<'a> {
-    pub(super) cfg: &'a Config,
-    pub(super) store: &'a Store,
-    pub(super) http: &'a Http,
-    pub(super) ctl: &'a Control,
-    pub(super) latest: String,
-    pub(super) dist: Dist,
-    pub(super) native_src: PathBuf,
-    pub(super) compat: Compat,
-}
 
 impl Run<'_> {
     /// What calls must agree on to share this run: the tarball, the native modules and the host
@@ -501,7 +486,10 @@ pub(super) fn pointer_is_newer(store: &Store, version: &str) -> bool {
 mod tests {
     use super::*;
     use crate::config::{EnvDefaults, Options, ProvenanceInput, Secret, PUBLIC_REGISTRY};
+    use crate::net::Http;
+    use crate::registry::Dist;
     use crate::registry::{sri_of, Expected};
+    use crate::shared::call::Control;
     use crate::store::NATIVE_MODULE;
     use crate::trust::public_keys;
 

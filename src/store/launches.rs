@@ -18,7 +18,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-pub const LAUNCH_FILE: &str = "launches.json";
+pub use super::layout::LAUNCH_FILE;
 /// Unconfirmed launches a version gets before it is rolled back: one crash may be the machine's
 /// (a power cut, a force-quit), two in a row are the runtime's.
 pub const DEFAULT_MAX_UNCONFIRMED: u32 = 2;

@@ -105,6 +105,9 @@ const fn owned(path: &'static str, kind: EntryKind) -> OwnedName {
     OwnedName { path, kind }
 }
 
+/// The launch record (see `launches`).
+pub const LAUNCH_FILE: &str = "launches.json";
+
 /// Every name the store reads or writes, with what it must be. Every read of one is bounded and
 /// takes a regular file only; a test puts a FIFO, a link to `/dev/zero`, a folder and an oversized
 /// file in each place and drives every call over it, so a name added here is covered at once,
@@ -113,7 +116,7 @@ pub const OWNED_NAMES: [OwnedName; 13] = [
     owned(POINTER_FILE, EntryKind::File),
     owned(BAD_FILE, EntryKind::File),
     owned(INCOMPATIBLE_FILE, EntryKind::File),
-    owned(super::launches::LAUNCH_FILE, EntryKind::File),
+    owned(LAUNCH_FILE, EntryKind::File),
     owned(LOCK_FILE, EntryKind::File),
     owned(STORE_LOCK_FILE, EntryKind::File),
     owned(CACHE_FILE, EntryKind::File),

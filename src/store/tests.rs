@@ -465,7 +465,7 @@ fn the_owned_names_are_the_paths_the_store_uses() {
         store.pointer_path(),
         store.root().join(BAD_FILE),
         store.root().join(INCOMPATIBLE_FILE),
-        store.root().join(super::launches::LAUNCH_FILE),
+        store.root().join(LAUNCH_FILE),
         store.root().join(LOCK_FILE),
         store.root().join(STORE_LOCK_FILE),
         store.root().join(CACHE_FILE),
