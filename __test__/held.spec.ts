@@ -23,6 +23,14 @@ async function hold(dir: string, how: 'delete' | 'move') {
   return h
 }
 
+/** Stages 1.4.0, then 1.5.0 over it: the pointer at 1.5.0, 1.4.0 its fallback. */
+async function stageTwo() {
+  s.publish('1.4.0')
+  expect(await b.checkAndStageLatestRuntime(s.opts())).toEqual({ kind: 'staged', version: '1.4.0' })
+  s.publish('1.5.0')
+  expect(await b.checkAndStageLatestRuntime(s.opts({ currentVersion: '1.4.0' }))).toEqual({ kind: 'staged', version: '1.5.0' })
+}
+
 function logged() {
   const entries: { level: string; message: string }[] = []
   return { entries, onLog: (e: { level: string; message: string }) => entries.push(e) }
@@ -30,10 +38,7 @@ function logged() {
 
 describe('a staged folder held by another process', () => {
   it('whose files cannot be deleted yet: it waits in trash, is listed with its size, and stops nothing', async () => {
-    s.publish('1.4.0')
-    expect(await b.checkAndStageLatestRuntime(s.opts())).toEqual({ kind: 'staged', version: '1.4.0' })
-    s.publish('1.5.0')
-    expect(await b.checkAndStageLatestRuntime(s.opts({ currentVersion: '1.4.0' }))).toEqual({ kind: 'staged', version: '1.5.0' })
+    await stageTwo()
     // A runtime still running from 1.4.0.
     const held = await hold(b.versionDir(s.userData, '1.4.0'), 'delete')
     // Gone from its name: that is what was asked, and it succeeds.
@@ -84,10 +89,7 @@ describe('a staged folder held by another process', () => {
   }, 60_000)
 
   it('a failed runtime that still holds its folder: reportLaunchFailed records the failure and returns', async () => {
-    s.publish('1.4.0')
-    expect(await b.checkAndStageLatestRuntime(s.opts())).toEqual({ kind: 'staged', version: '1.4.0' })
-    s.publish('1.5.0')
-    expect(await b.checkAndStageLatestRuntime(s.opts({ currentVersion: '1.4.0' }))).toEqual({ kind: 'staged', version: '1.5.0' })
+    await stageTwo()
     const ran = b.cliEntryFor(s.userData, '1.5.0')
     await hold(b.versionDir(s.userData, '1.5.0'), 'move')
     const f = b.reportLaunchFailed(s.userData, ran, 'exited with code 1')
@@ -102,10 +104,7 @@ describe('a staged folder held by another process', () => {
   }, 60_000)
 
   it('that cannot be moved aside when a run must replace it: EBUSY with a hint, nothing changed; staged once released', async () => {
-    s.publish('1.4.0')
-    expect(await b.checkAndStageLatestRuntime(s.opts())).toEqual({ kind: 'staged', version: '1.4.0' })
-    s.publish('1.5.0')
-    expect(await b.checkAndStageLatestRuntime(s.opts({ currentVersion: '1.4.0' }))).toEqual({ kind: 'staged', version: '1.5.0' })
+    await stageTwo()
     // The pointer goes back to 1.4.0, and 1.5.0 is republished with other bytes: its unpointed
     // folder must be replaced.
     b.writePointer(s.userData, { version: '1.4.0', cliEntry: b.cliEntryFor(s.userData, '1.4.0') })
