@@ -4,7 +4,7 @@
 //!
 //! Usage: cargo run --release --no-default-features --features floor --example floor -- <tgz> <work-dir> [runs]
 
-use kanban_runtime_stager::{extract_tgz, ExtractLimits};
+use runtime_stager_core::{extract_tgz, ExtractLimits};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 

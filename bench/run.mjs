@@ -113,7 +113,7 @@ function scaledTarball() {
 }
 
 function floor() {
-  execFileSync('cargo', ['build', '--release', '--no-default-features', '--features', 'floor', '--example', 'floor'], { cwd: root, stdio: 'inherit' })
+  execFileSync('cargo', ['build', '--release', '-p', 'runtime-stager-core', '--features', 'floor', '--example', 'floor'], { cwd: root, stdio: 'inherit' })
   const bin = path.join(root, 'target/release/examples/floor')
   return JSON.parse(execFileSync(bin, [FIXTURE, work, String(PAIRS)], { encoding: 'utf8' }))
 }

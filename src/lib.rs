@@ -1,138 +1,231 @@
-//! kanban-runtime-stager: checks the npm registry for a newer `kanban` runtime and stages it
-//! into the desktop app's `userData`, safely and atomically.
-//!
-//! The core modules know nothing of Node; the `node` feature adds the thin napi binding.
+//! The napi binding: options in, outcomes and coded errors out. No logic of its own: `options`
+//! reads the JS options into the core's `Options`, `types` is what goes back to JS, `signal` the
+//! caller's `AbortSignal`, `store` the store functions; this file starts a staging call.
+// `clippy --all-targets` still checks a test build, where napi's macros register nothing and
+// every export looks unused; the binding has no Rust tests (`test = false`).
+#![cfg_attr(test, allow(dead_code))]
 
-// Without the binding, what only it calls (option parsing, the panic guard) looks unused; the
-// default build, which has the binding, still reports dead code.
-#![cfg_attr(not(feature = "node"), allow(dead_code))]
-
-// The layers, top to bottom; each may use only those below it.
-mod config;
-mod extract;
-mod net;
-mod registry;
-mod shared;
-mod stage;
+mod launch;
+mod options;
+mod signal;
 mod store;
-mod trust;
+mod types;
+mod verify;
 
-#[cfg(feature = "node")]
-mod binding;
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::CleanupEnvHook;
+use napi_derive::napi;
+use options::OptionsReader;
+use runtime_stager_core::LogEntry;
+use runtime_stager_core::Store;
+use runtime_stager_core::{catching_panics, StageError};
+use runtime_stager_core::{AbortHandle, Control, Progress};
+use runtime_stager_core::{Config, EnvDefaults};
+use signal::SignalListener;
+use std::sync::Arc;
+use types::{js_error, StageLogEntry, StageOutcome, StageProgress};
 
-/// Entry points for the fuzz targets in `fuzz/`: each feeds arbitrary bytes to one parser of
-/// untrusted input. Not part of the API.
-#[doc(hidden)]
-pub mod fuzzing {
-    use crate::extract::{extract_tgz, sanitize, windows_problem, ExtractLimits};
-    use crate::registry::Document;
-    use crate::registry::Expected;
-    use std::path::Path;
-    use std::sync::atomic::AtomicBool;
+/// Why a call could not start: a bad option, or a JS call (a getter, `addEventListener`) that
+/// threw. Either way the returned promise rejects; nothing throws synchronously.
+enum StartError {
+    Stage(StageError),
+    Js(Error),
+}
 
-    /// The package document parser and everything staging reads from it.
-    pub fn document(data: &[u8]) {
-        let Ok(doc) = Document::parse("http://r/kanban", data) else {
-            return;
-        };
-        for tag in ["latest", "next", ""] {
-            if let Ok(v) = doc.tag_version(tag) {
-                let _ = semver::Version::parse(&v);
-                if let Ok(dist) = doc.dist(&v) {
-                    let _ = crate::registry::rewrite_tarball_url(&dist.tarball, "http://m/");
-                    let _ = dist.integrity.to_string();
-                }
-            }
-        }
-    }
-
-    /// The SRI and shasum parsers, and a verification against the input itself.
-    pub fn integrity(data: &[u8]) {
-        let text = String::from_utf8_lossy(data);
-        for exp in [Expected::from_sri(&text), Expected::from_shasum(&text)]
-            .into_iter()
-            .flatten()
-        {
-            let mut h = exp.hasher();
-            h.update(data);
-            let _ = h.verify(&exp);
-            let _ = exp.to_string();
-        }
-    }
-
-    /// The provenance verifier on an attestations response, a trust root and an SCT list: each
-    /// must refuse, never panic or allocate without bound.
-    pub fn attestations(data: &[u8]) {
-        use crate::trust::provenance::{parse_sct_list, verify, Policy, Subject, TrustRoot};
-        let text = String::from_utf8_lossy(data);
-        let _ = TrustRoot::from_json(&text);
-        let _ = parse_sct_list(data);
-        let Ok(root) = TrustRoot::public_good() else {
-            return;
-        };
-        let policy = Policy {
-            repository: "kanban-org/kanban".into(),
-            workflow_path: Some(".github/workflows/publish.yml".into()),
-            git_ref: None,
-        };
-        let subject = Subject {
-            name: "kanban",
-            version: "1.0.0",
-            sha512: &[0; 64],
-        };
-        assert!(verify(data, &subject, &policy, &root).is_err());
-    }
-
-    /// The entry-path sanitiser; whatever it accepts must stay relative and `..`-free.
-    pub fn sanitize_path(data: &[u8]) {
-        if let Ok(Some(rel)) = sanitize(data) {
-            assert!(rel.is_relative(), "{rel:?}");
-            for comp in rel.components() {
-                assert!(matches!(comp, std::path::Component::Normal(_)), "{rel:?}");
-                let name = comp.as_os_str().to_string_lossy();
-                assert!(windows_problem(&name).is_none(), "{rel:?}");
-            }
-        }
-    }
-
-    /// The whole extractor on a gzipped stream, into `dest` (which must not exist). Returns the
-    /// error code, if any.
-    pub fn extract(tgz: &[u8], dest: &Path) -> Option<&'static str> {
-        let limits = ExtractLimits {
-            max_bytes: 1 << 20,
-            max_entries: 256,
-        };
-        let bins = ["dist/cli.js".to_string()];
-        extract_tgz(
-            tgz,
-            dest,
-            limits,
-            &bins,
-            "http://r/x.tgz",
-            &AtomicBool::new(false),
-        )
-        .err()
-        .map(|e| e.code())
+impl From<StageError> for StartError {
+    fn from(e: StageError) -> Self {
+        StartError::Stage(e)
     }
 }
 
-pub use config::{Config, Limits, NetConfig, Provenance, Trust};
-pub use extract::{extract_tgz, ExtractLimits};
-pub use shared::call::Control;
-pub use shared::error::{Result, StageError};
-pub use shared::log::{LogEntry, Value as LogValue};
-pub use stage::{check_and_stage, Checked, Outcome};
-pub use store::Store;
-pub use trust::provenance::{verify_sigstore_bundle, Policy, Signer, TrustRoot};
+impl From<Error> for StartError {
+    fn from(e: Error) -> Self {
+        StartError::Js(e)
+    }
+}
 
-/// Internals the integration tests in `tests/` drive directly: the HTTP client, the SRI string a
-/// registry publishes, an error's fields, and the hook that fakes a failing disk. Not part of the
-/// API.
-#[doc(hidden)]
-pub mod testkit {
-    pub use crate::net::{Fetched, Http};
-    pub use crate::registry::sri_of;
-    pub use crate::shared::error::Field;
-    pub use crate::shared::fsutil::Renamer;
-    pub use crate::store::POINTER_FILE;
+/// Checks the registry for a newer runtime and stages it. Never blocks the JS thread: the network
+/// runs on the addon's async runtime and file work on its blocking pool. Never throws: every
+/// failure, a bad option included, rejects with an `Error` whose `code` is one of the documented
+/// codes.
+#[napi(
+    ts_args_type = "opts: StageOptions",
+    ts_return_type = "Promise<StageOutcome>"
+)]
+pub fn check_and_stage_latest_runtime<'env>(
+    env: &'env Env,
+    opts: Option<Unknown<'env>>,
+) -> Result<PromiseRaw<'env, StageOutcome>> {
+    match start(env, opts) {
+        Ok(promise) => Ok(promise),
+        Err(e) => rejected(env, e),
+    }
+}
+
+fn start<'env>(
+    env: &'env Env,
+    opts: Option<Unknown<'env>>,
+) -> std::result::Result<PromiseRaw<'env, StageOutcome>, StartError> {
+    let opts = OptionsReader::new(opts)?;
+    let config = Config::resolve(opts.read()?, &env_defaults(env)?)?;
+    let signal = opts.signal()?;
+    let (ctl, abort) = control(&opts, &config)?;
+    let watch = Watch::attach(env, signal, abort)?;
+    Ok(spawn(env, config, ctl, watch)?)
+}
+
+/// The environment's defaults, and the Node version the runtime will run on: the same Node as
+/// the app (Electron's own, in Electron).
+fn env_defaults(env: &Env) -> Result<EnvDefaults> {
+    let v = env.get_node_version()?;
+    Ok(EnvDefaults {
+        host_node_version: Some(nodejs_semver::Version::new(
+            u64::from(v.major),
+            u64::from(v.minor),
+            u64::from(v.patch),
+            Vec::new(),
+            Vec::new(),
+        )),
+        ..EnvDefaults::from_process()
+    })
+}
+
+/// A JS callback the staging run calls from its own threads. Weak: a pending call must not keep
+/// Node or Electron alive.
+type Callback<T> = ThreadsafeFunction<T, (), T, Status, false, true>;
+
+fn callback<T: 'static + JsValuesTupleIntoVec>(f: Function<'_, T, ()>) -> Result<Callback<T>> {
+    f.build_threadsafe_function::<T>()
+        .weak::<true>()
+        .callee_handled::<false>()
+        .build()
+}
+
+/// Non-blocking, status ignored: a closing environment refuses the call, harmlessly. With a
+/// return-value handler napi hands a throw from the callback to that handler instead of raising
+/// it as an uncaught exception (the Electron main process would die): the handler drops it, so a
+/// faulty callback loses its event, not the call.
+fn deliver<T: 'static + JsValuesTupleIntoVec>(callback: &Callback<T>, value: T) {
+    let _ = callback.call_with_return_value(
+        value,
+        ThreadsafeFunctionCallMode::NonBlocking,
+        |_thrown_or_returned, _env| Ok(()),
+    );
+}
+
+/// The call's deadline and abort handle, with the `onProgress` and `onLog` callbacks attached.
+fn control(
+    opts: &OptionsReader<'_>,
+    config: &Config,
+) -> std::result::Result<(Control, AbortHandle), StartError> {
+    let on_log = opts.callback::<StageLogEntry>("onLog")?.map(callback);
+    let on_log = on_log.transpose()?;
+    let on_progress = opts.callback::<StageProgress>("onProgress")?.map(callback);
+    let on_progress = on_progress.transpose()?;
+    let (mut ctl, abort) = Control::new(config.net.total_timeout);
+    if let Some(f) = on_progress {
+        ctl = ctl.with_progress(Arc::new(move |p: Progress| deliver(&f, p.into())));
+    }
+    if let Some(f) = on_log {
+        ctl = ctl.with_log(Arc::new(move |e: LogEntry| deliver(&f, e.into())));
+    }
+    Ok((ctl, abort))
+}
+
+/// What aborts a running call besides its deadline: the teardown of its JS context, and its
+/// signal when it has one. Both are let go when the call settles.
+struct Watch {
+    teardown: CleanupEnvHook<AbortHandle>,
+    listener: Option<SignalListener>,
+}
+
+impl Watch {
+    fn attach(env: &Env, signal: Option<Object<'_>>, abort: AbortHandle) -> Result<Watch> {
+        // Electron tears JS contexts down (worker exit, window reload) while calls may be in
+        // flight: abort them then, so the store lock is released now rather than after the
+        // download.
+        let teardown = env.add_env_cleanup_hook(abort.clone(), |abort| abort.abort())?;
+        let listener = match signal.map(|s| SignalListener::attach(env, &s, abort)) {
+            None => None,
+            Some(Ok(listener)) => Some(listener),
+            Some(Err(e)) => {
+                // The call does not start, so it needs no teardown either.
+                let _ = env.remove_env_cleanup_hook(teardown);
+                return Err(e);
+            }
+        };
+        Ok(Watch { teardown, listener })
+    }
+
+    fn detach(self, env: &Env) -> Result<()> {
+        env.remove_env_cleanup_hook(self.teardown)?;
+        // Detach from the signal so a long-lived signal does not keep this call's state. A
+        // signal whose removeEventListener throws must not turn the outcome into an error.
+        if let Some(listener) = self.listener {
+            let _ = listener.detach(env);
+        }
+        Ok(())
+    }
+}
+
+/// Runs the staging on the addon's runtime; the promise settles on the JS thread.
+fn spawn<'env>(
+    env: &'env Env,
+    config: Config,
+    ctl: Control,
+    watch: Watch,
+) -> Result<PromiseRaw<'env, StageOutcome>> {
+    env.spawn_future_with_callback(
+        async move {
+            let store = Store::new(&config.user_data);
+            let run = runtime_stager_core::check_and_stage(&config, &store, &ctl);
+            Ok(catching_panics("staging", run).await)
+        },
+        move |env, result| {
+            watch.detach(env)?;
+            match result {
+                Ok(outcome) => Ok(StageOutcome::from(outcome)),
+                Err(e) => Err(js_error(env, &e)),
+            }
+        },
+    )
+}
+
+/// A promise already rejected with why the call could not start.
+fn rejected<'env>(env: &'env Env, e: StartError) -> Result<PromiseRaw<'env, StageOutcome>> {
+    // A JS exception (a throwing getter or `addEventListener`) may still be pending: take it,
+    // so it becomes the rejection and nothing is thrown when this function returns.
+    let pending = take_pending_exception(env);
+    env.spawn_future_with_callback(async { Ok(()) }, move |env, ()| {
+        Err(match e {
+            StartError::Stage(e) => js_error(env, &e),
+            StartError::Js(e) => pending.unwrap_or(e),
+        })
+    })
+}
+
+/// The pending JS exception, cleared, if there is one.
+pub(crate) fn take_pending_exception(env: &Env) -> Option<Error> {
+    let mut pending = false;
+    // SAFETY: called on the JS thread with this call's live env; both calls are allowed while
+    // an exception is pending.
+    unsafe {
+        if napi::sys::napi_is_exception_pending(env.raw(), &mut pending)
+            != napi::sys::Status::napi_ok
+            || !pending
+        {
+            return None;
+        }
+        let mut exception = std::ptr::null_mut();
+        if napi::sys::napi_get_and_clear_last_exception(env.raw(), &mut exception)
+            != napi::sys::Status::napi_ok
+        {
+            return None;
+        }
+        Some(Error::from(Unknown::from_raw_unchecked(
+            env.raw(),
+            exception,
+        )))
+    }
 }

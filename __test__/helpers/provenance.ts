@@ -1,7 +1,7 @@
 // npm provenance attestations made by the tests: Sigstore bundles (DSSE envelope, Rekor entry
 // with its signed entry timestamp) signed with the test CA's leaf and the test log key in
-// __test__/fixtures/provenance/, written by `cargo run --no-default-features --example
-// provenance-fixtures`.
+// __test__/fixtures/provenance/, written by `cargo run -p runtime-stager-provenance --features
+// testkit --example provenance-fixtures`.
 import { createHash, createPrivateKey, createPublicKey, sign, X509Certificate } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'

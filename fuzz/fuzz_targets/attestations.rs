@@ -3,4 +3,4 @@
 // refuse, never panic or allocate without bound.
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| kanban_runtime_stager::fuzzing::attestations(data));
+fuzz_target!(|data: &[u8]| runtime_stager_core::fuzzing::attestations(data));

@@ -8,7 +8,7 @@ mod common;
 
 fuzz_target!(|data: &[u8]| {
     let (root, dest) = common::fresh_dest();
-    let _ = kanban_runtime_stager::fuzzing::extract(data, &dest);
+    let _ = runtime_stager_core::fuzzing::extract(data, &dest);
     let stray: Vec<_> = std::fs::read_dir(&root).unwrap().flatten().collect();
     assert!(stray.len() <= 1, "wrote beside the destination");
     std::fs::remove_dir_all(&root).unwrap();

@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     enc.write_all(data).unwrap();
     let tgz = enc.finish().unwrap();
     let (root, dest) = common::fresh_dest();
-    let _ = kanban_runtime_stager::fuzzing::extract(&tgz, &dest);
+    let _ = runtime_stager_core::fuzzing::extract(&tgz, &dest);
     let stray: Vec<_> = std::fs::read_dir(&root).unwrap().flatten().collect();
     assert!(stray.len() <= 1, "wrote beside the destination");
     std::fs::remove_dir_all(&root).unwrap();

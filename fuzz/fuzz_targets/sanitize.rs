@@ -2,4 +2,4 @@
 // Arbitrary tar entry paths into the sanitiser: what it accepts stays inside the folder.
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| kanban_runtime_stager::fuzzing::sanitize_path(data));
+fuzz_target!(|data: &[u8]| runtime_stager_core::fuzzing::sanitize_path(data));
