@@ -1,9 +1,6 @@
 //! The napi binding: options in, outcomes and coded errors out. No logic of its own: `options`
 //! reads the JS options into the core's `Options`, `types` is what goes back to JS, `signal` the
 //! caller's `AbortSignal`, `store` the store functions; this file starts a staging call.
-// `clippy --all-targets` still checks a test build, where napi's macros register nothing and
-// every export looks unused; the binding has no Rust tests (`test = false`).
-#![cfg_attr(test, allow(dead_code))]
 
 mod launch;
 mod options;
