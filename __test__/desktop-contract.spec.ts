@@ -7,7 +7,7 @@ import path from 'node:path'
 import semver from 'semver'
 import { describe, expect, it } from 'vitest'
 import { binding } from './helpers/binding'
-import { tempDir } from './helpers/fixtures'
+import { tempDir, typeScriptStore } from './helpers/fixtures'
 import { Scenario } from './helpers/scenario'
 
 const {
@@ -80,20 +80,6 @@ function rollback(userData: string, cliEntry: string): { failed: string | null; 
   }
   if (marked && stillPointed) clearPointer(userData)
   return { failed, marked }
-}
-
-/** A store as the TypeScript stager left it: a whole folder, a compact pointer, a bad list. */
-function typeScriptStore(userData: string, version: string, bad: string[] = []): string {
-  const dir = path.join(userData, 'runtime-store', 'versions', version)
-  fs.mkdirSync(path.join(dir, 'dist'), { recursive: true })
-  fs.mkdirSync(path.join(dir, 'node_modules', 'node-pty'), { recursive: true })
-  fs.writeFileSync(path.join(dir, 'node_modules', 'node-pty', 'package.json'), '{"name":"node-pty"}')
-  fs.writeFileSync(path.join(dir, 'dist', 'cli.js'), "console.log('kanban')\n")
-  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'kanban', version }))
-  const cliEntry = path.join(dir, 'dist', 'cli.js')
-  fs.writeFileSync(path.join(userData, 'runtime-store', 'current.json'), `${JSON.stringify({ version, cliEntry })}\n`)
-  if (bad.length) fs.writeFileSync(path.join(userData, 'runtime-store', 'bad-versions.json'), `${JSON.stringify(bad)}\n`)
-  return cliEntry
 }
 
 describe('paths', () => {

@@ -7,6 +7,7 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { stageInChild } from './helpers/child'
 import { binding } from './helpers/binding'
+import { typeScriptStore } from './helpers/fixtures'
 import { Scenario } from './helpers/scenario'
 
 const { checkAndStageLatestRuntime, markBadVersion, readPointer, resolvePointerCliEntry, readStoreStatus } = binding
@@ -111,17 +112,7 @@ describe('versions compare as npm compares them', () => {
 
 describe('stores of the original TypeScript implementation', () => {
   /** The layout the original left: no completion record, pointer without `previous`. */
-  function legacyStore(version: string) {
-    const dir = path.join(s.versionsDir, version)
-    fs.mkdirSync(path.join(dir, 'dist'), { recursive: true })
-    fs.mkdirSync(path.join(dir, 'node_modules', 'node-pty'), { recursive: true })
-    fs.writeFileSync(path.join(dir, 'node_modules', 'node-pty', 'package.json'), '{"name":"node-pty"}')
-    fs.writeFileSync(path.join(dir, 'dist', 'cli.js'), "console.log('kanban')\n")
-    fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'kanban', version }))
-    const cliEntry = path.join(dir, 'dist', 'cli.js')
-    fs.writeFileSync(path.join(s.store, 'current.json'), JSON.stringify({ version, cliEntry }))
-    return cliEntry
-  }
+  const legacyStore = (version: string) => typeScriptStore(s.userData, version)
 
   it('its pointed folder is run at start-up and adopted, not downloaded again', async () => {
     const cli = legacyStore('2.0.0')

@@ -60,3 +60,22 @@ export function snapshot(dir: string): Record<string, string> {
   for (const f of listTree(dir)) out[f] = fs.readFileSync(path.join(dir, f)).toString('base64')
   return out
 }
+
+/**
+ * A store as the TypeScript stager left it under `userData`: a whole version folder with its
+ * node-pty, the compact pointer (no `previous`, no completion record) and, if given, a bad list.
+ * Returns the pointed cliEntry.
+ */
+export function typeScriptStore(userData: string, version: string, bad: string[] = []): string {
+  const store = path.join(userData, 'runtime-store')
+  const dir = path.join(store, 'versions', version)
+  fs.mkdirSync(path.join(dir, 'dist'), { recursive: true })
+  fs.mkdirSync(path.join(dir, 'node_modules', 'node-pty'), { recursive: true })
+  fs.writeFileSync(path.join(dir, 'node_modules', 'node-pty', 'package.json'), '{"name":"node-pty"}')
+  fs.writeFileSync(path.join(dir, 'dist', 'cli.js'), "console.log('kanban')\n")
+  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'kanban', version }))
+  const cliEntry = path.join(dir, 'dist', 'cli.js')
+  fs.writeFileSync(path.join(store, 'current.json'), `${JSON.stringify({ version, cliEntry })}\n`)
+  if (bad.length) fs.writeFileSync(path.join(store, 'bad-versions.json'), `${JSON.stringify(bad)}\n`)
+  return cliEntry
+}

@@ -4,20 +4,24 @@ mod common;
 
 use common::{ctl, env, Server};
 use runtime_stager_core::testkit::{sri_of, Renamer, POINTER_FILE};
-use runtime_stager_core::{check_and_stage, LogEntry, LogValue, Outcome, StageError, Store};
+use runtime_stager_core::{
+    check_and_stage, Config, LogEntry, LogValue, Outcome, StageError, Store,
+};
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+
+/// One staging run that must succeed, and its outcome.
+async fn stage(cfg: &Config, store: &Store) -> Outcome {
+    check_and_stage(cfg, store, &ctl()).await.unwrap().outcome
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn outcomes_in_order_with_one_download() {
     let reg = Server::registry("2.0.0", None).await;
     let e = env(&reg.url, "1.0.0");
     let store = Store::new(&e.cfg.user_data);
-    let out = check_and_stage(&e.cfg, &store, &ctl())
-        .await
-        .unwrap()
-        .outcome;
+    let out = stage(&e.cfg, &store).await;
     assert_eq!(out, Outcome::Staged("2.0.0".into()));
     assert!(store.is_whole("2.0.0"));
     assert_eq!(store.resolve_cli_entry(), Some(store.cli_entry("2.0.0")));
@@ -25,10 +29,7 @@ async fn outcomes_in_order_with_one_download() {
         std::fs::read_to_string(store.cli_entry("2.0.0")).unwrap(),
         "console.log('2.0.0')"
     );
-    let again = check_and_stage(&e.cfg, &store, &ctl())
-        .await
-        .unwrap()
-        .outcome;
+    let again = stage(&e.cfg, &store).await;
     assert_eq!(again, Outcome::AlreadyStaged);
 
     let mut newer = e.cfg.clone();
@@ -42,10 +43,7 @@ async fn outcomes_in_order_with_one_download() {
     );
     store.mark_bad("2.0.0").unwrap();
     assert_eq!(
-        check_and_stage(&e.cfg, &store, &ctl())
-            .await
-            .unwrap()
-            .outcome,
+        stage(&e.cfg, &store).await,
         Outcome::BadVersion("2.0.0".into())
     );
     assert_eq!(reg.tarball_requests(), 1);
@@ -110,10 +108,7 @@ async fn pointer_failure_is_repaired_without_a_second_download() {
     assert_eq!(failing.read_pointer(), None);
 
     let store = Store::new(&e.cfg.user_data);
-    let out = check_and_stage(&e.cfg, &store, &ctl())
-        .await
-        .unwrap()
-        .outcome;
+    let out = stage(&e.cfg, &store).await;
     assert_eq!(out, Outcome::Staged("2.0.0".into()));
     assert_eq!(store.read_pointer().unwrap().version, "2.0.0");
     assert_eq!(reg.tarball_requests(), 1);
