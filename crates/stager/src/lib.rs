@@ -89,6 +89,29 @@ pub mod fuzzing {
         .err()
         .map(|e| e.code())
     }
+
+    /// The extractor on a gzipped stream, into a fresh destination (on a RAM disk when there is
+    /// one, since every extracted file is flushed); panics if anything was written beside it.
+    pub fn extract_fresh(tgz: &[u8]) {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let shm = std::path::PathBuf::from("/dev/shm");
+        let base = if shm.is_dir() {
+            shm
+        } else {
+            std::env::temp_dir()
+        };
+        let root = base.join(format!(
+            "krs-fuzz-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&root).unwrap();
+        let _ = extract(tgz, &root.join("out"));
+        let stray = std::fs::read_dir(&root).unwrap().flatten().count();
+        assert!(stray <= 1, "wrote beside the destination");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }
 
 pub use config::{
