@@ -68,7 +68,7 @@ fn check(o: &VerifyBundleOptions) -> std::result::Result<(), StageError> {
     };
     verify_sigstore_bundle(o.bundle.as_bytes(), &digest, &signer, &root).map_err(|r| {
         StageError::BundleRefused {
-            check: r.check.as_str(),
+            check: r.check,
             reason: r.reason,
         }
     })

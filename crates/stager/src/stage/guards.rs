@@ -7,7 +7,7 @@ use crate::net::Http;
 use crate::registry::{rewrite_tarball_url, Dist, Document, ACCEPT_FULL};
 use crate::shared::call::Control;
 use crate::shared::error::Result;
-use crate::shared::error::StageError;
+use crate::shared::error::{SignatureReason, StageError};
 use crate::shared::fsutil;
 use crate::shared::log::Level;
 use crate::shared::text::clip;
@@ -141,7 +141,7 @@ fn signature_verdict(c: &Candidate<'_>, signed: Result<Signed>) -> Result<()> {
         Ok(Signed::Missing) if cfg.trust.require_signatures => Err(StageError::Signature {
             version: latest.to_string(),
             keyid: None,
-            reason: "missing",
+            reason: SignatureReason::Missing,
         }),
         Ok(Signed::Missing) => {
             ctl.log(
@@ -211,7 +211,7 @@ fn refusal(c: &Candidate<'_>, check: Check, reason: String) -> StageError {
     StageError::Provenance {
         package: c.cfg.package_name.clone(),
         version: c.version.to_string(),
-        check: check.as_str(),
+        check,
         reason,
     }
 }
