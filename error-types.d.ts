@@ -79,9 +79,9 @@ export interface StageError extends Error {
   limit?: string
   /**
    * Which provenance check failed (`EPROVENANCE`): `attestation`, `certificate`, `identity`,
-   * `transparencyLog`, `signature` or `subject`.
+   * `transparencyLog`, `timestamp`, `signature` or `subject`.
    */
-  check?: 'attestation' | 'certificate' | 'identity' | 'transparencyLog' | 'signature' | 'subject'
+  check?: 'attestation' | 'certificate' | 'identity' | 'transparencyLog' | 'timestamp' | 'signature' | 'subject'
   /** What failed inside the addon (`EINTERNAL`). */
   what?: string
   /**

@@ -1,14 +1,11 @@
 //! Launch health for the app's start-up path: what to launch (recording a trial), confirming a
 //! runtime that came up, reporting one that did not. Synchronous: each answers in milliseconds.
 
-use super::store::{
-    cli_entry_call, optional_string_arg, store_arg, string_arg, sync_call, ArgError,
-};
-use super::types::{or_null, RuntimePointer};
+use super::store::{cli_entry_call, optional_string_arg, store_arg, string_arg, sync_call};
+use super::types::{invalid, or_null, ArgError, RuntimePointer};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use runtime_stager_core::launch::{self, DEFAULT_MAX_UNCONFIRMED};
-use runtime_stager_core::StageError;
 
 /// A version `beginLaunch` rolled back before it chose what to launch.
 #[napi(object)]
@@ -46,14 +43,8 @@ pub(crate) struct LaunchFailure {
 
 /// The `{ bundledVersion, maxUnconfirmedLaunches? }` argument.
 fn launch_opts(opts: Option<Unknown<'_>>) -> std::result::Result<(semver::Version, u32), ArgError> {
-    let refused = |name: &'static str, reason: &str| {
-        ArgError::Stage(StageError::InvalidOption {
-            name,
-            reason: reason.into(),
-        })
-    };
     let Some(opts) = opts.filter(|o| o.get_type().is_ok_and(|t| t == ValueType::Object)) else {
-        return Err(refused(
+        return Err(invalid(
             "opts",
             "must be an object with a string `bundledVersion`",
         ));
@@ -65,7 +56,7 @@ fn launch_opts(opts: Option<Unknown<'_>>) -> std::result::Result<(semver::Versio
         "bundledVersion",
     )?;
     let bundled = runtime_stager_core::clean_version(&bundled)
-        .ok_or_else(|| refused("bundledVersion", &format!("invalid semver: {bundled}")))?;
+        .ok_or_else(|| invalid("bundledVersion", format!("invalid semver: {bundled}")))?;
     let max = match obj.get_named_property::<Unknown>("maxUnconfirmedLaunches") {
         Ok(v) if matches!(v.get_type()?, ValueType::Undefined | ValueType::Null) => {
             DEFAULT_MAX_UNCONFIRMED
@@ -76,7 +67,7 @@ fn launch_opts(opts: Option<Unknown<'_>>) -> std::result::Result<(semver::Versio
             // At least one trial, or a staged runtime could never run; a thousand is already
             // "never roll back".
             if n.fract() != 0.0 || !(1.0..=1000.0).contains(&n) {
-                return Err(refused(
+                return Err(invalid(
                     "maxUnconfirmedLaunches",
                     "must be an integer from 1 to 1000",
                 ));
@@ -84,7 +75,7 @@ fn launch_opts(opts: Option<Unknown<'_>>) -> std::result::Result<(semver::Versio
             n as u32
         }
         _ => {
-            return Err(refused(
+            return Err(invalid(
                 "maxUnconfirmedLaunches",
                 "must be an integer from 1 to 1000",
             ))

@@ -14,33 +14,14 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::CleanupEnvHook;
 use napi_derive::napi;
 use options::OptionsReader;
+use runtime_stager_core::catching_panics;
 use runtime_stager_core::LogEntry;
 use runtime_stager_core::Store;
-use runtime_stager_core::{catching_panics, StageError};
 use runtime_stager_core::{AbortHandle, Control, Progress};
 use runtime_stager_core::{Config, EnvDefaults};
 use signal::SignalListener;
 use std::sync::Arc;
-use types::{js_error, StageLogEntry, StageOutcome, StageProgress};
-
-/// Why a call could not start: a bad option, or a JS call (a getter, `addEventListener`) that
-/// threw. Either way the returned promise rejects; nothing throws synchronously.
-enum StartError {
-    Stage(StageError),
-    Js(Error),
-}
-
-impl From<StageError> for StartError {
-    fn from(e: StageError) -> Self {
-        StartError::Stage(e)
-    }
-}
-
-impl From<Error> for StartError {
-    fn from(e: Error) -> Self {
-        StartError::Js(e)
-    }
-}
+use types::{js_error, ArgError, StageLogEntry, StageOutcome, StageProgress};
 
 /// Checks the registry for a newer runtime and stages it. Never blocks the JS thread: the network
 /// runs on the addon's async runtime and file work on its blocking pool. Never throws: every
@@ -63,7 +44,7 @@ pub fn check_and_stage_latest_runtime<'env>(
 fn start<'env>(
     env: &'env Env,
     opts: Option<Unknown<'env>>,
-) -> std::result::Result<PromiseRaw<'env, StageOutcome>, StartError> {
+) -> std::result::Result<PromiseRaw<'env, StageOutcome>, ArgError> {
     let opts = OptionsReader::new(opts)?;
     let config = Config::resolve(opts.read()?, &env_defaults(env)?)?;
     let signal = opts.signal()?;
@@ -115,7 +96,7 @@ fn deliver<T: 'static + JsValuesTupleIntoVec>(callback: &Callback<T>, value: T) 
 fn control(
     opts: &OptionsReader<'_>,
     config: &Config,
-) -> std::result::Result<(Control, AbortHandle), StartError> {
+) -> std::result::Result<(Control, AbortHandle), ArgError> {
     let on_log = opts.callback::<StageLogEntry>("onLog")?.map(callback);
     let on_log = on_log.transpose()?;
     let on_progress = opts.callback::<StageProgress>("onProgress")?.map(callback);
@@ -189,15 +170,16 @@ fn spawn<'env>(
     )
 }
 
-/// A promise already rejected with why the call could not start.
-fn rejected<'env>(env: &'env Env, e: StartError) -> Result<PromiseRaw<'env, StageOutcome>> {
+/// A promise already rejected with why the call could not start (a bad option, or a JS call that
+/// threw): nothing throws synchronously.
+fn rejected<'env>(env: &'env Env, e: ArgError) -> Result<PromiseRaw<'env, StageOutcome>> {
     // A JS exception (a throwing getter or `addEventListener`) may still be pending: take it,
     // so it becomes the rejection and nothing is thrown when this function returns.
     let pending = take_pending_exception(env);
     env.spawn_future_with_callback(async { Ok(()) }, move |env, ()| {
         Err(match e {
-            StartError::Stage(e) => js_error(env, &e),
-            StartError::Js(e) => pending.unwrap_or(e),
+            ArgError::Stage(e) => js_error(env, &e),
+            ArgError::Js(e) => pending.unwrap_or(e),
         })
     })
 }

@@ -1,11 +1,9 @@
 //! What `checkAndStageLatestRuntime` takes: the documented option types, and the reader that
 //! turns the JS options object into the core's `Options`.
 
-use super::types::{StageLogEntry, StageProgress};
-use super::StartError;
+use super::types::{invalid, ArgError, StageLogEntry, StageProgress};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use runtime_stager_core::StageError;
 use runtime_stager_core::{Options, ProvenanceInput, RegistryKeyInput, Secret};
 
 // Types only: it keeps the documented `StageOptions` interface in index.d.ts, while
@@ -144,13 +142,6 @@ pub(crate) struct ProvenanceOptions {
     pub git_ref: Option<String>,
 }
 
-fn invalid(name: &'static str, reason: &str) -> StartError {
-    StartError::Stage(StageError::InvalidOption {
-        name,
-        reason: reason.into(),
-    })
-}
-
 const REGISTRY_KEYS: &str = "registryKeys";
 
 /// The options object, read property by property with a type check on each. `undefined` and
@@ -161,7 +152,7 @@ pub(super) struct OptionsReader<'env> {
 }
 
 impl<'env> OptionsReader<'env> {
-    pub(super) fn new(opts: Option<Unknown<'env>>) -> std::result::Result<Self, StartError> {
+    pub(super) fn new(opts: Option<Unknown<'env>>) -> std::result::Result<Self, ArgError> {
         match opts {
             Some(v) if v.get_type()? == ValueType::Object => Ok(OptionsReader {
                 // SAFETY: the value's type was just checked to be an object.
@@ -172,7 +163,7 @@ impl<'env> OptionsReader<'env> {
     }
 
     /// Every option `Config::resolve` takes, read in the order it checks them.
-    pub(super) fn read(&self) -> std::result::Result<Options, StartError> {
+    pub(super) fn read(&self) -> std::result::Result<Options, ArgError> {
         Ok(Options {
             user_data: self.string("userData")?,
             current_version: self.string("currentVersion")?,
@@ -200,7 +191,7 @@ impl<'env> OptionsReader<'env> {
         })
     }
 
-    fn get(&self, name: &'static str) -> std::result::Result<Option<Unknown<'env>>, StartError> {
+    fn get(&self, name: &'static str) -> std::result::Result<Option<Unknown<'env>>, ArgError> {
         let v: Unknown<'env> = self.obj.get_named_property(name)?;
         Ok(match v.get_type()? {
             ValueType::Undefined | ValueType::Null => None,
@@ -213,8 +204,8 @@ impl<'env> OptionsReader<'env> {
         &self,
         name: &'static str,
         ty: ValueType,
-        wrong: impl FnOnce() -> StartError,
-    ) -> std::result::Result<Option<T>, StartError> {
+        wrong: impl FnOnce() -> ArgError,
+    ) -> std::result::Result<Option<T>, ArgError> {
         match self.get(name)? {
             None => Ok(None),
             // SAFETY: the value's type was just checked to be `ty`, the JS type of `T`.
@@ -223,19 +214,19 @@ impl<'env> OptionsReader<'env> {
         }
     }
 
-    fn string(&self, name: &'static str) -> std::result::Result<Option<String>, StartError> {
+    fn string(&self, name: &'static str) -> std::result::Result<Option<String>, ArgError> {
         self.typed(name, ValueType::String, || {
             invalid(name, "must be a string")
         })
     }
 
-    fn number(&self, name: &'static str) -> std::result::Result<Option<f64>, StartError> {
+    fn number(&self, name: &'static str) -> std::result::Result<Option<f64>, ArgError> {
         self.typed(name, ValueType::Number, || {
             invalid(name, "must be a number")
         })
     }
 
-    fn boolean(&self, name: &'static str) -> std::result::Result<Option<bool>, StartError> {
+    fn boolean(&self, name: &'static str) -> std::result::Result<Option<bool>, ArgError> {
         self.typed(name, ValueType::Boolean, || {
             invalid(name, "must be a boolean")
         })
@@ -245,14 +236,14 @@ impl<'env> OptionsReader<'env> {
     pub(super) fn callback<T: ToNapiValue + JsValuesTupleIntoVec>(
         &self,
         name: &'static str,
-    ) -> std::result::Result<Option<Function<'env, T, ()>>, StartError> {
+    ) -> std::result::Result<Option<Function<'env, T, ()>>, ArgError> {
         self.typed(name, ValueType::Function, || {
             invalid(name, "must be a function")
         })
     }
 
     /// `ca`: one PEM string or an array of them.
-    fn ca(&self) -> std::result::Result<Option<Vec<String>>, StartError> {
+    fn ca(&self) -> std::result::Result<Option<Vec<String>>, ArgError> {
         let Some(v) = self.get("ca")? else {
             return Ok(None);
         };
@@ -278,7 +269,7 @@ impl<'env> OptionsReader<'env> {
     }
 
     /// `registryKeys`: an array of key objects whose fields are strings.
-    fn registry_keys(&self) -> std::result::Result<Option<Vec<RegistryKeyInput>>, StartError> {
+    fn registry_keys(&self) -> std::result::Result<Option<Vec<RegistryKeyInput>>, ArgError> {
         let Some(v) = self.get(REGISTRY_KEYS)? else {
             return Ok(None);
         };
@@ -296,7 +287,7 @@ impl<'env> OptionsReader<'env> {
     }
 
     /// `provenance`: `{ repository, workflowPath?, ref? }`.
-    fn provenance(&self) -> std::result::Result<Option<ProvenanceInput>, StartError> {
+    fn provenance(&self) -> std::result::Result<Option<ProvenanceInput>, ArgError> {
         let Some(v) = self.get("provenance")? else {
             return Ok(None);
         };
@@ -324,7 +315,7 @@ impl<'env> OptionsReader<'env> {
 
     /// `signal`: anything shaped like an `AbortSignal` (`aborted` boolean, both listener methods),
     /// so a polyfill works too.
-    pub(super) fn signal(&self) -> std::result::Result<Option<Object<'env>>, StartError> {
+    pub(super) fn signal(&self) -> std::result::Result<Option<Object<'env>>, ArgError> {
         let Some(v) = self.get("signal")? else {
             return Ok(None);
         };
@@ -348,11 +339,11 @@ impl<'env> OptionsReader<'env> {
 }
 
 /// `registryKeys`, one entry: an object whose fields are strings.
-fn registry_key(i: usize, item: Unknown<'_>) -> std::result::Result<RegistryKeyInput, StartError> {
+fn registry_key(i: usize, item: Unknown<'_>) -> std::result::Result<RegistryKeyInput, ArgError> {
     if item.get_type()? != ValueType::Object {
         return Err(invalid(
             REGISTRY_KEYS,
-            &format!("entry {i} is not an object"),
+            format!("entry {i} is not an object"),
         ));
     }
     let entry = OptionsReader {
@@ -363,7 +354,7 @@ fn registry_key(i: usize, item: Unknown<'_>) -> std::result::Result<RegistryKeyI
         entry.typed(name, ValueType::String, || {
             invalid(
                 REGISTRY_KEYS,
-                &format!("entry {i}: `{name}` must be a string"),
+                format!("entry {i}: `{name}` must be a string"),
             )
         })
     };

@@ -1,7 +1,7 @@
 //! The store functions: reading the pointer and the store's state, marking a version bad,
 //! pruning, and recognising this package's errors.
 
-use super::types::{js_error, or_null, RuntimePointer, StageLogEntry};
+use super::types::{invalid, or_null, ArgError, RuntimePointer, StageLogEntry};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use runtime_stager_core::user_data_dir;
@@ -17,10 +17,7 @@ pub(super) fn string_arg(
     match arg {
         // SAFETY: the guard checked that the value is a string.
         Some(v) if v.get_type()? == ValueType::String => Ok(unsafe { v.cast::<String>() }?),
-        _ => Err(ArgError::Stage(StageError::InvalidOption {
-            name,
-            reason: "must be a string".into(),
-        })),
+        _ => Err(invalid(name, "must be a string")),
     }
 }
 
@@ -34,33 +31,6 @@ pub(super) fn optional_string_arg(
         None => Ok(None),
         Some(v) if matches!(v.get_type()?, ValueType::Undefined | ValueType::Null) => Ok(None),
         some => string_arg(some, name).map(Some),
-    }
-}
-
-/// Why an argument was refused: a coded error, or a JS call that failed while it was read.
-pub(super) enum ArgError {
-    Stage(StageError),
-    Js(Error),
-}
-
-impl From<Error> for ArgError {
-    fn from(e: Error) -> Self {
-        ArgError::Js(e)
-    }
-}
-
-impl From<StageError> for ArgError {
-    fn from(e: StageError) -> Self {
-        ArgError::Stage(e)
-    }
-}
-
-impl ArgError {
-    fn into_js(self, env: &Env) -> Error {
-        match self {
-            ArgError::Stage(e) => js_error(env, &e),
-            ArgError::Js(e) => e,
-        }
     }
 }
 
@@ -138,10 +108,10 @@ pub(crate) fn write_pointer(
 /// The `version` and `cliEntry` strings of a pointer argument.
 fn pointer_arg(p: Option<Unknown<'_>>) -> std::result::Result<(String, String), ArgError> {
     let refused = || {
-        ArgError::Stage(StageError::InvalidOption {
-            name: "pointer",
-            reason: "must be an object with string `version` and `cliEntry`".into(),
-        })
+        invalid(
+            "pointer",
+            "must be an object with string `version` and `cliEntry`",
+        )
     };
     let Some(p) = p.filter(|p| p.get_type().is_ok_and(|t| t == ValueType::Object)) else {
         return Err(refused());
@@ -202,19 +172,13 @@ pub(crate) fn cleanup_partials(
 fn on_log_arg<'a>(
     opts: Option<Unknown<'a>>,
 ) -> std::result::Result<Option<Function<'a, StageLogEntry, ()>>, ArgError> {
-    let refused = |name, reason: &str| {
-        ArgError::Stage(StageError::InvalidOption {
-            name,
-            reason: reason.into(),
-        })
-    };
     let Some(opts) = opts else {
         return Ok(None);
     };
     match opts.get_type()? {
         ValueType::Undefined | ValueType::Null => return Ok(None),
         ValueType::Object => {}
-        _ => return Err(refused("opts", "must be an object")),
+        _ => return Err(invalid("opts", "must be an object")),
     }
     // SAFETY: its type was checked just above.
     let obj: Object = unsafe { opts.cast()? };
@@ -223,7 +187,7 @@ fn on_log_arg<'a>(
         ValueType::Undefined | ValueType::Null => Ok(None),
         // SAFETY: its type was checked in the guard.
         ValueType::Function => Ok(Some(unsafe { f.cast()? })),
-        _ => Err(refused("onLog", "must be a function")),
+        _ => Err(invalid("onLog", "must be a function")),
     }
 }
 

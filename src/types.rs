@@ -159,6 +159,44 @@ impl From<Checked> for StageOutcome {
     }
 }
 
+/// Why a binding call failed: a coded error (an option or argument at fault, or the core's
+/// answer), or a JS call (a getter, `addEventListener`) that threw while the arguments were read.
+pub(super) enum ArgError {
+    Stage(StageError),
+    Js(Error),
+}
+
+impl From<StageError> for ArgError {
+    fn from(e: StageError) -> Self {
+        ArgError::Stage(e)
+    }
+}
+
+impl From<Error> for ArgError {
+    fn from(e: Error) -> Self {
+        ArgError::Js(e)
+    }
+}
+
+impl ArgError {
+    /// The JS error to throw or reject with.
+    pub(super) fn into_js(self, env: &Env) -> Error {
+        match self {
+            ArgError::Stage(e) => js_error(env, &e),
+            ArgError::Js(e) => e,
+        }
+    }
+}
+
+/// `EINVALID_OPTION` naming the option or argument at fault: napi's own conversion errors
+/// (`StringExpected`) carry no code of this package, and an app branches on `err.code`.
+pub(super) fn invalid(name: &'static str, reason: impl Into<String>) -> ArgError {
+    ArgError::Stage(StageError::InvalidOption {
+        name,
+        reason: reason.into(),
+    })
+}
+
 /// Turns a core error into a JS `Error` with `code`, `hint` and the structured fields.
 pub(super) fn js_error(env: &Env, e: &StageError) -> Error {
     let build = || -> Result<Error> {

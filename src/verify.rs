@@ -1,6 +1,6 @@
 //! `verifyBundle`: one Sigstore bundle checked by hand, with the verifier the staging path uses.
 
-use super::types::js_error;
+use super::types::{invalid, ArgError};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use runtime_stager_core::StageError;
@@ -26,22 +26,15 @@ pub(crate) struct VerifyBundleOptions {
     pub trusted_root: Option<String>,
 }
 
-fn invalid(name: &'static str, reason: &str) -> StageError {
-    StageError::InvalidOption {
-        name,
-        reason: reason.into(),
-    }
-}
-
 /// Verifies a Sigstore bundle offline, as the staging path verifies provenance. Returns nothing
 /// when it verifies; throws `EPROVENANCE` (with `check`) when it does not, `EINVALID_OPTION` for
 /// a bad option or trust root.
 #[napi]
 pub(crate) fn verify_bundle(env: &Env, opts: VerifyBundleOptions) -> Result<()> {
-    check(&opts).map_err(|e| js_error(env, &e))
+    check(&opts).map_err(|e| e.into_js(env))
 }
 
-fn check(o: &VerifyBundleOptions) -> std::result::Result<(), StageError> {
+fn check(o: &VerifyBundleOptions) -> std::result::Result<(), ArgError> {
     if o.bundle.len() as u64 > MAX_ATTESTATIONS_BYTES {
         return Err(invalid("bundle", "is larger than 1 MiB"));
     }
@@ -63,13 +56,14 @@ fn check(o: &VerifyBundleOptions) -> std::result::Result<(), StageError> {
         Some(text) if text.len() > MAX_TRUST_ROOT_BYTES => {
             return Err(invalid("trustedRoot", "is larger than 1 MiB"))
         }
-        Some(text) => TrustRoot::from_json(text).map_err(|e| invalid("trustedRoot", &e))?,
+        Some(text) => TrustRoot::from_json(text).map_err(|e| invalid("trustedRoot", e))?,
         None => TrustRoot::public_good().map_err(StageError::internal)?,
     };
     verify_sigstore_bundle(o.bundle.as_bytes(), &digest, &signer, &root).map_err(|r| {
         StageError::BundleRefused {
-            check: r.check.as_str(),
+            check: r.check,
             reason: r.reason,
         }
-    })
+    })?;
+    Ok(())
 }

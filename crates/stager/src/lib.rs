@@ -123,7 +123,9 @@ pub use config::{
 #[doc(hidden)]
 pub use extract::{extract_tgz, ExtractLimits};
 pub use shared::call::{AbortHandle, Control, Progress};
-pub use shared::error::{catching_panics, Field, Result, StageError};
+pub use shared::error::{
+    catching_panics, Check, CompatGuard, Field, Limit, Op, Result, SignatureReason, StageError,
+};
 pub use shared::fsutil::blocking;
 pub use shared::log::{LogEntry, Value as LogValue};
 pub use shared::version::clean as clean_version;

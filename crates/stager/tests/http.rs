@@ -6,7 +6,7 @@ mod common;
 use common::tls::TlsServer;
 use common::Server;
 use runtime_stager_core::testkit::{Fetched, Field, Http};
-use runtime_stager_core::{Control, NetConfig, StageError};
+use runtime_stager_core::{Control, Limit, NetConfig, StageError};
 use std::time::Duration;
 
 #[tokio::test]
@@ -112,7 +112,7 @@ async fn document_over_the_cap_is_refused_with_and_without_content_length() {
             matches!(
                 &e,
                 StageError::TooLarge {
-                    limit: "document",
+                    limit: Limit::Document,
                     ..
                 }
             ),

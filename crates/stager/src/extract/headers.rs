@@ -4,7 +4,7 @@
 use super::limits::{
     archive_error, too_large, unsafe_entry, MAX_EXTENDED_PATH_BYTES, MAX_EXTENSION_BYTES,
 };
-use crate::shared::error::{Result, StageError};
+use crate::shared::error::{Limit, Result, StageError};
 use crate::shared::text::clip;
 use std::io::{self, Read};
 use tar::EntryType;
@@ -152,7 +152,7 @@ impl Extensions {
             b"path" | b"linkpath" if value.len() > MAX_EXTENDED_PATH_BYTES => {
                 return Err(too_large(
                     url,
-                    "path",
+                    Limit::Path,
                     format!(
                         "PAX `{}` is {} bytes, more than {MAX_EXTENDED_PATH_BYTES}",
                         String::from_utf8_lossy(key),
@@ -188,7 +188,7 @@ fn check_extension_size(kind: EntryType, size: u64, header_name: &str, url: &str
     if size > cap {
         return Err(too_large(
             url,
-            "extensionHeader",
+            Limit::ExtensionHeader,
             format!(
                 "the {} header `{header_name}` holds {size} bytes, more than {cap}",
                 kind_name(kind)
@@ -241,9 +241,9 @@ mod tests {
     use std::fs;
 
     /// The cap an `ETOO_LARGE` error names, `None` for any other error.
-    fn cap_hit(err: &StageError) -> Option<&'static str> {
+    fn cap_hit(err: &StageError) -> Option<Limit> {
         match err {
-            StageError::TooLarge { limit, .. } => Some(limit),
+            StageError::TooLarge { limit, .. } => Some(*limit),
             _ => None,
         }
     }
@@ -319,7 +319,11 @@ mod tests {
                 (F, "package/a.js", 1, b"x"),
             ]);
             let err = refusal(&data);
-            assert_eq!(cap_hit(&err), Some("extensionHeader"), "{kind:?}: {err}");
+            assert_eq!(
+                cap_hit(&err),
+                Some(Limit::ExtensionHeader),
+                "{kind:?}: {err}"
+            );
             assert!(err.to_string().len() < 1000);
         }
     }
@@ -332,7 +336,7 @@ mod tests {
             (F, "package/a.js", 1, b"x"),
         ]);
         let err = refusal(&data);
-        assert_eq!(cap_hit(&err), Some("extensionHeader"), "{err}");
+        assert_eq!(cap_hit(&err), Some(Limit::ExtensionHeader), "{err}");
 
         // A PAX record under 64 KiB whose path is over 4 KiB.
         let rec = pax(&[("path", &name)]);
@@ -341,7 +345,7 @@ mod tests {
             (F, "package/a.js", 1, b"x"),
         ]);
         let err = refusal(&data);
-        assert_eq!(cap_hit(&err), Some("path"), "{err}");
+        assert_eq!(cap_hit(&err), Some(Limit::Path), "{err}");
         assert!(err.to_string().len() < 1000);
 
         let rec = pax(&[("comment", &"c".repeat(MAX_EXTENSION_BYTES as usize))]);
@@ -350,7 +354,7 @@ mod tests {
             (F, "package/a.js", 1, b"x"),
         ]);
         let err = refusal(&data);
-        assert_eq!(cap_hit(&err), Some("extensionHeader"), "{err}");
+        assert_eq!(cap_hit(&err), Some(Limit::ExtensionHeader), "{err}");
     }
 
     #[test]

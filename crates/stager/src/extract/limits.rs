@@ -1,6 +1,6 @@
 //! The extractor's caps, and the errors it reports when a tarball breaks one or is malformed.
 
-use crate::shared::error::StageError;
+use crate::shared::error::{Limit, StageError};
 use std::io;
 
 /// Hard ceilings whatever the registry claims: the runtime is ~60 MB in ~20 files today.
@@ -42,7 +42,7 @@ impl std::fmt::Display for LimitExceeded {
 impl std::error::Error for LimitExceeded {}
 
 /// An `ETOO_LARGE` error for the cap named `limit`.
-pub(super) fn too_large(url: &str, limit: &'static str, reason: String) -> StageError {
+pub(super) fn too_large(url: &str, limit: Limit, reason: String) -> StageError {
     StageError::TooLarge {
         url: url.into(),
         limit,
@@ -63,7 +63,7 @@ pub(super) fn unsafe_entry(url: &str, entry: &str, reason: &str) -> StageError {
 /// stream passed its cap.
 pub(super) fn archive_error(url: &str, e: io::Error) -> StageError {
     if let Some(limit) = e.get_ref().and_then(|i| i.downcast_ref::<LimitExceeded>()) {
-        return too_large(url, "inflatedBytes", limit.to_string());
+        return too_large(url, Limit::InflatedBytes, limit.to_string());
     }
     let reason = match e.kind() {
         io::ErrorKind::UnexpectedEof => "the stream ends early (truncated)".to_string(),

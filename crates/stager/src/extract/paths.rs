@@ -2,7 +2,7 @@
 //! them, and shown relative to the destination in errors.
 
 use super::limits::{too_large, unsafe_entry, MAX_PATH_BYTES, MAX_PATH_DEPTH};
-use crate::shared::error::Result;
+use crate::shared::error::{Limit, Result};
 use std::path::{Path, PathBuf};
 
 /// The sanitised path below the destination, `None` for the top folder itself.
@@ -10,9 +10,11 @@ pub(super) fn relative_path(raw_path: &[u8], url: &str, shown: &str) -> Result<O
     match sanitize(raw_path) {
         Ok(rel) => Ok(rel),
         Err(PathProblem::Unsafe(reason)) => Err(unsafe_entry(url, shown, &reason)),
-        Err(PathProblem::TooLarge(reason)) => {
-            Err(too_large(url, "path", format!("entry `{shown}`: {reason}")))
-        }
+        Err(PathProblem::TooLarge(reason)) => Err(too_large(
+            url,
+            Limit::Path,
+            format!("entry `{shown}`: {reason}"),
+        )),
     }
 }
 

@@ -5,7 +5,7 @@ use super::headers::{check_kind, check_pax_size, entry_path, Extensions};
 use super::inflate::{drain, inflate};
 use super::limits::{archive_error, too_large, unsafe_entry, ExtractLimits, Extracted};
 use super::paths::{relative_path, shown_rel, top_component};
-use crate::shared::error::{Result, StageError};
+use crate::shared::error::{Limit, Op, Result, StageError};
 use crate::shared::fsutil;
 use crate::shared::text::clip;
 use std::fs::{self, File, OpenOptions};
@@ -30,7 +30,7 @@ pub fn extract_tgz<R: Read>(
     url: &str,
     cancel: &AtomicBool,
 ) -> Result<Extracted> {
-    fs::create_dir(dest).map_err(|e| StageError::io("creating", dest, e))?;
+    fs::create_dir(dest).map_err(|e| StageError::io(Op::Creating, dest, e))?;
     let mut archive = tar::Archive::new(inflate(src, limits));
     let mut unpacker = Unpacker::new(dest, limits, bins, url, cancel);
     unpacker.unpack_all(&mut archive)?;
@@ -131,7 +131,7 @@ impl<'a> Unpacker<'a> {
         if self.entries_seen > max {
             return Err(too_large(
                 self.url,
-                "entries",
+                Limit::Entries,
                 format!("more than {max} entries"),
             ));
         }
@@ -194,7 +194,7 @@ impl<'a> Unpacker<'a> {
                 &clip(&name),
                 "a file and a folder of the same name",
             ),
-            None => StageError::io("creating", target, e),
+            None => StageError::io(Op::Creating, target, e),
         }
     }
 
@@ -238,7 +238,7 @@ impl<'a> Unpacker<'a> {
         let max = self.limits.max_bytes;
         if self.stats.bytes.saturating_add(size) > max {
             let reason = format!("unpacked size exceeds {max} bytes");
-            return Err(too_large(self.url, "unpackedBytes", reason));
+            return Err(too_large(self.url, Limit::UnpackedBytes, reason));
         }
         Ok(())
     }
@@ -261,7 +261,7 @@ impl<'a> Unpacker<'a> {
                 return Ok(written);
             }
             file.write_all(&self.buf[..n])
-                .map_err(|e| StageError::io("writing", target, e))?;
+                .map_err(|e| StageError::io(Op::Writing, target, e))?;
             written += n as u64;
         }
     }
@@ -307,7 +307,7 @@ pub(crate) fn require_folders_or_absent(root: &Path, rel: &[&str], url: &str) ->
                 })
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(StageError::io("reading", &at, e)),
+            Err(e) => return Err(StageError::io(Op::Reading, &at, e)),
         }
     }
     Ok(())
@@ -325,7 +325,7 @@ fn open_for_write(target: &Path, executable: bool) -> Result<File> {
     }
     let file = opts
         .open(target)
-        .map_err(|e| StageError::io("creating", target, e))?;
+        .map_err(|e| StageError::io(Op::Creating, target, e))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -333,7 +333,7 @@ fn open_for_write(target: &Path, executable: bool) -> Result<File> {
         // explicitly so the runtime's bin is executable whatever the app's umask.
         let mode = if executable { 0o755 } else { 0o644 };
         file.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(|e| StageError::io("setting mode of", target, e))?;
+            .map_err(|e| StageError::io(Op::SettingModeOf, target, e))?;
     }
     #[cfg(not(unix))]
     let _ = executable;

@@ -7,7 +7,7 @@
 //! exactly is ignored and refetched.
 
 use super::http::CacheValidators;
-use crate::shared::error::{Result, StageError};
+use crate::shared::error::{Op, Result, StageError};
 use crate::shared::fsutil;
 use crate::store::{Store, CACHE_FILE};
 use serde::{Deserialize, Serialize};
@@ -95,16 +95,16 @@ pub(crate) fn write(
         WRITES.fetch_add(1, Ordering::Relaxed)
     ));
     let write = || -> Result<()> {
-        let mut f = File::create(&tmp).map_err(|e| StageError::io("creating", &tmp, e))?;
+        let mut f = File::create(&tmp).map_err(|e| StageError::io(Op::Creating, &tmp, e))?;
         let mut head = serde_json::to_vec(&header).expect("header serialises");
         head.push(b'\n');
         f.write_all(&head)
             .and_then(|_| f.write_all(body))
-            .map_err(|e| StageError::io("writing", &tmp, e))?;
+            .map_err(|e| StageError::io(Op::Writing, &tmp, e))?;
         // Not flushed to disk: a cache torn by a power cut fails its length check and is
         // refetched, and skipping the flush keeps the no-change check fast.
         drop(f);
-        fs::rename(&tmp, &final_path).map_err(|e| StageError::io("renaming", &tmp, e))
+        fs::rename(&tmp, &final_path).map_err(|e| StageError::io(Op::Renaming, &tmp, e))
     };
     let result = write();
     if result.is_err() {
@@ -118,7 +118,7 @@ pub(crate) fn remove(store: &Store) -> Result<()> {
     match fs::remove_file(&p) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(StageError::io("removing", &p, e)),
+        Err(e) => Err(StageError::io(Op::Removing, &p, e)),
     }
 }
 

@@ -4,7 +4,7 @@
 use super::http::Http;
 use super::resume::{self, Kept, RangeAnswer};
 use crate::shared::call::Control;
-use crate::shared::error::{Result, StageError};
+use crate::shared::error::{Op, Result, StageError};
 use crate::shared::fsutil::blocking;
 use crate::store::Store;
 use crate::store::{Sidecar, Validator};
@@ -173,15 +173,16 @@ pub(crate) fn append_kept(
     let f = std::fs::OpenOptions::new()
         .append(true)
         .open(path)
-        .map_err(|e| StageError::io("opening", path, e))?;
+        .map_err(|e| StageError::io(Op::Opening, path, e))?;
     let mut w = io::BufWriter::with_capacity(256 * 1024, f);
     let mut n = 0u64;
     while let Some(piece) = rx.blocking_recv() {
         w.write_all(&piece)
-            .map_err(|e| StageError::io("writing", path, e))?;
+            .map_err(|e| StageError::io(Op::Writing, path, e))?;
         n += piece.len() as u64;
     }
-    w.flush().map_err(|e| StageError::io("writing", path, e))?;
+    w.flush()
+        .map_err(|e| StageError::io(Op::Writing, path, e))?;
     Ok(n)
 }
 
@@ -196,7 +197,7 @@ pub(crate) async fn read_kept(
         (&mut f)
             .take(max)
             .read_to_end(&mut buf)
-            .map_err(|e| StageError::io("reading", &path, e))?;
+            .map_err(|e| StageError::io(Op::Reading, &path, e))?;
         Ok((f, bytes::Bytes::from(buf)))
     })
     .await

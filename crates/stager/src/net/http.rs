@@ -5,7 +5,7 @@ use super::retry::{Attempt, RetryPolicy, MAX_RETRY_AFTER};
 use crate::config::{NetConfig, DEFAULT_MAX_DOCUMENT_BYTES};
 use crate::registry::same_origin;
 use crate::shared::call::Control;
-use crate::shared::error::{Budget, Result, StageError};
+use crate::shared::error::{Budget, Limit, Result, StageError};
 use crate::shared::phase::Phase;
 use crate::shared::text::clip;
 use std::time::Duration;
@@ -293,7 +293,7 @@ fn conditions(cached: Option<&CacheValidators>) -> Vec<(reqwest::header::HeaderN
 fn too_large(url: &str, max_bytes: u64, size: String) -> StageError {
     StageError::TooLarge {
         url: clip(url),
-        limit: "document",
+        limit: Limit::Document,
         reason: format!("the package document is {size}, over the {max_bytes}-byte cap"),
     }
 }

@@ -5,7 +5,7 @@
 //! another, asks for the rest with `Range` guarded by `If-Range`. Only the holder of the staging
 //! lock reads or writes them.
 
-use crate::shared::error::{Result, StageError};
+use crate::shared::error::{Op, Result, StageError};
 use crate::shared::fsutil;
 use crate::store::{now_secs, read_sidecar, Sidecar, Store, Validator};
 use std::fs::{self, File};
@@ -110,7 +110,7 @@ pub(crate) fn begin(store: &Store, version: &str, sidecar: &Sidecar) -> Result<(
     let kept = store.kept_path(version);
     remove_file(&kept)?;
     write_sidecar(store, version, sidecar)?;
-    File::create(&kept).map_err(|e| StageError::io("creating", &kept, e))?;
+    File::create(&kept).map_err(|e| StageError::io(Op::Creating, &kept, e))?;
     Ok(())
 }
 
@@ -121,7 +121,7 @@ fn write_sidecar(store: &Store, version: &str, sidecar: &Sidecar) -> Result<()> 
     let path = store.sidecar_path(version);
     let tmp = path.with_extension("json.tmp");
     let json = serde_json::to_vec(sidecar).expect("sidecar serialises");
-    fs::write(&tmp, json).map_err(|e| StageError::io("writing", &tmp, e))?;
+    fs::write(&tmp, json).map_err(|e| StageError::io(Op::Writing, &tmp, e))?;
     fsutil::rename_retrying(store.renamer(), &tmp, &path)
 }
 
@@ -148,7 +148,7 @@ fn remove_file(path: &Path) -> Result<()> {
     match fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(StageError::io("removing", path, e)),
+        Err(e) => Err(StageError::io(Op::Removing, path, e)),
     }
 }
 

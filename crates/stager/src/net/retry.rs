@@ -240,6 +240,7 @@ fn unit_random() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shared::error::Op;
     use crate::shared::phase::Phase;
 
     fn network() -> StageError {
@@ -260,7 +261,7 @@ mod tests {
 
     fn io() -> StageError {
         StageError::io(
-            "reading",
+            Op::Reading,
             std::path::Path::new("kept"),
             std::io::Error::other("short"),
         )

@@ -1,10 +1,11 @@
-//! One error type for the whole stager. Each variant has its message (on the variant), and one
-//! arm of `describe` giving its kind (the stable `code` JS sees as `err.code`, with a hint a
-//! person can act on) and its structured fields; messages name the operation and the path or URL
-//! involved.
+//! One error type for the whole stager. Each variant has its message (on the variant), one arm of
+//! `kind` giving the stable `code` JS sees as `err.code` with a hint a person can act on, and one
+//! arm of `fields` giving its structured fields; messages name the operation and the path or URL
+//! involved. A field with a closed set of values is an enum spelling the string JS sees.
 
 use super::phase::Phase;
 use super::text::clip;
+pub use runtime_stager_provenance::Check;
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
@@ -109,9 +110,7 @@ pub enum StageError {
     #[error("{} exceeds a limit ({limit}): {}", clip(.url), clip(.reason))]
     TooLarge {
         url: String,
-        /// Which cap was hit: `document`, `tarballBytes`, `entries`, `unpackedBytes`,
-        /// `inflatedBytes`, `path` or `extensionHeader`.
-        limit: &'static str,
+        limit: Limit,
         reason: String,
     },
 
@@ -125,11 +124,11 @@ pub enum StageError {
     NativeDeps { path: PathBuf },
 
     #[error("no space left on device while {op} {}", clip_path(.path))]
-    NoSpace { op: &'static str, path: PathBuf },
+    NoSpace { op: Op, path: PathBuf },
 
     #[error("{op} {} failed: {}", clip_path(.path), clip(&.source.to_string()))]
     Io {
-        op: &'static str,
+        op: Op,
         path: PathBuf,
         #[source]
         source: Arc<io::Error>,
@@ -144,8 +143,7 @@ pub enum StageError {
         version: String,
         /// The key the failing signature names, when it names one.
         keyid: Option<String>,
-        /// `invalid`, `unknown-key`, `expired-key`, `missing`, `malformed` or `no-integrity`.
-        reason: &'static str,
+        reason: SignatureReason,
     },
 
     #[error(
@@ -156,31 +154,30 @@ pub enum StageError {
     )]
     Incompatible {
         version: String,
-        /// `engines.node` or `node-pty`.
-        guard: &'static str,
+        guard: CompatGuard,
         range: String,
         /// The host's Node version or the bundled node-pty's version.
         provided: String,
     },
 
     #[error(
-        "{}@{} has no valid provenance ({check}): {}",
+        "{}@{} has no valid provenance ({}): {}",
         clip(.package),
         clip(.version),
+        .check.as_str(),
         clip(.reason)
     )]
     Provenance {
         package: String,
         version: String,
-        /// Which check failed: `attestation`, `certificate`, `identity`, `transparencyLog`,
-        /// `signature` or `subject`.
-        check: &'static str,
+        /// Which check failed, as the verifier names it.
+        check: Check,
         reason: String,
     },
 
     /// A Sigstore bundle checked by hand (`verifyBundle`) that does not verify.
-    #[error("the bundle does not verify ({check}): {}", clip(.reason))]
-    BundleRefused { check: &'static str, reason: String },
+    #[error("the bundle does not verify ({}): {}", .check.as_str(), clip(.reason))]
+    BundleRefused { check: Check, reason: String },
     /// The store lock stayed held past a store function's bounded wait: its holder is frozen.
     #[error("the store lock {} stayed held for {ms} ms", clip_path(.path))]
     Locked { path: PathBuf, ms: u64 },
@@ -230,6 +227,110 @@ impl fmt::Display for Budget {
             Budget::Connect => "the connect timeout",
             Budget::Idle => "the idle timeout",
         })
+    }
+}
+
+/// Declares an enum of a field's closed set of values, each with the one string JS sees (and
+/// messages show) for it, and `ALL` listing them in order.
+macro_rules! names {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)*
+        }
+
+        impl $name {
+            /// Every value, in the order the README and `error-types.d.ts` list them.
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+
+            /// The value spelled `text`, as [`Self::as_str`] spells it.
+            pub fn parse(text: &str) -> Option<$name> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == text)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+names! {
+    /// Which cap an `ETOO_LARGE` hit (`err.limit` in JS).
+    Limit {
+        /// The package document's size (`maxDocumentBytes`).
+        Document = "document",
+        /// The tarball body, far beyond what its unpacked cap allows.
+        TarballBytes = "tarballBytes",
+        /// The number of tarball entries (`maxEntries`).
+        Entries = "entries",
+        /// The unpacked size (`maxUnpackedBytes`).
+        UnpackedBytes = "unpackedBytes",
+        /// The inflated stream, beyond what the unpacked cap allows.
+        InflatedBytes = "inflatedBytes",
+        /// An entry's path depth or length.
+        Path = "path",
+        /// A GNU long-name or PAX header.
+        ExtensionHeader = "extensionHeader",
+    }
+}
+
+names! {
+    /// Why a registry signature check failed (`err.reason` of `ESIGNATURE` in JS).
+    SignatureReason {
+        /// The signature does not verify with the key it names.
+        Invalid = "invalid",
+        /// The key it names is not one of the registry's keys.
+        UnknownKey = "unknown-key",
+        /// The key it names expired before the version was published.
+        ExpiredKey = "expired-key",
+        /// There is none, and `requireSignatures` is set.
+        Missing = "missing",
+        /// `dist.signatures` is not a list of `{ keyid, sig }`.
+        Malformed = "malformed",
+        /// There is no integrity for a signature to vouch for.
+        NoIntegrity = "no-integrity",
+    }
+}
+
+names! {
+    /// Which compatibility guard refused a version (`err.guard` of `EINCOMPATIBLE` in JS); a
+    /// refusal remembered in the store names its guard the same way.
+    CompatGuard {
+        /// The runtime's `engines.node` range against the host's Node.
+        EnginesNode = "engines.node",
+        /// The runtime's `node-pty` range against the bundled node-pty.
+        NodePty = "node-pty",
+    }
+}
+
+names! {
+    /// What a failed file operation was doing, as its message says it: "`<op>` `<path>` failed".
+    Op {
+        Copying = "copying",
+        CopyingTo = "copying to",
+        Creating = "creating",
+        Flushing = "flushing",
+        FlushingFolder = "flushing folder",
+        Locking = "locking",
+        MovingAside = "moving aside",
+        Opening = "opening",
+        OpeningLock = "opening lock",
+        Reading = "reading",
+        ReadingFolder = "reading folder",
+        Removing = "removing",
+        Renaming = "renaming",
+        SettingModeOf = "setting mode of",
+        Writing = "writing",
     }
 }
 
@@ -297,41 +398,37 @@ kinds! {
         to https (check `registry`, --registry)",
 }
 
-/// What JS sees of an error beside its message: its kind and its structured fields.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Describe {
-    pub kind: Kind,
-    pub fields: Vec<(&'static str, Field)>,
-}
+/// The structured fields of an error, built up one by one.
+#[derive(Default)]
+struct Fields(Vec<(&'static str, Field)>);
 
-impl Describe {
-    fn of(kind: Kind) -> Describe {
-        Describe {
-            kind,
-            fields: Vec::new(),
-        }
+impl Fields {
+    /// Adds a string from outside, clipped (which masks the credentials of a URL).
+    fn str(mut self, name: &'static str, value: &str) -> Fields {
+        self.0.push((name, Field::Str(clip(value))));
+        self
     }
 
-    /// Adds a string field, clipped (which masks the credentials of a URL).
-    fn str(mut self, name: &'static str, value: &str) -> Describe {
-        self.fields.push((name, Field::Str(clip(value))));
+    /// Adds one of our own names (a closed set's value, an option's name): nothing to clip.
+    fn name(mut self, name: &'static str, value: &'static str) -> Fields {
+        self.0.push((name, Field::Str(value.to_string())));
         self
     }
 
     /// Adds a string field when there is a value.
-    fn opt(self, name: &'static str, value: Option<&str>) -> Describe {
+    fn opt(self, name: &'static str, value: Option<&str>) -> Fields {
         match value {
             Some(v) => self.str(name, v),
             None => self,
         }
     }
 
-    fn num(mut self, name: &'static str, value: f64) -> Describe {
-        self.fields.push((name, Field::Num(value)));
+    fn num(mut self, name: &'static str, value: f64) -> Fields {
+        self.0.push((name, Field::Num(value)));
         self
     }
 
-    fn path(self, path: &Path) -> Describe {
+    fn path(self, path: &Path) -> Fields {
         self.str("path", &path.display().to_string())
     }
 }
@@ -348,76 +445,92 @@ impl StageError {
         codes
     };
 
-    /// Each variant's kind and structured fields, one arm per variant (laid out as a table, so
-    /// kept from rustfmt); every string is clipped.
+    /// Each variant's kind: its code and hint (laid out as a table, so kept from rustfmt).
     #[rustfmt::skip]
-    pub fn describe(&self) -> Describe {
+    pub fn kind(&self) -> Kind {
         use StageError::*;
-        let of = Describe::of;
         match self {
-            InvalidOption { name, .. } => of(Kind::EINVALID_OPTION).str("option", name),
-            HttpClient { .. } => of(Kind::EHTTP_CLIENT),
-            Http { url, status, .. } => {
-                of(Kind::EHTTP).str("url", url).num("status", f64::from(*status))
-            }
-            Timeout { url, phase, budget, ms } => of(Kind::ETIMEDOUT)
-                .str("url", url).num("timeoutMs", *ms as f64)
-                .str("phase", phase.as_str()).str("timeout", budget.as_str()),
-            Network { url, phase, .. } => {
-                of(Kind::ENETWORK).str("url", url).str("phase", phase.as_str())
-            }
-            InsecureRedirect { url, location } => {
-                of(Kind::EINSECURE_REDIRECT).str("url", url).str("location", location)
-            }
-            BadManifest { url, .. } => of(Kind::EBADMANIFEST).str("url", url),
-            InvalidVersion { version, tag, .. } => {
-                of(Kind::EINVALID_VERSION).str("version", version).str("tag", tag)
-            }
-            Integrity { url, expected, actual } => of(Kind::EINTEGRITY)
-                .str("url", url).str("expected", expected).str("actual", actual),
-            UnsafeEntry { url, entry, .. } => {
-                of(Kind::EUNSAFE_ENTRY).str("url", url).str("entry", entry)
-            }
-            TooLarge { url, limit, .. } => of(Kind::ETOO_LARGE).str("url", url).str("limit", limit),
-            BadArchive { url, .. } => of(Kind::EBADARCHIVE).str("url", url),
-            MissingCli { url, .. } => of(Kind::EMISSING_CLI).str("url", url),
-            NativeDeps { path } => of(Kind::ENATIVE_DEPS).path(path),
-            NoSpace { path, .. } => of(Kind::ENOSPC).path(path),
-            Io { path, .. } => of(Kind::EIO).path(path),
-            Signature { version, keyid, reason } => of(Kind::ESIGNATURE)
-                .str("version", version).str("reason", reason).opt("keyid", keyid.as_deref()),
-            Incompatible { version, guard, range, provided } => of(Kind::EINCOMPATIBLE)
-                .str("version", version).str("guard", guard)
-                .str("range", range).str("provided", provided),
-            Provenance { version, check, .. } => {
-                of(Kind::EPROVENANCE).str("version", version).str("check", check)
-            }
-            BundleRefused { check, .. } => of(Kind::EPROVENANCE).str("check", check),
-            Busy { path, .. } => of(Kind::EBUSY).path(path),
-            Locked { path, ms } => of(Kind::ELOCKED).path(path).num("timeoutMs", *ms as f64)
-                .str("phase", "waiting-for-lock"),
-            Aborted => of(Kind::EABORTED),
-            Internal { what } => of(Kind::EINTERNAL).str("what", what),
+            InvalidOption { .. } => Kind::EINVALID_OPTION,
+            HttpClient { .. } => Kind::EHTTP_CLIENT,
+            Http { .. } => Kind::EHTTP,
+            Timeout { .. } => Kind::ETIMEDOUT,
+            Network { .. } => Kind::ENETWORK,
+            InsecureRedirect { .. } => Kind::EINSECURE_REDIRECT,
+            BadManifest { .. } => Kind::EBADMANIFEST,
+            InvalidVersion { .. } => Kind::EINVALID_VERSION,
+            Integrity { .. } => Kind::EINTEGRITY,
+            UnsafeEntry { .. } => Kind::EUNSAFE_ENTRY,
+            TooLarge { .. } => Kind::ETOO_LARGE,
+            BadArchive { .. } => Kind::EBADARCHIVE,
+            MissingCli { .. } => Kind::EMISSING_CLI,
+            NativeDeps { .. } => Kind::ENATIVE_DEPS,
+            NoSpace { .. } => Kind::ENOSPC,
+            Io { .. } => Kind::EIO,
+            Signature { .. } => Kind::ESIGNATURE,
+            Incompatible { .. } => Kind::EINCOMPATIBLE,
+            Provenance { .. } | BundleRefused { .. } => Kind::EPROVENANCE,
+            Busy { .. } => Kind::EBUSY,
+            Locked { .. } => Kind::ELOCKED,
+            Aborted => Kind::EABORTED,
+            Internal { .. } => Kind::EINTERNAL,
         }
     }
 
     /// The stable code JS sees as `err.code`.
     pub fn code(&self) -> &'static str {
-        self.describe().kind.code
+        self.kind().code
     }
 
     /// What a person can do about it, as `err.hint`.
     pub fn hint(&self) -> &'static str {
-        self.describe().kind.hint
+        self.kind().hint
     }
 
-    /// Structured fields for JS, beside `code`, `message` and `hint`; every string is clipped.
+    /// Structured fields for JS, beside `code`, `message` and `hint`, one arm per variant (laid
+    /// out as a table, so kept from rustfmt); every string from outside is clipped.
+    #[rustfmt::skip]
     pub fn fields(&self) -> Vec<(&'static str, Field)> {
-        self.describe().fields
+        use StageError::*;
+        let f = Fields::default();
+        let f = match self {
+            InvalidOption { name, .. } => f.name("option", name),
+            HttpClient { .. } | Aborted => f,
+            Http { url, status, .. } => f.str("url", url).num("status", f64::from(*status)),
+            Timeout { url, phase, budget, ms } => f
+                .str("url", url).num("timeoutMs", *ms as f64)
+                .name("phase", phase.as_str()).name("timeout", budget.as_str()),
+            Network { url, phase, .. } => f.str("url", url).name("phase", phase.as_str()),
+            InsecureRedirect { url, location } => f.str("url", url).str("location", location),
+            BadManifest { url, .. } | BadArchive { url, .. } | MissingCli { url, .. } => {
+                f.str("url", url)
+            }
+            InvalidVersion { version, tag, .. } => f.str("version", version).str("tag", tag),
+            Integrity { url, expected, actual } => f
+                .str("url", url).str("expected", expected).str("actual", actual),
+            UnsafeEntry { url, entry, .. } => f.str("url", url).str("entry", entry),
+            TooLarge { url, limit, .. } => f.str("url", url).name("limit", limit.as_str()),
+            NativeDeps { path } | NoSpace { path, .. } | Io { path, .. } | Busy { path, .. } => {
+                f.path(path)
+            }
+            Signature { version, keyid, reason } => f
+                .str("version", version).name("reason", reason.as_str())
+                .opt("keyid", keyid.as_deref()),
+            Incompatible { version, guard, range, provided } => f
+                .str("version", version).name("guard", guard.as_str())
+                .str("range", range).str("provided", provided),
+            Provenance { version, check, .. } => {
+                f.str("version", version).name("check", check.as_str())
+            }
+            BundleRefused { check, .. } => f.name("check", check.as_str()),
+            Locked { path, ms } => f.path(path).num("timeoutMs", *ms as f64)
+                .name("phase", Phase::WaitingForLock.as_str()),
+            Internal { what } => f.str("what", what),
+        };
+        f.0
     }
 
     /// Wraps an I/O error on `path`, singling out a full disk (or quota) so callers can tell it apart.
-    pub fn io(op: &'static str, path: &Path, source: io::Error) -> Self {
+    pub fn io(op: Op, path: &Path, source: io::Error) -> Self {
         if is_no_space(&source) {
             StageError::NoSpace {
                 op,
@@ -521,8 +634,12 @@ mod tests {
                 actual: "b".into(),
             },
             StageError::Aborted,
-            StageError::io("writing", Path::new("/x"), io::Error::from_raw_os_error(28)),
-            StageError::io("writing", Path::new("/x"), io::Error::other("boom")),
+            StageError::io(
+                Op::Writing,
+                Path::new("/x"),
+                io::Error::from_raw_os_error(28),
+            ),
+            StageError::io(Op::Writing, Path::new("/x"), io::Error::other("boom")),
         ];
         let codes: Vec<_> = errs.iter().map(|e| e.code()).collect();
         assert_eq!(codes, ["EHTTP", "EINTEGRITY", "EABORTED", "ENOSPC", "EIO"]);
@@ -603,7 +720,7 @@ mod tests {
             StageError::Provenance {
                 package: huge.clone(),
                 version: huge.clone(),
-                check: "subject",
+                check: Check::Subject,
                 reason: huge.clone(),
             },
             StageError::UnsafeEntry {
@@ -634,7 +751,11 @@ mod tests {
                 name: "proxy",
                 reason: huge.clone(),
             },
-            StageError::io("writing", Path::new(&huge), io::Error::other(huge.clone())),
+            StageError::io(
+                Op::Writing,
+                Path::new(&huge),
+                io::Error::other(huge.clone()),
+            ),
         ];
         for e in errs {
             assert!(e.to_string().chars().count() < 2000, "{}", e.code());
@@ -751,7 +872,7 @@ mod tests {
             },
             StageError::TooLarge {
                 url: url.clone(),
-                limit: "entries",
+                limit: Limit::Entries,
                 reason: url.clone(),
             },
             StageError::BadArchive {
@@ -765,25 +886,25 @@ mod tests {
             StageError::Provenance {
                 package: url.clone(),
                 version: url.clone(),
-                check: "identity",
+                check: Check::Identity,
                 reason: url.clone(),
             },
             StageError::NativeDeps { path: p.clone() },
             StageError::NoSpace {
-                op: "writing",
+                op: Op::Writing,
                 path: p.clone(),
             },
-            StageError::io("writing", &p, io::Error::other("x")),
+            StageError::io(Op::Writing, &p, io::Error::other("x")),
             StageError::Aborted,
             StageError::internal("x"),
             StageError::Signature {
                 version: url.clone(),
                 keyid: Some(url.clone()),
-                reason: "invalid",
+                reason: SignatureReason::Invalid,
             },
             StageError::Incompatible {
                 version: url.clone(),
-                guard: "node-pty",
+                guard: CompatGuard::NodePty,
                 range: url.clone(),
                 provided: url.clone(),
             },
@@ -883,6 +1004,140 @@ mod tests {
             .map(|b| b.as_str())
             .collect();
         assert_eq!(ts_union("timeout?:"), budgets);
+    }
+
+    /// Every check the verifier names, in the README's order. The match stops compiling when the
+    /// verifier gains a check, so that it is listed here (and in the README and the union) too.
+    fn every_check() -> Vec<&'static str> {
+        use Check::*;
+        let all = [
+            Attestation,
+            Certificate,
+            Identity,
+            TransparencyLog,
+            Timestamp,
+            Signature,
+            Subject,
+        ];
+        for check in all {
+            match check {
+                Attestation | Certificate | Identity | TransparencyLog | Timestamp | Signature
+                | Subject => {}
+            }
+        }
+        all.iter().map(|c| c.as_str()).collect()
+    }
+
+    /// The values the README's error table gives for `field` of `code`: "`field` (`a`, `b`)".
+    fn readme_values(code: &str, field: &str) -> Vec<&'static str> {
+        let readme = include_str!("../../../../README.md");
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{code}` |")))
+            .unwrap_or_else(|| panic!("no README row for {code}"));
+        let open = format!("`{field}` (");
+        let list = &row[row.find(&open).expect(field) + open.len()..];
+        let list = &list[..list.find(')').unwrap()];
+        list.split('`').skip(1).step_by(2).collect()
+    }
+
+    fn strings<T: Copy>(all: &[T], as_str: fn(T) -> &'static str) -> Vec<&'static str> {
+        all.iter().map(|v| as_str(*v)).collect()
+    }
+
+    #[test]
+    fn the_closed_fields_are_the_strings_the_typescript_and_the_readme_list() {
+        let limits = strings(Limit::ALL, Limit::as_str);
+        assert_eq!(readme_values("ETOO_LARGE", "limit"), limits);
+        let reasons = strings(SignatureReason::ALL, SignatureReason::as_str);
+        assert_eq!(ts_union("reason?:"), reasons);
+        assert_eq!(readme_values("ESIGNATURE", "reason"), reasons);
+        let guards = strings(CompatGuard::ALL, CompatGuard::as_str);
+        assert_eq!(ts_union("guard?:"), guards);
+        assert_eq!(readme_values("EINCOMPATIBLE", "guard"), guards);
+        assert_eq!(ts_union("check?:"), every_check());
+        assert_eq!(readme_values("EPROVENANCE", "check"), every_check());
+        // Each reads back as itself, and as nothing else.
+        for guard in CompatGuard::ALL {
+            assert_eq!(CompatGuard::parse(guard.as_str()), Some(*guard));
+        }
+        assert_eq!(CompatGuard::parse("engines"), None);
+    }
+
+    #[test]
+    fn the_closed_fields_reach_js_and_the_message_as_their_strings() {
+        let cases = [
+            (
+                StageError::TooLarge {
+                    url: "http://r/x.tgz".into(),
+                    limit: Limit::UnpackedBytes,
+                    reason: "unpacked size exceeds 10 bytes".into(),
+                },
+                ("limit", "unpackedBytes"),
+                "http://r/x.tgz exceeds a limit (unpackedBytes): unpacked size exceeds 10 bytes",
+            ),
+            (
+                StageError::Signature {
+                    version: "2.0.0".into(),
+                    keyid: Some("SHA256:k".into()),
+                    reason: SignatureReason::UnknownKey,
+                },
+                ("reason", "unknown-key"),
+                "registry signature check failed for version 2.0.0 (unknown-key, key SHA256:k)",
+            ),
+            (
+                StageError::Incompatible {
+                    version: "2.0.0".into(),
+                    guard: CompatGuard::EnginesNode,
+                    range: ">=99".into(),
+                    provided: "22.12.0".into(),
+                },
+                ("guard", "engines.node"),
+                "version 2.0.0 cannot run here: its engines.node range `>=99` excludes 22.12.0",
+            ),
+            (
+                StageError::Provenance {
+                    package: "kanban".into(),
+                    version: "2.0.0".into(),
+                    check: Check::TransparencyLog,
+                    reason: "no entry".into(),
+                },
+                ("check", "transparencyLog"),
+                "kanban@2.0.0 has no valid provenance (transparencyLog): no entry",
+            ),
+            (
+                StageError::BundleRefused {
+                    check: Check::Timestamp,
+                    reason: "bad token".into(),
+                },
+                ("check", "timestamp"),
+                "the bundle does not verify (timestamp): bad token",
+            ),
+        ];
+        for (e, (name, value), message) in cases {
+            assert!(
+                e.fields().contains(&(name, Field::Str(value.into()))),
+                "{:?}",
+                e.fields()
+            );
+            assert_eq!(e.to_string(), message);
+        }
+        let io = StageError::io(
+            Op::SettingModeOf,
+            Path::new("/x"),
+            io::Error::other("denied"),
+        );
+        assert_eq!(io.to_string(), "setting mode of /x failed: denied");
+        let full = StageError::io(
+            Op::FlushingFolder,
+            Path::new("/x"),
+            io::Error::from_raw_os_error(28),
+        );
+        assert_eq!(full.code(), "ENOSPC");
+        assert_eq!(
+            full.to_string(),
+            "no space left on device while flushing folder /x"
+        );
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! File-system steps with the durability and error mapping the store relies on.
 
-use super::error::{Result, StageError};
+use super::error::{Op, Result, StageError};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub(crate) fn create_dir_all(path: &Path) -> Result<()> {
-    fs::create_dir_all(path).map_err(|e| StageError::io("creating", path, e))
+    fs::create_dir_all(path).map_err(|e| StageError::io(Op::Creating, path, e))
 }
 
 /// Flushes a folder's entries (new names, renames) to disk. Windows cannot open a folder as a
@@ -17,7 +17,7 @@ pub(crate) fn sync_dir(path: &Path) -> Result<()> {
     {
         File::open(path)
             .and_then(|d| d.sync_all())
-            .map_err(|e| StageError::io("flushing folder", path, e))
+            .map_err(|e| StageError::io(Op::FlushingFolder, path, e))
     }
     #[cfg(not(unix))]
     {
@@ -29,12 +29,12 @@ pub(crate) fn sync_dir(path: &Path) -> Result<()> {
 /// Flushes every folder of a tree, deepest first, so each new name is durable before the tree's
 /// own rename makes it visible.
 pub(crate) fn sync_tree_dirs(root: &Path) -> Result<()> {
-    let entries = fs::read_dir(root).map_err(|e| StageError::io("reading folder", root, e))?;
+    let entries = fs::read_dir(root).map_err(|e| StageError::io(Op::ReadingFolder, root, e))?;
     for entry in entries {
-        let entry = entry.map_err(|e| StageError::io("reading folder", root, e))?;
+        let entry = entry.map_err(|e| StageError::io(Op::ReadingFolder, root, e))?;
         let ft = entry
             .file_type()
-            .map_err(|e| StageError::io("reading", &entry.path(), e))?;
+            .map_err(|e| StageError::io(Op::Reading, &entry.path(), e))?;
         if ft.is_dir() {
             sync_tree_dirs(&entry.path())?;
         }
@@ -67,7 +67,7 @@ pub(crate) fn rename_retrying(r: &dyn Renamer, from: &Path, to: &Path) -> Result
                 std::thread::sleep(wait);
                 wait *= 2;
             }
-            Err(e) => return Err(StageError::io("renaming", from, e)),
+            Err(e) => return Err(StageError::io(Op::Renaming, from, e)),
         }
     }
     unreachable!("the last attempt returns")
@@ -107,7 +107,7 @@ impl Syncer {
         let handle = std::thread::spawn(move || {
             for (file, path) in rx {
                 file.sync_all()
-                    .map_err(|e| StageError::io("flushing", &path, e))?;
+                    .map_err(|e| StageError::io(Op::Flushing, &path, e))?;
             }
             Ok(())
         });
@@ -165,7 +165,7 @@ pub(crate) fn remove_tree(path: &Path) -> Result<()> {
     match removed {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(StageError::io("removing", path, e)),
+        Err(e) => Err(StageError::io(Op::Removing, path, e)),
     }
 }
 
@@ -302,11 +302,11 @@ pub(crate) fn write_atomic(r: &dyn Renamer, path: &Path, data: &[u8]) -> Result<
         std::process::id()
     ));
     let write = || -> Result<()> {
-        let mut f = File::create(&tmp).map_err(|e| StageError::io("creating", &tmp, e))?;
+        let mut f = File::create(&tmp).map_err(|e| StageError::io(Op::Creating, &tmp, e))?;
         f.write_all(data)
-            .map_err(|e| StageError::io("writing", &tmp, e))?;
+            .map_err(|e| StageError::io(Op::Writing, &tmp, e))?;
         f.sync_all()
-            .map_err(|e| StageError::io("flushing", &tmp, e))?;
+            .map_err(|e| StageError::io(Op::Flushing, &tmp, e))?;
         drop(f);
         rename_retrying(r, &tmp, path)?;
         sync_dir(dir)
@@ -332,7 +332,7 @@ fn copy_tree_at(from: &Path, to: &Path, depth: usize) -> Result<u64> {
     if depth > MAX_COPY_DEPTH {
         // The source's shape, not a bug of ours: an I/O failure on that path.
         return Err(StageError::io(
-            "copying",
+            Op::Copying,
             from,
             io::Error::other(format!(
                 "folders nest deeper than {MAX_COPY_DEPTH} levels (a link cycle?)"
@@ -341,12 +341,12 @@ fn copy_tree_at(from: &Path, to: &Path, depth: usize) -> Result<u64> {
     }
     create_dir_all(to)?;
     let mut bytes = 0;
-    let entries = fs::read_dir(from).map_err(|e| StageError::io("reading folder", from, e))?;
+    let entries = fs::read_dir(from).map_err(|e| StageError::io(Op::ReadingFolder, from, e))?;
     for entry in entries {
-        let entry = entry.map_err(|e| StageError::io("reading folder", from, e))?;
+        let entry = entry.map_err(|e| StageError::io(Op::ReadingFolder, from, e))?;
         let src = entry.path();
         let dst = to.join(entry.file_name());
-        let meta = fs::metadata(&src).map_err(|e| StageError::io("reading", &src, e))?;
+        let meta = fs::metadata(&src).map_err(|e| StageError::io(Op::Reading, &src, e))?;
         if meta.is_dir() {
             bytes += copy_tree_at(&src, &dst, depth + 1)?;
         } else if meta.is_file() {
@@ -358,19 +358,19 @@ fn copy_tree_at(from: &Path, to: &Path, depth: usize) -> Result<u64> {
 }
 
 fn copy_file(src: &Path, dst: &Path) -> Result<u64> {
-    let mut input = File::open(src).map_err(|e| StageError::io("reading", src, e))?;
-    let mut output = File::create(dst).map_err(|e| StageError::io("creating", dst, e))?;
+    let mut input = File::open(src).map_err(|e| StageError::io(Op::Reading, src, e))?;
+    let mut output = File::create(dst).map_err(|e| StageError::io(Op::Creating, dst, e))?;
     // io::copy reports write errors (a full disk included) instead of truncating silently.
     // io::copy reports write errors (a full disk included) instead of truncating silently.
-    let n = io::copy(&mut input, &mut output).map_err(|e| StageError::io("copying to", dst, e))?;
+    let n = io::copy(&mut input, &mut output).map_err(|e| StageError::io(Op::CopyingTo, dst, e))?;
     let perms = input
         .metadata()
-        .map_err(|e| StageError::io("reading", src, e))?
+        .map_err(|e| StageError::io(Op::Reading, src, e))?
         .permissions();
-    fs::set_permissions(dst, perms).map_err(|e| StageError::io("setting mode of", dst, e))?;
+    fs::set_permissions(dst, perms).map_err(|e| StageError::io(Op::SettingModeOf, dst, e))?;
     output
         .sync_all()
-        .map_err(|e| StageError::io("flushing", dst, e))?;
+        .map_err(|e| StageError::io(Op::Flushing, dst, e))?;
     Ok(n)
 }
 

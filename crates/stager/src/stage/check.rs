@@ -59,7 +59,14 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
         if let Some(outcome) = version_guards(cfg, store, &latest, ctl)? {
             break outcome;
         }
-        match pre_download_guards(cfg, store, &http, &resolved, latest.clone(), ctl).await {
+        let c = Candidate {
+            cfg,
+            store,
+            http: &http,
+            version: &latest,
+            ctl,
+        };
+        match pre_download_guards(&c, &resolved).await {
             Ok(run) => {
                 break single_flight(store, &run.latest, &run.key(), ctl, || run.stage()).await?
             }
@@ -305,14 +312,14 @@ fn version_guards(
 /// downloaded or written: the bundled native modules are there, its registry signature holds
 /// and, when configured, its provenance, and the version is compatible with the modules and
 /// with the host.
-async fn pre_download_guards<'a>(
-    cfg: &'a Config,
-    store: &'a Store,
-    http: &'a Http,
-    resolved: &Resolved,
-    latest: String,
-    ctl: &'a Control,
-) -> Result<Run<'a>> {
+async fn pre_download_guards<'a>(c: &Candidate<'a>, resolved: &Resolved) -> Result<Run<'a>> {
+    let Candidate {
+        cfg,
+        store,
+        http,
+        version: latest,
+        ctl,
+    } = *c;
     let native_src = cfg.native_deps_source.join(NATIVE_MODULE[1]);
     if !native_src.is_dir() {
         return Err(StageError::NativeDeps {
@@ -326,29 +333,23 @@ async fn pre_download_guards<'a>(
     let Resolved { url, doc, full, .. } = resolved;
     // The trust checks come first: a version no one can trust is passed over, and what the
     // compatibility guard would say about it must not be what answers the call.
-    let candidate = Candidate {
-        cfg,
-        http,
-        version: &latest,
-        ctl,
-    };
-    check_signatures(&candidate, url, doc, *full).await?;
+    check_signatures(c, url, doc, *full).await?;
     if let Some(provenance) = &cfg.provenance {
-        check_provenance(&candidate, provenance, &doc.dist(&latest)?).await?;
+        check_provenance(c, provenance, &doc.dist(latest)?).await?;
     }
-    compat_guard(store, doc, &latest, &compat, ctl)?;
-    let dist = doc.dist(&latest)?;
+    compat_guard(c, doc, &compat)?;
+    let dist = doc.dist(latest)?;
     ctl.log(
         Level::Info,
-        format!("staging {}", clip(&latest)),
-        &[("version", (&latest).into())],
+        format!("staging {}", clip(latest)),
+        &[("version", latest.into())],
     );
     Ok(Run {
         cfg,
         store,
         http,
         ctl,
-        latest,
+        latest: latest.to_string(),
         dist,
         native_src,
         compat,

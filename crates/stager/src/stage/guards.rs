@@ -7,7 +7,7 @@ use crate::net::Http;
 use crate::registry::{rewrite_tarball_url, Dist, Document, ACCEPT_FULL};
 use crate::shared::call::Control;
 use crate::shared::error::Result;
-use crate::shared::error::StageError;
+use crate::shared::error::{SignatureReason, StageError};
 use crate::shared::fsutil;
 use crate::shared::log::Level;
 use crate::shared::text::clip;
@@ -42,13 +42,13 @@ pub(crate) fn read_manifest(path: &Path) -> Option<serde_json::Value> {
 /// The compatibility guard before any download: a refusal remembered from an earlier download of
 /// the same tarball (by the integrity the document promises; re-checked, as the app may have been
 /// updated since), then the document's own entry.
-pub(crate) fn compat_guard(
-    store: &Store,
-    doc: &Document,
-    latest: &str,
-    compat: &Compat,
-    ctl: &Control,
-) -> Result<()> {
+pub(crate) fn compat_guard(c: &Candidate<'_>, doc: &Document, compat: &Compat) -> Result<()> {
+    let Candidate {
+        store,
+        version: latest,
+        ctl,
+        ..
+    } = *c;
     let (host, pty) = (compat.host_node.as_ref(), compat.node_pty.as_ref());
     let remembered = doc
         .dist(latest)
@@ -71,9 +71,11 @@ pub(crate) fn compat_guard(
     }
 }
 
-/// A version under the trust checks, with the settings and the call that check it.
+/// A version under the checks that come before any download, with the settings, the store and
+/// the call that check it.
 pub(crate) struct Candidate<'a> {
     pub(crate) cfg: &'a Config,
+    pub(crate) store: &'a Store,
     pub(crate) http: &'a Http,
     pub(crate) version: &'a str,
     pub(crate) ctl: &'a Control,
@@ -93,6 +95,7 @@ pub(crate) async fn check_signatures(
         http,
         version: latest,
         ctl,
+        ..
     } = *c;
     let keys = cfg
         .trust
@@ -141,7 +144,7 @@ fn signature_verdict(c: &Candidate<'_>, signed: Result<Signed>) -> Result<()> {
         Ok(Signed::Missing) if cfg.trust.require_signatures => Err(StageError::Signature {
             version: latest.to_string(),
             keyid: None,
-            reason: "missing",
+            reason: SignatureReason::Missing,
         }),
         Ok(Signed::Missing) => {
             ctl.log(
@@ -211,7 +214,7 @@ fn refusal(c: &Candidate<'_>, check: Check, reason: String) -> StageError {
     StageError::Provenance {
         package: c.cfg.package_name.clone(),
         version: c.version.to_string(),
-        check: check.as_str(),
+        check,
         reason,
     }
 }

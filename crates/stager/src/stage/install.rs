@@ -18,6 +18,8 @@ use crate::net::{Attempt, RetryPolicy};
 use crate::registry::Hasher;
 use crate::registry::{rewrite_tarball_url, Dist};
 use crate::shared::call::Control;
+use crate::shared::error::Limit;
+use crate::shared::error::Op;
 use crate::shared::error::Result;
 use crate::shared::error::StageError;
 use crate::shared::fsutil;
@@ -178,7 +180,7 @@ impl Job<'_> {
         if let Some(k) = kept.as_ref().filter(|k| k.len > max) {
             return Err(StageError::TooLarge {
                 url: self.url.clone(),
-                limit: "tarballBytes",
+                limit: Limit::TarballBytes,
                 reason: format!(
                     "the {} bytes kept from an earlier download are over this call's {max}",
                     k.len
@@ -424,7 +426,7 @@ impl<'a> Pump<'a> {
         };
         let kept_path = self.job.store.kept_path(self.job.version);
         let mut f = std::fs::File::open(&kept_path)
-            .map_err(|e| StageError::io("opening", &kept_path, e))?;
+            .map_err(|e| StageError::io(Op::Opening, &kept_path, e))?;
         let mut left = len;
         while left > 0 {
             let (back, piece) = read_kept(f, left.min(REPLAY_CHUNK), kept_path.clone()).await?;
@@ -432,7 +434,7 @@ impl<'a> Pump<'a> {
             if piece.is_empty() {
                 // Truncated on disk: a read-back failure, which restarts from byte 0.
                 return Err(StageError::io(
-                    "reading",
+                    Op::Reading,
                     &kept_path,
                     io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -501,7 +503,7 @@ impl<'a> Pump<'a> {
         if self.downloaded > self.max_download {
             return Err(StageError::TooLarge {
                 url: self.job.url.clone(),
-                limit: "tarballBytes",
+                limit: Limit::TarballBytes,
                 reason: format!("the tarball is over {} bytes", self.max_download),
             });
         }

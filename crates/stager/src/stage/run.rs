@@ -492,15 +492,20 @@ mod tests {
     use crate::shared::call::Control;
     use crate::store::NATIVE_MODULE;
     use crate::trust::public_keys;
+    use std::sync::Arc;
 
     /// A run's settings: the options a call passes, the environment, an edit of the resolved
-    /// settings (for those no option sets) and the compatibility the run checks against.
+    /// settings (for those no option sets), the compatibility the run checks against, an edit of
+    /// what the document says of the tarball, and the call's own control (its callbacks and
+    /// deadline) in place of a plain one.
     #[derive(Default)]
     struct Setup {
         options: Options,
         env: EnvDefaults,
         edit: Option<fn(&mut Config)>,
         compat: Compat,
+        dist: Option<fn(&mut Dist)>,
+        control: Option<fn() -> Control>,
     }
 
     /// The single-flight key of a run of 2.0.0 with `setup`, its store in `dir`.
@@ -510,6 +515,8 @@ mod tests {
             env,
             edit,
             compat,
+            dist: edit_dist,
+            control,
         } = setup;
         let options = Options {
             user_data: Some(dir.display().to_string()),
@@ -525,8 +532,9 @@ mod tests {
         // The key does not look at the client: one built from the defaults lets a case give
         // certificates that are not PEM.
         let http = Http::new(&NetConfig::default(), PUBLIC_REGISTRY).unwrap();
-        let (ctl, _abort) = Control::new(Duration::from_secs(60));
-        let dist = Dist {
+        let (plain, _abort) = Control::new(Duration::from_secs(60));
+        let ctl = control.map_or(plain, |make| make());
+        let mut dist = Dist {
             tarball: "https://registry.npmjs.org/kanban/-/kanban-2.0.0.tgz".into(),
             integrity: Expected::from_sri(&sri_of(b"tgz")).unwrap(),
             unpacked_size: None,
@@ -534,6 +542,9 @@ mod tests {
             bins: Vec::new(),
             attestations_url: None,
         };
+        if let Some(edit_dist) = edit_dist {
+            edit_dist(&mut dist);
+        }
         let run = Run {
             cfg: &cfg,
             store: &store,
@@ -564,6 +575,20 @@ mod tests {
     fn edit(edit: fn(&mut Config)) -> Setup {
         Setup {
             edit: Some(edit),
+            ..Default::default()
+        }
+    }
+
+    fn dist(edit: fn(&mut Dist)) -> Setup {
+        Setup {
+            dist: Some(edit),
+            ..Default::default()
+        }
+    }
+
+    fn control(make: fn() -> Control) -> Setup {
+        Setup {
+            control: Some(make),
             ..Default::default()
         }
     }
@@ -622,6 +647,14 @@ mod tests {
             })
         };
         vec![
+            (
+                "integrity",
+                dist(|d| d.integrity = Expected::from_sri(&sri_of(b"other tgz")).unwrap()),
+            ),
+            (
+                "tarball URL",
+                dist(|d| d.tarball = "https://registry.npmjs.org/kanban/-/other-2.0.0.tgz".into()),
+            ),
             (
                 "registry",
                 options(Options {
@@ -882,9 +915,16 @@ mod tests {
                 auth_token: Some("".into()),
                 ..Default::default()
             }),
+            // The call's own callbacks (`onLog`, `onProgress`) and deadline: each joiner keeps
+            // its own, and a run's result does not depend on who listens to it.
+            control(|| {
+                let (ctl, _abort) = Control::new(Duration::from_secs(5));
+                ctl.with_log(Arc::new(|_| {}))
+                    .with_progress(Arc::new(|_| {}))
+            }),
         ];
         for setup in same {
-            let shown = format!("{:?}", setup.options);
+            let shown = format!("{:?} control: {}", setup.options, setup.control.is_some());
             assert_eq!(base, key_of(setup), "{shown}");
         }
     }

@@ -15,6 +15,7 @@ use super::layout::OWNED_NAMES;
 use super::layout::STORE_LOCK_FILE;
 use super::locks::LockWait;
 use super::locks::StagingLock;
+use crate::shared::error::Op;
 use crate::shared::error::Result;
 use crate::shared::error::StageError;
 use crate::shared::fsutil;
@@ -211,7 +212,7 @@ impl Store {
         match self.renamer().rename(&from, &to) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StageError::io("moving aside", &from, e)),
+            Err(e) => return Err(StageError::io(Op::MovingAside, &from, e)),
         }
         fsutil::sync_dir(&self.root)?;
         Ok(Some(MovedAside {

@@ -26,6 +26,7 @@
 //!                     (see `heal`); never removed by the store
 //! ```
 
+use crate::shared::error::Op;
 use crate::shared::error::Result;
 use crate::shared::error::StageError;
 use crate::shared::fsutil::OsRenamer;
@@ -205,7 +206,7 @@ pub(super) fn dir_entries(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(StageError::io("reading folder", dir, e)),
+        Err(e) => return Err(StageError::io(Op::ReadingFolder, dir, e)),
     };
     Ok(entries
         .flatten()

@@ -6,6 +6,7 @@ use super::layout::Store;
 use super::layout::BAD_FILE;
 use super::layout::INCOMPATIBLE_FILE;
 use super::locks::StoreLock;
+use crate::shared::error::Op;
 use crate::shared::error::Result;
 use crate::shared::error::StageError;
 use crate::shared::fsutil;
@@ -74,7 +75,7 @@ impl Store {
             fsutil::SmallFile::Missing => Ok(Vec::new()),
             fsutil::SmallFile::Read(bytes) => Ok(salvage_versions(&bytes)),
             fsutil::SmallFile::Refused => Err(StageError::io(
-                "reading",
+                Op::Reading,
                 &path,
                 io::Error::new(
                     io::ErrorKind::InvalidData,

@@ -5,6 +5,7 @@
 use super::layout::Store;
 use super::layout::LOCK_FILE;
 use super::layout::STORE_LOCK_FILE;
+use crate::shared::error::Op;
 use crate::shared::error::Result;
 use crate::shared::error::StageError;
 use crate::shared::fsutil;
@@ -43,7 +44,7 @@ impl StagingLockFile {
                 held: StagingLock { _private: () },
             })),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(StageError::io("locking", &self.path, e)),
+            Err(e) => Err(StageError::io(Op::Locking, &self.path, e)),
         }
     }
 
@@ -139,7 +140,7 @@ impl Store {
             match lock.try_write() {
                 Ok(guard) => return f(&StoreLock { _guard: guard }),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(StageError::io("locking", &path, e)),
+                Err(e) => return Err(StageError::io(Op::Locking, &path, e)),
             }
             wait.check(&path, started)?;
             std::thread::sleep(LOCK_RETRY);
@@ -167,9 +168,9 @@ impl Store {
         fsutil::no_follow_no_wait(&mut options);
         let f = options
             .open(&path)
-            .map_err(|e| StageError::io("opening lock", &path, e))?;
+            .map_err(|e| StageError::io(Op::OpeningLock, &path, e))?;
         if !fsutil::is_regular(&f) {
-            return Err(StageError::io("opening lock", &path, not_a_lock_file()));
+            return Err(StageError::io(Op::OpeningLock, &path, not_a_lock_file()));
         }
         Ok(fd_lock::RwLock::new(f))
     }
@@ -191,13 +192,13 @@ impl Store {
             Ok(f) if fsutil::is_regular(&f) => f,
             Ok(_) => return Ok(false),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(StageError::io("opening lock", &path, e)),
+            Err(e) => return Err(StageError::io(Op::OpeningLock, &path, e)),
         };
         let mut lock = fd_lock::RwLock::new(file);
         let held = match lock.try_write() {
             Ok(_) => false,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
-            Err(e) => return Err(StageError::io("locking", &path, e)),
+            Err(e) => return Err(StageError::io(Op::Locking, &path, e)),
         };
         Ok(held)
     }

@@ -5,6 +5,7 @@ use super::layout::json_line;
 use super::layout::Store;
 use super::locks::LockWait;
 use super::locks::StoreLock;
+use crate::shared::error::Op;
 use crate::shared::error::Result;
 use crate::shared::error::StageError;
 use crate::shared::fsutil;
@@ -130,7 +131,7 @@ impl Store {
         match fs::remove_file(&path) {
             Ok(()) => fsutil::sync_dir(&self.root),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StageError::io("removing", &path, e)),
+            Err(e) => Err(StageError::io(Op::Removing, &path, e)),
         }
     }
 

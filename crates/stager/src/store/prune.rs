@@ -16,6 +16,7 @@ use super::locks::LockWait;
 use super::locks::StagingLock;
 use super::locks::StoreLock;
 use super::locks::LOCK_RETRY;
+use crate::shared::error::Op;
 use crate::shared::error::Result;
 use crate::shared::error::StageError;
 use crate::shared::fsutil;
@@ -144,7 +145,7 @@ impl Store {
                     path: dir.clone(),
                     reason: e.to_string(),
                 }),
-                Err(e) => Err(StageError::io("moving aside", &dir, e)),
+                Err(e) => Err(StageError::io(Op::MovingAside, &dir, e)),
             }
         })?;
         if let Some(trash) = trash {

@@ -2,7 +2,7 @@
 //! satisfy is refused before it is downloaded.
 
 use crate::shared::error::Result;
-use crate::shared::error::StageError;
+use crate::shared::error::{CompatGuard, StageError};
 use serde_json::Value;
 
 /// What the compatibility guard checks a runtime against; an unknown version is not checked.
@@ -15,8 +15,7 @@ pub(crate) struct Compat {
 /// The guard and range of a runtime the host cannot run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Refusal {
-    /// `engines.node` or `node-pty`.
-    pub guard: &'static str,
+    pub guard: CompatGuard,
     pub range: String,
     /// The host's Node version or the bundled node-pty's version, which the range excludes.
     pub provided: String,
@@ -32,10 +31,6 @@ impl Refusal {
         }
     }
 }
-
-pub(super) const GUARD_ENGINES: &str = "engines.node";
-
-pub(super) const GUARD_NODE_PTY: &str = "node-pty";
 
 /// Whether `range` (npm syntax) admits `provided`. Prereleases count, as npm's own engines check
 /// counts them: the question is whether the runtime can run, not which version npm would pick.
@@ -57,14 +52,15 @@ pub(crate) fn check_compat(
         host_node,
         manifest.get("engines").and_then(|e| e.get("node")),
     ) {
-        check_range(GUARD_ENGINES, range, host)?;
+        check_range(CompatGuard::EnginesNode, range, host)?;
     }
     if let Some(pty) = node_pty {
         for field in ["dependencies", "optionalDependencies", "peerDependencies"] {
-            if let Some(Value::String(range)) =
-                manifest.get(field).and_then(|d| d.get(GUARD_NODE_PTY))
+            if let Some(Value::String(range)) = manifest
+                .get(field)
+                .and_then(|d| d.get(CompatGuard::NodePty.as_str()))
             {
-                check_range(GUARD_NODE_PTY, range, pty)?;
+                check_range(CompatGuard::NodePty, range, pty)?;
             }
         }
     }
@@ -79,16 +75,16 @@ pub(crate) fn still_refused(
     host_node: Option<&nodejs_semver::Version>,
     node_pty: Option<&nodejs_semver::Version>,
 ) -> Option<Refusal> {
-    let (guard, provided) = match guard {
-        GUARD_ENGINES => (GUARD_ENGINES, host_node?),
-        GUARD_NODE_PTY => (GUARD_NODE_PTY, node_pty?),
-        _ => return None,
+    let guard = CompatGuard::parse(guard)?;
+    let provided = match guard {
+        CompatGuard::EnginesNode => host_node?,
+        CompatGuard::NodePty => node_pty?,
     };
     check_range(guard, range, provided).err()
 }
 
 fn check_range(
-    guard: &'static str,
+    guard: CompatGuard,
     range: &str,
     provided: &nodejs_semver::Version,
 ) -> Result<(), Refusal> {
@@ -123,20 +119,20 @@ mod tests {
         assert_eq!(
             check_compat(&strict, Some(&node), Some(&pty)),
             Err(Refusal {
-                guard: GUARD_ENGINES,
+                guard: CompatGuard::EnginesNode,
                 range: ">=99".into(),
                 provided: "22.12.0".into()
             })
         );
         let r = check_compat(&strict, None, Some(&pty)).unwrap_err();
-        assert_eq!((r.guard, r.range.as_str()), (GUARD_NODE_PTY, "^2"));
+        assert_eq!((r.guard, r.range.as_str()), (CompatGuard::NodePty, "^2"));
         // A range that cannot be read admits nothing; an empty one admits anything.
         assert!(!admits("github:microsoft/node-pty", &pty));
         assert!(admits("", &pty));
         assert!(admits("~22.12", &node));
         assert!(!admits("^22.13.0", &node));
-        assert!(still_refused(GUARD_ENGINES, ">=99", Some(&node), None).is_some());
-        assert!(still_refused(GUARD_ENGINES, ">=99", Some(&v("99.0.0")), None).is_none());
-        assert!(still_refused(GUARD_NODE_PTY, "^2", None, None).is_none());
+        assert!(still_refused("engines.node", ">=99", Some(&node), None).is_some());
+        assert!(still_refused("engines.node", ">=99", Some(&v("99.0.0")), None).is_none());
+        assert!(still_refused("node-pty", "^2", None, None).is_none());
     }
 }

@@ -3,7 +3,7 @@
 use crate::registry::Signatures;
 use crate::shared::dates::rfc3339_ms;
 use crate::shared::error::Result;
-use crate::shared::error::StageError;
+use crate::shared::error::{SignatureReason, StageError};
 use crate::shared::text::clip;
 use base64::Engine;
 use p256::ecdsa::signature::Verifier;
@@ -113,29 +113,29 @@ pub(crate) fn verify_signatures(
     keys: &[RegistryKey],
     published: Option<i64>,
 ) -> Result<Signed, StageError> {
-    let fail = |reason: &'static str, keyid: Option<&str>| StageError::Signature {
+    let fail = |reason: SignatureReason, keyid: Option<&str>| StageError::Signature {
         version: version.to_string(),
         keyid: keyid.map(str::to_string),
         reason,
     };
     let list = match signatures {
         Signatures::Absent => return Ok(Signed::Missing),
-        Signatures::Malformed => return Err(fail("malformed", None)),
+        Signatures::Malformed => return Err(fail(SignatureReason::Malformed, None)),
         Signatures::Present(list) if list.is_empty() => return Ok(Signed::Missing),
         Signatures::Present(list) => list,
     };
     // The signature covers the integrity string; without one there is nothing it could vouch for.
-    let integrity = integrity.ok_or_else(|| fail("no-integrity", None))?;
+    let integrity = integrity.ok_or_else(|| fail(SignatureReason::NoIntegrity, None))?;
     let message = signature_message(name, version, integrity);
     for (keyid, sig) in list {
         let key = keys
             .iter()
             .find(|k| k.keyid == *keyid)
-            .ok_or_else(|| fail("unknown-key", Some(keyid)))?;
+            .ok_or_else(|| fail(SignatureReason::UnknownKey, Some(keyid)))?;
         if let Some(expires) = key.expires {
             // A version with no publish time cannot be shown to predate the key's retirement.
             if published.is_none_or(|p| p >= expires) {
-                return Err(fail("expired-key", Some(keyid)));
+                return Err(fail(SignatureReason::ExpiredKey, Some(keyid)));
             }
         }
         let valid = base64::engine::general_purpose::STANDARD
@@ -144,7 +144,7 @@ pub(crate) fn verify_signatures(
             .and_then(|der| Signature::from_der(&der).ok())
             .is_some_and(|s| key.key.verify(message.as_bytes(), &s).is_ok());
         if !valid {
-            return Err(fail("invalid", Some(keyid)));
+            return Err(fail(SignatureReason::Invalid, Some(keyid)));
         }
     }
     Ok(Signed::Verified(list[0].0.clone()))
@@ -187,7 +187,7 @@ mod tests {
         assert!(!needs_publish_time(&real, &keys));
 
         let code = |r: Result<Signed, StageError>| match r {
-            Err(StageError::Signature { reason, .. }) => reason,
+            Err(StageError::Signature { reason, .. }) => reason.as_str(),
             other => panic!("{other:?}"),
         };
         // Any other version, name or integrity does not verify with the same signature.
@@ -237,7 +237,7 @@ mod tests {
                 matches!(
                     at(late),
                     Err(StageError::Signature {
-                        reason: "expired-key",
+                        reason: SignatureReason::ExpiredKey,
                         ..
                     })
                 ),
