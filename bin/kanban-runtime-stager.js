@@ -436,6 +436,11 @@ function outcomeLine(outcome, ms, cliEntry, c) {
   }
 }
 
+/**
+ * Prints what the addon's readStoreStatus found.
+ * @param {Parsed} parsed
+ * @param {Out} out
+ */
 async function status({ values }, out) {
   const userData = requireUserData(values)
   const report = await loadBinding().readStoreStatus(userData, { currentVersion: values['current-version'] })
@@ -464,13 +469,20 @@ async function status({ values }, out) {
   }
 }
 
-/** A staged version's row in status: pointed mark, version, size, wholeness, bad mark, why it is kept. */
+/**
+ * A staged version's row in status: pointed mark, version, size, wholeness, bad mark, why it is kept.
+ * @param {import('../index.js').VersionOnDisk} v
+ * @param {Paint} c
+ */
 function versionLine(v, c) {
   const note = v.keptBecause.length ? v.keptBecause.join(', ') : 'not kept: the next staging run or prune removes it'
   return `  ${v.pointed ? '*' : ' '} ${safe(v.version).padEnd(16)} ${mib(v.bytes).padStart(10)}  ${v.whole ? 'whole' : c.red('DAMAGED')}${v.bad ? ` ${c.yellow('bad')}` : ''}  ${note}${health(v, c)}`
 }
 
-/** Why and when a version failed to launch, in words. */
+/**
+ * Why and when a version failed to launch, in words.
+ * @param {import('../index.js').LaunchFailureNote} f
+ */
 function failureWords(f) {
   const why =
     f.reason === 'unconfirmed-launches'
@@ -481,7 +493,11 @@ function failureWords(f) {
   return Number.isNaN(at.getTime()) ? why : `${why}, ${at.toISOString()}`
 }
 
-/** A version's launch health in words: confirmed, launches never confirmed, or nothing yet. */
+/**
+ * A version's launch health in words: confirmed, launches never confirmed, or nothing yet.
+ * @param {import('../index.js').VersionOnDisk} v
+ * @param {Paint} c
+ */
 function health(v, c) {
   if (v.confirmed) return `; ${c.green('healthy')} (a launch was confirmed)`
   if (v.attempts > 0) return `; ${c.yellow(`${v.attempts} launch${v.attempts === 1 ? '' : 'es'} never confirmed`)}`
@@ -507,7 +523,11 @@ const FOUND_WORDS = {
   device: 'a device',
 }
 
-/** Prints what the addon's diagnoseStore found; exit code 1 when it found a problem. */
+/**
+ * Prints what the addon's diagnoseStore found; exit code 1 when it found a problem.
+ * @param {Parsed} parsed
+ * @param {Out} out
+ */
 async function doctor({ values }, out) {
   const userData = requireUserData(values)
   const { healthy, problems, notes } = await loadBinding().diagnoseStore(userData)
