@@ -71,7 +71,8 @@ export interface RuntimeAutoUpdateSettings {
   checkIntervalMs?: number
   /**
    * Trial launches never confirmed nor ended cleanly before a rollback; default 2, a whole
-   * number from 1 to 1000 (else throws an `EINVALID_OPTION` `TypeError` at creation).
+   * number in `optionLimits().maxUnconfirmedLaunches` (1 to 1000; else throws an
+   * `EINVALID_OPTION` `TypeError` at creation).
    */
   maxUnconfirmedLaunches?: number
   /**

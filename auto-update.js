@@ -9,8 +9,10 @@ const {
   beginLaunch,
   checkAndStageLatestRuntime,
   cleanupPartials,
+  cleanVersion,
   confirmLaunch,
   endLaunch,
+  optionLimits,
   reportLaunchFailed,
   resolveLaunch,
   versionFromCliEntry,
@@ -30,9 +32,6 @@ const MAX_DELAY_MS = 365 * 24 * 60 * 60 * 1000
 // Each interval is drawn from +-10% of the setting, so a fleet started together does not ask
 // the registry in lock-step.
 const INTERVAL_SPREAD = 0.1
-// semver.org's own pattern: the bundled version is checked before any comparison uses it.
-const SEMVER =
-  /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/
 
 function createRuntimeAutoUpdate(deps, settings = {}) {
   if (!deps.isPackaged) return null
@@ -61,8 +60,11 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
   // At least 1 ms: an interval of 0 would spin.
   const interval = wholeMs(settings, 'checkIntervalMs', CHECK_INTERVAL_MS, 1)
   const max = settings.maxUnconfirmedLaunches
-  if (max !== undefined && !(Number.isInteger(max) && max >= 1 && max <= 1000)) {
-    throw invalidOption('maxUnconfirmedLaunches', 'must be a whole number from 1 to 1000')
+  // The addon's own range, checked here so that a wrong setting fails at creation rather than
+  // at every launch, where beginLaunch's refusal would only be logged.
+  const range = optionLimits().maxUnconfirmedLaunches
+  if (max !== undefined && !(Number.isInteger(max) && max >= range.min && max <= range.max)) {
+    throw invalidOption('maxUnconfirmedLaunches', `must be a whole number from ${range.min} to ${range.max}`)
   }
   const launchOpts = { bundledVersion, maxUnconfirmedLaunches: max }
   // 0 or null: the app confirms by itself (confirmCliEntryOverride).
@@ -86,22 +88,24 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
     }
   }
 
+  /** @type {{ cancel: () => void } | null} */
   let checks = null
   let inFlight = false
   let stopped = true
   // The trial launch this process began and has neither confirmed nor seen fail, if any: its
   // cliEntry and pending automatic confirmation. A later launch or stop() ends it cleanly.
+  /** @type {{ cliEntry: string, confirm: { cancel: () => void } | null } | null} */
   let trial = null
 
   // Forgets the open trial when it is `cliEntry`'s, cancelling its confirmation.
   const settle = (cliEntry) => {
-    if (trial?.cliEntry !== cliEntry) return
+    if (!trial || trial.cliEntry !== cliEntry) return
     trial.confirm?.cancel()
     trial = null
   }
 
   const confirmCliEntryOverride = (cliEntry) => {
-    if (trial?.cliEntry === cliEntry) {
+    if (trial && trial.cliEntry === cliEntry) {
       trial.confirm?.cancel()
       trial.confirm = null
     }
@@ -292,19 +296,20 @@ function wholeMs(settings, name, fallback, min) {
 
 // Shaped as the addon's own EINVALID_OPTION errors, and a TypeError, as a wrong setting is.
 function invalidOption(option, reason) {
-  const e = new TypeError(`invalid option \`${option}\`: ${reason}`)
-  e.code = 'EINVALID_OPTION'
-  e.option = option
-  e.hint = 'check the option named in the message'
-  return e
+  return Object.assign(new TypeError(`invalid option \`${option}\`: ${reason}`), {
+    code: 'EINVALID_OPTION',
+    option,
+    hint: 'check the option named in the message',
+  })
 }
 
-// A corrupt or hand-edited cli/package.json must not reach a version comparison: the caller
-// falls back to the shell's version.
+// A corrupt or hand-edited cli/package.json must not reach a version comparison: its version is
+// read as the addon reads every version (cleanVersion), and the caller falls back to the shell's
+// version when it is none.
 function readBundledVersion(cliDir) {
   try {
     const parsed = JSON.parse(readFileSync(path.join(cliDir, 'package.json'), 'utf8'))
-    return typeof parsed.version === 'string' && SEMVER.test(parsed.version) ? parsed.version : null
+    return cleanVersion(parsed?.version)
   } catch {
     return null
   }

@@ -138,6 +138,13 @@ export declare function checkAndStageLatestRuntime(opts: StageOptions): Promise<
 export declare function cleanupPartials(userData: string, opts?: { onLog?: (entry: StageLogEntry) => void } | undefined | null): void
 
 /**
+ * A version as the addon reads one the caller passes (npm's `semver.clean`: surrounding spaces
+ * and a leading `v` or `=` dropped), normalised; `null` for anything that is not semver,
+ * a non-string included. What `bundledVersion` and `currentVersion` accept.
+ */
+export declare function cleanVersion(version: unknown): string | null
+
+/**
  * Removes the pointer, so the app runs its bundled runtime; a missing one is fine. Takes the
  * store lock (never the staging lock): answers at once while another process downloads.
  */
@@ -152,6 +159,16 @@ export declare function cliEntryFor(userData: string, version: string): string
  * version, or `null` for a path outside the store or a version that is bad or no longer whole.
  */
 export declare function confirmLaunch(userData: string, cliEntry: string): string | null
+
+/**
+ * Checks a store as the store itself reads it: the pointer parses and names a whole version
+ * that is not bad, every staged version is whole, the lock is free, nothing stray is left,
+ * `bad-versions.json` and `launches.json` are readable, nothing of the wrong type sits at a
+ * name the store owns. Each problem comes with what to do about it; a pointed version still on
+ * trial and what was moved aside from a store name are notes. Reads only, off the JS thread;
+ * a bad argument rejects with `EINVALID_OPTION`, as every failure does.
+ */
+export declare function diagnoseStore(userData: string): Promise<StoreDiagnosis>
 
 /**
  * The start that launched `cliEntry` on trial ended cleanly: the app is quitting normally, no
@@ -254,6 +271,34 @@ export interface MisplacedEntry {
 }
 
 /**
+ * The ranges the options are checked against, for a command line or a settings screen that
+ * refuses a value before the call does, without a copy of the bounds.
+ */
+export declare function optionLimits(): OptionLimits
+
+/**
+ * The range of each whole-number option, as the addon checks it: a value outside is refused
+ * with `EINVALID_OPTION`.
+ */
+export interface OptionLimits {
+  /** `timeoutMs`, `connectTimeoutMs` and `idleTimeoutMs`, in ms. */
+  timeoutMs: OptionRange
+  retries: OptionRange
+  /** In minutes; 0 is off. */
+  minReleaseAgeMinutes: OptionRange
+  /** `maxBytesPerSecond`, `maxUnpackedBytes`, `maxEntries` and `maxDocumentBytes`. */
+  cap: OptionRange
+  /** `beginLaunch`'s `maxUnconfirmedLaunches`. */
+  maxUnconfirmedLaunches: OptionRange
+}
+
+/** The whole numbers an option takes, both ends included. */
+export interface OptionRange {
+  min: number
+  max: number
+}
+
+/**
  * `versionDir(userData, version) + '.partial'`, the in-flight folder of the first, TypeScript
  * stager (this one stages under `staging/`). Throws as `versionDir` does.
  */
@@ -308,11 +353,12 @@ export declare function pruneStore(userData: string, currentVersion?: string | u
 export declare function readPointer(userData: string): RuntimePointer | null
 
 /**
- * Everything about a store at once: pointer, staged versions with sizes and wholeness, bad
+ * Everything about a store at once: pointer, staged versions with sizes, wholeness and why each
+ * is kept (`opts.currentVersion`: the version the app runs, which pruning keeps too), bad
  * versions, partial folders and the lock. The folders are walked off the JS thread; a bad
  * argument rejects with `EINVALID_OPTION`, as every failure does.
  */
-export declare function readStoreStatus(userData: string): Promise<StoreStatus>
+export declare function readStoreStatus(userData: string, opts?: { currentVersion?: string | null } | undefined | null): Promise<StoreStatus>
 
 /** One registry signing key, as an entry of the registry's `/-/npm/v1/keys`. */
 export interface RegistryKeyOption {
@@ -547,6 +593,14 @@ export interface StageRefusal {
   keyid?: string
 }
 
+/** What `diagnoseStore` found. */
+export interface StoreDiagnosis {
+  /** No problem found. */
+  healthy: boolean
+  problems: Array<StoreProblem>
+  notes: Array<StoreNote>
+}
+
 /** A name the store reads or writes, as `storeLayout` lists it. */
 export interface StoreEntry {
   /** Relative to `<userData>/runtime-store`, `/`-separated; `{version}` stands for a version. */
@@ -564,6 +618,29 @@ export interface StoreEntry {
  * `misplaced`, and what `cleanupPartials` and staging runs move aside.
  */
 export declare function storeLayout(): Array<StoreEntry>
+
+/** What `diagnoseStore` found worth knowing that needs no action. */
+export interface StoreNote {
+  /**
+   * `'unconfirmed-launches'`: the pointed version is still on trial; `'moved-aside'`: an
+   * entry of the wrong type was moved aside from a store name and is kept.
+   */
+  kind: 'unconfirmed-launches' | 'moved-aside'
+  note: string
+}
+
+/** A problem `diagnoseStore` found, with what to do about it. */
+export interface StoreProblem {
+  /** Which check found it; a stable name to branch on. */
+  kind: 'pointer-refused' | 'pointer-invalid' | 'pointer-bad' | 'pointed-damaged' | 'version-damaged' | 'locked' | 'partials' | 'bad-list-refused' | 'bad-list-unreadable' | 'launch-record-refused' | 'launch-record-unreadable' | 'misplaced'
+  /**
+   * The problem in words. Names and versions from the disk are as they are: escape control
+   * characters before printing them to a terminal.
+   */
+  problem: string
+  /** What to do about it. */
+  fix: string
+}
 
 /** The store as a person debugging it wants to see it. */
 export interface StoreStatus {
@@ -669,6 +746,13 @@ export interface VersionOnDisk {
   attempts: number
   /** Whether the app confirmed a launch of it healthy (`confirmLaunch`). */
   confirmed: boolean
+  /**
+   * Why pruning keeps it, by the rule `pruneStore` applies: the pointer names it, it is the
+   * pointed version's fallback (its `previous`, else the newest other whole version not bad),
+   * it is the newest version confirmed healthy, or it is `opts.currentVersion` (compared by
+   * precedence). Empty: the next staging run or `pruneStore` removes it.
+   */
+  keptBecause: Array<'pointed' | 'fallback' | 'confirmed' | 'running'>
 }
 
 /**

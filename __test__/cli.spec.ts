@@ -446,6 +446,44 @@ describe('cli', () => {
     expect(JSON.parse(st.stdout).pointer).toBeNull()
   })
 
+  it("status and doctor print the addon's findings, and no file in the store is touched by the command line's own JavaScript", async () => {
+    await stageByCli('1.1.0')
+    fs.writeFileSync(path.join(s.store, 'current.json'), '{ not json')
+    fs.writeFileSync(path.join(s.store, 'launches.json'), `{"pad":"${'x'.repeat(64 * 1024)}"}`)
+    fs.mkdirSync(path.join(s.versionsDir, '1.2.0.partial'))
+    // Every call of node:fs in the command line's process is recorded with its path: the addon's
+    // own reads are native and never pass through it.
+    const dir = tempDir()
+    const hook = path.join(dir, 'record-fs.cjs')
+    const log = path.join(dir, 'fs.log')
+    fs.writeFileSync(
+      hook,
+      `const fs = require('node:fs'); const seen = []; const write = fs.writeFileSync
+      for (const api of [fs, fs.promises]) for (const [name, f] of Object.entries(api)) {
+        if (typeof f !== 'function' || /^[A-Z]/.test(name) || name === 'watch') continue
+        api[name] = function (...args) { if (typeof args[0] === 'string' || args[0] instanceof URL) seen.push(name + ' ' + String(args[0])); return f.apply(this, args) }
+      }
+      process.on('exit', () => write(${JSON.stringify(log)}, JSON.stringify(seen)))`,
+    )
+    const recorded = (...args: string[]) => runCli(args, { NODE_OPTIONS: `--require ${hook}` })
+    for (const command of ['status', 'doctor']) {
+      for (const json of [[], ['--json']]) {
+        const r = await recorded(command, '--user-data', s.userData, ...json)
+        expect([command, ...json, r.code]).toEqual([command, ...json, command === 'doctor' ? 1 : 0])
+        const touched = (JSON.parse(fs.readFileSync(log, 'utf8')) as string[]).filter((call) => call.includes(s.store))
+        expect([command, ...json, touched]).toEqual([command, ...json, []])
+      }
+    }
+    const d = await binding.diagnoseStore(s.userData)
+    expect(d.problems.map((p) => p.kind)).toEqual(['pointer-invalid', 'partials', 'launch-record-refused'])
+    const doctor = await cli('doctor', '--user-data', s.userData, '--json')
+    expect(JSON.parse(doctor.stdout)).toEqual({ ok: false, problems: d.problems.map(({ problem, fix }) => ({ problem, fix })), notes: [] })
+    const human = (await cli('doctor', '--user-data', s.userData)).stdout
+    for (const p of d.problems) expect(human).toContain(`problem: ${p.problem}\n  fix: ${p.fix}\n`)
+    const status = await cli('status', '--user-data', s.userData, '--json', '--current-version', '1.1.0')
+    expect(JSON.parse(status.stdout)).toEqual(await binding.readStoreStatus(s.userData, { currentVersion: '1.1.0' }))
+  })
+
   it('doctor reports a launch record the addon cannot read', async () => {
     await stageByCli('1.1.0')
     for (const text of ['not json', '[]', '{"attempts":{"1.1.0":"two"}}', '{"confirmed":"1.1.0"}']) {

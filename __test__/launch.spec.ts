@@ -454,6 +454,36 @@ describe('createRuntimeAutoUpdate', () => {
     expect(b.pointerFileExists(s.userData)).toBe(false)
   })
 
+  it("the bundled version is read with the addon's parser: one it refuses falls back to the shell version", async () => {
+    await stage('1.4.0')
+    for (const [bundled, launches] of [
+      // Not semver: refused, so the shell's 1.0.0 decides and the staged 1.4.0 launches.
+      ['1.5', true],
+      ['1.5.0.1', true],
+      // npm's spelling of 1.5.0, which the addon takes: newer than 1.4.0, so the bundled one runs.
+      ['v1.5.0', false],
+    ] as const) {
+      const res = tempDir()
+      fs.mkdirSync(path.join(res, 'app.asar.unpacked', 'cli'), { recursive: true })
+      fs.writeFileSync(path.join(res, 'app.asar.unpacked', 'cli', 'package.json'), JSON.stringify({ version: bundled }))
+      const u = createRuntimeAutoUpdate(
+        { isPackaged: true, userData: s.userData, resourcesPath: res, shellVersion: '1.0.0', broadcast() {} },
+        { confirmAfterMs: null, logger: { log() {}, warn() {} } },
+      )
+      made.push(u)
+      expect([bundled, u.resolveCliEntryOverride()]).toEqual([bundled, launches ? b.cliEntryFor(s.userData, '1.4.0') : null])
+      u.stop()
+    }
+  })
+
+  it('maxUnconfirmedLaunches takes the range optionLimits exports, both ends', () => {
+    const { min, max } = b.optionLimits().maxUnconfirmedLaunches
+    for (const maxUnconfirmedLaunches of [min, max]) expect(() => app('1.0.0', { maxUnconfirmedLaunches })).not.toThrow()
+    for (const maxUnconfirmedLaunches of [min - 1, max + 1]) {
+      expect(() => app('1.0.0', { maxUnconfirmedLaunches })).toThrow(expect.objectContaining({ code: 'EINVALID_OPTION', option: 'maxUnconfirmedLaunches' }))
+    }
+  })
+
   it('the race: the runtime from A fails after a background check pointed at B: A is marked bad, the pointer stays on B', async () => {
     await stage('1.4.0')
     const { u, calls } = app()

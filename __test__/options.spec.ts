@@ -169,6 +169,7 @@ describe('store functions refuse an empty or relative userData', () => {
   ]
   const asyncCalls: [string, (u: string) => Promise<unknown>][] = [
     ['readStoreStatus', (u) => b.readStoreStatus(u)],
+    ['diagnoseStore', (u) => b.diagnoseStore(u)],
     ['pruneStore', (u) => b.pruneStore(u)],
   ]
 
@@ -266,7 +267,13 @@ describe('store functions refuse an argument of the wrong type with EINVALID_OPT
       name: 'resolveLaunch',
       args: { userData: (x) => b.resolveLaunch(x, launchOpts), bundledVersion: (x) => b.resolveLaunch(u(), { bundledVersion: x }) },
     },
-    { name: 'readStoreStatus', async: true, args: { userData: (x) => b.readStoreStatus(x) } },
+    // opts.currentVersion is optional: undefined and null are "not given".
+    {
+      name: 'readStoreStatus',
+      async: true,
+      args: { userData: (x) => b.readStoreStatus(x), currentVersion: (x) => b.readStoreStatus(u(), { currentVersion: x ?? 42 }) },
+    },
+    { name: 'diagnoseStore', async: true, args: { userData: (x) => b.diagnoseStore(x) } },
     // currentVersion is optional: undefined and null are "not given".
     { name: 'pruneStore', async: true, args: { userData: (x) => b.pruneStore(x), currentVersion: (x) => b.pruneStore(u(), x ?? 42) } },
   ]
@@ -274,7 +281,7 @@ describe('store functions refuse an argument of the wrong type with EINVALID_OPT
   it('covers every store function the package exports', () => {
     const covered = new Set(table.map((t) => t.name))
     const exported = Object.keys(b).filter((k) => typeof b[k] === 'function')
-    const notStore = ['checkAndStageLatestRuntime', 'isStageError', 'storeLayout', 'verifyBundle']
+    const notStore = ['checkAndStageLatestRuntime', 'cleanVersion', 'isStageError', 'optionLimits', 'storeLayout', 'verifyBundle']
     expect(exported.filter((k) => !notStore.includes(k) && !covered.has(k))).toEqual([])
   })
 

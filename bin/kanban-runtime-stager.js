@@ -33,7 +33,10 @@ Options for every command:
 
 Exit codes: 0 done, 1 the operation failed (its error code is printed), 2 bad usage.
 Colour is used on a terminal; NO_COLOR turns it off.`,
-  stage: `Usage: ${NAME} stage --user-data DIR [options]
+  // The bounds are the addon's own (optionLimits), read when the help is shown.
+  get stage() {
+    const { timeoutMs, minReleaseAgeMinutes } = loadBinding().optionLimits()
+    return `Usage: ${NAME} stage --user-data DIR [options]
 
 Options:
   --user-data DIR        the app's userData folder (the store is DIR/runtime-store)   required
@@ -43,10 +46,10 @@ Options:
   --registry URL         registry base URL       default: npm_config_registry, else npmjs
   --package NAME         package to stage                               default: kanban
   --tag TAG              dist-tag to follow                             default: latest
-  --timeout-ms N         budget for the whole run, at most 86400000 (24 h)
+  --timeout-ms N         budget for the whole run, at most ${timeoutMs.max} (${timeoutMs.max / 3_600_000} h)
                                                                         default: 600000
   --proxy URL            proxy for every request     default: HTTPS_PROXY / HTTP_PROXY
-  --min-release-age MIN  stage only releases at least MIN minutes old (at most 527040, 366 days)
+  --min-release-age MIN  stage only releases at least MIN minutes old (at most ${minReleaseAgeMinutes.max}, ${minReleaseAgeMinutes.max / 1440} days)
                                                                         default: 0 (off)
   --registry-keys FILE   the registry's signing keys, a JSON file as /-/npm/v1/keys serves
                          ({"keys": [...]}) or its array      default: npmjs keys, embedded
@@ -71,7 +74,8 @@ Options:
   --verbose              print what the stager decides and why on stderr
 
 On a terminal a progress bar shows the phase and the bytes downloaded; otherwise each phase is
-printed on a line of its own. Both go to stderr; the outcome goes to stdout.`,
+printed on a line of its own. Both go to stderr; the outcome goes to stdout.`
+  },
   status: `Usage: ${NAME} status --user-data DIR [--current-version V] [--json]
 
 Shows the pointer, every staged version with its size, wholeness and why it is kept (pointed,
@@ -168,68 +172,9 @@ function readJson(file) {
   return JSON.parse(fs.readFileSync(file, 'utf8'))
 }
 
-// The store's small files, each read with the cap the addon reads it with (src/store/pointer.rs,
-// src/store/lists.rs, src/store/launches.rs): a file above it is not the store's and is never read into memory.
-const STORE_FILES = {
-  'current.json': 16 * 1024,
-  'bad-versions.json': 1024 * 1024,
-  'launches.json': 64 * 1024,
-}
-// Never follow a link at the open, and never wait for a writer if the name became a FIFO between
-// the lstat and the open (POSIX; Windows has neither).
-const OPEN_STORE_FILE = fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0) | (fs.constants.O_NONBLOCK ?? 0)
-
-/** A store file's cap in words: 16 KiB, 1 MiB. */
-function sizeName(bytes) {
-  return bytes >= 1024 * 1024 ? `${bytes / (1024 * 1024)} MiB` : `${bytes / 1024} KiB`
-}
-
-/** What lstat says a name is, in words, for a store file that is not a regular file. */
-function fileKind(st) {
-  if (st.isSymbolicLink()) return 'a symbolic link'
-  if (st.isDirectory()) return 'a folder'
-  if (st.isFIFO()) return 'a FIFO'
-  if (st.isSocket()) return 'a socket'
-  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device'
-  return 'not a regular file'
-}
-
-/**
- * One of the store's small files, read the way the addon reads it: a regular file only (a link
- * could lead to /dev/zero or out of the store, a FIFO would block the read forever), at most its
- * cap. `{ missing: true }`, `{ refused: why }` or `{ json }` (`json` undefined when the text does
- * not parse).
- */
-function readStoreFile(store, name) {
-  const file = path.join(store, name)
-  const cap = STORE_FILES[name]
-  let st
-  try {
-    st = fs.lstatSync(file)
-  } catch (e) {
-    return e.code === 'ENOENT' || e.code === 'ENOTDIR' ? { missing: true } : { refused: `cannot be read (${safe(e.code ?? e.message)})` }
-  }
-  if (!st.isFile()) return { refused: `is ${fileKind(st)}, not a regular file`, wrongType: true }
-  if (st.size > cap) return { refused: `is larger than ${sizeName(cap)} (${st.size} bytes)` }
-  let fd
-  try {
-    fd = fs.openSync(file, OPEN_STORE_FILE)
-    const again = fs.fstatSync(fd)
-    if (!again.isFile()) return { refused: `is ${fileKind(again)}, not a regular file`, wrongType: true }
-    const buf = Buffer.alloc(cap + 1)
-    let n = 0
-    for (let r; n < buf.length && (r = fs.readSync(fd, buf, n, buf.length - n, null)) > 0; ) n += r
-    if (n > cap) return { refused: `is larger than ${sizeName(cap)}` }
-    try {
-      return { json: JSON.parse(buf.subarray(0, n).toString('utf8')) }
-    } catch {
-      return { json: undefined }
-    }
-  } catch (e) {
-    return { refused: `cannot be read (${safe(e.code ?? e.message)})` }
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd)
-  }
+/** What a caught value says: an Error's message, else the value itself. */
+function messageOf(e) {
+  return e instanceof Error ? e.message : String(e)
 }
 
 /** `f(value)`, or undefined when the option was not given. */
@@ -308,9 +253,19 @@ const COMMON = {
   verbose: { type: 'boolean' },
 }
 
-/** Parses a command's arguments; `positionals` is how many it takes (extra ones are bad usage). */
+/**
+ * @typedef {{ values: Record<string, any>, positionals: string[] }} Parsed
+ * @typedef {{ log: (text: string) => void, error: (text: string) => void, tty?: NodeJS.WriteStream | null,
+ *   paint: Paint, errPaint: Paint }} Out where the command line prints; main fills in the painters
+ * @typedef {ReturnType<typeof painter>} Paint
+ */
+
+/**
+ * Parses a command's arguments; `positionals` is how many it takes (extra ones are bad usage).
+ * @returns {Parsed}
+ */
 function parse(argv, options, positionals = 0) {
-  const parsed = parseArgs({ args: argv, options: { ...COMMON, ...options }, allowPositionals: true, strict: true })
+  const parsed = /** @type {Parsed} */ (parseArgs({ args: argv, options: { ...COMMON, ...options }, allowPositionals: true, strict: true }))
   if (!parsed.values.help && parsed.positionals.length > positionals) {
     throw unexpectedArgument(parsed.positionals[positionals])
   }
@@ -330,16 +285,13 @@ function requireUserData(values) {
   return path.resolve(values['user-data'])
 }
 
-// The largest values the addon takes (src/config.rs): a flag beyond them is bad usage here, so
-// that it never reaches the addon as a failed operation.
-const MAX_TIMEOUT_MS = 24 * 60 * 60 * 1000
-const MAX_RELEASE_AGE_MINUTES = 366 * 24 * 60
-
 /**
- * `--NAME N`: a whole number in decimal digits from `min` to `max`, or undefined when not given.
- * Anything else (`1e12`, `0x10`, `-1`, a fraction, a number past `max`) is bad usage.
+ * `--NAME N`: a whole number in decimal digits in `range` (the addon's own, from optionLimits, so
+ * that a flag it would refuse is bad usage here and never reaches it as a failed operation), or
+ * undefined when not given. Anything else (`1e12`, `0x10`, `-1`, a fraction, a number past the
+ * maximum) is bad usage.
  */
-function integerOption(values, name, min, max, what) {
+function integerOption(values, name, { min, max }, what) {
   return ifGiven(values[name], (text) => {
     const n = /^[0-9]+$/.test(text) ? Number(text) : NaN
     if (!(Number.isSafeInteger(n) && n >= min && n <= max)) {
@@ -355,7 +307,7 @@ function readKeys(file) {
   try {
     parsed = readJson(path.resolve(file))
   } catch (e) {
-    throw new UsageError(`--registry-keys: cannot read ${safe(file)} as JSON: ${safe(e.message)}`)
+    throw new UsageError(`--registry-keys: cannot read ${safe(file)} as JSON: ${safe(messageOf(e))}`)
   }
   const keys = Array.isArray(parsed) ? parsed : parsed?.keys
   if (!Array.isArray(keys)) throw new UsageError('--registry-keys: expected {"keys": [...]} or an array of keys')
@@ -404,10 +356,11 @@ function stageOptions(values) {
   const { provenance, sigstoreTrustRoot } = provenanceOptions(values)
   const userData = requireUserData(values)
   const nativeDepsSource = nativeDeps(values)
-  const timeoutMs = integerOption(values, 'timeout-ms', 1, MAX_TIMEOUT_MS, 'a whole number of milliseconds')
-  const minReleaseAgeMinutes = integerOption(values, 'min-release-age', 0, MAX_RELEASE_AGE_MINUTES, 'a whole number of minutes')
+  const limits = loadBinding().optionLimits()
+  const timeoutMs = integerOption(values, 'timeout-ms', limits.timeoutMs, 'a whole number of milliseconds')
+  const minReleaseAgeMinutes = integerOption(values, 'min-release-age', limits.minReleaseAgeMinutes, 'a whole number of minutes')
   const registryKeys = ifGiven(values['registry-keys'], readKeys)
-  const maxBytesPerSecond = integerOption(values, 'max-bytes-per-second', 1, Number.MAX_SAFE_INTEGER, 'a whole number')
+  const maxBytesPerSecond = integerOption(values, 'max-bytes-per-second', limits.cap, 'a whole number')
   return {
     userData,
     currentVersion: values['current-version'] ?? '0.0.0',
@@ -483,24 +436,15 @@ function outcomeLine(outcome, ms, cliEntry, c) {
   }
 }
 
-/** Why a staged version is kept, in words. */
-function reasons(v, running) {
-  const why = []
-  if (v.pointed) why.push('pointed')
-  if (v.fallback) why.push('fallback')
-  if (v.confirmed) why.push('confirmed')
-  if (running && v.version === running) why.push('running')
-  if (v.bad) why.push('bad')
-  return why
-}
-
+/**
+ * Prints what the addon's readStoreStatus found.
+ * @param {Parsed} parsed
+ * @param {Out} out
+ */
 async function status({ values }, out) {
   const userData = requireUserData(values)
-  const report = await loadBinding().readStoreStatus(userData)
-  const running = values['current-version']
-  if (values.json) {
-    return out.log(jsonLine({ ...report, versions: report.versions.map((v) => ({ ...v, keptBecause: reasons(v, running) })) }))
-  }
+  const report = await loadBinding().readStoreStatus(userData, { currentVersion: values['current-version'] })
+  if (values.json) return out.log(jsonLine(report))
   const { store: root, pointer, runnable, versions, badVersions: bad, launchFailures, partials, locked, totalBytes } = report
   const c = out.paint
   out.log(`store:    ${safe(root)} (${mib(totalBytes)})`)
@@ -508,7 +452,7 @@ async function status({ values }, out) {
   out.log(`runs:     ${runnable ? safe(runnable) : 'bundled runtime'}`)
   out.log('versions:')
   if (versions.length === 0) out.log('  none')
-  for (const v of versions) out.log(versionLine(v, running, c))
+  for (const v of versions) out.log(versionLine(v, c))
   out.log(`bad:      ${bad.length ? safeList(bad) : 'none'}`)
   for (const f of launchFailures) out.log(`  ${safe(f.version)}: ${failureWords(f)}`)
   out.log(`lock:     ${locked ? 'held: a staging run is in progress' : 'free'}`)
@@ -525,14 +469,20 @@ async function status({ values }, out) {
   }
 }
 
-/** A staged version's row in status: pointed mark, version, size, wholeness, bad mark, why it is kept. */
-function versionLine(v, running, c) {
-  const kept = reasons(v, running).filter((w) => w !== 'bad')
-  const note = kept.length ? kept.join(', ') : 'not kept: the next staging run or prune removes it'
+/**
+ * A staged version's row in status: pointed mark, version, size, wholeness, bad mark, why it is kept.
+ * @param {import('../index.js').VersionOnDisk} v
+ * @param {Paint} c
+ */
+function versionLine(v, c) {
+  const note = v.keptBecause.length ? v.keptBecause.join(', ') : 'not kept: the next staging run or prune removes it'
   return `  ${v.pointed ? '*' : ' '} ${safe(v.version).padEnd(16)} ${mib(v.bytes).padStart(10)}  ${v.whole ? 'whole' : c.red('DAMAGED')}${v.bad ? ` ${c.yellow('bad')}` : ''}  ${note}${health(v, c)}`
 }
 
-/** Why and when a version failed to launch, in words. */
+/**
+ * Why and when a version failed to launch, in words.
+ * @param {import('../index.js').LaunchFailureNote} f
+ */
 function failureWords(f) {
   const why =
     f.reason === 'unconfirmed-launches'
@@ -543,7 +493,11 @@ function failureWords(f) {
   return Number.isNaN(at.getTime()) ? why : `${why}, ${at.toISOString()}`
 }
 
-/** A version's launch health in words: confirmed, launches never confirmed, or nothing yet. */
+/**
+ * A version's launch health in words: confirmed, launches never confirmed, or nothing yet.
+ * @param {import('../index.js').VersionOnDisk} v
+ * @param {Paint} c
+ */
 function health(v, c) {
   if (v.confirmed) return `; ${c.green('healthy')} (a launch was confirmed)`
   if (v.attempts > 0) return `; ${c.yellow(`${v.attempts} launch${v.attempts === 1 ? '' : 'es'} never confirmed`)}`
@@ -559,20 +513,6 @@ async function prune({ values }, out) {
   out.log(`removed ${safeList(result.removed)}; freed ${mib(result.freedBytes)}`)
 }
 
-/** The store's problems, each with what to do about it. */
-async function diagnose(userData) {
-  const b = loadBinding()
-  const st = await b.readStoreStatus(userData)
-  return [
-    ...pointerProblems(st, (version) => b.isBadVersion(userData, version)),
-    ...damagedProblems(st),
-    ...lockProblems(st),
-    ...badListProblems(st),
-    ...launchRecordProblems(st),
-    ...misplacedProblems(st),
-  ]
-}
-
 /** What lstat found at a store name, in words (`MisplacedEntry.found`). */
 const FOUND_WORDS = {
   file: 'a regular file',
@@ -583,126 +523,22 @@ const FOUND_WORDS = {
   device: 'a device',
 }
 
-/** The fix for an entry of the wrong type at a store name: a staging run moves it aside. */
-function moveAsideFix(name) {
-  return `run stage (or start the app: its cleanupPartials does it): it moves ${safe(name)} aside to ${safe(name)}.misplaced-<pid>-<n> in the store, never deleting it`
-}
-
-// What an entry of the wrong type at each name stops, for the names no other check reports.
-const MISPLACED_EFFECT = {
-  versions: 'no update can be staged',
-  staging: 'no update can be staged',
-  'stage.lock': 'no update can be staged',
-  'store.lock': 'nothing can change the store: no update, no launch recorded, no version marked bad',
-  'incompatible-versions.json': 'a release this app cannot run is downloaded again by every check',
-  'package-document.cache': 'every check downloads the whole package document',
-}
-
-/** Entries of the wrong type at the store's names, but the files the checks above read. */
-function misplacedProblems(st) {
-  return st.misplaced
-    .filter((m) => !(m.name in STORE_FILES))
-    .map((m) => ({
-      problem: `${safe(m.name)} is ${FOUND_WORDS[m.found] ?? 'not a regular file'} where the store keeps a ${m.expected}, so ${MISPLACED_EFFECT[m.name] ?? 'the store cannot use it'}`,
-      fix: moveAsideFix(m.name),
-    }))
-}
-
-/** What is wrong with current.json, where there is one: no problem or one. */
-function pointerProblems(st, isBad) {
-  const file = readStoreFile(st.store, 'current.json')
-  if (file.missing) return []
-  const fix = 'the app runs its bundled runtime; the next stage run writes a new pointer (or delete current.json)'
-  if (file.refused) return [{ problem: `current.json ${file.refused}, so it is not read`, fix: file.wrongType ? moveAsideFix('current.json') : fix }]
-  const raw = file.json
-  if (!st.pointer) {
-    const version = raw && typeof raw === 'object' ? raw.version : undefined
-    return [
-      {
-        problem:
-          typeof version === 'string' && isBad(version)
-            ? `the pointer names ${safe(version)}, which is marked bad, and has no good fallback`
-            : 'current.json is unreadable or names a folder outside this store',
-        fix,
-      },
-    ]
-  }
-  if (!st.runnable) return [{ problem: `the pointed version ${safe(st.pointer.version)} is not whole`, fix: 'run stage: it stages that version again' }]
-  return []
-}
-
-function damagedProblems(st) {
-  return st.versions
-    .filter((v) => !v.whole)
-    .map((v) => ({ problem: `versions/${safe(v.version)} is damaged (not whole)`, fix: 'run prune, or stage to replace it' }))
-}
-
-/** A held lock, else leftovers of interrupted runs (which a held lock may still be writing). */
-function lockProblems(st) {
-  if (st.locked) return [{ problem: 'a staging run holds the store lock', fix: 'wait for it to finish; an OS lock is released when its process dies' }]
-  if (st.partials.length) return [{ problem: `leftovers of interrupted runs: ${safeList(st.partials)}`, fix: 'run prune (the next stage run also removes them)' }]
-  return []
-}
-
-function badListProblems(st) {
-  const file = readStoreFile(st.store, 'bad-versions.json')
-  if (file.missing || Array.isArray(file.json)) return []
-  const fix = 'delete it; the app marks a failing version again'
-  if (file.refused) return [{ problem: `bad-versions.json ${file.refused}, so no version counts as bad`, fix: file.wrongType ? moveAsideFix('bad-versions.json') : fix }]
-  return [{ problem: 'bad-versions.json is unreadable, so no version counts as bad', fix }]
-}
-
-/** `{ attempts: { <version>: count }, confirmed: [<version>] }`, either field optional. */
-function isLaunchRecord(json) {
-  const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v)
-  if (!isObject(json)) return false
-  const { attempts = {}, confirmed = [] } = json
-  return (
-    isObject(attempts) &&
-    Object.values(attempts).every((n) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff) &&
-    Array.isArray(confirmed) &&
-    confirmed.every((v) => typeof v === 'string')
-  )
-}
-
-/** A launch record the addon cannot read counts as empty: trial launches and confirmations are lost. */
-function launchRecordProblems(st) {
-  const file = readStoreFile(st.store, 'launches.json')
-  if (file.missing || isLaunchRecord(file.json)) return []
-  const fix = 'delete it; the app counts launches afresh (the pointed version gets its trial launches again)'
-  const what = file.refused ? `launches.json ${file.refused}` : 'launches.json is unreadable'
-  return [{ problem: `${what}, so no launch is counted or confirmed`, fix: file.wrongType ? moveAsideFix('launches.json') : fix }]
-}
-
 /**
- * What is worth knowing but needs no action: a pointed version still on trial, and what was moved
- * aside from a store name (kept, never deleted by the store).
+ * Prints what the addon's diagnoseStore found; exit code 1 when it found a problem.
+ * @param {Parsed} parsed
+ * @param {Out} out
  */
-async function launchNotes(userData) {
-  const st = await loadBinding().readStoreStatus(userData)
-  const notes = st.movedAside.map(
-    (name) => `${safe(name)} was moved aside from a name the store owns, where it had the wrong type: look at it, then delete it`,
-  )
-  const pointed = st.versions.find((v) => v.pointed && v.whole && !v.bad)
-  if (!pointed || pointed.confirmed || pointed.attempts === 0) return notes
-  return [
-    `${safe(pointed.version)} was launched ${pointed.attempts} time${pointed.attempts === 1 ? '' : 's'} and never confirmed healthy: the app rolls it back by itself after its limit of unconfirmed launches`,
-    ...notes,
-  ]
-}
-
 async function doctor({ values }, out) {
   const userData = requireUserData(values)
-  const problems = await diagnose(userData)
-  const notes = await launchNotes(userData)
+  const { healthy, problems, notes } = await loadBinding().diagnoseStore(userData)
   if (values.json) {
-    out.log(jsonLine({ ok: problems.length === 0, problems, notes }))
+    out.log(jsonLine({ ok: healthy, problems: problems.map(({ problem, fix }) => ({ problem, fix })), notes: notes.map((n) => n.note) }))
   } else {
-    if (problems.length === 0) out.log(out.paint.green('the store is healthy'))
-    for (const p of problems) out.log(`${out.paint.red('problem')}: ${p.problem}\n  fix: ${p.fix}`)
-    for (const n of notes) out.log(`${out.paint.yellow('note')}: ${n}`)
+    if (healthy) out.log(out.paint.green('the store is healthy'))
+    for (const p of problems) out.log(`${out.paint.red('problem')}: ${safe(p.problem)}\n  fix: ${safe(p.fix)}`)
+    for (const n of notes) out.log(`${out.paint.yellow('note')}: ${safe(n.note)}`)
   }
-  return problems.length ? 1 : 0
+  return healthy ? 0 : 1
 }
 
 async function confirm({ values, positionals }, out) {
@@ -744,7 +580,7 @@ function readInput(file, what) {
   try {
     return fs.readFileSync(file, 'utf8')
   } catch (e) {
-    throw Object.assign(new Error(`cannot read the ${what} ${file}: ${e.message}`), { code: 'EIO', path: file })
+    throw Object.assign(new Error(`cannot read the ${what} ${file}: ${messageOf(e)}`), { code: 'EIO', path: file })
   }
 }
 
@@ -756,7 +592,7 @@ async function artifactSha256(input) {
   try {
     for await (const chunk of fs.createReadStream(input)) hash.update(chunk)
   } catch (e) {
-    throw Object.assign(new Error(`cannot read the artifact ${input}: ${e.message}`), { code: 'EIO', path: input })
+    throw Object.assign(new Error(`cannot read the artifact ${input}: ${messageOf(e)}`), { code: 'EIO', path: input })
   }
   return hash.digest('hex')
 }
@@ -811,9 +647,14 @@ function errorJson(err) {
   return { error }
 }
 
-async function main(argv, out = console) {
-  out.paint ??= painter(null)
-  out.errPaint ??= painter(null)
+/**
+ * Runs the command line on `argv`; resolves to the exit code.
+ * @param {string[]} argv
+ * @param {Omit<Out, 'paint' | 'errPaint'> & Partial<Out>} where
+ */
+async function main(argv, where = console) {
+  /** @type {Out} */
+  const out = { ...where, log: where.log, error: where.error, paint: where.paint ?? painter(null), errPaint: where.errPaint ?? painter(null) }
   const [command, ...rest] = argv
   const json = rest.includes('--json')
   try {

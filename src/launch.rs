@@ -57,6 +57,8 @@ fn launch_opts(opts: Option<Unknown<'_>>) -> std::result::Result<(semver::Versio
     )?;
     let bundled = runtime_stager_core::clean_version(&bundled)
         .ok_or_else(|| invalid("bundledVersion", format!("invalid semver: {bundled}")))?;
+    let range = runtime_stager_core::option_ranges::UNCONFIRMED_LAUNCHES;
+    let out_of_range = format!("must be an integer from {} to {}", range.min, range.max);
     let max = match obj.get_named_property::<Unknown>("maxUnconfirmedLaunches") {
         Ok(v) if matches!(v.get_type()?, ValueType::Undefined | ValueType::Null) => {
             DEFAULT_MAX_UNCONFIRMED
@@ -64,22 +66,12 @@ fn launch_opts(opts: Option<Unknown<'_>>) -> std::result::Result<(semver::Versio
         Ok(v) if v.get_type()? == ValueType::Number => {
             // SAFETY: its type was checked in the guard.
             let n: f64 = unsafe { v.cast()? };
-            // At least one trial, or a staged runtime could never run; a thousand is already
-            // "never roll back".
-            if n.fract() != 0.0 || !(1.0..=1000.0).contains(&n) {
-                return Err(invalid(
-                    "maxUnconfirmedLaunches",
-                    "must be an integer from 1 to 1000",
-                ));
+            if n.fract() != 0.0 || !(range.min as f64..=range.max as f64).contains(&n) {
+                return Err(invalid("maxUnconfirmedLaunches", out_of_range));
             }
             n as u32
         }
-        _ => {
-            return Err(invalid(
-                "maxUnconfirmedLaunches",
-                "must be an integer from 1 to 1000",
-            ))
-        }
+        _ => return Err(invalid("maxUnconfirmedLaunches", out_of_range)),
     };
     Ok((bundled, max))
 }

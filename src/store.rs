@@ -277,6 +277,12 @@ pub(crate) struct VersionOnDisk {
     pub attempts: u32,
     /// Whether the app confirmed a launch of it healthy (`confirmLaunch`).
     pub confirmed: bool,
+    /// Why pruning keeps it, by the rule `pruneStore` applies: the pointer names it, it is the
+    /// pointed version's fallback (its `previous`, else the newest other whole version not bad),
+    /// it is the newest version confirmed healthy, or it is `opts.currentVersion` (compared by
+    /// precedence). Empty: the next staging run or `pruneStore` removes it.
+    #[napi(ts_type = "Array<'pointed' | 'fallback' | 'confirmed' | 'running'>")]
+    pub kept_because: Vec<String>,
 }
 
 /// Why and when a launch of a version failed, as `readStoreStatus` reports it.
@@ -352,25 +358,123 @@ pub(crate) struct MisplacedEntry {
     pub expected: String,
 }
 
-/// Everything about a store at once: pointer, staged versions with sizes and wholeness, bad
+/// Everything about a store at once: pointer, staged versions with sizes, wholeness and why each
+/// is kept (`opts.currentVersion`: the version the app runs, which pruning keeps too), bad
 /// versions, partial folders and the lock. The folders are walked off the JS thread; a bad
 /// argument rejects with `EINVALID_OPTION`, as every failure does.
 #[napi(
-    ts_args_type = "userData: string",
+    ts_args_type = "userData: string, opts?: { currentVersion?: string | null } | undefined | null",
     ts_return_type = "Promise<StoreStatus>"
 )]
 pub(crate) fn read_store_status<'env>(
     env: &'env Env,
     user_data: Option<Unknown<'env>>,
+    opts: Option<Unknown<'env>>,
 ) -> Result<PromiseRaw<'env, StoreStatus>> {
+    let args = (|| -> std::result::Result<_, ArgError> {
+        Ok((store_arg(user_data)?, current_version_opt(opts)?))
+    })();
+    settle_async(env, async move {
+        let (store, current) = args?;
+        let root = store.root().to_string_lossy().into_owned();
+        // A version that is not semver names no staged folder, as `pruneStore` reads it.
+        let running = current
+            .as_deref()
+            .and_then(runtime_stager_core::clean_version);
+        let st =
+            runtime_stager_core::blocking(move || store.status_running(running.as_ref())).await?;
+        Ok(store_status(root, st))
+    })
+}
+
+/// The `currentVersion` of an optional `{ currentVersion? }` argument.
+fn current_version_opt(opts: Option<Unknown<'_>>) -> std::result::Result<Option<String>, ArgError> {
+    let Some(opts) = opts else {
+        return Ok(None);
+    };
+    match opts.get_type()? {
+        ValueType::Undefined | ValueType::Null => return Ok(None),
+        ValueType::Object => {}
+        _ => return Err(invalid("opts", "must be an object")),
+    }
+    // SAFETY: its type was checked just above.
+    let obj: Object = unsafe { opts.cast()? };
+    let v = obj.get_named_property::<Unknown>("currentVersion")?;
+    optional_string_arg(Some(v), "currentVersion")
+}
+
+/// A problem `diagnoseStore` found, with what to do about it.
+#[napi(object)]
+pub(crate) struct StoreProblem {
+    /// Which check found it; a stable name to branch on.
+    #[napi(
+        ts_type = "'pointer-refused' | 'pointer-invalid' | 'pointer-bad' | 'pointed-damaged' | 'version-damaged' | 'locked' | 'partials' | 'bad-list-refused' | 'bad-list-unreadable' | 'launch-record-refused' | 'launch-record-unreadable' | 'misplaced'"
+    )]
+    pub kind: String,
+    /// The problem in words. Names and versions from the disk are as they are: escape control
+    /// characters before printing them to a terminal.
+    pub problem: String,
+    /// What to do about it.
+    pub fix: String,
+}
+
+/// What `diagnoseStore` found worth knowing that needs no action.
+#[napi(object)]
+pub(crate) struct StoreNote {
+    /// `'unconfirmed-launches'`: the pointed version is still on trial; `'moved-aside'`: an
+    /// entry of the wrong type was moved aside from a store name and is kept.
+    #[napi(ts_type = "'unconfirmed-launches' | 'moved-aside'")]
+    pub kind: String,
+    pub note: String,
+}
+
+/// What `diagnoseStore` found.
+#[napi(object)]
+pub(crate) struct StoreDiagnosis {
+    /// No problem found.
+    pub healthy: bool,
+    pub problems: Vec<StoreProblem>,
+    pub notes: Vec<StoreNote>,
+}
+
+/// Checks a store as the store itself reads it: the pointer parses and names a whole version
+/// that is not bad, every staged version is whole, the lock is free, nothing stray is left,
+/// `bad-versions.json` and `launches.json` are readable, nothing of the wrong type sits at a
+/// name the store owns. Each problem comes with what to do about it; a pointed version still on
+/// trial and what was moved aside from a store name are notes. Reads only, off the JS thread;
+/// a bad argument rejects with `EINVALID_OPTION`, as every failure does.
+#[napi(
+    ts_args_type = "userData: string",
+    ts_return_type = "Promise<StoreDiagnosis>"
+)]
+pub(crate) fn diagnose_store<'env>(
+    env: &'env Env,
+    user_data: Option<Unknown<'env>>,
+) -> Result<PromiseRaw<'env, StoreDiagnosis>> {
     let store = store_arg(user_data);
     settle_async(env, async move {
         let store = store?;
-        let root = store.root().to_string_lossy().into_owned();
-        let (st, launches) =
-            runtime_stager_core::blocking(move || Ok((store.status()?, store.launch_record())))
-                .await?;
-        Ok(store_status(root, st, launches))
+        let d = runtime_stager_core::blocking(move || store.diagnose()).await?;
+        Ok(StoreDiagnosis {
+            healthy: d.problems.is_empty(),
+            problems: d
+                .problems
+                .into_iter()
+                .map(|p| StoreProblem {
+                    kind: p.kind.as_str().into(),
+                    problem: p.problem,
+                    fix: p.fix,
+                })
+                .collect(),
+            notes: d
+                .notes
+                .into_iter()
+                .map(|n| StoreNote {
+                    kind: n.kind.as_str().into(),
+                    note: n.note,
+                })
+                .collect(),
+        })
     })
 }
 
@@ -384,12 +488,8 @@ fn settle_async<'env, T: ToNapiValue + Send + 'static>(
     })
 }
 
-/// The store's state as JS sees it: each version says why it is kept.
-fn store_status(
-    store: String,
-    st: runtime_stager_core::StoreStatus,
-    launches: runtime_stager_core::launch::LaunchRecord,
-) -> StoreStatus {
+/// The store's state as JS sees it.
+fn store_status(store: String, st: runtime_stager_core::StoreStatus) -> StoreStatus {
     StoreStatus {
         store,
         total_bytes: st.total_bytes as f64,
@@ -397,22 +497,33 @@ fn store_status(
             .versions
             .into_iter()
             .map(|v| VersionOnDisk {
-                pointed: st.pointer.as_ref().is_some_and(|p| p.version == v.version),
-                fallback: st
-                    .pointer
-                    .as_ref()
-                    .is_some_and(|p| p.previous.as_deref() == Some(v.version.as_str())),
-                bad: st.bad.contains(&v.version),
-                attempts: launches.attempts.get(&v.version).copied().unwrap_or(0),
-                confirmed: launches.confirmed.contains(&v.version),
                 version: v.version,
                 bytes: v.bytes as f64,
                 whole: v.whole,
+                pointed: v.pointed,
+                fallback: v.fallback,
+                bad: v.bad,
+                attempts: v.attempts,
+                confirmed: v.confirmed,
+                kept_because: v
+                    .kept_because
+                    .iter()
+                    .map(|k| k.as_str().to_string())
+                    .collect(),
             })
             .collect(),
         pointer: or_null(st.pointer.map(RuntimePointer::from)),
         runnable: or_null(st.runnable.map(|p| p.to_string_lossy().into_owned())),
-        launch_failures: failure_notes(&st.bad, launches.failures),
+        launch_failures: st
+            .launch_failures
+            .into_iter()
+            .map(|f| LaunchFailureNote {
+                version: f.version,
+                reason: f.note.reason,
+                detail: or_null(f.note.detail),
+                at: f.note.at as f64,
+            })
+            .collect(),
         bad_versions: st.bad,
         partials: st.partials,
         locked: st.locked,
@@ -435,29 +546,6 @@ fn store_status(
             })
             .collect(),
     }
-}
-
-/// The launch failures of versions still bad, newest first.
-fn failure_notes(
-    bad: &[String],
-    failures: std::collections::BTreeMap<String, runtime_stager_core::launch::FailureNote>,
-) -> Vec<LaunchFailureNote> {
-    let mut notes: Vec<LaunchFailureNote> = failures
-        .into_iter()
-        .filter(|(v, _)| bad.contains(v))
-        .map(|(version, n)| LaunchFailureNote {
-            version,
-            reason: n.reason,
-            detail: or_null(n.detail),
-            at: n.at as f64,
-        })
-        .collect();
-    // Equal times only in a hand-edited record: the order then still does not depend on the map.
-    notes.sort_by(|a, b| {
-        b.at.total_cmp(&a.at)
-            .then_with(|| b.version.cmp(&a.version))
-    });
-    notes
 }
 
 /// Whether a staging run (in any process) holds the staging lock right now. Opens nothing for
@@ -619,4 +707,63 @@ pub(crate) fn is_stage_error(e: Unknown<'_>) -> Result<bool> {
     // SAFETY: its type was checked just above.
     let code: String = unsafe { code.cast()? };
     Ok(StageError::CODES.contains(&code.as_str()))
+}
+
+/// The whole numbers an option takes, both ends included.
+#[napi(object)]
+pub(crate) struct OptionRange {
+    pub min: f64,
+    pub max: f64,
+}
+
+impl From<runtime_stager_core::option_ranges::OptionRange> for OptionRange {
+    fn from(r: runtime_stager_core::option_ranges::OptionRange) -> Self {
+        // Every bound is at most 2^53 - 1, so each is an exact JS number.
+        OptionRange {
+            min: r.min as f64,
+            max: r.max as f64,
+        }
+    }
+}
+
+/// The range of each whole-number option, as the addon checks it: a value outside is refused
+/// with `EINVALID_OPTION`.
+#[napi(object)]
+pub(crate) struct OptionLimits {
+    /// `timeoutMs`, `connectTimeoutMs` and `idleTimeoutMs`, in ms.
+    pub timeout_ms: OptionRange,
+    pub retries: OptionRange,
+    /// In minutes; 0 is off.
+    pub min_release_age_minutes: OptionRange,
+    /// `maxBytesPerSecond`, `maxUnpackedBytes`, `maxEntries` and `maxDocumentBytes`.
+    pub cap: OptionRange,
+    /// `beginLaunch`'s `maxUnconfirmedLaunches`.
+    pub max_unconfirmed_launches: OptionRange,
+}
+
+/// The ranges the options are checked against, for a command line or a settings screen that
+/// refuses a value before the call does, without a copy of the bounds.
+#[napi]
+pub(crate) fn option_limits() -> OptionLimits {
+    use runtime_stager_core::option_ranges as r;
+    OptionLimits {
+        timeout_ms: r::TIMEOUT_MS.into(),
+        retries: r::RETRIES.into(),
+        min_release_age_minutes: r::MIN_RELEASE_AGE_MINUTES.into(),
+        cap: r::POSITIVE_CAP.into(),
+        max_unconfirmed_launches: r::UNCONFIRMED_LAUNCHES.into(),
+    }
+}
+
+/// A version as the addon reads one the caller passes (npm's `semver.clean`: surrounding spaces
+/// and a leading `v` or `=` dropped), normalised; `null` for anything that is not semver,
+/// a non-string included. What `bundledVersion` and `currentVersion` accept.
+#[napi(ts_args_type = "version: unknown")]
+pub(crate) fn clean_version(version: Unknown<'_>) -> Result<Option<String>> {
+    if version.get_type()? != ValueType::String {
+        return Ok(None);
+    }
+    // SAFETY: its type was checked just above.
+    let text: String = unsafe { version.cast()? };
+    Ok(runtime_stager_core::clean_version(&text).map(|v| v.to_string()))
 }

@@ -159,6 +159,46 @@ pub(crate) const MAX_RETRIES: u64 = 10;
 /// integer. The extractor's hard caps still apply to what the core uses.
 pub(crate) const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
+/// The whole numbers an option takes, both ends included: what the option checks refuse past,
+/// and what `optionLimits` tells the command line and the app, so neither copies a bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionRange {
+    pub min: u64,
+    pub max: u64,
+}
+
+impl OptionRange {
+    /// `v` when it is a whole number in the range, else `EINVALID_OPTION` naming `name`.
+    pub fn check(self, name: &'static str, v: f64) -> Result<u64, StageError> {
+        whole_number(name, v, self.min, self.max)
+    }
+}
+
+/// `timeoutMs`, `connectTimeoutMs`, `idleTimeoutMs`. Zero is refused: it would fail every call.
+pub const TIMEOUT_MS: OptionRange = OptionRange {
+    min: 1,
+    max: MAX_TIMEOUT_MS,
+};
+/// `retries`.
+pub const RETRIES: OptionRange = OptionRange {
+    min: 0,
+    max: MAX_RETRIES,
+};
+/// `minReleaseAgeMinutes`; 0 is off.
+pub const MIN_RELEASE_AGE_MINUTES: OptionRange = OptionRange {
+    min: 0,
+    max: MAX_RELEASE_AGE_MINUTES,
+};
+/// `maxBytesPerSecond`, `maxUnpackedBytes`, `maxEntries`, `maxDocumentBytes`: a cap of 0 would
+/// refuse everything.
+pub const POSITIVE_CAP: OptionRange = OptionRange {
+    min: 1,
+    max: MAX_SAFE_INTEGER,
+};
+/// `beginLaunch`'s `maxUnconfirmedLaunches`: at least one trial, or a staged runtime could never
+/// run; a thousand is already "never roll back".
+pub const UNCONFIRMED_LAUNCHES: OptionRange = OptionRange { min: 1, max: 1000 };
+
 /// A whole number from `min` to `max` given as a JS number, else `EINVALID_OPTION` naming
 /// `name`: NaN, infinities, fractions and out-of-range values are refused, never wrapped.
 pub(crate) fn whole_number(
@@ -180,7 +220,7 @@ pub(crate) fn whole_number(
 
 /// A timeout option in ms: 1 ms to [`MAX_TIMEOUT_MS`]. Zero is refused: it would fail every call.
 pub(crate) fn timeout_ms(name: &'static str, v: f64) -> Result<Duration, StageError> {
-    whole_number(name, v, 1, MAX_TIMEOUT_MS).map(Duration::from_millis)
+    TIMEOUT_MS.check(name, v).map(Duration::from_millis)
 }
 
 /// The `userData` folder as given to the stager or a store function: non-empty and absolute, so
@@ -348,10 +388,9 @@ fn required(name: &'static str, value: &Option<String>) -> Result<String, StageE
 fn optional_whole(
     name: &'static str,
     value: Option<f64>,
-    min: u64,
-    max: u64,
+    range: OptionRange,
 ) -> Result<Option<u64>, StageError> {
-    value.map(|v| whole_number(name, v, min, max)).transpose()
+    value.map(|v| range.check(name, v)).transpose()
 }
 
 /// An empty string stands for "not given", as it always has for these options.
@@ -422,7 +461,7 @@ impl NetConfig {
                 defaults.connect_timeout,
             )?,
             idle_timeout: timeout("idleTimeoutMs", o.idle_timeout_ms, defaults.idle_timeout)?,
-            retries: match optional_whole("retries", o.retries, 0, MAX_RETRIES)? {
+            retries: match optional_whole("retries", o.retries, RETRIES)? {
                 // At most MAX_RETRIES, so it fits.
                 Some(n) => n as u32,
                 None => defaults.retries,
@@ -434,8 +473,7 @@ impl NetConfig {
             max_bytes_per_second: optional_whole(
                 "maxBytesPerSecond",
                 o.max_bytes_per_second,
-                1,
-                MAX_SAFE_INTEGER,
+                POSITIVE_CAP,
             )?,
             ..defaults
         })
@@ -446,7 +484,7 @@ impl Limits {
     /// The caps given, each a positive whole number; the unpacked size and entry count are
     /// otherwise derived from the registry's hints when the tarball is known.
     fn resolve(o: &Options) -> Result<Limits, StageError> {
-        let cap = |name, value| optional_whole(name, value, 1, MAX_SAFE_INTEGER);
+        let cap = |name, value| optional_whole(name, value, POSITIVE_CAP);
         Ok(Limits {
             max_unpacked_bytes: cap("maxUnpackedBytes", o.max_unpacked_bytes)?,
             max_entries: cap("maxEntries", o.max_entries)?,
@@ -463,8 +501,7 @@ impl Trust {
         let minutes = optional_whole(
             "minReleaseAgeMinutes",
             o.min_release_age_minutes,
-            0,
-            MAX_RELEASE_AGE_MINUTES,
+            MIN_RELEASE_AGE_MINUTES,
         )?;
         Ok(Trust {
             min_release_age: minutes

@@ -122,6 +122,14 @@ pub use config::{
 /// network or store). Not part of the API.
 #[doc(hidden)]
 pub use extract::{extract_tgz, ExtractLimits};
+
+/// The range of each whole-number option, as the option checks apply them.
+pub mod option_ranges {
+    pub use crate::config::{
+        OptionRange, MIN_RELEASE_AGE_MINUTES, POSITIVE_CAP, RETRIES, TIMEOUT_MS,
+        UNCONFIRMED_LAUNCHES,
+    };
+}
 pub use shared::call::{AbortHandle, Control, Progress};
 pub use shared::error::{
     catching_panics, Check, CompatGuard, Field, Limit, Op, Result, SignatureReason, StageError,
@@ -131,6 +139,9 @@ pub use shared::log::{LogEntry, Value as LogValue};
 pub use shared::version::clean as clean_version;
 pub use stage::{check_and_stage, Checked, Outcome};
 pub use store::{check_version, Pointer, Store, StoreStatus, OWNED_NAMES};
+pub use store::{
+    Diagnosis, KeptBecause, LaunchFailure, Note, NoteKind, Problem, ProblemKind, VersionOnDisk,
+};
 
 /// Launch health: what the app's start-up asks of the store (which runtime to launch, a trial
 /// begun, confirmed, ended or failed).

@@ -41,7 +41,7 @@ pub enum Found {
 }
 
 impl Found {
-    fn of(m: &fs::Metadata) -> Found {
+    pub(super) fn of(m: &fs::Metadata) -> Found {
         let t = m.file_type();
         if t.is_symlink() {
             return Found::Link;
@@ -80,7 +80,7 @@ impl Found {
         }
     }
 
-    fn words(self) -> &'static str {
+    pub(super) fn words(self) -> &'static str {
         match self {
             Found::File => "a regular file",
             Found::Folder => "a folder",

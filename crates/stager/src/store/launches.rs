@@ -55,6 +55,15 @@ pub struct LaunchRecord {
     pub failures: BTreeMap<String, FailureNote>,
 }
 
+/// A launch record's text, when it is one: a JSON object with the fields this module writes
+/// (serde would also take a list of the fields in order, which no writer of ours produces).
+pub(super) fn parse_record(bytes: &[u8]) -> Option<LaunchRecord> {
+    match serde_json::from_slice::<serde_json::Value>(bytes).ok()? {
+        object @ serde_json::Value::Object(_) => LaunchRecord::deserialize(object).ok(),
+        _ => None,
+    }
+}
+
 /// Why and when a launch of a version failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailureNote {
@@ -169,7 +178,7 @@ impl Store {
     /// again from zero, which only gives a version more trials).
     pub fn launch_record(&self) -> LaunchRecord {
         match fsutil::read_small(&self.root().join(LAUNCH_FILE), MAX_LAUNCH_FILE_BYTES) {
-            fsutil::SmallFile::Read(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+            fsutil::SmallFile::Read(bytes) => parse_record(&bytes).unwrap_or_default(),
             _ => LaunchRecord::default(),
         }
     }

@@ -6,6 +6,7 @@
 //!
 //! May use: `shared` only. Used by `net`, `stage` and the binding.
 
+mod diagnose;
 mod heal;
 mod kept;
 pub(crate) mod launches;
@@ -21,6 +22,7 @@ mod whole;
 #[cfg(test)]
 pub(crate) mod tests;
 
+pub use diagnose::{Diagnosis, Note, NoteKind, Problem, ProblemKind};
 pub(crate) use heal::MovedAside;
 #[cfg(test)]
 pub(crate) use kept::{kept_version, MAX_KEPT_AGE};
@@ -32,5 +34,5 @@ pub(crate) use lists::IncompatibleEntry;
 pub(crate) use locks::{LockWait, StagingGuard, StagingLock, StoreLock};
 pub use pointer::Pointer;
 pub(crate) use prune::Swept;
-pub use status::StoreStatus;
+pub use status::{KeptBecause, LaunchFailure, StoreStatus, VersionOnDisk};
 pub(crate) use whole::{read_record, write_record, CompletionRecord};
