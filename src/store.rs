@@ -569,15 +569,25 @@ pub(crate) fn is_bad_version(
     })
 }
 
-/// A version argument that must be semver, with the store it belongs to.
-fn version_args(
+/// A store function of `(userData, version)`: both arguments checked (the version must be
+/// semver), then `f` on the store.
+fn version_call<T>(
+    env: &Env,
     user_data: Option<Unknown<'_>>,
     version: Option<Unknown<'_>>,
-) -> std::result::Result<(Store, String), ArgError> {
-    let store = store_arg(user_data)?;
-    let version = string_arg(version, "version")?;
-    check_version(&version)?;
-    Ok((store, version))
+    f: impl FnOnce(&Store, &str) -> runtime_stager_core::Result<T>,
+) -> Result<T> {
+    sync_call(env, || {
+        let store = store_arg(user_data)?;
+        let version = string_arg(version, "version")?;
+        check_version(&version)?;
+        Ok(f(&store, &version)?)
+    })
+}
+
+/// A path as JavaScript gets it.
+fn path_string(p: std::path::PathBuf) -> String {
+    p.to_string_lossy().into_owned()
 }
 
 /// The folder a version is (or would be) staged in. Throws `EINVALID_OPTION` (`invalid semver`)
@@ -588,9 +598,8 @@ pub(crate) fn version_dir(
     user_data: Option<Unknown<'_>>,
     version: Option<Unknown<'_>>,
 ) -> Result<String> {
-    sync_call(env, || {
-        let (store, version) = version_args(user_data, version)?;
-        Ok(store.version_dir(&version).to_string_lossy().into_owned())
+    version_call(env, user_data, version, |store, v| {
+        Ok(path_string(store.version_dir(v)))
     })
 }
 
@@ -602,12 +611,8 @@ pub(crate) fn partial_dir(
     user_data: Option<Unknown<'_>>,
     version: Option<Unknown<'_>>,
 ) -> Result<String> {
-    sync_call(env, || {
-        let (store, version) = version_args(user_data, version)?;
-        Ok(store
-            .legacy_partial_dir(&version)
-            .to_string_lossy()
-            .into_owned())
+    version_call(env, user_data, version, |store, v| {
+        Ok(path_string(store.legacy_partial_dir(v)))
     })
 }
 
@@ -618,9 +623,8 @@ pub(crate) fn cli_entry_for(
     user_data: Option<Unknown<'_>>,
     version: Option<Unknown<'_>>,
 ) -> Result<String> {
-    sync_call(env, || {
-        let (store, version) = version_args(user_data, version)?;
-        Ok(store.cli_entry(&version).to_string_lossy().into_owned())
+    version_call(env, user_data, version, |store, v| {
+        Ok(path_string(store.cli_entry(v)))
     })
 }
 
@@ -636,10 +640,7 @@ pub(crate) fn mark_bad_version(
     user_data: Option<Unknown<'_>>,
     version: Option<Unknown<'_>>,
 ) -> Result<Option<String>> {
-    sync_call(env, || {
-        let (store, version) = version_args(user_data, version)?;
-        Ok(store.mark_bad(&version)?)
-    })
+    version_call(env, user_data, version, |store, v| store.mark_bad(v))
 }
 
 /// What `pruneStore` did.

@@ -414,23 +414,8 @@ fn notes(st: &StoreStatus) -> Vec<Note> {
 mod tests {
     use super::*;
     use crate::store::locks::LockWait;
-    use crate::store::tests::stage_fake;
+    use crate::store::tests::store_with;
     use crate::store::KeptBecause;
-
-    /// A store with `versions` staged whole and the pointer on `pointed`.
-    fn store_with(versions: &[&str], pointed: &str) -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path());
-        for version in versions {
-            stage_fake(&store, version);
-        }
-        store
-            .with_store_lock(&LockWait::Bounded, |l| {
-                store.write_pointer(l, pointed, None)
-            })
-            .unwrap();
-        (dir, store)
-    }
 
     fn kinds(store: &Store) -> Vec<ProblemKind> {
         let d = store.diagnose().unwrap();

@@ -456,22 +456,10 @@ pub fn report_failed(store: &Store, cli_entry: &str, detail: Option<&str>) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::stage_fake;
+    use crate::store::tests::{stage_fake, store_with};
 
     fn v(s: &str) -> semver::Version {
         semver::Version::parse(s).unwrap()
-    }
-
-    fn store_with(versions: &[&str], pointed: &str) -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path());
-        for version in versions {
-            stage_fake(&store, version);
-        }
-        store
-            .write_pointer_checked(pointed, &store.cli_entry(pointed).to_string_lossy())
-            .unwrap();
-        (dir, store)
     }
 
     #[test]

@@ -54,6 +54,22 @@ pub(crate) fn stage_fake(store: &Store, version: &str) {
     .unwrap();
 }
 
+/// A store in a fresh folder with `versions` staged whole and the pointer on `pointed`, with no
+/// `previous`.
+pub(crate) fn store_with(versions: &[&str], pointed: &str) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path());
+    for version in versions {
+        stage_fake(&store, version);
+    }
+    store
+        .with_store_lock(&LockWait::Bounded, |l| {
+            store.write_pointer(l, pointed, None)
+        })
+        .unwrap();
+    (dir, store)
+}
+
 #[test]
 fn pointer_round_trip_and_trust_rules() {
     let (_tmp, store) = temp_store();
