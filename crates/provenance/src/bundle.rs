@@ -28,7 +28,7 @@ use super::dsse::{
 use super::encoding::pem_der;
 use super::keys::{ec_key_of_spki, Curve};
 use super::material::{content_of, signing_certificate, Content, Material};
-use super::policy::{check_identity, check_san_identity, Policy};
+use super::policy::{check_identity, check_san_identity, IdentityError, Policy};
 use super::refusal::{as_check, refuse, Check, Refusal};
 use super::root::TrustRoot;
 use super::sct::check_sct;
@@ -131,7 +131,7 @@ pub fn verify_sigstore_bundle(
     };
     let identity = |leaf: &Certificate| match signer {
         Signer::Identity { identity, issuer } => check_san_identity(leaf, identity, issuer),
-        Signer::Key(_) => Err("a key was given, but the bundle is signed by a certificate".into()),
+        Signer::Key(_) => Err(IdentityError::KeyExpected),
     };
     match verify_core(&bundle, root, key.as_deref(), Some(artifact), &identity)? {
         Content::Message { .. } => Ok(()),
@@ -169,7 +169,7 @@ fn verify_core<'b>(
     root: &TrustRoot,
     key: Option<&[u8]>,
     artifact: Option<&[u8; 32]>,
-    identity: &dyn Fn(&Certificate) -> Result<(), String>,
+    identity: &dyn Fn(&Certificate) -> Result<(), IdentityError>,
 ) -> Result<Content<'b>, Refusal> {
     let version = bundle_version(bundle)?;
     let vm = bundle
@@ -199,7 +199,7 @@ fn verify_core<'b>(
 fn material_of(
     vm: &Value,
     key: Option<&[u8]>,
-    identity: &dyn Fn(&Certificate) -> Result<(), String>,
+    identity: &dyn Fn(&Certificate) -> Result<(), IdentityError>,
 ) -> Result<Material, Refusal> {
     match (vm.get("publicKey"), key) {
         (Some(_), Some(key)) => Ok(Material::Key(key.to_vec())),
@@ -279,7 +279,7 @@ fn check_certificate(
         issuer = Some(check_chain(der, leaf, root, t).map_err(as_check(Check::Certificate))?);
     }
     if let (Some(issuer), false) = (issuer, root.ct_logs.is_empty()) {
-        check_sct(leaf, issuer, root).map_err(as_check(Check::Certificate))?;
+        check_sct(leaf, &issuer, root).map_err(as_check(Check::Certificate))?;
     }
     Ok(())
 }

@@ -88,7 +88,7 @@ pub(super) fn signing_certificate(vm: &Value) -> Result<(Vec<u8>, Certificate), 
 
 /// The certificate whose base64 DER is `raw`, as DER and parsed, with no repeated extension.
 /// Bytes that are not one are the certificate's failure, not the bundle form's.
-fn certificate_of(raw: &str, what: &str) -> Result<(Vec<u8>, Certificate), Refusal> {
+fn certificate_of(raw: &str, what: &'static str) -> Result<(Vec<u8>, Certificate), Refusal> {
     let der = b64(raw, what).map_err(as_check(Check::Certificate))?;
     let cert = parse_der_certificate(&der, what).map_err(as_check(Check::Certificate))?;
     check_unique_extensions(&cert).map_err(as_check(Check::Certificate))?;

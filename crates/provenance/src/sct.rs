@@ -16,7 +16,7 @@ const MAX_SCTS: usize = 16;
 /// the precertificate (the TBS without the SCT list) and the issuer's key hash.
 pub(super) fn check_sct(
     leaf: &Certificate,
-    issuer: &Certificate,
+    issuer_spki: &[u8],
     root: &TrustRoot,
 ) -> Result<(), String> {
     let ext =
@@ -24,12 +24,7 @@ pub(super) fn check_sct(
     let list = x509_cert::der::asn1::OctetStringRef::from_der(ext)
         .map_err(|_| "the SCT list is not an OCTET STRING")?;
     let tbs = precertificate_tbs(leaf)?;
-    let issuer_key = issuer
-        .tbs_certificate
-        .subject_public_key_info
-        .to_der()
-        .map_err(|e| format!("issuer key: {e}"))?;
-    let issuer_key_hash = Sha256::digest(issuer_key);
+    let issuer_key_hash = Sha256::digest(issuer_spki);
     let scts = parse_sct_list(list.as_bytes()).ok_or("the SCT list is malformed")?;
     if scts
         .iter()

@@ -9,30 +9,21 @@
 //! The DER is walked by hand rather than decoded into types and encoded again: the signature
 //! covers the signed attributes exactly as the authority encoded them.
 
-use super::certificate::{chain_valid, ext_bytes, extensions};
+use super::certificate::{chain_valid, check_unique_extensions, ext_bytes, extensions, Usage};
 use super::encoding::{b64, str_at};
 use super::keys::{ec_key_of_spki_info, Curve};
-use super::oids::OID_EKU;
+use super::oids::{
+    OID_CONTENT_TYPE_ATTR, OID_EKU, OID_MESSAGE_DIGEST_ATTR, OID_SHA256, OID_SHA384, OID_SHA512,
+    OID_SIGNED_DATA, OID_TIME_STAMPING, OID_TST_INFO,
+};
 use super::refusal::{as_check, refuse, Check, Refusal};
 use super::root::TrustRoot;
 use ring::signature::{self, EcdsaVerificationAlgorithm, UnparsedPublicKey};
 use serde_json::Value;
 use sha2::{Digest, Sha256, Sha384, Sha512};
-use x509_cert::der::asn1::ObjectIdentifier;
 use x509_cert::der::Decode;
 use x509_cert::ext::pkix::ExtendedKeyUsage;
 use x509_cert::Certificate;
-
-const OID_SIGNED_DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02];
-const OID_TST_INFO: &[u8] = &[
-    0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x10, 0x01, 0x04,
-];
-const OID_CONTENT_TYPE_ATTR: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x03];
-const OID_MESSAGE_DIGEST_ATTR: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x04];
-const OID_SHA256: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
-const OID_SHA384: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02];
-const OID_SHA512: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03];
-const OID_TIME_STAMPING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.8");
 
 /// The hashes a message imprint or a signer's digest may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,13 +34,15 @@ enum Hash {
 }
 
 impl Hash {
+    /// The hash an OID's DER content names.
     fn of_oid(oid: &[u8]) -> Option<Hash> {
-        match oid {
-            OID_SHA256 => Some(Hash::Sha256),
-            OID_SHA384 => Some(Hash::Sha384),
-            OID_SHA512 => Some(Hash::Sha512),
-            _ => None,
-        }
+        [
+            (OID_SHA256, Hash::Sha256),
+            (OID_SHA384, Hash::Sha384),
+            (OID_SHA512, Hash::Sha512),
+        ]
+        .into_iter()
+        .find_map(|(o, hash)| (o.as_bytes() == oid).then_some(hash))
     }
 
     fn digest(self, data: &[u8]) -> Vec<u8> {
@@ -209,7 +202,7 @@ fn signed_data(der: &[u8]) -> Result<&[u8], String> {
         outer.content
     };
     let mut ci = Der(content_info);
-    if ci.expect(0x06, "content type")?.content != OID_SIGNED_DATA {
+    if ci.expect(0x06, "content type")?.content != OID_SIGNED_DATA.as_bytes() {
         return Err("the timestamp token is not CMS signed data".into());
     }
     let explicit = ci.expect(0xa0, "signed data")?;
@@ -219,7 +212,7 @@ fn signed_data(der: &[u8]) -> Result<&[u8], String> {
 /// The DER of the `TSTInfo` the `SignedData`'s encapsulated content holds.
 fn encapsulated_tst_info(encap: Tlv<'_>) -> Result<&[u8], String> {
     let mut ec = Der(encap.content);
-    if ec.expect(0x06, "content type")?.content != OID_TST_INFO {
+    if ec.expect(0x06, "content type")?.content != OID_TST_INFO.as_bytes() {
         return Err("the timestamp token does not hold a TSTInfo".into());
     }
     Ok(Der(ec.expect(0xa0, "TSTInfo")?.content)
@@ -255,13 +248,13 @@ fn check_attributes(attrs: &[u8], hash: Hash, econtent: &[u8]) -> Result<(), Str
         let oid = a.expect(0x06, "attribute type")?.content;
         let mut values = Der(a.expect(0x31, "attribute values")?.content);
         let value = values.next()?;
-        match oid {
-            OID_CONTENT_TYPE_ATTR => content_type = Some(value.content),
-            OID_MESSAGE_DIGEST_ATTR => digest = Some(value.content),
-            _ => {}
+        if oid == OID_CONTENT_TYPE_ATTR.as_bytes() {
+            content_type = Some(value.content);
+        } else if oid == OID_MESSAGE_DIGEST_ATTR.as_bytes() {
+            digest = Some(value.content);
         }
     }
-    if content_type != Some(OID_TST_INFO) {
+    if content_type != Some(OID_TST_INFO.as_bytes()) {
         return Err("the timestamp's signed content type is not TSTInfo".into());
     }
     if digest != Some(hash.digest(econtent).as_slice()) {
@@ -368,12 +361,10 @@ fn check_timestamp(der: &[u8], sig: &[u8], root: &TrustRoot) -> Result<i64, Stri
                 continue;
             }
             // The signer is the authority's own certificate, or one it issued.
-            let parents = if tsa.chain[0].0 == *cand_der {
-                &tsa.chain[1..]
-            } else {
-                &tsa.chain[..]
-            };
-            if chain_valid(cand_der, cand, parents, t) && is_timestamping(cand) {
+            if check_unique_extensions(cand).is_ok()
+                && chain_valid(cand_der, &tsa.chain, t, Usage::TimeStamping).is_ok()
+                && is_timestamping(cand)
+            {
                 return Ok(t);
             }
         }
