@@ -306,21 +306,29 @@ fn check_signature(
             .map_err(|_| bad()),
         Content::Message { sig, .. } => {
             let digest = artifact.ok_or_else(|| refuse(Check::Subject, "no artifact to check"))?;
-            verify_prehashed(curve, &point, digest, sig).map_err(|()| bad())
+            if verify_prehashed(curve, &point, digest, sig) {
+                Ok(())
+            } else {
+                Err(bad())
+            }
         }
     }
 }
 
 /// ECDSA P-256 over a SHA-256 digest the caller computed: a message signature may be checked
 /// from the artifact's digest alone, which `ring` cannot do.
-fn verify_prehashed(curve: Curve, point: &[u8], digest: &[u8; 32], sig: &[u8]) -> Result<(), ()> {
+fn verify_prehashed(curve: Curve, point: &[u8], digest: &[u8; 32], sig: &[u8]) -> bool {
     use p256::ecdsa::signature::hazmat::PrehashVerifier;
     if curve != Curve::P256 {
-        return Err(());
+        return false;
     }
-    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| ())?;
-    let sig = p256::ecdsa::Signature::from_der(sig).map_err(|_| ())?;
-    key.verify_prehash(digest, &sig).map_err(|_| ())
+    let (Ok(key), Ok(sig)) = (
+        p256::ecdsa::VerifyingKey::from_sec1_bytes(point),
+        p256::ecdsa::Signature::from_der(sig),
+    ) else {
+        return false;
+    };
+    key.verify_prehash(digest, &sig).is_ok()
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 
 use super::certificate::{check_unique_extensions, parse_der_certificate};
 use super::dsse::Envelope;
-use super::encoding::{b64, str_at};
-use super::keys::{ec_key_of_spki, ec_key_of_spki_info, Curve};
+use super::encoding::{b64, b64_field, str_at};
+use super::keys::{ec_key_of_spki, ec_key_of_spki_info, Curve, KeyError};
 use super::refusal::{as_check, refuse, Check, Refusal};
 use serde_json::Value;
 use x509_cert::Certificate;
@@ -25,7 +25,7 @@ impl Material {
         }
     }
 
-    pub(super) fn key(&self) -> Result<(Curve, Vec<u8>), String> {
+    pub(super) fn key(&self) -> Result<(Curve, Vec<u8>), KeyError> {
         match self {
             Material::Cert(_, cert) => ec_key_of_spki_info(cert),
             Material::Key(der) => ec_key_of_spki(der),
@@ -99,8 +99,7 @@ fn certificate_of(raw: &str, what: &'static str) -> Result<(Vec<u8>, Certificate
 /// its message signature.
 pub(super) fn content_of(bundle: &Value) -> Result<Content<'_>, Refusal> {
     if let Some(m) = bundle.get("messageSignature") {
-        let sig = str_at(m, "signature")
-            .and_then(|s| b64(s, "the message signature"))
+        let sig = b64_field(m, "signature", "the message signature")
             .map_err(as_check(Check::Attestation))?;
         let digest = match m.get("messageDigest") {
             Some(d) => {
@@ -111,8 +110,7 @@ pub(super) fn content_of(bundle: &Value) -> Result<Content<'_>, Refusal> {
                     ));
                 }
                 Some(
-                    str_at(d, "digest")
-                        .and_then(|s| b64(s, "the message digest"))
+                    b64_field(d, "digest", "the message digest")
                         .map_err(as_check(Check::Attestation))?,
                 )
             }
@@ -124,9 +122,8 @@ pub(super) fn content_of(bundle: &Value) -> Result<Content<'_>, Refusal> {
         .get("dsseEnvelope")
         .ok_or_else(|| refuse(Check::Attestation, "bundle has no DSSE envelope"))?;
     let payload_type = str_at(envelope, "payloadType").map_err(as_check(Check::Attestation))?;
-    let payload = str_at(envelope, "payload")
-        .and_then(|p| b64(p, "the DSSE payload"))
-        .map_err(as_check(Check::Attestation))?;
+    let payload =
+        b64_field(envelope, "payload", "the DSSE payload").map_err(as_check(Check::Attestation))?;
     let sigs = envelope
         .get("signatures")
         .and_then(Value::as_array)
@@ -138,9 +135,7 @@ pub(super) fn content_of(bundle: &Value) -> Result<Content<'_>, Refusal> {
             format!("DSSE envelope has {} signatures, expected 1", sigs.len()),
         ));
     };
-    let sig = str_at(sig, "sig")
-        .and_then(|s| b64(s, "the DSSE signature"))
-        .map_err(as_check(Check::Attestation))?;
+    let sig = b64_field(sig, "sig", "the DSSE signature").map_err(as_check(Check::Attestation))?;
     Ok(Content::Dsse(Envelope {
         payload_type,
         payload,

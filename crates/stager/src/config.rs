@@ -561,7 +561,7 @@ fn trust_root(text: &str) -> Result<TrustRoot, StageError> {
             format!("is over {MAX_TRUST_ROOT_BYTES} bytes"),
         ));
     }
-    TrustRoot::from_json(text).map_err(|reason| invalid("sigstoreTrustRoot", reason))
+    TrustRoot::from_json(text).map_err(|e| invalid("sigstoreTrustRoot", e.to_string()))
 }
 
 #[cfg(test)]
