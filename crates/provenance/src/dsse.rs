@@ -3,7 +3,8 @@
 
 use super::encoding::hex;
 use super::refusal::{refuse, Check, Refusal};
-use serde_json::Value;
+use serde::Deserialize;
+use std::collections::BTreeMap;
 
 pub(super) const SLSA_PROVENANCE_V1: &str = "https://slsa.dev/provenance/v1";
 
@@ -13,7 +14,7 @@ const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 /// Why a statement does not describe the artifact.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum StatementError {
-    #[error("statement is not JSON: {0}")]
+    #[error("the statement is malformed: {0}")]
     NotJson(#[from] serde_json::Error),
     #[error("statement is not an in-toto v1 statement")]
     NotInToto,
@@ -67,33 +68,53 @@ pub(super) fn purl(name: &str, version: &str) -> String {
     format!("pkg:npm/{name}@{version}")
 }
 
+/// An in-toto statement: its type, its predicate's type and its subjects (the predicate itself
+/// is not read).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Statement {
+    #[serde(rename = "_type")]
+    statement_type: Option<String>,
+    predicate_type: Option<String>,
+    subject: Option<Vec<StatementSubject>>,
+}
+
+#[derive(Deserialize)]
+struct StatementSubject {
+    name: Option<String>,
+    /// Hex digests by algorithm name.
+    #[serde(default)]
+    digest: BTreeMap<String, String>,
+}
+
+impl StatementSubject {
+    /// Whether the subject's digest `algorithm` is `hex` (compared without case).
+    fn has_digest(&self, algorithm: &str, hex: &str) -> bool {
+        self.digest
+            .get(algorithm)
+            .is_some_and(|d| d.eq_ignore_ascii_case(hex))
+    }
+}
+
 pub(super) fn check_statement(payload: &[u8], subject: &Subject) -> Result<(), StatementError> {
-    let statement: Value = serde_json::from_slice(payload)?;
-    if statement.get("_type").and_then(Value::as_str) != Some(IN_TOTO_STATEMENT_V1) {
+    let statement: Statement = serde_json::from_slice(payload)?;
+    if statement.statement_type.as_deref() != Some(IN_TOTO_STATEMENT_V1) {
         return Err(StatementError::NotInToto);
     }
-    if statement.get("predicateType").and_then(Value::as_str) != Some(SLSA_PROVENANCE_V1) {
+    if statement.predicate_type.as_deref() != Some(SLSA_PROVENANCE_V1) {
         return Err(StatementError::NotSlsaProvenance);
     }
     let want_name = purl(subject.name, subject.version);
     let want_digest = hex(subject.sha512);
-    let subjects = statement
-        .get("subject")
-        .and_then(Value::as_array)
-        .ok_or(StatementError::NoSubject)?;
-    let named: Vec<&Value> = subjects
+    let subjects = statement.subject.ok_or(StatementError::NoSubject)?;
+    let named: Vec<&StatementSubject> = subjects
         .iter()
-        .filter(|s| s.get("name").and_then(Value::as_str) == Some(want_name.as_str()))
+        .filter(|s| s.name.as_deref() == Some(want_name.as_str()))
         .collect();
     if named.is_empty() {
         return Err(StatementError::NotNamed(want_name));
     }
-    let digest_matches = named.iter().any(|s| {
-        s.pointer("/digest/sha512")
-            .and_then(Value::as_str)
-            .is_some_and(|d| d.eq_ignore_ascii_case(&want_digest))
-    });
-    if !digest_matches {
+    if !named.iter().any(|s| s.has_digest("sha512", &want_digest)) {
         return Err(StatementError::OtherSha512(want_name));
     }
     Ok(())
@@ -104,19 +125,10 @@ pub(super) fn check_subject_sha256(
     payload: &[u8],
     artifact: &[u8; 32],
 ) -> Result<(), StatementError> {
-    let statement: Value = serde_json::from_slice(payload)?;
+    let statement: Statement = serde_json::from_slice(payload)?;
     let want = hex(artifact);
-    let named = statement
-        .get("subject")
-        .and_then(Value::as_array)
-        .ok_or(StatementError::NoSubject)?
-        .iter()
-        .any(|s| {
-            s.pointer("/digest/sha256")
-                .and_then(Value::as_str)
-                .is_some_and(|d| d.eq_ignore_ascii_case(&want))
-        });
-    if !named {
+    let subjects = statement.subject.ok_or(StatementError::NoSubject)?;
+    if !subjects.iter().any(|s| s.has_digest("sha256", &want)) {
         return Err(StatementError::OtherSha256);
     }
     Ok(())

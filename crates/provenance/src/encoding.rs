@@ -1,11 +1,10 @@
-//! The encodings a bundle and a trust root use: base64 and hex, PEM, JSON fields, RFC 3339 and
+//! The encodings a bundle and a trust root use: base64 and hex, PEM, RFC 3339 and
 //! GeneralizedTime times. The core reads its PEM and its dates with these too.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use rustls_pki_types::pem::{PemObject, SectionKind};
 use rustls_pki_types::CertificateDer;
-use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use x509_cert::der::Decode;
@@ -49,30 +48,6 @@ pub fn pem_certificates(pem: &[u8]) -> Result<Vec<Vec<u8>>, PemError> {
 #[derive(Debug, thiserror::Error)]
 #[error("{0} is not base64")]
 pub struct NotBase64(pub &'static str);
-
-/// A JSON field that is missing or of another type than expected.
-#[derive(Debug, thiserror::Error)]
-pub(super) enum FieldError {
-    #[error("no `{0}`")]
-    Missing(&'static str),
-    #[error(transparent)]
-    Base64(#[from] NotBase64),
-}
-
-pub(super) fn str_at<'a>(v: &'a Value, key: &'static str) -> Result<&'a str, FieldError> {
-    v.get(key)
-        .and_then(Value::as_str)
-        .ok_or(FieldError::Missing(key))
-}
-
-/// The base64 string `key` of `v`, decoded, `what` naming it in the error.
-pub(super) fn b64_field(
-    v: &Value,
-    key: &'static str,
-    what: &'static str,
-) -> Result<Vec<u8>, FieldError> {
-    Ok(b64(str_at(v, key)?, what)?)
-}
 
 pub(super) fn b64(s: &str, what: &'static str) -> Result<Vec<u8>, NotBase64> {
     B64.decode(s.trim()).map_err(|_| NotBase64(what))

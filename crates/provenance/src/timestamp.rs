@@ -10,7 +10,7 @@
 //! covers the signed attributes exactly as the authority encoded them.
 
 use super::certificate::{chain_valid, check_unique_extensions, ext_bytes, extensions, Usage};
-use super::encoding::{b64_field, generalized_time_seconds};
+use super::encoding::{b64, generalized_time_seconds};
 use super::keys::{ec_key_of_spki_info, Curve};
 use super::oids::{
     OID_CONTENT_TYPE_ATTR, OID_EKU, OID_MESSAGE_DIGEST_ATTR, OID_SHA256, OID_SHA384, OID_SHA512,
@@ -19,6 +19,7 @@ use super::oids::{
 use super::refusal::{as_check, refuse, Check, Refusal};
 use super::root::TrustRoot;
 use ring::signature::{self, EcdsaVerificationAlgorithm, UnparsedPublicKey};
+use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use x509_cert::der::Decode;
@@ -341,11 +342,17 @@ const MAX_TIMESTAMPS: usize = 16;
 /// verify with a certificate that chains to a trusted timestamp authority, valid (chain and
 /// authority) at the time it states.
 pub(super) fn timestamp_times(
-    vm: &Value,
+    list: Option<&Value>,
     sig: &[u8],
     root: &TrustRoot,
 ) -> Result<Vec<i64>, Refusal> {
-    let Some(list) = vm.pointer("/timestampVerificationData/rfc3161Timestamps") else {
+    /// One of a bundle's `rfc3161Timestamps`.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct SignedTimestamp {
+        signed_timestamp: String,
+    }
+    let Some(list) = list else {
         return Ok(Vec::new());
     };
     let list = list
@@ -354,8 +361,9 @@ pub(super) fn timestamp_times(
         .ok_or_else(|| refuse(Check::Timestamp, "malformed timestamps"))?;
     list.iter()
         .map(|ts| {
-            let der = b64_field(ts, "signedTimestamp", "a timestamp")
-                .map_err(as_check(Check::Timestamp))?;
+            let ts = SignedTimestamp::deserialize(ts).map_err(as_check(Check::Timestamp))?;
+            let der =
+                b64(&ts.signed_timestamp, "a timestamp").map_err(as_check(Check::Timestamp))?;
             check_timestamp(&der, sig, root).map_err(as_check(Check::Timestamp))
         })
         .collect()

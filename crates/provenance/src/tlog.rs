@@ -284,9 +284,11 @@ struct IntotoSignature {
 }
 
 /// Returns what the first log entry that verifies and records this signature vouches for.
-pub(super) fn logged_times<'r>(vm: &Value, signed: &Signed<'_, 'r>) -> Result<Logged<'r>, Refusal> {
-    let entries = vm
-        .get("tlogEntries")
+pub(super) fn logged_times<'r>(
+    entries: Option<&Value>,
+    signed: &Signed<'_, 'r>,
+) -> Result<Logged<'r>, Refusal> {
+    let entries = entries
         .and_then(Value::as_array)
         .filter(|e| !e.is_empty())
         .ok_or_else(|| {
