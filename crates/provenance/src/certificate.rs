@@ -400,6 +400,22 @@ mod tests {
             check(&leaf, &[&inter, &old_root]),
             Err(ChainError::RootNotValid)
         ));
+        // Why that check is ours: webpki alone accepts the path through the expired root.
+        let anchor_der = CertificateDer::from(old_root.cert.der().as_ref());
+        let anchors = [webpki::anchor_from_trusted_cert(&anchor_der).unwrap()];
+        let leaf_der = CertificateDer::from(leaf.cert.der().as_ref());
+        EndEntityCert::try_from(&leaf_der)
+            .unwrap()
+            .verify_for_usage(
+                CERT_SIGNATURE_ALGORITHMS,
+                &anchors,
+                &[CertificateDer::from(inter.cert.der().as_ref())],
+                UnixTime::since_unix_epoch(Duration::from_secs(INTEGRATED as u64)),
+                KeyUsage::required_if_present(Usage::CodeSigning.oid_bytes()),
+                None,
+                None,
+            )
+            .unwrap();
     }
 
     #[test]
@@ -470,6 +486,26 @@ mod tests {
         assert!(matches!(
             check(&ca_leaf, &[&inter, &root]),
             Err(ChainError::Path(webpki::Error::CaUsedAsEndEntity))
+        ));
+    }
+
+    #[test]
+    fn a_certificate_the_authority_lists_alone_needs_only_its_validity() {
+        // A timestamp authority whose chain is its own signing certificate, as a trust root
+        // may list one: there is no path to build, only its period to check.
+        let key = key();
+        let mut p = params("tsa", IsCa::ExplicitNoCa);
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::TimeStamping];
+        let tsa = Issued {
+            cert: p.self_signed(&key).unwrap(),
+            key,
+        };
+        let chain = [tsa.entry()];
+        chain_valid(tsa.cert.der(), &chain, INTEGRATED, Usage::TimeStamping).unwrap();
+        let after = rcgen::date_time_ymd(2100, 1, 2).unix_timestamp();
+        assert!(matches!(
+            chain_valid(tsa.cert.der(), &chain, after, Usage::TimeStamping),
+            Err(ChainError::RootNotValid)
         ));
     }
 }

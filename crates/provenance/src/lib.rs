@@ -28,7 +28,7 @@ mod tlog;
 pub mod testkit;
 
 pub use bundle::{verify_sigstore_bundle, Signer};
-pub use policy::Policy;
+pub use policy::{Policy, PolicyError};
 pub use root::{RootError, TrustRoot};
 
 pub use bundle::{verify, MAX_ATTESTATIONS_BYTES};

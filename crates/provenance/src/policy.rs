@@ -65,6 +65,28 @@ pub struct Policy {
     pub git_ref: Option<String>,
 }
 
+/// Which option of a policy is unusable, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("must be a GitHub `owner/name`, got `{0}`")]
+    Repository(String),
+    #[error("must be a relative path such as `.github/workflows/publish.yml`")]
+    WorkflowPath,
+    #[error("must be a git ref or a glob of one, such as `refs/tags/v*`")]
+    Ref,
+}
+
+impl PolicyError {
+    /// The option at fault, as the JavaScript API names it.
+    pub fn field(&self) -> &'static str {
+        match self {
+            PolicyError::Repository(_) => "repository",
+            PolicyError::WorkflowPath => "workflowPath",
+            PolicyError::Ref => "ref",
+        }
+    }
+}
+
 /// Longest `workflowPath` and `ref`: GitHub workflow paths and refs are short; a bound keeps
 /// messages small and the glob match cheap.
 const MAX_WORKFLOW_PATH: usize = 300;
@@ -85,7 +107,7 @@ impl Policy {
         repository: &str,
         workflow_path: Option<&str>,
         git_ref: Option<&str>,
-    ) -> Result<Policy, (&'static str, String)> {
+    ) -> Result<Policy, PolicyError> {
         let segment_ok = |s: &str| {
             !s.is_empty()
                 && s.bytes()
@@ -93,12 +115,7 @@ impl Policy {
         };
         match repository.split_once('/') {
             Some((owner, name)) if segment_ok(owner) && segment_ok(name) => {}
-            _ => {
-                return Err((
-                    "repository",
-                    format!("must be a GitHub `owner/name`, got `{repository}`"),
-                ))
-            }
+            _ => return Err(PolicyError::Repository(repository.to_string())),
         }
         let workflow_path = match workflow_path {
             None => None,
@@ -111,10 +128,7 @@ impl Policy {
                     || w.contains(['@', '\\'])
                     || w.chars().any(char::is_whitespace)
                 {
-                    return Err((
-                        "workflowPath",
-                        "must be a relative path such as `.github/workflows/publish.yml`".into(),
-                    ));
+                    return Err(PolicyError::WorkflowPath);
                 }
                 Some(w.to_string())
             }
@@ -126,10 +140,7 @@ impl Policy {
                     || r.len() > MAX_WORKFLOW_PATH
                     || r.chars().any(|c| c.is_whitespace() || c.is_control())
                 {
-                    return Err((
-                        "ref",
-                        "must be a git ref or a glob of one, such as `refs/tags/v*`".into(),
-                    ));
+                    return Err(PolicyError::Ref);
                 }
                 Some(r.to_string())
             }
@@ -305,7 +316,7 @@ mod tests {
         assert_eq!(ok.git_ref.as_deref(), Some("refs/tags/v*"));
         for bad in ["v*", "", "refs/tags/v 1", "refs/\n"] {
             assert_eq!(
-                Policy::new(REPO, None, Some(bad)).unwrap_err().0,
+                Policy::new(REPO, None, Some(bad)).unwrap_err().field(),
                 "ref",
                 "{bad}"
             );
@@ -321,14 +332,14 @@ mod tests {
             "https://github.com/a/b",
         ] {
             assert_eq!(
-                Policy::new(bad, None, None).unwrap_err().0,
+                Policy::new(bad, None, None).unwrap_err().field(),
                 "repository",
                 "{bad}"
             );
         }
         for bad in ["", "/abs.yml", "a@b", "a b", &"x".repeat(301)] {
             assert_eq!(
-                Policy::new(REPO, Some(bad), None).unwrap_err().0,
+                Policy::new(REPO, Some(bad), None).unwrap_err().field(),
                 "workflowPath",
                 "{bad}"
             );
