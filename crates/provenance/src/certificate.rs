@@ -38,7 +38,7 @@ pub(super) enum CertError {
     #[error("the signing certificate was not valid when the log recorded the entry")]
     NotValidAtLogTime,
     #[error("the signing certificate does not chain to a trusted Fulcio CA ({0})")]
-    Untrusted(String),
+    Untrusted(ChainError),
 }
 
 /// Parses a certificate of the bundle, `what` naming it in the error. It must be DER, as X.509
@@ -184,22 +184,21 @@ pub(super) fn check_chain(
     if !valid_at(leaf, t) {
         return Err(CertError::NotValidAtLogTime);
     }
-    let mut last = None;
+    let mut last = ChainError::NoAuthority;
     for ca in root.cas.iter().filter(|ca| ca.window.covers(t)) {
         match chain_valid(leaf_der, &ca.chain, t, Usage::CodeSigning) {
             Ok(issuer) => return Ok(issuer),
-            Err(e) => last = Some(e),
+            Err(e) => last = e,
         }
     }
-    Err(CertError::Untrusted(last.map_or_else(
-        || "no CA is trusted at that time".into(),
-        |e| e.to_string(),
-    )))
+    Err(CertError::Untrusted(last))
 }
 
 /// Why a certificate does not chain to an authority's certificates.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum ChainError {
+    #[error("no CA is trusted at that time")]
+    NoAuthority,
     #[error("the authority lists no certificates")]
     Empty,
     #[error("a certificate repeats an extension")]
