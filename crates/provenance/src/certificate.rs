@@ -250,9 +250,9 @@ pub(super) fn chain_valid(
         .collect();
     let leaf_der = CertificateDer::from(cert_der);
     let leaf = EndEntityCert::try_from(&leaf_der).map_err(ChainError::Path)?;
-    // Required of every certificate that names a usage; that the signing certificate names
-    // one at all is `check_code_signing`'s and `is_timestamping`'s rule, as Fulcio's and the
-    // test CAs' intermediates name none.
+    // Required of every certificate that names a usage (Fulcio's intermediate names code
+    // signing); that the signing certificate names one at all is `check_code_signing`'s and
+    // `is_timestamping`'s rule, as an intermediate may name none (the test CAs' do not).
     let eku = KeyUsage::required_if_present(usage.oid_bytes());
     let path = leaf
         .verify_for_usage(
