@@ -56,8 +56,10 @@ fn check(o: &VerifyBundleOptions) -> std::result::Result<(), ArgError> {
         Some(text) if text.len() > MAX_TRUST_ROOT_BYTES => {
             return Err(invalid("trustedRoot", "is larger than 1 MiB"))
         }
-        Some(text) => TrustRoot::from_json(text).map_err(|e| invalid("trustedRoot", e))?,
-        None => TrustRoot::public_good().map_err(StageError::internal)?,
+        Some(text) => {
+            TrustRoot::from_json(text).map_err(|e| invalid("trustedRoot", e.to_string()))?
+        }
+        None => TrustRoot::public_good().map_err(|e| StageError::internal(e.to_string()))?,
     };
     verify_sigstore_bundle(o.bundle.as_bytes(), &digest, &signer, &root).map_err(|r| {
         StageError::BundleRefused {

@@ -27,16 +27,33 @@ use super::dsse::{
 };
 use super::encoding::pem_der;
 use super::keys::{ec_key_of_spki, Curve};
-use super::material::{content_of, signing_certificate, Content, Material};
-use super::policy::{check_identity, check_san_identity, Policy};
+use super::material::{
+    content_of, signing_certificate, Bundle, Content, Material, VerificationMaterial,
+};
+use super::policy::{check_identity, check_san_identity, IdentityError, Policy};
 use super::refusal::{as_check, refuse, Check, Refusal};
 use super::root::TrustRoot;
 use super::sct::check_sct;
 use super::timestamp::timestamp_times;
 use super::tlog::{logged_times, Logged, Signed};
 use ring::signature::UnparsedPublicKey;
+use serde::Deserialize;
 use serde_json::Value;
 use x509_cert::Certificate;
+
+/// npm's attestations response: each bundle stays JSON until it is read, so one malformed
+/// bundle does not hide the others.
+#[derive(Deserialize)]
+struct Attestations {
+    attestations: Vec<Attestation>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Attestation {
+    predicate_type: Option<String>,
+    bundle: Option<Value>,
+}
 
 /// npm's attestations response for one version is ~10 KB; 1 MiB is ample and bounds memory.
 pub const MAX_ATTESTATIONS_BYTES: u64 = 1024 * 1024;
@@ -49,18 +66,18 @@ pub fn verify(
     policy: &Policy,
     root: &TrustRoot,
 ) -> Result<(), Refusal> {
-    let doc: Value = serde_json::from_slice(attestations)
-        .map_err(|e| refuse(Check::Attestation, format!("attestations: not JSON: {e}")))?;
-    let list = doc
-        .get("attestations")
-        .and_then(Value::as_array)
-        .ok_or_else(|| refuse(Check::Attestation, "no `attestations` array"))?;
+    let doc: Attestations = serde_json::from_slice(attestations).map_err(|e| {
+        refuse(
+            Check::Attestation,
+            format!("not an attestations response: {e}"),
+        )
+    })?;
     let mut first_error = None;
-    for att in list {
-        if att.get("predicateType").and_then(Value::as_str) != Some(SLSA_PROVENANCE_V1) {
+    for att in &doc.attestations {
+        if att.predicate_type.as_deref() != Some(SLSA_PROVENANCE_V1) {
             continue;
         }
-        let Some(bundle) = att.get("bundle") else {
+        let Some(bundle) = &att.bundle else {
             continue;
         };
         match verify_bundle(bundle, subject, policy, root) {
@@ -87,8 +104,9 @@ fn verify_bundle(
 /// Everything but the statement's content: certificate, identity, log entry, timestamps, DSSE
 /// signature. Returns the in-toto statement the envelope carries.
 fn verify_signed(bundle: &Value, policy: &Policy, root: &TrustRoot) -> Result<Vec<u8>, Refusal> {
+    let bundle = Bundle::from_value(bundle)?;
     let identity = |leaf: &Certificate| check_identity(leaf, policy);
-    match verify_core(bundle, root, None, None, &identity)? {
+    match verify_core(&bundle, root, None, None, &identity)? {
         Content::Dsse(envelope) => in_toto_payload(envelope),
         Content::Message { .. } => Err(refuse(
             Check::Attestation,
@@ -117,8 +135,12 @@ pub fn verify_sigstore_bundle(
     signer: &Signer,
     root: &TrustRoot,
 ) -> Result<(), Refusal> {
-    let bundle: Value = serde_json::from_slice(bundle)
-        .map_err(|e| refuse(Check::Attestation, format!("the bundle is not JSON: {e}")))?;
+    let bundle: Bundle = serde_json::from_slice(bundle).map_err(|e| {
+        refuse(
+            Check::Attestation,
+            format!("the bundle is not a Sigstore bundle: {e}"),
+        )
+    })?;
     let key = match signer {
         Signer::Key(pem) => Some(
             pem_der(pem.as_bytes())
@@ -131,7 +153,7 @@ pub fn verify_sigstore_bundle(
     };
     let identity = |leaf: &Certificate| match signer {
         Signer::Identity { identity, issuer } => check_san_identity(leaf, identity, issuer),
-        Signer::Key(_) => Err("a key was given, but the bundle is signed by a certificate".into()),
+        Signer::Key(_) => Err(IdentityError::KeyExpected),
     };
     match verify_core(&bundle, root, key.as_deref(), Some(artifact), &identity)? {
         Content::Message { .. } => Ok(()),
@@ -143,10 +165,10 @@ pub fn verify_sigstore_bundle(
 }
 
 /// A bundle's media type names its version: 1 to 3.
-fn bundle_version(bundle: &Value) -> Result<u8, Refusal> {
+fn bundle_version(bundle: &Bundle) -> Result<u8, Refusal> {
     let media = bundle
-        .get("mediaType")
-        .and_then(Value::as_str)
+        .media_type
+        .as_deref()
         .ok_or_else(|| refuse(Check::Attestation, "the bundle has no media type"))?;
     match media {
         "application/vnd.dev.sigstore.bundle+json;version=0.1" => Ok(1),
@@ -165,15 +187,16 @@ fn bundle_version(bundle: &Value) -> Result<u8, Refusal> {
 /// the log and the timestamp authorities vouch for, the certificate chain and its SCT at those
 /// times, and the signature itself (over `artifact` for a message).
 fn verify_core<'b>(
-    bundle: &'b Value,
+    bundle: &'b Bundle,
     root: &TrustRoot,
     key: Option<&[u8]>,
     artifact: Option<&[u8; 32]>,
-    identity: &dyn Fn(&Certificate) -> Result<(), String>,
+    identity: &dyn Fn(&Certificate) -> Result<(), IdentityError>,
 ) -> Result<Content<'b>, Refusal> {
     let version = bundle_version(bundle)?;
     let vm = bundle
-        .get("verificationMaterial")
+        .verification_material
+        .as_ref()
         .ok_or_else(|| refuse(Check::Attestation, "bundle has no verificationMaterial"))?;
     let material = material_of(vm, key, identity)?;
     let content = content_of(bundle)?;
@@ -185,7 +208,7 @@ fn verify_core<'b>(
         artifact,
         root,
     };
-    let logged = logged_times(vm, &signed)?;
+    let logged = logged_times(vm.tlog_entries.as_ref(), &signed)?;
     let times = verified_times(vm, &logged, &content, root)?;
     if let Material::Cert(der, leaf) = &material {
         check_certificate(der, leaf, &times, root)?;
@@ -197,11 +220,11 @@ fn verify_core<'b>(
 /// The signer: the managed `key` when the bundle is signed by a key, else the bundle's
 /// certificate, its identity as `identity` requires.
 fn material_of(
-    vm: &Value,
+    vm: &VerificationMaterial,
     key: Option<&[u8]>,
-    identity: &dyn Fn(&Certificate) -> Result<(), String>,
+    identity: &dyn Fn(&Certificate) -> Result<(), IdentityError>,
 ) -> Result<Material, Refusal> {
-    match (vm.get("publicKey"), key) {
+    match (&vm.public_key, key) {
         (Some(_), Some(key)) => Ok(Material::Key(key.to_vec())),
         (Some(_), None) => Err(refuse(
             Check::Identity,
@@ -244,13 +267,17 @@ fn check_message_digest(content: &Content, artifact: Option<&[u8; 32]>) -> Resul
 /// The times the log entry and the timestamp authorities vouch for: at least one, each within
 /// the log key's window.
 fn verified_times(
-    vm: &Value,
+    vm: &VerificationMaterial,
     logged: &Logged,
     content: &Content,
     root: &TrustRoot,
 ) -> Result<Vec<i64>, Refusal> {
     let mut times: Vec<i64> = logged.integrated.into_iter().collect();
-    times.extend(timestamp_times(vm, content.sig(), root)?);
+    let timestamps = vm
+        .timestamp_verification_data
+        .as_ref()
+        .and_then(|t| t.rfc3161_timestamps.as_ref());
+    times.extend(timestamp_times(timestamps, content.sig(), root)?);
     if times.is_empty() {
         return Err(refuse(
             Check::TransparencyLog,
@@ -279,7 +306,7 @@ fn check_certificate(
         issuer = Some(check_chain(der, leaf, root, t).map_err(as_check(Check::Certificate))?);
     }
     if let (Some(issuer), false) = (issuer, root.ct_logs.is_empty()) {
-        check_sct(leaf, issuer, root).map_err(as_check(Check::Certificate))?;
+        check_sct(leaf, &issuer, root).map_err(as_check(Check::Certificate))?;
     }
     Ok(())
 }
@@ -306,21 +333,29 @@ fn check_signature(
             .map_err(|_| bad()),
         Content::Message { sig, .. } => {
             let digest = artifact.ok_or_else(|| refuse(Check::Subject, "no artifact to check"))?;
-            verify_prehashed(curve, &point, digest, sig).map_err(|()| bad())
+            if verify_prehashed(curve, &point, digest, sig) {
+                Ok(())
+            } else {
+                Err(bad())
+            }
         }
     }
 }
 
 /// ECDSA P-256 over a SHA-256 digest the caller computed: a message signature may be checked
 /// from the artifact's digest alone, which `ring` cannot do.
-fn verify_prehashed(curve: Curve, point: &[u8], digest: &[u8; 32], sig: &[u8]) -> Result<(), ()> {
+fn verify_prehashed(curve: Curve, point: &[u8], digest: &[u8; 32], sig: &[u8]) -> bool {
     use p256::ecdsa::signature::hazmat::PrehashVerifier;
     if curve != Curve::P256 {
-        return Err(());
+        return false;
     }
-    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| ())?;
-    let sig = p256::ecdsa::Signature::from_der(sig).map_err(|_| ())?;
-    key.verify_prehash(digest, &sig).map_err(|_| ())
+    let (Ok(key), Ok(sig)) = (
+        p256::ecdsa::VerifyingKey::from_sec1_bytes(point),
+        p256::ecdsa::Signature::from_der(sig),
+    ) else {
+        return false;
+    };
+    key.verify_prehash(digest, &sig).is_ok()
 }
 
 #[cfg(test)]

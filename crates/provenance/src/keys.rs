@@ -7,6 +7,15 @@ use x509_cert::der::Decode;
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 use x509_cert::Certificate;
 
+/// Why a key is not one the verifier can use.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum KeyError {
+    #[error("not a public key: {0}")]
+    NotPublicKey(x509_cert::der::Error),
+    #[error("unsupported key algorithm {0}")]
+    Unsupported(ObjectIdentifier),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Curve {
     P256,
@@ -28,19 +37,18 @@ impl Curve {
 }
 
 /// Returns the curve and point of the certificate's EC key.
-pub(super) fn ec_key_of_spki_info(cert: &Certificate) -> Result<(Curve, Vec<u8>), String> {
+pub(super) fn ec_key_of_spki_info(cert: &Certificate) -> Result<(Curve, Vec<u8>), KeyError> {
     ec_key(&cert.tbs_certificate.subject_public_key_info)
 }
 
 /// Returns the curve and point of the EC key a DER `SubjectPublicKeyInfo` holds.
-pub(super) fn ec_key_of_spki(der: &[u8]) -> Result<(Curve, Vec<u8>), String> {
-    let spki =
-        SubjectPublicKeyInfoOwned::from_der(der).map_err(|e| format!("not a public key: {e}"))?;
+pub(super) fn ec_key_of_spki(der: &[u8]) -> Result<(Curve, Vec<u8>), KeyError> {
+    let spki = SubjectPublicKeyInfoOwned::from_der(der).map_err(KeyError::NotPublicKey)?;
     ec_key(&spki)
 }
 
 /// Returns the curve and uncompressed point of an EC public key.
-fn ec_key(spki: &SubjectPublicKeyInfoOwned) -> Result<(Curve, Vec<u8>), String> {
+fn ec_key(spki: &SubjectPublicKeyInfoOwned) -> Result<(Curve, Vec<u8>), KeyError> {
     curve_of(
         spki.algorithm.oid,
         spki.algorithm
@@ -51,11 +59,11 @@ fn ec_key(spki: &SubjectPublicKeyInfoOwned) -> Result<(Curve, Vec<u8>), String> 
     .map(|c| (c, spki.subject_public_key.raw_bytes().to_vec()))
 }
 
-fn curve_of(alg: ObjectIdentifier, param: Option<ObjectIdentifier>) -> Result<Curve, String> {
+fn curve_of(alg: ObjectIdentifier, param: Option<ObjectIdentifier>) -> Result<Curve, KeyError> {
     match (alg, param) {
         (a, None) if a == OID_ED25519 => Ok(Curve::Ed25519),
         (a, Some(p)) if a == OID_EC_PUBLIC_KEY && p == OID_P256 => Ok(Curve::P256),
         (a, Some(p)) if a == OID_EC_PUBLIC_KEY && p == OID_P384 => Ok(Curve::P384),
-        _ => Err(format!("unsupported key algorithm {alg}")),
+        _ => Err(KeyError::Unsupported(alg)),
     }
 }

@@ -28,12 +28,12 @@ mod tlog;
 pub mod testkit;
 
 pub use bundle::{verify_sigstore_bundle, Signer};
-pub use policy::Policy;
-pub use root::TrustRoot;
+pub use policy::{Policy, PolicyError};
+pub use root::{RootError, TrustRoot};
 
 pub use bundle::{verify, MAX_ATTESTATIONS_BYTES};
 pub use dsse::Subject;
-pub use encoding::days_from_civil;
+pub use encoding::{pem_certificates, rfc3339_ms, NotBase64, PemError};
 pub use refusal::Check;
 pub use root::{MAX_TRUST_ROOT_BYTES, PUBLIC_GOOD as PUBLIC_GOOD_TRUST_ROOT};
 use sct::parse_sct_list;

@@ -3,7 +3,7 @@
 
 use super::certificate::{
     check_code_signing, check_critical_extensions, ext_bytes, ext_raw, ext_utf8, extensions,
-    san_uri,
+    san_uri, CertError,
 };
 use super::oids::{
     OID_BUILD_CONFIG_URI, OID_BUILD_TRIGGER, OID_GITHUB_WORKFLOW_REF_V1,
@@ -15,6 +15,41 @@ use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::Extension;
 use x509_cert::Certificate;
+
+/// Why a certificate was issued to someone else than the policy names.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum IdentityError {
+    #[error(transparent)]
+    Certificate(#[from] CertError),
+    #[error("the certificate names no OIDC issuer")]
+    NoIssuer,
+    #[error("the certificate was issued for `{0}`, not GitHub Actions")]
+    NotGithubActions(String),
+    #[error("the certificate was issued for `{0}`")]
+    OtherIssuer(String),
+    #[error("the certificate names no repository")]
+    NoRepository,
+    #[error("built from `{got}`, not `{want}`")]
+    OtherRepository { got: String, want: String },
+    #[error("the certificate names no build trigger")]
+    NoTrigger,
+    #[error("the run was triggered by `{0}`")]
+    RefusedTrigger(String),
+    #[error("the certificate names no git ref")]
+    NoRef,
+    #[error("the run built `{0}`, which the policy does not accept")]
+    RefNotAccepted(String),
+    #[error("the certificate names no workflow")]
+    NoWorkflow,
+    #[error("built by workflow `{got}`, not `{want}@…`")]
+    OtherWorkflow { got: String, want: String },
+    #[error("the certificate has no subject alternative name")]
+    NoSubjectAltName,
+    #[error("the certificate was issued to another identity")]
+    OtherIdentity,
+    #[error("a key was given, but the bundle is signed by a certificate")]
+    KeyExpected,
+}
 
 pub(super) const GITHUB_ACTIONS_ISSUER: &str = "https://token.actions.githubusercontent.com";
 
@@ -28,6 +63,28 @@ pub struct Policy {
     /// A glob (`*` for any run of characters) the run's git ref must match, e.g.
     /// `refs/tags/v*`; when `None`, [`DEFAULT_REFS`].
     pub git_ref: Option<String>,
+}
+
+/// Which option of a policy is unusable, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("must be a GitHub `owner/name`, got `{0}`")]
+    Repository(String),
+    #[error("must be a relative path such as `.github/workflows/publish.yml`")]
+    WorkflowPath,
+    #[error("must be a git ref or a glob of one, such as `refs/tags/v*`")]
+    Ref,
+}
+
+impl PolicyError {
+    /// The option at fault, as the JavaScript API names it.
+    pub fn field(&self) -> &'static str {
+        match self {
+            PolicyError::Repository(_) => "repository",
+            PolicyError::WorkflowPath => "workflowPath",
+            PolicyError::Ref => "ref",
+        }
+    }
 }
 
 /// Longest `workflowPath` and `ref`: GitHub workflow paths and refs are short; a bound keeps
@@ -50,7 +107,7 @@ impl Policy {
         repository: &str,
         workflow_path: Option<&str>,
         git_ref: Option<&str>,
-    ) -> Result<Policy, (&'static str, String)> {
+    ) -> Result<Policy, PolicyError> {
         let segment_ok = |s: &str| {
             !s.is_empty()
                 && s.bytes()
@@ -58,12 +115,7 @@ impl Policy {
         };
         match repository.split_once('/') {
             Some((owner, name)) if segment_ok(owner) && segment_ok(name) => {}
-            _ => {
-                return Err((
-                    "repository",
-                    format!("must be a GitHub `owner/name`, got `{repository}`"),
-                ))
-            }
+            _ => return Err(PolicyError::Repository(repository.to_string())),
         }
         let workflow_path = match workflow_path {
             None => None,
@@ -76,10 +128,7 @@ impl Policy {
                     || w.contains(['@', '\\'])
                     || w.chars().any(char::is_whitespace)
                 {
-                    return Err((
-                        "workflowPath",
-                        "must be a relative path such as `.github/workflows/publish.yml`".into(),
-                    ));
+                    return Err(PolicyError::WorkflowPath);
                 }
                 Some(w.to_string())
             }
@@ -91,10 +140,7 @@ impl Policy {
                     || r.len() > MAX_WORKFLOW_PATH
                     || r.chars().any(|c| c.is_whitespace() || c.is_control())
                 {
-                    return Err((
-                        "ref",
-                        "must be a git ref or a glob of one, such as `refs/tags/v*`".into(),
-                    ));
+                    return Err(PolicyError::Ref);
                 }
                 Some(r.to_string())
             }
@@ -108,23 +154,23 @@ impl Policy {
 }
 
 /// The Fulcio extensions say which CI run the certificate was issued to.
-pub(super) fn check_identity(leaf: &Certificate, policy: &Policy) -> Result<(), String> {
+pub(super) fn check_identity(leaf: &Certificate, policy: &Policy) -> Result<(), IdentityError> {
     let exts = extensions(leaf);
     check_critical_extensions(exts)?;
     check_code_signing(exts)?;
-    let issuer = ext_utf8(exts, OID_ISSUER_V2).ok_or("the certificate names no OIDC issuer")?;
+    let issuer = ext_utf8(exts, OID_ISSUER_V2).ok_or(IdentityError::NoIssuer)?;
     if issuer != GITHUB_ACTIONS_ISSUER {
-        return Err(format!(
-            "the certificate was issued for `{issuer}`, not GitHub Actions"
-        ));
+        return Err(IdentityError::NotGithubActions(issuer));
     }
     let repository = policy.repository.trim_matches('/');
     let want_repo = format!("https://github.com/{repository}");
-    let repo =
-        ext_utf8(exts, OID_SOURCE_REPOSITORY_URI).ok_or("the certificate names no repository")?;
+    let repo = ext_utf8(exts, OID_SOURCE_REPOSITORY_URI).ok_or(IdentityError::NoRepository)?;
     // GitHub's owner and repository names are case-insensitive.
     if !repo.eq_ignore_ascii_case(&want_repo) {
-        return Err(format!("built from `{repo}`, not `{want_repo}`"));
+        return Err(IdentityError::OtherRepository {
+            got: repo,
+            want: want_repo,
+        });
     }
     if let Some(workflow) = &policy.workflow_path {
         check_workflow(exts, &want_repo, workflow)?;
@@ -134,35 +180,37 @@ pub(super) fn check_identity(leaf: &Certificate, policy: &Policy) -> Result<(), 
 
 /// Returns an error unless the run was triggered by something other than a pull request and
 /// built a ref the policy accepts.
-fn check_run(exts: &[Extension], policy: &Policy) -> Result<(), String> {
+fn check_run(exts: &[Extension], policy: &Policy) -> Result<(), IdentityError> {
     let trigger = ext_utf8(exts, OID_BUILD_TRIGGER)
         .or_else(|| ext_raw(exts, OID_GITHUB_WORKFLOW_TRIGGER_V1))
-        .ok_or("the certificate names no build trigger")?;
+        .ok_or(IdentityError::NoTrigger)?;
     if REFUSED_TRIGGERS.contains(&trigger.as_str()) {
-        return Err(format!("the run was triggered by `{trigger}`"));
+        return Err(IdentityError::RefusedTrigger(trigger));
     }
     let git_ref = ext_utf8(exts, OID_SOURCE_REPOSITORY_REF)
         .or_else(|| ext_raw(exts, OID_GITHUB_WORKFLOW_REF_V1))
-        .ok_or("the certificate names no git ref")?;
+        .ok_or(IdentityError::NoRef)?;
     let accepted = match &policy.git_ref {
         Some(glob) => glob_matches(glob, &git_ref),
         None => DEFAULT_REFS.iter().any(|g| glob_matches(g, &git_ref)),
     };
     if !accepted {
-        return Err(format!(
-            "the run built `{git_ref}`, which the policy does not accept"
-        ));
+        return Err(IdentityError::RefNotAccepted(git_ref));
     }
     Ok(())
 }
 
 /// Returns an error unless the certificate's workflow URI is `workflow` of `want_repo`.
-fn check_workflow(exts: &[Extension], want_repo: &str, workflow: &str) -> Result<(), String> {
+fn check_workflow(
+    exts: &[Extension],
+    want_repo: &str,
+    workflow: &str,
+) -> Result<(), IdentityError> {
     // The build config URI names the workflow the run started from (the SAN names a
     // reusable workflow's file when one signs); older certificates have only the SAN.
     let uri = ext_utf8(exts, OID_BUILD_CONFIG_URI)
         .or_else(|| san_uri(exts))
-        .ok_or("the certificate names no workflow")?;
+        .ok_or(IdentityError::NoWorkflow)?;
     let workflow = workflow.trim_start_matches("./").trim_start_matches('/');
     // Owner and repository compare without case, as GitHub names them; the path exactly, as
     // `publish.yml` and `PUBLISH.yml` are two files of the repository.
@@ -174,9 +222,10 @@ fn check_workflow(exts: &[Extension], want_repo: &str, workflow: &str) -> Result
             .strip_prefix(workflow)
             .is_some_and(|at| at.starts_with('@') && at.len() > 1);
     if !matches {
-        return Err(format!(
-            "built by workflow `{uri}`, not `{repo_part}{workflow}@…`"
-        ));
+        return Err(IdentityError::OtherWorkflow {
+            got: uri,
+            want: format!("{repo_part}{workflow}"),
+        });
     }
     Ok(())
 }
@@ -187,26 +236,26 @@ pub(super) fn check_san_identity(
     leaf: &Certificate,
     identity: &str,
     issuer: &str,
-) -> Result<(), String> {
+) -> Result<(), IdentityError> {
     let exts = extensions(leaf);
     check_critical_extensions(exts)?;
     check_code_signing(exts)?;
     let got_issuer = ext_utf8(exts, OID_ISSUER_V2)
         .or_else(|| ext_raw(exts, OID_ISSUER_V1))
-        .ok_or("the certificate names no OIDC issuer")?;
+        .ok_or(IdentityError::NoIssuer)?;
     if got_issuer != issuer {
-        return Err(format!("the certificate was issued for `{got_issuer}`"));
+        return Err(IdentityError::OtherIssuer(got_issuer));
     }
     let san = ext_bytes(exts, OID_SAN)
         .and_then(|b| SubjectAltName::from_der(b).ok())
-        .ok_or("the certificate has no subject alternative name")?;
+        .ok_or(IdentityError::NoSubjectAltName)?;
     let matches = san.0.iter().any(|n| match n {
         GeneralName::UniformResourceIdentifier(u) => u.as_str() == identity,
         GeneralName::Rfc822Name(e) => e.as_str() == identity,
         _ => false,
     });
     if !matches {
-        return Err("the certificate was issued to another identity".into());
+        return Err(IdentityError::OtherIdentity);
     }
     Ok(())
 }
@@ -267,7 +316,7 @@ mod tests {
         assert_eq!(ok.git_ref.as_deref(), Some("refs/tags/v*"));
         for bad in ["v*", "", "refs/tags/v 1", "refs/\n"] {
             assert_eq!(
-                Policy::new(REPO, None, Some(bad)).unwrap_err().0,
+                Policy::new(REPO, None, Some(bad)).unwrap_err().field(),
                 "ref",
                 "{bad}"
             );
@@ -283,14 +332,14 @@ mod tests {
             "https://github.com/a/b",
         ] {
             assert_eq!(
-                Policy::new(bad, None, None).unwrap_err().0,
+                Policy::new(bad, None, None).unwrap_err().field(),
                 "repository",
                 "{bad}"
             );
         }
         for bad in ["", "/abs.yml", "a@b", "a b", &"x".repeat(301)] {
             assert_eq!(
-                Policy::new(REPO, Some(bad), None).unwrap_err().0,
+                Policy::new(REPO, Some(bad), None).unwrap_err().field(),
                 "workflowPath",
                 "{bad}"
             );

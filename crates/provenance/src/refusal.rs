@@ -49,6 +49,10 @@ pub(super) fn refuse(check: Check, reason: impl Into<String>) -> Refusal {
     }
 }
 
-pub(super) fn as_check(check: Check) -> impl Fn(String) -> Refusal {
-    move |reason| Refusal { check, reason }
+/// Makes a refusal of `check` from an error, its message the reason.
+pub(super) fn as_check<E: std::fmt::Display>(check: Check) -> impl Fn(E) -> Refusal {
+    move |e| Refusal {
+        check,
+        reason: e.to_string(),
+    }
 }

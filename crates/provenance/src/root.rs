@@ -1,6 +1,6 @@
 //! The trust root: which Fulcio CAs, Rekor and CT logs and timestamp authorities are trusted, when.
 
-use super::encoding::{b64, rfc3339_seconds};
+use super::encoding::{b64, rfc3339_ms, NotBase64};
 use super::keys::{ec_key_of_spki, Curve};
 use serde::Deserialize;
 use sha2::Digest;
@@ -25,6 +25,25 @@ pub struct TrustRoot {
     pub(super) tsas: Vec<CertAuthority>,
     /// SHA-256 of the `trusted_root.json` text it was read from.
     digest: [u8; 32],
+}
+
+/// Why a `trusted_root.json` is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RootError {
+    #[error("not a trusted root: {0}")]
+    NotJson(#[from] serde_json::Error),
+    #[error("a trusted root needs a certificate authority and an ECDSA log key")]
+    Incomplete,
+    #[error("a `validFor` has no `start`")]
+    NoStart,
+    #[error("`{0}` is not an RFC 3339 time")]
+    BadTime(String),
+    #[error("a CA certificate does not parse: {0}")]
+    BadCertificate(x509_cert::der::Error),
+    #[error("a certificate authority has no certificates")]
+    EmptyAuthority,
+    #[error(transparent)]
+    Base64(#[from] NotBase64),
 }
 
 #[derive(Debug, Clone)]
@@ -120,29 +139,28 @@ struct ValidForJson {
 impl TrustRoot {
     /// Sigstore's public-good instance: the Fulcio at fulcio.sigstore.dev, the Rekor at
     /// rekor.sigstore.dev.
-    pub fn public_good() -> Result<TrustRoot, String> {
+    pub fn public_good() -> Result<TrustRoot, RootError> {
         TrustRoot::from_json(PUBLIC_GOOD)
     }
 
     /// Reads a Sigstore `trusted_root.json` (its `certificateAuthorities` and `tlogs`; CT logs
     /// and timestamp authorities are not used). Log keys other than ECDSA P-256/P-384 are skipped.
-    pub fn from_json(text: &str) -> Result<TrustRoot, String> {
-        let json: RootJson =
-            serde_json::from_str(text).map_err(|e| format!("not a trusted root: {e}"))?;
+    pub fn from_json(text: &str) -> Result<TrustRoot, RootError> {
+        let json: RootJson = serde_json::from_str(text)?;
         let cas = json
             .certificate_authorities
             .iter()
             .map(authority_of)
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, RootError>>()?;
         let (logs, ct_logs) = (log_keys(&json.tlogs)?, log_keys(&json.ctlogs)?);
         if cas.is_empty() || logs.is_empty() {
-            return Err("a trusted root needs a certificate authority and an ECDSA log key".into());
+            return Err(RootError::Incomplete);
         }
         let tsas = json
             .timestamp_authorities
             .iter()
             .map(authority_of)
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, RootError>>()?;
         Ok(TrustRoot {
             cas,
             logs,
@@ -162,11 +180,16 @@ impl TrustRoot {
 /// Returns the period a `validFor` names (its end inclusive); unbounded when there is none. A
 /// `validFor` without its start is refused: the format requires one, and reading it as "since
 /// ever" would trust a key for times before it existed.
-fn window_of(v: &Option<ValidForJson>) -> Result<Window, String> {
-    let time = |s: &Option<String>| s.as_deref().map(rfc3339_seconds).transpose();
+fn window_of(v: &Option<ValidForJson>) -> Result<Window, RootError> {
+    let seconds = |s: &str| {
+        rfc3339_ms(s)
+            .map(|ms| ms.div_euclid(1000))
+            .ok_or_else(|| RootError::BadTime(s.to_string()))
+    };
+    let time = |s: &Option<String>| s.as_deref().map(seconds).transpose();
     Ok(match v {
         Some(v) => Window {
-            start: Some(time(&v.start)?.ok_or("a `validFor` has no `start`")?),
+            start: Some(time(&v.start)?.ok_or(RootError::NoStart)?),
             end: time(&v.end)?,
         },
         None => Window {
@@ -177,20 +200,19 @@ fn window_of(v: &Option<ValidForJson>) -> Result<Window, String> {
 }
 
 /// Returns the CA a trusted root's entry describes: its parsed chain and its window.
-fn authority_of(ca: &CaJson) -> Result<CertAuthority, String> {
+fn authority_of(ca: &CaJson) -> Result<CertAuthority, RootError> {
     let chain = ca
         .cert_chain
         .certificates
         .iter()
         .map(|c| {
             let der = b64(&c.raw_bytes, "a CA certificate")?;
-            let cert = Certificate::from_der(&der)
-                .map_err(|e| format!("a CA certificate does not parse: {e}"))?;
+            let cert = Certificate::from_der(&der).map_err(RootError::BadCertificate)?;
             Ok((der, cert))
         })
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>, RootError>>()?;
     if chain.is_empty() {
-        return Err("a certificate authority has no certificates".into());
+        return Err(RootError::EmptyAuthority);
     }
     Ok(CertAuthority {
         chain,
@@ -199,7 +221,7 @@ fn authority_of(ca: &CaJson) -> Result<CertAuthority, String> {
 }
 
 /// Returns the ECDSA keys of a trusted root's logs, skipping keys of other types.
-fn log_keys(list: &[TlogJson]) -> Result<Vec<LogKey>, String> {
+fn log_keys(list: &[TlogJson]) -> Result<Vec<LogKey>, RootError> {
     let mut keys = Vec::new();
     for log in list {
         let spki = b64(&log.public_key.raw_bytes, "a log key")?;

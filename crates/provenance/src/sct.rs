@@ -9,6 +9,21 @@ use sha2::{Digest, Sha256};
 use x509_cert::der::{Decode, Encode};
 use x509_cert::Certificate;
 
+/// Why no SCT of the signing certificate is trusted.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum SctError {
+    #[error("the signing certificate has no SCT")]
+    Missing,
+    #[error("the SCT list is not an OCTET STRING")]
+    NotOctetString,
+    #[error("precertificate: {0}")]
+    Precertificate(x509_cert::der::Error),
+    #[error("the SCT list is malformed")]
+    Malformed,
+    #[error("no SCT of the signing certificate verifies with a trusted CT log")]
+    Untrusted,
+}
+
 /// An SCT list holds a handful of timestamps; more is malformed.
 const MAX_SCTS: usize = 16;
 
@@ -16,37 +31,31 @@ const MAX_SCTS: usize = 16;
 /// the precertificate (the TBS without the SCT list) and the issuer's key hash.
 pub(super) fn check_sct(
     leaf: &Certificate,
-    issuer: &Certificate,
+    issuer_spki: &[u8],
     root: &TrustRoot,
-) -> Result<(), String> {
-    let ext =
-        ext_bytes(extensions(leaf), OID_SCT_LIST).ok_or("the signing certificate has no SCT")?;
+) -> Result<(), SctError> {
+    let ext = ext_bytes(extensions(leaf), OID_SCT_LIST).ok_or(SctError::Missing)?;
     let list = x509_cert::der::asn1::OctetStringRef::from_der(ext)
-        .map_err(|_| "the SCT list is not an OCTET STRING")?;
+        .map_err(|_| SctError::NotOctetString)?;
     let tbs = precertificate_tbs(leaf)?;
-    let issuer_key = issuer
-        .tbs_certificate
-        .subject_public_key_info
-        .to_der()
-        .map_err(|e| format!("issuer key: {e}"))?;
-    let issuer_key_hash = Sha256::digest(issuer_key);
-    let scts = parse_sct_list(list.as_bytes()).ok_or("the SCT list is malformed")?;
+    let issuer_key_hash = Sha256::digest(issuer_spki);
+    let scts = parse_sct_list(list.as_bytes()).ok_or(SctError::Malformed)?;
     if scts
         .iter()
         .any(|sct| sct_verifies(sct, &issuer_key_hash, &tbs, root))
     {
         return Ok(());
     }
-    Err("no SCT of the signing certificate verifies with a trusted CT log".into())
+    Err(SctError::Untrusted)
 }
 
 /// Returns the DER of the leaf's TBS without its SCT list: what the CT log signed.
-fn precertificate_tbs(leaf: &Certificate) -> Result<Vec<u8>, String> {
+fn precertificate_tbs(leaf: &Certificate) -> Result<Vec<u8>, SctError> {
     let mut tbs = leaf.tbs_certificate.clone();
     if let Some(exts) = tbs.extensions.as_mut() {
         exts.retain(|e| e.extn_id != OID_SCT_LIST);
     }
-    tbs.to_der().map_err(|e| format!("precertificate: {e}"))
+    tbs.to_der().map_err(SctError::Precertificate)
 }
 
 /// Returns whether `sct` is a trusted CT log's signature over the precertificate `tbs`.

@@ -1,14 +1,18 @@
 //! Transparency log entries: a trusted Rekor log recorded this signature (its SET, its entry
 //! body, its inclusion proof and the checkpoint that proof leads to).
+//!
+//! An entry and its body are read into the typed forms below, one entry at a time: a malformed
+//! entry is that entry's refusal (`transparencyLog`), not the whole bundle's.
 
 use super::dsse::{pae, Envelope};
-use super::encoding::{b64, b64_at, hex, int_at, pem_der, str_at};
+use super::encoding::{b64, hex, pem_der, NotBase64};
 use super::material::{Content, Material};
 use super::refusal::{refuse, Check, Refusal};
 use super::root::{LogKey, TrustRoot};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use ring::signature::UnparsedPublicKey;
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -30,10 +34,261 @@ pub(super) struct Signed<'s, 'r> {
     pub(super) root: &'r TrustRoot,
 }
 
+/// Why a log entry does not vouch for this signature.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum LogError {
+    #[error("the log entry is malformed: {0}")]
+    Malformed(serde_json::Error),
+    #[error("the log entry has a negative {0}")]
+    Negative(&'static str),
+    #[error("log entry is from an unknown transparency log")]
+    UnknownLog,
+    #[error("the log's signed entry timestamp does not verify")]
+    BadSet,
+    #[error("log entry has no signed entry timestamp")]
+    NoSet,
+    #[error("the log entry has a signed entry timestamp but no integrated time")]
+    NoIntegratedTime,
+    #[error("the log entry has no inclusion proof")]
+    NoInclusionProof,
+    #[error("the log entry body is not JSON")]
+    BodyNotJson,
+    #[error("the log entry's `{kind}` {version} body is malformed: {error}")]
+    BadBody {
+        kind: String,
+        version: String,
+        error: serde_json::Error,
+    },
+    #[error("a `{0}` entry cannot record a message signature")]
+    NotAMessageKind(String),
+    #[error("unsupported log entry kind `{0}` {1}")]
+    UnsupportedKind(String, String),
+    #[error("no artifact to check the entry with")]
+    NoArtifact,
+    #[error("the log entry's hash is not SHA-256")]
+    NotSha256,
+    #[error("the log entry has no {0}")]
+    Missing(&'static str),
+    #[error("the log entry's key is not PEM")]
+    NotPem,
+    #[error("the log entry has not one signature")]
+    NotOneSignature,
+    #[error("the log entry is for another {0}")]
+    Other(&'static str),
+    #[error("the inclusion proof has more than {MAX_PROOF_HASHES} hashes")]
+    LongProof,
+    #[error("an inclusion proof hash is not 32 bytes")]
+    ShortHash,
+    #[error("the inclusion proof does not lead to its root hash")]
+    BadProof,
+    #[error("the inclusion proof has no checkpoint")]
+    NoCheckpoint,
+    #[error("the checkpoint is not a signed note")]
+    NotSignedNote,
+    #[error("the checkpoint is not for this log")]
+    OtherLog,
+    #[error("the checkpoint is for another tree than the inclusion proof")]
+    OtherTree,
+    #[error("the checkpoint is not signed by the log")]
+    UnsignedCheckpoint,
+    #[error(transparent)]
+    Base64(#[from] NotBase64),
+}
+
+/// A 64-bit integer as protobuf's JSON writes it (a string), or as a number.
+#[derive(Debug, Clone, Copy)]
+struct Int(i64);
+
+impl<'de> Deserialize<'de> for Int {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Int, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either<'a> {
+            Number(i64),
+            Text(&'a str),
+            Owned(String),
+        }
+        let text = match Either::deserialize(d)? {
+            Either::Number(n) => return Ok(Int(n)),
+            Either::Text(s) => s.to_string(),
+            Either::Owned(s) => s,
+        };
+        text.parse()
+            .map(Int)
+            .map_err(|_| serde::de::Error::custom(format!("`{text}` is not an integer")))
+    }
+}
+
+impl Int {
+    /// The value when it is not negative; `what` names it in the error.
+    fn unsigned(self, what: &'static str) -> Result<u64, LogError> {
+        u64::try_from(self.0).map_err(|_| LogError::Negative(what))
+    }
+}
+
+/// A bundle's `tlogEntries[]` item (`TransparencyLogEntry`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Entry {
+    log_index: Int,
+    log_id: KeyId,
+    canonicalized_body: String,
+    integrated_time: Option<Int>,
+    inclusion_promise: Option<Promise>,
+    inclusion_proof: Option<Proof>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyId {
+    key_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Promise {
+    signed_entry_timestamp: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Proof {
+    log_index: Int,
+    tree_size: Int,
+    root_hash: String,
+    hashes: Vec<String>,
+    checkpoint: Option<Checkpoint>,
+}
+
+#[derive(Deserialize)]
+struct Checkpoint {
+    envelope: String,
+}
+
+/// A log entry's body: its kind and version say what its `spec` holds.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Body {
+    kind: String,
+    api_version: String,
+    spec: Value,
+}
+
+/// `{ algorithm, value }`: a hex digest.
+#[derive(Deserialize)]
+struct HexHash {
+    algorithm: String,
+    value: String,
+}
+
+/// `{ content }` or `{ rawBytes }`: base64.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Content64 {
+    #[serde(alias = "rawBytes")]
+    content: String,
+}
+
+/// `hashedrekord` 0.0.1's spec.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HashedRekordV1 {
+    data: HashedRekordV1Data,
+    signature: HashedRekordV1Signature,
+}
+
+#[derive(Deserialize)]
+struct HashedRekordV1Data {
+    hash: HexHash,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HashedRekordV1Signature {
+    content: String,
+    public_key: Content64,
+}
+
+/// Rekor v2's `hashedrekord` 0.0.2 spec.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HashedRekordV2Spec {
+    hashed_rekord_v002: HashedRekordV2,
+}
+
+#[derive(Deserialize)]
+struct HashedRekordV2 {
+    data: HashedRekordV2Data,
+    signature: HashedRekordV2Signature,
+}
+
+#[derive(Deserialize)]
+struct HashedRekordV2Data {
+    algorithm: String,
+    digest: String,
+}
+
+#[derive(Deserialize)]
+struct HashedRekordV2Signature {
+    content: String,
+    verifier: Verifier,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Verifier {
+    x509_certificate: Option<Content64>,
+    public_key: Option<Content64>,
+}
+
+/// `dsse` 0.0.1's spec.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DsseSpec {
+    payload_hash: Option<HexHash>,
+    signatures: Vec<DsseSignature>,
+}
+
+#[derive(Deserialize)]
+struct DsseSignature {
+    signature: String,
+    /// The signer's PEM, base64.
+    verifier: String,
+}
+
+/// `intoto` 0.0.2's spec.
+#[derive(Deserialize)]
+struct IntotoSpec {
+    content: IntotoContent,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IntotoContent {
+    payload_hash: Option<HexHash>,
+    envelope: IntotoEnvelope,
+}
+
+#[derive(Deserialize)]
+struct IntotoEnvelope {
+    signatures: Vec<IntotoSignature>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IntotoSignature {
+    /// The envelope's base64 signature, base64-encoded once more.
+    sig: String,
+    /// The signer's PEM, base64.
+    public_key: String,
+}
+
 /// Returns what the first log entry that verifies and records this signature vouches for.
-pub(super) fn logged_times<'r>(vm: &Value, signed: &Signed<'_, 'r>) -> Result<Logged<'r>, Refusal> {
-    let entries = vm
-        .get("tlogEntries")
+pub(super) fn logged_times<'r>(
+    entries: Option<&Value>,
+    signed: &Signed<'_, 'r>,
+) -> Result<Logged<'r>, Refusal> {
+    let entries = entries
         .and_then(Value::as_array)
         .filter(|e| !e.is_empty())
         .ok_or_else(|| {
@@ -53,13 +308,13 @@ pub(super) fn logged_times<'r>(vm: &Value, signed: &Signed<'_, 'r>) -> Result<Lo
     }
     Err(refuse(
         Check::TransparencyLog,
-        log_error.unwrap_or_default(),
+        log_error.map(|e| e.to_string()).unwrap_or_default(),
     ))
 }
 
 /// Verifies a Rekor entry: it records this signature, its SET (a v0.1 bundle needs one) and
 /// its inclusion proof with its checkpoint (v0.2 on needs one) verify with a trusted log key.
-fn check_log_entry<'r>(entry: &Value, signed: &Signed<'_, 'r>) -> Result<Logged<'r>, String> {
+fn check_log_entry<'r>(entry: &Value, signed: &Signed<'_, 'r>) -> Result<Logged<'r>, LogError> {
     let Signed {
         version,
         material,
@@ -67,27 +322,20 @@ fn check_log_entry<'r>(entry: &Value, signed: &Signed<'_, 'r>) -> Result<Logged<
         artifact,
         root,
     } = *signed;
-    let log_id = b64_at(
-        entry,
-        "/logId/keyId",
-        "log entry has no logId",
-        "the log id",
-    )?;
-    let log_index = int_at(entry, "logIndex")?;
-    if log_index < 0 {
-        return Err("the log entry has a negative index".into());
-    }
-    let body = b64(str_at(entry, "canonicalizedBody")?, "the log entry body")?;
+    let entry = Entry::deserialize(entry).map_err(LogError::Malformed)?;
+    let log_id = b64(&entry.log_id.key_id, "the log id")?;
+    let log_index = entry.log_index.unsigned("index")?;
+    let body = b64(&entry.canonicalized_body, "the log entry body")?;
     let key = root
         .logs
         .iter()
         .find(|k| k.key_id == log_id)
-        .ok_or("log entry is from an unknown transparency log")?;
+        .ok_or(LogError::UnknownLog)?;
     check_entry_body(&body, material, content, artifact)?;
-    let integrated = match entry.pointer("/inclusionPromise/signedEntryTimestamp") {
-        Some(set) => {
-            let set = b64(set.as_str().ok_or("bad signed entry timestamp")?, "the SET")?;
-            let integrated = int_at(entry, "integratedTime")?;
+    let integrated = match &entry.inclusion_promise {
+        Some(promise) => {
+            let set = b64(&promise.signed_entry_timestamp, "the SET")?;
+            let integrated = entry.integrated_time.ok_or(LogError::NoIntegratedTime)?.0;
             // Rekor signs the canonical JSON (sorted keys, no spaces) of these four fields.
             let signed = format!(
                 "{{\"body\":\"{}\",\"integratedTime\":{integrated},\"logID\":\"{}\",\"logIndex\":{log_index}}}",
@@ -96,20 +344,27 @@ fn check_log_entry<'r>(entry: &Value, signed: &Signed<'_, 'r>) -> Result<Logged<
             );
             UnparsedPublicKey::new(key.curve.ecdsa(), &key.point)
                 .verify(signed.as_bytes(), &set)
-                .map_err(|_| "the log's signed entry timestamp does not verify")?;
+                .map_err(|_| LogError::BadSet)?;
             Some(integrated)
         }
-        None if version == 1 => return Err("log entry has no signed entry timestamp".into()),
+        None if version == 1 => return Err(LogError::NoSet),
         None => None,
     };
-    match entry.get("inclusionProof") {
+    match &entry.inclusion_proof {
         Some(proof) => check_inclusion(proof, &body, key, version >= 2)?,
-        None if version >= 2 || integrated.is_none() => {
-            return Err("the log entry has no inclusion proof".into())
-        }
+        None if version >= 2 || integrated.is_none() => return Err(LogError::NoInclusionProof),
         None => {}
     }
     Ok(Logged { integrated, key })
+}
+
+/// Reads a body's `spec` as the form its kind and version name.
+fn spec_of<'de, T: Deserialize<'de>>(body: &'de Body) -> Result<T, LogError> {
+    T::deserialize(&body.spec).map_err(|error| LogError::BadBody {
+        kind: body.kind.clone(),
+        version: body.api_version.clone(),
+        error,
+    })
 }
 
 /// The log entry must be this signature's: same signature, same signer, same artifact (or
@@ -120,36 +375,31 @@ fn check_entry_body(
     material: &Material,
     content: &Content,
     artifact: Option<&[u8; 32]>,
-) -> Result<(), String> {
-    let body: Value = serde_json::from_slice(body).map_err(|_| "the log entry body is not JSON")?;
-    let kind = body.get("kind").and_then(Value::as_str).unwrap_or("");
-    let version = body.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-    let spec = body.get("spec").ok_or("the log entry body has no spec")?;
-    let (digest, sig, signer) = match (kind, version) {
-        ("hashedrekord", "0.0.1") => hashedrekord_v1(spec)?,
-        ("hashedrekord", "0.0.2") => hashedrekord_v2(spec)?,
+) -> Result<(), LogError> {
+    let body: Body = serde_json::from_slice(body).map_err(|_| LogError::BodyNotJson)?;
+    let (digest, sig, signer) = match (body.kind.as_str(), body.api_version.as_str()) {
+        ("hashedrekord", "0.0.1") => hashedrekord_v1(spec_of(&body)?)?,
+        ("hashedrekord", "0.0.2") => hashedrekord_v2(spec_of::<HashedRekordV2Spec>(&body)?)?,
         _ => {
             let Content::Dsse(envelope) = content else {
-                return Err(format!(
-                    "a `{kind}` entry cannot record a message signature"
-                ));
+                return Err(LogError::NotAMessageKind(body.kind));
             };
             return check_logged_envelope(&body, envelope, material);
         }
     };
     // A hashedrekord of a DSSE envelope records the hash of its PAE (Rekor v2).
     let want = match content {
-        Content::Message { .. } => hex(artifact.ok_or("no artifact to check the entry with")?),
+        Content::Message { .. } => hex(artifact.ok_or(LogError::NoArtifact)?),
         Content::Dsse(e) => hex(&Sha256::digest(pae(e.payload_type, &e.payload))),
     };
     if digest != want {
-        return Err("the log entry is for another artifact".into());
+        return Err(LogError::Other("artifact"));
     }
     if sig != content.sig() {
-        return Err("the log entry is for another signature".into());
+        return Err(LogError::Other("signature"));
     }
     if signer != material.der() {
-        return Err("the log entry is for another signer".into());
+        return Err(LogError::Other("signer"));
     }
     Ok(())
 }
@@ -159,167 +409,94 @@ fn check_entry_body(
 type Recorded = (String, Vec<u8>, Vec<u8>);
 
 /// What a `hashedrekord` 0.0.1 entry's spec records.
-fn hashedrekord_v1(spec: &Value) -> Result<Recorded, String> {
-    if spec.pointer("/data/hash/algorithm").and_then(Value::as_str) != Some("sha256") {
-        return Err("the log entry's hash is not SHA-256".into());
+fn hashedrekord_v1(spec: HashedRekordV1) -> Result<Recorded, LogError> {
+    if spec.data.hash.algorithm != "sha256" {
+        return Err(LogError::NotSha256);
     }
-    let value = spec
-        .pointer("/data/hash/value")
-        .and_then(Value::as_str)
-        .ok_or("the log entry has no hash")?;
-    let pem = logged_b64(
-        spec.pointer("/signature/publicKey/content"),
-        "the log entry has no key",
-        "the log entry's key",
-    )?;
+    let pem = b64(&spec.signature.public_key.content, "the log entry's key")?;
     Ok((
-        value.to_ascii_lowercase(),
-        logged_b64(
-            spec.pointer("/signature/content"),
-            "the log entry has no signature",
-            "the log entry's signature",
-        )?,
-        pem_der(&pem).ok_or("the log entry's key is not PEM")?,
+        spec.data.hash.value.to_ascii_lowercase(),
+        b64(&spec.signature.content, "the log entry's signature")?,
+        pem_der(&pem).ok_or(LogError::NotPem)?,
     ))
 }
 
 /// What a Rekor v2 `hashedrekord` 0.0.2 entry's spec records.
-fn hashedrekord_v2(spec: &Value) -> Result<Recorded, String> {
-    let v = spec
-        .get("hashedRekordV002")
-        .ok_or("the log entry has no hashedRekordV002")?;
-    if v.pointer("/data/algorithm").and_then(Value::as_str) != Some("SHA2_256") {
-        return Err("the log entry's hash is not SHA-256".into());
+fn hashedrekord_v2(spec: HashedRekordV2Spec) -> Result<Recorded, LogError> {
+    let v = spec.hashed_rekord_v002;
+    if v.data.algorithm != "SHA2_256" {
+        return Err(LogError::NotSha256);
     }
-    let digest = logged_b64(
-        v.pointer("/data/digest"),
-        "the log entry has no digest",
-        "the log entry's digest",
-    )?;
     let verifier = v
-        .pointer("/signature/verifier/x509Certificate/rawBytes")
-        .or_else(|| v.pointer("/signature/verifier/publicKey/rawBytes"));
+        .signature
+        .verifier
+        .x509_certificate
+        .or(v.signature.verifier.public_key)
+        .ok_or(LogError::Missing("verifier"))?;
     Ok((
-        hex(&digest),
-        logged_b64(
-            v.pointer("/signature/content"),
-            "the log entry has no signature",
-            "the log entry's signature",
-        )?,
-        logged_b64(verifier, "the log entry has no verifier", "the verifier")?,
+        hex(&b64(&v.data.digest, "the log entry's digest")?),
+        b64(&v.signature.content, "the log entry's signature")?,
+        b64(&verifier.content, "the verifier")?,
     ))
 }
 
-/// A `dsse` or `intoto` entry records this envelope: its payload hash, its signature and the
-/// signing certificate.
+/// A `dsse` 0.0.1 or `intoto` 0.0.2 entry records this envelope: its payload hash, its
+/// signature and the signing certificate.
 fn check_logged_envelope(
-    body: &Value,
+    body: &Body,
     envelope: &Envelope,
     material: &Material,
-) -> Result<(), String> {
-    let logged = logged_envelope(body)?;
-    check_payload_hash(logged.payload_hash, &envelope.payload)?;
-    let pem = logged_b64(
-        logged.cert,
-        "the log entry has no certificate",
-        "the log entry's certificate",
-    )?;
-    if logged_signature(&logged)? != envelope.sig {
-        return Err("the log entry is for another signature".into());
-    }
-    if pem_der(&pem).as_deref() != Some(material.der()) {
-        return Err("the log entry is for another certificate".into());
-    }
-    Ok(())
-}
-
-/// What a log entry's body records of an envelope, each field where its kind keeps it.
-struct LoggedEnvelope<'a> {
-    payload_hash: Option<&'a Value>,
-    sig: Option<&'a Value>,
-    cert: Option<&'a Value>,
-    /// intoto 0.0.2 stores the envelope's base64 signature base64-encoded once more.
-    sig_is_b64_twice: bool,
-}
-
-/// Returns what a `dsse` 0.0.1 or `intoto` 0.0.2 entry body records of its envelope.
-fn logged_envelope(body: &Value) -> Result<LoggedEnvelope<'_>, String> {
-    let kind = body.get("kind").and_then(Value::as_str).unwrap_or("");
-    let version = body.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-    let spec = body.get("spec").ok_or("the log entry body has no spec")?;
-    match (kind, version) {
+) -> Result<(), LogError> {
+    let (payload_hash, sig, cert_pem) = match (body.kind.as_str(), body.api_version.as_str()) {
         ("dsse", "0.0.1") => {
-            let s = only_signature(spec.get("signatures"))?;
-            Ok(LoggedEnvelope {
-                payload_hash: spec.pointer("/payloadHash"),
-                sig: s.get("signature"),
-                cert: s.get("verifier"),
-                sig_is_b64_twice: false,
-            })
+            let spec: DsseSpec = spec_of(body)?;
+            let [s] = <[DsseSignature; 1]>::try_from(spec.signatures)
+                .map_err(|_| LogError::NotOneSignature)?;
+            let sig = b64(&s.signature, "the log entry's signature")?;
+            (spec.payload_hash, sig, s.verifier)
         }
         ("intoto", "0.0.2") => {
-            let content = spec.get("content").ok_or("the log entry has no content")?;
-            let s = only_signature(content.pointer("/envelope/signatures"))?;
-            Ok(LoggedEnvelope {
-                payload_hash: content.get("payloadHash"),
-                sig: s.get("sig"),
-                cert: s.get("publicKey"),
-                sig_is_b64_twice: true,
-            })
+            let spec: IntotoSpec = spec_of(body)?;
+            let [s] = <[IntotoSignature; 1]>::try_from(spec.content.envelope.signatures)
+                .map_err(|_| LogError::NotOneSignature)?;
+            let twice = b64(&s.sig, "the log entry's signature")?;
+            let once =
+                std::str::from_utf8(&twice).map_err(|_| NotBase64("the log entry's signature"))?;
+            let sig = b64(once, "the log entry's signature")?;
+            (spec.content.payload_hash, sig, s.public_key)
         }
-        _ => Err(format!("unsupported log entry kind `{kind}` {version}")),
+        (kind, version) => return Err(LogError::UnsupportedKind(kind.into(), version.into())),
+    };
+    check_payload_hash(payload_hash.as_ref(), &envelope.payload)?;
+    if sig != envelope.sig {
+        return Err(LogError::Other("signature"));
     }
-}
-
-/// Returns the one signature of a log entry's `signatures` array.
-fn only_signature(sigs: Option<&Value>) -> Result<&Value, String> {
-    match sigs.and_then(Value::as_array).map(Vec::as_slice) {
-        Some([s]) => Ok(s),
-        _ => Err("the log entry has not one signature".into()),
+    let pem = b64(&cert_pem, "the log entry's certificate")?;
+    if pem_der(&pem).as_deref() != Some(material.der()) {
+        return Err(LogError::Other("certificate"));
     }
+    Ok(())
 }
 
 /// Returns an error unless the entry's payload hash is the SHA-256 of `payload`.
-fn check_payload_hash(payload_hash: Option<&Value>, payload: &[u8]) -> Result<(), String> {
-    let payload_hash = payload_hash.ok_or("the log entry has no payload hash")?;
-    if payload_hash.get("algorithm").and_then(Value::as_str) != Some("sha256")
+fn check_payload_hash(payload_hash: Option<&HexHash>, payload: &[u8]) -> Result<(), LogError> {
+    let payload_hash = payload_hash.ok_or(LogError::Missing("payload hash"))?;
+    if payload_hash.algorithm != "sha256"
         || !payload_hash
-            .get("value")
-            .and_then(Value::as_str)
-            .is_some_and(|v| v.eq_ignore_ascii_case(&hex(&Sha256::digest(payload))))
+            .value
+            .eq_ignore_ascii_case(&hex(&Sha256::digest(payload)))
     {
-        return Err("the log entry is for another payload".into());
+        return Err(LogError::Other("payload"));
     }
     Ok(())
-}
-
-/// Returns the base64 string `field` decoded; `missing` when there is none.
-fn logged_b64(field: Option<&Value>, missing: &str, what: &str) -> Result<Vec<u8>, String> {
-    b64(field.and_then(Value::as_str).ok_or(missing)?, what)
-}
-
-/// Returns the envelope signature the entry records, decoded.
-fn logged_signature(logged: &LoggedEnvelope) -> Result<Vec<u8>, String> {
-    let entry_sig = logged_b64(
-        logged.sig,
-        "the log entry has no signature",
-        "the log entry's signature",
-    )?;
-    if !logged.sig_is_b64_twice {
-        return Ok(entry_sig);
-    }
-    let inner = std::str::from_utf8(&entry_sig).map_err(|_| "bad log entry signature")?;
-    b64(inner, "the log entry's signature")
 }
 
 /// A signed note (`<origin>\n<size>\n<base64 root>\n[extensions]\n\n— <name> <base64 sig>\n`)
 /// naming `size` and `root`, with a signature by the log's key over the text before the blank
 /// line: a line under the log's name whose key hint is the log id's first four bytes. Other
 /// lines (a witness's cosignature) are not checked.
-fn check_checkpoint(note: &str, size: u64, root: &[u8], key: &LogKey) -> Result<(), String> {
-    let (text, sigs) = note
-        .split_once("\n\n")
-        .ok_or("the checkpoint is not a signed note")?;
+fn check_checkpoint(note: &str, size: u64, root: &[u8], key: &LogKey) -> Result<(), LogError> {
+    let (text, sigs) = note.split_once("\n\n").ok_or(LogError::NotSignedNote)?;
     let text = format!("{text}\n");
     let mut lines = text.lines();
     let (origin, tree_size, tree_root) = (lines.next(), lines.next(), lines.next());
@@ -332,12 +509,12 @@ fn check_checkpoint(note: &str, size: u64, root: &[u8], key: &LogKey) -> Result<
                     .is_some_and(|r| r.starts_with(" - ")))
     });
     if !origin_ok {
-        return Err("the checkpoint is not for this log".into());
+        return Err(LogError::OtherLog);
     }
     if tree_size.and_then(|s| s.parse::<u64>().ok()) != Some(size)
         || tree_root.and_then(|r| B64.decode(r).ok()).as_deref() != Some(root)
     {
-        return Err("the checkpoint is for another tree than the inclusion proof".into());
+        return Err(LogError::OtherTree);
     }
     let signed = sigs.lines().any(|line| {
         let Some((name, sig)) = line
@@ -361,7 +538,7 @@ fn check_checkpoint(note: &str, size: u64, root: &[u8], key: &LogKey) -> Result<
     if signed {
         Ok(())
     } else {
-        Err("the checkpoint is not signed by the log".into())
+        Err(LogError::UnsignedCheckpoint)
     }
 }
 
@@ -372,43 +549,35 @@ const MAX_PROOF_HASHES: usize = 64;
 /// A v0.1 bundle's proof may come without a checkpoint (`need_checkpoint` false); its SET is
 /// then what binds the entry to the log.
 fn check_inclusion(
-    proof: &Value,
+    proof: &Proof,
     body: &[u8],
     key: &LogKey,
     need_checkpoint: bool,
-) -> Result<(), String> {
-    let index = u64::try_from(int_at(proof, "logIndex")?).map_err(|_| "negative log index")?;
-    let size = u64::try_from(int_at(proof, "treeSize")?).map_err(|_| "negative tree size")?;
-    let root = b64(str_at(proof, "rootHash")?, "the root hash")?;
+) -> Result<(), LogError> {
+    let index = proof.log_index.unsigned("log index")?;
+    let size = proof.tree_size.unsigned("tree size")?;
+    let root = b64(&proof.root_hash, "the root hash")?;
+    if proof.hashes.len() > MAX_PROOF_HASHES {
+        return Err(LogError::LongProof);
+    }
     let hashes = proof
-        .get("hashes")
-        .and_then(Value::as_array)
-        .filter(|h| h.len() <= MAX_PROOF_HASHES)
-        .ok_or("the inclusion proof has no usable hashes")?
+        .hashes
         .iter()
         .map(|h| {
-            h.as_str()
-                .ok_or_else(|| "an inclusion proof hash is not a string".to_string())
-                .and_then(|h| b64(h, "an inclusion proof hash"))
-                .and_then(|h| {
-                    <[u8; 32]>::try_from(h)
-                        .map_err(|_| "an inclusion proof hash is not 32 bytes".into())
-                })
+            let h = b64(h, "an inclusion proof hash")?;
+            <[u8; 32]>::try_from(h).map_err(|_| LogError::ShortHash)
         })
-        .collect::<Result<Vec<[u8; 32]>, String>>()?;
+        .collect::<Result<Vec<[u8; 32]>, LogError>>()?;
     let mut leaf = Sha256::new();
     leaf.update([0u8]);
     leaf.update(body);
     if !merkle_inclusion(index, size, leaf.finalize().into(), &hashes, &root) {
-        return Err("the inclusion proof does not lead to its root hash".into());
+        return Err(LogError::BadProof);
     }
-    match proof
-        .pointer("/checkpoint/envelope")
-        .and_then(Value::as_str)
-    {
-        Some(note) => check_checkpoint(note, size, &root, key),
+    match &proof.checkpoint {
+        Some(c) => check_checkpoint(&c.envelope, size, &root, key),
         None if !need_checkpoint => Ok(()),
-        None => Err("the inclusion proof has no checkpoint".into()),
+        None => Err(LogError::NoCheckpoint),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use crate::shared::error::StageError;
 use crate::shared::fsutil;
-use crate::trust::provenance::{Policy, TrustRoot, MAX_TRUST_ROOT_BYTES};
+use crate::trust::provenance::{Policy, PolicyError, TrustRoot, MAX_TRUST_ROOT_BYTES};
 use crate::trust::{key_from_json, RegistryKey};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -580,13 +580,13 @@ fn policy(given: &ProvenanceInput) -> Result<Policy, StageError> {
         given.workflow_path.as_deref(),
         given.git_ref.as_deref(),
     )
-    .map_err(|(name, reason)| {
-        let full = match name {
-            "repository" => "provenance.repository",
-            "ref" => "provenance.ref",
-            _ => "provenance.workflowPath",
+    .map_err(|e| {
+        let full = match e {
+            PolicyError::Repository(_) => "provenance.repository",
+            PolicyError::Ref => "provenance.ref",
+            PolicyError::WorkflowPath => "provenance.workflowPath",
         };
-        invalid(full, reason)
+        invalid(full, e.to_string())
     })
 }
 
@@ -598,7 +598,7 @@ fn trust_root(text: &str) -> Result<TrustRoot, StageError> {
             format!("is over {MAX_TRUST_ROOT_BYTES} bytes"),
         ));
     }
-    TrustRoot::from_json(text).map_err(|reason| invalid("sigstoreTrustRoot", reason))
+    TrustRoot::from_json(text).map_err(|e| invalid("sigstoreTrustRoot", e.to_string()))
 }
 
 #[cfg(test)]

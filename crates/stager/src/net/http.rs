@@ -31,21 +31,14 @@ impl Http {
             b = b.proxy(proxy);
         }
         for pem in &net.ca {
-            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| {
-                StageError::InvalidOption {
-                    name: "ca",
-                    reason: format!("not PEM certificates: {e}"),
-                }
-            })?;
-            if certs.is_empty() {
-                return Err(StageError::InvalidOption {
-                    name: "ca",
-                    reason: "no certificate found in the PEM text".into(),
-                });
-            }
-            check_ca_certificates(pem)?;
-            for c in certs {
-                b = b.add_root_certificate(c);
+            for der in ca_certificates(pem)? {
+                let cert = reqwest::Certificate::from_der(&der).map_err(|e| {
+                    StageError::InvalidOption {
+                        name: "ca",
+                        reason: format!("a certificate is not usable: {e}"),
+                    }
+                })?;
+                b = b.add_root_certificate(cert);
             }
         }
         let client = b.build().map_err(|e| StageError::HttpClient {
@@ -308,31 +301,17 @@ pub enum Fetched {
         validators: CacheValidators,
     },
 }
-/// Refuses a `ca` PEM block that decodes but holds no X.509 certificate: reqwest accepts it and
-/// the TLS backend only fails when the client is built, which would blame the machine, not the
-/// option.
-fn check_ca_certificates(pem: &str) -> Result<()> {
-    use base64::Engine;
-    use x509_cert::der::Decode;
-    let invalid = |reason: String| StageError::InvalidOption { name: "ca", reason };
-    let mut body: Option<String> = None;
-    for line in pem.lines().map(str::trim) {
-        match (&mut body, line) {
-            (None, "-----BEGIN CERTIFICATE-----") => body = Some(String::new()),
-            (Some(b64), "-----END CERTIFICATE-----") => {
-                let der = base64::engine::general_purpose::STANDARD
-                    .decode(b64.as_bytes())
-                    .map_err(|e| invalid(format!("a certificate is not base64: {e}")))?;
-                x509_cert::Certificate::from_der(&der).map_err(|e| {
-                    invalid(format!("a PEM block is not an X.509 certificate: {e}"))
-                })?;
-                body = None;
-            }
-            (Some(b64), l) => b64.push_str(l),
-            (None, _) => {}
+
+/// The DER of each certificate of a `ca` PEM text, read by the verifier's PEM reader. A block
+/// that decodes but holds no X.509 certificate is refused here: reqwest accepts it and the TLS
+/// backend only fails when the client is built, which would blame the machine, not the option.
+fn ca_certificates(pem: &str) -> Result<Vec<Vec<u8>>> {
+    runtime_stager_provenance::pem_certificates(pem.as_bytes()).map_err(|e| {
+        StageError::InvalidOption {
+            name: "ca",
+            reason: e.to_string(),
         }
-    }
-    Ok(())
+    })
 }
 
 /// The errors behind `e`, nearest first.

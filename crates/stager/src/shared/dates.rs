@@ -2,84 +2,10 @@
 //! epoch, and the clock they are compared with.
 
 /// An RFC 3339 timestamp (`2025-01-29T00:00:00.000Z`, any offset, optional fraction) in ms since
-/// the Unix epoch. `None` for anything else: the registry's dates are always of this form.
+/// the Unix epoch. `None` for anything else: the registry's dates are always of this form. The
+/// verifier's parser, so the workspace reads every date one way.
 pub(crate) fn rfc3339_ms(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    if b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let (year, month, day) = (digits(b, 0..4)?, digits(b, 5..7)?, digits(b, 8..10)?);
-    let (hour, minute, second) = (digits(b, 11..13)?, digits(b, 14..16)?, digits(b, 17..19)?);
-    let (millis, end) = fraction_ms(b, 19)?;
-    let offset_min = offset_minutes(b, end)?;
-    let days_in_month = days_in_month(year, month)?;
-    // Second 60 is a leap second; it is folded into the next minute's first.
-    if day < 1 || day > days_in_month || hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let days = runtime_stager_provenance::days_from_civil(year, month, day);
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_min * 60;
-    Some(secs * 1000 + millis)
-}
-
-/// Returns the number the ASCII digits at `r` spell; `None` when anything else is there.
-fn digits(b: &[u8], r: std::ops::Range<usize>) -> Option<i64> {
-    let part = b.get(r)?;
-    if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(part).ok()?.parse().ok()
-}
-
-/// Returns the milliseconds of the `.fff…` fraction at `i` (0 when there is none) and the index
-/// after it.
-fn fraction_ms(b: &[u8], i: usize) -> Option<(i64, usize)> {
-    if b.get(i) != Some(&b'.') {
-        return Some((0, i));
-    }
-    let start = i + 1;
-    let end = start + b[start..].iter().take_while(|c| c.is_ascii_digit()).count();
-    if end == start {
-        return None;
-    }
-    // Milliseconds: the first three digits, right-padded.
-    let digits = std::str::from_utf8(&b[start..end.min(start + 3)]).ok()?;
-    Some((format!("{digits:0<3}").parse().ok()?, end))
-}
-
-/// Returns the UTC offset in minutes of the `Z` or `±hh:mm` that is all of `b` from `i` on.
-fn offset_minutes(b: &[u8], i: usize) -> Option<i64> {
-    match b.get(i..)? {
-        [b'Z' | b'z'] => Some(0),
-        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
-            let h = digits(b, i + 1..i + 3)?;
-            let m = digits(b, i + 4..i + 6)?;
-            if h > 23 || m > 59 {
-                return None;
-            }
-            Some(if *sign == b'+' {
-                h * 60 + m
-            } else {
-                -(h * 60 + m)
-            })
-        }
-        _ => None,
-    }
-}
-
-/// Returns how many days `month` has in `year`; `None` when `month` is not one.
-fn days_in_month(year: i64, month: i64) -> Option<i64> {
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => Some(31),
-        4 | 6 | 9 | 11 => Some(30),
-        2 if leap => Some(29),
-        2 => Some(28),
-        _ => None,
-    }
+    runtime_stager_provenance::rfc3339_ms(s)
 }
 
 /// Milliseconds since the Unix epoch now.

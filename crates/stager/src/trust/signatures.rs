@@ -45,31 +45,52 @@ pub(crate) fn public_keys() -> Vec<RegistryKey> {
     KEYS.clone()
 }
 
+/// Why a registry key is unusable.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum KeyError {
+    #[error("`{0}` must be a string")]
+    NotAString(&'static str),
+    #[error("each key needs a non-empty `keyid`")]
+    NoKeyid,
+    #[error("`{field}` must be `{KEY_TYPE}`, got `{got}`")]
+    OtherType { field: &'static str, got: String },
+    #[error("each key needs `key` (base64 SPKI DER)")]
+    NoKey,
+    #[error("`key` is not base64")]
+    KeyNotBase64,
+    #[error("`key` is not a P-256 public key (SPKI DER)")]
+    NotP256,
+    #[error("`expires` is not an RFC 3339 date")]
+    BadExpires,
+}
+
 /// A key from an object shaped like one of `/-/npm/v1/keys`' entries; the reason when unusable.
-pub(crate) fn key_from_json(v: &Value) -> Result<RegistryKey, String> {
-    let text = |name: &str| match v.get(name) {
+pub(crate) fn key_from_json(v: &Value) -> Result<RegistryKey, KeyError> {
+    let text = |name: &'static str| match v.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.as_str())),
-        Some(_) => Err(format!("`{name}` must be a string")),
+        Some(_) => Err(KeyError::NotAString(name)),
     };
     let keyid = text("keyid")?
         .filter(|k| !k.is_empty())
-        .ok_or("each key needs a non-empty `keyid`")?;
-    for name in ["keytype", "scheme"] {
-        if let Some(t) = text(name)? {
+        .ok_or(KeyError::NoKeyid)?;
+    for field in ["keytype", "scheme"] {
+        if let Some(t) = text(field)? {
             if t != KEY_TYPE {
-                return Err(format!("`{name}` must be `{KEY_TYPE}`, got `{}`", clip(t)));
+                return Err(KeyError::OtherType {
+                    field,
+                    got: clip(t),
+                });
             }
         }
     }
     let der = base64::engine::general_purpose::STANDARD
-        .decode(text("key")?.ok_or("each key needs `key` (base64 SPKI DER)")?)
-        .map_err(|_| "`key` is not base64".to_string())?;
-    let key = VerifyingKey::from_public_key_der(&der)
-        .map_err(|_| "`key` is not a P-256 public key (SPKI DER)".to_string())?;
+        .decode(text("key")?.ok_or(KeyError::NoKey)?)
+        .map_err(|_| KeyError::KeyNotBase64)?;
+    let key = VerifyingKey::from_public_key_der(&der).map_err(|_| KeyError::NotP256)?;
     let expires = match text("expires")? {
         None => None,
-        Some(t) => Some(rfc3339_ms(t).ok_or("`expires` is not an RFC 3339 date")?),
+        Some(t) => Some(rfc3339_ms(t).ok_or(KeyError::BadExpires)?),
     };
     Ok(RegistryKey {
         keyid: keyid.to_string(),
