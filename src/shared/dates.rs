@@ -93,6 +93,35 @@ pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`).
+pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// `ms` since the Unix epoch as ISO 8601 UTC with milliseconds (`2026-12-07T03:00:00.000Z`), as
+/// JavaScript's `Date#toISOString` writes it for years 0 to 9999.
+pub fn iso_utc(ms: i64) -> String {
+    const DAY_MS: i64 = 86_400_000;
+    let (days, in_day) = (ms.div_euclid(DAY_MS), ms.rem_euclid(DAY_MS));
+    let (y, m, d) = civil_from_days(days);
+    let (secs, millis) = (in_day / 1000, in_day % 1000);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
 /// Milliseconds since the Unix epoch now.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -104,6 +133,15 @@ pub fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iso_utc_round_trips_through_rfc3339() {
+        assert_eq!(iso_utc(0), "1970-01-01T00:00:00.000Z");
+        for ms in [1, 951_782_400_123, 1_796_612_345_678, 4_102_444_799_999] {
+            assert_eq!(rfc3339_ms(&iso_utc(ms)), Some(ms), "{ms}");
+        }
+        assert_eq!(iso_utc(1_796_612_345_678), "2026-12-07T02:59:05.678Z");
+    }
 
     #[test]
     fn rfc3339_dates() {
