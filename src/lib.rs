@@ -116,7 +116,7 @@ pub mod fuzzing {
     }
 }
 
-pub use config::{Config, Limits, NetConfig, Provenance, Trust};
+pub use config::{Config, Limits, NetConfig, Provenance, Rollout, Trust};
 pub use extract::{extract_tgz, ExtractLimits};
 pub use shared::call::Control;
 pub use shared::error::{Result, StageError};

@@ -1,7 +1,9 @@
 //! The store functions: reading the pointer and the store's state, marking a version bad,
 //! pruning, and recognising this package's errors.
 
-use super::types::{js_error, or_null, RuntimePointer, StageLogEntry};
+use super::types::{
+    js_error, or_null, RuntimePointer, StageLogEntry, StagePending, StageWithdrawal,
+};
 use crate::config::user_data_dir;
 use crate::shared::error::StageError;
 use crate::store::{check_version, Store};
@@ -361,6 +363,18 @@ pub struct StoreStatus {
     /// deleted yet: on Windows, a file in one is still open in another process (a runtime still
     /// running from it, a scanner). Every later sweep tries again; none stops a staging run.
     pub trash: Vec<TrashFolder>,
+    /// This store's place in phased rollouts (`rolloutHours`), in [0, 1): a release reaches it
+    /// `rolloutBucket × rolloutHours` after the cool-down. `null` until a check with a rollout
+    /// first draws it.
+    #[napi(ts_type = "number | null")]
+    pub rollout_bucket: Either<f64, Null>,
+    /// The newest release the last check held back for this store, and when it is eligible.
+    #[napi(ts_type = "StagePending | null")]
+    pub pending: Either<StagePending, Null>,
+    /// The last version withdrawn because its publisher deprecated it, until the deprecation is
+    /// lifted.
+    #[napi(ts_type = "StageWithdrawal | null")]
+    pub withdrawn: Either<StageWithdrawal, Null>,
 }
 
 /// A folder on its way out that could not be deleted yet.
@@ -466,6 +480,9 @@ fn store_status(
                 bytes: t.bytes as f64,
             })
             .collect(),
+        rollout_bucket: or_null(st.rollout.bucket),
+        pending: or_null(st.rollout.pending.map(StagePending::from)),
+        withdrawn: or_null(st.rollout.withdrawn.map(StageWithdrawal::from)),
     }
 }
 

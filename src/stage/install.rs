@@ -583,7 +583,7 @@ impl Read for PipeReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Limits, NetConfig, Trust};
+    use crate::config::{Limits, NetConfig, Rollout, Trust};
     use crate::registry::{sri_of, Expected};
 
     #[test]
@@ -599,6 +599,7 @@ mod tests {
             limits: Limits::default(),
             trust: Trust::default(),
             provenance: None,
+            rollout: Rollout::default(),
         };
         let dist = Dist {
             tarball: "t".into(),

@@ -69,6 +69,9 @@ impl Run<'_> {
             limits,
             trust,
             provenance,
+            // The rollout and the kill switch only choose the version, which the flight's key
+            // holds, as the tag does; a withdrawal is each call's own, before it joins.
+            rollout: _,
         } = self.cfg;
         // The package and where it comes from; the running version, which pruning keeps.
         key.part("registry", registry);
@@ -880,6 +883,14 @@ mod tests {
             // An empty token is no token: none is sent.
             options(Options {
                 auth_token: Some("".into()),
+                ..Default::default()
+            }),
+            // The rollout only chose the version, which the flight's key holds.
+            options(Options {
+                rollout_hours: Some(48.0),
+                rollout_bucket: Some(0.5),
+                honor_deprecation: Some(true),
+                bundled_version: Some("0.9.0".into()),
                 ..Default::default()
             }),
         ];

@@ -1,6 +1,6 @@
 //! The runtime store under `<userData>/runtime-store/`: its layout (the TypeScript stager's files,
 //! ours beside them), the pointer, the bad and incompatible lists, the two locks, the kept
-//! download bytes, launch health, pruning, status, and entries of the wrong type at its names,
+//! download bytes, launch health, the rollout record and withdrawals, pruning, status, and entries of the wrong type at its names,
 //! moved aside. Every read of a store file is capped and takes regular files only; every write
 //! is atomic.
 //!
@@ -15,6 +15,7 @@ mod locks;
 mod pointer;
 mod prune;
 mod rollback;
+mod rollout;
 mod status;
 mod whole;
 
@@ -27,6 +28,7 @@ pub(crate) use kept::{kept_version, MAX_KEPT_AGE};
 pub(crate) use kept::{now_secs, read_sidecar, Sidecar, Validator};
 pub use layout::{Store, POINTER_FILE};
 pub(crate) use prune::Swept;
+pub(crate) use rollout::{draw_bucket, PendingNote, WithdrawnNote};
 // What only the binding uses is unused in a build without it.
 #[cfg_attr(not(feature = "node"), allow(unused_imports))]
 pub(crate) use layout::check_version;

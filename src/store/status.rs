@@ -6,6 +6,7 @@ use super::layout::is_trash;
 use super::layout::tree_size;
 use super::layout::Store;
 use super::pointer::Pointer;
+use super::rollout::RolloutRecord;
 use crate::shared::error::Result;
 use std::fs;
 use std::path::PathBuf;
@@ -27,7 +28,7 @@ pub struct TrashOnDisk {
 }
 
 /// Everything a person debugging a user's store wants to see.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoreStatus {
     pub pointer: Option<Pointer>,
     pub runnable: Option<PathBuf>,
@@ -45,6 +46,8 @@ pub struct StoreStatus {
     pub moved_aside: Vec<String>,
     /// Folders on their way out that could not be deleted yet.
     pub trash: Vec<TrashOnDisk>,
+    /// The store's rollout bucket, and what the last check held back or withdrew.
+    pub rollout: RolloutRecord,
 }
 
 impl Store {
@@ -98,6 +101,7 @@ impl Store {
             misplaced: self.misplaced(),
             moved_aside: self.moved_aside(),
             trash,
+            rollout: self.read_rollout(),
         })
     }
 }

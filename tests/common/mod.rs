@@ -7,7 +7,7 @@
 
 use flate2::write::GzEncoder;
 use kanban_runtime_stager::testkit::sri_of;
-use kanban_runtime_stager::{Config, Control, Limits, NetConfig, Trust};
+use kanban_runtime_stager::{Config, Control, Limits, NetConfig, Rollout, Trust};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -224,6 +224,7 @@ pub fn env(registry: &str, current: &str) -> Env {
         limits: Limits::default(),
         trust: Trust::default(),
         provenance: None,
+        rollout: Rollout::default(),
     };
     Env { _tmp: tmp, cfg }
 }
