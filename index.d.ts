@@ -544,8 +544,7 @@ export interface StageOptions {
  * What `checkAndStageLatestRuntime` resolved to. `refused` is set when the trust policy
  * (`requireSignatures`, `registryKeys`, `provenance`) refused a newer version than the outcome's
  * and the call passed it over, as the cool-down passes over a young one. `pending` is set when
- * the cool-down or the phased rollout (`rolloutHours`) held a newer release back for this store;
- * `withdrawn` when, under `honorDeprecation`, this call moved the pointer off a version its
+ * the phased rollout (`rolloutHours`) held a newer release back for this store; `withdrawn` when, under `honorDeprecation`, this call moved the pointer off a version its
  * publisher deprecated.
  */
 export type StageOutcome =
@@ -554,7 +553,7 @@ export type StageOutcome =
   | { kind: 'already-staged'; refused?: StageRefusal; pending?: StagePending; withdrawn?: StageWithdrawal }
   | { kind: 'staged'; version: string; refused?: StageRefusal; pending?: StagePending; withdrawn?: StageWithdrawal }
 
-/** The newest release the cool-down or the phased rollout holds back for this store. */
+/** The newest release the phased rollout (after the cool-down) holds back for this store. */
 export interface StagePending {
   version: string
   /**

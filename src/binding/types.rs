@@ -65,8 +65,7 @@ impl From<Progress> for StageProgress {
 /// What `checkAndStageLatestRuntime` resolved to. `refused` is set when the trust policy
 /// (`requireSignatures`, `registryKeys`, `provenance`) refused a newer version than the outcome's
 /// and the call passed it over, as the cool-down passes over a young one. `pending` is set when
-/// the cool-down or the phased rollout (`rolloutHours`) held a newer release back for this store;
-/// `withdrawn` when, under `honorDeprecation`, this call moved the pointer off a version its
+/// the phased rollout (`rolloutHours`) held a newer release back for this store; `withdrawn` when, under `honorDeprecation`, this call moved the pointer off a version its
 /// publisher deprecated.
 #[napi(discriminant = "kind", discriminant_case = "kebab-case")]
 pub enum StageOutcome {
@@ -98,7 +97,7 @@ pub enum StageOutcome {
     },
 }
 
-/// The newest release the cool-down or the phased rollout holds back for this store.
+/// The newest release the phased rollout (after the cool-down) holds back for this store.
 #[napi(object)]
 pub struct StagePending {
     pub version: String,
