@@ -199,8 +199,17 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
         ...settings.staging,
         userData: deps.userData,
         currentVersion: pointer ? pointer.version : bundledVersion,
+        // A withdrawal (honorDeprecation) never points at a version this app's own runtime beats.
+        bundledVersion,
         nativeDepsSource,
       })
+      // Before the staged line: a check that withdraws the running version and stages a newer
+      // one says both, in the order they happened.
+      if (outcome.withdrawn) {
+        const { version, reason, pointer: now } = outcome.withdrawn
+        say('warn', `[runtime-auto-update] kanban@${version} was withdrawn by its publisher (${reason}); next launch runs ${now ?? 'the bundled runtime'}.`)
+        broadcast('runtime:withdrawn', version, now)
+      }
       if (outcome.kind === 'staged') {
         say('log', `[runtime-auto-update] Staged kanban@${outcome.version}; restart to apply.`)
         broadcast('runtime:update-staged', outcome.version)
