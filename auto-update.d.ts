@@ -38,8 +38,9 @@ export interface RuntimeAutoUpdate {
    * version broadcasts `runtime:update-staged` with it; a check that withdraws the pointed version
    * because its publisher deprecated it (`staging.honorDeprecation`) broadcasts
    * `runtime:withdrawn` with that version and the version the pointer names now (`null`: the
-   * bundled runtime), so the app can offer a restart. Each check passes the bundled runtime's
-   * version as `bundledVersion`.
+   * bundled runtime), so the app can offer a restart; also when that check then fails to stage
+   * a newer release (the withdrawal stands, and the store notes it). Each check passes the
+   * bundled runtime's version as `bundledVersion`.
    */
   scheduleChecks(): void
   /**

@@ -508,6 +508,30 @@ describe('createRuntimeAutoUpdate', () => {
     }
   })
 
+  it('broadcasts runtime:withdrawn when the check that withdrew the running version then fails to stage a newer one', async () => {
+    await stage('1.4.0')
+    await stage('1.5.0', '1.4.0')
+    s.registry.publish(
+      'kanban',
+      [
+        { version: '1.4.0', tarball: runtimeTarball('1.4.0') },
+        { version: '1.5.0', tarball: runtimeTarball('1.5.0'), deprecated: 'breaks login' },
+        // A tarball that never matches its integrity: every check that gets this far rejects.
+        { version: '1.6.0', tarball: runtimeTarball('1.6.0'), integrity: `sha512-${Buffer.alloc(64).toString('base64')}` },
+      ],
+      { latest: '1.6.0' },
+    )
+    const { u, calls, logs } = app('1.0.0', { staging: { registry: s.registry.url, retries: 0, honorDeprecation: true } })
+    u.scheduleChecks()
+    await vi.waitFor(() => expect(calls).toContainEqual(['runtime:withdrawn', '1.5.0', '1.4.0']), { timeout: 10_000 })
+    // Later checks fail the same way from 1.4.0: the withdrawal is announced once.
+    await vi.waitFor(() => expect(logs.filter((l) => String(l[0]).includes('check failed')).length).toBeGreaterThan(2), { timeout: 10_000 })
+    u.stop()
+    expect(calls).toEqual([['runtime:withdrawn', '1.5.0', '1.4.0']])
+    expect(b.readPointer(s.userData)?.version).toBe('1.4.0')
+    expect(b.isBadVersion(s.userData, '1.5.0')).toBe(false)
+  })
+
   it(
     'a launch resolution that throws in a background check is logged, and the check still runs',
     async () => {

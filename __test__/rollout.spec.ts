@@ -302,6 +302,24 @@ describe('withdrawal of a deprecated release (honorDeprecation)', () => {
     expect(b.isBadVersion(s.userData, '1.2.0')).toBe(false)
   })
 
+  it('keeps a withdrawal when the newer release then fails to stage, and notes it for the status', async () => {
+    await stageTwo()
+    s.registry.publish(
+      'kanban',
+      [
+        { version: '1.1.0', tarball: runtimeTarball('1.1.0') },
+        { version: '1.2.0', tarball: runtimeTarball('1.2.0'), deprecated: 'broken' },
+        { version: '1.3.0', tarball: runtimeTarball('1.3.0'), integrity: `sha512-${Buffer.alloc(64).toString('base64')}` },
+      ],
+      { latest: '1.3.0' },
+    )
+    const e = await rejection(checkAndStageLatestRuntime(s.opts({ currentVersion: '1.2.0', honorDeprecation: true })))
+    expect(e.code).toBe('EINTEGRITY')
+    expect(b.readPointer(s.userData).version).toBe('1.1.0')
+    expect((await readStoreStatus(s.userData)).withdrawn).toEqual({ version: '1.2.0', reason: 'broken', pointer: '1.1.0' })
+    expect(b.isBadVersion(s.userData, '1.2.0')).toBe(false)
+  })
+
   it('withdraws nothing when the pointed version is not deprecated, and never stages a deprecated one', async () => {
     await stageTwo()
     serve([{ version: '1.1.0', deprecated: 'old' }, { version: '1.2.0' }, { version: '1.3.0', deprecated: 'broken' }])

@@ -54,7 +54,7 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
     // that is eligible is then staged over it as usual.
     let withdrawn = rollout::withdraw_deprecated(cfg, store, &resolved.doc, ctl).await?;
     let delay = rollout::delay(cfg, store, ctl).await?;
-    let mut candidate = apply_cool_down(cfg, &resolved, &delay, ctl);
+    let candidate = apply_cool_down(cfg, &resolved, &delay, ctl);
     let pending = rollout::pending(
         cfg,
         &resolved.doc,
@@ -66,35 +66,9 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
     if let Some(c) = &candidate {
         rollout::warn_untimed(&resolved.doc, c, &delay, ctl);
     }
-    let mut refused = None;
-    let mut refusals = 0;
-    let outcome = loop {
-        let Some(latest) = candidate else {
-            break Outcome::UpToDate;
-        };
-        if let Some(outcome) = version_guards(cfg, store, &latest, ctl)? {
-            break outcome;
-        }
-        match pre_download_guards(cfg, store, &http, &resolved, latest.clone(), ctl).await {
-            Ok(run) => {
-                break single_flight(store, &run.latest, &run.key(), ctl, || run.stage()).await?
-            }
-            Err(e) if is_trust_refusal(&e) => {
-                refusals += 1;
-                candidate = if refusals < MAX_REFUSED {
-                    fallback(cfg, &resolved, &latest, &delay)?
-                } else {
-                    None
-                };
-                log_refusal(&e, candidate.as_deref(), refusals, ctl);
-                refused.get_or_insert(e);
-            }
-            Err(e) => return Err(e),
-        }
-    };
-    if outcome == Outcome::UpToDate {
-        log_all_newer_deprecated(cfg, &resolved, ctl);
-    }
+    let staged = stage_candidate(cfg, store, &http, &resolved, candidate, &delay, ctl).await;
+    // Noted whatever the staging came to: a withdrawal stands when the newer release then fails
+    // to stage, and the status (and the wiring, after a rejection) must still see it.
     rollout::note(
         cfg,
         store,
@@ -104,12 +78,56 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
         ctl,
     )
     .await;
+    let (outcome, refused) = staged?;
+    if outcome == Outcome::UpToDate {
+        log_all_newer_deprecated(cfg, &resolved, ctl);
+    }
     Ok(Checked {
         outcome,
         refused,
         pending,
         withdrawn,
     })
+}
+
+/// The outcome of staging `candidate`, or the newest older release that qualifies when the trust
+/// policy refuses it, and the newest refusal met on the way.
+async fn stage_candidate(
+    cfg: &Config,
+    store: &Store,
+    http: &Http,
+    resolved: &Resolved,
+    mut candidate: Option<String>,
+    delay: &Delay,
+    ctl: &Control,
+) -> Result<(Outcome, Option<StageError>)> {
+    let mut refused = None;
+    let mut refusals = 0;
+    let outcome = loop {
+        let Some(latest) = candidate else {
+            break Outcome::UpToDate;
+        };
+        if let Some(outcome) = version_guards(cfg, store, &latest, ctl)? {
+            break outcome;
+        }
+        match pre_download_guards(cfg, store, http, resolved, latest.clone(), ctl).await {
+            Ok(run) => {
+                break single_flight(store, &run.latest, &run.key(), ctl, || run.stage()).await?
+            }
+            Err(e) if is_trust_refusal(&e) => {
+                refusals += 1;
+                candidate = if refusals < MAX_REFUSED {
+                    fallback(cfg, resolved, &latest, delay)?
+                } else {
+                    None
+                };
+                log_refusal(&e, candidate.as_deref(), refusals, ctl);
+                refused.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    Ok((outcome, refused))
 }
 
 /// Whether `e` is the trust policy refusing a version (not a fault of the network, the store or
