@@ -1,6 +1,7 @@
 // The phased rollout (`rolloutHours`, `rolloutBucket`, the store's own bucket) and the
 // publisher's kill switch (`honorDeprecation`), through the binding against a loopback registry
 // whose documents carry `time` and `deprecated`, set relative to now.
+import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -184,6 +185,18 @@ describe('phased rollout', () => {
     fs.rmSync(record)
     fs.mkdirSync(record)
     expect(['staged', 'already-staged', 'up-to-date']).toContain((await checkAndStageLatestRuntime(opts)).kind)
+    if (process.platform !== 'win32') {
+      // A FIFO (whose open would wait for a writer) and a link to an endless file are never
+      // read; the new bucket's record replaces them.
+      fs.rmSync(record, { recursive: true })
+      execFileSync('mkfifo', [record])
+      expect(['staged', 'already-staged', 'up-to-date']).toContain((await checkAndStageLatestRuntime(opts)).kind)
+      fs.rmSync(record)
+      fs.symlinkSync('/dev/zero', record)
+      expect(['staged', 'already-staged', 'up-to-date']).toContain((await checkAndStageLatestRuntime(opts)).kind)
+      expect(fs.lstatSync(record).isFile()).toBe(true)
+      expect((await readStoreStatus(s.userData)).rolloutBucket).toBeGreaterThanOrEqual(0)
+    }
   })
 
   it('gives stores buckets uniform over [0, 1)', { timeout: 120_000 }, async () => {
