@@ -34,7 +34,13 @@ export interface RuntimeAutoUpdate {
   confirmCliEntryOverride: (cliEntry: string) => string | null
   /**
    * Background checks: the first after `firstCheckDelayMs` (30 s), then every `checkIntervalMs`
-   * (30 min), each +-10 %, one at a time; never keeps the process alive.
+   * (30 min), each +-10 %, one at a time; never keeps the process alive. A check that stages a
+   * version broadcasts `runtime:update-staged` with it; a check that withdraws the pointed version
+   * because its publisher deprecated it (`staging.honorDeprecation`) broadcasts
+   * `runtime:withdrawn` with that version and the version the pointer names now (`null`: the
+   * bundled runtime), so the app can offer a restart; also when that check then fails to stage
+   * a newer release (the withdrawal stands, and the store notes it). Each check passes the
+   * bundled runtime's version as `bundledVersion`.
    */
   scheduleChecks(): void
   /**
@@ -52,12 +58,16 @@ export interface RuntimeAutoUpdateDeps {
   userData: string
   resourcesPath: string
   shellVersion: string
+  /**
+   * Sends to every window: `('runtime:update-staged', version)`, `('runtime:rolled-back',
+   * version | null)`, `('runtime:withdrawn', version, pointer | null)`.
+   */
   broadcast: (channel: string, ...args: unknown[]) => void
 }
 
 export interface RuntimeAutoUpdateSettings {
   /** Staging options passed to every check (registry, proxy, timeouts, trust policy, ...). */
-  staging?: Partial<Omit<StageOptions, 'userData' | 'currentVersion' | 'nativeDepsSource'>>
+  staging?: Partial<Omit<StageOptions, 'userData' | 'currentVersion' | 'nativeDepsSource' | 'bundledVersion'>>
   /**
    * Default 30 000. A whole number of ms from 0 to `MAX_DELAY_MS` (365 days); any longer wait is
    * held as long as it says (timers are chained past Node's 2^31 - 1 ms limit). Anything else

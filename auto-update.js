@@ -13,6 +13,7 @@ const {
   confirmLaunch,
   endLaunch,
   optionLimits,
+  readStoreStatus,
   reportLaunchFailed,
   resolveLaunch,
   versionFromCliEntry,
@@ -190,10 +191,10 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
     // One check at a time: a slow download must not meet the next tick.
     if (inFlight) return
     inFlight = true
+    let pointer = null
     try {
       // Drops a stale or broken pointer without counting a launch. A failure here (a frozen lock
       // holder, a read-only store) is logged, and the check still runs from the bundled version.
-      let pointer = null
       try {
         pointer = resolveLaunch(deps.userData, { bundledVersion })
       } catch (e) {
@@ -203,8 +204,13 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
         ...settings.staging,
         userData: deps.userData,
         currentVersion: pointer ? pointer.version : bundledVersion,
+        // A withdrawal (honorDeprecation) never points at a version this app's own runtime beats.
+        bundledVersion,
         nativeDepsSource,
       })
+      // Before the staged line: a check that withdraws the running version and stages a newer
+      // one says both, in the order they happened.
+      if (outcome.withdrawn) announceWithdrawal(outcome.withdrawn)
       if (outcome.kind === 'staged') {
         say('log', `[runtime-auto-update] Staged kanban@${outcome.version}; restart to apply.`)
         broadcast('runtime:update-staged', outcome.version)
@@ -213,8 +219,26 @@ function createRuntimeAutoUpdate(deps, settings = {}) {
       }
     } catch (e) {
       say('warn', '[runtime-auto-update] Runtime update check failed:', e instanceof Error ? e.message : e)
+      // A check may withdraw the version that runs and then fail to stage a newer one: the
+      // withdrawal stands, and the store's note of it is what says so.
+      if (pointer) await announceWithdrawalOf(pointer.version)
     } finally {
       inFlight = false
+    }
+  }
+
+  const announceWithdrawal = ({ version, reason, pointer: now }) => {
+    say('warn', `[runtime-auto-update] kanban@${version} was withdrawn by its publisher (${reason}); next launch runs ${now ?? 'the bundled runtime'}.`)
+    broadcast('runtime:withdrawn', version, now)
+  }
+
+  // Announces the withdrawal of `version` when the store notes one.
+  const announceWithdrawalOf = async (version) => {
+    try {
+      const { withdrawn, pointer } = await readStoreStatus(deps.userData)
+      if (withdrawn && withdrawn.version === version && pointer?.version !== version) announceWithdrawal(withdrawn)
+    } catch (e) {
+      warn('readStoreStatus', e)
     }
   }
 

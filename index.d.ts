@@ -290,6 +290,8 @@ export interface OptionLimits {
   cap: OptionRange
   /** `beginLaunch`'s `maxUnconfirmedLaunches`. */
   maxUnconfirmedLaunches: OptionRange
+  /** `rolloutHours`; 0 is off. */
+  rolloutHours: OptionRange
 }
 
 /** The whole numbers an option takes, both ends included. */
@@ -530,6 +532,37 @@ export interface StageOptions {
    */
   sigstoreTrustRoot?: string
   /**
+   * Phased rollout: a release reaches this store `rolloutBucket × rolloutHours` hours after
+   * it is eligible under the cool-down (by the full document's `time`), so a bad release
+   * reaches a few desktops first. A release not yet eligible here is passed over as the
+   * cool-down passes over a young one, and the outcome's `pending` names the newest held back.
+   * A version without a `time` is staged as without a rollout (with an `onLog` warning).
+   * A whole number from 0 to 8760 (a year). Default: 0 (off).
+   */
+  rolloutHours?: number
+  /**
+   * This store's place in the rollout, a number from 0 up to (not including) 1, e.g. 0 for an
+   * app's internal canary users. Default: the store's own bucket, drawn at random on first
+   * use and kept in `rollout.json` (see `readStoreStatus`).
+   */
+  rolloutBucket?: number
+  /**
+   * The publisher's kill switch: when the registry's document deprecates the version the
+   * pointer names (`npm deprecate kanban@x "reason"`), the call withdraws it: the pointer
+   * moves to the newest staged version that is whole, not bad, not deprecated (and newer than
+   * `bundledVersion`, when given), else it is removed so the app runs its bundled runtime.
+   * The version is not marked bad and its folder is kept: once the deprecation is lifted it is
+   * eligible again. Deprecated releases are never staged. The outcome's `withdrawn` says what
+   * was done. Default: false.
+   */
+  honorDeprecation?: boolean
+  /**
+   * The version of the runtime bundled with the app: a withdrawal never points at a version
+   * that is not newer than it (the app's launch would drop such a pointer anyway). Default:
+   * unknown.
+   */
+  bundledVersion?: string
+  /**
    * Most tarball bytes read per second, so a background update leaves bandwidth for the
    * user: a positive integer. Default: none (no cap).
    */
@@ -558,13 +591,25 @@ export interface StageOptions {
 /**
  * What `checkAndStageLatestRuntime` resolved to. `refused` is set when the trust policy
  * (`requireSignatures`, `registryKeys`, `provenance`) refused a newer version than the outcome's
- * and the call passed it over, as the cool-down passes over a young one.
+ * and the call passed it over, as the cool-down passes over a young one. `pending` is set when
+ * the phased rollout (`rolloutHours`) held a newer release back for this store; `withdrawn` when, under `honorDeprecation`, this call moved the pointer off a version its
+ * publisher deprecated.
  */
 export type StageOutcome =
-  | { kind: 'up-to-date'; refused?: StageRefusal }
-  | { kind: 'bad-version'; version: string; refused?: StageRefusal }
-  | { kind: 'already-staged'; refused?: StageRefusal }
-  | { kind: 'staged'; version: string; refused?: StageRefusal }
+  | { kind: 'up-to-date'; refused?: StageRefusal; pending?: StagePending; withdrawn?: StageWithdrawal }
+  | { kind: 'bad-version'; version: string; refused?: StageRefusal; pending?: StagePending; withdrawn?: StageWithdrawal }
+  | { kind: 'already-staged'; refused?: StageRefusal; pending?: StagePending; withdrawn?: StageWithdrawal }
+  | { kind: 'staged'; version: string; refused?: StageRefusal; pending?: StagePending; withdrawn?: StageWithdrawal }
+
+/** The newest release the phased rollout (after the cool-down) holds back for this store. */
+export interface StagePending {
+  version: string
+  /**
+   * When it becomes eligible here, ISO 8601 UTC: its publication plus the cool-down plus
+   * this store's bucket times `rolloutHours`.
+   */
+  eligibleAt: string
+}
 
 /** A progress event of `checkAndStageLatestRuntime`. */
 export interface StageProgress {
@@ -591,6 +636,18 @@ export interface StageRefusal {
   reason?: StageError['reason']
   /** The key the failing signature names (`ESIGNATURE`), when it names one. */
   keyid?: string
+}
+
+/**
+ * A version withdrawn because its publisher deprecated it (`honorDeprecation`). It is not marked
+ * bad and its folder is kept: once the deprecation is lifted it is eligible again.
+ */
+export interface StageWithdrawal {
+  version: string
+  /** The registry's deprecation message, clipped. */
+  reason: string
+  /** The version the pointer names afterwards; `null`: the bundled runtime. */
+  pointer: string | null
 }
 
 /** What `diagnoseStore` found. */
@@ -681,6 +738,19 @@ export interface StoreStatus {
    * running from it, a scanner). Every later sweep tries again; none stops a staging run.
    */
   trash: Array<TrashFolder>
+  /**
+   * This store's place in phased rollouts (`rolloutHours`), in [0, 1): a release reaches it
+   * `rolloutBucket × rolloutHours` after the cool-down. `null` until a check with a rollout
+   * first draws it.
+   */
+  rolloutBucket: number | null
+  /** The newest release the last check held back for this store, and when it is eligible. */
+  pending: StagePending | null
+  /**
+   * The last version withdrawn because its publisher deprecated it, until the deprecation is
+   * lifted.
+   */
+  withdrawn: StageWithdrawal | null
 }
 
 /** A folder on its way out that could not be deleted yet. */

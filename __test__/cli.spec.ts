@@ -627,6 +627,66 @@ describe('cli', () => {
     expect(notSemver.stderr).toMatch(/^error EINVALID_OPTION: /m)
   })
 
+  it('stage and status show the rollout bucket, a pending release and a withdrawal; doctor stays quiet about them', async () => {
+    await stageByCli('1.1.0')
+    const hourAgo = new Date(Date.now() - 3_600_000)
+    const serve = (deprecated?: string) =>
+      s.registry.publish(
+        'kanban',
+        [
+          { version: '1.1.0', tarball: runtimeTarball('1.1.0'), time: '2020-01-01T00:00:00.000Z', deprecated },
+          { version: '1.2.0', tarball: runtimeTarball('1.2.0'), time: hourAgo.toISOString() },
+        ],
+        { latest: '1.2.0' },
+      )
+    serve()
+    const eligibleAt = new Date(hourAgo.getTime() + 24 * 3_600_000).toISOString()
+    const held = await cli(...stageArgs(s), '--rollout-hours', '48', '--rollout-bucket', '0.5')
+    expect(held.code).toBe(0)
+    expect(held.stdout).toMatch(/^already-staged: /m)
+    expect(held.stdout).toContain(`pending:  1.2.0, eligible for this store at ${eligibleAt}`)
+    let status = await cli('status', '--user-data', s.userData)
+    expect(status.stdout).toContain('rollout:  no bucket yet')
+    expect(status.stdout).toContain(`pending:  1.2.0, eligible for this store at ${eligibleAt}`)
+
+    // The store's own bucket, once a check with a rollout drew it.
+    await cli(...stageArgs(s), '--rollout-hours', '48')
+    const bucket = (await binding.readStoreStatus(s.userData)).rolloutBucket as number
+    status = await cli('status', '--user-data', s.userData)
+    expect(status.stdout).toContain(`rollout:  bucket ${bucket.toFixed(4)} (a release reaches this store ${(bucket * 100).toFixed(1)} % into a rollout)`)
+
+    // The publisher deprecates 1.1.0, the only staged version: back to the bundled runtime.
+    serve('breaks login')
+    const withdrawn = await cli(...stageArgs(s), '--current-version', '1.1.0', '--honor-deprecation', '--rollout-hours', '48', '--rollout-bucket', '0.5')
+    expect(withdrawn.code).toBe(0)
+    expect(withdrawn.stdout.split('\n')[0]).toBe('withdrawn 1.1.0: deprecated by its publisher (breaks login); the pointer now names the bundled runtime')
+    expect(withdrawn.stdout).toMatch(/^up-to-date /m)
+    status = await cli('status', '--user-data', s.userData)
+    expect(status.stdout).toContain('withdrawn 1.1.0: deprecated by its publisher (breaks login); the pointer now names the bundled runtime')
+    const json = JSON.parse((await cli('status', '--user-data', s.userData, '--json')).stdout)
+    expect(json).toMatchObject({
+      rolloutBucket: bucket,
+      pending: { version: '1.2.0', eligibleAt },
+      withdrawn: { version: '1.1.0', reason: 'breaks login', pointer: null },
+    })
+    const doctor = await cli('doctor', '--user-data', s.userData)
+    expect(doctor.code).toBe(0)
+    expect(doctor.stdout.trim()).toBe('the store is healthy')
+    const doctorJson = JSON.parse((await cli('doctor', '--user-data', s.userData, '--json')).stdout)
+    expect(JSON.stringify(doctorJson)).not.toMatch(/rollout|pending|withdrawn|1\.2\.0/)
+
+    for (const [flag, value] of [
+      ['--rollout-hours', '8761'],
+      ['--rollout-bucket', '1'],
+      ['--rollout-bucket', '1e-3'],
+      ['--rollout-bucket', '-0.5'],
+    ]) {
+      const r = await cli(...stageArgs(s), `${flag}=${value}`)
+      expect([flag, value, r.code]).toEqual([flag, value, 2])
+      expect(r.stderr).toContain(`${flag} must be`)
+    }
+  })
+
   it('doctor passes a healthy store and names each problem of a damaged one, exit 1', async () => {
     await stageByCli('1.1.0')
     const ok = await cli('doctor', '--user-data', s.userData)

@@ -7,7 +7,7 @@ import path from 'node:path'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { binding } from './helpers/binding'
 import { holdLock } from './helpers/child'
-import { tempDir } from './helpers/fixtures'
+import { runtimeTarball, tempDir } from './helpers/fixtures'
 import { Scenario } from './helpers/scenario'
 
 const b = binding as any
@@ -504,6 +504,62 @@ describe('createRuntimeAutoUpdate', () => {
     // The next start tries the newer one, as its first trial.
     expect(u.resolveCliEntryOverride()).toBe(b.cliEntryFor(s.userData, '1.5.0'))
     expect(b.beginLaunch(s.userData, { bundledVersion: '1.0.0' })).toMatchObject({ version: '1.5.0', attempt: 2 })
+  })
+
+  it('broadcasts runtime:withdrawn with the version and the new pointer when its publisher deprecates the one pointed', async () => {
+    for (const [bundled, pointer] of [
+      ['1.0.0', '1.4.0'],
+      // 1.4.0 is not newer than this app's own runtime: back to the bundled one.
+      ['1.4.0', null],
+    ] as const) {
+      await stage('1.4.0')
+      await stage('1.5.0', '1.4.0')
+      s.registry.publish(
+        'kanban',
+        [
+          { version: '1.4.0', tarball: runtimeTarball('1.4.0') },
+          { version: '1.5.0', tarball: runtimeTarball('1.5.0'), deprecated: 'breaks login' },
+        ],
+        { latest: '1.5.0' },
+      )
+      const { u, calls, logs } = app(bundled, { staging: { registry: s.registry.url, retries: 0, honorDeprecation: true } })
+      u.scheduleChecks()
+      await vi.waitFor(() => expect(calls).toContainEqual(['runtime:withdrawn', '1.5.0', pointer]), { timeout: 10_000 })
+      // Later checks find nothing more to withdraw, and stage nothing.
+      await new Promise((r) => setTimeout(r, 300))
+      u.stop()
+      expect(calls).toEqual([['runtime:withdrawn', '1.5.0', pointer]])
+      expect(logs.some((l) => String(l[0]).includes('kanban@1.5.0 was withdrawn by its publisher (breaks login)'))).toBe(true)
+      expect(b.readPointer(s.userData)?.version ?? null).toBe(pointer)
+      expect(b.isBadVersion(s.userData, '1.5.0')).toBe(false)
+      expect(u.resolveCliEntryOverride()).toBe(pointer && b.cliEntryFor(s.userData, pointer))
+      u.stop()
+      fs.rmSync(s.userData, { recursive: true, force: true })
+    }
+  })
+
+  it('broadcasts runtime:withdrawn when the check that withdrew the running version then fails to stage a newer one', async () => {
+    await stage('1.4.0')
+    await stage('1.5.0', '1.4.0')
+    s.registry.publish(
+      'kanban',
+      [
+        { version: '1.4.0', tarball: runtimeTarball('1.4.0') },
+        { version: '1.5.0', tarball: runtimeTarball('1.5.0'), deprecated: 'breaks login' },
+        // A tarball that never matches its integrity: every check that gets this far rejects.
+        { version: '1.6.0', tarball: runtimeTarball('1.6.0'), integrity: `sha512-${Buffer.alloc(64).toString('base64')}` },
+      ],
+      { latest: '1.6.0' },
+    )
+    const { u, calls, logs } = app('1.0.0', { staging: { registry: s.registry.url, retries: 0, honorDeprecation: true } })
+    u.scheduleChecks()
+    await vi.waitFor(() => expect(calls).toContainEqual(['runtime:withdrawn', '1.5.0', '1.4.0']), { timeout: 10_000 })
+    // Later checks fail the same way from 1.4.0: the withdrawal is announced once.
+    await vi.waitFor(() => expect(logs.filter((l) => String(l[0]).includes('check failed')).length).toBeGreaterThan(2), { timeout: 10_000 })
+    u.stop()
+    expect(calls).toEqual([['runtime:withdrawn', '1.5.0', '1.4.0']])
+    expect(b.readPointer(s.userData)?.version).toBe('1.4.0')
+    expect(b.isBadVersion(s.userData, '1.5.0')).toBe(false)
   })
 
   it(

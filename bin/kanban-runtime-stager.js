@@ -70,6 +70,13 @@ Options:
                          default: Sigstore's public-good trust root
   --max-bytes-per-second N
                          cap the download rate                          default: no cap
+  --rollout-hours N      phased rollout: a release reaches this store bucket x N hours after
+                         the cool-down (at most 8760, a year)           default: 0 (off)
+  --rollout-bucket X     this store's place in the rollout, from 0 up to (not including) 1
+                                                  default: the store's own random bucket
+  --honor-deprecation    withdraw the pointed version when the registry deprecates it
+  --bundled-version V    the app's bundled runtime: a withdrawal never points at a version
+                         that is not newer                               default: unknown
   --json                 print the outcome (or the error) as one JSON line, no progress
   --verbose              print what the stager decides and why on stderr
 
@@ -83,7 +90,9 @@ fallback, confirmed, running: the --current-version the app runs), its launch he
 healthy, or the launches begun and never confirmed), the store's total size, bad versions (and
 for the newest, why and when their launch failed), leftovers of interrupted runs, and whether a
 staging run holds the store, entries of the wrong type at a name the store owns, and what was
-moved aside from one.`,
+moved aside from one; the store's rollout bucket, the newest release the last check held back
+for it (and when it is eligible), and the last version withdrawn because its publisher deprecated
+it.`,
   prune: `Usage: ${NAME} prune --user-data DIR [--current-version V] [--json]
 
 Removes what a staging run would: leftovers of interrupted runs and every staged version but the
@@ -95,7 +104,8 @@ Checks the store: the pointer parses and names a whole version that is not bad, 
 version is whole, the lock is free, nothing stray is left, nothing of the wrong type sits at a
 name the store owns. Says what to do about each problem; exits 1 when there is one. A pointed
 version with launches never confirmed, and what was moved aside from a store name, are
-reported as notes, not as problems.`,
+reported as notes, not as problems. The rollout bucket, a release held back and a withdrawn
+version are neither (see status).`,
   confirm: `Usage: ${NAME} confirm <cliEntry|version> --user-data DIR [--json]
 
 Records that the runtime at <cliEntry> (or staged <version>) came up healthy, as the app's
@@ -333,6 +343,10 @@ const STAGE_OPTIONS = {
   'provenance-ref': { type: 'string' },
   'sigstore-trust-root': { type: 'string' },
   'max-bytes-per-second': { type: 'string' },
+  'rollout-hours': { type: 'string' },
+  'rollout-bucket': { type: 'string' },
+  'honor-deprecation': { type: 'boolean' },
+  'bundled-version': { type: 'string' },
 }
 
 async function stage({ values }, out) {
@@ -347,8 +361,31 @@ async function stage({ values }, out) {
   if (outcome.refused) {
     out.error(`${out.errPaint.yellow(`warning ${safe(outcome.refused.code)}`)}: ${safe(outcome.refused.message)}`)
   }
+  // A withdrawal happened before the outcome's staging, if any: it is said first.
+  if (outcome.withdrawn) out.log(withdrawnLine(outcome.withdrawn, out.paint))
   const line = outcomeLine(outcome, ms, () => safe(readPointer(options.userData)?.cliEntry), out.paint)
   if (line !== undefined) out.log(line)
+  if (outcome.pending) out.log(pendingLine(outcome.pending))
+}
+
+/** A release the rollout holds back for this store, in words. */
+function pendingLine(p) {
+  return `pending:  ${safe(p.version)}, eligible for this store at ${safe(p.eligibleAt)}`
+}
+
+/** A version withdrawn because its publisher deprecated it, in words. */
+function withdrawnLine(w, c) {
+  const now = w.pointer ? safe(w.pointer) : 'the bundled runtime'
+  return `${c.yellow(`withdrawn ${safe(w.version)}`)}: deprecated by its publisher (${safe(w.reason)}); the pointer now names ${now}`
+}
+
+/** `--rollout-bucket X`: a decimal from 0 up to (not including) 1, or undefined when not given. */
+function bucketOption(values) {
+  return ifGiven(values['rollout-bucket'], (text) => {
+    const n = /^(0|0?\.[0-9]+)$/.test(text) ? Number(text) : NaN
+    if (!(n >= 0 && n < 1)) throw new UsageError(`--rollout-bucket must be a decimal from 0 up to (not including) 1, not '${safe(text)}'`)
+    return n
+  })
 }
 
 /** The options checkAndStageLatestRuntime takes, from the command line; the first bad one throws. */
@@ -361,6 +398,8 @@ function stageOptions(values) {
   const minReleaseAgeMinutes = integerOption(values, 'min-release-age', limits.minReleaseAgeMinutes, 'a whole number of minutes')
   const registryKeys = ifGiven(values['registry-keys'], readKeys)
   const maxBytesPerSecond = integerOption(values, 'max-bytes-per-second', limits.cap, 'a whole number')
+  const rolloutHours = integerOption(values, 'rollout-hours', limits.rolloutHours, 'a whole number of hours')
+  const rolloutBucket = bucketOption(values)
   return {
     userData,
     currentVersion: values['current-version'] ?? '0.0.0',
@@ -377,6 +416,10 @@ function stageOptions(values) {
     provenance,
     sigstoreTrustRoot,
     maxBytesPerSecond,
+    rolloutHours,
+    rolloutBucket,
+    honorDeprecation: values['honor-deprecation'],
+    bundledVersion: values['bundled-version'],
   }
 }
 
@@ -467,6 +510,16 @@ async function status({ values }, out) {
     const list = report.trash.map((t) => `${safe(t.name)} (${mib(t.bytes)})`)
     out.log(`trash:    ${list.join(', ')} (still held by another process; deleted by a later sweep)`)
   }
+  const { rolloutBucket, pending, withdrawn } = report
+  out.log(
+    `rollout:  ${
+      rolloutBucket === null
+        ? 'no bucket yet (drawn by the first check with a rollout)'
+        : `bucket ${rolloutBucket.toFixed(4)} (a release reaches this store ${(rolloutBucket * 100).toFixed(1)} % into a rollout)`
+    }`,
+  )
+  if (pending) out.log(pendingLine(pending))
+  if (withdrawn) out.log(withdrawnLine(withdrawn, c))
 }
 
 /**

@@ -89,6 +89,29 @@ pub(crate) struct StageOptions<'a> {
     /// The text of a Sigstore `trusted_root.json` whose Fulcio CAs and Rekor keys replace the
     /// embedded ones, at most 1 MiB. Default: Sigstore's public-good trust root, embedded.
     pub sigstore_trust_root: Option<String>,
+    /// Phased rollout: a release reaches this store `rolloutBucket × rolloutHours` hours after
+    /// it is eligible under the cool-down (by the full document's `time`), so a bad release
+    /// reaches a few desktops first. A release not yet eligible here is passed over as the
+    /// cool-down passes over a young one, and the outcome's `pending` names the newest held back.
+    /// A version without a `time` is staged as without a rollout (with an `onLog` warning).
+    /// A whole number from 0 to 8760 (a year). Default: 0 (off).
+    pub rollout_hours: Option<u32>,
+    /// This store's place in the rollout, a number from 0 up to (not including) 1, e.g. 0 for an
+    /// app's internal canary users. Default: the store's own bucket, drawn at random on first
+    /// use and kept in `rollout.json` (see `readStoreStatus`).
+    pub rollout_bucket: Option<f64>,
+    /// The publisher's kill switch: when the registry's document deprecates the version the
+    /// pointer names (`npm deprecate kanban@x "reason"`), the call withdraws it: the pointer
+    /// moves to the newest staged version that is whole, not bad, not deprecated (and newer than
+    /// `bundledVersion`, when given), else it is removed so the app runs its bundled runtime.
+    /// The version is not marked bad and its folder is kept: once the deprecation is lifted it is
+    /// eligible again. Deprecated releases are never staged. The outcome's `withdrawn` says what
+    /// was done. Default: false.
+    pub honor_deprecation: Option<bool>,
+    /// The version of the runtime bundled with the app: a withdrawal never points at a version
+    /// that is not newer than it (the app's launch would drop such a pointer anyway). Default:
+    /// unknown.
+    pub bundled_version: Option<String>,
     /// Most tarball bytes read per second, so a background update leaves bandwidth for the
     /// user: a positive integer. Default: none (no cap).
     pub max_bytes_per_second: Option<f64>,
@@ -188,6 +211,10 @@ impl<'env> OptionsReader<'env> {
             host_node_version: self.string("hostNodeVersion")?,
             provenance: self.provenance()?,
             sigstore_trust_root: self.string("sigstoreTrustRoot")?,
+            rollout_hours: self.number("rolloutHours")?,
+            rollout_bucket: self.number("rolloutBucket")?,
+            honor_deprecation: self.boolean("honorDeprecation")?,
+            bundled_version: self.string("bundledVersion")?,
         })
     }
 

@@ -1,7 +1,9 @@
 //! The store functions: reading the pointer and the store's state, marking a version bad,
 //! pruning, and recognising this package's errors.
 
-use super::types::{invalid, or_null, ArgError, RuntimePointer, StageLogEntry};
+use super::types::{
+    invalid, or_null, ArgError, RuntimePointer, StageLogEntry, StagePending, StageWithdrawal,
+};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use runtime_stager_core::user_data_dir;
@@ -335,6 +337,18 @@ pub(crate) struct StoreStatus {
     /// deleted yet: on Windows, a file in one is still open in another process (a runtime still
     /// running from it, a scanner). Every later sweep tries again; none stops a staging run.
     pub trash: Vec<TrashFolder>,
+    /// This store's place in phased rollouts (`rolloutHours`), in [0, 1): a release reaches it
+    /// `rolloutBucket × rolloutHours` after the cool-down. `null` until a check with a rollout
+    /// first draws it.
+    #[napi(ts_type = "number | null")]
+    pub rollout_bucket: Either<f64, Null>,
+    /// The newest release the last check held back for this store, and when it is eligible.
+    #[napi(ts_type = "StagePending | null")]
+    pub pending: Either<StagePending, Null>,
+    /// The last version withdrawn because its publisher deprecated it, until the deprecation is
+    /// lifted.
+    #[napi(ts_type = "StageWithdrawal | null")]
+    pub withdrawn: Either<StageWithdrawal, Null>,
 }
 
 /// A folder on its way out that could not be deleted yet.
@@ -545,6 +559,9 @@ fn store_status(store: String, st: runtime_stager_core::StoreStatus) -> StoreSta
                 bytes: t.bytes as f64,
             })
             .collect(),
+        rollout_bucket: or_null(st.rollout.bucket),
+        pending: or_null(st.rollout.pending.map(StagePending::from)),
+        withdrawn: or_null(st.rollout.withdrawn.map(StageWithdrawal::from)),
     }
 }
 
@@ -740,6 +757,8 @@ pub(crate) struct OptionLimits {
     pub cap: OptionRange,
     /// `beginLaunch`'s `maxUnconfirmedLaunches`.
     pub max_unconfirmed_launches: OptionRange,
+    /// `rolloutHours`; 0 is off.
+    pub rollout_hours: OptionRange,
 }
 
 /// The ranges the options are checked against, for a command line or a settings screen that
@@ -753,6 +772,7 @@ pub(crate) fn option_limits() -> OptionLimits {
         min_release_age_minutes: r::MIN_RELEASE_AGE_MINUTES.into(),
         cap: r::POSITIVE_CAP.into(),
         max_unconfirmed_launches: r::UNCONFIRMED_LAUNCHES.into(),
+        rollout_hours: r::ROLLOUT_HOURS.into(),
     }
 }
 

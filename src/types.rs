@@ -64,23 +64,77 @@ impl From<Progress> for StageProgress {
 
 /// What `checkAndStageLatestRuntime` resolved to. `refused` is set when the trust policy
 /// (`requireSignatures`, `registryKeys`, `provenance`) refused a newer version than the outcome's
-/// and the call passed it over, as the cool-down passes over a young one.
+/// and the call passed it over, as the cool-down passes over a young one. `pending` is set when
+/// the phased rollout (`rolloutHours`) held a newer release back for this store; `withdrawn` when, under `honorDeprecation`, this call moved the pointer off a version its
+/// publisher deprecated.
 #[napi(discriminant = "kind", discriminant_case = "kebab-case")]
 pub enum StageOutcome {
     /// The running runtime is as new as the registry's (or as every newer version it may stage).
-    UpToDate { refused: Option<StageRefusal> },
+    UpToDate {
+        refused: Option<StageRefusal>,
+        pending: Option<StagePending>,
+        withdrawn: Option<StageWithdrawal>,
+    },
     /// The newest version is marked bad; nothing was staged.
     BadVersion {
         version: String,
         refused: Option<StageRefusal>,
+        pending: Option<StagePending>,
+        withdrawn: Option<StageWithdrawal>,
     },
     /// The pointer already names the newest version and its folder is whole.
-    AlreadyStaged { refused: Option<StageRefusal> },
+    AlreadyStaged {
+        refused: Option<StageRefusal>,
+        pending: Option<StagePending>,
+        withdrawn: Option<StageWithdrawal>,
+    },
     /// The newest version was staged and the pointer now names it.
     Staged {
         version: String,
         refused: Option<StageRefusal>,
+        pending: Option<StagePending>,
+        withdrawn: Option<StageWithdrawal>,
     },
+}
+
+/// The newest release the phased rollout (after the cool-down) holds back for this store.
+#[napi(object)]
+pub struct StagePending {
+    pub version: String,
+    /// When it becomes eligible here, ISO 8601 UTC: its publication plus the cool-down plus
+    /// this store's bucket times `rolloutHours`.
+    pub eligible_at: String,
+}
+
+impl From<runtime_stager_core::PendingNote> for StagePending {
+    fn from(p: runtime_stager_core::PendingNote) -> Self {
+        StagePending {
+            version: p.version,
+            eligible_at: p.eligible_at,
+        }
+    }
+}
+
+/// A version withdrawn because its publisher deprecated it (`honorDeprecation`). It is not marked
+/// bad and its folder is kept: once the deprecation is lifted it is eligible again.
+#[napi(object)]
+pub struct StageWithdrawal {
+    pub version: String,
+    /// The registry's deprecation message, clipped.
+    pub reason: String,
+    /// The version the pointer names afterwards; `null`: the bundled runtime.
+    #[napi(ts_type = "string | null")]
+    pub pointer: Either<String, Null>,
+}
+
+impl From<runtime_stager_core::WithdrawnNote> for StageWithdrawal {
+    fn from(w: runtime_stager_core::WithdrawnNote) -> Self {
+        StageWithdrawal {
+            version: w.version,
+            reason: w.reason,
+            pointer: or_null(w.pointer),
+        }
+    }
 }
 
 /// The newest version the trust policy refused on the way to an outcome: the `code`, `message`
@@ -150,11 +204,31 @@ impl From<runtime_stager_core::Pointer> for RuntimePointer {
 impl From<Checked> for StageOutcome {
     fn from(c: Checked) -> Self {
         let refused = c.refused.as_ref().map(StageRefusal::from);
+        let pending = c.pending.map(StagePending::from);
+        let withdrawn = c.withdrawn.map(StageWithdrawal::from);
         match c.outcome {
-            Outcome::UpToDate => StageOutcome::UpToDate { refused },
-            Outcome::BadVersion(version) => StageOutcome::BadVersion { version, refused },
-            Outcome::AlreadyStaged => StageOutcome::AlreadyStaged { refused },
-            Outcome::Staged(version) => StageOutcome::Staged { version, refused },
+            Outcome::UpToDate => StageOutcome::UpToDate {
+                refused,
+                pending,
+                withdrawn,
+            },
+            Outcome::BadVersion(version) => StageOutcome::BadVersion {
+                version,
+                refused,
+                pending,
+                withdrawn,
+            },
+            Outcome::AlreadyStaged => StageOutcome::AlreadyStaged {
+                refused,
+                pending,
+                withdrawn,
+            },
+            Outcome::Staged(version) => StageOutcome::Staged {
+                version,
+                refused,
+                pending,
+                withdrawn,
+            },
         }
     }
 }

@@ -23,7 +23,7 @@ const deps: RuntimeAutoUpdateDeps = {
 const wiring: RuntimeAutoUpdate | null = createRuntimeAutoUpdate(deps)
 
 const settings: RuntimeAutoUpdateSettings = {
-  staging: { registry: 'https://registry.example.com/', timeoutMs: 60_000 },
+  staging: { registry: 'https://registry.example.com/', timeoutMs: 60_000, rolloutHours: 48, honorDeprecation: true },
   firstCheckDelayMs: FIRST_CHECK_DELAY_MS,
   checkIntervalMs: CHECK_INTERVAL_MS,
   maxUnconfirmedLaunches: 3,
@@ -53,3 +53,5 @@ createRuntimeAutoUpdate({ isPackaged: true })
 createRuntimeAutoUpdate(deps, { confirmAfterMs: '30s' })
 // @ts-expect-error the staging settings never take the fields the wiring supplies
 createRuntimeAutoUpdate(deps, { staging: { userData: '/elsewhere' } })
+// @ts-expect-error nor the bundled version, which the wiring reads from the app itself
+createRuntimeAutoUpdate(deps, { staging: { bundledVersion: '1.0.0' } })

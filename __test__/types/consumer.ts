@@ -41,8 +41,19 @@ function refusal(outcome: StageOutcome): string | undefined {
   return `${r.version} refused (${code}, ${r.check ?? r.reason ?? ''}): ${r.message}`
 }
 
+/** Any variant may carry a release the rollout holds back and a withdrawal made on the way. */
+function rollout(outcome: StageOutcome): string | undefined {
+  const w = outcome.withdrawn
+  if (w) {
+    const pointer: string | null = w.pointer
+    return `${w.version} withdrawn (${w.reason}); next launch: ${pointer ?? 'bundled'}`
+  }
+  const p = outcome.pending
+  return p && `${p.version} arrives at ${new Date(p.eligibleAt).toLocaleString()}`
+}
+
 function describe(outcome: StageOutcome): string {
-  const refused = refusal(outcome)
+  const refused = refusal(outcome) ?? rollout(outcome)
   if (refused) return refused
   switch (outcome.kind) {
     case 'up-to-date':
@@ -77,6 +88,11 @@ export async function main(userData: string): Promise<string> {
   const status = await readStoreStatus(userData)
   const same: ReturnType<typeof readPointer> = status.pointer
   const kept: boolean = status.versions.every((v) => v.pointed || v.fallback || v.bad)
+  // The rollout's state: each a value or null.
+  const bucket: number | null = status.rolloutBucket
+  const held: string | undefined = status.pending?.eligibleAt
+  const withdrawnTo: string | null | undefined = status.withdrawn?.pointer
+  void [bucket, held, withdrawnTo]
   const pruned = await pruneStore(userData, '0.1.69')
   const freed: number = pruned.freedBytes
   const cli: string | null = resolvePointerCliEntry(userData)

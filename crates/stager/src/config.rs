@@ -28,7 +28,26 @@ pub struct Config {
     pub trust: Trust,
     /// Who must have built a version, proved by its npm provenance; `None` checks nothing.
     pub provenance: Option<Provenance>,
+    pub rollout: Rollout,
 }
+
+/// The phased rollout and the publisher's kill switch. The default changes nothing: every
+/// eligible release is staged at once and a deprecation withdraws nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Rollout {
+    /// Hours over which a release reaches every store, each store at its bucket's share of them;
+    /// 0 is off.
+    pub hours: u64,
+    /// This store's place in the rollout, in [0, 1); `None` uses the store's own random bucket.
+    pub bucket: Option<f64>,
+    /// Withdraw the pointed version when the registry's document deprecates it.
+    pub honor_deprecation: bool,
+    /// The app's bundled runtime: a withdrawal never points at a version not newer than it.
+    pub bundled_version: Option<semver::Version>,
+}
+
+/// Longest phased rollout an option may ask for: a year, as for the cool-down.
+pub(crate) const MAX_ROLLOUT_HOURS: u64 = 365 * 24;
 
 /// The provenance requirement and the Sigstore trust root its attestations are checked against.
 #[derive(Debug, Clone)]
@@ -198,6 +217,11 @@ pub const POSITIVE_CAP: OptionRange = OptionRange {
 /// `beginLaunch`'s `maxUnconfirmedLaunches`: at least one trial, or a staged runtime could never
 /// run; a thousand is already "never roll back".
 pub const UNCONFIRMED_LAUNCHES: OptionRange = OptionRange { min: 1, max: 1000 };
+/// `rolloutHours`; 0 is off.
+pub const ROLLOUT_HOURS: OptionRange = OptionRange {
+    min: 0,
+    max: MAX_ROLLOUT_HOURS,
+};
 
 /// A whole number from `min` to `max` given as a JS number, else `EINVALID_OPTION` naming
 /// `name`: NaN, infinities, fractions and out-of-range values are refused, never wrapped.
@@ -352,6 +376,10 @@ pub struct Options {
     pub host_node_version: Option<String>,
     pub provenance: Option<ProvenanceInput>,
     pub sigstore_trust_root: Option<String>,
+    pub rollout_hours: Option<f64>,
+    pub rollout_bucket: Option<f64>,
+    pub honor_deprecation: Option<bool>,
+    pub bundled_version: Option<String>,
 }
 
 /// One registry signing key as given, shaped like an entry of the registry's `/-/npm/v1/keys`.
@@ -430,6 +458,38 @@ impl Config {
             limits: Limits::resolve(o)?,
             trust: Trust::resolve(o, env)?,
             provenance: Provenance::resolve(o)?,
+            rollout: Rollout::resolve(o)?,
+        })
+    }
+}
+
+impl Rollout {
+    /// The rollout's length, the bucket that overrides the store's, the kill switch and the
+    /// bundled runtime's version.
+    fn resolve(o: &Options) -> Result<Rollout, StageError> {
+        let hours = optional_whole("rolloutHours", o.rollout_hours, ROLLOUT_HOURS)?;
+        let bucket = match o.rollout_bucket {
+            None => None,
+            Some(b) if b.is_finite() && (0.0..1.0).contains(&b) => Some(b),
+            Some(b) => {
+                return Err(invalid(
+                    "rolloutBucket",
+                    format!("must be a number from 0 up to (not including) 1, got {b}"),
+                ))
+            }
+        };
+        let bundled_version = match &o.bundled_version {
+            None => None,
+            Some(v) => Some(
+                crate::shared::version::clean(v)
+                    .ok_or_else(|| invalid("bundledVersion", "must be a semver version"))?,
+            ),
+        };
+        Ok(Rollout {
+            hours: hours.unwrap_or(0),
+            bucket,
+            honor_deprecation: o.honor_deprecation.unwrap_or(false),
+            bundled_version,
         })
     }
 }
@@ -877,9 +937,33 @@ mod tests {
     }
 
     #[test]
+    fn the_rollout_is_off_by_default_and_read_as_given() {
+        let c = Config::resolve(given(), &EnvDefaults::default()).unwrap();
+        assert_eq!(c.rollout.hours, 0);
+        assert_eq!(c.rollout.bucket, None);
+        assert!(!c.rollout.honor_deprecation);
+        assert_eq!(c.rollout.bundled_version, None);
+        let options = Options {
+            rollout_hours: Some(8760.0),
+            rollout_bucket: Some(0.0),
+            honor_deprecation: Some(true),
+            bundled_version: Some("v1.2.3".into()),
+            ..given()
+        };
+        let c = Config::resolve(options, &EnvDefaults::default()).unwrap();
+        assert_eq!(c.rollout.hours, MAX_ROLLOUT_HOURS);
+        assert_eq!(c.rollout.bucket, Some(0.0));
+        assert!(c.rollout.honor_deprecation);
+        assert_eq!(
+            c.rollout.bundled_version,
+            Some(semver::Version::new(1, 2, 3))
+        );
+    }
+
+    #[test]
     fn resolve_refuses_each_bad_option_by_name() {
         type Change = fn(&mut Options);
-        let cases: [(Change, &str); 28] = [
+        let cases: [(Change, &str); 35] = [
             (|o| o.user_data = None, "userData"),
             (|o| o.user_data = Some("rel/dir".into()), "userData"),
             (|o| o.current_version = None, "currentVersion"),
@@ -961,6 +1045,13 @@ mod tests {
                 |o| o.sigstore_trust_root = Some(" ".repeat(MAX_TRUST_ROOT_BYTES + 1)),
                 "sigstoreTrustRoot",
             ),
+            (|o| o.rollout_hours = Some(8761.0), "rolloutHours"),
+            (|o| o.rollout_hours = Some(1.5), "rolloutHours"),
+            (|o| o.rollout_hours = Some(-1.0), "rolloutHours"),
+            (|o| o.rollout_bucket = Some(1.0), "rolloutBucket"),
+            (|o| o.rollout_bucket = Some(-0.01), "rolloutBucket"),
+            (|o| o.rollout_bucket = Some(f64::NAN), "rolloutBucket"),
+            (|o| o.bundled_version = Some("one".into()), "bundledVersion"),
         ];
         for (i, (change, name)) in cases.into_iter().enumerate() {
             assert_eq!(refusal(with(change)).0, name, "case {i}");

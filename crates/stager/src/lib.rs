@@ -116,7 +116,7 @@ pub mod fuzzing {
 
 pub use config::{
     user_data_dir, Config, EnvDefaults, Limits, NetConfig, Options, Provenance, ProvenanceInput,
-    RegistryKeyInput, Secret, Trust,
+    RegistryKeyInput, Rollout, Secret, Trust,
 };
 /// The extractor alone, for the benchmark's floor (inflate, untar and durable writes with no
 /// network or store). Not part of the API.
@@ -126,7 +126,7 @@ pub use extract::{extract_tgz, ExtractLimits};
 /// The range of each whole-number option, as the option checks apply them.
 pub mod option_ranges {
     pub use crate::config::{
-        OptionRange, MIN_RELEASE_AGE_MINUTES, POSITIVE_CAP, RETRIES, TIMEOUT_MS,
+        OptionRange, MIN_RELEASE_AGE_MINUTES, POSITIVE_CAP, RETRIES, ROLLOUT_HOURS, TIMEOUT_MS,
         UNCONFIRMED_LAUNCHES,
     };
 }
@@ -138,7 +138,9 @@ pub use shared::fsutil::blocking;
 pub use shared::log::{LogEntry, Value as LogValue};
 pub use shared::version::clean as clean_version;
 pub use stage::{check_and_stage, Checked, Outcome};
-pub use store::{check_version, Pointer, Store, StoreStatus, OWNED_NAMES};
+pub use store::{
+    check_version, PendingNote, Pointer, Store, StoreStatus, WithdrawnNote, OWNED_NAMES,
+};
 pub use store::{
     Diagnosis, KeptBecause, LaunchFailure, Note, NoteKind, Problem, ProblemKind, VersionOnDisk,
 };

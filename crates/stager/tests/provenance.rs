@@ -61,6 +61,7 @@ fn refused_check(out: Result<Checked, StageError>) -> &'static str {
         Ok(Checked {
             outcome: Outcome::UpToDate,
             refused: Some(StageError::Provenance { check, version, .. }),
+            ..
         }) if version == "2.0.0" => check.as_str(),
         other => panic!("expected 2.0.0 refused (EPROVENANCE), got {other:?}"),
     }

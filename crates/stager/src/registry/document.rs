@@ -98,10 +98,16 @@ impl Document {
     /// Whether the version is deprecated: npm keeps the message in `deprecated` (and clears the
     /// field, or leaves it empty, when the deprecation is withdrawn).
     pub(crate) fn is_deprecated(&self, version: &str) -> bool {
+        self.deprecation(version).is_some()
+    }
+
+    /// The publisher's deprecation message of a deprecated version, as the registry serves it
+    /// (`"deprecated"` for a bare `true`); `None` when the version is not deprecated.
+    pub(crate) fn deprecation(&self, version: &str) -> Option<&str> {
         match self.entry(version).and_then(|e| e.get("deprecated")) {
-            Some(Value::String(s)) => !s.is_empty(),
-            Some(Value::Bool(b)) => *b,
-            _ => false,
+            Some(Value::String(s)) if !s.is_empty() => Some(s),
+            Some(Value::Bool(true)) => Some("deprecated"),
+            _ => None,
         }
     }
 

@@ -8,6 +8,23 @@ pub(crate) fn rfc3339_ms(s: &str) -> Option<i64> {
     runtime_stager_provenance::rfc3339_ms(s)
 }
 
+/// `ms` since the Unix epoch as ISO 8601 UTC with milliseconds (`2026-12-07T03:00:00.000Z`), as
+/// JavaScript's `Date#toISOString` writes it for years 0 to 9999.
+pub(crate) fn iso_utc(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
 /// Milliseconds since the Unix epoch now.
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -19,6 +36,15 @@ pub(crate) fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iso_utc_round_trips_through_rfc3339() {
+        assert_eq!(iso_utc(0), "1970-01-01T00:00:00.000Z");
+        for ms in [1, 951_782_400_123, 1_796_612_345_678, 4_102_444_799_999] {
+            assert_eq!(rfc3339_ms(&iso_utc(ms)), Some(ms), "{ms}");
+        }
+        assert_eq!(iso_utc(1_796_612_345_678), "2026-12-07T02:59:05.678Z");
+    }
 
     #[test]
     fn rfc3339_dates() {

@@ -11,6 +11,7 @@ use super::guards::compat_guard;
 use super::guards::Candidate;
 use super::outcome::Checked;
 use super::outcome::Outcome;
+use super::rollout;
 use super::run::already_staged;
 use super::run::Run;
 use crate::config::Config;
@@ -26,7 +27,7 @@ use crate::shared::phase::Phase;
 use crate::shared::text::clip;
 use crate::shared::version;
 use crate::store::{Store, NATIVE_MODULE};
-use crate::trust::{self, Compat};
+use crate::trust::{self, Compat, Delay};
 use std::time::Duration;
 
 /// Most versions one call refuses on trust before it stops looking further back: each refusal can
@@ -49,7 +50,57 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
     ctl.report(Phase::Resolving, 0, None);
     let http = Http::new(&cfg.net, &cfg.registry)?;
     let resolved = resolve_tag(cfg, store, &http, ctl).await?;
-    let mut candidate = apply_cool_down(cfg, &resolved, ctl);
+    // The withdrawal comes first: it holds whatever else the check decides, and a newer release
+    // that is eligible is then staged over it as usual.
+    let withdrawn = rollout::withdraw_deprecated(cfg, store, &resolved.doc, ctl).await?;
+    let delay = rollout::delay(cfg, store, ctl).await?;
+    let candidate = apply_cool_down(cfg, &resolved, &delay, ctl);
+    let pending = rollout::pending(
+        cfg,
+        &resolved.doc,
+        &resolved.tagged_v,
+        candidate.as_deref(),
+        &delay,
+        ctl,
+    );
+    if let Some(c) = &candidate {
+        rollout::warn_untimed(&resolved.doc, c, &delay, ctl);
+    }
+    let staged = stage_candidate(cfg, store, &http, &resolved, candidate, &delay, ctl).await;
+    // Noted whatever the staging came to: a withdrawal stands when the newer release then fails
+    // to stage, and the status (and the wiring, after a rejection) must still see it.
+    rollout::note(
+        cfg,
+        store,
+        &resolved.doc,
+        pending.clone(),
+        withdrawn.clone(),
+        ctl,
+    )
+    .await;
+    let (outcome, refused) = staged?;
+    if outcome == Outcome::UpToDate {
+        log_all_newer_deprecated(cfg, &resolved, ctl);
+    }
+    Ok(Checked {
+        outcome,
+        refused,
+        pending,
+        withdrawn,
+    })
+}
+
+/// The outcome of staging `candidate`, or the newest older release that qualifies when the trust
+/// policy refuses it, and the newest refusal met on the way.
+async fn stage_candidate(
+    cfg: &Config,
+    store: &Store,
+    http: &Http,
+    resolved: &Resolved,
+    mut candidate: Option<String>,
+    delay: &Delay,
+    ctl: &Control,
+) -> Result<(Outcome, Option<StageError>)> {
     let mut refused = None;
     let mut refusals = 0;
     let outcome = loop {
@@ -62,18 +113,18 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
         let c = Candidate {
             cfg,
             store,
-            http: &http,
+            http,
             version: &latest,
             ctl,
         };
-        match pre_download_guards(&c, &resolved).await {
+        match pre_download_guards(&c, resolved).await {
             Ok(run) => {
                 break single_flight(store, &run.latest, &run.key(), ctl, || run.stage()).await?
             }
             Err(e) if is_trust_refusal(&e) => {
                 refusals += 1;
                 candidate = if refusals < MAX_REFUSED {
-                    fallback(cfg, &resolved, &latest)?
+                    fallback(cfg, resolved, &latest, delay)?
                 } else {
                     None
                 };
@@ -83,10 +134,7 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
             Err(e) => return Err(e),
         }
     };
-    if outcome == Outcome::UpToDate {
-        log_all_newer_deprecated(cfg, &resolved, ctl);
-    }
-    Ok(Checked { outcome, refused })
+    Ok((outcome, refused))
 }
 
 /// Whether `e` is the trust policy refusing a version (not a fault of the network, the store or
@@ -99,16 +147,20 @@ fn is_trust_refusal(e: &StageError) -> bool {
 }
 
 /// The release to consider once `refused` is refused: the newest older one that the tag's choice
-/// would take (under the cool-down, old enough), if any.
-fn fallback(cfg: &Config, resolved: &Resolved, refused: &str) -> Result<Option<String>> {
+/// would take (under the cool-down and the rollout, eligible), if any.
+fn fallback(
+    cfg: &Config,
+    resolved: &Resolved,
+    refused: &str,
+    delay: &Delay,
+) -> Result<Option<String>> {
     let below = parse_version(cfg, refused)?;
-    let min_age = cool_down(cfg).map(|age| i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
     Ok(trust::candidate_below(
         &resolved.doc,
         &resolved.tagged_v,
         Some(&below),
         crate::shared::dates::now_ms(),
-        min_age,
+        delay,
     ))
 }
 
@@ -185,9 +237,9 @@ fn cool_down(cfg: &Config) -> Option<Duration> {
 /// The package document and the version the dist-tag names, which must be semver.
 async fn resolve_tag(cfg: &Config, store: &Store, http: &Http, ctl: &Control) -> Result<Resolved> {
     let url = document_url(&cfg.registry, &cfg.package_name);
-    // The cool-down reads publish dates, which only the full document has; without it the
-    // abbreviated document is all we fetch.
-    let full = cool_down(cfg).is_some();
+    // The cool-down and the rollout read publish dates, which only the full document has;
+    // without them the abbreviated document (which has `deprecated` too) is all we fetch.
+    let full = cool_down(cfg).is_some() || cfg.rollout.hours > 0;
     let accept = if full { ACCEPT_FULL } else { ACCEPT_CORGI };
     let doc = fetch_document(cfg, store, http, &url, accept, ctl).await?;
     let tagged = doc.tag_version(&cfg.dist_tag)?;
@@ -224,21 +276,42 @@ fn parse_version(cfg: &Config, version: &str) -> Result<semver::Version> {
     })
 }
 
-/// The version to consider: the tagged one, or under a cool-down the newest release up to it that
-/// is old enough and not deprecated; `None` when no release qualifies (nothing to stage).
-fn apply_cool_down(cfg: &Config, resolved: &Resolved, ctl: &Control) -> Option<String> {
-    let Some(age) = cool_down(cfg) else {
+/// The version to consider: the tagged one, or under a cool-down or a rollout the newest release
+/// up to it that is eligible and not deprecated (also the rule under `honorDeprecation`, so that a
+/// deprecated release is never staged again); `None` when no release qualifies (nothing to stage).
+fn apply_cool_down(
+    cfg: &Config,
+    resolved: &Resolved,
+    delay: &Delay,
+    ctl: &Control,
+) -> Option<String> {
+    if delay.is_off() && !cfg.rollout.honor_deprecation {
         return Some(resolved.tagged.clone());
-    };
+    }
     let tagged = &resolved.tagged;
-    let minutes = age.as_secs() / 60;
-    let age_ms = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
     let candidate = trust::cooled_candidate(
         &resolved.doc,
         &resolved.tagged_v,
         crate::shared::dates::now_ms(),
-        age_ms,
+        delay,
     );
+    let Some(age) = cool_down(cfg) else {
+        if candidate.as_deref() != Some(tagged) {
+            let then = candidate.as_deref().map_or("none qualifies".into(), |v| {
+                format!("considering {}", clip(v))
+            });
+            ctl.log(
+                Level::Info,
+                format!(
+                    "{} is not eligible for this store yet (or deprecated); {then}",
+                    clip(tagged)
+                ),
+                &[("version", tagged.into())],
+            );
+        }
+        return candidate;
+    };
+    let minutes = age.as_secs() / 60;
     match &candidate {
         Some(v) if v != tagged => ctl.log(
             Level::Info,

@@ -585,7 +585,7 @@ impl Read for PipeReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Limits, NetConfig, Trust};
+    use crate::config::{Limits, NetConfig, Rollout, Trust};
     use crate::registry::{sri_of, Expected};
 
     #[test]
@@ -601,6 +601,7 @@ mod tests {
             limits: Limits::default(),
             trust: Trust::default(),
             provenance: None,
+            rollout: Rollout::default(),
         };
         let dist = Dist {
             tarball: "t".into(),

@@ -14,6 +14,7 @@ mod guards;
 mod install;
 mod outcome;
 mod plan;
+mod rollout;
 mod run;
 
 pub use check::check_and_stage;

@@ -1,6 +1,8 @@
-//! What one call settles on: the outcome union JS sees, and a refusal met on the way.
+//! What one call settles on: the outcome union JS sees, and what it met on the way: a refusal,
+//! a release held back, a withdrawal.
 
 use crate::shared::error::StageError;
+use crate::store::{PendingNote, WithdrawnNote};
 
 /// The result of one call; mirrors the JS `StageOutcome` union.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,4 +32,8 @@ pub struct Checked {
     pub outcome: Outcome,
     /// An `ESIGNATURE` or `EPROVENANCE` error, naming the refused version.
     pub refused: Option<StageError>,
+    /// The newest release the cool-down or the rollout held back, and when it is eligible.
+    pub pending: Option<PendingNote>,
+    /// The pointed version this call withdrew because its publisher deprecated it.
+    pub withdrawn: Option<WithdrawnNote>,
 }

@@ -69,6 +69,9 @@ impl Run<'_> {
             limits,
             trust,
             provenance,
+            // The rollout and the kill switch only choose the version, which the flight's key
+            // holds, as the tag does; a withdrawal is each call's own, before it joins.
+            rollout: _,
         } = self.cfg;
         // The package and where it comes from; the running version, which pruning keeps.
         key.part("registry", registry);
@@ -921,6 +924,14 @@ mod tests {
                 let (ctl, _abort) = Control::new(Duration::from_secs(5));
                 ctl.with_log(Arc::new(|_| {}))
                     .with_progress(Arc::new(|_| {}))
+            }),
+            // The rollout only chose the version, which the flight's key holds.
+            options(Options {
+                rollout_hours: Some(48.0),
+                rollout_bucket: Some(0.5),
+                honor_deprecation: Some(true),
+                bundled_version: Some("0.9.0".into()),
+                ..Default::default()
             }),
         ];
         for setup in same {

@@ -22,6 +22,8 @@
 //!   <v>.download.json what they are: URL, integrity, validator, size, time
 //!   <v>.trash-<pid>/  a folder on its way out (pruned or removed)
 //! package-document.cache  the package document with its ETag / Last-Modified
+//! rollout.json        {"bucket","pending","withdrawn"}: this store's place in phased rollouts,
+//!                     and what the last check held back or withdrew
 //! <name>.misplaced-<pid>-<n>  what had the wrong type at one of the names above, moved aside
 //!                     (see `heal`); never removed by the store
 //! ```
@@ -109,11 +111,14 @@ const fn owned(path: &'static str, kind: EntryKind) -> OwnedName {
 /// The launch record (see `launches`).
 pub(crate) const LAUNCH_FILE: &str = "launches.json";
 
+/// The rollout record (see `rollout`).
+pub(super) const ROLLOUT_FILE: &str = "rollout.json";
+
 /// Every name the store reads or writes, with what it must be. Every read of one is bounded and
 /// takes a regular file only; a test puts a FIFO, a link to `/dev/zero`, a folder and an oversized
 /// file in each place and drives every call over it, so a name added here is covered at once,
 /// and a file the store reads must be added here.
-pub const OWNED_NAMES: [OwnedName; 13] = [
+pub const OWNED_NAMES: [OwnedName; 14] = [
     owned(POINTER_FILE, EntryKind::File),
     owned(BAD_FILE, EntryKind::File),
     owned(INCOMPATIBLE_FILE, EntryKind::File),
@@ -121,6 +126,7 @@ pub const OWNED_NAMES: [OwnedName; 13] = [
     owned(LOCK_FILE, EntryKind::File),
     owned(STORE_LOCK_FILE, EntryKind::File),
     owned(CACHE_FILE, EntryKind::File),
+    owned(ROLLOUT_FILE, EntryKind::File),
     owned(VERSIONS_DIR, EntryKind::Folder),
     owned(STAGING_DIR, EntryKind::Folder),
     // `Store::kept_path` and `Store::sidecar_path`; a test checks these spellings against them.

@@ -1,6 +1,6 @@
 //! The runtime store under `<userData>/runtime-store/`: its layout (the TypeScript stager's files,
 //! ours beside them), the pointer, the bad and incompatible lists, the two locks, the kept
-//! download bytes, launch health, pruning, status, and entries of the wrong type at its names,
+//! download bytes, launch health, the rollout record and withdrawals, pruning, status, and entries of the wrong type at its names,
 //! moved aside. Every read of a store file is capped and takes regular files only; every write
 //! is atomic.
 //!
@@ -16,6 +16,7 @@ mod locks;
 mod pointer;
 mod prune;
 mod rollback;
+mod rollout;
 mod status;
 mod whole;
 
@@ -34,5 +35,7 @@ pub(crate) use lists::IncompatibleEntry;
 pub(crate) use locks::{LockWait, StagingGuard, StagingLock, StoreLock};
 pub use pointer::Pointer;
 pub(crate) use prune::Swept;
+pub(crate) use rollout::draw_bucket;
+pub use rollout::{PendingNote, WithdrawnNote};
 pub use status::{KeptBecause, LaunchFailure, StoreStatus, VersionOnDisk};
 pub(crate) use whole::{read_record, write_record, CompletionRecord};

@@ -7,6 +7,7 @@ use super::layout::is_trash;
 use super::layout::tree_size;
 use super::layout::Store;
 use super::pointer::Pointer;
+use super::rollout::RolloutRecord;
 use crate::shared::error::Result;
 use std::fs;
 use std::path::PathBuf;
@@ -99,7 +100,7 @@ pub struct TrashOnDisk {
 }
 
 /// Everything a person debugging a user's store wants to see.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoreStatus {
     pub pointer: Option<Pointer>,
     pub runnable: Option<PathBuf>,
@@ -119,6 +120,8 @@ pub struct StoreStatus {
     pub trash: Vec<TrashOnDisk>,
     /// Why and when the newest bad versions failed to launch, newest first.
     pub launch_failures: Vec<LaunchFailure>,
+    /// The store's rollout bucket, and what the last check held back or withdrew.
+    pub rollout: RolloutRecord,
 }
 
 impl Store {
@@ -210,6 +213,7 @@ impl Store {
             moved_aside: self.moved_aside(),
             trash,
             launch_failures,
+            rollout: self.read_rollout(),
         })
     }
 }

@@ -9,7 +9,7 @@ use std::fs::{self, File};
 use std::path::Path;
 
 /// A store in a fresh temp folder, which lives as long as the returned `TempDir`.
-fn temp_store() -> (tempfile::TempDir, Store) {
+pub(crate) fn temp_store() -> (tempfile::TempDir, Store) {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::new(tmp.path());
     (tmp, store)
@@ -484,6 +484,7 @@ fn the_owned_names_are_the_paths_the_store_uses() {
         store.root().join(LOCK_FILE),
         store.root().join(STORE_LOCK_FILE),
         store.root().join(CACHE_FILE),
+        store.rollout_path(),
         store.versions_dir(),
         store.staging_dir(),
         store.kept_path(v),

@@ -10,7 +10,9 @@ pub(crate) use runtime_stager_provenance as provenance;
 mod signatures;
 
 pub(crate) use compat::{check_compat, still_refused, Compat};
-pub(crate) use cooldown::{all_newer_deprecated, candidate_below, cooled_candidate};
+pub(crate) use cooldown::{
+    all_newer_deprecated, candidate_below, cooled_candidate, held_back, rollout_ms, Delay,
+};
 pub(crate) use signatures::{
     key_from_json, needs_publish_time, public_keys, verify_signatures, RegistryKey, Signed,
 };

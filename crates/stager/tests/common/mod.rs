@@ -7,7 +7,7 @@
 
 use flate2::write::GzEncoder;
 use runtime_stager_core::testkit::sri_of;
-use runtime_stager_core::{Config, Control, Limits, NetConfig, Trust};
+use runtime_stager_core::{Config, Control, Limits, NetConfig, Rollout, Trust};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -223,6 +223,7 @@ pub(crate) fn env(registry: &str, current: &str) -> Env {
         limits: Limits::default(),
         trust: Trust::default(),
         provenance: None,
+        rollout: Rollout::default(),
     };
     Env { _tmp: tmp, cfg }
 }
