@@ -44,7 +44,7 @@ export function findBun() {
       return { bin, version }
     } catch {}
   }
-  return { skip: `no Bun binary runs on ${process.platform}-${process.arch} (the bun dev dependency has none for it, or it was installed with --ignore-scripts)` }
+  return { skip: `no Bun binary runs on ${process.platform}-${process.arch}: the bun dev dependency brings none for this platform` }
 }
 
 /**
