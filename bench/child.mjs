@@ -37,6 +37,9 @@ const t0 = performance.now()
 const outcome = await stage(opts).catch((err) => ({ error: err.code ?? String(err), messageLength: String(err.message).length }))
 const ms = performance.now() - t0
 clearInterval(ticker)
+// The whole process's CPU time so far, start-up included: what a peer's whole process is held to.
+const cpu = process.cpuUsage()
+const cpuMs = (cpu.user + cpu.system) / 1000
 process.stdout.write(
-  `${JSON.stringify({ impl, ms, peakRssMB: peakRssMB(), worstLateMs, outcome })}\n`,
+  `${JSON.stringify({ impl, ms, cpuMs, peakRssMB: peakRssMB(), worstLateMs, outcome })}\n`,
 )

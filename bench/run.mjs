@@ -1,6 +1,6 @@
-// npm run bench: the addon against the pacote reference on the real kanban tarball, served by a
-// registry on 127.0.0.1. Each staging run is a fresh child process with a fresh userData; the
-// implementations alternate A B A B after a warm-up. Also: the floor (Rust inflate + untar +
+// npm run bench: the addon against the pacote reference, Bun's installer and npm on the real
+// kanban tarball, served by a registry on 127.0.0.1. Each run is a fresh process with a fresh
+// userData (or project folder and cache); the four take turns in each round after a warm-up. Also: the floor (Rust inflate + untar +
 // write from memory), the no-op paths, the JS thread's worst lateness, peak RSS with a
 // tarball four times larger, the flaky-link scenario (bench/flaky.mjs), and beginLaunch on the
 // start-up path (bench/launch.mjs).
@@ -16,7 +16,8 @@ import { Registry } from '../scripts/testkit/registry.mjs'
 import { flaky, printFlaky } from './flaky.mjs'
 import { hostile } from './hostile.mjs'
 import { launchBench } from './launch.mjs'
-import { bundledNativeDeps, runChild, runOptions } from './runs.mjs'
+import { bunInstall, findBun, hasGnuTime, measured, npmInstall } from './peers.mjs'
+import { bundledNativeDeps, CHILD, runChild, runOptions } from './runs.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.dirname(here)
@@ -36,6 +37,32 @@ const fmt = (n, d = 1) => n.toFixed(d)
 
 
 let runNo = 0
+/**
+ * One staging run in a fresh child, measured as a whole process too: the call's own time and
+ * the child's report, plus the process's wall time as this process saw it and, under GNU time,
+ * its CPU time and peak RSS (else the child's own figures).
+ */
+async function stageMeasured(impl, registry, native) {
+  const dir = path.join(work, `run-${runNo++}`)
+  const userData = path.join(dir, 'userData')
+  fs.mkdirSync(dir, { recursive: true })
+  const whole = await measured(process.execPath, [CHILD, impl, JSON.stringify(runOptions(userData, native, registry))], { cwd: dir })
+  fs.rmSync(dir, { recursive: true, force: true })
+  const report = JSON.parse(whole.out.trim().split('\n').pop())
+  if (report.outcome.kind !== 'staged') throw new Error(`${impl} run: ${JSON.stringify(report.outcome)}`)
+  if (process.env.BENCH_VERBOSE) console.log(JSON.stringify(report))
+  return { ...report, wallMs: whole.wallMs, cpuMs: whole.cpuMs ?? report.cpuMs, peakRssMB: whole.peakRssMB ?? report.peakRssMB }
+}
+
+/** One run of a peer (`bun` or `npm`) in a fresh project folder. */
+async function peerRun(name, registry, bun) {
+  const dir = path.join(work, `run-${runNo++}`)
+  const r = name === 'bun' ? await bunInstall(bun, registry, dir, '0.1.70') : await npmInstall(registry, dir, '0.1.70')
+  fs.rmSync(dir, { recursive: true, force: true })
+  if (process.env.BENCH_VERBOSE) console.log(JSON.stringify({ name, ...r, out: undefined }))
+  return { ms: r.wallMs, wallMs: r.wallMs, cpuMs: r.cpuMs, peakRssMB: r.peakRssMB, worstLateMs: 0 }
+}
+
 async function stageInChild(impl, registry, native) {
   const userData = path.join(work, `run-${runNo++}`)
   const { code, report } = await runChild(impl, runOptions(userData, native, registry))
@@ -49,13 +76,16 @@ async function stageInChild(impl, registry, native) {
 function summary(label, runs) {
   const ms = runs.map((r) => r.ms)
   const rss = runs.map((r) => r.peakRssMB)
+  const known = (xs) => (xs.some((x) => x == null) ? null : median(xs))
   return {
     label,
+    medianWallMs: known(runs.map((r) => r.wallMs)),
+    medianCpuMs: known(runs.map((r) => r.cpuMs)),
     medianMs: median(ms),
     minMs: Math.min(...ms),
     maxMs: Math.max(...ms),
-    medianRssMB: median(rss),
-    maxRssMB: Math.max(...rss),
+    medianRssMB: known(rss),
+    maxRssMB: rss.some((x) => x == null) ? null : Math.max(...rss),
     worstLateMs: Math.max(...runs.map((r) => r.worstLateMs)),
   }
 }
@@ -127,7 +157,8 @@ async function main() {
   const size = fs.statSync(FIXTURE).size
   console.log(`kanban-runtime-stager bench: ${path.basename(FIXTURE)} (${fixture.real ? 'the real runtime' : 'SYNTHETIC stand-in: the real runtime could not be fetched'}, ${fmt(size / 1e6)} MB), ${PAIRS} pairs, ${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}, node ${process.version}`)
 
-  const { addon, pacote, ratios } = await pairs(registry, native)
+  const bun = findBun()
+  const { addon, pacote, ratios, peers } = await pairs(registry, native, bun)
   const fl = floor()
   const noop = await noopPaths(registry, native)
   const quad = scaledTarball()
@@ -142,10 +173,11 @@ async function main() {
   const sq = summary(`addon, ${SCALE}x (${fmt(fs.statSync(quad).size / 1e6)} MB)`, quadRuns)
   const ratio = median(ratios)
   printSpeed(sa, sp, sq, ratio, fl, noop)
+  const peerFigures = printPeers(sa, peers, addon, bun)
   printLaunch(launch)
   const hostileFailures = printHostile(hostileRows)
   const flakyMissed = printFlaky(flakyLink)
-  saveResults({ date: new Date().toISOString(), pairs: PAIRS, addon: sa, pacote: sp, quad: sq, ratio, floor: fl, noop, launch, hostile: hostileRows, flaky: flakyLink })
+  saveResults({ date: new Date().toISOString(), pairs: PAIRS, addon: sa, pacote: sp, peers: peerFigures, quad: sq, ratio, floor: fl, noop, launch, hostile: hostileRows, flaky: flakyLink })
   if (hostileFailures) {
     console.error(`${hostileFailures} hostile input(s) not refused as expected within 80 MB`)
     process.exit(1)
@@ -156,21 +188,54 @@ async function main() {
   }
 }
 
-/** The timed runs, addon then pacote in each pair after one warm-up run of each (not counted). */
-async function pairs(registry, native) {
-  await stageInChild('addon', registry.url, native)
-  await stageInChild('pacote', registry.url, native)
+/**
+ * The timed rounds after one warm-up run of each (not counted): in each, the addon, the pacote
+ * reference, Bun (unless it cannot run here) and npm, one after the other, each a fresh process.
+ */
+async function pairs(registry, native, bun) {
+  await stageMeasured('addon', registry.url, native)
+  await stageMeasured('pacote', registry.url, native)
+  const peerNames = [...(bun.bin ? ['bun'] : []), 'npm']
+  for (const name of peerNames) await peerRun(name, registry.url, bun)
   const addon = []
   const pacote = []
   const ratios = []
+  const peers = Object.fromEntries(peerNames.map((n) => [n, []]))
   for (let i = 0; i < PAIRS; i++) {
-    const a = await stageInChild('addon', registry.url, native)
-    const b = await stageInChild('pacote', registry.url, native)
+    const a = await stageMeasured('addon', registry.url, native)
+    const b = await stageMeasured('pacote', registry.url, native)
     addon.push(a)
     pacote.push(b)
     ratios.push(a.ms / b.ms)
+    for (const name of peerNames) peers[name].push(await peerRun(name, registry.url, bun))
   }
-  return { addon, pacote, ratios }
+  return { addon, pacote, ratios, peers }
+}
+
+/**
+ * The addon against each peer's whole process, round by round: the call alone (what the app's
+ * main process waits for) and the addon's whole process (start Node, load the addon, stage), with
+ * CPU time and peak RSS. Returns the figures saved with the results.
+ */
+function printPeers(sa, peers, addon, bun) {
+  const ms = (x) => (x == null ? 'n/a' : fmt(x))
+  console.log(`\nagainst other installers, whole processes in the same rounds (ms; CPU = user + sys of the whole process${hasGnuTime ? '' : ', n/a without GNU time'}; MB)`)
+  console.log(`${''.padEnd(30)} ${'call'.padStart(8)} ${'process'.padStart(8)} ${'CPU'.padStart(8)} ${'rss max'.padStart(9)}`)
+  console.log(`${'addon'.padEnd(30)} ${fmt(sa.medianMs).padStart(8)} ${ms(sa.medianWallMs).padStart(8)} ${ms(sa.medianCpuMs).padStart(8)} ${fmt(sa.maxRssMB).padStart(9)}`)
+  if (!bun.bin) console.log(`bun: skipped, ${bun.skip}`)
+  const out = {}
+  for (const [name, runs] of Object.entries(peers)) {
+    const s = summary(name === 'bun' ? `bun install (Bun ${bun.version})` : 'npm install', runs)
+    console.log(`${s.label.padEnd(30)} ${''.padStart(8)} ${fmt(s.medianWallMs).padStart(8)} ${ms(s.medianCpuMs).padStart(8)} ${ms(s.maxRssMB ?? null).padStart(9)}`)
+    const per = (f) => median(runs.map((r, i) => f(addon[i]) / r.wallMs))
+    const call = per((a) => a.ms)
+    const whole = per((a) => a.wallMs)
+    const cpu = s.medianCpuMs == null || sa.medianCpuMs == null ? null : sa.medianCpuMs / s.medianCpuMs
+    const goal = name === 'bun' ? ' (goals: call <= 0.8, process <= 1, CPU <= 1)' : ''
+    console.log(`  median ratio addon / ${name}: call ${fmt(call, 2)}, whole process ${fmt(whole, 2)}, CPU ${cpu == null ? 'n/a' : fmt(cpu, 2)}${goal}`)
+    out[name] = { ...s, callRatio: call, processRatio: whole, cpuRatio: cpu }
+  }
+  return out
 }
 
 /** Three addon runs of the scaled tarball, which the registry serves from now on. */

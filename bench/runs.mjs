@@ -6,7 +6,7 @@ import { createRequire } from 'node:module'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'child.mjs')
+export const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'child.mjs')
 
 /**
  * The native modules an app bundles, copied under `work/native`: node-pty's package.json, lib/ and

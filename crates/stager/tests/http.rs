@@ -223,3 +223,20 @@ async fn redirects_that_keep_or_raise_the_scheme_are_followed_up_to_ten() {
     assert!(e.to_string().contains("too many redirects"), "{e}");
     server.finished().await;
 }
+
+#[tokio::test]
+async fn an_http_registry_hands_a_redirect_to_https_to_the_client_with_roots() {
+    // No proxy and no extra CA: the client for plain http loads no roots, stops at the redirect,
+    // and the request starts over on the client with the OS roots, which do not know the test
+    // CA. Without the hand-over the 302 itself would come back, as EHTTP.
+    let secure = TlsServer::script(vec![ok("never")]).await;
+    let target = format!("{}a", secure.url);
+    let plain = Server::script(vec![redirect(&target), redirect(&target)]).await;
+    let (http, ctl) = client(&plain.url);
+    let url = format!("{}kanban", plain.url);
+    let e = http.get_bytes(&url, "*/*", 100, &ctl).await.unwrap_err();
+    assert_eq!(e.code(), "ENETWORK", "{e}");
+    assert!(e.to_string().contains("certificate"), "{e}");
+    assert_eq!(plain.finished().await, [true, true]);
+    assert!(secure.finished().await.is_empty());
+}

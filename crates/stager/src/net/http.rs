@@ -11,48 +11,75 @@ use crate::shared::text::clip;
 use std::time::Duration;
 
 pub struct Http {
-    client: reqwest::Client,
+    /// The client for plain-http URLs when the registry is one and nothing needs TLS up front
+    /// (no proxy, no extra CA): it loads no root certificates, which costs several milliseconds
+    /// (a hundred-odd files read and parsed) that a loopback or LAN registry never needs.
+    plain: Option<reqwest::Client>,
+    /// The client with the OS roots (and the extra CAs): built at once when `plain` is `None`,
+    /// else on the first https URL (a tarball or a redirect that leaves the registry).
+    tls: std::sync::OnceLock<reqwest::Client>,
     net: NetConfig,
     registry: String,
 }
 
 impl Http {
     pub fn new(net: &NetConfig, registry: &str) -> Result<Http> {
-        let mut b = reqwest::Client::builder()
-            .connect_timeout(net.connect_timeout)
-            .read_timeout(net.idle_timeout)
-            .user_agent(net.user_agent.clone())
-            // Tarballs are already gzip; asking for more encoding only costs CPU.
-            .no_gzip()
-            // Proxies come from our own configuration only (read in one place), never implicitly.
-            .no_proxy()
-            .redirect(redirect_policy());
-        for proxy in proxies(net)? {
+        let proxies = proxies(net)?;
+        let (ca, http) = (ca_certificates(net)?, Http::empty(net, registry));
+        if registry.starts_with("http://") && proxies.is_empty() && ca.is_empty() {
+            let plain = base_builder(net)
+                .tls_built_in_root_certs(false)
+                .redirect(plain_redirect_policy());
+            return Ok(Http {
+                plain: Some(build(plain)?),
+                ..http
+            });
+        }
+        let mut b = base_builder(net).redirect(redirect_policy());
+        for proxy in proxies {
             b = b.proxy(proxy);
         }
-        for pem in &net.ca {
-            for der in ca_certificates(pem)? {
-                let cert = reqwest::Certificate::from_der(&der).map_err(|e| {
-                    StageError::InvalidOption {
-                        name: "ca",
-                        reason: format!("a certificate is not usable: {e}"),
-                    }
-                })?;
-                b = b.add_root_certificate(cert);
-            }
+        for c in ca {
+            b = b.add_root_certificate(c);
         }
-        let client = b.build().map_err(|e| StageError::HttpClient {
-            reason: with_sources(&e),
-        })?;
-        Ok(Http {
-            client,
-            net: net.clone(),
-            registry: registry.to_string(),
-        })
+        let _ = http.tls.set(build(b)?);
+        Ok(http)
     }
 
-    fn request(&self, url: &str, accept: &str) -> reqwest::RequestBuilder {
-        let mut req = self.client.get(url).header(reqwest::header::ACCEPT, accept);
+    fn empty(net: &NetConfig, registry: &str) -> Http {
+        Http {
+            plain: None,
+            tls: std::sync::OnceLock::new(),
+            net: net.clone(),
+            registry: registry.to_string(),
+        }
+    }
+
+    /// The client for `url`: the plain one for an http URL when there is one, else the TLS one.
+    fn client(&self, url: &str) -> Result<&reqwest::Client> {
+        match self.plain.as_ref().filter(|_| url.starts_with("http://")) {
+            Some(plain) => Ok(plain),
+            None => self.tls_client(),
+        }
+    }
+
+    /// The TLS client, built now if nothing needed it before.
+    fn tls_client(&self) -> Result<&reqwest::Client> {
+        if let Some(c) = self.tls.get() {
+            return Ok(c);
+        }
+        // Only reached with no proxy and no extra CA: `new` builds it at once otherwise.
+        let built = build(base_builder(&self.net).redirect(redirect_policy()))?;
+        Ok(self.tls.get_or_init(|| built))
+    }
+
+    fn request(
+        &self,
+        client: &reqwest::Client,
+        url: &str,
+        accept: &str,
+    ) -> reqwest::RequestBuilder {
+        let mut req = client.get(url).header(reqwest::header::ACCEPT, accept);
         // The token belongs to the registry: a tarball URL may point at another host, which
         // must never see it.
         if let Some(token) = &self.net.auth_token {
@@ -78,14 +105,20 @@ impl Http {
         headers: &[(reqwest::header::HeaderName, &str)],
         not_modified_ok: bool,
     ) -> Result<reqwest::Response> {
-        let mut req = self.request(url, accept);
-        for (name, value) in headers {
-            req = req.header(name, *value);
+        let send = |client: &reqwest::Client| {
+            let mut req = self.request(client, url, accept);
+            for (name, value) in headers {
+                req = req.header(name, *value);
+            }
+            req.send()
+        };
+        let err = |e: reqwest::Error| transport_error(url, phase, &e, &self.net);
+        let mut resp = send(self.client(url)?).await.map_err(err)?;
+        // The plain client stops at a redirect to https (it has no roots to check the server
+        // with): the request starts over on the TLS client, which follows the whole chain.
+        if self.plain.is_some() && redirects_to_https(&resp) {
+            resp = send(self.tls_client()?).await.map_err(err)?;
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| transport_error(url, phase, &e, &self.net))?;
         let status = resp.status();
         if status.is_success() || (not_modified_ok && status.as_u16() == 304) {
             return Ok(resp);
@@ -305,7 +338,7 @@ pub enum Fetched {
 /// The DER of each certificate of a `ca` PEM text, read by the verifier's PEM reader. A block
 /// that decodes but holds no X.509 certificate is refused here: reqwest accepts it and the TLS
 /// backend only fails when the client is built, which would blame the machine, not the option.
-fn ca_certificates(pem: &str) -> Result<Vec<Vec<u8>>> {
+fn ca_der(pem: &str) -> Result<Vec<Vec<u8>>> {
     runtime_stager_provenance::pem_certificates(pem.as_bytes()).map_err(|e| {
         StageError::InvalidOption {
             name: "ca",
@@ -327,6 +360,65 @@ fn with_sources(e: &dyn std::error::Error) -> String {
         message.push_str(&s.to_string());
     }
     message
+}
+
+/// The options every client shares: timeouts, user agent, no implicit proxy, no extra encoding.
+fn base_builder(net: &NetConfig) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .connect_timeout(net.connect_timeout)
+        .read_timeout(net.idle_timeout)
+        .user_agent(net.user_agent.clone())
+        // Tarballs are already gzip; asking for more encoding only costs CPU.
+        .no_gzip()
+        // Proxies come from our own configuration only (read in one place), never implicitly.
+        .no_proxy()
+}
+
+fn build(b: reqwest::ClientBuilder) -> Result<reqwest::Client> {
+    b.build().map_err(|e| StageError::HttpClient {
+        reason: with_sources(&e),
+    })
+}
+
+/// The `ca` option's certificates, each read by the verifier's PEM reader and checked as X.509.
+fn ca_certificates(net: &NetConfig) -> Result<Vec<reqwest::Certificate>> {
+    let mut out = Vec::new();
+    for pem in &net.ca {
+        for der in ca_der(pem)? {
+            out.push(reqwest::Certificate::from_der(&der).map_err(|e| {
+                StageError::InvalidOption {
+                    name: "ca",
+                    reason: format!("a certificate is not usable: {e}"),
+                }
+            })?);
+        }
+    }
+    Ok(out)
+}
+
+/// The plain client's policy: as [`redirect_policy`], but it stops (the response is returned)
+/// at a redirect to https, which only the TLS client can follow.
+fn plain_redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.url().scheme() != "http" {
+            attempt.stop()
+        } else if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error("too many redirects")
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// Whether the plain client stopped at `resp`, a redirect whose target is not plain http.
+fn redirects_to_https(resp: &reqwest::Response) -> bool {
+    resp.status().is_redirection()
+        && resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| resp.url().join(l).ok())
+            .is_some_and(|to| to.scheme() != "http")
 }
 
 /// Redirects followed per request, as many as reqwest's default policy follows.
