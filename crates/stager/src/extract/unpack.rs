@@ -9,7 +9,7 @@ use crate::shared::error::{Limit, Op, Result, StageError};
 use crate::shared::fsutil;
 use crate::shared::text::clip;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use tar::EntryType;
@@ -49,12 +49,12 @@ struct Unpacker<'a> {
     entries_seen: u64,
     /// The top folder every entry must share, once the first entry named it.
     root: Option<Vec<u8>>,
-    buf: Vec<u8>,
-    syncer: fsutil::Syncer,
+    /// Writes the bodies (and queues their flushes) beside the inflating and untarring.
+    writer: fsutil::FileWriter,
 }
 
 impl<'a> Unpacker<'a> {
-    /// An unpacker writing below `dest`, its flush thread started.
+    /// An unpacker writing below `dest`, its writing and flush threads started.
     fn new(
         dest: &'a Path,
         limits: ExtractLimits,
@@ -71,14 +71,13 @@ impl<'a> Unpacker<'a> {
             stats: Extracted::default(),
             entries_seen: 0,
             root: None,
-            buf: vec![0u8; COPY_BUF],
-            syncer: fsutil::Syncer::start(),
+            writer: fsutil::FileWriter::start(COPY_BUF),
         }
     }
 
-    /// What was written, once every file is flushed.
+    /// What was written, once every file is written and flushed.
     fn finish(self) -> Result<Extracted> {
-        self.syncer.finish()?;
+        self.writer.finish()?;
         Ok(self.stats)
     }
 
@@ -212,22 +211,22 @@ impl<'a> Unpacker<'a> {
             fs::create_dir_all(parent).map_err(|e| self.clash(rel, &target, e))?;
         }
         let executable = is_executable(entry.header(), rel, self.bins);
-        let mut file = open_for_write(&target, executable).map_err(|e| match e {
+        let file = open_for_write(&target, executable).map_err(|e| match e {
             StageError::Io { .. } if kind_clash(self.dest, rel).is_some() => {
                 self.clash(rel, &target, io::ErrorKind::AlreadyExists.into())
             }
             e => e,
         })?;
-        let written = self.copy_body(entry, &mut file, &target)?;
+        self.writer.start_file(file, target)?;
+        let written = self.copy_body(entry)?;
         if written != size {
             return Err(StageError::BadArchive {
                 url: self.url.into(),
                 reason: format!("entry `{shown}` declares {size} bytes but holds {written}"),
             });
         }
-        // Flushed before the folder is renamed into place: a power cut must not leave a
-        // named version with empty files. The flush runs beside the next entries' writes.
-        self.syncer.push(file, target);
+        // The writing thread queues the file for its flush once its bytes are written.
+        self.writer.end_file()?;
         self.stats.files += 1;
         self.stats.bytes += written;
         Ok(())
@@ -243,25 +242,22 @@ impl<'a> Unpacker<'a> {
         Ok(())
     }
 
-    /// How many bytes of the entry's body were copied into `file`, polling for cancellation
-    /// between chunks.
-    fn copy_body<R: Read>(
-        &mut self,
-        entry: &mut tar::Entry<'_, R>,
-        file: &mut File,
-        target: &Path,
-    ) -> Result<u64> {
+    /// How many bytes of the entry's body were passed to the writer, polling for cancellation
+    /// (and for a failed write) between chunks.
+    fn copy_body<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<u64> {
         let mut written = 0u64;
         loop {
             self.check_cancel()?;
+            let mut buf = self.writer.buffer()?;
+            // A failed read ends the extraction: its buffer is not needed back.
             let n = entry
-                .read(&mut self.buf)
+                .read(&mut buf)
                 .map_err(|e| archive_error(self.url, e))?;
             if n == 0 {
+                self.writer.give_back(buf)?;
                 return Ok(written);
             }
-            file.write_all(&self.buf[..n])
-                .map_err(|e| StageError::io(Op::Writing, target, e))?;
+            self.writer.write(buf, n)?;
             written += n as u64;
         }
     }

@@ -149,6 +149,164 @@ impl Drop for Syncer {
     }
 }
 
+/// Buffers in flight between the reader and the writing thread: the reader fills the next while
+/// the thread writes the last ones, and memory stays at `WRITE_BUFS` buffers whatever the size
+/// of the files.
+pub(crate) const WRITE_BUFS: usize = 4;
+
+/// What the writing thread is asked to do, in order.
+enum WriteJob {
+    /// Files from now on go to this file, created by the caller.
+    Start(File, PathBuf),
+    /// The next bytes of the current file: the first `usize` of the buffer, which goes back to the
+    /// caller once written.
+    Data(Vec<u8>, usize),
+    /// The current file is whole: it goes to the flush queue.
+    End,
+}
+
+/// Writes file bodies on a thread of its own, so that writing (copying into the page cache)
+/// overlaps with producing the next bytes, then queues each whole file on a [`Syncer`]. The
+/// caller creates each file (so a name clash is reported on the entry that caused it), then
+/// sends its bytes in buffers it takes from [`FileWriter::buffer`]; at most `WRITE_BUFS` exist.
+/// The first write error stops the writing; the caller sees it at its next buffer (or at
+/// `finish`), and every later job is dropped.
+pub(crate) struct FileWriter {
+    jobs: Option<std::sync::mpsc::SyncSender<WriteJob>>,
+    free: std::sync::mpsc::Receiver<Vec<u8>>,
+    failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl FileWriter {
+    /// A writer whose buffers hold `buf_size` bytes each.
+    pub(crate) fn start(buf_size: usize) -> FileWriter {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::mpsc::sync_channel;
+        // Every buffer can be queued at once, plus a start and an end: the caller never waits on
+        // the queue itself, only for a free buffer.
+        let (jobs_tx, jobs_rx) = sync_channel::<WriteJob>(WRITE_BUFS * 2 + 2);
+        let (free_tx, free_rx) = sync_channel::<Vec<u8>>(WRITE_BUFS);
+        for _ in 0..WRITE_BUFS {
+            let _ = free_tx.send(vec![0u8; buf_size]);
+        }
+        let failed = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = failed.clone();
+        let handle = std::thread::spawn(move || {
+            let syncer = Syncer::start();
+            let mut current: Option<(File, PathBuf)> = None;
+            let mut error = None;
+            for job in jobs_rx {
+                match job {
+                    WriteJob::Start(f, p) => current = Some((f, p)),
+                    WriteJob::Data(buf, n) => {
+                        if let (None, Some((f, p))) = (&error, &mut current) {
+                            if let Err(e) = f.write_all(&buf[..n]) {
+                                error =
+                                    Some(StageError::io(crate::shared::error::Op::Writing, p, e));
+                                flag.store(true, Ordering::Release);
+                            }
+                        }
+                        // The caller may be gone after its own failure; the buffer is then freed.
+                        let _ = free_tx.send(buf);
+                    }
+                    WriteJob::End => {
+                        if let (None, Some((f, p))) = (&error, current.take()) {
+                            // Flushed before the folder is renamed into place: a power cut must
+                            // not leave a named version with empty files.
+                            syncer.push(f, p);
+                        }
+                    }
+                }
+            }
+            let flushed = syncer.finish();
+            match error {
+                Some(e) => Err(e),
+                None => flushed,
+            }
+        });
+        FileWriter {
+            jobs: Some(jobs_tx),
+            free: free_rx,
+            failed,
+            handle: Some(handle),
+        }
+    }
+
+    /// Ok unless a write failed: then the writing thread's error, once it has stopped.
+    fn check(&mut self) -> Result<()> {
+        if self.failed.load(std::sync::atomic::Ordering::Acquire) {
+            return self.join();
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, job: WriteJob) -> Result<()> {
+        let sent = self.jobs.as_ref().map(|j| j.send(job).is_ok());
+        if sent == Some(true) {
+            return Ok(());
+        }
+        // The thread is gone: its result says why.
+        self.join()?;
+        Err(StageError::internal("the writing thread stopped early"))
+    }
+
+    /// Starts writing `file` (created by the caller) at `path`.
+    pub(crate) fn start_file(&mut self, file: File, path: PathBuf) -> Result<()> {
+        self.check()?;
+        self.send(WriteJob::Start(file, path))
+    }
+
+    /// A free buffer to fill; waits while every buffer is being written.
+    pub(crate) fn buffer(&mut self) -> Result<Vec<u8>> {
+        self.check()?;
+        match self.free.recv() {
+            Ok(buf) => Ok(buf),
+            Err(_) => {
+                self.join()?;
+                Err(StageError::internal("the writing thread stopped early"))
+            }
+        }
+    }
+
+    /// Queues the first `n` bytes of `buf` for the current file.
+    pub(crate) fn write(&mut self, buf: Vec<u8>, n: usize) -> Result<()> {
+        self.send(WriteJob::Data(buf, n))
+    }
+
+    /// Gives back a buffer that was not filled.
+    pub(crate) fn give_back(&mut self, buf: Vec<u8>) -> Result<()> {
+        self.send(WriteJob::Data(buf, 0))
+    }
+
+    /// The current file is whole: queued for its flush.
+    pub(crate) fn end_file(&mut self) -> Result<()> {
+        self.send(WriteJob::End)
+    }
+
+    /// Ok once every file is written and flushed; else the first failure.
+    pub(crate) fn finish(mut self) -> Result<()> {
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<()> {
+        drop(self.jobs.take());
+        match self.handle.take().map(|h| h.join()) {
+            Some(Ok(result)) => result,
+            Some(Err(payload)) => Err(StageError::panicked("the writing thread", &*payload)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for FileWriter {
+    fn drop(&mut self) {
+        // A failed extraction still waits for the thread (and its flushes), so nothing touches
+        // the partial after the caller removes it.
+        let _ = self.join();
+    }
+}
+
 /// Removes a tree if it exists; a missing tree is fine.
 pub(crate) fn remove_tree(path: &Path) -> Result<()> {
     let removed = match remove_tree_once(path) {
@@ -459,6 +617,39 @@ mod tests {
         }
         syncer.finish().unwrap();
         assert_eq!(fs::read(tmp.path().join("f4")).unwrap(), b"data");
+    }
+
+    #[test]
+    fn file_writer_writes_in_order_and_reports_the_first_failure() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut w = FileWriter::start(4);
+        for i in 0..3 {
+            let p = tmp.path().join(format!("f{i}"));
+            w.start_file(File::create(&p).unwrap(), p).unwrap();
+            for piece in [&b"abcd"[..], b"ef"] {
+                let mut buf = w.buffer().unwrap();
+                buf[..piece.len()].copy_from_slice(piece);
+                w.write(buf, piece.len()).unwrap();
+            }
+            w.end_file().unwrap();
+        }
+        w.finish().unwrap();
+        assert_eq!(fs::read(tmp.path().join("f2")).unwrap(), b"abcdef");
+
+        // A file opened read-only cannot be written: the error comes back, not a hang.
+        let p = tmp.path().join("f0");
+        let mut w = FileWriter::start(4);
+        w.start_file(File::open(&p).unwrap(), p.clone()).unwrap();
+        let mut outcome = Ok(());
+        for _ in 0..(WRITE_BUFS * 4) {
+            outcome = w.buffer().and_then(|buf| w.write(buf, 4));
+            if outcome.is_err() {
+                break;
+            }
+        }
+        let err = outcome.and_then(|()| w.finish()).unwrap_err();
+        assert_eq!(err.code(), "EIO", "{err}");
+        assert_eq!(fs::read(&p).unwrap(), b"abcdef");
     }
 
     #[test]
