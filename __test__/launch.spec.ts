@@ -506,22 +506,31 @@ describe('createRuntimeAutoUpdate', () => {
     expect(b.beginLaunch(s.userData, { bundledVersion: '1.0.0' })).toMatchObject({ version: '1.5.0', attempt: 2 })
   })
 
+  /**
+   * 1.4.0 and 1.5.0 staged, the pointer on 1.5.0 with 1.4.0 as its fallback, and a registry whose
+   * document deprecates 1.5.0 ("breaks login"); `newer`, when given, is published as the latest.
+   */
+  async function pointedAndDeprecated(newer?: { version: string; tarball: Buffer; integrity?: string }) {
+    await stage('1.4.0')
+    await stage('1.5.0', '1.4.0')
+    s.registry.publish(
+      'kanban',
+      [
+        { version: '1.4.0', tarball: runtimeTarball('1.4.0') },
+        { version: '1.5.0', tarball: runtimeTarball('1.5.0'), deprecated: 'breaks login' },
+        ...(newer ? [newer] : []),
+      ],
+      { latest: newer?.version ?? '1.5.0' },
+    )
+  }
+
   it('broadcasts runtime:withdrawn with the version and the new pointer when its publisher deprecates the one pointed', async () => {
     for (const [bundled, pointer] of [
       ['1.0.0', '1.4.0'],
       // 1.4.0 is not newer than this app's own runtime: back to the bundled one.
       ['1.4.0', null],
     ] as const) {
-      await stage('1.4.0')
-      await stage('1.5.0', '1.4.0')
-      s.registry.publish(
-        'kanban',
-        [
-          { version: '1.4.0', tarball: runtimeTarball('1.4.0') },
-          { version: '1.5.0', tarball: runtimeTarball('1.5.0'), deprecated: 'breaks login' },
-        ],
-        { latest: '1.5.0' },
-      )
+      await pointedAndDeprecated()
       const { u, calls, logs } = app(bundled, { staging: { registry: s.registry.url, retries: 0, honorDeprecation: true } })
       u.scheduleChecks()
       await vi.waitFor(() => expect(calls).toContainEqual(['runtime:withdrawn', '1.5.0', pointer]), { timeout: 10_000 })
@@ -539,18 +548,8 @@ describe('createRuntimeAutoUpdate', () => {
   })
 
   it('broadcasts runtime:withdrawn when the check that withdrew the running version then fails to stage a newer one', async () => {
-    await stage('1.4.0')
-    await stage('1.5.0', '1.4.0')
-    s.registry.publish(
-      'kanban',
-      [
-        { version: '1.4.0', tarball: runtimeTarball('1.4.0') },
-        { version: '1.5.0', tarball: runtimeTarball('1.5.0'), deprecated: 'breaks login' },
-        // A tarball that never matches its integrity: every check that gets this far rejects.
-        { version: '1.6.0', tarball: runtimeTarball('1.6.0'), integrity: `sha512-${Buffer.alloc(64).toString('base64')}` },
-      ],
-      { latest: '1.6.0' },
-    )
+    // A tarball that never matches its integrity: every check that gets this far rejects.
+    await pointedAndDeprecated({ version: '1.6.0', tarball: runtimeTarball('1.6.0'), integrity: `sha512-${Buffer.alloc(64).toString('base64')}` })
     const { u, calls, logs } = app('1.0.0', { staging: { registry: s.registry.url, retries: 0, honorDeprecation: true } })
     u.scheduleChecks()
     await vi.waitFor(() => expect(calls).toContainEqual(['runtime:withdrawn', '1.5.0', '1.4.0']), { timeout: 10_000 })
