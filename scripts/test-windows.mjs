@@ -143,7 +143,7 @@ function helpers() {
   const bcrypt = path.join(bin, 'bcryptprimitives.dll')
   run(`${MINGW}-gcc-posix`, ['-O2', '-shared', '-s', '-o', bcrypt, path.join(root, 'scripts/windows/bcryptprimitives.c'), '-ladvapi32'])
   const holder = path.join(bin, 'win-holder.exe')
-  run(`${MINGW}-gcc-posix`, ['-O2', '-municode', '-s', '-o', holder, path.join(root, '__test__/helpers/win-holder.c')])
+  run(`${MINGW}-gcc-posix`, ['-O2', '-municode', '-s', '-o', holder, path.join(root, 'scripts/windows/win-holder.c')])
   // The TLS tests' certificate authority, made with the host's openssl: Windows has none. Fresh
   // each run, as its certificates last two days.
   const tls = path.join(cache, 'tls')

@@ -46,7 +46,7 @@ export async function stageInChild(
 
 /**
  * Holds `file`'s lock in another process until the returned function is called: util-linux
- * `flock` on POSIX, the store's own `LockFileEx` byte range (helpers/win-holder.c) on Windows.
+ * `flock` on POSIX, the store's own `LockFileEx` byte range (scripts/windows/win-holder.c) on Windows.
  */
 export async function holdLock(file: string): Promise<() => Promise<void>> {
   fs.mkdirSync(path.dirname(file), { recursive: true })
@@ -89,7 +89,7 @@ function winHolder(): string {
   const exe = path.join(__dirname, '..', '..', '.cache', 'win-holder.exe')
   if (fs.existsSync(exe)) return exe
   fs.mkdirSync(path.dirname(exe), { recursive: true })
-  const src = path.join(__dirname, 'win-holder.c')
+  const src = path.join(__dirname, '..', '..', 'scripts', 'windows', 'win-holder.c')
   // MinGW's gcc needs -municode for wmain; clang for the MSVC target finds wmain by itself.
   for (const [cc, ...flags] of [['gcc', '-municode'], ['clang']]) {
     const r = spawnSync(cc, ['-O2', ...flags, '-o', exe, src], { stdio: 'inherit' })
