@@ -9,7 +9,7 @@ import { binding, rejection } from './helpers/binding'
 import { runtimeTarball } from './helpers/fixtures'
 import { Proxy } from './helpers/proxy'
 import { Scenario } from './helpers/scenario'
-import { makeTestCa } from './helpers/tls'
+import { makeTestCa } from './helpers/test-ca'
 
 const { checkAndStageLatestRuntime, readPointer } = binding
 
