@@ -11,6 +11,11 @@ pub(crate) fn rfc3339_ms(s: &str) -> Option<i64> {
 /// `ms` since the Unix epoch as ISO 8601 UTC with milliseconds (`2026-12-07T03:00:00.000Z`), as
 /// JavaScript's `Date#toISOString` writes it for years 0 to 9999.
 pub(crate) fn iso_utc(ms: i64) -> String {
+    // Held to the years 0 to 9999 the form can write: a time past them (a hostile document's
+    // `time` plus the delays) reads as the latest one, never as 1970, which is already past.
+    const MAX_MS: i64 = 253_402_300_799_999;
+    const MIN_MS: i64 = -62_167_219_200_000;
+    let ms = ms.clamp(MIN_MS, MAX_MS);
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     format!(
@@ -44,6 +49,8 @@ mod tests {
             assert_eq!(rfc3339_ms(&iso_utc(ms)), Some(ms), "{ms}");
         }
         assert_eq!(iso_utc(1_796_612_345_678), "2026-12-07T02:59:05.678Z");
+        assert_eq!(iso_utc(i64::MAX), "9999-12-31T23:59:59.999Z");
+        assert_eq!(iso_utc(i64::MIN), "0000-01-01T00:00:00.000Z");
     }
 
     #[test]

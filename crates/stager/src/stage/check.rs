@@ -50,10 +50,12 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
     ctl.report(Phase::Resolving, 0, None);
     let http = Http::new(&cfg.net, &cfg.registry)?;
     let resolved = resolve_tag(cfg, store, &http, ctl).await?;
-    // The withdrawal comes first: it holds whatever else the check decides, and a newer release
-    // that is eligible is then staged over it as usual.
-    let withdrawn = rollout::withdraw_deprecated(cfg, store, &resolved.doc, ctl).await?;
+    // The store's bucket before the withdrawal: drawing it can wait for the store lock or be
+    // aborted, and a check that fails after withdrawing would leave the withdrawal unannounced.
     let delay = rollout::delay(cfg, store, ctl).await?;
+    // The withdrawal comes first of what the check decides: it holds whatever else it does, and
+    // a newer release that is eligible is then staged over it as usual.
+    let withdrawn = rollout::withdraw_deprecated(cfg, store, &resolved.doc, ctl).await?;
     let candidate = apply_cool_down(cfg, &resolved, &delay, ctl);
     let pending = rollout::pending(
         cfg,

@@ -455,7 +455,7 @@ pub(super) fn promote(
     if pointer_is_newer(store, latest) {
         return Ok((Outcome::AlreadyStaged, Vec::new()));
     }
-    let previous = store.fallback_for(latest);
+    let previous = store.previous_for(latest);
     store.write_pointer(lock, latest, previous.as_deref())?;
     let mut keep = vec![latest];
     keep.extend(previous.as_deref());

@@ -204,11 +204,11 @@ impl Store {
         fsutil::write_atomic(self.renamer(), &self.root().join(LAUNCH_FILE), &bytes)
     }
 
-    /// The newest confirmed version that is still runnable and not bad, other than `except` and
+    /// The newest confirmed version that is still runnable and not bad, none of `except` and
     /// newer than `above`: where a rollback goes, and what pruning keeps.
     pub fn newest_confirmed(
         &self,
-        except: Option<&str>,
+        except: &[&str],
         above: Option<&semver::Version>,
     ) -> Option<String> {
         let record = self.launch_record();
@@ -216,7 +216,7 @@ impl Store {
         let mut confirmed: Vec<semver::Version> = record
             .confirmed
             .iter()
-            .filter(|v| Some(v.as_str()) != except && !bad.contains(v))
+            .filter(|v| !except.contains(&v.as_str()) && !bad.contains(v))
             .filter_map(|v| semver::Version::parse(v).ok())
             .filter(|v| above.is_none_or(|a| crate::shared::version::compare(v, a).is_gt()))
             .collect();
@@ -237,18 +237,25 @@ impl Store {
         above: Option<&semver::Version>,
         to_previous: bool,
     ) -> Result<Option<String>> {
+        // A version its publisher withdrew is no rollback target while the deprecation stands:
+        // a rollback from a failed newer release must not bring back what the kill switch took.
+        let withdrawn = self.withdrawn_version();
         let previous = to_previous
             .then(|| self.read_pointer_file())
             .flatten()
             .and_then(|p| p.previous)
-            .filter(|v| v != version && !self.is_bad(v) && self.is_runnable(v))
+            .filter(|v| v != version && Some(v) != withdrawn.as_ref())
+            .filter(|v| !self.is_bad(v) && self.is_runnable(v))
             .filter(|v| {
                 above.is_none_or(|a| {
                     semver::Version::parse(v)
                         .is_ok_and(|v| crate::shared::version::compare(&v, a).is_gt())
                 })
             });
-        match self.newest_confirmed(Some(version), above).or(previous) {
+        let except: Vec<&str> = std::iter::once(version)
+            .chain(withdrawn.as_deref())
+            .collect();
+        match self.newest_confirmed(&except, above).or(previous) {
             Some(target) => {
                 self.write_pointer(lock, &target, None)?;
                 Ok(Some(target))
@@ -504,6 +511,49 @@ mod tests {
             .write_pointer_checked("1.2.0", &store.cli_entry("1.2.0").to_string_lossy())
             .unwrap();
         assert_eq!(store.mark_bad("1.2.0").unwrap(), Some("1.1.0".into()));
+    }
+
+    #[test]
+    fn no_rollback_and_no_new_fallback_brings_back_a_withdrawn_version() {
+        use crate::store::locks::LockWait;
+        use crate::store::WithdrawnNote;
+        let (_d, store) = store_with(&["1.5.0", "2.0.0", "2.0.1"], "2.0.0");
+        let bundled = v("1.0.0");
+        let entry = |v: &str| store.cli_entry(v).to_string_lossy().into_owned();
+        // 2.0.0 ran and was confirmed; then its publisher deprecated it and a check withdrew it,
+        // the pointer going back to the bundled runtime.
+        begin(&store, &bundled, 2).unwrap();
+        confirm(&store, &entry("2.0.0")).unwrap();
+        let withdrawn = WithdrawnNote {
+            version: "2.0.0".into(),
+            reason: "breaks login".into(),
+            pointer: None,
+        };
+        store
+            .with_store_lock(&LockWait::Bounded, |l| {
+                store.remove_pointer(l)?;
+                store.note_rollout(l, None, Some(Some(withdrawn)))
+            })
+            .unwrap();
+        // The same check stages 2.0.1: its fallback is not the withdrawn 2.0.0.
+        store
+            .write_pointer_checked("2.0.1", &entry("2.0.1"))
+            .unwrap();
+        assert_eq!(
+            store.read_pointer_file().unwrap().previous.as_deref(),
+            Some("1.5.0")
+        );
+        // 2.0.1 fails to come up: the rollback skips the confirmed but withdrawn 2.0.0.
+        let f = report_failed(&store, &entry("2.0.1"), None).unwrap();
+        assert_eq!(f.pointer.map(|p| p.version).as_deref(), Some("1.5.0"));
+        assert!(store.is_runnable("2.0.0") && !store.is_bad("2.0.0"));
+        // Once the deprecation is lifted (the note cleared), 2.0.0 is a rollback target again.
+        store
+            .with_store_lock(&LockWait::Bounded, |l| {
+                store.note_rollout(l, None, Some(None))
+            })
+            .unwrap();
+        assert_eq!(store.newest_confirmed(&[], None).as_deref(), Some("2.0.0"));
     }
 
     #[test]

@@ -166,7 +166,7 @@ impl Store {
             });
         }
         self.with_store_lock(&LockWait::Bounded, |lock| {
-            let previous = self.fallback_for(version);
+            let previous = self.previous_for(version);
             self.write_pointer(lock, version, previous.as_deref())
         })
     }
@@ -198,6 +198,17 @@ impl Store {
     /// fallback, else the newest other staged version; in each case runnable and not bad. Pruning
     /// keeps it, so the store never loses its last good runtime.
     pub fn fallback_for(&self, latest: &str) -> Option<String> {
+        self.fallback_skipping(latest, None)
+    }
+
+    /// The fallback to write beside a newly pointed `latest`: as [`Store::fallback_for`], never
+    /// the version its publisher withdrew (while the deprecation stands), so a rollback from
+    /// `latest` cannot bring that one back.
+    pub(crate) fn previous_for(&self, latest: &str) -> Option<String> {
+        self.fallback_skipping(latest, self.withdrawn_version().as_deref())
+    }
+
+    fn fallback_skipping(&self, latest: &str, skip: Option<&str>) -> Option<String> {
         let pointer = self.read_pointer_file();
         let mut on_disk: Vec<semver::Version> = fs::read_dir(self.versions_dir())
             .into_iter()
@@ -211,6 +222,7 @@ impl Store {
             .iter()
             .flat_map(|p| std::iter::once(p.version.clone()).chain(p.previous.clone()))
             .chain(on_disk.iter().map(|v| v.to_string()))
-            .find(|v| v != latest && !bad.contains(v) && self.is_runnable(v))
+            .filter(|v| v != latest && Some(v.as_str()) != skip)
+            .find(|v| !bad.contains(v) && self.is_runnable(v))
     }
 }

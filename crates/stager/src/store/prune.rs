@@ -380,7 +380,7 @@ impl Store {
         fsutil::create_dir_all(&self.staging_dir())?;
         // The newest version the app confirmed healthy is always kept: it is where a rollback
         // goes when a newer one never comes up.
-        let confirmed = self.newest_confirmed(None, None);
+        let confirmed = self.newest_confirmed(&[], None);
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let Ok(v) = semver::Version::parse(&name) else {

@@ -92,6 +92,12 @@ impl Store {
         self.root().join(ROLLOUT_FILE)
     }
 
+    /// The version the last check withdrew because its publisher deprecated it, while the
+    /// deprecation stands: no rollback and no new pointer's fallback may hand it out again.
+    pub(crate) fn withdrawn_version(&self) -> Option<String> {
+        self.read_rollout().withdrawn.map(|w| w.version)
+    }
+
     /// The record, read bounded and leniently; empty when missing or damaged.
     pub fn read_rollout(&self) -> RolloutRecord {
         match fsutil::read_small(&self.rollout_path(), MAX_ROLLOUT_FILE_BYTES) {
@@ -101,7 +107,17 @@ impl Store {
     }
 
     fn write_rollout(&self, _: &StoreLock, record: &RolloutRecord) -> Result<()> {
-        fsutil::write_atomic(self.renamer(), &self.rollout_path(), &json_line(record))
+        let mut bytes = json_line(record);
+        if bytes.len() as u64 > MAX_ROLLOUT_FILE_BYTES {
+            // Notes that would push the record past what is read back (a registry's version key
+            // of kilobytes) are dropped: losing them costs a status line, losing the record
+            // would redraw the bucket at every check.
+            bytes = json_line(&RolloutRecord {
+                bucket: record.bucket,
+                ..RolloutRecord::default()
+            });
+        }
+        fsutil::write_atomic(self.renamer(), &self.rollout_path(), &bytes)
     }
 
     /// This store's bucket: the recorded one, else one drawn now and recorded, so that it stays
@@ -304,6 +320,20 @@ mod tests {
         for (i, n) in bins.iter().enumerate() {
             assert!((305..=495).contains(n), "bin {i}: {n} of 4000 ({bins:?})");
         }
+    }
+
+    #[test]
+    fn notes_too_large_to_read_back_are_dropped_and_the_bucket_kept() {
+        let (_tmp, store) = temp_store();
+        let bucket = locked(&store, |l| store.rollout_bucket(l));
+        let huge = PendingNote {
+            version: format!("2.0.0+{}", "x".repeat(20_000)),
+            eligible_at: "2026-12-08T00:00:00.000Z".into(),
+        };
+        locked(&store, |l| store.note_rollout(l, Some(huge), None));
+        let r = store.read_rollout();
+        assert_eq!((r.bucket, r.pending), (Some(bucket), None));
+        assert!(std::fs::metadata(store.rollout_path()).unwrap().len() <= MAX_ROLLOUT_FILE_BYTES);
     }
 
     #[test]

@@ -139,7 +139,7 @@ impl Store {
         let keep = Keep {
             pointed: pointer.as_ref().map(|p| p.version.clone()),
             fallback: self.fallback_for(pointer.as_ref().map_or("", |p| p.version.as_str())),
-            confirmed: self.newest_confirmed(None, None),
+            confirmed: self.newest_confirmed(&[], None),
             running: running.cloned(),
         };
         let mut versions = Vec::new();
