@@ -315,6 +315,25 @@ describe('withdrawal of a deprecated release (honorDeprecation)', () => {
     expect(b.isBadVersion(s.userData, '1.2.0')).toBe(false)
   })
 
+  it('stages in the same check a good release older than the withdrawn one, newer than what runs next', async () => {
+    await stageTwo()
+    // 1.1.5 was never staged here: the desktop went from 1.1.0 straight to 1.2.0.
+    serve([{ version: '1.1.0' }, { version: '1.1.5' }, { version: '1.2.0', deprecated: 'broken' }])
+    const out = await checkAndStageLatestRuntime(s.opts({ currentVersion: '1.2.0', honorDeprecation: true }))
+    expect(out).toEqual({ kind: 'staged', version: '1.1.5', withdrawn: { version: '1.2.0', reason: 'broken', pointer: '1.1.0' } })
+    expect(b.readPointer(s.userData)).toMatchObject({ version: '1.1.5', previous: '1.1.0' })
+    // The app still runs 1.2.0 until it restarts: its folder stays.
+    expect(s.isWhole('1.2.0')).toBe(true)
+    // A store with 1.2.0 alone goes back to the bundled 1.0.0, and newer is measured from there.
+    const t = otherStore()
+    serve([{ version: '1.2.0' }])
+    expect(await checkAndStageLatestRuntime(t.opts({ currentVersion: '1.0.0' }))).toEqual({ kind: 'staged', version: '1.2.0' })
+    serve([{ version: '1.1.0' }, { version: '1.1.5' }, { version: '1.2.0', deprecated: 'broken' }])
+    const again = await checkAndStageLatestRuntime(t.opts({ currentVersion: '1.2.0', honorDeprecation: true, bundledVersion: '1.0.0' }))
+    expect(again).toEqual({ kind: 'staged', version: '1.1.5', withdrawn: { version: '1.2.0', reason: 'broken', pointer: null } })
+    expect(b.readPointer(t.userData).version).toBe('1.1.5')
+  })
+
   it('keeps a withdrawal when the newer release then fails to stage, and notes it for the status', async () => {
     await stageTwo()
     s.registry.publish(

@@ -26,7 +26,7 @@ use crate::shared::log::Value as LogValue;
 use crate::shared::phase::Phase;
 use crate::shared::text::clip;
 use crate::shared::version;
-use crate::store::{Store, NATIVE_MODULE};
+use crate::store::{Store, WithdrawnNote, NATIVE_MODULE};
 use crate::trust::{self, Compat, Delay};
 use std::time::Duration;
 
@@ -56,9 +56,13 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
     // The withdrawal comes first of what the check decides: it holds whatever else it does, and
     // a newer release that is eligible is then staged over it as usual.
     let withdrawn = rollout::withdraw_deprecated(cfg, store, &resolved.doc, ctl).await?;
+    let bar = Bar {
+        delay: &delay,
+        baseline: baseline(cfg, withdrawn.as_ref()),
+    };
     let candidate = apply_cool_down(cfg, &resolved, &delay, ctl);
     let pending = rollout::pending(
-        cfg,
+        bar.baseline.as_ref(),
         &resolved.doc,
         &resolved.tagged_v,
         candidate.as_deref(),
@@ -68,7 +72,7 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
     if let Some(c) = &candidate {
         rollout::warn_untimed(&resolved.doc, c, &delay, ctl);
     }
-    let staged = stage_candidate(cfg, store, &http, &resolved, candidate, &delay, ctl).await;
+    let staged = stage_candidate(cfg, store, &http, &resolved, candidate, &bar, ctl).await;
     // Noted whatever the staging came to: a withdrawal stands when the newer release then fails
     // to stage, and the status (and the wiring, after a rejection) must still see it.
     rollout::note(
@@ -92,6 +96,31 @@ pub async fn check_and_stage(cfg: &Config, store: &Store, ctl: &Control) -> Resu
     })
 }
 
+/// What a candidate is held against in this check: the delay since publication (cool-down and
+/// rollout), and the version it must be newer than.
+struct Bar<'a> {
+    delay: &'a Delay,
+    /// The running version; after a withdrawal of it, the one the app runs next. `None`: any
+    /// version is newer (a running version that is not semver, a dev build say).
+    baseline: Option<semver::Version>,
+}
+
+/// The version a release must be newer than to be staged: the running one, cleaned as npm does.
+/// When this check withdrew the running version, it is what the app runs next instead (the new
+/// pointer, else the bundled runtime): a good release older than the withdrawn one is then
+/// staged in this check rather than one interval later.
+fn baseline(cfg: &Config, withdrawn: Option<&WithdrawnNote>) -> Option<semver::Version> {
+    let running = version::clean(&cfg.current_version);
+    match withdrawn {
+        Some(w) if running.as_ref().is_some_and(|r| r.to_string() == w.version) => w
+            .pointer
+            .as_deref()
+            .and_then(version::clean)
+            .or_else(|| cfg.rollout.bundled_version.clone()),
+        _ => running,
+    }
+}
+
 /// The outcome of staging `candidate`, or the newest older release that qualifies when the trust
 /// policy refuses it, and the newest refusal met on the way.
 async fn stage_candidate(
@@ -100,7 +129,7 @@ async fn stage_candidate(
     http: &Http,
     resolved: &Resolved,
     mut candidate: Option<String>,
-    delay: &Delay,
+    bar: &Bar<'_>,
     ctl: &Control,
 ) -> Result<(Outcome, Option<StageError>)> {
     let mut refused = None;
@@ -109,7 +138,7 @@ async fn stage_candidate(
         let Some(latest) = candidate else {
             break Outcome::UpToDate;
         };
-        if let Some(outcome) = version_guards(cfg, store, &latest, ctl)? {
+        if let Some(outcome) = version_guards(cfg, store, &latest, bar.baseline.as_ref(), ctl)? {
             break outcome;
         }
         let c = Candidate {
@@ -126,7 +155,7 @@ async fn stage_candidate(
             Err(e) if is_trust_refusal(&e) => {
                 refusals += 1;
                 candidate = if refusals < MAX_REFUSED {
-                    fallback(cfg, resolved, &latest, delay)?
+                    fallback(cfg, resolved, &latest, bar.delay)?
                 } else {
                     None
                 };
@@ -346,13 +375,14 @@ fn version_guards(
     cfg: &Config,
     store: &Store,
     latest: &str,
+    baseline: Option<&semver::Version>,
     ctl: &Control,
 ) -> Result<Option<Outcome>> {
     let latest_v = parse_version(cfg, latest)?;
     // A current version that is not semver (a dev build, say) counts as older than anything;
     // `v1.2.3` and `=1.2.3` are cleaned as npm does, and build metadata never makes a version newer.
-    if let Some(current) = version::clean(&cfg.current_version) {
-        if version::compare(&latest_v, &current) != std::cmp::Ordering::Greater {
+    if let Some(current) = baseline {
+        if version::compare(&latest_v, current) != std::cmp::Ordering::Greater {
             ctl.log(
                 Level::Info,
                 format!(

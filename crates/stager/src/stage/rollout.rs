@@ -73,7 +73,7 @@ async fn store_bucket(store: &Store, ctl: &Control) -> Result<f64> {
 /// running version, that `delay` holds back; logged with when it becomes eligible. A cool-down
 /// alone says what it passes over in its own log line, as it always has.
 pub(super) fn pending(
-    cfg: &Config,
+    baseline: Option<&semver::Version>,
     doc: &Document,
     tag: &semver::Version,
     chosen: Option<&str>,
@@ -82,8 +82,7 @@ pub(super) fn pending(
 ) -> Option<PendingNote> {
     delay.rollout_ms?;
     let chosen = chosen.and_then(|c| semver::Version::parse(c).ok());
-    let current = version::clean(&cfg.current_version);
-    let above = match (chosen, current) {
+    let above = match (chosen, baseline.cloned()) {
         (Some(a), Some(b)) => Some(std::cmp::max_by(a, b, version::compare)),
         (a, b) => a.or(b),
     };
