@@ -34,6 +34,11 @@ impl Delay {
     /// When the release `key` of `doc` is eligible: at its publication plus the cool-down plus
     /// the rollout's share.
     pub(crate) fn eligibility(&self, doc: &Document, key: &str, now_ms: i64) -> Eligibility {
+        // No delay asks nothing of the clock: a release published "in the future" by the
+        // registry's clock against a desktop's that runs behind is eligible all the same.
+        if self.is_off() {
+            return Eligibility::Now;
+        }
         let Some(published) = doc.published_ms(key) else {
             return match self.min_age_ms {
                 Some(_) => Eligibility::Never,
@@ -256,6 +261,24 @@ mod tests {
         // Out of range never escapes the rollout's hours.
         assert_eq!(rollout_ms(f64::NAN, 48), 0);
         assert_eq!(rollout_ms(7.0, 48), 48 * HOUR);
+    }
+
+    #[test]
+    fn without_a_delay_a_release_published_ahead_of_this_clock_is_eligible() {
+        let now = 1_000 * HOUR;
+        // The registry's clock is an hour ahead of this desktop's.
+        let d = doc(serde_json::json!({
+            "dist-tags": {"latest": "2.0.0"},
+            "time": {"2.0.0": iso_utc(now + HOUR)},
+            "versions": {"2.0.0": {}}
+        }));
+        let tag = semver::Version::parse("2.0.0").unwrap();
+        let off = Delay::default();
+        assert_eq!(off.eligibility(&d, "2.0.0", now), Eligibility::Now);
+        assert_eq!(
+            cooled_candidate(&d, &tag, now, &off).as_deref(),
+            Some("2.0.0")
+        );
     }
 
     #[test]
