@@ -2,7 +2,7 @@
 // entry, never the call; a pending entry never keeps the process alive).
 import { expect, it } from 'vitest'
 import { binding, rejection } from './helpers/binding'
-import { LOAD_ADDON, runScript } from './helpers/cli'
+import { LOAD_ADDON, runCli, runScript, stageArgs } from './helpers/cli'
 import { Scenario } from './helpers/scenario'
 
 const s = Scenario.perTest()
@@ -28,6 +28,20 @@ it('reports the tag, each decision, retries with their reason and delay, and the
   expect(typeof retry.fields.delayMs).toBe('number')
   expect(entries.map((e) => e.message)).toContain('pointed at 1.1.0')
   for (const e of entries) expect(['debug', 'info', 'warn']).toContain(e.level)
+})
+
+it('every entry of a call reaches onLog before its promise settles: --verbose prints it before the error, every time', async () => {
+  // A tag that names no semver version: the call rejects a moment after its first log entry,
+  // the tightest race between the entries' queue and the settlement; the command line prints
+  // the error and exits as soon as the promise rejects. The document is cached after the first
+  // run, which makes the race tighter still.
+  s.publish('1.0.0-not semver')
+  for (let i = 0; i < 20; i++) {
+    const r = await runCli([...stageArgs(s), '--verbose'])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/^info {2}dist-tag latest of kanban names 1\.0\.0-not semver {2}/m)
+    expect(r.stderr.indexOf('dist-tag latest')).toBeLessThan(r.stderr.indexOf('error EINVALID_VERSION'))
+  }
 })
 
 it('a throwing onLog loses its entries, never the call', async () => {

@@ -48,9 +48,10 @@ fn start<'env>(
     let opts = OptionsReader::new(opts)?;
     let config = Config::resolve(opts.read()?, &env_defaults(env)?)?;
     let signal = opts.signal()?;
-    let (ctl, abort) = control(&opts, &config)?;
+    let in_flight = InFlight::default();
+    let (ctl, abort) = control(&opts, &config, &in_flight)?;
     let watch = Watch::attach(env, signal, abort)?;
-    Ok(spawn(env, config, ctl, watch)?)
+    Ok(spawn(env, config, ctl, watch, in_flight)?)
 }
 
 /// The environment's defaults, and the Node version the runtime will run on: the same Node as
@@ -80,22 +81,69 @@ fn callback<T: 'static + JsValuesTupleIntoVec>(f: Function<'_, T, ()>) -> Result
         .build()
 }
 
+/// The `onLog` and `onProgress` entries of one call queued for the JS thread and not yet
+/// handed to their callback. They travel on a queue of their own, which the JS thread may serve
+/// after the promise's settlement: the call waits for them, so a caller sees every entry of a
+/// call before its outcome or its error.
+#[derive(Clone, Default)]
+struct InFlight(Arc<(std::sync::atomic::AtomicUsize, tokio::sync::Notify)>);
+
+impl InFlight {
+    fn queued(&self) {
+        self.0 .0.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    fn handed(&self) {
+        if self.0 .0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+            self.0 .1.notify_waiters();
+        }
+    }
+
+    /// Once every queued entry is handed over, or after `limit`: a closing environment may
+    /// never serve the queue, and the promise must still settle.
+    async fn drained(&self, limit: std::time::Duration) {
+        let wait = async {
+            loop {
+                let notified = self.0 .1.notified();
+                if self.0 .0.load(std::sync::atomic::Ordering::Acquire) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(limit, wait).await;
+    }
+}
+
 /// Non-blocking, status ignored: a closing environment refuses the call, harmlessly. With a
 /// return-value handler napi hands a throw from the callback to that handler instead of raising
 /// it as an uncaught exception (the Electron main process would die): the handler drops it, so a
 /// faulty callback loses its event, not the call.
-fn deliver<T: 'static + JsValuesTupleIntoVec>(callback: &Callback<T>, value: T) {
-    let _ = callback.call_with_return_value(
+fn deliver<T: 'static + JsValuesTupleIntoVec>(
+    callback: &Callback<T>,
+    value: T,
+    in_flight: &InFlight,
+) {
+    in_flight.queued();
+    let handed = in_flight.clone();
+    let status = callback.call_with_return_value(
         value,
         ThreadsafeFunctionCallMode::NonBlocking,
-        |_thrown_or_returned, _env| Ok(()),
+        move |_thrown_or_returned, _env| {
+            handed.handed();
+            Ok(())
+        },
     );
+    if status != Status::Ok {
+        in_flight.handed();
+    }
 }
 
 /// The call's deadline and abort handle, with the `onProgress` and `onLog` callbacks attached.
 fn control(
     opts: &OptionsReader<'_>,
     config: &Config,
+    in_flight: &InFlight,
 ) -> std::result::Result<(Control, AbortHandle), ArgError> {
     let on_log = opts.callback::<StageLogEntry>("onLog")?.map(callback);
     let on_log = on_log.transpose()?;
@@ -103,10 +151,16 @@ fn control(
     let on_progress = on_progress.transpose()?;
     let (mut ctl, abort) = Control::new(config.net.total_timeout);
     if let Some(f) = on_progress {
-        ctl = ctl.with_progress(Arc::new(move |p: Progress| deliver(&f, p.into())));
+        let in_flight = in_flight.clone();
+        ctl = ctl.with_progress(Arc::new(move |p: Progress| {
+            deliver(&f, p.into(), &in_flight)
+        }));
     }
     if let Some(f) = on_log {
-        ctl = ctl.with_log(Arc::new(move |e: LogEntry| deliver(&f, e.into())));
+        let in_flight = in_flight.clone();
+        ctl = ctl.with_log(Arc::new(move |e: LogEntry| {
+            deliver(&f, e.into(), &in_flight)
+        }));
     }
     Ok((ctl, abort))
 }
@@ -153,12 +207,17 @@ fn spawn<'env>(
     config: Config,
     ctl: Control,
     watch: Watch,
+    in_flight: InFlight,
 ) -> Result<PromiseRaw<'env, StageOutcome>> {
     env.spawn_future_with_callback(
         async move {
             let store = Store::new(&config.user_data);
             let run = runtime_stager_core::check_and_stage(&config, &store, &ctl);
-            Ok(catching_panics("staging", run).await)
+            let result = catching_panics("staging", run).await;
+            // A second is far more than a JS thread that is serving the queue needs; a thread
+            // that is not (its environment closing) must not hold the settlement longer.
+            in_flight.drained(std::time::Duration::from_secs(1)).await;
+            Ok(result)
         },
         move |env, result| {
             watch.detach(env)?;
