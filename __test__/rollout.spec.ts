@@ -290,7 +290,7 @@ describe('withdrawal of a deprecated release (honorDeprecation)', () => {
 
   it('deprecating every release only returns desktops to their bundled runtime', async () => {
     await stageTwo()
-    const long = `see https://user:secret@example.com/notes?token=abc ${'x'.repeat(5000)}`
+    const long = `see http://user:secret@127.0.0.1:9/notes?token=abc ${'x'.repeat(5000)}`
     serve([
       { version: '1.1.0', deprecated: 'stolen token' },
       { version: '1.2.0', deprecated: long },

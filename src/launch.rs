@@ -1,7 +1,9 @@
 //! Launch health for the app's start-up path: what to launch (recording a trial), confirming a
 //! runtime that came up, reporting one that did not. Synchronous: each answers in milliseconds.
 
-use super::store::{cli_entry_call, optional_string_arg, store_arg, string_arg, sync_call};
+use super::store::{
+    cli_entry_call, optional_string_arg, path_string, store_arg, string_arg, sync_call,
+};
 use super::types::{invalid, or_null, ArgError, RuntimePointer};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -95,7 +97,7 @@ pub(crate) fn begin_launch(
         let (bundled, max) = launch_opts(opts)?;
         let l = launch::begin(&store, &bundled, max)?;
         Ok(LaunchDecision {
-            cli_entry: or_null(l.cli_entry.map(|p| p.to_string_lossy().into_owned())),
+            cli_entry: or_null(l.cli_entry.map(path_string)),
             version: l.version,
             attempt: l.attempt,
             rolled_back: l.rolled_back.map(|r| LaunchRollback {

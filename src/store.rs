@@ -76,9 +76,7 @@ pub(crate) fn resolve_pointer_cli_entry(
     user_data: Option<Unknown<'_>>,
 ) -> Result<Option<String>> {
     sync_call(env, || {
-        Ok(store_arg(user_data)?
-            .resolve_cli_entry()
-            .map(|p| p.to_string_lossy().into_owned()))
+        Ok(store_arg(user_data)?.resolve_cli_entry().map(path_string))
     })
 }
 
@@ -390,7 +388,7 @@ pub(crate) fn read_store_status<'env>(
     })();
     settle_async(env, async move {
         let (store, current) = args?;
-        let root = store.root().to_string_lossy().into_owned();
+        let root = path_string(store.root());
         // A version that is not semver names no staged folder, as `pruneStore` reads it.
         let running = current
             .as_deref()
@@ -527,7 +525,7 @@ fn store_status(store: String, st: runtime_stager_core::StoreStatus) -> StoreSta
             })
             .collect(),
         pointer: or_null(st.pointer.map(RuntimePointer::from)),
-        runnable: or_null(st.runnable.map(|p| p.to_string_lossy().into_owned())),
+        runnable: or_null(st.runnable.map(path_string)),
         launch_failures: st
             .launch_failures
             .into_iter()
@@ -603,8 +601,8 @@ fn version_call<T>(
 }
 
 /// A path as JavaScript gets it.
-fn path_string(p: std::path::PathBuf) -> String {
-    p.to_string_lossy().into_owned()
+pub(super) fn path_string(p: impl AsRef<std::path::Path>) -> String {
+    p.as_ref().to_string_lossy().into_owned()
 }
 
 /// The folder a version is (or would be) staged in. Throws `EINVALID_OPTION` (`invalid semver`)
