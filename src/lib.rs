@@ -86,16 +86,31 @@ fn callback<T: 'static + JsValuesTupleIntoVec>(f: Function<'_, T, ()>) -> Result
 /// after the promise's settlement: the call waits for them, so a caller sees every entry of a
 /// call before its outcome or its error.
 #[derive(Clone, Default)]
-struct InFlight(Arc<(std::sync::atomic::AtomicUsize, tokio::sync::Notify)>);
+struct InFlight(Arc<Entries>);
+
+#[derive(Default)]
+struct Entries {
+    /// Queued and not yet handed to their callback.
+    pending: std::sync::atomic::AtomicUsize,
+    /// Woken when `pending` falls to zero.
+    drained: tokio::sync::Notify,
+}
 
 impl InFlight {
     fn queued(&self) {
-        self.0 .0.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.0
+            .pending
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     fn handed(&self) {
-        if self.0 .0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
-            self.0 .1.notify_waiters();
+        if self
+            .0
+            .pending
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1
+        {
+            self.0.drained.notify_waiters();
         }
     }
 
@@ -104,8 +119,8 @@ impl InFlight {
     async fn drained(&self, limit: std::time::Duration) {
         let wait = async {
             loop {
-                let notified = self.0 .1.notified();
-                if self.0 .0.load(std::sync::atomic::Ordering::Acquire) == 0 {
+                let notified = self.0.drained.notified();
+                if self.0.pending.load(std::sync::atomic::Ordering::Acquire) == 0 {
                     return;
                 }
                 notified.await;
